@@ -1,0 +1,46 @@
+# Every target works from a fresh clone on a machine with only python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-bench
+PYTEST_WORKERS ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install test lint typecheck unit bench demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install optrun with the dev tools
+
+lint: install
+	$(BIN)/ruff check optrun cli tests bench examples
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+test: lint typecheck unit  ## ruff, mypy and pytest
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## optrun vs numpy/scipy vs GPflow, ratios in one run
+	$(BENCH_VENV)/bin/python -m bench
+
+demo: install  ## solve the built-in constrained example with SLSQP
+	$(BIN)/optrun minimize --method SLSQP
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

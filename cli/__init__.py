@@ -1,0 +1,1 @@
+"""The optrun command-line front end (Typer). The only place that prints or exits."""

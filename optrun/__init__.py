@@ -1,0 +1,65 @@
+"""optrun: tf.contrib.opt for TensorFlow 2, plus a config-driven runner.
+
+The public API is re-exported here explicitly. Names resolve lazily, so that
+``import optrun`` (and the CLI's ``--help``) does not import TensorFlow until
+a TensorFlow-backed name is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from optrun.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    OptrunError,
+    UnknownVariableError,
+    UnsupportedMethodError,
+)
+
+if TYPE_CHECKING:
+    from optrun.external import ExternalOptimizerInterface
+    from optrun.packing import Layout, PackedBounds
+    from optrun.projected import ProjectedGradientInterface
+    from optrun.scipy_interface import ScipyOptimizerInterface
+    from optrun.varkeys import resolve_var_keyed
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ExternalOptimizerInterface": "optrun.external",
+    "ScipyOptimizerInterface": "optrun.scipy_interface",
+    "ProjectedGradientInterface": "optrun.projected",
+    "Layout": "optrun.packing",
+    "PackedBounds": "optrun.packing",
+    "resolve_var_keyed": "optrun.varkeys",
+}
+
+__all__ = [
+    "ExternalOptimizerInterface",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "Layout",
+    "OptrunError",
+    "PackedBounds",
+    "ProjectedGradientInterface",
+    "ScipyOptimizerInterface",
+    "UnknownVariableError",
+    "UnsupportedMethodError",
+    "__version__",
+    "resolve_var_keyed",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optrun' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,353 @@
+"""``ExternalOptimizerInterface``: drive any external optimizer over TF variables.
+
+The interface packs the variables into one float64 vector ``x`` and hands a
+subclass NumPy callables for
+
+* the loss ``f(x)`` and its gradient,
+* equality constraints ``e_i(x) == 0`` and their gradients,
+* inequality constraints ``h_j(x) >= 0`` and their gradients,
+
+plus element-wise bounds. All of them are served by one compiled evaluation
+per distinct ``x`` (see :mod:`optrun.eager`), cached, so asking for the loss,
+the gradient and every constraint at the same point costs one TF call.
+
+A subclass implements :meth:`ExternalOptimizerInterface._minimize`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from optrun.eager import EagerBackend, Evaluator, Problem
+from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.packing import Layout, PackedBounds, pack_bounds
+from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label
+
+logger = logging.getLogger("optrun")
+
+Thunk = Callable[[], Any]
+LossGradFunc = Callable[[np.ndarray], tuple[float, np.ndarray]]
+ValueFunc = Callable[[np.ndarray], float]
+GradFunc = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything known at one point ``x`` (views into one packed vector)."""
+
+    loss: float
+    grad: np.ndarray
+    equalities: np.ndarray
+    equality_jacobian: np.ndarray
+    inequalities: np.ndarray
+    inequality_jacobian: np.ndarray
+
+    @classmethod
+    def split(cls, packed: np.ndarray, n: int, n_eq: int, n_ineq: int) -> Evaluation:
+        """Slices the backend's packed output ``[f | g | e | J_e | h | J_h]``."""
+        e0 = 1 + n
+        h0 = e0 + n_eq * (1 + n)
+        return cls(
+            loss=float(packed[0]),
+            grad=packed[1:e0],
+            equalities=packed[e0 : e0 + n_eq],
+            equality_jacobian=packed[e0 + n_eq : h0].reshape(n_eq, n),
+            inequalities=packed[h0 : h0 + n_ineq],
+            inequality_jacobian=packed[h0 + n_ineq :].reshape(n_ineq, n),
+        )
+
+
+class PointCache:
+    """Evaluates at most once per distinct ``x``; calls ``loss_callback`` after each."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        counts: tuple[int, int, int],
+        loss_callback: Callable[..., Any] | None = None,
+    ) -> None:
+        self._evaluator = evaluator
+        self._counts = counts
+        self._loss_callback = loss_callback
+        self._x: np.ndarray | None = None
+        self._value: Evaluation | None = None
+        self.evaluations = 0
+
+    def __call__(self, x: np.ndarray) -> Evaluation:
+        x = np.asarray(x, np.float64)
+        if self._value is not None and self._x is not None and np.array_equal(x, self._x):
+            return self._value
+        packed, fetched = self._evaluator(x)
+        self.evaluations += 1
+        self._x = x.copy()  # scipy may reuse and mutate its buffer
+        self._value = Evaluation.split(packed, *self._counts)
+        if self._loss_callback is not None:
+            self._loss_callback(*fetched)
+        return self._value
+
+
+def _loss_grad(evaluation: Evaluation) -> tuple[float, np.ndarray]:
+    return evaluation.loss, evaluation.grad.copy()
+
+
+def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
+    if items is None:
+        return ()
+    if callable(items) or isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise InvalidTypeError(
+            f"{argument} must be a list of zero-argument callables; got {type(items).__name__}"
+        )
+    for i, item in enumerate(items):
+        if not callable(item):
+            raise InvalidTypeError(
+                f"{argument}[{i}] must be a zero-argument callable returning a scalar tensor "
+                f"(e.g. lambda: v[0] - 1.); got {type(item).__name__}: {item!r:.60}"
+            )
+    return tuple(items)
+
+
+def _scalar_shape(value: Any, what: str) -> None:
+    shape = tf.convert_to_tensor(value).shape
+    if shape.rank != 0 and shape.num_elements() != 1:
+        raise InvalidArgumentError(
+            f"{what} must return a scalar; got shape {shape.as_list()}. Reduce it, "
+            "e.g. with tf.reduce_sum, or split it into one constraint per element."
+        )
+
+
+def _probe(loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk, ...]) -> list[Any]:
+    """Runs everything once, eagerly: checks shapes and finds the trainable variables read."""
+    with tf.GradientTape() as tape:
+        _scalar_shape(loss(), "loss")
+        for name, thunks in (("equalities", equalities), ("inequalities", inequalities)):
+            for i, thunk in enumerate(thunks):
+                _scalar_shape(thunk(), f"{name}[{i}]")
+    return list(tape.watched_variables())
+
+
+def _check_var_list(var_list: Any) -> list[Any]:
+    if isinstance(var_list, (tf.Variable, str)) or not isinstance(var_list, Sequence):
+        raise InvalidTypeError(f"var_list must be a list of variables; got {type(var_list).__name__}")
+    seen: set[int] = set()
+    for i, var in enumerate(var_list):
+        try:
+            tf_var = as_tf_variable(var)
+        except InvalidTypeError:
+            raise InvalidTypeError(
+                f"var_list[{i}] must be a tf.Variable or a Keras variable; got "
+                f"{type(var).__name__}: {var!r:.60}"
+            ) from None
+        if id(tf_var) in seen:
+            raise InvalidArgumentError(f"var_list lists {variable_label(var)!r} twice; list it once.")
+        seen.add(id(tf_var))
+    if not var_list:
+        raise InvalidArgumentError("var_list is empty; give at least one variable to optimize.")
+    return list(var_list)
+
+
+class ExternalOptimizerInterface:
+    """Base class for interfaces with external optimization algorithms.
+
+    Subclass it and implement :meth:`_minimize`; use e.g.
+    :class:`optrun.ScipyOptimizerInterface` rather than this class itself.
+
+    Args:
+        loss: zero-argument callable returning the scalar to minimize.
+        var_list: variables to optimize. Defaults to the trainable variables
+            that the loss and constraints read, found by running them once.
+        equalities: zero-argument callables, each a scalar held ``== 0``.
+        inequalities: zero-argument callables, each a scalar held ``>= 0``.
+        var_to_bounds: per-variable ``(low, high)``, each side None, a scalar
+            or an array broadcastable to the variable's shape (``+-inf``
+            means unbounded). Keyed by ``var.ref()``, by name or Keras path,
+            or given as a list of ``(variable, (low, high))`` pairs.
+        jit_compile: XLA for the compiled evaluation: None (default) tries it
+            and falls back with a logged warning; True requires it; False
+            disables it.
+        **optimizer_kwargs: subclass-specific options.
+    """
+
+    def __init__(
+        self,
+        loss: Thunk,
+        var_list: Sequence[Any] | None = None,
+        equalities: Sequence[Thunk] | None = None,
+        inequalities: Sequence[Thunk] | None = None,
+        var_to_bounds: Mapping[Any, Any] | Sequence[tuple[Any, Any]] | None = None,
+        *,
+        jit_compile: bool | None = None,
+        **optimizer_kwargs: Any,
+    ) -> None:
+        if not callable(loss):
+            raise InvalidTypeError(
+                "loss must be a zero-argument callable returning a scalar tensor (in TF2 a "
+                f"tensor is a value, not a graph to re-run); got {type(loss).__name__}"
+            )
+        if jit_compile not in (None, True, False):
+            raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
+        self._equalities = _thunks(equalities, "equalities")
+        self._inequalities = _thunks(inequalities, "inequalities")
+        read = _probe(loss, self._equalities, self._inequalities)
+        if var_list is None:
+            var_list = [v for v in read if v.trainable]
+            if not var_list:
+                raise InvalidArgumentError(
+                    "the loss reads no trainable variable; pass var_list, or build the loss "
+                    "from tf.Variable(..., trainable=True)."
+                )
+        self._vars = tuple(_check_var_list(var_list))
+        self._layout = Layout.of(self._vars)
+        read_ids = {id(v) for v in read}
+        for var in self._vars:
+            if id(as_tf_variable(var)) not in read_ids:
+                logger.warning(
+                    "variable %r is not read by the loss or constraints; its gradient is zero.",
+                    variable_label(var),
+                )
+        bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
+        self._packed_bounds = pack_bounds(bounds, self._layout)
+        self._optimizer_kwargs = dict(optimizer_kwargs)
+        self._loss = loss
+        self._backend = EagerBackend(
+            Problem(loss, self._equalities, self._inequalities, self._vars, self._layout),
+            jit_compile=jit_compile,
+        )
+
+    @property
+    def var_list(self) -> tuple[Any, ...]:
+        """The variables being optimized, in packing order."""
+        return self._vars
+
+    @property
+    def layout(self) -> Layout:
+        """How the variables map onto the packed vector."""
+        return self._layout
+
+    @property
+    def packed_bounds(self) -> PackedBounds | None:
+        """Element-wise bounds on the packed vector, or None."""
+        return self._packed_bounds
+
+    def minimize(
+        self,
+        session: Any = None,
+        feed_dict: Any = None,
+        fetches: Sequence[Any] | None = None,
+        step_callback: Callable[[np.ndarray], Any] | None = None,
+        loss_callback: Callable[..., Any] | None = None,
+    ) -> Any:
+        """Minimizes the loss; the variables hold the solution afterwards.
+
+        Args:
+            session: reserved for ``tf.compat.v1`` graphs; must be None.
+            feed_dict: reserved for ``tf.compat.v1`` graphs; must be None.
+            fetches: zero-argument callables or variables, evaluated with the
+                loss and passed to ``loss_callback`` as NumPy values.
+            step_callback: called once per iteration with the packed float64 ``x``.
+            loss_callback: called after every loss evaluation as
+                ``loss_callback(*fetched_values)``.
+
+        Returns:
+            The subclass's result; for scipy, its ``OptimizeResult``.
+        """
+        if session is not None or feed_dict is not None:
+            raise InvalidArgumentError(
+                "session and feed_dict are for tf.compat.v1 graphs, which optrun does not "
+                "support yet; in TF2 call minimize() without them."
+            )
+        for name, cb in (("step_callback", step_callback), ("loss_callback", loss_callback)):
+            if cb is not None and not callable(cb):
+                raise InvalidTypeError(f"{name} must be callable; got {type(cb).__name__}")
+        n_eq, n_ineq = len(self._equalities), len(self._inequalities)
+        cache = PointCache(
+            self._backend.evaluator(list(fetches or [])), (self._layout.size, n_eq, n_ineq), loss_callback
+        )
+        initial = self._backend.read()
+        if self._packed_bounds is not None:
+            outside = np.flatnonzero(
+                (initial < self._packed_bounds.lower) | (initial > self._packed_bounds.upper)
+            )
+            if outside.size:
+                logger.info("%d start value(s) lie outside var_to_bounds", outside.size)
+        result = self._minimize(
+            initial_val=initial,
+            loss_grad_func=lambda x: _loss_grad(cache(x)),
+            equality_funcs=[Component(cache, "equalities", i) for i in range(n_eq)],
+            equality_grad_funcs=[Component(cache, "equality_jacobian", i) for i in range(n_eq)],
+            inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
+            inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
+            packed_bounds=self._packed_bounds,
+            step_callback=step_callback,
+            optimizer_kwargs=dict(self._optimizer_kwargs),
+        )
+        solution = getattr(result, "x", result)
+        self._backend.assign(np.asarray(solution, np.float64))
+        return result
+
+    def _minimize(
+        self,
+        initial_val: np.ndarray,
+        loss_grad_func: LossGradFunc,
+        equality_funcs: list[ValueFunc],
+        equality_grad_funcs: list[GradFunc],
+        inequality_funcs: list[ValueFunc],
+        inequality_grad_funcs: list[GradFunc],
+        packed_bounds: PackedBounds | None,
+        step_callback: Callable[[np.ndarray], Any] | None,
+        optimizer_kwargs: dict[str, Any],
+    ) -> Any:
+        """Runs the external optimizer. Subclasses implement this.
+
+        Args:
+            initial_val: packed float64 start point.
+            loss_grad_func: ``x -> (loss, gradient)``.
+            equality_funcs: ``x -> e_i(x)``, each to be held at 0.
+            equality_grad_funcs: ``x -> grad e_i(x)``.
+            inequality_funcs: ``x -> h_j(x)``, each to be held ``>= 0``.
+            inequality_grad_funcs: ``x -> grad h_j(x)``.
+            packed_bounds: element-wise bounds, or None.
+            step_callback: to call once per iteration with ``x``, or None.
+            optimizer_kwargs: the keyword arguments given at construction.
+
+        Returns:
+            The packed solution, or a result object with the solution in ``.x``.
+        """
+        raise NotImplementedError(
+            "ExternalOptimizerInterface is a base class: subclass it and implement "
+            "_minimize(...), or use optrun.ScipyOptimizerInterface."
+        )
+
+
+class Component:
+    """``x -> getattr(cache(x), field)[index]``: one constraint value or gradient.
+
+    A plain callable for any external optimizer; :func:`stack` recognises a
+    list of them and reads all rows with one cache lookup.
+    """
+
+    def __init__(self, cache: PointCache, field: str, index: int) -> None:
+        self.cache, self.field, self.index = cache, field, index
+
+    def __call__(self, x: np.ndarray) -> Any:
+        item = getattr(self.cache(x), self.field)[self.index]
+        # Copy: the caller may keep or mutate what it gets.
+        return item.copy() if isinstance(item, np.ndarray) else float(item)
+
+
+def stack(funcs: Sequence[Callable[[np.ndarray], Any]]) -> Callable[[np.ndarray], np.ndarray]:
+    """Turns per-constraint callables into one ``x -> array`` (values, or Jacobian rows)."""
+    first = funcs[0] if funcs else None
+    if (
+        isinstance(first, Component)
+        and all(isinstance(f, Component) and f.cache is first.cache and f.field == first.field for f in funcs)
+        and [f.index for f in funcs if isinstance(f, Component)] == list(range(len(funcs)))
+    ):
+        cache, field = first.cache, first.field
+        return lambda x: np.array(getattr(cache(x), field))
+    return lambda x: np.array([f(x) for f in funcs], dtype=np.float64)

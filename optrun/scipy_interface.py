@@ -1,0 +1,176 @@
+"""``ScipyOptimizerInterface``: ``scipy.optimize.minimize`` over TF variables.
+
+Every callable handed to scipy reads one cached, compiled evaluation (see
+:mod:`optrun.external`), so SLSQP asking for ``f``, ``grad f``, all
+constraint values and all constraint Jacobians at one point costs one TF
+call. Constraints are stacked into one vector-valued constraint per kind, in
+the form each method takes: dicts for SLSQP, COBYLA and COBYQA,
+``NonlinearConstraint`` for trust-constr; Jacobians always come from autodiff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+from optrun.errors import InvalidArgumentError, UnsupportedMethodError
+from optrun.external import (
+    ExternalOptimizerInterface,
+    GradFunc,
+    LossGradFunc,
+    ValueFunc,
+    stack,
+)
+from optrun.packing import PackedBounds
+
+logger = logging.getLogger("optrun")
+
+DEFAULT_METHOD = "L-BFGS-B"
+DEFAULT_CONSTRAINED_METHOD = "SLSQP"
+
+_FORBIDDEN = {
+    "jac": "the interface computes exact gradients with TF autodiff",
+    "callback": "pass step_callback to minimize() instead",
+    "constraints": "pass equalities= and inequalities= instead",
+    "bounds": "use var_to_bounds instead",
+}
+_CONSTRAINED = {"slsqp", "cobyla", "cobyqa", "trust-constr"}
+_BOUNDED = {"nelder-mead", "l-bfgs-b", "tnc", "slsqp", "powell", "trust-constr", "cobyla", "cobyqa"}
+_GRADIENT_FREE = {"nelder-mead", "powell", "cobyla", "cobyqa"}
+_KNOWN = _BOUNDED | {"bfgs", "cg", "newton-cg", "dogleg", "trust-ncg", "trust-exact", "trust-krylov"}
+
+
+def _method_name(method: Any) -> str | None:
+    """Lower-case scipy method name, or None for a custom callable method."""
+    if callable(method):
+        return None
+    if not isinstance(method, str) or method.lower() not in _KNOWN:
+        raise InvalidArgumentError(
+            f"method must be one of scipy.optimize.minimize's methods "
+            f"({', '.join(sorted(_KNOWN))}) or a callable; got {method!r}"
+        )
+    return method.lower()
+
+
+class ScipyOptimizerInterface(ExternalOptimizerInterface):
+    """Minimizes over TF variables with ``scipy.optimize.minimize``.
+
+    Example::
+
+        vector = tf.Variable([7., 7.])
+        opt = ScipyOptimizerInterface(
+            lambda: tf.reduce_sum(tf.square(vector)),
+            equalities=[lambda: vector[1] - 1.],
+            inequalities=[lambda: vector[0] - 1.],
+            method="SLSQP")
+        result = opt.minimize()   # vector is now [1., 1.]
+
+    ``method`` defaults to L-BFGS-B, or to SLSQP when there are constraints
+    (scipy's own rule). Any other keyword (``method``, ``options``, ``tol``,
+    ``hess``, ...) goes to ``scipy.optimize.minimize``; ``jac``,
+    ``callback``, ``constraints`` and ``bounds`` are set by the interface.
+    See :class:`ExternalOptimizerInterface` for the other arguments.
+    """
+
+    def __init__(self, loss: Callable[[], Any], var_list: Any = None, equalities: Any = None,
+                 inequalities: Any = None, var_to_bounds: Any = None, *,
+                 jit_compile: bool | None = None, **optimizer_kwargs: Any) -> None:
+        for key, advice in _FORBIDDEN.items():
+            if key in optimizer_kwargs:
+                raise InvalidArgumentError(
+                    f"ScipyOptimizerInterface sets {key!r} itself; {advice} (got {key}="
+                    f"{optimizer_kwargs[key]!r:.60})"
+                )
+        constrained = bool(equalities) or bool(inequalities)
+        if "method" not in optimizer_kwargs:
+            optimizer_kwargs["method"] = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
+        name = _method_name(optimizer_kwargs["method"])
+        if name is not None and constrained and name not in _CONSTRAINED:
+            raise UnsupportedMethodError(
+                f"method {optimizer_kwargs['method']!r} cannot handle equality or inequality "
+                "constraints (scipy would silently ignore them); use SLSQP, trust-constr, "
+                "COBYLA or COBYQA."
+            )
+        super().__init__(loss, var_list, equalities, inequalities, var_to_bounds,
+                         jit_compile=jit_compile, **optimizer_kwargs)
+        if name is not None and self.packed_bounds is not None and name not in _BOUNDED:
+            raise UnsupportedMethodError(
+                f"method {optimizer_kwargs['method']!r} does not support bounds; use one of "
+                f"{', '.join(sorted(_BOUNDED))}, or drop var_to_bounds."
+            )
+
+    def _minimize(
+        self,
+        initial_val: np.ndarray,
+        loss_grad_func: LossGradFunc,
+        equality_funcs: list[ValueFunc],
+        equality_grad_funcs: list[GradFunc],
+        inequality_funcs: list[ValueFunc],
+        inequality_grad_funcs: list[GradFunc],
+        packed_bounds: PackedBounds | None,
+        step_callback: Callable[[np.ndarray], Any] | None,
+        optimizer_kwargs: dict[str, Any],
+    ) -> scipy.optimize.OptimizeResult:
+        kwargs = dict(optimizer_kwargs)
+        method = kwargs.pop("method")
+        name = _method_name(method)
+        if name in _GRADIENT_FREE:
+            fun: Callable[[np.ndarray], Any] = lambda x: loss_grad_func(x)[0]  # noqa: E731
+            jac: bool | None = None
+        else:
+            fun, jac = loss_grad_func, True
+        constraints = _constraints(
+            name, equality_funcs, equality_grad_funcs, inequality_funcs, inequality_grad_funcs
+        )
+        bounds = None
+        if packed_bounds is not None:
+            bounds = scipy.optimize.Bounds(packed_bounds.lower, packed_bounds.upper)
+        callback = None
+        if step_callback is not None:
+            def callback(xk: np.ndarray, *_: Any) -> None:
+                step_callback(np.array(xk, np.float64))
+
+        if constraints:
+            kwargs["constraints"] = constraints
+        result = scipy.optimize.minimize(
+            fun, np.asarray(initial_val, np.float64), method=method, jac=jac,
+            bounds=bounds, callback=callback, **kwargs,
+        )
+        logger.info(
+            "Optimization terminated with:\n  Message: %s\n  Objective function value: %f\n"
+            "  Number of iterations: %s\n  Number of functions evaluations: %s",
+            result.message, result.fun, result.get("nit", "n/a"), result.get("nfev", "n/a"),
+        )
+        return result
+
+
+def _constraints(
+    name: str | None,
+    eq_funcs: list[ValueFunc],
+    eq_grads: list[GradFunc],
+    ineq_funcs: list[ValueFunc],
+    ineq_grads: list[GradFunc],
+) -> list[Any]:
+    """One stacked constraint per kind, in the form ``name`` accepts."""
+    out: list[Any] = []
+    if name == "trust-constr":
+        if eq_funcs:
+            out.append(scipy.optimize.NonlinearConstraint(stack(eq_funcs), 0.0, 0.0, jac=stack(eq_grads)))
+        if ineq_funcs:
+            out.append(scipy.optimize.NonlinearConstraint(stack(ineq_funcs), 0.0, np.inf, jac=stack(ineq_grads)))
+        return out
+    if eq_funcs:
+        values, jacobian = stack(eq_funcs), stack(eq_grads)
+        if name == "cobyla":
+            # COBYLA takes inequalities only: e(x) == 0 as e(x) >= 0 and -e(x) >= 0.
+            out.append({"type": "ineq", "fun": values, "jac": jacobian})
+            out.append({"type": "ineq", "fun": lambda x: -values(x), "jac": lambda x: -jacobian(x)})
+        else:
+            out.append({"type": "eq", "fun": values, "jac": jacobian})
+    if ineq_funcs:
+        out.append({"type": "ineq", "fun": stack(ineq_funcs), "jac": stack(ineq_grads)})
+    return out

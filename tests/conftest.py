@@ -1,0 +1,22 @@
+"""Shared test setup: quiet TensorFlow, float64 helpers, small problems."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+
+def rosen_np(x: np.ndarray) -> float:
+    """Rosenbrock in plain numpy: the independent reference."""
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
+
+
+@pytest.fixture(scope="session")
+def tf():
+    import tensorflow
+
+    return tensorflow
