@@ -21,6 +21,7 @@ install: $(STAMP)  ## create .venv and install optrun with the dev tools
 
 lint: install
 	$(BIN)/ruff check optrun cli tests bench examples
+	$(BIN)/ruff format --check optrun cli tests bench examples
 
 typecheck: install
 	$(BIN)/mypy

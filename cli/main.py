@@ -48,7 +48,9 @@ def minimize(
     method: Annotated[str, typer.Option(help="scipy.optimize.minimize method.")] = "SLSQP",
     maxiter: Annotated[int | None, typer.Option(min=1, help="Iteration limit.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details; tracebacks on errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log details; tracebacks on errors.")
+    ] = False,
 ) -> None:
     """Solve the built-in constrained example: min |v|^2, v[1] = 1, v[0] >= 1, from [7, 7]."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")

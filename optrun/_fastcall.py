@@ -37,7 +37,7 @@ def _public(concrete: Any) -> Callable[[np.ndarray], Result]:
 
 
 def _runtime(concrete: Any) -> Callable[[np.ndarray], Result]:
-    from tensorflow.python.eager import context, execute  # noqa: PLC0415 - internals, guarded
+    from tensorflow.python.eager import context, execute
 
     atomic = concrete.inference_fn
     name = atomic.name.decode("utf-8")

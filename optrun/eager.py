@@ -128,10 +128,15 @@ class EagerBackend:
                 loss = tf.reshape(problem.loss(), [])
                 eqs = [tf.reshape(c(), []) for c in problem.equalities]
                 ineqs = [tf.reshape(c(), []) for c in problem.inequalities]
-            parts = [layout.pack_tf([loss]), layout.pack_tf(tape.gradient(loss, tf_vars, unconnected_gradients=zero))]
+            parts = [
+                layout.pack_tf([loss]),
+                layout.pack_tf(tape.gradient(loss, tf_vars, unconnected_gradients=zero)),
+            ]
             for values in (eqs, ineqs):
                 parts.append(layout.pack_tf(values))
-                parts += [layout.pack_tf(tape.gradient(c, tf_vars, unconnected_gradients=zero)) for c in values]
+                parts += [
+                    layout.pack_tf(tape.gradient(c, tf_vars, unconnected_gradients=zero)) for c in values
+                ]
             del tape
             return tf.concat(parts, axis=0), [_fetch(f) for f in fetches]
 

@@ -81,8 +81,7 @@ class Layout:
         """Splits a packed vector into arrays of the variables' shapes (float64)."""
         offsets = self.offsets
         return [
-            np.asarray(x[offsets[i] : offsets[i + 1]]).reshape(shape)
-            for i, shape in enumerate(self.shapes)
+            np.asarray(x[offsets[i] : offsets[i + 1]]).reshape(shape) for i, shape in enumerate(self.shapes)
         ]
 
     def pack_tf(self, tensors: Sequence[Any]) -> tf.Tensor:
@@ -128,9 +127,7 @@ def _bound_array(value: Any, default: float, shape: tuple[int, ...], where: str)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"{where} must be a number, an array or None; got {value!r:.80}"
-        ) from None
+        raise InvalidArgumentError(f"{where} must be a number, an array or None; got {value!r:.80}") from None
     try:
         array = np.broadcast_to(array, shape)
     except ValueError:
@@ -159,9 +156,8 @@ def pack_bounds(bounds: Sequence[Any | None], layout: Layout) -> PackedBounds | 
     if all(b is None for b in bounds):
         return None
     lowers, uppers = [], []
-    for bound, label, shape in zip(bounds, layout.labels, layout.shapes, strict=True):
-        if bound is None:
-            bound = (None, None)
+    for given, label, shape in zip(bounds, layout.labels, layout.shapes, strict=True):
+        bound = (None, None) if given is None else given
         if not isinstance(bound, (tuple, list)) or len(bound) != 2:
             raise InvalidArgumentError(
                 f"var_to_bounds for {label!r} must be a (low, high) pair; got {bound!r:.80}"

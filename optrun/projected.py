@@ -43,9 +43,17 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
     ``minimize`` returns a ``scipy.optimize.OptimizeResult`` (plain data).
     """
 
-    def __init__(self, loss: Callable[[], Any], var_list: Any = None, equalities: Any = None,
-                 inequalities: Any = None, var_to_bounds: Any = None, *,
-                 jit_compile: bool | None = None, **optimizer_kwargs: Any) -> None:
+    def __init__(
+        self,
+        loss: Callable[[], Any],
+        var_list: Any = None,
+        equalities: Any = None,
+        inequalities: Any = None,
+        var_to_bounds: Any = None,
+        *,
+        jit_compile: bool | None = None,
+        **optimizer_kwargs: Any,
+    ) -> None:
         if equalities or inequalities:
             raise UnsupportedMethodError(
                 "ProjectedGradientInterface handles bounds only; for equality or inequality "
@@ -59,8 +67,9 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
         for key, value in optimizer_kwargs.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise InvalidArgumentError(f"{key} must be a positive number; got {value!r}")
-        super().__init__(loss, var_list, None, None, var_to_bounds,
-                         jit_compile=jit_compile, **optimizer_kwargs)
+        super().__init__(
+            loss, var_list, None, None, var_to_bounds, jit_compile=jit_compile, **optimizer_kwargs
+        )
 
     def _minimize(
         self,
@@ -108,5 +117,6 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
             if step_callback is not None:
                 step_callback(x.copy())
         logger.info("Projected gradient: %s after %d iterations, f=%g", message, nit, f)
-        return OptimizeResult(x=x, fun=f, jac=g, nit=nit, nfev=nfev, status=status,
-                              success=status == 0, message=message)
+        return OptimizeResult(
+            x=x, fun=f, jac=g, nit=nit, nfev=nfev, status=status, success=status == 0, message=message
+        )

@@ -76,9 +76,17 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
     See :class:`ExternalOptimizerInterface` for the other arguments.
     """
 
-    def __init__(self, loss: Callable[[], Any], var_list: Any = None, equalities: Any = None,
-                 inequalities: Any = None, var_to_bounds: Any = None, *,
-                 jit_compile: bool | None = None, **optimizer_kwargs: Any) -> None:
+    def __init__(
+        self,
+        loss: Callable[[], Any],
+        var_list: Any = None,
+        equalities: Any = None,
+        inequalities: Any = None,
+        var_to_bounds: Any = None,
+        *,
+        jit_compile: bool | None = None,
+        **optimizer_kwargs: Any,
+    ) -> None:
         for key, advice in _FORBIDDEN.items():
             if key in optimizer_kwargs:
                 raise InvalidArgumentError(
@@ -95,8 +103,15 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                 "constraints (scipy would silently ignore them); use SLSQP, trust-constr, "
                 "COBYLA or COBYQA."
             )
-        super().__init__(loss, var_list, equalities, inequalities, var_to_bounds,
-                         jit_compile=jit_compile, **optimizer_kwargs)
+        super().__init__(
+            loss,
+            var_list,
+            equalities,
+            inequalities,
+            var_to_bounds,
+            jit_compile=jit_compile,
+            **optimizer_kwargs,
+        )
         if name is not None and self.packed_bounds is not None and name not in _BOUNDED:
             raise UnsupportedMethodError(
                 f"method {optimizer_kwargs['method']!r} does not support bounds; use one of "
@@ -131,19 +146,28 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             bounds = scipy.optimize.Bounds(packed_bounds.lower, packed_bounds.upper)
         callback = None
         if step_callback is not None:
+
             def callback(xk: np.ndarray, *_: Any) -> None:
                 step_callback(np.array(xk, np.float64))
 
         if constraints:
             kwargs["constraints"] = constraints
         result = scipy.optimize.minimize(
-            fun, np.asarray(initial_val, np.float64), method=method, jac=jac,
-            bounds=bounds, callback=callback, **kwargs,
+            fun,
+            np.asarray(initial_val, np.float64),
+            method=method,
+            jac=jac,
+            bounds=bounds,
+            callback=callback,
+            **kwargs,
         )
         logger.info(
             "Optimization terminated with:\n  Message: %s\n  Objective function value: %f\n"
             "  Number of iterations: %s\n  Number of functions evaluations: %s",
-            result.message, result.fun, result.get("nit", "n/a"), result.get("nfev", "n/a"),
+            result.message,
+            result.fun,
+            result.get("nit", "n/a"),
+            result.get("nfev", "n/a"),
         )
         return result
 
@@ -161,7 +185,9 @@ def _constraints(
         if eq_funcs:
             out.append(scipy.optimize.NonlinearConstraint(stack(eq_funcs), 0.0, 0.0, jac=stack(eq_grads)))
         if ineq_funcs:
-            out.append(scipy.optimize.NonlinearConstraint(stack(ineq_funcs), 0.0, np.inf, jac=stack(ineq_grads)))
+            out.append(
+                scipy.optimize.NonlinearConstraint(stack(ineq_funcs), 0.0, np.inf, jac=stack(ineq_grads))
+            )
         return out
     if eq_funcs:
         values, jacobian = stack(eq_funcs), stack(eq_grads)

@@ -78,8 +78,7 @@ def _index_of_name(name: str, variables: Sequence[Any], argument: str) -> int:
     matches = [i for i, var in enumerate(variables) if name in variable_names(var)]
     if not matches:
         raise UnknownVariableError(
-            f"{argument} names {name!r}, which matches no variable; known names: "
-            f"{_known(variables)}"
+            f"{argument} names {name!r}, which matches no variable; known names: {_known(variables)}"
         )
     if len(matches) > 1:
         raise UnknownVariableError(

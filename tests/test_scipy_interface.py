@@ -27,12 +27,15 @@ def test_least_squares_scalar_vector_matrix() -> None:
 
     def loss() -> tf.Tensor:
         return tf.add_n(
-            [tf.reduce_sum(tf.square(tf.cast(v, tf.float64) - t)) for v, t in zip(variables, targets)]
+            [
+                tf.reduce_sum(tf.square(tf.cast(v, tf.float64) - t))
+                for v, t in zip(variables, targets, strict=True)
+            ]
         )
 
     result = ScipyOptimizerInterface(loss).minimize()
     assert result.success
-    for var, target in zip(variables, targets):
+    for var, target in zip(variables, targets, strict=True):
         np.testing.assert_allclose(var.numpy(), target, atol=1e-5)
 
 
@@ -102,7 +105,10 @@ def test_trust_constr_matches_plain_scipy() -> None:
     vector, opt = constrained_problem("trust-constr")
     opt.minimize()
     reference = minimize(
-        lambda v: (v @ v, 2 * v), np.array([7.0, 7.0]), jac=True, method="trust-constr",
+        lambda v: (v @ v, 2 * v),
+        np.array([7.0, 7.0]),
+        jac=True,
+        method="trust-constr",
         constraints=[
             NonlinearConstraint(lambda v: [v[1] - 1], 0, 0, jac=lambda v: [[0.0, 1.0]]),
             NonlinearConstraint(lambda v: [v[0] - 1], 0, np.inf, jac=lambda v: [[1.0, 0.0]]),

@@ -1,0 +1,98 @@
+"""Packing, variable keys and the fast call path, checked against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import optrun
+from optrun._fastcall import _public, fast_caller
+from optrun.external import Evaluation
+from optrun.packing import Layout, pack_bounds
+from optrun.varkeys import resolve_var_keyed, variable_names
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 3), min_size=0, max_size=3), min_size=1, max_size=4))
+def test_pack_unpack_roundtrip(shapes: list[list[int]]) -> None:
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=s) for s in shapes]
+    variables = [tf.Variable(v) for v in values]
+    layout = Layout.of(variables)
+    packed = layout.pack_np(values)
+    assert packed.shape == (sum(int(np.prod(s)) for s in shapes),)
+    for got, want in zip(layout.unpack_np(packed), values, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_pack_bounds_broadcast_and_pairs() -> None:
+    a, b = tf.Variable(np.zeros((2, 2))), tf.Variable(np.zeros(3))
+    layout = Layout.of([a, b])
+    packed = pack_bounds([([[0.0, 1.0], [2.0, 3.0]], 5.0), None], layout)
+    assert packed is not None
+    np.testing.assert_array_equal(packed.lower, [0, 1, 2, 3, -np.inf, -np.inf, -np.inf])
+    np.testing.assert_array_equal(packed.upper, [5, 5, 5, 5, np.inf, np.inf, np.inf])
+    assert packed.as_pairs()[4] == (None, None)
+    assert packed.as_pairs()[0] == (0.0, 5.0)
+    assert pack_bounds([None, None], layout) is None
+
+
+def test_evaluation_split_layout() -> None:
+    # [f | g(3) | e(1) | Je(1x3) | h(2) | Jh(2x3)]
+    packed = np.arange(1 + 3 + 1 + 3 + 2 + 6, dtype=np.float64)
+    ev = Evaluation.split(packed, 3, 1, 2)
+    assert ev.loss == 0.0
+    np.testing.assert_array_equal(ev.grad, [1, 2, 3])
+    np.testing.assert_array_equal(ev.equalities, [4])
+    np.testing.assert_array_equal(ev.equality_jacobian, [[5, 6, 7]])
+    np.testing.assert_array_equal(ev.inequalities, [8, 9])
+    np.testing.assert_array_equal(ev.inequality_jacobian, [[10, 11, 12], [13, 14, 15]])
+
+
+def test_var_keyed_forms() -> None:
+    import keras
+
+    layer = keras.layers.Dense(2, name="proj")
+    layer.build((None, 3))
+    alpha = tf.Variable(1.0, name="alpha")
+    variables = [alpha, layer.kernel, layer.bias]
+    assert "proj/kernel" in variable_names(layer.kernel)
+    assert resolve_var_keyed({alpha.ref(): 1}, variables, argument="x") == [1, None, None]
+    assert resolve_var_keyed([(layer.bias, 2)], variables, argument="x") == [None, None, 2]
+    assert resolve_var_keyed({"alpha:0": 1, "proj/kernel": 3}, variables, argument="x") == [1, 3, None]
+    # The tf.Variable inside a Keras variable names the same variable.
+    assert resolve_var_keyed([(layer.kernel.value, 4)], variables, argument="x") == [None, 4, None]
+    assert resolve_var_keyed(None, variables, argument="x") == [None, None, None]
+    with pytest.raises(optrun.UnknownVariableError, match="known names: 'alpha', 'proj/kernel', 'proj/bias'"):
+        resolve_var_keyed({"kernel:1": 1}, variables, argument="vars_to_clip_dims")
+    with pytest.raises(optrun.InvalidTypeError, match="keys must be"):
+        resolve_var_keyed({3: 1}, variables, argument="x")
+
+
+def test_graph_mode_dict_keyed_by_variables() -> None:
+    with tf.Graph().as_default():
+        a = tf.compat.v1.Variable(1.0, name="a", use_resource=True)
+        b = tf.compat.v1.Variable(2.0, name="b", use_resource=True)
+        assert resolve_var_keyed({b: "B", a: "A"}, [a, b], argument="x") == ["A", "B"]
+
+
+def test_fast_call_matches_public_call() -> None:
+    v = tf.Variable(np.zeros(4))
+    spec = [tf.TensorSpec([4], tf.float64)]
+
+    def body(x: tf.Tensor):
+        v.assign(x)
+        return tf.concat([tf.reshape(tf.reduce_sum(v**3), [1]), 3 * v**2], 0), [v * 2.0]
+
+    concrete = tf.function(body, input_signature=spec, jit_compile=True).get_concrete_function()
+    fast, public = fast_caller(concrete), _public(concrete)
+    for x in (np.arange(4.0), np.array([0.5, -1.0, 2.0, 3.0]), np.arange(4.0)):
+        got, fetched = fast(x)
+        want, want_fetched = public(x)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got, np.concatenate([[np.sum(x**3)], 3 * x**2]))
+        np.testing.assert_allclose(fetched[0], 2 * x)
+        np.testing.assert_array_equal(fetched[0], want_fetched[0])
