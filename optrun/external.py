@@ -75,17 +75,20 @@ class PointCache:
         self._evaluator = evaluator
         self._counts = counts
         self._loss_callback = loss_callback
-        self._x: np.ndarray | None = None
+        self._key: bytes | None = None
         self._value: Evaluation | None = None
         self.evaluations = 0
 
     def __call__(self, x: np.ndarray) -> Evaluation:
         x = np.asarray(x, np.float64)
-        if self._value is not None and self._x is not None and np.array_equal(x, self._x):
+        # Compare raw bytes, not with np.array_equal: a NumPy ufunc between two TF calls
+        # slows the next call by ~20 us here (measured on Rosenbrock N=100), memcmp does not.
+        key = x.tobytes()
+        if key == self._key and self._value is not None:
             return self._value
         packed, fetched = self._evaluator(x)
         self.evaluations += 1
-        self._x = x.copy()  # scipy may reuse and mutate its buffer
+        self._key = key
         self._value = Evaluation.split(packed, *self._counts)
         if self._loss_callback is not None:
             self._loss_callback(*fetched)

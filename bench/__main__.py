@@ -1,0 +1,45 @@
+"""``make bench``: run every case in one process and print one table."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _table(rows: list[dict]) -> str:
+    lines = ["| Case | Setup | Time (us) | Ratio | Target |", "| --- | --- | ---: | ---: | --- |"]
+    for row in rows:
+        us = "n/a" if math.isnan(row["us"]) else f"{row['us']:.1f}"
+        ratio = "n/a" if math.isnan(row["ratio"]) else f"{row['ratio']:.2f}x"
+        lines.append(f"| {row['case']} | {row['setup']} | {us} | {ratio} | {row['target']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    logging.getLogger("optrun").setLevel(logging.WARNING)
+    from bench import scipy_bench
+    from bench.timing import machine
+
+    only = set(sys.argv[1:])
+    cases = {
+        "rosen100": scipy_bench.rosenbrock_small,
+        "rosen10k": scipy_bench.rosenbrock_large,
+        "slsqp": scipy_bench.slsqp_constraints,
+    }
+    rows: list[dict] = []
+    started = time.perf_counter()
+    for name, case in cases.items():
+        if not only or name in only:
+            rows += case()
+    print(f"Machine: {machine()}")
+    print(f"Best of 7 warm runs; ratios are within this one run ({time.perf_counter() - started:.0f} s).\n")
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Small timing helpers shared by the benchmark cases."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Timing:
+    """Best (minimum) seconds per unit (evaluation, iteration or step) over repeats.
+
+    The minimum, not the mean: on a shared 2-core machine, noise only ever adds time.
+    """
+
+    per_unit: float
+    units: int
+    repeats: int
+
+    @property
+    def micros(self) -> float:
+        return self.per_unit * 1e6
+
+
+def per_unit(run: Callable[[], tuple[Any, int]], repeats: int = 7, warmup: int = 1) -> Timing:
+    """Times ``run`` (which returns ``(anything, units)``); best of ``repeats`` after ``warmup``."""
+    for _ in range(warmup):
+        run()
+    samples, units = [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _, units = run()
+        samples.append((time.perf_counter() - start) / max(units, 1))
+    return Timing(min(samples), units, repeats)
+
+
+def machine() -> str:
+    import numpy
+    import scipy
+    import tensorflow as tf
+
+    return (
+        f"{platform.machine()} {platform.processor() or ''} | Python {platform.python_version()} | "
+        f"TF {tf.__version__} | numpy {numpy.__version__} | scipy {scipy.__version__}"
+    )
