@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench
 PYTEST_WORKERS ?= 2
+LINT_PATHS := $(wildcard optrun cli tests bench examples)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -20,8 +21,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install optrun with the dev tools
 
 lint: install
-	$(BIN)/ruff check optrun cli tests bench examples
-	$(BIN)/ruff format --check optrun cli tests bench examples
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: install
 	$(BIN)/mypy
