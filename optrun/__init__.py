@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING, Any
 from optrun.errors import (
     InvalidArgumentError,
     InvalidTypeError,
+    NotReadyError,
     OptrunError,
     UnknownVariableError,
     UnsupportedMethodError,
 )
 
 if TYPE_CHECKING:
+    from optrun.averaging import MovingAverageOptimizer
+    from optrun.checkpoints import SwappingSaver
+    from optrun.clipping import VariableClippingOptimizer
     from optrun.external import ExternalOptimizerInterface
     from optrun.packing import Layout, PackedBounds
     from optrun.projected import ProjectedGradientInterface
@@ -34,6 +38,9 @@ _LAZY = {
     "Layout": "optrun.packing",
     "PackedBounds": "optrun.packing",
     "resolve_var_keyed": "optrun.varkeys",
+    "MovingAverageOptimizer": "optrun.averaging",
+    "VariableClippingOptimizer": "optrun.clipping",
+    "SwappingSaver": "optrun.checkpoints",
 }
 
 __all__ = [
@@ -41,12 +48,16 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidTypeError",
     "Layout",
+    "MovingAverageOptimizer",
+    "NotReadyError",
     "OptrunError",
     "PackedBounds",
     "ProjectedGradientInterface",
     "ScipyOptimizerInterface",
+    "SwappingSaver",
     "UnknownVariableError",
     "UnsupportedMethodError",
+    "VariableClippingOptimizer",
     "__version__",
     "resolve_var_keyed",
 ]

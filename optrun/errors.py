@@ -34,3 +34,7 @@ class UnknownVariableError(OptrunError, KeyError):
 
 class UnsupportedMethodError(OptrunError, ValueError):
     """The chosen external method cannot handle what the problem asks for."""
+
+
+class NotReadyError(OptrunError, RuntimeError):
+    """An operation needs state that does not exist yet (e.g. averages before any update)."""

@@ -6,7 +6,9 @@ user's own code. Every variable-keyed argument of optrun therefore accepts:
 * a dict keyed by ``var.ref()``;
 * a list of ``(variable, value)`` pairs;
 * a dict keyed by the variable's name (``"alpha"`` or ``"alpha:0"``) or its
-  Keras path (``"dense/kernel"``);
+  Keras path (``"dense/kernel"``; a trailing part of the path such as
+  ``"hidden/kernel"`` for ``"sequential_3/hidden/kernel"`` works when it is
+  unambiguous);
 * in graph mode, a dict keyed by the variables themselves, as in TF1.
 
 Keras 3 variables wrap a ``tf.Variable``; both the wrapper and the wrapped
@@ -74,8 +76,15 @@ def _index_of_variable(obj: Any, variables: Sequence[Any], argument: str) -> int
     )
 
 
+def _suffix_match(name: str, var: Any) -> bool:
+    """``"hidden/kernel"`` names ``"sequential_3/hidden/kernel"``: whole path components only."""
+    return any(full.endswith("/" + name.removesuffix(":0")) for full in variable_names(var))
+
+
 def _index_of_name(name: str, variables: Sequence[Any], argument: str) -> int:
     matches = [i for i, var in enumerate(variables) if name in variable_names(var)]
+    if not matches:  # Keras prefixes paths with the model's name, which users rarely know
+        matches = [i for i, var in enumerate(variables) if _suffix_match(name, var)]
     if not matches:
         raise UnknownVariableError(
             f"{argument} names {name!r}, which matches no variable; known names: {_known(variables)}"

@@ -1,0 +1,209 @@
+"""``MovingAverageOptimizer``: an exponential moving average of the variables.
+
+The math, as plain functions both the eager and a future graph path call:
+
+    d     = min(average_decay, (1 + n) / (10 + n))   if num_updates n is given,
+            average_decay                             otherwise;
+    avg  <- avg - (1 - d) * (avg - var)
+
+Each average starts at its variable's value just before the first update.
+With ``sequential_update=True`` the post-update values are averaged; with
+False the pre-update ones, so the update and the average do not depend on
+each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
+from optrun.varkeys import as_tf_variable, variable_label
+from optrun.wrapping import WrapperOptimizer
+
+
+def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
+    """``min(average_decay, (1 + n) / (10 + n))``, or ``average_decay`` when ``n`` is None."""
+    decay = tf.convert_to_tensor(average_decay, tf.float32)
+    if num_updates is None:
+        return decay
+    n = tf.cast(tf.convert_to_tensor(num_updates), tf.float32)
+    return tf.minimum(decay, (1.0 + n) / (10.0 + n))
+
+
+def ema_step(average: Any, value: Any, decay: Any) -> tf.Tensor:
+    """The new average: ``avg - (1 - d) * (avg - value)``, in the average's dtype."""
+    average = tf.convert_to_tensor(average)
+    d = tf.cast(decay, average.dtype)
+    return average - (1 - d) * (average - tf.cast(value, average.dtype))
+
+
+def _check_decay(average_decay: Any) -> float:
+    if isinstance(average_decay, bool) or not isinstance(average_decay, (int, float)):
+        raise InvalidTypeError(f"average_decay must be a number in [0, 1]; got {average_decay!r}")
+    if not 0.0 <= float(average_decay) <= 1.0:
+        raise InvalidArgumentError(f"average_decay must be in [0, 1]; got {average_decay}")
+    return float(average_decay)
+
+
+class MovingAverageOptimizer(WrapperOptimizer):
+    """Wraps a Keras optimizer and keeps a moving average of the variables it updates.
+
+    Args:
+        opt: the ``keras.optimizers.Optimizer`` that computes the updates.
+        average_decay: the decay ``d`` in [0, 1].
+        num_updates: optional update count ``n`` (int, or integer variable or
+            tensor such as ``opt.iterations``); then ``d = min(average_decay,
+            (1 + n) / (10 + n))``.
+        sequential_update: average post-update values (True) or pre-update ones.
+        name: the optimizer's name.
+
+    Use :meth:`swapping_saver` to write checkpoints whose model variables hold
+    the averages, :meth:`averaged` to evaluate with them, and
+    :meth:`assign_averages` to keep them at the end of training.
+    """
+
+    def __init__(
+        self,
+        opt: keras.optimizers.Optimizer,
+        average_decay: float = 0.9999,
+        num_updates: Any = None,
+        sequential_update: bool = True,
+        name: str = "MovingAverage",
+    ) -> None:
+        decay = _check_decay(average_decay)
+        if num_updates is not None and not (
+            isinstance(num_updates, int) or getattr(num_updates, "dtype", None) is not None
+        ):
+            raise InvalidTypeError(
+                f"num_updates must be None, an int, or an integer variable/tensor; got {num_updates!r}"
+            )
+        if isinstance(num_updates, int) and num_updates < 0:
+            raise InvalidArgumentError(f"num_updates must be >= 0; got {num_updates}")
+        super().__init__(opt, name=name)
+        self._average_decay = decay
+        self._num_updates = num_updates
+        self._sequential_update = bool(sequential_update)
+
+    def _build_own(self, var_list: list[Any]) -> None:
+        # One average per variable, plus a flag telling whether they hold their start values.
+        self._averages = _Averages(
+            {id(as_tf_variable(v)): self.add_variable_from_reference(v, name="average") for v in var_list},
+            self.add_variable(shape=(), dtype="bool", initializer="zeros", name="averages_initialized"),
+        )
+
+    def _wrapped_apply(self, grads: list[Any], variables: list[Any]) -> None:
+        state = self._averages
+        pairs = [
+            (state.table[id(as_tf_variable(v))], v)
+            for g, v in zip(grads, variables, strict=True)
+            if g is not None and id(as_tf_variable(v)) in state.table
+        ]
+        state.averaged.update(id(as_tf_variable(v)) for _, v in pairs)
+        # Each average starts at its variable's value before the first update.
+        tf.cond(
+            tf.convert_to_tensor(state.initialized),
+            lambda: None,
+            lambda: _initialize(pairs, state.initialized),
+        )
+        decay = ema_decay(self._average_decay, self._num_updates)
+        if self._sequential_update:
+            self.inner_optimizer.apply(grads, variables)
+            _update(pairs, decay)
+        else:
+            _update(pairs, decay)
+            self.inner_optimizer.apply(grads, variables)
+
+    def average(self, var: Any) -> Any:
+        """The average of ``var``, or None if ``var`` has not been averaged."""
+        state = getattr(self, "_averages", None)
+        key = id(as_tf_variable(var))
+        if state is None or key not in state.averaged:
+            return None
+        return state.table[key]
+
+    def average_pairs(self) -> list[tuple[Any, Any]]:
+        """``(variable, average)`` for every averaged variable."""
+        return [(v, self.average(v)) for v in self._trainable_variables if self.average(v) is not None]
+
+    def swap(self) -> None:
+        """Exchanges every averaged variable's value with its average's."""
+        for var, avg in self.average_pairs():
+            raw = tf.identity(var.value if hasattr(var, "path") else var)
+            var.assign(avg)
+            avg.assign(raw)
+
+    @contextlib.contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Within the block the variables hold their averages; afterwards their raw values."""
+        self._require_applied("averaged()")
+        self.swap()
+        try:
+            yield
+        finally:
+            self.swap()
+
+    def assign_averages(self) -> None:
+        """Makes the averages permanent: each averaged variable takes its average's value."""
+        self._require_applied("assign_averages()")
+        for var, avg in self.average_pairs():
+            var.assign(avg)
+
+    def swapping_saver(self, **objects: Any) -> Any:
+        """A saver that writes the averages under the variables' own names.
+
+        Takes ``tf.train.Checkpoint``'s keyword arguments; see
+        :class:`optrun.checkpoints.SwappingSaver`.
+        """
+        from optrun.checkpoints import SwappingSaver
+
+        self._require_applied(None)
+        return SwappingSaver(self, objects)
+
+    def _require_applied(self, what: str | None) -> None:
+        state = getattr(self, "_averages", None)
+        if state is None or not state.averaged:
+            if what is None:
+                raise NotReadyError(
+                    "Must call apply_gradients or minimize before creating the swapping_saver"
+                )
+            raise NotReadyError(f"Must call apply_gradients or minimize before {what}")
+
+    def get_config(self) -> dict[str, Any]:
+        """Serializable config (``num_updates`` only when it is a plain int)."""
+        config = super().get_config()
+        config.update(
+            average_decay=self._average_decay,
+            num_updates=self._num_updates if isinstance(self._num_updates, int) else None,
+            sequential_update=self._sequential_update,
+        )
+        return config
+
+    def __repr__(self) -> str:
+        averaged = [variable_label(v) for v, _ in self.average_pairs()] if self.built else []
+        return f"MovingAverageOptimizer(decay={self._average_decay}, averaged={averaged})"
+
+
+class _Averages:
+    """Plain holder, kept out of Keras' attribute tracking (the variables are tracked on creation)."""
+
+    def __init__(self, table: dict[int, Any], initialized: Any) -> None:
+        self.table = table
+        self.initialized = initialized
+        self.averaged: set[int] = set()
+
+
+def _initialize(pairs: Sequence[tuple[Any, Any]], flag: Any) -> None:
+    # Automatic control dependencies order these assignments, eagerly and in tf.function.
+    for avg, var in pairs:
+        avg.assign(var)
+    flag.assign(True)
+
+
+def _update(pairs: Sequence[tuple[Any, Any]], decay: tf.Tensor) -> None:
+    for avg, var in pairs:
+        avg.assign(ema_step(avg, var, decay))

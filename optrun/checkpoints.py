@@ -1,0 +1,71 @@
+"""Swapped checkpoints: averaged weights written under the variables' own names.
+
+``SwappingSaver.save`` swaps every averaged variable with its average, writes
+a ``tf.train.Checkpoint`` and swaps back (in ``finally``: the live variables
+hold their raw values again even if the write fails). So in the file the
+model's variables hold the averages, and the optimizer's average slots hold
+the raw values. Consequences:
+
+* a plain ``tf.train.Checkpoint(model=model).restore(path)`` loads averaged
+  weights: evaluation code needs no change;
+* ``SwappingSaver.restore`` restores, then swaps back: save-then-restore is
+  the identity, for raw values and averages alike.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import tensorflow as tf
+
+from optrun.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from optrun.averaging import MovingAverageOptimizer
+
+#: Name under which the saver adds the averaging optimizer when the caller did not.
+AVERAGES_KEY = "moving_average_optimizer"
+
+
+class SwappingSaver:
+    """Saves and restores ``tf.train.Checkpoint(**objects)`` with averages swapped in.
+
+    The averaging optimizer is always part of the checkpoint (added under
+    ``"moving_average_optimizer"`` when no object given is that optimizer),
+    so that the raw values can be brought back.
+    """
+
+    def __init__(self, optimizer: MovingAverageOptimizer, objects: dict[str, Any]) -> None:
+        if AVERAGES_KEY in objects and objects[AVERAGES_KEY] is not optimizer:
+            raise InvalidArgumentError(
+                f"swapping_saver reserves the keyword {AVERAGES_KEY!r} for the averaging optimizer; "
+                "rename that object."
+            )
+        objects = dict(objects)
+        if not any(obj is optimizer for obj in objects.values()):
+            objects[AVERAGES_KEY] = optimizer
+        self._optimizer = optimizer
+        self.checkpoint = tf.train.Checkpoint(**objects)
+
+    def save(self, file_prefix: str) -> str:
+        """Writes the swapped checkpoint; returns its path."""
+        self._optimizer.swap()
+        try:
+            return str(self.checkpoint.save(file_prefix))
+        finally:
+            self._optimizer.swap()
+
+    def write(self, file_prefix: str) -> str:
+        """Like :meth:`save`, without the ``-N`` counter suffix."""
+        self._optimizer.swap()
+        try:
+            return str(self.checkpoint.write(file_prefix))
+        finally:
+            self._optimizer.swap()
+
+    def restore(self, save_path: str) -> Any:
+        """Restores a checkpoint written by :meth:`save`, raw values and averages exactly."""
+        status = self.checkpoint.restore(save_path)
+        status.assert_existing_objects_matched()
+        self._optimizer.swap()
+        return status

@@ -1,0 +1,149 @@
+"""The wrappers inside real Keras training: model.fit, a tf.function loop, checkpoints and resume."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from optrun import MovingAverageOptimizer, VariableClippingOptimizer
+
+MAX_NORM = 0.5
+DECAY = 0.8
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x @ np.array([[1.0], [-2.0], [0.5]]) + 0.3).astype("float32")
+    return x, y
+
+
+def model() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, name="hidden"), keras.layers.Dense(1, name="out")]
+    )
+
+
+def wrapped(inner: keras.optimizers.Optimizer | None = None) -> MovingAverageOptimizer:
+    inner = inner or keras.optimizers.SGD(0.05, momentum=0.9)
+    return MovingAverageOptimizer(
+        VariableClippingOptimizer(inner, {"hidden/kernel": [0]}, MAX_NORM), average_decay=DECAY
+    )
+
+
+class Recorder(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.history.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.history = [[w.numpy().copy() for w in self.model.trainable_weights]]
+
+
+def numpy_ema(history: list[list[np.ndarray]], decay: float) -> list[np.ndarray]:
+    """Independent EMA of the recorded post-update weights, from the start values."""
+    averages = [w.copy() for w in history[0]]
+    for weights in history[1:]:
+        averages = [a - (1 - decay) * (a - w) for a, w in zip(averages, weights, strict=True)]
+    return averages
+
+
+def test_model_fit_with_chained_wrappers() -> None:
+    x, y = data()
+    net = model()
+    opt = wrapped()
+    net.compile(optimizer=opt, loss="mse")
+    recorder = Recorder()
+    history = net.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[recorder])
+    assert np.isfinite(history.history["loss"]).all()
+    assert len(recorder.history) == 1 + 3 * 4
+    # Clipping: every column of hidden/kernel has norm <= max_norm after every step.
+    for weights in recorder.history[1:]:
+        assert np.all(np.linalg.norm(weights[0], axis=0) <= MAX_NORM + 1e-5)
+    # Averaging: equals a numpy EMA over the weights seen after each step.
+    expected = numpy_ema(recorder.history, DECAY)
+    for var, want in zip(net.trainable_weights, expected, strict=True):
+        np.testing.assert_allclose(opt.average(var).numpy(), want, atol=1e-6)
+    assert int(opt.iterations.numpy()) == 12
+
+
+def test_custom_tf_function_loop_matches_eager() -> None:
+    x, y = data()
+    results = []
+    for compiled in (False, True):
+        net = model()
+        opt = wrapped()
+
+        def step(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(net(xb) - yb))
+            opt.apply_gradients(
+                zip(tape.gradient(loss, net.trainable_weights), net.trainable_weights, strict=True)
+            )
+            return loss
+
+        fn = tf.function(step) if compiled else step
+        for i in range(4):
+            fn(tf.constant(x[i * 16 : (i + 1) * 16]), tf.constant(y[i * 16 : (i + 1) * 16]))
+        results.append(
+            [w.numpy() for w in net.trainable_weights]
+            + [opt.average(w).numpy() for w in net.trainable_weights]
+        )
+    for eager, graph in zip(*results, strict=True):
+        np.testing.assert_allclose(eager, graph, atol=1e-6)
+
+
+def _train(net: keras.Model, opt: MovingAverageOptimizer, batches: range) -> None:
+    x, y = data()
+
+    @tf.function
+    def step(xb: tf.Tensor, yb: tf.Tensor) -> None:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(net(xb) - yb))
+        opt.apply_gradients(
+            zip(tape.gradient(loss, net.trainable_weights), net.trainable_weights, strict=True)
+        )
+
+    for i in batches:
+        j = i % 4
+        step(tf.constant(x[j * 16 : (j + 1) * 16]), tf.constant(y[j * 16 : (j + 1) * 16]))
+
+
+def test_checkpoint_resume_is_exact(tmp_path) -> None:
+    net, opt = model(), wrapped(keras.optimizers.Adam(0.01))
+    _train(net, opt, range(8))
+    straight = [w.numpy() for w in net.trainable_weights] + [
+        opt.average(w).numpy() for w in net.trainable_weights
+    ]
+
+    first, first_opt = model(), wrapped(keras.optimizers.Adam(0.01))
+    _train(first, first_opt, range(4))
+    path = tf.train.Checkpoint(model=first, optimizer=first_opt).save(str(tmp_path / "ckpt"))
+
+    resumed, resumed_opt = model(), wrapped(keras.optimizers.Adam(0.01))
+    resumed_opt.build(resumed.trainable_weights)
+    tf.train.Checkpoint(model=resumed, optimizer=resumed_opt).restore(path).assert_consumed()
+    assert int(resumed_opt.iterations.numpy()) == 4
+    _train(resumed, resumed_opt, range(4, 8))
+    got = [w.numpy() for w in resumed.trainable_weights] + [
+        resumed_opt.average(w).numpy() for w in resumed.trainable_weights
+    ]
+    for a, b in zip(straight, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_swapped_checkpoint_loads_into_plain_model(tmp_path) -> None:
+    net, opt = model(), wrapped()
+    _train(net, opt, range(6))
+    averages = [opt.average(w).numpy() for w in net.trainable_weights]
+    raw = [w.numpy() for w in net.trainable_weights]
+    path = opt.swapping_saver(model=net).save(str(tmp_path / "swapped"))
+    np.testing.assert_array_equal(net.trainable_weights[0].numpy(), raw[0])
+
+    plain = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, name="hidden"), keras.layers.Dense(1, name="out")]
+    )
+    tf.train.Checkpoint(model=plain).restore(path).expect_partial()
+    for var, want in zip(plain.trainable_weights, averages, strict=True):
+        np.testing.assert_array_equal(var.numpy(), want)
