@@ -22,11 +22,14 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
-    from bench import scipy_bench
+    from bench import scipy_bench, wrappers_bench
     from bench.timing import machine
 
     only = set(sys.argv[1:])
+    # Keras cases first: importing GPflow (scipy cases) loads tf_keras beside Keras 3.
     cases = {
+        "mlp": wrappers_bench.mlp_wrappers,
+        "sparse": wrappers_bench.sparse_clipping,
         "rosen100": scipy_bench.rosenbrock_small,
         "rosen10k": scipy_bench.rosenbrock_large,
         "slsqp": scipy_bench.slsqp_constraints,

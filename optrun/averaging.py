@@ -35,11 +35,11 @@ def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
     return tf.minimum(decay, (1.0 + n) / (10.0 + n))
 
 
-def ema_step(average: Any, value: Any, decay: Any) -> tf.Tensor:
-    """The new average: ``avg - (1 - d) * (avg - value)``, in the average's dtype."""
+def ema_delta(average: Any, value: Any, decay: Any) -> tf.Tensor:
+    """What to subtract from the average: ``(1 - d) * (avg - value)``, in the average's dtype."""
     average = tf.convert_to_tensor(average)
     d = tf.cast(decay, average.dtype)
-    return average - (1 - d) * (average - tf.cast(value, average.dtype))
+    return (1 - d) * (average - tf.cast(value, average.dtype))
 
 
 def _check_decay(average_decay: Any) -> float:
@@ -50,6 +50,7 @@ def _check_decay(average_decay: Any) -> float:
     return float(average_decay)
 
 
+@keras.saving.register_keras_serializable(package="optrun")
 class MovingAverageOptimizer(WrapperOptimizer):
     """Wraps a Keras optimizer and keeps a moving average of the variables it updates.
 
@@ -98,12 +99,14 @@ class MovingAverageOptimizer(WrapperOptimizer):
 
     def _wrapped_apply(self, grads: list[Any], variables: list[Any]) -> None:
         state = self._averages
+        keys = [id(as_tf_variable(v)) for v in variables]
         pairs = [
-            (state.table[id(as_tf_variable(v))], v)
-            for g, v in zip(grads, variables, strict=True)
-            if g is not None and id(as_tf_variable(v)) in state.table
+            (state.table[k], v)
+            for g, v, k in zip(grads, variables, keys, strict=True)
+            if g is not None and k in state.table
         ]
-        state.averaged.update(id(as_tf_variable(v)) for _, v in pairs)
+        state.with_gradient.update(k for g, k in zip(grads, keys, strict=True) if g is not None)
+        state.without_gradient.update(k for g, k in zip(grads, keys, strict=True) if g is None)
         # Each average starts at its variable's value before the first update.
         tf.cond(
             tf.convert_to_tensor(state.initialized),
@@ -119,10 +122,17 @@ class MovingAverageOptimizer(WrapperOptimizer):
             self.inner_optimizer.apply(grads, variables)
 
     def average(self, var: Any) -> Any:
-        """The average of ``var``, or None if ``var`` has not been averaged."""
+        """The average of ``var``, or None if ``var`` has not been averaged.
+
+        A variable is averaged once an update has run (here, or before the
+        checkpoint this optimizer was restored from), unless every gradient
+        it got in this process was None.
+        """
         state = getattr(self, "_averages", None)
         key = id(as_tf_variable(var))
-        if state is None or key not in state.averaged:
+        if state is None or key not in state.table or not state.started():
+            return None
+        if key in state.without_gradient and key not in state.with_gradient:
             return None
         return state.table[key]
 
@@ -166,7 +176,7 @@ class MovingAverageOptimizer(WrapperOptimizer):
 
     def _require_applied(self, what: str | None) -> None:
         state = getattr(self, "_averages", None)
-        if state is None or not state.averaged:
+        if state is None or not state.started():
             if what is None:
                 raise NotReadyError(
                     "Must call apply_gradients or minimize before creating the swapping_saver"
@@ -194,7 +204,16 @@ class _Averages:
     def __init__(self, table: dict[int, Any], initialized: Any) -> None:
         self.table = table
         self.initialized = initialized
-        self.averaged: set[int] = set()
+        self.with_gradient: set[int] = set()
+        self.without_gradient: set[int] = set()
+
+    def started(self) -> bool:
+        """Whether an update has initialized the averages (read from the restorable flag)."""
+        if self.with_gradient:
+            return True
+        if not tf.executing_eagerly():
+            return False
+        return bool(tf.convert_to_tensor(self.initialized).numpy())
 
 
 def _initialize(pairs: Sequence[tuple[Any, Any]], flag: Any) -> None:
@@ -206,4 +225,4 @@ def _initialize(pairs: Sequence[tuple[Any, Any]], flag: Any) -> None:
 
 def _update(pairs: Sequence[tuple[Any, Any]], decay: tf.Tensor) -> None:
     for avg, var in pairs:
-        avg.assign(ema_step(avg, var, decay))
+        avg.assign_sub(ema_delta(avg, var, decay))

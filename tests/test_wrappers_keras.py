@@ -147,3 +147,41 @@ def test_swapped_checkpoint_loads_into_plain_model(tmp_path) -> None:
     tf.train.Checkpoint(model=plain).restore(path).expect_partial()
     for var, want in zip(plain.trainable_weights, averages, strict=True):
         np.testing.assert_array_equal(var.numpy(), want)
+
+
+def test_keras_save_and_load_keep_wrappers_and_state(tmp_path) -> None:
+    x, y = data()
+    net = model()
+    net.compile(optimizer=wrapped(), loss="mse")
+    net.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    path = tmp_path / "model.keras"
+    net.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.optimizer, MovingAverageOptimizer)
+    assert isinstance(loaded.optimizer.inner_optimizer, VariableClippingOptimizer)
+    before = [v.numpy() for v in net.optimizer.variables]
+    after = [v.numpy() for v in loaded.optimizer.variables]
+    for a, b in zip(before, after, strict=True):  # same structure, same order
+        np.testing.assert_array_equal(a, b)
+    # The restored flag says the averages have started: they are usable at once.
+    for var, original in zip(loaded.trainable_weights, net.trainable_weights, strict=True):
+        np.testing.assert_array_equal(
+            loaded.optimizer.average(var).numpy(), net.optimizer.average(original).numpy()
+        )
+
+
+def test_mirrored_strategy_matches_single_device() -> None:
+    """Averages and clipping under tf.distribute: 2 replicas give the single-device numbers."""
+    import json
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).parent / "scripts" / "mirrored_wrappers.py"
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for mirrored, single in zip(result["mirrored"], result["single"], strict=True):
+        np.testing.assert_allclose(mirrored, single, atol=1e-6)
