@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-import keras
 from bench.timing import Timing, per_unit
 from optrun import MovingAverageOptimizer, VariableClippingOptimizer
 from optrun.clipping import clip_dense, clip_rows
@@ -29,7 +29,7 @@ STEPS = 50
 
 def _mlp(constraint: Any = None) -> keras.Model:
     keras.utils.set_random_seed(0)
-    dense = lambda n, **kw: keras.layers.Dense(n, kernel_constraint=constraint, **kw)  # noqa: E731
+    dense = lambda n, **kw: keras.layers.Dense(n, kernel_constraint=constraint, **kw)
     return keras.Sequential(
         [keras.Input((256,)), dense(1024, activation="relu"), dense(1024, activation="relu"), dense(10)]
     )
