@@ -40,7 +40,9 @@ def main() -> None:
         if not only or name in only:
             rows += case()
     print(f"Machine: {machine()}")
-    print(f"Best of 7 warm runs; ratios are within this one run ({time.perf_counter() - started:.0f} s).\n")
+    print(
+        f"Best of 3-7 warm runs per setup; each ratio compares rows of one case, measured in this one run ({time.perf_counter() - started:.0f} s).\n"
+    )
     print(_table(rows))
 
 
