@@ -1,7 +1,7 @@
 """``optrun``: the command-line entry point.
 
-TensorFlow is imported only inside the commands that need it, so ``--help``
-answers at once.
+TensorFlow is imported only inside the commands that run something, so
+``optrun --help``, ``optrun validate --help`` and ``optrun schema`` answer at once.
 """
 
 from __future__ import annotations
@@ -9,30 +9,181 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.logging import RichHandler
 
-from cli.errors import EXIT_FAILED, error_boundary
+from cli.errors import EXIT_FAILED, error_boundary, install_sigterm
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not the user's business.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 app = typer.Typer(
     name="optrun",
-    help="tf.contrib.opt for TensorFlow 2: scipy and external optimizers over TF variables.",
+    help="tf.contrib.opt for TensorFlow 2: scipy optimizers over TF variables, moving averages, "
+    "variable clipping, and YAML-driven runs.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stdout = Console()
+
+ConfigArg = Annotated[
+    Path | None,
+    typer.Argument(help="Experiment spec (YAML). Omitted: the built-in default experiment.", show_default=False),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a spec value, e.g. --set train.max_steps=50 (repeatable)."),
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/<name>].")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in the run directory.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing run directory.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Override the spec's seed.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log details; tracebacks on errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
-@app.callback()
-def _root() -> None:
-    """optrun: run external (scipy) optimizers over TensorFlow variables."""
+def _import_tensorflow(verbose: bool) -> None:
+    """Imports TensorFlow with its native start-up log (oneDNN, CUDA probing) silenced.
+
+    Those lines are written by C++ before absl logging is configured, so no
+    environment variable stops them; only --verbose shows them.
+    """
+    if verbose:
+        import tensorflow  # noqa: F401
+        return
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _logging(verbose: bool, quiet: bool) -> None:
+    level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+
+
+def _run(kind: str, config: Path | None, overrides: list[str], out: Path | None, resume: bool,
+         force: bool, quiet: bool, verbose: bool, as_json: bool) -> None:
+    _logging(verbose, quiet)
+    install_sigterm()
+    console = Console(stderr=as_json)  # with --json, stdout carries the JSON only
+    reporter: Any = None
+    with error_boundary(verbose):
+        from optrun.config import load_spec
+
+        loaded = load_spec(config, overrides, default=kind)
+        _import_tensorflow(verbose)
+        from optrun.reporting import NullReporter
+        from optrun.runner import RunOptions, run_minimize, run_train
+
+        from cli.progress import RichReporter, summary
+
+        reporter = NullReporter() if quiet else RichReporter(console)
+        try:
+            run = run_train if kind == "train" else run_minimize
+            outcome = run(loaded, RunOptions(out=out, resume=resume, force=force, reporter=reporter))
+        finally:
+            if isinstance(reporter, RichReporter):
+                reporter.close()
+    if as_json:
+        typer.echo(json.dumps(outcome.result, indent=2))
+    elif not quiet:
+        summary(console, f"optrun {kind}: {loaded.spec.name} -> {outcome.out_dir}", outcome.result)
+    if not outcome.success:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _common(overrides: list[str] | None, seed: int | None) -> list[str]:
+    return [*(overrides or []), *([f"seed={seed}"] if seed is not None else [])]
+
+
+@app.command()
+def train(
+    config: ConfigArg = None,
+    overrides: SetOpt = None,
+    out: OutOpt = None,
+    resume: ResumeOpt = False,
+    force: ForceOpt = False,
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train with a Keras optimizer and optrun's wrappers (moving average, variable clipping)."""
+    _run("train", config, _common(overrides, seed), out, resume, force, quiet, verbose, as_json)
+
+
+@app.command()
+def minimize(
+    config: ConfigArg = None,
+    method: Annotated[str | None, typer.Option(help="scipy.optimize.minimize method.")] = None,
+    maxiter: Annotated[int | None, typer.Option(min=1, help="Iteration limit (options.maxiter).")] = None,
+    overrides: SetOpt = None,
+    out: OutOpt = None,
+    resume: ResumeOpt = False,
+    force: ForceOpt = False,
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Minimize with scipy over the model's variables, with constraints and bounds from the spec."""
+    extra = _common(overrides, seed)
+    if method is not None:
+        extra.append(f"minimize.method={method}")
+    if maxiter is not None:
+        extra.append(f"minimize.options.maxiter={maxiter}")
+    _run("minimize", config, extra, out, resume, force, quiet, verbose, as_json)
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+    overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a spec: validate it, import the module, build the model, evaluate once. Writes nothing."""
+    _logging(verbose, False)
+    console = Console(stderr=as_json)
+    with error_boundary(verbose):
+        from optrun.config import load_spec
+
+        loaded = load_spec(config, overrides or [])
+        _import_tensorflow(verbose)
+        from optrun.runner import validate_spec
+
+        reports = validate_spec(loaded)
+    if as_json:
+        typer.echo(json.dumps(reports, indent=2))
+        return
+    from cli.progress import summary
+
+    for report in reports:
+        summary(console, f"{loaded.source}: {report['mode']} checks passed", report)
+        for label in report.get("unused_variables", []):
+            console.print(f"[yellow]warning:[/] the loss does not depend on {label!r} (zero gradient)")
+        for line in report.get("bounds_violated_at_start", []):
+            console.print(f"[yellow]warning:[/] {line}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the experiment spec (for editor completion)."""
+    from optrun.spec import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
 
 
 @app.command()
@@ -41,32 +192,6 @@ def version() -> None:
     from optrun import __version__
 
     typer.echo(__version__)
-
-
-@app.command()
-def minimize(
-    method: Annotated[str, typer.Option(help="scipy.optimize.minimize method.")] = "SLSQP",
-    maxiter: Annotated[int | None, typer.Option(min=1, help="Iteration limit.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log details; tracebacks on errors.")
-    ] = False,
-) -> None:
-    """Solve the built-in constrained example: min |v|^2, v[1] = 1, v[0] >= 1, from [7, 7]."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
-    with error_boundary(verbose):
-        from optrun.demo import solve_constrained_example
-
-        outcome = solve_constrained_example(method, maxiter)
-    if as_json:
-        typer.echo(json.dumps(outcome, indent=2))
-    else:
-        table = Table(title=f"optrun minimize ({method})", show_header=False)
-        for key in ("success", "message", "fun", "nit", "nfev", "solution", "residuals"):
-            table.add_row(key, str(outcome[key]))
-        stdout.print(table)
-    if not outcome["success"]:
-        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:

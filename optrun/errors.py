@@ -38,3 +38,21 @@ class UnsupportedMethodError(OptrunError, ValueError):
 
 class NotReadyError(OptrunError, RuntimeError):
     """An operation needs state that does not exist yet (e.g. averages before any update)."""
+
+
+class ConfigError(OptrunError, ValueError):
+    """The experiment spec is invalid; ``issues`` lists every problem with its path and line."""
+
+    def __init__(self, source: str, issues: list[str]) -> None:
+        self.source = source
+        self.issues = issues
+        count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
+        super().__init__(f"{source}: {count}\n" + "\n".join(f"  - {issue}" for issue in issues))
+
+
+class LoadError(OptrunError, ImportError):
+    """A reference in the spec ('file.py:function') cannot be imported, found or run."""
+
+
+class RunError(OptrunError, RuntimeError):
+    """A run cannot start or go on (e.g. the run directory exists), with what to do about it."""

@@ -228,6 +228,11 @@ class ExternalOptimizerInterface:
         return self._vars
 
     @property
+    def loss(self) -> Thunk:
+        """The loss callable."""
+        return self._loss
+
+    @property
     def layout(self) -> Layout:
         """How the variables map onto the packed vector."""
         return self._layout
@@ -236,6 +241,43 @@ class ExternalOptimizerInterface:
     def packed_bounds(self) -> PackedBounds | None:
         """Element-wise bounds on the packed vector, or None."""
         return self._packed_bounds
+
+    def start_point(self) -> np.ndarray:
+        """The variables' current values, packed (float64)."""
+        return self._backend.read()
+
+    def gradient(self, x: np.ndarray | None = None) -> np.ndarray:
+        """The loss gradient at ``x`` (default: the current values), packed."""
+        point = self._backend.read() if x is None else np.asarray(x, np.float64)
+        packed, _ = self._backend.evaluator(())(point)
+        return np.array(packed[1 : 1 + self._layout.size])
+
+    @property
+    def constraint_functions(self) -> tuple[tuple[Thunk, ...], tuple[Thunk, ...]]:
+        """The equality and inequality callables."""
+        return self._equalities, self._inequalities
+
+    def evaluate(self, x: np.ndarray | None = None) -> dict[str, Any]:
+        """Loss and constraint residuals at ``x`` (default: the variables' current values).
+
+        One compiled evaluation; it assigns ``x`` to the variables, as every
+        evaluation does.
+
+        Returns:
+            ``{"loss", "equalities", "inequalities", "violation"}`` where
+            violation is ``max(|e_i|, max(0, -h_j))``, 0 when all hold.
+        """
+        point = self._backend.read() if x is None else np.asarray(x, np.float64)
+        n_eq, n_ineq = len(self._equalities), len(self._inequalities)
+        packed, _ = self._backend.evaluator(())(point)
+        ev = Evaluation.split(packed, self._layout.size, n_eq, n_ineq)
+        parts = [np.abs(ev.equalities), np.maximum(0.0, -ev.inequalities)]
+        return {
+            "loss": ev.loss,
+            "equalities": ev.equalities.tolist(),
+            "inequalities": ev.inequalities.tolist(),
+            "violation": float(max((p.max() for p in parts if p.size), default=0.0)),
+        }
 
     def minimize(
         self,

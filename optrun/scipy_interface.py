@@ -118,6 +118,12 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                 f"{', '.join(sorted(_BOUNDED))}, or drop var_to_bounds."
             )
 
+    @property
+    def method(self) -> str:
+        """The scipy method this interface runs."""
+        method = self._optimizer_kwargs["method"]
+        return method if isinstance(method, str) else getattr(method, "__name__", repr(method))
+
     def _minimize(
         self,
         initial_val: np.ndarray,

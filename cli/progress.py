@@ -1,0 +1,80 @@
+"""Progress for a run: a rich bar on a terminal, plain lines every interval elsewhere."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class RichReporter:
+    """Implements optrun's Reporter protocol with rich."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._kind = ""
+        self._total: int | None = None
+        self._started = time.perf_counter()
+        self._first = 0
+
+    def start(self, kind: str, total: int | None, first_step: int) -> None:
+        """Opens the bar (terminal) or prints a header line."""
+        self._kind, self._total, self._first = kind, total, first_step
+        self._started = time.perf_counter()
+        if self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("{task.fields[rate]} steps/s"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(kind, total=total, completed=first_step, loss="-", rate="-")
+        else:
+            where = f" from step {first_step}" if first_step else ""
+            self.console.print(f"{kind}: starting{where}" + (f", {total} steps" if total else ""), highlight=False)
+
+    def _rate(self, step: int) -> float:
+        elapsed = time.perf_counter() - self._started
+        return (step - self._first) / elapsed if elapsed > 0 else math.nan
+
+    def step(self, step: int, loss: float, logged: bool) -> None:
+        """Advances the bar; without a terminal, prints a line at each logging interval."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, loss=f"{loss:.6g}", rate=f"{self._rate(step):.1f}")
+        elif logged:
+            total = f"/{self._total}" if self._total else ""
+            self.console.print(
+                f"{self._kind} step {step}{total}  loss {loss:.6g}  {self._rate(step):.1f} steps/s", highlight=False
+            )
+
+    def note(self, message: str) -> None:
+        """Prints a warning line."""
+        self.console.print(f"[yellow]{message}[/]", highlight=False)
+
+    def close(self) -> None:
+        """Stops the bar."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def summary(console: Console, title: str, result: dict[str, Any]) -> None:
+    """The end-of-run table."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in result.items():
+        text = value if isinstance(value, str) else repr(value)
+        if len(text) > 200:
+            text = text[:197] + "..."
+        table.add_row(key, text)
+    console.print(table)

@@ -1,0 +1,165 @@
+"""Reading a spec: YAML (``safe_load`` only), ``--set`` overrides, validation with line numbers.
+
+Every problem in a spec is reported at once, each with its YAML path and, where
+the key is in the file, its line. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from optrun.errors import ConfigError
+from optrun.spec import ExperimentSpec
+
+DEFAULTS = {"train": "train.yaml", "minimize": "minimize.yaml"}
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec and where it came from."""
+
+    spec: ExperimentSpec
+    base_dir: Path  # relative references resolve from here
+    source: str  # file path, or 'built-in <name>'
+
+
+def _line_map(text: str) -> dict[tuple[Any, ...], int]:
+    """YAML path -> 1-based line of its key (or item), from the composed node tree."""
+    lines: dict[tuple[Any, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, key.value)
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*path, i)] = item.start_mark.line + 1
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """The YAML path of a pydantic error location.
+
+    Parts that are not in the data are union tags ('keras', 'BoundsSpec', ...)
+    and are dropped, except the last: that one is the missing or unknown key.
+    """
+    path: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif i < len(loc) - 1 and node is not None:
+            continue
+        else:
+            node = None
+        path.append(part)
+    return tuple(path)
+
+
+def _issues(error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]) -> list[str]:
+    issues = []
+    for item in error.errors():
+        path = _yaml_path(tuple(item["loc"]), data)
+        dotted = ".".join(str(p) for p in path) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; `optrun schema` lists the keys)"
+        elif "input" in item and item["type"] not in {"missing"} and not isinstance(item["input"], (dict, list)):
+            message = f"{message}; got {item['input']!r}"
+        where = ""
+        if dotted in overridden:
+            where = " (from --set)"
+        else:
+            for depth in range(len(path), 0, -1):
+                if path[:depth] in lines:
+                    where = f" (line {lines[path[:depth]]})"
+                    break
+        issues.append(f"{dotted}: {message}{where}")
+    return issues
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> (["a", "b"], value parsed as YAML, so numbers and lists work)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError("--set", [f"{text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=100"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError("--set", [f"{text!r}: the value is not valid YAML ({error.__class__.__name__})"]) from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
+    """Sets each ``a.b=value`` into ``data`` (creating maps as needed); returns the dotted keys."""
+    done = set()
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                where = ".".join(keys[: i + 1])
+                raise ConfigError("--set", [f"{text!r}: {where} is not a mapping (it is {child!r})"])
+            node = child
+        node[keys[-1]] = value
+        done.add(".".join(keys))
+    return done
+
+
+def load_spec(path: str | Path | None, overrides: list[str] | None = None, default: str = "train") -> LoadedSpec:
+    """Reads, overrides and validates a spec; ``path=None`` takes the built-in ``default``.
+
+    Raises:
+        ConfigError: with every problem found, each with its path and line.
+    """
+    if path is None:
+        text = resources.files("optrun.defaults").joinpath(DEFAULTS[default]).read_text()
+        source, base_dir = f"built-in {default} experiment", Path.cwd()
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(str(path), [f"no such file: {file.resolve()}"])
+        text, source, base_dir = file.read_text(encoding="utf-8"), str(path), file.resolve().parent
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(source, [f"not valid YAML: {problem}{where}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"the spec must be a mapping of keys; got a {type(data).__name__}"])
+    overridden = apply_overrides(data, list(overrides or []))
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(source, _issues(error, data, _line_map(text), overridden)) from None
+    return LoadedSpec(spec, base_dir, source)
+
+
+def dump_spec(spec: ExperimentSpec) -> str:
+    """The resolved spec as YAML (what the run directory's config.yaml holds)."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

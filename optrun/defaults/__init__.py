@@ -1,0 +1,1 @@
+"""Built-in default experiments (``optrun train`` / ``optrun minimize`` with no CONFIG)."""

@@ -1,0 +1,97 @@
+"""Finding the user's callables: ``path/to/file.py:function`` or ``package.module:function``.
+
+File paths resolve relative to the spec file. Each file is imported once per
+process, so a model builder and a data builder in one file share its state.
+Every failure is a :class:`~optrun.errors.LoadError` that names the reference
+and gives the original error in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from optrun.errors import LoadError
+
+_FILE_MODULES: dict[Path, ModuleType] = {}
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _is_file_ref(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def _import_file(file: Path, ref: str, what: str) -> ModuleType:
+    if file in _FILE_MODULES:
+        return _FILE_MODULES[file]
+    if not file.is_file():
+        raise LoadError(f"{what}: {ref}: no such file {file}")
+    name = f"optrun_user_{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"{what}: {ref}: cannot import {file} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(file.parent))  # so the file can import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[name]
+        raise LoadError(f"{what}: {ref}: importing {file.name} failed: {_one_line(error)}") from error
+    finally:
+        sys.path.remove(str(file.parent))
+    _FILE_MODULES[file] = module
+    return module
+
+
+def _import_module(target: str, ref: str, what: str) -> ModuleType:
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as error:
+        raise LoadError(
+            f"{what}: {ref}: no module named {error.name!r} (for a file, write path/to/file.py:function)"
+        ) from error
+    except Exception as error:
+        raise LoadError(f"{what}: {ref}: importing {target} failed: {_one_line(error)}") from error
+
+
+def load_callable(ref: str, base_dir: Path, what: str) -> Callable[..., Any]:
+    """Imports ``ref`` ('file.py:function' or 'package.module:function').
+
+    Args:
+        ref: the reference from the spec.
+        base_dir: where relative file paths start (the spec file's folder).
+        what: the spec field, for messages (e.g. "model.builder").
+    """
+    target, _, attr = ref.rpartition(":")
+    if _is_file_ref(target):
+        module = _import_file((base_dir / target).resolve(), ref, what)
+    else:
+        module = _import_module(target, ref, what)
+    if not hasattr(module, attr):
+        defined = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise LoadError(
+            f"{what}: {ref}: {target} has no function {attr!r}; it defines: {', '.join(defined) or '(nothing)'}"
+        )
+    value = getattr(module, attr)
+    if not callable(value):
+        raise LoadError(f"{what}: {ref}: {attr!r} is a {type(value).__name__}, not a function")
+    return value  # type: ignore[no-any-return]
+
+
+def call_user(fn: Callable[..., Any], ref: str, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Calls user code; any exception becomes a LoadError naming ``ref``."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as error:
+        raise LoadError(f"{what}: {ref} raised {_one_line(error)}") from error

@@ -1,0 +1,99 @@
+"""Where a run's numbers go: ``metrics.jsonl``, TensorBoard, and a progress reporter.
+
+The library never prints: it calls a :class:`Reporter`, which the CLI
+implements with rich (a progress bar on a terminal, plain lines otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Reporter(Protocol):
+    """Receives progress; the CLI renders it."""
+
+    def start(self, kind: str, total: int | None, first_step: int) -> None:
+        """A run of ``kind`` ('train', 'minimize') begins; ``total`` steps if known."""
+
+    def step(self, step: int, loss: float, logged: bool) -> None:
+        """After each step or iteration; ``logged`` at the logging interval."""
+
+    def note(self, message: str) -> None:
+        """Something the user should know (e.g. a skipped non-finite update)."""
+
+
+class NullReporter:
+    """Reports nothing."""
+
+    def start(self, kind: str, total: int | None, first_step: int) -> None:
+        """Ignores the start."""
+
+    def step(self, step: int, loss: float, logged: bool) -> None:
+        """Ignores the step."""
+
+    def note(self, message: str) -> None:
+        """Ignores the note."""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/Inf; keep them readable
+    return value
+
+
+class MetricsWriter:
+    """Appends one JSON line per logged step, and mirrors scalars to TensorBoard.
+
+    Args:
+        path: the metrics file (appended to, so a resumed run continues it).
+        tensorboard_dir: where to write TensorBoard events, or None.
+    """
+
+    def __init__(self, path: Path, tensorboard_dir: Path | None) -> None:
+        self._file = path.open("a", encoding="utf-8")
+        self._start = time.perf_counter()
+        self._writer = None
+        if tensorboard_dir is not None:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(str(tensorboard_dir))
+
+    def write(self, step: int, **metrics: float) -> None:
+        """Writes ``{"step", "wall_time", **metrics}``."""
+        record = {"step": step, "wall_time": round(time.perf_counter() - self._start, 6)}
+        record.update({k: _jsonable(float(v)) for k, v in metrics.items()})
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            import tensorflow as tf
+
+            with self._writer.as_default(step=step):
+                for key, value in metrics.items():
+                    tf.summary.scalar(key, float(value))
+
+    def close(self) -> None:
+        """Flushes and closes both outputs."""
+        self._file.close()
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Writes JSON to ``path`` via a temporary file and a rename: never half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_default) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

@@ -1,0 +1,175 @@
+"""Turning a spec into objects: the model, its variables, data, losses and the optimizer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import tensorflow as tf
+
+import keras
+from optrun.averaging import MovingAverageOptimizer
+from optrun.clipping import VariableClippingOptimizer
+from optrun.config import LoadedSpec
+from optrun.errors import ConfigError, LoadError, UnknownVariableError
+from optrun.loading import call_user, load_callable
+from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec
+from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label, variable_names
+
+
+def _is_variable(value: Any) -> bool:
+    try:
+        as_tf_variable(value)
+    except Exception:  # noqa: BLE001 - anything that is not a variable
+        return False
+    return True
+
+
+def build_model(loaded: LoadedSpec) -> Any:
+    """Calls ``model.builder(**model.params)``."""
+    ref = loaded.spec.model.builder
+    fn = load_callable(ref, loaded.base_dir, "model.builder")
+    return call_user(fn, ref, "model.builder", **loaded.spec.model.params)
+
+
+def variables_of(model: Any, ref: str) -> list[Any]:
+    """The trainable variables of what the model builder returned."""
+    if _is_variable(model):
+        return [model]
+    if hasattr(model, "trainable_variables"):
+        return list(model.trainable_variables)
+    items = list(model.values()) if isinstance(model, dict) else model
+    if isinstance(items, (list, tuple)) and items and all(_is_variable(v) for v in items):
+        return list(items)
+    raise LoadError(
+        f"model.builder: {ref} returned {type(model).__name__}; return a Keras model, a tf.Module, "
+        "a variable, or a list or dict of variables."
+    )
+
+
+def build_data(loaded: LoadedSpec) -> Any:
+    """Calls ``data.builder(**data.params)``; checks that the result can be iterated."""
+    spec = loaded.spec.data
+    if spec is None:
+        raise ConfigError(loaded.source, ["data: required here (a builder returning batches)"])
+    fn = load_callable(spec.builder, loaded.base_dir, "data.builder")
+    data = call_user(fn, spec.builder, "data.builder", **spec.params)
+    if not isinstance(data, (tf.data.Dataset, Iterable)):
+        raise LoadError(
+            f"data.builder: {spec.builder} returned {type(data).__name__}; return a tf.data.Dataset "
+            "or an iterable of batches."
+        )
+    return data
+
+
+def _keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
+    try:
+        if spec.args:
+            return keras.losses.get({"class_name": spec.name, "config": spec.args})  # type: ignore[no-any-return]
+        loss = keras.losses.get(spec.name)
+    except (ValueError, TypeError) as error:
+        raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r} ({error})"]) from None
+    if loss is None:
+        raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r}"])
+    return loss  # type: ignore[no-any-return]
+
+
+def train_loss(loaded: LoadedSpec) -> Callable[[Any, Any], tf.Tensor]:
+    """``(model, batch) -> scalar``: a Keras loss on ``(x, y)`` batches, or the user's function."""
+    spec = loaded.spec.loss
+    if isinstance(spec, CallableLoss):
+        return load_callable(spec.ref, loaded.base_dir, "loss")
+    loss = _keras_loss(spec)
+
+    def keras_loss(model: Any, batch: Any) -> tf.Tensor:
+        x, y = batch
+        return tf.reduce_mean(loss(y, model(x, training=True)))
+
+    return keras_loss
+
+
+def minimize_loss(loaded: LoadedSpec, model: Any) -> Callable[[], tf.Tensor]:
+    """Zero-argument loss for the scipy interface: ``fn(model)``, or a Keras loss on the full data."""
+    spec = loaded.spec.loss
+    if isinstance(spec, CallableLoss):
+        fn = load_callable(spec.ref, loaded.base_dir, "loss")
+        return lambda: fn(model)
+    loss = _keras_loss(spec)
+    data = build_data(loaded)
+    batches = list(data)
+    if len(batches) != 1:
+        raise ConfigError(
+            loaded.source, [f"data: minimize with a Keras loss needs one full batch; the builder gave {len(batches)}"]
+        )
+    x, y = batches[0]
+    return lambda: tf.reduce_mean(loss(y, model(x)))
+
+
+def constraints(loaded: LoadedSpec, model: Any) -> tuple[list[Callable[[], Any]], list[Callable[[], Any]]]:
+    """The equality and inequality thunks ``lambda: fn(model)``."""
+    spec = loaded.spec.minimize.constraints if loaded.spec.minimize else None
+    if spec is None:
+        return [], []
+
+    def thunks(refs: list[str], what: str) -> list[Callable[[], Any]]:
+        out = []
+        for i, ref in enumerate(refs):
+            fn = load_callable(ref, loaded.base_dir, f"{what}[{i}]")
+            out.append(lambda fn=fn: fn(model))
+        return out
+
+    return (
+        thunks(spec.equalities, "minimize.constraints.equalities"),
+        thunks(spec.inequalities, "minimize.constraints.inequalities"),
+    )
+
+
+def select(selectors: list[str], variables: list[Any], what: str) -> list[Any]:
+    """Variables named by path, name, or ``re:<regex>`` (full match on any of their names)."""
+    chosen: list[Any] = []
+    for selector in selectors:
+        if selector.startswith("re:"):
+            pattern = re.compile(selector[3:])
+            found = [v for v in variables if any(pattern.fullmatch(n) for n in variable_names(v))]
+            if not found:
+                known = ", ".join(repr(variable_label(v)) for v in variables)
+                raise UnknownVariableError(f"{what}: {selector!r} matches no variable; known names: {known}")
+        else:
+            aligned = resolve_var_keyed({selector: True}, variables, argument=what)
+            found = [v for v, hit in zip(variables, aligned, strict=True) if hit]
+        chosen += [v for v in found if all(v is not c for c in chosen)]
+    return chosen
+
+
+def build_optimizer(
+    spec: OptimizerSpec, variables: list[Any]
+) -> tuple[keras.optimizers.Optimizer, MovingAverageOptimizer | None]:
+    """The Keras optimizer, wrapped in list order; also returns the averaging wrapper if any."""
+    try:
+        opt = keras.optimizers.get({"class_name": spec.name, "config": dict(spec.args)})
+    except (ValueError, TypeError) as error:
+        raise ConfigError(
+            "train.optimizer", [f"train.optimizer: cannot make Keras optimizer {spec.name!r} with args "
+                                f"{spec.args}: {str(error).splitlines()[0]}"]
+        ) from None
+    inner_iterations = opt.iterations
+    averaging = None
+    for i, wrapper in enumerate(spec.wrappers):
+        if isinstance(wrapper, MovingAverageSpec):
+            opt = averaging = MovingAverageOptimizer(
+                opt,
+                average_decay=wrapper.average_decay,
+                num_updates=inner_iterations if wrapper.num_updates == "iterations" else None,
+                sequential_update=wrapper.sequential_update,
+            )
+        else:
+            chosen = select(wrapper.vars, variables, f"train.optimizer.wrappers[{i}].vars")
+            opt = VariableClippingOptimizer(
+                opt,
+                [(v, list(wrapper.dims)) for v in chosen],
+                wrapper.max_norm,
+                use_locking=wrapper.use_locking,
+                colocate_clip_ops_with_vars=wrapper.colocate_clip_ops_with_vars,
+            )
+    return opt, averaging

@@ -1,0 +1,137 @@
+"""What train and minimize share: run directories, seeds, interrupts and outcomes."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optrun.config import LoadedSpec, dump_spec
+from optrun.errors import OptrunError, RunError
+from optrun.reporting import NullReporter, Reporter
+
+CHECKPOINTS = "checkpoints"
+AVERAGED = "averaged"
+EXPORT = "export"
+
+
+class Interrupted(OptrunError):  # noqa: N818 - it is a signal, not a failure
+    """The run was stopped by SIGINT (exit 130) or SIGTERM (exit 143) after a checkpoint."""
+
+    def __init__(self, exit_code: int, out_dir: Path) -> None:
+        self.exit_code = exit_code
+        self.out_dir = out_dir
+        super().__init__(f"interrupted; checkpoint and result.json written to {out_dir}")
+
+
+@dataclass
+class RunOptions:
+    """How to run: where, and whether to resume or overwrite."""
+
+    out: Path | None = None
+    resume: bool = False
+    force: bool = False
+    reporter: Reporter = field(default_factory=NullReporter)
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced: its directory, its result, and whether it succeeded."""
+
+    out_dir: Path
+    result: dict[str, Any]
+    success: bool
+
+
+def run_dir(loaded: LoadedSpec, options: RunOptions) -> Path:
+    """The run directory: ``--out``, else ``runs/<name>``."""
+    return Path(options.out) if options.out is not None else Path("runs") / loaded.spec.name
+
+
+def prepare_run_dir(out: Path, loaded: LoadedSpec, options: RunOptions) -> None:
+    """Creates (or, with --force, recreates) the run directory and writes config.yaml.
+
+    Called only after the spec validated and the model built, so a bad spec
+    leaves nothing behind.
+
+    Raises:
+        RunError: it exists and neither --force nor --resume was given, or
+            --resume finds nothing to resume.
+    """
+    exists = out.exists() and any(out.iterdir())
+    if options.resume and options.force:
+        raise RunError("--resume and --force contradict each other; pass one of them.")
+    if options.resume:
+        if not (out / CHECKPOINTS).is_dir():
+            raise RunError(f"--resume: {out} has no checkpoints to resume from; run without --resume.")
+    elif exists and not options.force:
+        raise RunError(
+            f"run directory {out} already exists; pass --force to overwrite it, --resume to "
+            "continue it, or --out to choose another."
+        )
+    elif exists:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(dump_spec(loaded.spec), encoding="utf-8")
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and TensorFlow, and asks TF for deterministic kernels."""
+    import tensorflow as tf
+
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except RuntimeError:  # already enabled in this process
+        pass
+
+
+class Terminated(BaseException):  # noqa: N818 - mirrors KeyboardInterrupt
+    """Raised in the main thread by the CLI's SIGTERM handler."""
+
+
+def interrupt_code(error: BaseException) -> int:
+    """Exit code for an interrupt: 143 for SIGTERM, 130 for SIGINT."""
+    return 143 if isinstance(error, Terminated) else 130
+
+
+def export_model(model: Any, kind: str, out: Path) -> str | None:
+    """Writes the model for inference without optrun; returns the path, or None for 'none'."""
+    import tensorflow as tf
+
+    import keras
+
+    if kind == "none":
+        return None
+    target = out / EXPORT
+    target.mkdir(parents=True, exist_ok=True)
+    if kind == "weights_h5":
+        path = target / "model.weights.h5"
+        model.save_weights(str(path))
+        return str(path)
+    path = target / "saved_model"
+    if isinstance(model, keras.Model):
+        model.export(str(path), verbose=False)
+    else:
+        module = model if isinstance(model, tf.Module) else tf.Module()
+        if module is not model:
+            module.variables_ = model
+        tf.saved_model.save(module, str(path))
+    return str(path)
+
+
+def check_export(model: Any, kind: str, source: str) -> None:
+    """Refuses, before the run starts, an export the model cannot do."""
+    import keras
+
+    from optrun.errors import ConfigError
+
+    if kind == "weights_h5" and not isinstance(model, keras.Model):
+        raise ConfigError(
+            source,
+            [f"checkpoint.export: weights_h5 needs a Keras model; the builder returned "
+             f"{type(model).__name__}. Use 'saved_model' or 'none'."],
+        )

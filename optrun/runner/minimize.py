@@ -1,0 +1,121 @@
+"""``optrun minimize``: the scipy interface over the model's variables."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from optrun.config import LoadedSpec
+from optrun.reporting import MetricsWriter, write_json_atomic
+from optrun.runner.build import build_model, constraints, minimize_loss, variables_of
+from optrun.runner.common import (
+    CHECKPOINTS,
+    Interrupted,
+    RunOptions,
+    RunOutcome,
+    Terminated,
+    check_export,
+    export_model,
+    interrupt_code,
+    prepare_run_dir,
+    run_dir,
+    seed_everything,
+)
+from optrun.scipy_interface import ScipyOptimizerInterface
+from optrun.spec import MinimizeSpec
+from optrun.varkeys import variable_label
+
+
+def build_interface(loaded: LoadedSpec) -> tuple[Any, ScipyOptimizerInterface]:
+    """The model and a ``ScipyOptimizerInterface`` over its variables, from the spec."""
+    spec = loaded.spec.minimize or MinimizeSpec()
+    model = build_model(loaded)
+    variables = variables_of(model, loaded.spec.model.builder)
+    equalities, inequalities = constraints(loaded, model)
+    bounds = {name: (b.low, b.high) for name, b in spec.constraints.bounds.items()}  # type: ignore[union-attr]
+    kwargs: dict[str, Any] = {"options": dict(spec.options)}
+    if spec.method is not None:
+        kwargs["method"] = spec.method
+    if spec.tol is not None:
+        kwargs["tol"] = spec.tol
+    interface = ScipyOptimizerInterface(
+        minimize_loss(loaded, model),
+        var_list=variables,
+        equalities=equalities or None,
+        inequalities=inequalities or None,
+        var_to_bounds=bounds or None,
+        jit_compile=spec.jit_compile,
+        **kwargs,
+    )
+    return model, interface
+
+
+def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
+    """Minimizes per ``loaded.spec``; writes the run directory; returns the outcome."""
+    spec = loaded.spec
+    seed_everything(spec.seed)
+    model, interface = build_interface(loaded)
+    check_export(model, spec.checkpoint.export, loaded.source)
+    out = run_dir(loaded, options)
+    prepare_run_dir(out, loaded, options)
+    checkpoint = tf.train.Checkpoint(model=model)
+    manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
+    if options.resume and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+
+    metrics = MetricsWriter(out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None)
+    state: dict[str, Any] = {"iteration": 0, "loss": math.nan}
+    loss_thunk = interface.loss
+    maxiter = (spec.minimize.options.get("maxiter") if spec.minimize else None) or None
+    options.reporter.start("minimize", maxiter, 0)
+
+    def on_loss(loss: Any) -> None:
+        state["loss"] = float(loss)
+
+    def on_step(x: np.ndarray) -> None:
+        state["iteration"] += 1
+        logged = state["iteration"] % spec.logging.every_steps == 0
+        if logged:  # residuals cost one more TF call: only at the logging interval
+            point = interface.evaluate(x)
+            metrics.write(state["iteration"], loss=point["loss"], constraint_violation=point["violation"])
+        options.reporter.step(state["iteration"], state["loss"], logged)
+
+    started = time.perf_counter()
+    try:
+        scipy_result = interface.minimize(fetches=[loss_thunk], loss_callback=on_loss, step_callback=on_step)
+    except (KeyboardInterrupt, Terminated) as interrupt:
+        manager.save(checkpoint_number=state["iteration"])
+        metrics.close()
+        write_json_atomic(out / "result.json", {"kind": "minimize", "status": "interrupted", "success": False,
+                                                "nit": state["iteration"], "fun": state["loss"]})
+        raise Interrupted(interrupt_code(interrupt), out) from None
+    final = interface.evaluate()
+    metrics.write(max(int(scipy_result.get("nit", state["iteration"])), state["iteration"]),
+                  loss=final["loss"], constraint_violation=final["violation"])
+    manager.save(checkpoint_number=state["iteration"])
+    exported = export_model(model, spec.checkpoint.export, out)
+    metrics.close()
+    result = {
+        "kind": "minimize",
+        "status": int(scipy_result.get("status", 0)),
+        "success": bool(scipy_result.success),
+        "message": str(scipy_result.message),
+        "method": interface.method,
+        "fun": float(scipy_result.fun),
+        "nit": int(scipy_result.get("nit", state["iteration"])),
+        "nfev": int(scipy_result.get("nfev", 0)),
+        "solution": {variable_label(v): np.asarray(v.numpy()).tolist() for v in interface.var_list},
+        "constraint_residuals": {
+            "equalities": final["equalities"],
+            "inequalities": final["inequalities"],
+            "violation": final["violation"],
+        },
+        "time_s": round(time.perf_counter() - started, 3),
+        "export": exported,
+    }
+    write_json_atomic(out / "result.json", result)
+    return RunOutcome(out, result, bool(scipy_result.success))

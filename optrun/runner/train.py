@@ -1,0 +1,167 @@
+"""``optrun train``: gradient training with a (wrapped) Keras optimizer."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import tensorflow as tf
+
+import keras
+from optrun.config import LoadedSpec
+from optrun.errors import ConfigError
+from optrun.reporting import MetricsWriter, write_json_atomic
+from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
+from optrun.runner.common import (
+    AVERAGED,
+    CHECKPOINTS,
+    Interrupted,
+    RunOptions,
+    RunOutcome,
+    Terminated,
+    check_export,
+    export_model,
+    interrupt_code,
+    prepare_run_dir,
+    run_dir,
+    seed_everything,
+)
+
+
+def _steps_per_epoch(data: Any) -> int | None:
+    if isinstance(data, tf.data.Dataset):
+        count = int(data.cardinality())
+        return count if count >= 0 else None
+    return len(data) if hasattr(data, "__len__") else None
+
+
+def _batches(data: Any, skip: int) -> Iterator[Any]:
+    """Endless passes over ``data`` (each pass re-iterates it), minus the first ``skip`` batches."""
+    seen = 0
+    while True:
+        empty = True
+        for batch in data:
+            empty = False
+            seen += 1
+            if seen > skip:
+                yield batch
+        if empty:
+            return
+
+
+def _first_batch_build(model: Any, data: Any) -> None:
+    """Builds an unbuilt Keras model on one batch, so its variables exist."""
+    if isinstance(model, keras.Model) and not model.built:
+        x, _ = next(iter(data))
+        model(x)
+
+
+def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
+    """Trains per ``loaded.spec``; writes the run directory; returns the outcome."""
+    spec = loaded.spec
+    if spec.train is None:
+        raise ConfigError(loaded.source, ["train: required by `optrun train` (optimizer, max_steps or epochs)"])
+    seed_everything(spec.seed)
+    model = build_model(loaded)
+    data = build_data(loaded)
+    _first_batch_build(model, data)
+    variables = variables_of(model, spec.model.builder)
+    loss_fn = train_loss(loaded)
+    opt, averaging = build_optimizer(spec.train.optimizer, variables)
+    opt.build(variables)
+    check_export(model, spec.checkpoint.export, loaded.source)
+    per_epoch = _steps_per_epoch(data)
+    total = spec.train.max_steps or (spec.train.epochs * per_epoch if per_epoch else None)
+
+    out = run_dir(loaded, options)
+    prepare_run_dir(out, loaded, options)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(step=step_var, model=model, optimizer=opt)
+    manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
+    if options.resume and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    skip_nonfinite = spec.train.on_nonfinite == "skip"
+
+    @tf.function
+    def train_step(batch: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            loss = tf.cast(loss_fn(model, batch), tf.float32)
+        grads = tape.gradient(loss, variables)
+        finite = tf.math.is_finite(loss)
+        for grad in grads:
+            if grad is not None:
+                values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
+
+        def apply() -> None:
+            opt.apply_gradients(zip(grads, variables, strict=True))
+
+        # A non-finite update is never applied: 'stop' ends the run, 'skip' goes on.
+        tf.cond(finite, apply, lambda: None)
+        return loss, finite
+
+    metrics = MetricsWriter(out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None)
+    step = int(step_var.numpy())
+    started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
+    options.reporter.start("train", total, step)
+
+    def save_all() -> None:
+        manager.save(checkpoint_number=step)
+        if averaging is not None and spec.checkpoint.swap:
+            averaging.swapping_saver(model=model).write(str(out / AVERAGED / "ckpt"))
+
+    try:
+        for batch in _batches(data, skip=step):
+            if total is not None and step >= total:
+                break
+            loss, finite = train_step(batch)
+            step += 1
+            step_var.assign(step)
+            last_loss = float(loss)
+            if not bool(finite):
+                if not skip_nonfinite:
+                    status = "diverged"
+                    options.reporter.note(f"non-finite loss or gradient at step {step}: stopping")
+                    break
+                skipped += 1
+                options.reporter.note(f"non-finite loss or gradient at step {step}: update skipped")
+            logged = step % spec.logging.every_steps == 0 or step == total
+            if logged:
+                metrics.write(step, loss=last_loss)
+            options.reporter.step(step, last_loss, logged)
+            if spec.checkpoint.every_steps and step % spec.checkpoint.every_steps == 0:
+                save_all()
+    except (KeyboardInterrupt, Terminated) as interrupt:
+        save_all()
+        _write_result(out, "interrupted", step, last_loss, skipped, started, None)
+        metrics.close()
+        raise Interrupted(interrupt_code(interrupt), out) from None
+    save_all()
+    context = averaging.averaged() if averaging is not None else contextlib.nullcontext()
+    with context:
+        exported = export_model(model, spec.checkpoint.export, out)
+    metrics.close()
+    result = _write_result(out, status, step, last_loss, skipped, started, exported)
+    result["averaged_checkpoint"] = str(out / AVERAGED / "ckpt") if averaging and spec.checkpoint.swap else None
+    write_json_atomic(out / "result.json", result)
+    return RunOutcome(out, result, status == "completed")
+
+
+def _write_result(
+    out: Any, status: str, step: int, loss: float, skipped: int, started: float, exported: str | None
+) -> dict[str, Any]:
+    result = {
+        "kind": "train",
+        "status": status,
+        "success": status == "completed",
+        "steps": step,
+        "final_loss": loss if math.isfinite(loss) else str(loss),
+        "skipped_nonfinite": skipped,
+        "time_s": round(time.perf_counter() - started, 3),
+        "export": exported,
+    }
+    write_json_atomic(out / "result.json", result)
+    return result

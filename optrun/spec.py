@@ -1,0 +1,217 @@
+"""The experiment spec: pydantic v2 models of the YAML file ``optrun`` runs.
+
+No TensorFlow here: ``optrun validate --help`` and ``optrun schema`` must be
+instant. Every model forbids unknown keys and unions are discriminated by
+``kind``, so every mistake is reported with its path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+REF_PATTERN = r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"
+Ref = Annotated[
+    str,
+    Field(
+        pattern=REF_PATTERN,
+        description="A callable: 'path/to/file.py:function' (relative to the spec file) or "
+        "'package.module:function'.",
+        examples=["examples/mlp.py:build_model", "optrun.defaults.problems:sum_of_squares"],
+    ),
+]
+Number = float | int
+Bound = Number | list[Number] | None
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(Strict):
+    """What holds the variables: a Keras model, a ``tf.Module``, or a list/dict of variables."""
+
+    builder: Ref = Field(description="Called as builder(**params); returns the model or variables.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the builder.")
+
+
+class DataSpec(Strict):
+    """Training data: the builder returns a ``tf.data.Dataset`` or an iterable of batches."""
+
+    builder: Ref = Field(description="Called as builder(**params); returns batches, e.g. (x, y) pairs.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the builder.")
+
+
+class KerasLoss(Strict):
+    """A Keras loss by name, applied as ``loss(y, model(x, training=True))`` to ``(x, y)`` batches."""
+
+    kind: Literal["keras"] = "keras"
+    name: str = Field(description="e.g. 'mse', 'mae', 'sparse_categorical_crossentropy'.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments, e.g. from_logits.")
+
+
+class CallableLoss(Strict):
+    """A loss in the user module: ``fn(model, batch)`` for train, ``fn(model)`` for minimize."""
+
+    kind: Literal["callable"] = "callable"
+    ref: Ref
+
+
+LossSpec = Annotated[KerasLoss | CallableLoss, Field(discriminator="kind")]
+
+
+class MovingAverageSpec(Strict):
+    """``MovingAverageOptimizer``'s arguments."""
+
+    kind: Literal["moving_average"]
+    average_decay: float = Field(0.9999, ge=0.0, le=1.0)
+    num_updates: Literal["iterations"] | None = Field(
+        None, description="'iterations' uses the optimizer's step count: d = min(decay, (1+n)/(10+n))."
+    )
+    sequential_update: bool = True
+
+
+class VariableClippingSpec(Strict):
+    """``VariableClippingOptimizer``'s arguments; variables by Keras path/name or 're:<regex>'."""
+
+    kind: Literal["variable_clipping"]
+    vars: list[str] = Field(min_length=1, description="Paths ('dense/kernel'), names, or 're:.*kernel'.")
+    dims: list[int] = Field(min_length=1, description="Dims of the norm, as in tf.clip_by_norm.")
+    max_norm: float = Field(gt=0)
+    use_locking: bool = False
+    colocate_clip_ops_with_vars: bool = False
+
+    @field_validator("vars")
+    @classmethod
+    def _regexes_compile(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item.startswith("re:"):
+                try:
+                    re.compile(item[3:])
+                except re.error as error:
+                    raise ValueError(f"bad regex {item[3:]!r}: {error}") from None
+        return value
+
+
+WrapperSpec = Annotated[MovingAverageSpec | VariableClippingSpec, Field(discriminator="kind")]
+
+
+class OptimizerSpec(Strict):
+    """A Keras optimizer by name, wrapped in list order (the first wraps the optimizer itself)."""
+
+    name: str = Field("SGD", description="Any keras.optimizers class name: SGD, Adam, RMSprop, ...")
+    args: dict[str, Any] = Field(default_factory=dict, description="e.g. {learning_rate: 0.1, momentum: 0.9}")
+    wrappers: list[WrapperSpec] = Field(default_factory=list)
+
+
+class TrainSpec(Strict):
+    """Gradient training."""
+
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many steps.")
+    epochs: int | None = Field(None, gt=0, description="Passes over the data (when max_steps is unset).")
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="NaN/Inf loss: 'stop' ends the run (exit 1); 'skip' drops that update."
+    )
+
+    @model_validator(mode="after")
+    def _has_a_length(self) -> TrainSpec:
+        if self.max_steps is None and self.epochs is None:
+            raise ValueError("set train.max_steps or train.epochs")
+        return self
+
+
+class BoundsSpec(Strict):
+    """Lower and upper bound of one variable: a scalar, a list (element-wise) or null."""
+
+    low: Bound = None
+    high: Bound = None
+
+
+class ConstraintsSpec(Strict):
+    """Constraints for minimize; each callable is ``fn(model)`` returning a scalar."""
+
+    equalities: list[Ref] = Field(default_factory=list, description="Each held == 0.")
+    inequalities: list[Ref] = Field(default_factory=list, description="Each held >= 0.")
+    bounds: dict[str, BoundsSpec | list[Bound]] = Field(
+        default_factory=dict, description="Variable name or path -> {low, high} or [low, high]."
+    )
+
+    @field_validator("bounds")
+    @classmethod
+    def _pairs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for name, bound in value.items():
+            if isinstance(bound, list):
+                if len(bound) != 2:
+                    raise ValueError(f"bounds of {name!r} must be [low, high]; got {bound!r}")
+                bound = BoundsSpec(low=bound[0], high=bound[1])
+            out[name] = bound
+        return out
+
+
+class MinimizeSpec(Strict):
+    """``ScipyOptimizerInterface``: method, options and constraints."""
+
+    method: str | None = Field(None, description="scipy method; default L-BFGS-B, or SLSQP with constraints.")
+    options: dict[str, Any] = Field(default_factory=dict, description="scipy options, e.g. {maxiter: 500}.")
+    tol: float | None = Field(None, gt=0)
+    jit_compile: bool | None = Field(None, description="XLA: null tries it with fallback; true/false force.")
+    constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
+
+
+class CheckpointSpec(Strict):
+    """Checkpoint policy."""
+
+    every_steps: int | None = Field(None, gt=0, description="Training checkpoint interval; null: only at the end.")
+    keep: int = Field(3, gt=0, description="How many training checkpoints to keep.")
+    swap: bool = Field(True, description="Also write averaged weights under the original names.")
+    export: Literal["none", "weights_h5", "saved_model"] = Field(
+        "weights_h5", description="Final (averaged) model, loadable without optrun."
+    )
+
+
+class LoggingSpec(Strict):
+    """Metrics and summaries."""
+
+    every_steps: int = Field(10, gt=0, description="Log interval in steps or iterations.")
+    tensorboard: bool = True
+    metrics_file: str = Field("metrics.jsonl", description="Inside the run directory.")
+
+    @field_validator("metrics_file")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or "/" in value or "\\" in value or value in {".", ".."}:
+            raise ValueError(f"metrics_file must be a plain file name inside the run directory; got {value!r}")
+        return value
+
+
+class ExperimentSpec(Strict):
+    """One optrun experiment."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Also the default run directory name.")
+    seed: int = Field(0, ge=0, description="Seeds Python, NumPy and TensorFlow; runs are deterministic.")
+    model: ModelSpec
+    data: DataSpec | None = None
+    loss: LossSpec
+    train: TrainSpec | None = None
+    minimize: MinimizeSpec | None = None
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    logging: LoggingSpec = Field(default_factory=LoggingSpec)
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _loss_shorthand(cls, value: Any) -> Any:
+        # 'mse' means a Keras loss; 'file.py:fn' a callable.
+        if isinstance(value, str):
+            return {"kind": "callable", "ref": value} if ":" in value else {"kind": "keras", "name": value}
+        return value
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`ExperimentSpec`, for editor completion."""
+    return ExperimentSpec.model_json_schema()
