@@ -40,9 +40,8 @@ def main() -> None:
         if not only or name in only:
             rows += case()
     print(f"Machine: {machine()}")
-    print(
-        f"Best of 3-7 warm runs per setup; each ratio compares rows of one case, measured in this one run ({time.perf_counter() - started:.0f} s).\n"
-    )
+    elapsed = time.perf_counter() - started
+    print(f"Best of 3-7 warm runs per setup; ratios compare rows of one case ({elapsed:.0f} s in all).\n")
     print(_table(rows))
 
 

@@ -32,7 +32,9 @@ app = typer.Typer(
 
 ConfigArg = Annotated[
     Path | None,
-    typer.Argument(help="Experiment spec (YAML). Omitted: the built-in default experiment.", show_default=False),
+    typer.Argument(
+        help="Experiment spec (YAML). Omitted: the built-in default experiment.", show_default=False
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
@@ -54,7 +56,8 @@ def _import_tensorflow(verbose: bool) -> None:
     environment variable stops them; only --verbose shows them.
     """
     if verbose:
-        import tensorflow  # noqa: F401
+        import tensorflow
+
         return
     saved = os.dup(2)
     null = os.open(os.devnull, os.O_WRONLY)
@@ -73,8 +76,17 @@ def _logging(verbose: bool, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
 
 
-def _run(kind: str, config: Path | None, overrides: list[str], out: Path | None, resume: bool,
-         force: bool, quiet: bool, verbose: bool, as_json: bool) -> None:
+def _run(
+    kind: str,
+    config: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    resume: bool,
+    force: bool,
+    quiet: bool,
+    verbose: bool,
+    as_json: bool,
+) -> None:
     _logging(verbose, quiet)
     install_sigterm()
     console = Console(stderr=as_json)  # with --json, stdout carries the JSON only
@@ -84,10 +96,9 @@ def _run(kind: str, config: Path | None, overrides: list[str], out: Path | None,
 
         loaded = load_spec(config, overrides, default=kind)
         _import_tensorflow(verbose)
+        from cli.progress import RichReporter, summary
         from optrun.reporting import NullReporter
         from optrun.runner import RunOptions, run_minimize, run_train
-
-        from cli.progress import RichReporter, summary
 
         reporter = NullReporter() if quiet else RichReporter(console)
         try:

@@ -42,7 +42,9 @@ class RichReporter:
             self._task = self._progress.add_task(kind, total=total, completed=first_step, loss="-", rate="-")
         else:
             where = f" from step {first_step}" if first_step else ""
-            self.console.print(f"{kind}: starting{where}" + (f", {total} steps" if total else ""), highlight=False)
+            self.console.print(
+                f"{kind}: starting{where}" + (f", {total} steps" if total else ""), highlight=False
+            )
 
     def _rate(self, step: int) -> float:
         elapsed = time.perf_counter() - self._started
@@ -51,11 +53,14 @@ class RichReporter:
     def step(self, step: int, loss: float, logged: bool) -> None:
         """Advances the bar; without a terminal, prints a line at each logging interval."""
         if self._progress is not None:
-            self._progress.update(self._task, completed=step, loss=f"{loss:.6g}", rate=f"{self._rate(step):.1f}")
+            self._progress.update(
+                self._task, completed=step, loss=f"{loss:.6g}", rate=f"{self._rate(step):.1f}"
+            )
         elif logged:
             total = f"/{self._total}" if self._total else ""
             self.console.print(
-                f"{self._kind} step {step}{total}  loss {loss:.6g}  {self._rate(step):.1f} steps/s", highlight=False
+                f"{self._kind} step {step}{total}  loss {loss:.6g}  {self._rate(step):.1f} steps/s",
+                highlight=False,
             )
 
     def note(self, message: str) -> None:

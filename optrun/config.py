@@ -6,6 +6,7 @@ the key is in the file, its line. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,28 @@ from optrun.errors import ConfigError
 from optrun.spec import ExperimentSpec
 
 DEFAULTS = {"train": "train.yaml", "minimize": "minimize.yaml"}
+
+
+class _Loader(yaml.SafeLoader):
+    """``SafeLoader`` that also reads ``1e-3`` and ``1e30`` as floats (YAML 1.1 wants a dot)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
 
 
 @dataclass(frozen=True)
@@ -33,7 +56,7 @@ def _line_map(text: str) -> dict[tuple[Any, ...], int]:
     """YAML path -> 1-based line of its key (or item), from the composed node tree."""
     lines: dict[tuple[Any, ...], int] = {}
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError:
         return lines
 
@@ -62,9 +85,9 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     path: list[Any] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             node = node[part]
         elif i < len(loc) - 1 and node is not None:
             continue
@@ -74,7 +97,9 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     return tuple(path)
 
 
-def _issues(error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]) -> list[str]:
+def _issues(
+    error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]
+) -> list[str]:
     issues = []
     for item in error.errors():
         path = _yaml_path(tuple(item["loc"]), data)
@@ -82,7 +107,11 @@ def _issues(error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int]
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; `optrun schema` lists the keys)"
-        elif "input" in item and item["type"] not in {"missing"} and not isinstance(item["input"], (dict, list)):
+        elif (
+            "input" in item
+            and item["type"] not in {"missing"}
+            and not isinstance(item["input"], (dict, list))
+        ):
             message = f"{message}; got {item['input']!r}"
         where = ""
         if dotted in overridden:
@@ -102,9 +131,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError("--set", [f"{text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=100"])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as error:
-        raise ConfigError("--set", [f"{text!r}: the value is not valid YAML ({error.__class__.__name__})"]) from None
+        raise ConfigError(
+            "--set", [f"{text!r}: the value is not valid YAML ({error.__class__.__name__})"]
+        ) from None
     return key.split("."), value
 
 
@@ -113,21 +144,37 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
     done = set()
     for text in overrides:
         keys, value = parse_override(text)
-        node = data
-        for i, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                where = ".".join(keys[: i + 1])
-                raise ConfigError("--set", [f"{text!r}: {where} is not a mapping (it is {child!r})"])
-            node = child
-        node[keys[-1]] = value
+        node: Any = data
+        for i, key in enumerate(keys):
+            last = i == len(keys) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    where = ".".join(keys[:i])
+                    raise ConfigError(
+                        "--set",
+                        [f"{text!r}: {where} is a list of {len(node)}; {key!r} is not an index in it"],
+                    )
+                if last:
+                    node[int(key)] = value
+                else:
+                    node = node[int(key)]
+                continue
+            if not isinstance(node, dict):
+                where = ".".join(keys[:i])
+                raise ConfigError("--set", [f"{text!r}: {where} is not a mapping (it is {node!r:.80})"])
+            if last:
+                node[key] = value
+            else:
+                if node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
         done.add(".".join(keys))
     return done
 
 
-def load_spec(path: str | Path | None, overrides: list[str] | None = None, default: str = "train") -> LoadedSpec:
+def load_spec(
+    path: str | Path | None, overrides: list[str] | None = None, default: str = "train"
+) -> LoadedSpec:
     """Reads, overrides and validates a spec; ``path=None`` takes the built-in ``default``.
 
     Raises:
@@ -142,7 +189,7 @@ def load_spec(path: str | Path | None, overrides: list[str] | None = None, defau
             raise ConfigError(str(path), [f"no such file: {file.resolve()}"])
         text, source, base_dir = file.read_text(encoding="utf-8"), str(path), file.resolve().parent
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

@@ -81,12 +81,13 @@ def load_callable(ref: str, base_dir: Path, what: str) -> Callable[..., Any]:
     if not hasattr(module, attr):
         defined = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
         raise LoadError(
-            f"{what}: {ref}: {target} has no function {attr!r}; it defines: {', '.join(defined) or '(nothing)'}"
+            f"{what}: {ref}: {target} has no function {attr!r}; "
+            f"it defines: {', '.join(defined) or '(nothing)'}"
         )
     value = getattr(module, attr)
     if not callable(value):
         raise LoadError(f"{what}: {ref}: {attr!r} is a {type(value).__name__}, not a function")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def call_user(fn: Callable[..., Any], ref: str, what: str, *args: Any, **kwargs: Any) -> Any:

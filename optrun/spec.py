@@ -145,12 +145,13 @@ class ConstraintsSpec(Strict):
     @classmethod
     def _pairs(cls, value: dict[str, Any]) -> dict[str, Any]:
         out = {}
-        for name, bound in value.items():
-            if isinstance(bound, list):
-                if len(bound) != 2:
-                    raise ValueError(f"bounds of {name!r} must be [low, high]; got {bound!r}")
-                bound = BoundsSpec(low=bound[0], high=bound[1])
-            out[name] = bound
+        for name, given in value.items():
+            if isinstance(given, list):
+                if len(given) != 2:
+                    raise ValueError(f"bounds of {name!r} must be [low, high]; got {given!r}")
+                out[name] = BoundsSpec(low=given[0], high=given[1])
+            else:
+                out[name] = given
         return out
 
 
@@ -167,11 +168,15 @@ class MinimizeSpec(Strict):
 class CheckpointSpec(Strict):
     """Checkpoint policy."""
 
-    every_steps: int | None = Field(None, gt=0, description="Training checkpoint interval; null: only at the end.")
+    every_steps: int | None = Field(
+        None, gt=0, description="Training checkpoint interval; null: only at the end."
+    )
     keep: int = Field(3, gt=0, description="How many training checkpoints to keep.")
     swap: bool = Field(True, description="Also write averaged weights under the original names.")
-    export: Literal["none", "weights_h5", "saved_model"] = Field(
-        "weights_h5", description="Final (averaged) model, loadable without optrun."
+    export: Literal["auto", "none", "weights_h5", "saved_model"] = Field(
+        "auto",
+        description="Final (averaged) model, loadable without optrun. 'auto': weights_h5 for a Keras "
+        "model, nothing otherwise.",
     )
 
 
@@ -186,14 +191,18 @@ class LoggingSpec(Strict):
     @classmethod
     def _plain_name(cls, value: str) -> str:
         if not value or "/" in value or "\\" in value or value in {".", ".."}:
-            raise ValueError(f"metrics_file must be a plain file name inside the run directory; got {value!r}")
+            raise ValueError(
+                f"metrics_file must be a plain file name inside the run directory; got {value!r}"
+            )
         return value
 
 
 class ExperimentSpec(Strict):
     """One optrun experiment."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Also the default run directory name.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Also the default run directory name."
+    )
     seed: int = Field(0, ge=0, description="Seeds Python, NumPy and TensorFlow; runs are deterministic.")
     model: ModelSpec
     data: DataSpec | None = None

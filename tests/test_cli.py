@@ -1,72 +1,264 @@
-"""The placeholder CLI: CliRunner and the installed entry point, in a real subprocess."""
+"""The CLI in-process (Typer's CliRunner): every command, exit code and run-directory promise."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
+from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 from typer.testing import CliRunner
 
 from cli.main import app
 
+ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def test_minimize_default_json() -> None:
-    result = runner.invoke(app, ["minimize", "--method", "SLSQP", "--json"])
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_minimize_builtin_default(in_tmp: Path) -> None:
+    result = invoke("minimize", "--method", "SLSQP", "--json")
     assert result.exit_code == 0, result.output
     outcome = json.loads(result.stdout)
     assert outcome["success"] is True
     assert outcome["solution"]["v"] == pytest.approx([1.0, 1.0], abs=1e-6)
     assert outcome["fun"] == pytest.approx(2.0, abs=1e-6)
+    assert outcome["constraint_residuals"]["violation"] == pytest.approx(0.0, abs=1e-8)
+    run = in_tmp / "runs" / "constrained-example"
+    assert {"config.yaml", "metrics.jsonl", "result.json", "checkpoints", "tensorboard"} <= {
+        p.name for p in run.iterdir()
+    }
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines and {"step", "loss", "wall_time", "constraint_violation"} <= set(lines[-1])
 
 
-def test_minimize_unsupported_method_is_a_clean_usage_error() -> None:
-    result = runner.invoke(app, ["minimize", "--method", "L-BFGS-B"])
+def test_train_builtin_default_writes_everything(in_tmp: Path) -> None:
+    result = invoke("train", "--set", "train.max_steps=30", "--set", "checkpoint.every_steps=10", "-q")
+    assert result.exit_code == 0, result.output
+    run = in_tmp / "runs" / "default-train"
+    outcome = json.loads((run / "result.json").read_text())
+    assert outcome["status"] == "completed" and outcome["steps"] == 30
+    assert (run / "export" / "model.weights.h5").is_file()
+    assert (run / "averaged" / "ckpt.index").is_file()
+    assert any((run / "tensorboard").iterdir())
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-20.index", "ckpt-30.index"]
+    config = (run / "config.yaml").read_text()
+    assert "max_steps: 30" in config and "seed: 0" in config
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    from optrun.defaults.problems import mlp
+
+    model = mlp(hidden=32)
+    model.load_weights(str(path))
+    return [w.numpy() for w in model.weights]
+
+
+def test_resume_matches_uninterrupted_run(in_tmp: Path) -> None:
+    common = ["--set", "checkpoint.every_steps=10", "-q"]
+    assert invoke("train", "--out", "straight", "--set", "train.max_steps=40", *common).exit_code == 0
+    assert invoke("train", "--out", "split", "--set", "train.max_steps=20", *common).exit_code == 0
+    result = invoke("train", "--out", "split", "--resume", "--set", "train.max_steps=40", *common)
+    assert result.exit_code == 0, result.output
+    straight = json.loads((in_tmp / "straight" / "result.json").read_text())
+    split = json.loads((in_tmp / "split" / "result.json").read_text())
+    assert split["steps"] == 40
+    assert split["final_loss"] == straight["final_loss"]
+    for a, b in zip(
+        _weights(in_tmp / "straight" / "export" / "model.weights.h5"),
+        _weights(in_tmp / "split" / "export" / "model.weights.h5"),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    steps = [
+        json.loads(line)["step"] for line in (in_tmp / "split" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [20, 40]  # logging.every_steps is 20; the resumed run appends
+
+
+def test_same_config_twice_gives_same_numbers(in_tmp: Path) -> None:
+    for out in ("a", "b"):
+        assert (
+            invoke("train", "--out", out, "--set", "train.max_steps=25", "--seed", "5", "-q").exit_code == 0
+        )
+    a = (in_tmp / "a" / "metrics.jsonl").read_text().splitlines()
+    b = (in_tmp / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["loss"] for x in a] == [json.loads(x)["loss"] for x in b]
+    assert "seed: 5" in (in_tmp / "a" / "config.yaml").read_text()
+
+
+def test_swapped_checkpoint_and_export_hold_the_averages(in_tmp: Path) -> None:
+    from optrun.config import load_spec
+    from optrun.defaults.problems import mlp
+    from optrun.runner.build import build_optimizer
+
+    assert invoke("train", "--out", "run", "--set", "train.max_steps=30", "-q").exit_code == 0
+    run = in_tmp / "run"
+    # The averages, read from the full training checkpoint into the spec's own optimizer.
+    spec = load_spec(run / "config.yaml").spec
+    trained = mlp(hidden=32)
+    opt, averaging = build_optimizer(spec.train.optimizer, trained.trainable_weights)  # type: ignore[union-attr]
+    opt.build(trained.trainable_weights)
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    tf.train.Checkpoint(model=trained, optimizer=opt).restore(latest).expect_partial()
+    assert averaging is not None
+    averages = [averaging.average(v).numpy() for v in trained.trainable_weights]
+    # A plain model, no wrappers: the swapped checkpoint gives it the averages...
+    plain = mlp(hidden=32)
+    tf.train.Checkpoint(model=plain).restore(str(run / "averaged" / "ckpt")).expect_partial()
+    # ... and so does the exported .weights.h5.
+    exported = mlp(hidden=32)
+    exported.load_weights(str(run / "export" / "model.weights.h5"))
+    for want, a, b in zip(averages, plain.trainable_weights, exported.trainable_weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), want)
+        np.testing.assert_array_equal(b.numpy(), want)
+    raw = [v.numpy() for v in trained.trainable_weights]
+    assert any(not np.array_equal(r, a) for r, a in zip(raw, averages, strict=True))
+
+
+def test_refused_overwrite_and_force(in_tmp: Path) -> None:
+    assert invoke("minimize", "-q").exit_code == 0
+    again = invoke("minimize", "-q")
+    assert again.exit_code == 2
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert invoke("minimize", "-q", "--force").exit_code == 0
+    nothing = invoke("minimize", "-q", "--out", "fresh", "--resume")
+    assert nothing.exit_code == 2 and "no checkpoints to resume" in nothing.stderr
+
+
+def test_config_error_exit_2_no_run_dir_no_traceback(in_tmp: Path) -> None:
+    bad = in_tmp / "bad.yaml"
+    bad.write_text("name: bad\nmodel: {builder: m.py:build}\nloss: mse\ntrain: {max_steps: 0, bogus: 1}\n")
+    result = invoke("train", str(bad))
     assert result.exit_code == 2
-    assert "cannot handle equality or inequality constraints" in result.stderr
+    assert "train.max_steps" in result.stderr and "train.bogus: unknown key" in result.stderr
     assert "Traceback" not in result.output + result.stderr
+    assert not (in_tmp / "runs").exists()
 
 
-def test_minimize_failure_exit_code() -> None:
-    result = runner.invoke(app, ["minimize", "--method", "SLSQP", "--maxiter", "1", "--json"])
+def test_failed_optimization_exit_1_result_written(in_tmp: Path) -> None:
+    result = invoke("minimize", "--maxiter", "1", "--json", "--out", "short")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["success"] is False
+    assert json.loads((in_tmp / "short" / "result.json").read_text())["success"] is False
 
 
-def _entry_point() -> list[str]:
-    exe = shutil.which("optrun", path=os.path.dirname(sys.executable))
-    return [exe] if exe else [sys.executable, "-m", "optrun"]
-
-
-def test_installed_entry_point_subprocess() -> None:
-    proc = subprocess.run(
-        [*_entry_point(), "minimize", "--json"], capture_output=True, text=True, timeout=120, check=False
+def test_divergence_stops_exit_1(in_tmp: Path) -> None:
+    result = invoke(
+        "train",
+        "--out",
+        "nan",
+        "-q",
+        "--set",
+        "train.max_steps=50",
+        "--set",
+        "train.optimizer.args.learning_rate=1e30",
     )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["solution"]["v"] == pytest.approx([1.0, 1.0], abs=1e-6)
-    bad = subprocess.run(
-        [sys.executable, "-m", "optrun", "minimize", "--method", "bogus"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert bad.returncode == 2
-    assert "got 'bogus'" in bad.stderr and "Traceback" not in bad.stderr
+    assert result.exit_code == 1
+    outcome = json.loads((in_tmp / "nan" / "result.json").read_text())
+    assert outcome["status"] == "diverged" and outcome["steps"] < 50
 
 
-def test_help_does_not_import_tensorflow() -> None:
-    code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom cli.main import app\n"
-        "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
-        "import optrun\nassert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+def test_nonfinite_skip_keeps_going(in_tmp: Path) -> None:
+    module = in_tmp / "nanmod.py"
+    module.write_text(
+        "import tensorflow as tf\nimport keras\n"
+        "def model():\n    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, name='d')])\n"
+        "def data():\n"
+        "    return [(tf.constant([[1.0]]), tf.constant([[v]])) for v in (1.0, float('nan'), 2.0, 3.0)]\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    spec = in_tmp / "skip.yaml"
+    spec.write_text(
+        "name: skip\nmodel: {builder: nanmod.py:model}\ndata: {builder: nanmod.py:data}\nloss: mse\n"
+        "train: {max_steps: 8, on_nonfinite: skip}\ncheckpoint: {export: none}\n"
     )
-    assert proc.returncode == 0, proc.stderr
+    result = invoke("train", str(spec), "--json")
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    assert outcome["steps"] == 8 and outcome["skipped_nonfinite"] == 2
+
+
+def test_validate_reports_and_writes_nothing(in_tmp: Path) -> None:
+    module = in_tmp / "two.py"
+    module.write_text(
+        "import tensorflow as tf\n"
+        "def build():\n"
+        "    return {'a': tf.Variable([3.0, -1.0], name='a'), 'b': tf.Variable(2.0, name='b')}\n"
+        "def loss(m):\n    return tf.reduce_sum(tf.square(m['a']))\n"
+        "def a0_le_1(m):\n    return 1.0 - m['a'][0]\n"
+    )
+    spec = in_tmp / "v.yaml"
+    spec.write_text(
+        "name: v\nmodel: {builder: two.py:build}\nloss: two.py:loss\n"
+        "minimize:\n  method: SLSQP\n  constraints:\n    inequalities: [two.py:a0_le_1]\n"
+        "    bounds: {a: [0.0, null]}\n"
+    )
+    before = sorted(p.name for p in in_tmp.iterdir())
+    result = invoke("validate", str(spec), "--json")
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)
+    assert report["loss"] == pytest.approx(10.0)
+    assert report["gradient_norm"] == pytest.approx(np.hypot(6.0, -2.0))
+    assert report["unused_variables"] == ["b"]
+    assert report["bounds_violated_at_start"] == ["a: 1 of 2 start values outside bounds"]
+    assert report["constraint_residuals"]["inequalities"] == pytest.approx([-2.0])
+    assert report["constraint_residuals"]["violation"] == pytest.approx(2.0)
+    assert sorted(p.name for p in in_tmp.iterdir() if p.name != "__pycache__") == before
+    text = invoke("validate", str(spec))
+    assert text.exit_code == 0 and "does not depend on 'b'" in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "ref", "message"),
+    [
+        (None, "nowhere.py:build", "model.builder: nowhere.py:build: no such file"),
+        ("def other():\n    pass\n", "mod.py:build", "mod.py has no function 'build'; it defines: other"),
+        (
+            "def build():\n    raise ValueError('bad width')\n",
+            "mod.py:build",
+            "mod.py:build raised ValueError: bad width",
+        ),
+        ("import nonexistent_pkg\n", "mod.py:build", "importing mod.py failed: ModuleNotFoundError"),
+        (None, "no_such_pkg.mod:build", "no module named 'no_such_pkg'"),
+    ],
+)
+def test_loading_errors(in_tmp: Path, source: str | None, ref: str, message: str) -> None:
+    if source is not None:
+        (in_tmp / "mod.py").write_text(source)
+    spec = in_tmp / "s.yaml"
+    spec.write_text(f"name: s\nmodel: {{builder: '{ref}'}}\nloss: mse\n")
+    result = invoke("minimize", str(spec))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (in_tmp / "runs").exists()
+
+
+def test_unknown_wrapper_variable_lists_names(in_tmp: Path) -> None:
+    result = invoke("train", "--set", "train.optimizer.wrappers.0.vars=[hiden/kernel]", "-q")
+    assert result.exit_code == 2
+    assert "'hiden/kernel'" in result.stderr and "'sequential" in result.stderr
+
+
+def test_schema_command() -> None:
+    result = invoke("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["title"] == "ExperimentSpec"
+
+
+def test_sample_configs_validate() -> None:
+    for config in sorted((ROOT / "configs").glob("*.yaml")):
+        result = invoke("validate", str(config), "--json")
+        assert result.exit_code == 0, (config.name, result.stderr)
+        keras.backend.clear_session()

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
 
 
 def constrained_vector() -> tf.Variable:

@@ -6,9 +6,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import keras
 import tensorflow as tf
 
-import keras
 from optrun.averaging import MovingAverageOptimizer
 from optrun.clipping import VariableClippingOptimizer
 from optrun.config import LoadedSpec
@@ -66,13 +66,13 @@ def build_data(loaded: LoadedSpec) -> Any:
 def _keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
     try:
         if spec.args:
-            return keras.losses.get({"class_name": spec.name, "config": spec.args})  # type: ignore[no-any-return]
+            return keras.losses.get({"class_name": spec.name, "config": spec.args})
         loss = keras.losses.get(spec.name)
     except (ValueError, TypeError) as error:
         raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r} ({error})"]) from None
     if loss is None:
         raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r}"])
-    return loss  # type: ignore[no-any-return]
+    return loss
 
 
 def train_loss(loaded: LoadedSpec) -> Callable[[Any, Any], tf.Tensor]:
@@ -100,7 +100,8 @@ def minimize_loss(loaded: LoadedSpec, model: Any) -> Callable[[], tf.Tensor]:
     batches = list(data)
     if len(batches) != 1:
         raise ConfigError(
-            loaded.source, [f"data: minimize with a Keras loss needs one full batch; the builder gave {len(batches)}"]
+            loaded.source,
+            [f"data: minimize with a Keras loss needs one full batch; the builder gave {len(batches)}"],
         )
     x, y = batches[0]
     return lambda: tf.reduce_mean(loss(y, model(x)))
@@ -112,12 +113,11 @@ def constraints(loaded: LoadedSpec, model: Any) -> tuple[list[Callable[[], Any]]
     if spec is None:
         return [], []
 
+    def bind(fn: Callable[[Any], Any]) -> Callable[[], Any]:
+        return lambda: fn(model)
+
     def thunks(refs: list[str], what: str) -> list[Callable[[], Any]]:
-        out = []
-        for i, ref in enumerate(refs):
-            fn = load_callable(ref, loaded.base_dir, f"{what}[{i}]")
-            out.append(lambda fn=fn: fn(model))
-        return out
+        return [bind(load_callable(ref, loaded.base_dir, f"{what}[{i}]")) for i, ref in enumerate(refs)]
 
     return (
         thunks(spec.equalities, "minimize.constraints.equalities"),
@@ -150,8 +150,11 @@ def build_optimizer(
         opt = keras.optimizers.get({"class_name": spec.name, "config": dict(spec.args)})
     except (ValueError, TypeError) as error:
         raise ConfigError(
-            "train.optimizer", [f"train.optimizer: cannot make Keras optimizer {spec.name!r} with args "
-                                f"{spec.args}: {str(error).splitlines()[0]}"]
+            "train.optimizer",
+            [
+                f"train.optimizer: cannot make Keras optimizer {spec.name!r} with args "
+                f"{spec.args}: {str(error).splitlines()[0]}"
+            ],
         ) from None
     inner_iterations = opt.iterations
     averaging = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ AVERAGED = "averaged"
 EXPORT = "export"
 
 
-class Interrupted(OptrunError):  # noqa: N818 - it is a signal, not a failure
+class Interrupted(OptrunError):
     """The run was stopped by SIGINT (exit 130) or SIGTERM (exit 143) after a checkpoint."""
 
     def __init__(self, exit_code: int, out_dir: Path) -> None:
@@ -78,18 +79,15 @@ def prepare_run_dir(out: Path, loaded: LoadedSpec, options: RunOptions) -> None:
 
 def seed_everything(seed: int) -> None:
     """Seeds Python, NumPy and TensorFlow, and asks TF for deterministic kernels."""
+    import keras
     import tensorflow as tf
 
-    import keras
-
     keras.utils.set_random_seed(seed)
-    try:
+    with contextlib.suppress(RuntimeError):  # already enabled in this process
         tf.config.experimental.enable_op_determinism()
-    except RuntimeError:  # already enabled in this process
-        pass
 
 
-class Terminated(BaseException):  # noqa: N818 - mirrors KeyboardInterrupt
+class Terminated(BaseException):
     """Raised in the main thread by the CLI's SIGTERM handler."""
 
 
@@ -100,10 +98,11 @@ def interrupt_code(error: BaseException) -> int:
 
 def export_model(model: Any, kind: str, out: Path) -> str | None:
     """Writes the model for inference without optrun; returns the path, or None for 'none'."""
+    import keras
     import tensorflow as tf
 
-    import keras
-
+    if kind == "auto":
+        kind = "weights_h5" if isinstance(model, keras.Model) else "none"
     if kind == "none":
         return None
     target = out / EXPORT
@@ -132,6 +131,8 @@ def check_export(model: Any, kind: str, source: str) -> None:
     if kind == "weights_h5" and not isinstance(model, keras.Model):
         raise ConfigError(
             source,
-            [f"checkpoint.export: weights_h5 needs a Keras model; the builder returned "
-             f"{type(model).__name__}. Use 'saved_model' or 'none'."],
+            [
+                f"checkpoint.export: weights_h5 needs a Keras model; the builder returned "
+                f"{type(model).__name__}. Use 'saved_model' or 'none'."
+            ],
         )

@@ -67,7 +67,9 @@ def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     if options.resume and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
 
-    metrics = MetricsWriter(out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None)
+    metrics = MetricsWriter(
+        out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None
+    )
     state: dict[str, Any] = {"iteration": 0, "loss": math.nan}
     loss_thunk = interface.loss
     maxiter = (spec.minimize.options.get("maxiter") if spec.minimize else None) or None
@@ -90,12 +92,23 @@ def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     except (KeyboardInterrupt, Terminated) as interrupt:
         manager.save(checkpoint_number=state["iteration"])
         metrics.close()
-        write_json_atomic(out / "result.json", {"kind": "minimize", "status": "interrupted", "success": False,
-                                                "nit": state["iteration"], "fun": state["loss"]})
+        write_json_atomic(
+            out / "result.json",
+            {
+                "kind": "minimize",
+                "status": "interrupted",
+                "success": False,
+                "nit": state["iteration"],
+                "fun": state["loss"],
+            },
+        )
         raise Interrupted(interrupt_code(interrupt), out) from None
     final = interface.evaluate()
-    metrics.write(max(int(scipy_result.get("nit", state["iteration"])), state["iteration"]),
-                  loss=final["loss"], constraint_violation=final["violation"])
+    metrics.write(
+        max(int(scipy_result.get("nit", state["iteration"])), state["iteration"]),
+        loss=final["loss"],
+        constraint_violation=final["violation"],
+    )
     manager.save(checkpoint_number=state["iteration"])
     exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()

@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import keras
 import tensorflow as tf
 
-import keras
 from optrun.config import LoadedSpec
 from optrun.errors import ConfigError
 from optrun.reporting import MetricsWriter, write_json_atomic
@@ -63,7 +63,9 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     """Trains per ``loaded.spec``; writes the run directory; returns the outcome."""
     spec = loaded.spec
     if spec.train is None:
-        raise ConfigError(loaded.source, ["train: required by `optrun train` (optimizer, max_steps or epochs)"])
+        raise ConfigError(
+            loaded.source, ["train: required by `optrun train` (optimizer, max_steps or epochs)"]
+        )
     seed_everything(spec.seed)
     model = build_model(loaded)
     data = build_data(loaded)
@@ -74,7 +76,8 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     opt.build(variables)
     check_export(model, spec.checkpoint.export, loaded.source)
     per_epoch = _steps_per_epoch(data)
-    total = spec.train.max_steps or (spec.train.epochs * per_epoch if per_epoch else None)
+    epochs = spec.train.epochs
+    total = spec.train.max_steps or (epochs * per_epoch if epochs and per_epoch else None)
 
     out = run_dir(loaded, options)
     prepare_run_dir(out, loaded, options)
@@ -103,7 +106,9 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         tf.cond(finite, apply, lambda: None)
         return loss, finite
 
-    metrics = MetricsWriter(out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None)
+    metrics = MetricsWriter(
+        out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None
+    )
     step = int(step_var.numpy())
     started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
     options.reporter.start("train", total, step)
@@ -145,7 +150,9 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()
     result = _write_result(out, status, step, last_loss, skipped, started, exported)
-    result["averaged_checkpoint"] = str(out / AVERAGED / "ckpt") if averaging and spec.checkpoint.swap else None
+    result["averaged_checkpoint"] = (
+        str(out / AVERAGED / "ckpt") if averaging and spec.checkpoint.swap else None
+    )
     write_json_atomic(out / "result.json", result)
     return RunOutcome(out, result, status == "completed")
 

@@ -46,7 +46,10 @@ def _validate_minimize(loaded: LoadedSpec) -> dict[str, Any]:
     return {
         "mode": "minimize",
         "method": interface.method,
-        "variables": {label: list(shape) for label, shape in zip(interface.layout.labels, interface.layout.shapes, strict=True)},
+        "variables": {
+            label: list(shape)
+            for label, shape in zip(interface.layout.labels, interface.layout.shapes, strict=True)
+        },
         "loss": point["loss"],
         "gradient_norm": float(np.linalg.norm(interface.gradient(x0))),
         "unused_variables": _unused(thunks, list(interface.var_list)),
@@ -63,7 +66,7 @@ def _validate_train(loaded: LoadedSpec) -> dict[str, Any]:
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     if spec.train is not None:
-            build_optimizer(spec.train.optimizer, variables)  # resolves wrapper variable names
+        build_optimizer(spec.train.optimizer, variables)  # resolves wrapper variable names
     check_export(model, spec.checkpoint.export, loaded.source)
     batch = next(iter(data))
     with tf.GradientTape() as tape:

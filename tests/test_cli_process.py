@@ -1,0 +1,94 @@
+"""The installed ``optrun`` entry point in real subprocesses: exit codes, signals, start-up cost."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def optrun() -> list[str]:
+    exe = shutil.which("optrun", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "optrun"]
+
+
+def run(*args: str, cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*optrun(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV, check=False
+    )
+
+
+def test_help_and_validate_help_do_not_import_tensorflow() -> None:
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom cli.main import app\n"
+        "for args in (['--help'], ['validate', '--help'], ['train', '--help'], ['schema']):\n"
+        "    r = CliRunner().invoke(app, args)\n    assert r.exit_code == 0, r.output\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_exit_codes(tmp_path: Path) -> None:
+    ok = run("minimize", "--method", "SLSQP", "--json", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["solution"]["v"] == pytest.approx([1.0, 1.0], abs=1e-6)
+    # With --json, progress goes to stderr; TensorFlow's native start-up log does not appear.
+    assert "minimize step 2/100" in ok.stderr
+    assert "oneDNN" not in ok.stderr and "cuda" not in ok.stderr.lower()
+    failed = run("minimize", "--maxiter", "1", "--out", "f", "-q", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert json.loads((tmp_path / "f" / "result.json").read_text())["success"] is False
+    usage = run("minimize", "--method", "bogus", "--out", "u", cwd=tmp_path)
+    assert usage.returncode == 2
+    assert "got 'bogus'" in usage.stderr and "Traceback" not in usage.stderr
+    assert not (tmp_path / "u").exists()
+    missing = run("train", "nope.yaml", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    via_module = subprocess.run(
+        [sys.executable, "-m", "optrun", "version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert via_module.returncode == 0 and via_module.stdout.strip()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupt_checkpoints_and_exits(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    proc = subprocess.Popen(
+        [
+            *optrun(),
+            "train",
+            "--out",
+            "run",
+            "--set",
+            "train.max_steps=1000000",
+            "--set",
+            "logging.every_steps=5",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["steps"] > 0
+    assert list((tmp_path / "run" / "checkpoints").glob(f"ckpt-{result['steps']}.index"))
+    assert "Traceback" not in err
