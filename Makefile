@@ -41,8 +41,9 @@ $(BENCH_STAMP): pyproject.toml
 bench: $(BENCH_STAMP)  ## optrun vs numpy/scipy vs GPflow, ratios in one run
 	$(BENCH_VENV)/bin/python -m bench
 
-demo: install  ## solve the built-in constrained example with SLSQP
-	$(BIN)/optrun minimize --method SLSQP
+demo: install  ## the built-in defaults: the seed's constrained example, then a short training run
+	$(BIN)/optrun minimize --method SLSQP --force
+	$(BIN)/optrun train --force
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

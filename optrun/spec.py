@@ -224,3 +224,34 @@ class ExperimentSpec(Strict):
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of :class:`ExperimentSpec`, for editor completion."""
     return ExperimentSpec.model_json_schema()
+
+
+def field_paths() -> list[str]:
+    """Every field of the spec as a dotted path (``train.optimizer.wrappers[].max_norm``)."""
+    schema = json_schema()
+    defs = schema.get("$defs", {})
+    paths: list[str] = []
+
+    def resolve(node: dict[str, Any]) -> list[dict[str, Any]]:
+        if "$ref" in node:
+            return resolve(defs[node["$ref"].split("/")[-1]])
+        options = node.get("anyOf") or node.get("oneOf")
+        if options:
+            return [r for option in options for r in resolve(option)]
+        if node.get("type") == "array" and "items" in node:
+            return [{"__array__": item} for item in resolve(node["items"])]
+        return [node]
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for target in resolve(node):
+            if "__array__" in target:
+                walk(target["__array__"], prefix + "[]")
+                continue
+            for name, child in target.get("properties", {}).items():
+                path = f"{prefix}.{name}" if prefix else name
+                if path not in paths:
+                    paths.append(path)
+                walk(child, path)
+
+    walk(schema, "")
+    return paths

@@ -92,3 +92,44 @@ def test_interrupt_checkpoints_and_exits(tmp_path: Path, sig: signal.Signals, co
     assert result["status"] == "interrupted" and result["steps"] > 0
     assert list((tmp_path / "run" / "checkpoints").glob(f"ckpt-{result['steps']}.index"))
     assert "Traceback" not in err
+
+
+def test_saved_model_export_serves_averaged_weights_without_optrun(tmp_path: Path) -> None:
+    done = run(
+        "train",
+        "--out",
+        "sm",
+        "-q",
+        "--set",
+        "train.max_steps=30",
+        "--set",
+        "checkpoint.export=saved_model",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    code = (
+        "import json, sys\nimport tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(tmp_path / 'sm' / 'export' / 'saved_model')!r})\n"
+        "x = tf.reshape(tf.range(8, dtype=tf.float32), [2, 4]) / 8.0\n"
+        "print(json.dumps(m.serve(x).numpy().tolist()))\n"
+        "assert 'optrun' not in sys.modules\n"
+    )
+    served = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert served.returncode == 0, served.stderr
+    import numpy as np
+    import tensorflow as tf
+
+    from optrun.defaults.problems import mlp
+
+    plain = mlp(hidden=32)
+    tf.train.Checkpoint(model=plain).restore(str(tmp_path / "sm" / "averaged" / "ckpt")).expect_partial()
+    x = tf.reshape(tf.range(8, dtype=tf.float32), [2, 4]) / 8.0
+    np.testing.assert_allclose(json.loads(served.stdout), plain(x).numpy(), atol=1e-6)
