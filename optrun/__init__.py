@@ -11,10 +11,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from optrun.errors import (
+    ConfigError,
     InvalidArgumentError,
     InvalidTypeError,
+    LoadError,
     NotReadyError,
     OptrunError,
+    RunError,
     UnknownVariableError,
     UnsupportedMethodError,
 )
@@ -23,10 +26,13 @@ if TYPE_CHECKING:
     from optrun.averaging import MovingAverageOptimizer
     from optrun.checkpoints import SwappingSaver
     from optrun.clipping import VariableClippingOptimizer
+    from optrun.config import load_spec
     from optrun.external import ExternalOptimizerInterface
     from optrun.packing import Layout, PackedBounds
     from optrun.projected import ProjectedGradientInterface
+    from optrun.runner import RunOptions, run_minimize, run_train, validate_spec
     from optrun.scipy_interface import ScipyOptimizerInterface
+    from optrun.spec import ExperimentSpec
     from optrun.varkeys import resolve_var_keyed
 
 __version__ = "0.1.0"
@@ -41,25 +47,40 @@ _LAZY = {
     "MovingAverageOptimizer": "optrun.averaging",
     "VariableClippingOptimizer": "optrun.clipping",
     "SwappingSaver": "optrun.checkpoints",
+    "ExperimentSpec": "optrun.spec",
+    "load_spec": "optrun.config",
+    "RunOptions": "optrun.runner",
+    "run_train": "optrun.runner",
+    "run_minimize": "optrun.runner",
+    "validate_spec": "optrun.runner",
 }
 
 __all__ = [
+    "ConfigError",
+    "ExperimentSpec",
     "ExternalOptimizerInterface",
     "InvalidArgumentError",
     "InvalidTypeError",
     "Layout",
+    "LoadError",
     "MovingAverageOptimizer",
     "NotReadyError",
     "OptrunError",
     "PackedBounds",
     "ProjectedGradientInterface",
+    "RunError",
+    "RunOptions",
     "ScipyOptimizerInterface",
     "SwappingSaver",
     "UnknownVariableError",
     "UnsupportedMethodError",
     "VariableClippingOptimizer",
     "__version__",
+    "load_spec",
     "resolve_var_keyed",
+    "run_minimize",
+    "run_train",
+    "validate_spec",
 ]
 
 

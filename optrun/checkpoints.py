@@ -14,6 +14,7 @@ the raw values. Consequences:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
@@ -48,20 +49,19 @@ class SwappingSaver:
         self.checkpoint = tf.train.Checkpoint(**objects)
 
     def save(self, file_prefix: str) -> str:
-        """Writes the swapped checkpoint; returns its path."""
-        self._optimizer.swap()
-        try:
-            return str(self.checkpoint.save(file_prefix))
-        finally:
-            self._optimizer.swap()
+        """Writes the swapped checkpoint; returns its path (``prefix-N``, counted)."""
+        return self._swapped(self.checkpoint.save, file_prefix)
 
     def write(self, file_prefix: str) -> str:
-        """Like :meth:`save`, without the ``-N`` counter suffix."""
+        """Like :meth:`save`, at exactly ``file_prefix`` (no counter)."""
+        return self._swapped(self.checkpoint.write, file_prefix)
+
+    def _swapped(self, writer: Callable[[str], Any], file_prefix: str) -> str:
         self._optimizer.swap()
         try:
-            return str(self.checkpoint.write(file_prefix))
+            return str(writer(file_prefix))
         finally:
-            self._optimizer.swap()
+            self._optimizer.swap()  # raw values are live again, even if the write failed
 
     def restore(self, save_path: str) -> Any:
         """Restores a checkpoint written by :meth:`save`, raw values and averages exactly."""

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from optrun.eager import EagerBackend, Evaluator, Problem
+from optrun.eager import EagerBackend, Problem
 from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.evaluation import Component, Evaluation, PointCache, loss_and_grad
 from optrun.packing import Layout, PackedBounds, pack_bounds
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label
 
@@ -35,68 +35,6 @@ Thunk = Callable[[], Any]
 LossGradFunc = Callable[[np.ndarray], tuple[float, np.ndarray]]
 ValueFunc = Callable[[np.ndarray], float]
 GradFunc = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Everything known at one point ``x`` (views into one packed vector)."""
-
-    loss: float
-    grad: np.ndarray
-    equalities: np.ndarray
-    equality_jacobian: np.ndarray
-    inequalities: np.ndarray
-    inequality_jacobian: np.ndarray
-
-    @classmethod
-    def split(cls, packed: np.ndarray, n: int, n_eq: int, n_ineq: int) -> Evaluation:
-        """Slices the backend's packed output ``[f | g | e | J_e | h | J_h]``."""
-        e0 = 1 + n
-        h0 = e0 + n_eq * (1 + n)
-        return cls(
-            loss=float(packed[0]),
-            grad=packed[1:e0],
-            equalities=packed[e0 : e0 + n_eq],
-            equality_jacobian=packed[e0 + n_eq : h0].reshape(n_eq, n),
-            inequalities=packed[h0 : h0 + n_ineq],
-            inequality_jacobian=packed[h0 + n_ineq :].reshape(n_ineq, n),
-        )
-
-
-class PointCache:
-    """Evaluates at most once per distinct ``x``; calls ``loss_callback`` after each."""
-
-    def __init__(
-        self,
-        evaluator: Evaluator,
-        counts: tuple[int, int, int],
-        loss_callback: Callable[..., Any] | None = None,
-    ) -> None:
-        self._evaluator = evaluator
-        self._counts = counts
-        self._loss_callback = loss_callback
-        self._key: bytes | None = None
-        self._value: Evaluation | None = None
-        self.evaluations = 0
-
-    def __call__(self, x: np.ndarray) -> Evaluation:
-        x = np.asarray(x, np.float64)
-        # Compare raw bytes, not with np.array_equal: a NumPy ufunc between two TF calls
-        # slows the next call by ~20 us here (measured on Rosenbrock N=100), memcmp does not.
-        key = x.tobytes()
-        if key == self._key and self._value is not None:
-            return self._value
-        packed, fetched = self._evaluator(x)
-        self.evaluations += 1
-        self._key = key
-        self._value = Evaluation.split(packed, *self._counts)
-        if self._loss_callback is not None:
-            self._loss_callback(*fetched)
-        return self._value
-
-
-def _loss_grad(evaluation: Evaluation) -> tuple[float, np.ndarray]:
-    return evaluation.loss, evaluation.grad.copy()
 
 
 def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
@@ -322,7 +260,7 @@ class ExternalOptimizerInterface:
                 logger.info("%d start value(s) lie outside var_to_bounds", outside.size)
         result = self._minimize(
             initial_val=initial,
-            loss_grad_func=lambda x: _loss_grad(cache(x)),
+            loss_grad_func=lambda x: loss_and_grad(cache(x)),
             equality_funcs=[Component(cache, "equalities", i) for i in range(n_eq)],
             equality_grad_funcs=[Component(cache, "equality_jacobian", i) for i in range(n_eq)],
             inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
@@ -367,32 +305,3 @@ class ExternalOptimizerInterface:
             "ExternalOptimizerInterface is a base class: subclass it and implement "
             "_minimize(...), or use optrun.ScipyOptimizerInterface."
         )
-
-
-class Component:
-    """``x -> getattr(cache(x), field)[index]``: one constraint value or gradient.
-
-    A plain callable for any external optimizer; :func:`stack` recognises a
-    list of them and reads all rows with one cache lookup.
-    """
-
-    def __init__(self, cache: PointCache, field: str, index: int) -> None:
-        self.cache, self.field, self.index = cache, field, index
-
-    def __call__(self, x: np.ndarray) -> Any:
-        item = getattr(self.cache(x), self.field)[self.index]
-        # Copy: the caller may keep or mutate what it gets.
-        return item.copy() if isinstance(item, np.ndarray) else float(item)
-
-
-def stack(funcs: Sequence[Callable[[np.ndarray], Any]]) -> Callable[[np.ndarray], np.ndarray]:
-    """Turns per-constraint callables into one ``x -> array`` (values, or Jacobian rows)."""
-    first = funcs[0] if funcs else None
-    if (
-        isinstance(first, Component)
-        and all(isinstance(f, Component) and f.cache is first.cache and f.field == first.field for f in funcs)
-        and [f.index for f in funcs if isinstance(f, Component)] == list(range(len(funcs)))
-    ):
-        cache, field = first.cache, first.field
-        return lambda x: np.array(getattr(cache(x), field))
-    return lambda x: np.array([f(x) for f in funcs], dtype=np.float64)

@@ -18,13 +18,8 @@ import numpy as np
 import scipy.optimize
 
 from optrun.errors import InvalidArgumentError, UnsupportedMethodError
-from optrun.external import (
-    ExternalOptimizerInterface,
-    GradFunc,
-    LossGradFunc,
-    ValueFunc,
-    stack,
-)
+from optrun.evaluation import stack
+from optrun.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc
 from optrun.packing import PackedBounds
 
 logger = logging.getLogger("optrun")

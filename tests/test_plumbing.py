@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import optrun
 from optrun._fastcall import _public, fast_caller
-from optrun.external import Evaluation
+from optrun.evaluation import Evaluation
 from optrun.packing import Layout, pack_bounds
 from optrun.varkeys import resolve_var_keyed, variable_names
 

@@ -1,0 +1,109 @@
+"""Serving one compiled evaluation to an external optimizer: the packed output and its cache.
+
+The backend returns, per point ``x``, one float64 vector
+``[f | grad f | e | J_e | h | J_h]``. :class:`Evaluation` slices it,
+:class:`PointCache` keeps the last one so that every quantity asked for at the
+same ``x`` costs one TF call, and :class:`Component` / :func:`stack` hand
+single constraints (or all of them at once) to the optimizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Evaluator = Callable[[np.ndarray], tuple[np.ndarray, list[np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything known at one point ``x`` (views into one packed vector)."""
+
+    loss: float
+    grad: np.ndarray
+    equalities: np.ndarray
+    equality_jacobian: np.ndarray
+    inequalities: np.ndarray
+    inequality_jacobian: np.ndarray
+
+    @classmethod
+    def split(cls, packed: np.ndarray, n: int, n_eq: int, n_ineq: int) -> Evaluation:
+        """Slices the backend's packed output ``[f | g | e | J_e | h | J_h]``."""
+        e0 = 1 + n
+        h0 = e0 + n_eq * (1 + n)
+        return cls(
+            loss=float(packed[0]),
+            grad=packed[1:e0],
+            equalities=packed[e0 : e0 + n_eq],
+            equality_jacobian=packed[e0 + n_eq : h0].reshape(n_eq, n),
+            inequalities=packed[h0 : h0 + n_ineq],
+            inequality_jacobian=packed[h0 + n_ineq :].reshape(n_ineq, n),
+        )
+
+
+class PointCache:
+    """Evaluates at most once per distinct ``x``; calls ``loss_callback`` after each."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        counts: tuple[int, int, int],
+        loss_callback: Callable[..., Any] | None = None,
+    ) -> None:
+        self._evaluator = evaluator
+        self._counts = counts
+        self._loss_callback = loss_callback
+        self._key: bytes | None = None
+        self._value: Evaluation | None = None
+        self.evaluations = 0
+
+    def __call__(self, x: np.ndarray) -> Evaluation:
+        x = np.asarray(x, np.float64)
+        # Compare raw bytes, not with np.array_equal: a NumPy ufunc between two TF calls
+        # slows the next call by ~20 us here (measured on Rosenbrock N=100), memcmp does not.
+        key = x.tobytes()
+        if key == self._key and self._value is not None:
+            return self._value
+        packed, fetched = self._evaluator(x)
+        self.evaluations += 1
+        self._key = key
+        self._value = Evaluation.split(packed, *self._counts)
+        if self._loss_callback is not None:
+            self._loss_callback(*fetched)
+        return self._value
+
+
+def loss_and_grad(evaluation: Evaluation) -> tuple[float, np.ndarray]:
+    return evaluation.loss, evaluation.grad.copy()
+
+
+class Component:
+    """``x -> getattr(cache(x), field)[index]``: one constraint value or gradient.
+
+    A plain callable for any external optimizer; :func:`stack` recognises a
+    list of them and reads all rows with one cache lookup.
+    """
+
+    def __init__(self, cache: PointCache, field: str, index: int) -> None:
+        self.cache, self.field, self.index = cache, field, index
+
+    def __call__(self, x: np.ndarray) -> Any:
+        item = getattr(self.cache(x), self.field)[self.index]
+        # Copy: the caller may keep or mutate what it gets.
+        return item.copy() if isinstance(item, np.ndarray) else float(item)
+
+
+def stack(funcs: Sequence[Callable[[np.ndarray], Any]]) -> Callable[[np.ndarray], np.ndarray]:
+    """Turns per-constraint callables into one ``x -> array`` (values, or Jacobian rows)."""
+    first = funcs[0] if funcs else None
+    if (
+        isinstance(first, Component)
+        and all(isinstance(f, Component) and f.cache is first.cache and f.field == first.field for f in funcs)
+        and [f.index for f in funcs if isinstance(f, Component)] == list(range(len(funcs)))
+    ):
+        cache, field = first.cache, first.field
+        return lambda x: np.array(getattr(cache(x), field))
+    return lambda x: np.array([f(x) for f in funcs], dtype=np.float64)
