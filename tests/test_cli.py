@@ -147,6 +147,26 @@ def test_config_error_exit_2_no_run_dir_no_traceback(in_tmp: Path) -> None:
     assert not (in_tmp / "runs").exists()
 
 
+def test_five_mistakes_all_reported_by_the_cli(in_tmp: Path) -> None:
+    from tests.test_spec import FIVE_MISTAKES
+
+    spec = in_tmp / "five.yaml"
+    spec.write_text(FIVE_MISTAKES)
+    result = invoke("train", str(spec))
+    assert result.exit_code == 2
+    for expected in (
+        "6 problems",
+        "name:",
+        "seed:",
+        "model.builder:",
+        "loss.name:",
+        "train.optimizer.wrappers.0:",
+        "train.learning_rate: unknown key (check the spelling",
+    ):
+        assert expected in result.stderr, expected
+    assert not (in_tmp / "runs").exists()
+
+
 def test_failed_optimization_exit_1_result_written(in_tmp: Path) -> None:
     result = invoke("minimize", "--maxiter", "1", "--json", "--out", "short")
     assert result.exit_code == 1

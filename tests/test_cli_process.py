@@ -56,6 +56,17 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert not (tmp_path / "u").exists()
     missing = run("train", "nope.yaml", cwd=tmp_path)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    schema = run("schema", cwd=tmp_path)
+    assert schema.returncode == 0 and json.loads(schema.stdout)["title"] == "ExperimentSpec"
+    config = Path(__file__).resolve().parents[1] / "configs" / "constrained_slsqp.yaml"
+    checked = run("validate", str(config), "--json", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)[0]["constraint_residuals"]["equalities"] == [6.0]  # v[1] - 1 at v = 7
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nmodel: {builder: m.py:build}\nloss: {kind: keras}\nseed: -3\nextra: 1\n")
+    invalid = run("validate", str(bad), cwd=tmp_path)
+    assert invalid.returncode == 2
+    assert all(part in invalid.stderr for part in ("loss.name", "seed", "extra: unknown key", "(line 4)"))
     via_module = subprocess.run(
         [sys.executable, "-m", "optrun", "version"], capture_output=True, text=True, timeout=60, check=False
     )
