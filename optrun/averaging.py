@@ -15,6 +15,7 @@ each other.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,27 +24,34 @@ import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.varkeys import as_tf_variable, variable_label
-from optrun.wrapping import WrapperOptimizer
+from optrun.wrapping import WrapperOptimizer, slot_prefix
 
 
 def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
-    """``min(average_decay, (1 + n) / (10 + n))``, or ``average_decay`` when ``n`` is None."""
-    decay = tf.convert_to_tensor(average_decay, tf.float32)
+    """``min(average_decay, (1 + n) / (10 + n))``, or ``average_decay`` when ``n`` is None (float64)."""
+    decay = tf.constant(float(average_decay), tf.float64)
     if num_updates is None:
         return decay
-    n = tf.cast(tf.convert_to_tensor(num_updates), tf.float32)
+    n = tf.cast(tf.convert_to_tensor(num_updates), tf.float64)
     return tf.minimum(decay, (1.0 + n) / (10.0 + n))
 
 
 def ema_delta(average: Any, value: Any, decay: Any) -> tf.Tensor:
-    """What to subtract from the average: ``(1 - d) * (avg - value)``, in the average's dtype."""
+    """What to subtract from the average: ``(1 - d) * (avg - value)``, in the average's dtype.
+
+    ``1 - d`` is formed in float64 before any cast (in float16, 0.9999 rounds
+    to 1 and the average would never move), and half-precision averages are
+    updated in float32.
+    """
     average = tf.convert_to_tensor(average)
-    d = tf.cast(decay, average.dtype)
-    return (1 - d) * (average - tf.cast(value, average.dtype))
+    work = tf.float32 if average.dtype in (tf.float16, tf.bfloat16) else average.dtype
+    rate = tf.cast(1.0 - tf.cast(decay, tf.float64), work)
+    delta = rate * (tf.cast(average, work) - tf.cast(value, work))
+    return tf.cast(delta, average.dtype)
 
 
 def _check_decay(average_decay: Any) -> float:
-    if isinstance(average_decay, bool) or not isinstance(average_decay, (int, float)):
+    if isinstance(average_decay, bool) or not isinstance(average_decay, numbers.Real):
         raise InvalidTypeError(f"average_decay must be a number in [0, 1]; got {average_decay!r}")
     if not 0.0 <= float(average_decay) <= 1.0:
         raise InvalidArgumentError(f"average_decay must be in [0, 1]; got {average_decay}")
@@ -78,12 +86,12 @@ class MovingAverageOptimizer(WrapperOptimizer):
     ) -> None:
         decay = _check_decay(average_decay)
         if num_updates is not None and not (
-            isinstance(num_updates, int) or getattr(num_updates, "dtype", None) is not None
+            isinstance(num_updates, numbers.Integral) or getattr(num_updates, "dtype", None) is not None
         ):
             raise InvalidTypeError(
                 f"num_updates must be None, an int, or an integer variable/tensor; got {num_updates!r}"
             )
-        if isinstance(num_updates, int) and num_updates < 0:
+        if isinstance(num_updates, numbers.Integral) and num_updates < 0:
             raise InvalidArgumentError(f"num_updates must be >= 0; got {num_updates}")
         super().__init__(opt, name=name)
         self._average_decay = decay
@@ -93,25 +101,37 @@ class MovingAverageOptimizer(WrapperOptimizer):
     def _build_own(self, var_list: list[Any]) -> None:
         # One average per variable, plus a flag telling whether they hold their start values.
         self._averages = _Averages(
-            {id(as_tf_variable(v)): self.add_variable_from_reference(v, name="average") for v in var_list},
+            {id(as_tf_variable(v)): (v, self._new_average(v)) for v in var_list},
             self.add_variable(shape=(), dtype="bool", initializer="zeros", name="averages_initialized"),
         )
+
+    def _new_average(self, var: Any) -> Any:
+        tf_var = as_tf_variable(var)
+        if tf_var.dtype not in (tf.float16, tf.bfloat16):
+            return self.add_variable_from_reference(var, name="average")
+        # Half-precision variables get float32 averages: with d near 1 the per-step change
+        # is far below a float16 ulp and would round away. Placed as a strategy would.
+        name = slot_prefix(var) + "average"
+        with tf.distribute.get_strategy().extended.colocate_vars_with(tf_var):
+            return self.add_variable(shape=tuple(tf_var.shape), dtype="float32", name=name)
 
     def _wrapped_apply(self, grads: list[Any], variables: list[Any]) -> None:
         state = self._averages
         keys = [id(as_tf_variable(v)) for v in variables]
         pairs = [
-            (state.table[k], v)
+            (state.table[k][1], v)
             for g, v, k in zip(grads, variables, keys, strict=True)
             if g is not None and k in state.table
         ]
         state.with_gradient.update(k for g, k in zip(grads, keys, strict=True) if g is not None)
         state.without_gradient.update(k for g, k in zip(grads, keys, strict=True) if g is None)
-        # Each average starts at its variable's value before the first update.
+        # Every average starts at its variable's value before the first update, including
+        # those whose gradient is None now: they may get one later.
+        everything = [(avg, var) for var, avg in state.table.values()]
         tf.cond(
             tf.convert_to_tensor(state.initialized),
             lambda: None,
-            lambda: _initialize(pairs, state.initialized),
+            lambda: _initialize(everything, state.initialized),
         )
         decay = ema_decay(self._average_decay, self._num_updates)
         if self._sequential_update:
@@ -134,7 +154,13 @@ class MovingAverageOptimizer(WrapperOptimizer):
             return None
         if key in state.without_gradient and key not in state.with_gradient:
             return None
-        return state.table[key]
+        return state.table[key][1]
+
+    @property
+    def has_averages(self) -> bool:
+        """Whether an update has run (here or before a restored checkpoint), so averages exist."""
+        state = getattr(self, "_averages", None)
+        return state is not None and state.started()
 
     def average_pairs(self) -> list[tuple[Any, Any]]:
         """``(variable, average)`` for every averaged variable."""
@@ -143,9 +169,9 @@ class MovingAverageOptimizer(WrapperOptimizer):
     def swap(self) -> None:
         """Exchanges every averaged variable's value with its average's."""
         for var, avg in self.average_pairs():
-            raw = tf.identity(var.value if hasattr(var, "path") else var)
-            var.assign(avg)
-            avg.assign(raw)
+            raw = tf.convert_to_tensor(var)
+            var.assign(tf.cast(avg, raw.dtype))
+            avg.assign(tf.cast(raw, avg.dtype))
 
     @contextlib.contextmanager
     def averaged(self) -> Iterator[None]:
@@ -201,18 +227,19 @@ class MovingAverageOptimizer(WrapperOptimizer):
 class _Averages:
     """Plain holder, kept out of Keras' attribute tracking (the variables are tracked on creation)."""
 
-    def __init__(self, table: dict[int, Any], initialized: Any) -> None:
+    def __init__(self, table: dict[int, tuple[Any, Any]], initialized: Any) -> None:
         self.table = table
         self.initialized = initialized
         self.with_gradient: set[int] = set()
         self.without_gradient: set[int] = set()
 
     def started(self) -> bool:
-        """Whether an update has initialized the averages (read from the restorable flag)."""
-        if self.with_gradient:
-            return True
+        """Whether an update has run: read from the restorable flag, never from trace-time state.
+
+        Inside a ``tf.function`` the flag cannot be read; there the averages are handed out.
+        """
         if not tf.executing_eagerly():
-            return False
+            return True
         return bool(tf.convert_to_tensor(self.initialized).numpy())
 
 

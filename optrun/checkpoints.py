@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError
+from optrun.varkeys import as_tf_variable
 
 if TYPE_CHECKING:
     from optrun.averaging import MovingAverageOptimizer
 
 #: Name under which the saver adds the averaging optimizer when the caller did not.
 AVERAGES_KEY = "moving_average_optimizer"
+#: Name of the full-precision copies of averages whose variables have a narrower dtype.
+SHADOWS_KEY = "moving_average_shadows"
 
 
 class SwappingSaver:
@@ -37,15 +40,25 @@ class SwappingSaver:
     """
 
     def __init__(self, optimizer: MovingAverageOptimizer, objects: dict[str, Any]) -> None:
-        if AVERAGES_KEY in objects and objects[AVERAGES_KEY] is not optimizer:
+        if (AVERAGES_KEY in objects and objects[AVERAGES_KEY] is not optimizer) or SHADOWS_KEY in objects:
             raise InvalidArgumentError(
-                f"swapping_saver reserves the keyword {AVERAGES_KEY!r} for the averaging optimizer; "
+                f"swapping_saver reserves the keywords {AVERAGES_KEY!r} and {SHADOWS_KEY!r}; "
                 "rename that object."
             )
         objects = dict(objects)
         if not any(obj is optimizer for obj in objects.values()):
             objects[AVERAGES_KEY] = optimizer
         self._optimizer = optimizer
+        # A float32 average swapped into a float16 variable loses bits; these copies keep
+        # them, so restore() is exact in every dtype.
+        self._shadows = tf.Module(name="moving_average_shadows")
+        self._shadows.pairs = [
+            (avg, tf.Variable(tf.zeros(avg.shape, avg.dtype), trainable=False))
+            for var, avg in optimizer.average_pairs()
+            if as_tf_variable(var).dtype != avg.dtype
+        ]
+        if self._shadows.pairs:
+            objects[SHADOWS_KEY] = self._shadows
         self.checkpoint = tf.train.Checkpoint(**objects)
 
     def save(self, file_prefix: str) -> str:
@@ -57,6 +70,8 @@ class SwappingSaver:
         return self._swapped(self.checkpoint.write, file_prefix)
 
     def _swapped(self, writer: Callable[[str], Any], file_prefix: str) -> str:
+        for avg, shadow in self._shadows.pairs:
+            shadow.assign(avg)
         self._optimizer.swap()
         try:
             return str(writer(file_prefix))
@@ -68,4 +83,6 @@ class SwappingSaver:
         status = self.checkpoint.restore(save_path)
         status.assert_existing_objects_matched()
         self._optimizer.swap()
+        for avg, shadow in self._shadows.pairs:
+            avg.assign(shadow)
         return status

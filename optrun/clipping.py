@@ -14,6 +14,7 @@ is not a unit, so the whole variable is clipped densely (logged: it is slow).
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -97,7 +98,7 @@ class VariableClippingOptimizer(WrapperOptimizer):
         colocate_clip_ops_with_vars: bool = False,
         name: str = "VariableClipping",
     ) -> None:
-        if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)):
+        if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
             raise InvalidTypeError(f"max_norm must be a positive number; got {max_norm!r}")
         if not max_norm > 0:
             raise InvalidArgumentError(f"max_norm must be > 0; got {max_norm}")

@@ -177,3 +177,83 @@ def test_inside_tf_function() -> None:
     step()
     np.testing.assert_allclose(var0.numpy(), [0.6, 1.6], atol=1e-6)
     np.testing.assert_allclose(opt.average(var0).numpy(), [0.75, 1.75], atol=1e-6)
+
+
+def numpy_ema(start: np.ndarray, values: list[np.ndarray], decay: float) -> np.ndarray:
+    """Float64 reference: avg -= (1 - d) * (avg - v) for each post-update value."""
+    avg = start.astype(np.float64)
+    for v in values:
+        avg = avg - (1.0 - decay) * (avg - v.astype(np.float64))
+    return avg
+
+
+@pytest.mark.parametrize(
+    ("dtype", "decay", "rtol"),
+    [
+        ("float32", 0.999, 1e-6),
+        ("float64", 0.999, 1e-12),
+        ("float16", 0.9999, 2e-3),
+        ("float16", 0.999, 2e-3),
+    ],
+)
+def test_decay_close_to_one_is_precise(dtype: str, decay: float, rtol: float) -> None:
+    var = keras.Variable(np.array([1.0, 2.0]), dtype=dtype, name="w")
+    opt = MovingAverageOptimizer(keras.optimizers.SGD(0.05), average_decay=decay)
+    start, seen = var.numpy(), []
+    for _ in range(50):
+        opt.apply_gradients([(tf.constant([1.0, 1.0], dtype), var)])
+        seen.append(var.numpy())
+    want = numpy_ema(start, seen, decay)
+    np.testing.assert_allclose(opt.average(var).numpy().astype(np.float64), want, rtol=rtol, atol=rtol)
+    assert not np.allclose(opt.average(var).numpy(), start)  # it moved, even in float16
+
+
+def test_average_of_a_variable_whose_first_gradient_is_none() -> None:
+    a = keras.Variable(np.array([1.0]), name="a")
+    b = keras.Variable(np.array([3.0]), name="b")
+    opt = MovingAverageOptimizer(keras.optimizers.SGD(1.0), average_decay=0.5)
+    opt.apply_gradients([(tf.constant([1.0]), a), (None, b)])
+    opt.apply_gradients([(tf.constant([1.0]), a), (tf.constant([0.1]), b)])
+    # b starts at 3 (its value before the first update), then sees 2.9: 0.5 * (3 + 2.9).
+    np.testing.assert_allclose(opt.average(b).numpy(), [2.95], atol=1e-6)
+    np.testing.assert_allclose(opt.average(a).numpy(), [-0.25], atol=1e-6)
+
+
+def test_traced_but_never_run_update_has_no_averages() -> None:
+    var = keras.Variable(np.array([1.0, 1.0]), name="w")
+    opt = MovingAverageOptimizer(keras.optimizers.SGD(1.0), average_decay=0.5)
+
+    def apply() -> None:
+        opt.apply_gradients([(tf.constant([1.0, 1.0]), var)])
+
+    @tf.function
+    def maybe_step(run: tf.Tensor) -> None:
+        tf.cond(run, apply, lambda: None)
+
+    maybe_step(tf.constant(False))
+    assert not opt.has_averages
+    assert opt.average(var) is None
+    with pytest.raises(RuntimeError, match="swapping_saver"):
+        opt.swapping_saver(w=var)
+    maybe_step(tf.constant(True))
+    assert opt.has_averages
+    np.testing.assert_allclose(opt.average(var).numpy(), [0.5, 0.5], atol=1e-6)
+
+
+def test_float16_swapping_round_trip_is_exact(tmp_path) -> None:
+    var = keras.Variable(np.array([1.0, 2.0]), dtype="float16", name="h")
+    opt = MovingAverageOptimizer(keras.optimizers.SGD(0.05), average_decay=0.9999)
+    for _ in range(5):
+        opt.apply_gradients([(tf.constant([1.0, 1.0], "float16"), var)])
+    assert opt.average(var).dtype == "float32"
+    raw, avg = var.numpy(), opt.average(var).numpy()
+    saver = opt.swapping_saver(h=var)
+    path = saver.save(str(tmp_path / "half"))
+    var.assign([0.0, 0.0])
+    opt.average(var).assign([0.0, 0.0])
+    saver.restore(path)
+    np.testing.assert_array_equal(var.numpy(), raw)
+    np.testing.assert_array_equal(opt.average(var).numpy(), avg)
+    plain = keras.Variable(np.zeros(2), dtype="float16", name="h")
+    tf.train.Checkpoint(h=plain).restore(path).expect_partial()
+    np.testing.assert_array_equal(plain.numpy(), avg.astype(np.float16))
