@@ -108,10 +108,10 @@ class VariableClippingOptimizer(WrapperOptimizer):
                 f"of (variable, dims) pairs; got {type(vars_to_clip_dims).__name__}"
             )
         super().__init__(opt, name=name)
-        self._vars_to_clip_dims = _Spec(vars_to_clip_dims)
-        self._max_norm = float(max_norm)
-        self._use_locking = bool(use_locking)
-        self._colocate = bool(colocate_clip_ops_with_vars)
+        self._vars_to_clip_dims: _Spec = _Spec(vars_to_clip_dims)
+        self._max_norm: float = float(max_norm)
+        self._use_locking: bool = bool(use_locking)
+        self._colocate: bool = bool(colocate_clip_ops_with_vars)
 
     def _build_own(self, var_list: list[Any]) -> None:
         dims = resolve_var_keyed(self._vars_to_clip_dims.value, var_list, argument="vars_to_clip_dims")
