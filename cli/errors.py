@@ -10,7 +10,7 @@ from types import FrameType
 import typer
 from rich.console import Console
 
-from optrun.errors import OptrunError
+from optrun.errors import OptrunError, Terminated
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -20,8 +20,6 @@ stderr = Console(stderr=True)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    from optrun.runner.common import Terminated
-
     raise Terminated()
 
 
@@ -56,3 +54,6 @@ def error_boundary(verbose: bool = False) -> Iterator[None]:
             highlight=False,
         )
         raise typer.Exit(EXIT_USAGE) from None
+    except Terminated:
+        stderr.print("[yellow]terminated[/]")
+        raise typer.Exit(143) from None

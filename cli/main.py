@@ -108,7 +108,9 @@ def _run(
             if isinstance(reporter, RichReporter):
                 reporter.close()
     if as_json:
-        typer.echo(json.dumps(outcome.result, indent=2))
+        from optrun.reporting import jsonable
+
+        typer.echo(json.dumps(jsonable(outcome.result), indent=2, allow_nan=False))
     elif not quiet:
         summary(console, f"optrun {kind}: {loaded.spec.name} -> {outcome.out_dir}", outcome.result)
     if not outcome.success:
@@ -177,7 +179,9 @@ def validate(
 
         reports = validate_spec(loaded)
     if as_json:
-        typer.echo(json.dumps(reports, indent=2))
+        from optrun.reporting import jsonable
+
+        typer.echo(json.dumps(jsonable(reports), indent=2, allow_nan=False))
         return
     from cli.progress import summary
 

@@ -24,14 +24,15 @@ import tensorflow as tf
 
 from optrun._fastcall import fast_caller
 from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.evaluation import Evaluator
 from optrun.packing import Layout
 from optrun.varkeys import as_tf_variable
 
 logger = logging.getLogger("optrun")
 
 Thunk = Callable[[], Any]
-Evaluator = Callable[[np.ndarray], tuple[np.ndarray, list[np.ndarray]]]
-Caller = Evaluator
+#: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
+MAX_EVALUATORS = 8
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class EagerBackend:
         )
         self._tf_vars = [as_tf_variable(v) for v in problem.variables]
         self._jit_compile = jit_compile
-        self._evaluators: dict[tuple[int, ...], tuple[tuple[Any, ...], Evaluator]] = {}
+        self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
         self.xla: bool | None = None  # whether XLA is in use, once known
 
     def read(self) -> np.ndarray:
@@ -105,19 +106,30 @@ class EagerBackend:
         for var, value in zip(self._tf_vars, values, strict=True):
             var.assign(value.astype(var.dtype.as_numpy_dtype))
 
-    def evaluator(self, fetches: Sequence[Any] = ()) -> Evaluator:
-        """A function ``x -> (packed outputs, fetched values)``, built once per fetches."""
+    def evaluator(self, fetches: Sequence[Any] = (), gradients: bool = True) -> Evaluator:
+        """A function ``x -> (packed outputs, fetched values)``, traced once per fetches.
+
+        With ``gradients=False`` (gradient-free methods) the gradient and Jacobian
+        slots hold zeros and no backward pass is run.
+        """
         fetches = tuple(fetches)
-        key = tuple(id(f) for f in fetches)
+        key = (gradients, *(id(f) for f in fetches))
         if key not in self._evaluators:
             _check_fetches(fetches)
+            if len(self._evaluators) >= MAX_EVALUATORS:  # new fetch lists each call: keep memory bounded
+                self._evaluators.pop(next(iter(self._evaluators)))
             # The tuple keeps the fetches alive, so their ids stay unique.
-            self._evaluators[key] = (fetches, self._compile(fetches))
+            self._evaluators[key] = (fetches, self._compile(fetches, gradients))
         return self._evaluators[key][1]
 
-    def _body(self, fetches: tuple[Any, ...]) -> Callable[[tf.Tensor], Any]:
+    def _body(self, fetches: tuple[Any, ...], gradients: bool) -> Callable[[tf.Tensor], Any]:
         problem, tf_vars, layout = self._problem, self._tf_vars, self._problem.layout
         zero = tf.UnconnectedGradients.ZERO
+
+        def grad(tape: tf.GradientTape, value: tf.Tensor) -> tf.Tensor:
+            if not gradients:  # gradient-free method: the slots are zeros, no backward pass
+                return tf.zeros([layout.size], tf.float64)
+            return layout.pack_tf(tape.gradient(value, tf_vars, unconnected_gradients=zero))
 
         def body(x: tf.Tensor) -> Any:
             for var, value in zip(tf_vars, layout.unpack_tf(x), strict=True):
@@ -128,27 +140,22 @@ class EagerBackend:
                 loss = tf.reshape(problem.loss(), [])
                 eqs = [tf.reshape(c(), []) for c in problem.equalities]
                 ineqs = [tf.reshape(c(), []) for c in problem.inequalities]
-            parts = [
-                layout.pack_tf([loss]),
-                layout.pack_tf(tape.gradient(loss, tf_vars, unconnected_gradients=zero)),
-            ]
+            parts = [layout.pack_tf([loss]), grad(tape, loss)]
             for values in (eqs, ineqs):
                 parts.append(layout.pack_tf(values))
-                parts += [
-                    layout.pack_tf(tape.gradient(c, tf_vars, unconnected_gradients=zero)) for c in values
-                ]
+                parts += [grad(tape, c) for c in values]
             del tape
             return tf.concat(parts, axis=0), [_fetch(f) for f in fetches]
 
         return body
 
-    def _compile(self, fetches: tuple[Any, ...]) -> Evaluator:
+    def _compile(self, fetches: tuple[Any, ...], gradients: bool) -> Evaluator:
         spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
-        body = self._body(fetches)
+        body = self._body(fetches, gradients)
         jit = self._jit_compile is not False
 
-        def build(use_xla: bool) -> Caller:
-            function = tf.function(body, input_signature=spec, jit_compile=use_xla, reduce_retracing=True)
+        def build(use_xla: bool) -> Evaluator:
+            function = tf.function(body, input_signature=spec, jit_compile=use_xla)
             return fast_caller(function.get_concrete_function())
 
         call = build(jit)
@@ -165,8 +172,8 @@ class EagerBackend:
         return evaluate
 
     def _first_call(
-        self, call: Caller, build: Callable[[bool], Caller], jit: bool, x: np.ndarray
-    ) -> tuple[Caller, tuple[np.ndarray, list[np.ndarray]]]:
+        self, call: Evaluator, build: Callable[[bool], Evaluator], jit: bool, x: np.ndarray
+    ) -> tuple[Evaluator, tuple[np.ndarray, list[np.ndarray]]]:
         """Runs ``call`` once; on an XLA failure in auto mode, rebuilds without XLA."""
         try:
             result = call(x)

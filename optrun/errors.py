@@ -56,3 +56,13 @@ class LoadError(OptrunError, ImportError):
 
 class RunError(OptrunError, RuntimeError):
     """A run cannot start or go on (e.g. the run directory exists), with what to do about it."""
+
+
+class RunFailed(OptrunError, RuntimeError):
+    """The run started but user code raised mid-way; result.json records it (exit code 1)."""
+
+    exit_code = 1
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by the CLI's SIGTERM handler; like Ctrl-C, but exit 143."""

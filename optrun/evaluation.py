@@ -29,6 +29,12 @@ class Evaluation:
     inequalities: np.ndarray
     inequality_jacobian: np.ndarray
 
+    @property
+    def violation(self) -> float:
+        """``max(|e_i|, max(0, -h_j))``: 0 when every constraint holds."""
+        parts = [np.abs(self.equalities), np.maximum(0.0, -self.inequalities)]
+        return float(max((p.max() for p in parts if p.size), default=0.0))
+
     @classmethod
     def split(cls, packed: np.ndarray, n: int, n_eq: int, n_ineq: int) -> Evaluation:
         """Slices the backend's packed output ``[f | g | e | J_e | h | J_h]``."""
@@ -59,6 +65,12 @@ class PointCache:
         self._key: bytes | None = None
         self._value: Evaluation | None = None
         self.evaluations = 0
+
+    def peek(self, x: np.ndarray) -> Evaluation | None:
+        """The cached evaluation if it is at ``x``; never evaluates."""
+        if self._value is not None and np.asarray(x, np.float64).tobytes() == self._key:
+            return self._value
+        return None
 
     def __call__(self, x: np.ndarray) -> Evaluation:
         x = np.asarray(x, np.float64)

@@ -53,23 +53,44 @@ def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
     return tuple(items)
 
 
-def _scalar_shape(value: Any, what: str) -> None:
-    shape = tf.convert_to_tensor(value).shape
+def _scalar_shape(value: Any, what: str) -> tf.Tensor:
+    try:
+        tensor = tf.convert_to_tensor(value)
+    except (TypeError, ValueError):
+        raise InvalidTypeError(
+            f"{what} must return a scalar tensor; got {type(value).__name__}: {value!r:.60}"
+        ) from None
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
+        raise InvalidTypeError(f"{what} must return a number; got a {tensor.dtype.name} tensor")
+    shape = tensor.shape
     if shape.rank != 0 and shape.num_elements() != 1:
         raise InvalidArgumentError(
             f"{what} must return a scalar; got shape {shape.as_list()}. Reduce it, "
             "e.g. with tf.reduce_sum, or split it into one constraint per element."
         )
+    return tensor
 
 
-def _probe(loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk, ...]) -> list[Any]:
-    """Runs everything once, eagerly: checks shapes and finds the trainable variables read."""
+def _probe(
+    loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk, ...], var_list: list[Any] | None
+) -> tuple[list[Any], list[Any]]:
+    """Runs everything once, eagerly: checks that each returns a scalar.
+
+    Returns:
+        The variables to optimize (``var_list``, or the trainable variables
+        read) and those of them nothing depends on (zero gradient).
+    """
     with tf.GradientTape() as tape:
-        _scalar_shape(loss(), "loss")
+        if var_list is not None:  # watched even when not trainable
+            tape.watch([as_tf_variable(v) for v in var_list])
+        values = [_scalar_shape(loss(), "loss")]
         for name, thunks in (("equalities", equalities), ("inequalities", inequalities)):
-            for i, thunk in enumerate(thunks):
-                _scalar_shape(thunk(), f"{name}[{i}]")
-    return list(tape.watched_variables())
+            values += [_scalar_shape(thunk(), f"{name}[{i}]") for i, thunk in enumerate(thunks)]
+        total = tf.add_n([tf.cast(tf.reduce_sum(v), tf.float64) for v in values])
+    if var_list is None:
+        var_list = [v for v in tape.watched_variables() if v.trainable]
+    grads = tape.gradient(total, [as_tf_variable(v) for v in var_list]) if var_list else []
+    return var_list, [v for v, g in zip(var_list, grads, strict=True) if g is None]
 
 
 def _check_var_list(var_list: Any) -> list[Any]:
@@ -134,27 +155,26 @@ class ExternalOptimizerInterface:
             raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
         self._equalities = _thunks(equalities, "equalities")
         self._inequalities = _thunks(inequalities, "inequalities")
-        read = _probe(loss, self._equalities, self._inequalities)
-        if var_list is None:
-            var_list = [v for v in read if v.trainable]
-            if not var_list:
-                raise InvalidArgumentError(
-                    "the loss reads no trainable variable; pass var_list, or build the loss "
-                    "from tf.Variable(..., trainable=True)."
-                )
-        self._vars = tuple(_check_var_list(var_list))
+        given = None if var_list is None else _check_var_list(var_list)
+        found, unused = _probe(loss, self._equalities, self._inequalities, given)
+        if not found:
+            raise InvalidArgumentError(
+                "the loss reads no trainable variable; pass var_list, or build the loss "
+                "from tf.Variable(..., trainable=True)."
+            )
+        self._vars = tuple(found)
+        self._unused = tuple(unused)
         self._layout = Layout.of(self._vars)
-        read_ids = {id(v) for v in read}
-        for var in self._vars:
-            if id(as_tf_variable(var)) not in read_ids:
-                logger.warning(
-                    "variable %r is not read by the loss or constraints; its gradient is zero.",
-                    variable_label(var),
-                )
+        for var in unused:
+            logger.warning(
+                "variable %r is not read by the loss or constraints; its gradient is zero.",
+                variable_label(var),
+            )
         bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
         self._packed_bounds = pack_bounds(bounds, self._layout)
         self._optimizer_kwargs = dict(optimizer_kwargs)
         self._loss = loss
+        self._cache: PointCache | None = None
         self._backend = EagerBackend(
             Problem(loss, self._equalities, self._inequalities, self._vars, self._layout),
             jit_compile=jit_compile,
@@ -164,6 +184,11 @@ class ExternalOptimizerInterface:
     def var_list(self) -> tuple[Any, ...]:
         """The variables being optimized, in packing order."""
         return self._vars
+
+    @property
+    def unused_variables(self) -> tuple[Any, ...]:
+        """Variables in ``var_list`` that neither the loss nor a constraint depends on."""
+        return self._unused
 
     @property
     def loss(self) -> Thunk:
@@ -187,35 +212,46 @@ class ExternalOptimizerInterface:
     def gradient(self, x: np.ndarray | None = None) -> np.ndarray:
         """The loss gradient at ``x`` (default: the current values), packed."""
         point = self._backend.read() if x is None else np.asarray(x, np.float64)
-        packed, _ = self._backend.evaluator(())(point)
-        return np.array(packed[1 : 1 + self._layout.size])
-
-    @property
-    def constraint_functions(self) -> tuple[tuple[Thunk, ...], tuple[Thunk, ...]]:
-        """The equality and inequality callables."""
-        return self._equalities, self._inequalities
+        ev = self.peek(point) or self._point_cache(())(point)
+        return np.array(ev.grad)
 
     def evaluate(self, x: np.ndarray | None = None) -> dict[str, Any]:
         """Loss and constraint residuals at ``x`` (default: the variables' current values).
 
-        One compiled evaluation; it assigns ``x`` to the variables, as every
-        evaluation does.
+        Served from the last :meth:`minimize` evaluation when it was at ``x``;
+        otherwise one compiled evaluation (the one ``minimize`` uses without
+        fetches, so nothing is traced again), which assigns ``x``.
 
         Returns:
             ``{"loss", "equalities", "inequalities", "violation"}`` where
             violation is ``max(|e_i|, max(0, -h_j))``, 0 when all hold.
         """
         point = self._backend.read() if x is None else np.asarray(x, np.float64)
-        n_eq, n_ineq = len(self._equalities), len(self._inequalities)
-        packed, _ = self._backend.evaluator(())(point)
-        ev = Evaluation.split(packed, self._layout.size, n_eq, n_ineq)
-        parts = [np.abs(ev.equalities), np.maximum(0.0, -ev.inequalities)]
+        ev = self.peek(point) or self._point_cache(())(point)
         return {
             "loss": ev.loss,
             "equalities": ev.equalities.tolist(),
             "inequalities": ev.inequalities.tolist(),
-            "violation": float(max((p.max() for p in parts if p.size), default=0.0)),
+            "violation": ev.violation,
         }
+
+    def peek(self, x: np.ndarray) -> Evaluation | None:
+        """The last evaluation of the current (or last) :meth:`minimize`, if it was at ``x``."""
+        return self._cache.peek(x) if self._cache is not None else None
+
+    def assign(self, x: np.ndarray) -> None:
+        """Writes a packed vector into the variables."""
+        self._backend.assign(np.asarray(x, np.float64))
+
+    def _point_cache(
+        self, fetches: Sequence[Any], loss_callback: Callable[..., Any] | None = None, gradients: bool = True
+    ) -> PointCache:
+        counts = (self._layout.size, len(self._equalities), len(self._inequalities))
+        return PointCache(self._backend.evaluator(list(fetches), gradients), counts, loss_callback)
+
+    def _needs_gradients(self) -> bool:
+        """Whether the external method uses gradients; when not, none are computed."""
+        return True
 
     def minimize(
         self,
@@ -248,9 +284,7 @@ class ExternalOptimizerInterface:
             if cb is not None and not callable(cb):
                 raise InvalidTypeError(f"{name} must be callable; got {type(cb).__name__}")
         n_eq, n_ineq = len(self._equalities), len(self._inequalities)
-        cache = PointCache(
-            self._backend.evaluator(list(fetches or [])), (self._layout.size, n_eq, n_ineq), loss_callback
-        )
+        cache = self._cache = self._point_cache(fetches or [], loss_callback, self._needs_gradients())
         initial = self._backend.read()
         if self._packed_bounds is not None:
             outside = np.flatnonzero(

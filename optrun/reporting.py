@@ -40,10 +40,19 @@ class NullReporter:
         """Ignores the note."""
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as strict JSON data: NaN/Inf become strings, numpy values plain Python."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN/Inf; keep them readable
-    return value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 class MetricsWriter:
@@ -66,7 +75,7 @@ class MetricsWriter:
     def write(self, step: int, **metrics: float) -> None:
         """Writes ``{"step", "wall_time", **metrics}``."""
         record = {"step": step, "wall_time": round(time.perf_counter() - self._start, 6)}
-        record.update({k: _jsonable(float(v)) for k, v in metrics.items()})
+        record.update({k: jsonable(float(v)) for k, v in metrics.items()})
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._writer is not None:
@@ -87,13 +96,5 @@ class MetricsWriter:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Writes JSON to ``path`` via a temporary file and a rename: never half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_default) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

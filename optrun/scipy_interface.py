@@ -10,6 +10,7 @@ the form each method takes: dicts for SLSQP, COBYLA and COBYQA,
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,11 +29,15 @@ DEFAULT_METHOD = "L-BFGS-B"
 DEFAULT_CONSTRAINED_METHOD = "SLSQP"
 
 _FORBIDDEN = {
+    "fun": "the loss is the first argument of the interface",
+    "x0": "the start point is the variables' current values",
+    "args": "the loss is a zero-argument callable; close over what it needs",
     "jac": "the interface computes exact gradients with TF autodiff",
     "callback": "pass step_callback to minimize() instead",
     "constraints": "pass equalities= and inequalities= instead",
     "bounds": "use var_to_bounds instead",
 }
+_MINIMIZE_KEYWORDS = set(inspect.signature(scipy.optimize.minimize).parameters)
 _CONSTRAINED = {"slsqp", "cobyla", "cobyqa", "trust-constr"}
 _BOUNDED = {"nelder-mead", "l-bfgs-b", "tnc", "slsqp", "powell", "trust-constr", "cobyla", "cobyqa"}
 _GRADIENT_FREE = {"nelder-mead", "powell", "cobyla", "cobyqa"}
@@ -88,6 +93,13 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                     f"ScipyOptimizerInterface sets {key!r} itself; {advice} (got {key}="
                     f"{optimizer_kwargs[key]!r:.60})"
                 )
+        unknown = sorted(set(optimizer_kwargs) - _MINIMIZE_KEYWORDS)
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown scipy.optimize.minimize keyword(s) {unknown}; it takes "
+                f"{sorted(_MINIMIZE_KEYWORDS - set(_FORBIDDEN))} (method options such as maxiter "
+                "go in options={...})"
+            )
         constrained = bool(equalities) or bool(inequalities)
         if "method" not in optimizer_kwargs:
             optimizer_kwargs["method"] = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
@@ -112,6 +124,9 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                 f"method {optimizer_kwargs['method']!r} does not support bounds; use one of "
                 f"{', '.join(sorted(_BOUNDED))}, or drop var_to_bounds."
             )
+
+    def _needs_gradients(self) -> bool:
+        return _method_name(self._optimizer_kwargs["method"]) not in _GRADIENT_FREE
 
     @property
     def method(self) -> str:

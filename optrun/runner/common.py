@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optrun.config import LoadedSpec, dump_spec
-from optrun.errors import OptrunError, RunError
+from optrun.errors import OptrunError, RunError, Terminated
 from optrun.reporting import NullReporter, Reporter
 
 CHECKPOINTS = "checkpoints"
@@ -87,8 +90,10 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-class Terminated(BaseException):
-    """Raised in the main thread by the CLI's SIGTERM handler."""
+def failure(error: Exception, where: str) -> str:
+    """One line for a user-code exception raised mid-run."""
+    lines = str(error).strip().splitlines()
+    return f"{where}: {type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def interrupt_code(error: BaseException) -> int:
@@ -136,3 +141,29 @@ def check_export(model: Any, kind: str, source: str) -> None:
                 f"{type(model).__name__}. Use 'saved_model' or 'none'."
             ],
         )
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Holds SIGINT/SIGTERM until the block ends, so a checkpoint is never cut in half.
+
+    A signal received meanwhile is re-raised at the end as KeyboardInterrupt (SIGINT)
+    or whatever the previous SIGTERM handler raises. Outside the main thread it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        handler = previous.get(signal.Signals(received[0]))
+        if callable(handler):
+            handler(received[0], None)
+        raise KeyboardInterrupt

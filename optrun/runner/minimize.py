@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
+from optrun.errors import RunFailed
 from optrun.reporting import MetricsWriter, write_json_atomic
 from optrun.runner.build import build_model, constraints, minimize_loss, variables_of
 from optrun.runner.common import (
@@ -20,10 +21,12 @@ from optrun.runner.common import (
     Terminated,
     check_export,
     export_model,
+    failure,
     interrupt_code,
     prepare_run_dir,
     run_dir,
     seed_everything,
+    signals_deferred,
 )
 from optrun.scipy_interface import ScipyOptimizerInterface
 from optrun.spec import MinimizeSpec
@@ -70,39 +73,46 @@ def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     metrics = MetricsWriter(
         out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None
     )
-    state: dict[str, Any] = {"iteration": 0, "loss": math.nan}
-    loss_thunk = interface.loss
+    state: dict[str, Any] = {"iteration": 0, "loss": math.nan, "x": None}
     maxiter = (spec.minimize.options.get("maxiter") if spec.minimize else None) or None
     options.reporter.start("minimize", maxiter, 0)
 
-    def on_loss(loss: Any) -> None:
-        state["loss"] = float(loss)
-
     def on_step(x: np.ndarray) -> None:
         state["iteration"] += 1
+        state["x"] = x
+        point = interface.evaluate(x)  # the cached last evaluation, almost always: no extra TF call
+        state["loss"] = point["loss"]
         logged = state["iteration"] % spec.logging.every_steps == 0
-        if logged:  # residuals cost one more TF call: only at the logging interval
-            point = interface.evaluate(x)
+        if logged:
             metrics.write(state["iteration"], loss=point["loss"], constraint_violation=point["violation"])
-        options.reporter.step(state["iteration"], state["loss"], logged)
+        options.reporter.step(state["iteration"], point["loss"], logged)
+
+    def stopped(status: str, error: str | None = None) -> None:
+        # The variables hold the last point scipy tried; keep the last accepted iterate instead.
+        if state["x"] is not None:
+            interface.assign(state["x"])
+        with signals_deferred():
+            manager.save(checkpoint_number=state["iteration"])
+        metrics.close()
+        record = {
+            "kind": "minimize",
+            "status": status,
+            "success": False,
+            "nit": state["iteration"],
+            "fun": state["loss"],
+        }
+        write_json_atomic(out / "result.json", {**record, **({"error": error} if error else {})})
 
     started = time.perf_counter()
     try:
-        scipy_result = interface.minimize(fetches=[loss_thunk], loss_callback=on_loss, step_callback=on_step)
+        scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
-        manager.save(checkpoint_number=state["iteration"])
-        metrics.close()
-        write_json_atomic(
-            out / "result.json",
-            {
-                "kind": "minimize",
-                "status": "interrupted",
-                "success": False,
-                "nit": state["iteration"],
-                "fun": state["loss"],
-            },
-        )
+        stopped("interrupted")
         raise Interrupted(interrupt_code(interrupt), out) from None
+    except Exception as error:  # user code failed mid-run: record it, exit 1
+        message = failure(error, f"iteration {state['iteration'] + 1}")
+        stopped("error", message)
+        raise RunFailed(f"{message} (result.json written to {out})") from error
     final = interface.evaluate()
     metrics.write(
         max(int(scipy_result.get("nit", state["iteration"])), state["iteration"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
-from optrun.errors import ConfigError
+from optrun.errors import ConfigError, LoadError, RunFailed
 from optrun.reporting import MetricsWriter, write_json_atomic
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
@@ -24,10 +25,12 @@ from optrun.runner.common import (
     Terminated,
     check_export,
     export_model,
+    failure,
     interrupt_code,
     prepare_run_dir,
     run_dir,
     seed_everything,
+    signals_deferred,
 )
 
 
@@ -38,25 +41,38 @@ def _steps_per_epoch(data: Any) -> int | None:
     return len(data) if hasattr(data, "__len__") else None
 
 
-def _batches(data: Any, skip: int) -> Iterator[Any]:
-    """Endless passes over ``data`` (each pass re-iterates it), minus the first ``skip`` batches."""
-    seen = 0
-    while True:
+def _batches(data: Any, skip: int, passes: int | None) -> Iterator[Any]:
+    """``passes`` passes over ``data`` (None: endless), minus the first ``skip`` batches.
+
+    Each pass re-iterates ``data``; a one-shot iterator ends after its one pass.
+    """
+    seen, done = 0, 0
+    while passes is None or done < passes:
         empty = True
         for batch in data:
             empty = False
             seen += 1
             if seen > skip:
                 yield batch
+        done += 1
         if empty:
             return
 
 
-def _first_batch_build(model: Any, data: Any) -> None:
-    """Builds an unbuilt Keras model on one batch, so its variables exist."""
-    if isinstance(model, keras.Model) and not model.built:
-        x, _ = next(iter(data))
-        model(x)
+def build_on_first_batch(model: Any, data: Any) -> Any:
+    """Builds an unbuilt Keras model on one batch, so its variables exist; returns the data.
+
+    A one-shot iterator gets its first batch put back in front.
+    """
+    if not isinstance(model, keras.Model) or model.built:
+        return data
+    iterator = iter(data)
+    first = next(iterator, None)
+    if first is None:
+        raise LoadError("data.builder returned no batches; the model cannot be built without one.")
+    x, _ = first
+    model(x)
+    return itertools.chain([first], iterator) if iterator is data else data
 
 
 def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
@@ -69,7 +85,7 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     seed_everything(spec.seed)
     model = build_model(loaded)
     data = build_data(loaded)
-    _first_batch_build(model, data)
+    data = build_on_first_batch(model, data)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     opt, averaging = build_optimizer(spec.train.optimizer, variables)
@@ -113,13 +129,20 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
     options.reporter.start("train", total, step)
 
+    saved_at = [-1]
+
     def save_all() -> None:
-        manager.save(checkpoint_number=step)
-        if averaging is not None and spec.checkpoint.swap:
-            averaging.swapping_saver(model=model).write(str(out / AVERAGED / "ckpt"))
+        if saved_at[0] == step:  # e.g. an interrupt right after a periodic checkpoint
+            return
+        with signals_deferred():  # a checkpoint is never cut in half
+            manager.save(checkpoint_number=step)
+            if averaging is not None and averaging.has_averages and spec.checkpoint.swap:
+                averaging.swapping_saver(model=model).write(str(out / AVERAGED / "ckpt"))
+            saved_at[0] = step
 
     try:
-        for batch in _batches(data, skip=step):
+        passes = None if spec.train.max_steps else spec.train.epochs
+        for batch in _batches(data, skip=step, passes=passes):
             if total is not None and step >= total:
                 break
             loss, finite = train_step(batch)
@@ -144,23 +167,34 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         _write_result(out, "interrupted", step, last_loss, skipped, started, None)
         metrics.close()
         raise Interrupted(interrupt_code(interrupt), out) from None
+    except Exception as error:  # user code failed mid-run: record it, exit 1
+        message = failure(error, f"step {step + 1}")
+        _write_result(out, "error", step, last_loss, skipped, started, None, message)
+        metrics.close()
+        raise RunFailed(f"{message} (result.json written to {out})") from error
     save_all()
-    context = averaging.averaged() if averaging is not None else contextlib.nullcontext()
+    swap = averaging is not None and averaging.has_averages  # a run may end before any update
+    context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()
     with context:
         exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()
     result = _write_result(out, status, step, last_loss, skipped, started, exported)
-    result["averaged_checkpoint"] = (
-        str(out / AVERAGED / "ckpt") if averaging and spec.checkpoint.swap else None
-    )
+    result["averaged_checkpoint"] = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
     write_json_atomic(out / "result.json", result)
     return RunOutcome(out, result, status == "completed")
 
 
 def _write_result(
-    out: Any, status: str, step: int, loss: float, skipped: int, started: float, exported: str | None
+    out: Any,
+    status: str,
+    step: int,
+    loss: float,
+    skipped: int,
+    started: float,
+    exported: str | None,
+    error: str | None = None,
 ) -> dict[str, Any]:
-    result = {
+    result: dict[str, Any] = {
         "kind": "train",
         "status": status,
         "success": status == "completed",
@@ -170,5 +204,7 @@ def _write_result(
         "time_s": round(time.perf_counter() - started, 3),
         "export": exported,
     }
+    if error is not None:
+        result["error"] = error
     write_json_atomic(out / "result.json", result)
     return result

@@ -15,15 +15,8 @@ from optrun.config import LoadedSpec
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.minimize import build_interface
-from optrun.runner.train import _first_batch_build
+from optrun.runner.train import build_on_first_batch
 from optrun.varkeys import variable_label
-
-
-def _unused(loss_and_constraints: list[Any], variables: list[Any]) -> list[str]:
-    with tf.GradientTape() as tape:
-        total = tf.add_n([tf.cast(tf.reduce_sum(f()), tf.float64) for f in loss_and_constraints])
-    grads = tape.gradient(total, variables)
-    return [variable_label(v) for v, g in zip(variables, grads, strict=True) if g is None]
 
 
 def _validate_minimize(loaded: LoadedSpec) -> dict[str, Any]:
@@ -31,8 +24,6 @@ def _validate_minimize(loaded: LoadedSpec) -> dict[str, Any]:
     check_export(model, loaded.spec.checkpoint.export, loaded.source)
     x0 = interface.start_point()
     point = interface.evaluate(x0)
-    equalities, inequalities = interface.constraint_functions
-    thunks = [interface.loss, *equalities, *inequalities]
     bounds = interface.packed_bounds
     violated: list[str] = []
     if bounds is not None:
@@ -52,7 +43,7 @@ def _validate_minimize(loaded: LoadedSpec) -> dict[str, Any]:
         },
         "loss": point["loss"],
         "gradient_norm": float(np.linalg.norm(interface.gradient(x0))),
-        "unused_variables": _unused(thunks, list(interface.var_list)),
+        "unused_variables": [variable_label(v) for v in interface.unused_variables],
         "bounds_violated_at_start": violated,
         "constraint_residuals": {k: point[k] for k in ("equalities", "inequalities", "violation")},
     }
@@ -62,7 +53,7 @@ def _validate_train(loaded: LoadedSpec) -> dict[str, Any]:
     spec = loaded.spec
     model = build_model(loaded)
     data = build_data(loaded)
-    _first_batch_build(model, data)
+    data = build_on_first_batch(model, data)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     if spec.train is not None:
