@@ -72,13 +72,18 @@ def _scalar_shape(value: Any, what: str) -> tf.Tensor:
 
 
 def _probe(
-    loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk, ...], var_list: list[Any] | None
+    loss: Thunk,
+    equalities: tuple[Thunk, ...],
+    inequalities: tuple[Thunk, ...],
+    var_list: list[Any] | None,
+    differentiate: bool,
 ) -> tuple[list[Any], list[Any]]:
     """Runs everything once, eagerly: checks that each returns a scalar.
 
     Returns:
         The variables to optimize (``var_list``, or the trainable variables
-        read) and those of them nothing depends on (zero gradient).
+        read) and those of them nothing depends on (zero gradient; only looked
+        for when ``differentiate``: gradient-free methods never differentiate).
     """
     with tf.GradientTape() as tape:
         if var_list is not None:  # watched even when not trainable
@@ -89,7 +94,9 @@ def _probe(
         total = tf.add_n([tf.cast(tf.reduce_sum(v), tf.float64) for v in values])
     if var_list is None:
         var_list = [v for v in tape.watched_variables() if v.trainable]
-    grads = tape.gradient(total, [as_tf_variable(v) for v in var_list]) if var_list else []
+    if not (differentiate and var_list):
+        return var_list, []
+    grads = tape.gradient(total, [as_tf_variable(v) for v in var_list])
     return var_list, [v for v, g in zip(var_list, grads, strict=True) if g is None]
 
 
@@ -155,8 +162,9 @@ class ExternalOptimizerInterface:
             raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
         self._equalities = _thunks(equalities, "equalities")
         self._inequalities = _thunks(inequalities, "inequalities")
+        self._optimizer_kwargs = dict(optimizer_kwargs)
         given = None if var_list is None else _check_var_list(var_list)
-        found, unused = _probe(loss, self._equalities, self._inequalities, given)
+        found, unused = _probe(loss, self._equalities, self._inequalities, given, self._needs_gradients())
         if not found:
             raise InvalidArgumentError(
                 "the loss reads no trainable variable; pass var_list, or build the loss "
@@ -167,12 +175,12 @@ class ExternalOptimizerInterface:
         self._layout = Layout.of(self._vars)
         for var in unused:
             logger.warning(
-                "variable %r is not read by the loss or constraints; its gradient is zero.",
+                "variable %r gets no gradient from the loss or constraints (not read, or read only "
+                "through non-differentiable ops); its gradient is zero.",
                 variable_label(var),
             )
         bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
         self._packed_bounds = pack_bounds(bounds, self._layout)
-        self._optimizer_kwargs = dict(optimizer_kwargs)
         self._loss = loss
         self._cache: PointCache | None = None
         self._backend = EagerBackend(

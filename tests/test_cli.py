@@ -282,3 +282,67 @@ def test_sample_configs_validate() -> None:
         result = invoke("validate", str(config), "--json")
         assert result.exit_code == 0, (config.name, result.stderr)
         keras.backend.clear_session()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_epochs_with_unknown_data_length(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "filtered.py",
+        "import tensorflow as tf\nimport keras\n"
+        "def model():\n    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])\n"
+        "def data():\n"
+        "    x = tf.reshape(tf.range(12, dtype=tf.float32), [12, 1])\n"
+        "    ds = tf.data.Dataset.from_tensor_slices((x, 2 * x)).filter(lambda a, b: a[0] < 8.0)\n"
+        "    return ds.batch(2)\n",
+    )  # 8 rows pass the filter: 4 batches, unknown cardinality
+    spec = _write(
+        in_tmp / "e.yaml",
+        "name: e\nmodel: {builder: filtered.py:model}\n"
+        "data: {builder: filtered.py:data}\nloss: mse\ntrain: {epochs: 3}\n",
+    )
+    result = invoke("train", str(spec), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["steps"] == 12
+
+
+def test_user_code_failing_mid_run_exits_1_with_result(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "shapes.py",
+        "import tensorflow as tf\nimport keras\n"
+        "def model():\n    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\n"
+        "def data():\n"
+        "    good = [(tf.ones([4, 2]), tf.ones([4, 1]))] * 3\n"
+        "    return good + [(tf.ones([4, 3]), tf.ones([4, 1]))]\n",
+    )
+    spec = _write(
+        in_tmp / "f.yaml",
+        "name: f\nmodel: {builder: shapes.py:model}\n"
+        "data: {builder: shapes.py:data}\nloss: mse\ntrain: {max_steps: 10}\n",
+    )
+    result = invoke("train", str(spec), "--out", "f")
+    assert result.exit_code == 1
+    assert "step 4" in result.stderr and "Traceback" not in result.stderr
+    outcome = json.loads((in_tmp / "f" / "result.json").read_text())
+    assert outcome["status"] == "error" and outcome["steps"] == 3 and "step 4" in outcome["error"]
+
+
+def test_nan_result_is_strict_json(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "nanloss.py",
+        "import tensorflow as tf\n"
+        "def var():\n    return tf.Variable([-1.0, 2.0], dtype=tf.float64, name='v')\n"
+        "def loss(v):\n    return tf.reduce_sum(tf.sqrt(v))\n",
+    )
+    spec = _write(
+        in_tmp / "n.yaml",
+        "name: n\nmodel: {builder: nanloss.py:var}\nloss: nanloss.py:loss\nminimize: {method: L-BFGS-B}\n",
+    )
+    result = invoke("minimize", str(spec), "--json", "--out", "n")
+    assert result.exit_code == 1
+    parsed = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    assert parsed["fun"] == "nan"
+    json.loads((in_tmp / "n" / "result.json").read_text(), parse_constant=lambda c: pytest.fail(c))

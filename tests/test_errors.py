@@ -145,3 +145,19 @@ def test_bad_fetch_and_callback(vector: tf.Variable) -> None:
 def test_jit_compile_type(vector: tf.Variable) -> None:
     with pytest.raises(optrun.InvalidTypeError, match="jit_compile"):
         ScipyOptimizerInterface(sq(vector), jit_compile="yes")
+
+
+def test_unknown_and_reserved_scipy_keywords(vector: tf.Variable) -> None:
+    with pytest.raises(
+        optrun.InvalidArgumentError, match=r"unknown scipy.optimize.minimize keyword\(s\) \['maxiter'\]"
+    ):
+        ScipyOptimizerInterface(sq(vector), maxiter=10)
+    for key in ("x0", "args", "fun"):
+        with pytest.raises(optrun.InvalidArgumentError, match=f"sets '{key}' itself"):
+            ScipyOptimizerInterface(sq(vector), **{key: None})
+
+
+@pytest.mark.parametrize(("value", "match"), [(None, "got NoneType"), ("text", "must return a number")])
+def test_loss_returning_a_non_number(vector: tf.Variable, value: object, match: str) -> None:
+    with pytest.raises(optrun.InvalidTypeError, match=match):
+        ScipyOptimizerInterface(lambda: value, var_list=[vector])

@@ -299,3 +299,31 @@ def test_xla_fallback_for_uncompilable_loss(caplog: pytest.LogCaptureFixture) ->
     v.assign([2.0, 3.0])
     ScipyOptimizerInterface(loss, jit_compile=False).minimize()
     np.testing.assert_allclose(v.numpy(), [0.0, 0.0], atol=1e-6)
+
+
+def test_non_trainable_variable_in_var_list(caplog: pytest.LogCaptureFixture) -> None:
+    frozen = tf.Variable([3.0, 3.0], trainable=False, name="frozen")
+    with caplog.at_level(logging.WARNING, logger="optrun"):
+        ScipyOptimizerInterface(lambda: tf.reduce_sum(tf.square(frozen - 1.0)), var_list=[frozen]).minimize()
+    assert "no gradient" not in caplog.text
+    np.testing.assert_allclose(frozen.numpy(), [1.0, 1.0], atol=1e-6)
+
+
+def test_gradient_free_methods_never_differentiate() -> None:
+    v = tf.Variable([2.0, -1.0], dtype=tf.float64)
+
+    @tf.custom_gradient
+    def guarded(x: tf.Tensor):
+        def grad(upstream: tf.Tensor) -> tf.Tensor:
+            tf.debugging.assert_equal(True, False, message="gradient computed")
+            return upstream
+
+        return tf.reduce_sum(tf.square(x - 0.5)), grad
+
+    result = ScipyOptimizerInterface(
+        lambda: guarded(v), method="Nelder-Mead", jit_compile=False, options={"xatol": 1e-8, "fatol": 1e-12}
+    ).minimize()
+    assert result.success
+    np.testing.assert_allclose(v.numpy(), [0.5, 0.5], atol=1e-4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="gradient computed"):
+        ScipyOptimizerInterface(lambda: guarded(v), method="BFGS", jit_compile=False).minimize()
