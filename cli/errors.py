@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 from collections.abc import Iterator
 from types import FrameType
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from optrun.errors import OptrunError, Terminated
+from optrun.errors import OptrunError, Terminated, first_line
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -28,32 +30,35 @@ def install_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
 
 
+def _report(label: str, color: str, message: str, code: int, as_json: bool) -> None:
+    # The message is user text: escape it, or '[batch, features]' vanishes as rich markup.
+    stderr.print(f"[bold {color}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    if as_json:  # a script reading stdout still gets a JSON answer
+        typer.echo(json.dumps({"success": False, "error": message, "exit_code": code}))
+
+
 @contextlib.contextmanager
-def error_boundary(verbose: bool = False) -> Iterator[None]:
-    """Runs the body; optrun errors exit 2 (130/143 for interrupts), never with a traceback."""
+def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[None]:
+    """Runs the body; errors exit 2 (1 for a failed run, 130/143 for interrupts), no traceback."""
     try:
         yield
     except OptrunError as error:
         code = getattr(error, "exit_code", EXIT_USAGE)
         if verbose:
             stderr.print_exception()
-        color = "yellow" if code != EXIT_USAGE else "red"
-        label = "interrupted" if code != EXIT_USAGE else "error"
-        stderr.print(f"[bold {color}]{label}:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+        label = {EXIT_USAGE: "error", EXIT_FAILED: "failed"}.get(code, "interrupted")
+        _report(label, "red" if code in (EXIT_USAGE, EXIT_FAILED) else "yellow", str(error), code, as_json)
         raise typer.Exit(code) from None
     except KeyboardInterrupt:
-        stderr.print("[yellow]interrupted[/]")
+        _report("interrupted", "yellow", "interrupted before the run started", 130, as_json)
         raise typer.Exit(130) from None
     except Exception as error:  # noqa: BLE001 - the one boundary: no traceback without --verbose
         if verbose:
             stderr.print_exception()
-        first = (str(error).strip().splitlines() or [""])[0]
-        stderr.print(
-            f"[bold red]error:[/] {type(error).__name__}: {first}"
-            + ("" if verbose else "\n(run with --verbose for the traceback)"),
-            highlight=False,
-        )
+        message = f"{type(error).__name__}: {first_line(error)}"
+        hint = "" if verbose else " (run with --verbose for the traceback)"
+        _report("error", "red", message + hint, EXIT_USAGE, as_json)
         raise typer.Exit(EXIT_USAGE) from None
     except Terminated:
-        stderr.print("[yellow]terminated[/]")
+        _report("terminated", "yellow", "terminated before the run started", 143, as_json)
         raise typer.Exit(143) from None

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from cli.errors import EXIT_FAILED, error_boundary, install_sigterm
 
@@ -40,7 +41,7 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a spec value, e.g. --set train.max_steps=50 (repeatable)."),
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/<name>].")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/NAME).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in the run directory.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing run directory.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Override the spec's seed.")]
@@ -91,7 +92,7 @@ def _run(
     install_sigterm()
     console = Console(stderr=as_json)  # with --json, stdout carries the JSON only
     reporter: Any = None
-    with error_boundary(verbose):
+    with error_boundary(verbose, as_json):
         from optrun.config import load_spec
 
         loaded = load_spec(config, overrides, default=kind)
@@ -170,7 +171,7 @@ def validate(
     """Check a spec: validate it, import the module, build the model, evaluate once. Writes nothing."""
     _logging(verbose, False)
     console = Console(stderr=as_json)
-    with error_boundary(verbose):
+    with error_boundary(verbose, as_json):
         from optrun.config import load_spec
 
         loaded = load_spec(config, overrides or [])
@@ -188,9 +189,11 @@ def validate(
     for report in reports:
         summary(console, f"{loaded.source}: {report['mode']} checks passed", report)
         for label in report.get("unused_variables", []):
-            console.print(f"[yellow]warning:[/] the loss does not depend on {label!r} (zero gradient)")
+            console.print(
+                f"[yellow]warning:[/] the loss does not depend on {escape(repr(label))} (zero gradient)"
+            )
         for line in report.get("bounds_violated_at_start", []):
-            console.print(f"[yellow]warning:[/] {line}")
+            console.print(f"[yellow]warning:[/] {escape(line)}")
 
 
 @app.command()

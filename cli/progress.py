@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -65,7 +66,7 @@ class RichReporter:
 
     def note(self, message: str) -> None:
         """Prints a warning line."""
-        self.console.print(f"[yellow]{message}[/]", highlight=False)
+        self.console.print(f"[yellow]{escape(message)}[/]", highlight=False)
 
     def close(self) -> None:
         """Stops the bar."""
@@ -76,10 +77,10 @@ class RichReporter:
 
 def summary(console: Console, title: str, result: dict[str, Any]) -> None:
     """The end-of-run table."""
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=escape(title), show_header=False, title_justify="left")
     for key, value in result.items():
         text = value if isinstance(value, str) else repr(value)
         if len(text) > 200:
             text = text[:197] + "..."
-        table.add_row(key, text)
+        table.add_row(escape(key), escape(text))
     console.print(table)

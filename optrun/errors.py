@@ -9,6 +9,20 @@ working for code written against ``tf.contrib.opt``.
 from __future__ import annotations
 
 
+def first_line(error: BaseException) -> str:
+    """The line of an exception's message that says what went wrong.
+
+    TensorFlow's staged errors start with "in user code:" and a stack; their
+    last line is the actual error.
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].startswith("in user code") or lines[0].endswith("in user code:"):
+        return lines[-1]
+    return lines[0]
+
+
 class OptrunError(Exception):
     """Base class of every error optrun raises on purpose."""
 

@@ -17,14 +17,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from optrun.errors import LoadError
+from optrun.errors import LoadError, first_line
 
 _FILE_MODULES: dict[Path, ModuleType] = {}
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    line = first_line(error)
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
 
 
 def _is_file_ref(target: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,43 @@ def _method_name(method: Any) -> str | None:
             f"({', '.join(sorted(_KNOWN))}) or a callable; got {method!r}"
         )
     return method.lower()
+
+
+_COUNTS = ("maxiter", "maxfun", "maxfev", "maxls", "maxcor")
+
+
+def _check_options(method: str, name: str, options: Any) -> None:
+    """Runs the method on a 1-D quadratic with the user's options, to refuse bad ones up front.
+
+    scipy only warns about unknown option names, and only once the real run
+    has started; a wrong type fails deep inside it. Count limits are capped so
+    the check costs a few evaluations of x^2.
+    """
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise InvalidArgumentError(f"options must be a dict of {method} options; got {options!r:.60}")
+    for key in _COUNTS:
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidArgumentError(f"options['{key}'] must be a whole number >= 1; got {value!r}")
+    trial = {**options, **{key: min(options[key], 3) for key in _COUNTS if key in options}}
+    trial.pop("disp", None)
+    trial.pop("iprint", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if name in _GRADIENT_FREE:
+                scipy.optimize.minimize(lambda x: float(x @ x), np.ones(1), method=method, options=trial)
+            else:
+                scipy.optimize.minimize(
+                    lambda x: (float(x @ x), 2 * x), np.ones(1), jac=True, method=method, options=trial
+                )
+        except (TypeError, ValueError) as error:
+            raise InvalidArgumentError(f"options {options} do not work with {method}: {error}") from None
+    unknown = [str(w.message) for w in caught if "Unknown solver options" in str(w.message)]
+    if unknown:
+        raise InvalidArgumentError(f"{method} {unknown[0][0].lower()}{unknown[0][1:]}; check the spelling.")
 
 
 class ScipyOptimizerInterface(ExternalOptimizerInterface):
@@ -104,6 +142,8 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         if "method" not in optimizer_kwargs:
             optimizer_kwargs["method"] = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
         name = _method_name(optimizer_kwargs["method"])
+        if name is not None:
+            _check_options(optimizer_kwargs["method"], name, optimizer_kwargs.get("options"))
         if name is not None and constrained and name not in _CONSTRAINED:
             raise UnsupportedMethodError(
                 f"method {optimizer_kwargs['method']!r} cannot handle equality or inequality "

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from optrun.config import LoadedSpec, dump_spec
-from optrun.errors import OptrunError, RunError, Terminated
+from optrun.errors import OptrunError, RunError, Terminated, first_line
 from optrun.reporting import NullReporter, Reporter
 
 CHECKPOINTS = "checkpoints"
@@ -53,31 +55,81 @@ def run_dir(loaded: LoadedSpec, options: RunOptions) -> Path:
     return Path(options.out) if options.out is not None else Path("runs") / loaded.spec.name
 
 
-def prepare_run_dir(out: Path, loaded: LoadedSpec, options: RunOptions) -> None:
-    """Creates (or, with --force, recreates) the run directory and writes config.yaml.
+#: First line of a run's config.yaml (a comment, so the file stays a valid spec).
+KIND_MARK = "# optrun run:"
+#: What must not change between a run and its --resume (limits, logging and paths may).
+RESUME_KEYS = ("model", "data", "loss")
+RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")}
+
+
+def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a run directory.")
+    if not (out / CHECKPOINTS).is_dir():
+        raise RunError(f"--resume: {out} has no checkpoints to resume from; run without --resume.")
+    saved_file = out / "config.yaml"
+    text = saved_file.read_text(encoding="utf-8") if saved_file.is_file() else ""
+    saved = yaml.safe_load(text) if text else None
+    was = text.split("\n", 1)[0].removeprefix(KIND_MARK).strip() if text.startswith(KIND_MARK) else "unknown"
+    if not isinstance(saved, dict) or was != kind:
+        raise RunError(f"--resume: {out} holds a {was} run, not a {kind} run; choose another --out.")
+    now = loaded.spec.model_dump(mode="json")
+    changed = [key for key in RESUME_KEYS if saved.get(key) != now.get(key)]
+    for section, keys in RESUME_SUBKEYS.items():
+        old, new = saved.get(section) or {}, now.get(section) or {}
+        changed += [f"{section}.{key}" for key in keys if old.get(key) != new.get(key)]
+    if changed:
+        raise RunError(
+            f"--resume: the spec differs from the run in {out} at {', '.join(changed)}; resume with the "
+            "same spec (limits such as train.max_steps, logging and checkpoint policy may change)."
+        )
+
+
+def prepare_run_dir(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions) -> None:
+    """Creates (or, with --force, recreates) the run directory; checks a --resume.
 
     Called only after the spec validated and the model built, so a bad spec
-    leaves nothing behind.
+    leaves nothing behind; :func:`record_config` writes config.yaml once the
+    run can start.
 
     Raises:
-        RunError: it exists and neither --force nor --resume was given, or
-            --resume finds nothing to resume.
+        RunError: it exists and neither --force nor --resume was given; or
+            --resume finds nothing to resume, or a run of another spec.
     """
-    exists = out.exists() and any(out.iterdir())
     if options.resume and options.force:
         raise RunError("--resume and --force contradict each other; pass one of them.")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a directory; choose another --out.")
     if options.resume:
-        if not (out / CHECKPOINTS).is_dir():
-            raise RunError(f"--resume: {out} has no checkpoints to resume from; run without --resume.")
-    elif exists and not options.force:
+        _check_resumable(out, kind, loaded)
+        return
+    exists = out.exists() and any(out.iterdir())
+    if exists and not options.force:
         raise RunError(
             f"run directory {out} already exists; pass --force to overwrite it, --resume to "
             "continue it, or --out to choose another."
         )
-    elif exists:
+    if exists:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_spec(loaded.spec), encoding="utf-8")
+
+
+def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:
+    """Writes config.yaml: the resolved spec, with the seed used and the run's kind."""
+    text = f"{KIND_MARK} {kind}\n" + dump_spec(loaded.spec)
+    (out / "config.yaml").write_text(text, encoding="utf-8")
+
+
+def restore_latest(checkpoint: Any, manager: Any, out: Path) -> None:
+    """Restores the latest checkpoint for --resume, or explains why it cannot."""
+    if manager.latest_checkpoint is None:
+        raise RunError(f"--resume: {out} has no checkpoints to resume from; run without --resume.")
+    try:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except (AssertionError, ValueError, TypeError) as error:
+        raise RunError(
+            f"--resume: the checkpoint in {out} does not fit this model: {first_line(error)}"
+        ) from None
 
 
 def seed_everything(seed: int) -> None:
@@ -92,8 +144,7 @@ def seed_everything(seed: int) -> None:
 
 def failure(error: Exception, where: str) -> str:
     """One line for a user-code exception raised mid-run."""
-    lines = str(error).strip().splitlines()
-    return f"{where}: {type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return f"{where}: {type(error).__name__}: {first_line(error)}".rstrip(": ")
 
 
 def interrupt_code(error: BaseException) -> int:

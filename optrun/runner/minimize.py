@@ -24,6 +24,8 @@ from optrun.runner.common import (
     failure,
     interrupt_code,
     prepare_run_dir,
+    record_config,
+    restore_latest,
     run_dir,
     seed_everything,
     signals_deferred,
@@ -64,11 +66,12 @@ def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     model, interface = build_interface(loaded)
     check_export(model, spec.checkpoint.export, loaded.source)
     out = run_dir(loaded, options)
-    prepare_run_dir(out, loaded, options)
+    prepare_run_dir(out, "minimize", loaded, options)
     checkpoint = tf.train.Checkpoint(model=model)
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
-    if options.resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    if options.resume:
+        restore_latest(checkpoint, manager, out)
+    record_config(out, "minimize", loaded)
 
     metrics = MetricsWriter(
         out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
-from optrun.errors import ConfigError, LoadError, RunFailed
+from optrun.errors import ConfigError, LoadError, RunFailed, first_line
 from optrun.reporting import MetricsWriter, write_json_atomic
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
@@ -28,6 +28,8 @@ from optrun.runner.common import (
     failure,
     interrupt_code,
     prepare_run_dir,
+    record_config,
+    restore_latest,
     run_dir,
     seed_everything,
     signals_deferred,
@@ -59,20 +61,23 @@ def _batches(data: Any, skip: int, passes: int | None) -> Iterator[Any]:
             return
 
 
-def build_on_first_batch(model: Any, data: Any) -> Any:
-    """Builds an unbuilt Keras model on one batch, so its variables exist; returns the data.
-
-    A one-shot iterator gets its first batch put back in front.
-    """
-    if not isinstance(model, keras.Model) or model.built:
-        return data
+def first_batch(data: Any, ref: str) -> tuple[Any, Any]:
+    """The first batch and the data to train on (a one-shot iterator gets it put back)."""
     iterator = iter(data)
     first = next(iterator, None)
     if first is None:
-        raise LoadError("data.builder returned no batches; the model cannot be built without one.")
-    x, _ = first
-    model(x)
-    return itertools.chain([first], iterator) if iterator is data else data
+        raise LoadError(f"data.builder: {ref} yielded no batches; training needs at least one.")
+    return first, (itertools.chain([first], iterator) if iterator is data else data)
+
+
+def build_on_first_batch(model: Any, batch: Any) -> None:
+    """Builds an unbuilt Keras model on one batch, so that its variables exist."""
+    if isinstance(model, keras.Model) and not model.built:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise LoadError(
+                f"data.builder: batches must be (x, y) pairs to build the model; got {type(batch).__name__}"
+            )
+        model(batch[0])
 
 
 def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
@@ -84,8 +89,9 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         )
     seed_everything(spec.seed)
     model = build_model(loaded)
-    data = build_data(loaded)
-    data = build_on_first_batch(model, data)
+    assert loaded.spec.data is not None  # build_data checked it
+    batch, data = first_batch(build_data(loaded), loaded.spec.data.builder)
+    build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     opt, averaging = build_optimizer(spec.train.optimizer, variables)
@@ -95,13 +101,6 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     epochs = spec.train.epochs
     total = spec.train.max_steps or (epochs * per_epoch if epochs and per_epoch else None)
 
-    out = run_dir(loaded, options)
-    prepare_run_dir(out, loaded, options)
-    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    checkpoint = tf.train.Checkpoint(step=step_var, model=model, optimizer=opt)
-    manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
-    if options.resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     skip_nonfinite = spec.train.on_nonfinite == "skip"
 
     @tf.function
@@ -122,11 +121,29 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         tf.cond(finite, apply, lambda: None)
         return loss, finite
 
+    try:  # trace the step now: a data or loss mistake is a usage error, before any file is written
+        train_step.get_concrete_function(batch)
+    except Exception as error:
+        raise LoadError(
+            f"the training step does not build on the first batch: {type(error).__name__}: "
+            f"{first_line(error)}. Check loss and data.builder (a Keras loss takes (x, y) batches)."
+        ) from error
+
+    out = run_dir(loaded, options)
+    prepare_run_dir(out, "train", loaded, options)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(step=step_var, model=model, optimizer=opt)
+    manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
+    if options.resume:
+        restore_latest(checkpoint, manager, out)
+    record_config(out, "train", loaded)
+
     metrics = MetricsWriter(
         out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None
     )
     step = int(step_var.numpy())
     started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
+    first_step = step
     options.reporter.start("train", total, step)
 
     saved_at = [-1]
@@ -172,6 +189,9 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         _write_result(out, "error", step, last_loss, skipped, started, None, message)
         metrics.close()
         raise RunFailed(f"{message} (result.json written to {out})") from error
+    if status == "completed" and step > first_step and skipped == step - first_step:
+        status = "diverged"  # every update was non-finite and skipped: nothing was trained
+        options.reporter.note("every update was non-finite and skipped")
     save_all()
     swap = averaging is not None and averaging.has_averages  # a run may end before any update
     context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()

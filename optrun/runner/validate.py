@@ -12,10 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
+from optrun.errors import LoadError, first_line
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.minimize import build_interface
-from optrun.runner.train import build_on_first_batch
+from optrun.runner.train import build_on_first_batch, first_batch
 from optrun.varkeys import variable_label
 
 
@@ -53,16 +54,23 @@ def _validate_train(loaded: LoadedSpec) -> dict[str, Any]:
     spec = loaded.spec
     model = build_model(loaded)
     data = build_data(loaded)
-    data = build_on_first_batch(model, data)
+    assert spec.data is not None  # build_data checked it
+    batch, data = first_batch(data, spec.data.builder)
+    build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     if spec.train is not None:
         build_optimizer(spec.train.optimizer, variables)  # resolves wrapper variable names
     check_export(model, spec.checkpoint.export, loaded.source)
-    batch = next(iter(data))
-    with tf.GradientTape() as tape:
-        loss = loss_fn(model, batch)
-    grads = tape.gradient(loss, variables)
+    try:
+        with tf.GradientTape() as tape:
+            loss = tf.reshape(loss_fn(model, batch), [])
+        grads = tape.gradient(loss, variables)
+    except Exception as error:
+        raise LoadError(
+            f"the loss on the first batch failed: {type(error).__name__}: {first_line(error)}. "
+            "Check loss (a scalar) and data.builder (a Keras loss takes (x, y) batches)."
+        ) from error
     dense = [tf.convert_to_tensor(g) for g in grads if g is not None]
     return {
         "mode": "train",
