@@ -39,6 +39,29 @@ _Loader.add_implicit_resolver(
 )
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names the same key twice (YAML says the last wins, which hides mistakes)."""
+
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        self.problem = f"key {key!r} appears twice (lines {first} and {second}); keep one"
+        self.problem_mark = None
+        super().__init__(self.problem)
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise DuplicateKeyError(key, seen[key], line)
+        seen[key] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def _load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
@@ -89,8 +112,8 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
         in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         if in_dict or in_list:
             node = node[part]
-        elif i < len(loc) - 1 and node is not None:
-            continue
+        elif not isinstance(node, dict) or i < len(loc) - 1:
+            continue  # a union tag ('keras', 'float', 'BoundsSpec'), not a key of the file
         else:
             node = None
         path.append(part)
@@ -100,16 +123,20 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
 def _issues(
     error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]
 ) -> list[str]:
-    issues = []
+    issues: list[str] = []
+    reported: set[str] = set()
     for item in error.errors():
         path = _yaml_path(tuple(item["loc"]), data)
         dotted = ".".join(str(p) for p in path) or "(top level)"
-        message = item["msg"]
+        if dotted in reported:  # the other alternatives of a union: one message per place
+            continue
+        reported.add(dotted)
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; `optrun schema` lists the keys)"
         elif (
             "input" in item
-            and item["type"] not in {"missing"}
+            and item["type"] not in {"missing", "value_error"}
             and not isinstance(item["input"], (dict, list))
         ):
             message = f"{message}; got {item['input']!r}"
@@ -185,9 +212,15 @@ def load_spec(
         source, base_dir = f"built-in {default} experiment", Path.cwd()
     else:
         file = Path(path)
+        if file.is_dir():
+            raise ConfigError(str(path), [f"{file.resolve()} is a directory; give a spec file (YAML)"])
         if not file.is_file():
             raise ConfigError(str(path), [f"no such file: {file.resolve()}"])
-        text, source, base_dir = file.read_text(encoding="utf-8"), str(path), file.resolve().parent
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(str(path), ["not a text file (not UTF-8); a spec is YAML text"]) from None
+        source, base_dir = str(path), file.resolve().parent
     try:
         data = _load_yaml(text)
     except yaml.YAMLError as error:

@@ -137,21 +137,21 @@ class ConstraintsSpec(Strict):
 
     equalities: list[Ref] = Field(default_factory=list, description="Each held == 0.")
     inequalities: list[Ref] = Field(default_factory=list, description="Each held >= 0.")
-    bounds: dict[str, BoundsSpec | list[Bound]] = Field(
+    bounds: dict[str, BoundsSpec] = Field(
         default_factory=dict, description="Variable name or path -> {low, high} or [low, high]."
     )
 
-    @field_validator("bounds")
+    @field_validator("bounds", mode="before")
     @classmethod
-    def _pairs(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _pairs(cls, value: Any) -> Any:
+        # [low, high] is shorthand for {low: ..., high: ...}, so errors name low or high.
+        if not isinstance(value, dict):
+            return value
         out = {}
         for name, given in value.items():
-            if isinstance(given, list):
-                if len(given) != 2:
-                    raise ValueError(f"bounds of {name!r} must be [low, high]; got {given!r}")
-                out[name] = BoundsSpec(low=given[0], high=given[1])
-            else:
-                out[name] = given
+            if isinstance(given, list) and len(given) != 2:
+                raise ValueError(f"bounds of {name!r} must be a pair (low, high); got {given!r}")
+            out[name] = {"low": given[0], "high": given[1]} if isinstance(given, list) else given
         return out
 
 
@@ -203,7 +203,9 @@ class ExperimentSpec(Strict):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Also the default run directory name."
     )
-    seed: int = Field(0, ge=0, description="Seeds Python, NumPy and TensorFlow; runs are deterministic.")
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1, description="Seeds Python, NumPy and TensorFlow; runs are deterministic."
+    )
     model: ModelSpec
     data: DataSpec | None = None
     loss: LossSpec

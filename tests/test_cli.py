@@ -346,3 +346,101 @@ def test_nan_result_is_strict_json(in_tmp: Path) -> None:
     parsed = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
     assert parsed["fun"] == "nan"
     json.loads((in_tmp / "n" / "result.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+
+
+def test_messages_are_printed_literally(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "brackets.py",
+        "def build():\n    raise ValueError('expected x of shape [batch, features], got [/x]')\n",
+    )
+    spec = _write(in_tmp / "b.yaml", "name: b\nmodel: {builder: brackets.py:build}\nloss: mse\n")
+    result = invoke("minimize", str(spec))
+    assert result.exit_code == 2
+    assert "[batch, features], got [/x]" in result.stderr
+
+
+def test_duplicate_keys_and_all_missing_references(in_tmp: Path) -> None:
+    dup = _write(in_tmp / "dup.yaml", "name: d\nmodel: {builder: m.py:f}\nloss: mse\nname: e\n")
+    result = invoke("validate", str(dup))
+    assert result.exit_code == 2 and "key 'name' appears twice (lines 1 and 4)" in result.stderr
+    _write(in_tmp / "refs.py", "def build():\n    return None\n")
+    spec = _write(
+        in_tmp / "r.yaml",
+        "name: r\nmodel: {builder: refs.py:bild}\nloss: refs.py:los\n"
+        "minimize: {constraints: {equalities: [refs.py:eq]}}\n",
+    )
+    result = invoke("minimize", str(spec))
+    assert result.exit_code == 2
+    for missing in ("'bild'", "'los'", "'eq'"):
+        assert missing in result.stderr
+
+
+def test_resume_refuses_another_spec_and_changes_nothing(in_tmp: Path) -> None:
+    assert invoke("train", "--out", "run", "--set", "train.max_steps=10", "-q").exit_code == 0
+    before = (in_tmp / "run" / "config.yaml").read_text()
+    other = invoke("minimize", "--out", "run", "--resume", "-q")
+    assert other.exit_code == 2 and "holds a train run, not a minimize run" in other.stderr
+    changed = invoke("train", "--out", "run", "--resume", "--set", "model.params.hidden=8", "-q")
+    assert changed.exit_code == 2 and "differs from the run" in changed.stderr and "model" in changed.stderr
+    assert (in_tmp / "run" / "config.yaml").read_text() == before
+
+
+def test_keras_loss_with_args_and_bad_args(in_tmp: Path) -> None:
+    ok = invoke(
+        "train",
+        "--out",
+        "ok",
+        "-q",
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        "loss={kind: keras, name: mse, args: {reduction: sum}}",
+    )
+    assert ok.exit_code == 0, ok.stderr
+    bad = invoke(
+        "train",
+        "--out",
+        "bad",
+        "-q",
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        "loss={kind: keras, name: MeanSquaredError, args: {bogus: 1}}",
+    )
+    assert bad.exit_code == 2 and "loss.args: MeanSquaredError" in bad.stderr and "bogus" in bad.stderr
+
+
+def test_empty_data_and_bad_options_are_usage_errors(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "empty.py",
+        "import keras\n"
+        "def model():\n    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])\n"
+        "def data():\n    return []\n",
+    )
+    spec = _write(
+        in_tmp / "e.yaml",
+        "name: e\nmodel: {builder: empty.py:model}\ndata: {builder: empty.py:data}\n"
+        "loss: mse\ntrain: {max_steps: 3}\n",
+    )
+    empty = invoke("train", str(spec))
+    assert empty.exit_code == 2 and "yielded no batches" in empty.stderr
+    assert not (in_tmp / "runs").exists()
+    options = invoke("minimize", "--set", "minimize.options={maxiterz: 5}")
+    assert options.exit_code == 2 and "unknown solver options: maxiterz" in options.stderr
+
+
+def test_every_update_skipped_is_a_failure(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "allnan.py",
+        "import tensorflow as tf\nimport keras\n"
+        "def model():\n    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])\n"
+        "def data():\n    return [(tf.constant([[1.0]]), tf.constant([[float('nan')]]))] * 3\n",
+    )
+    spec = _write(
+        in_tmp / "n.yaml",
+        "name: n\nmodel: {builder: allnan.py:model}\ndata: {builder: allnan.py:data}\n"
+        "loss: mse\ntrain: {epochs: 1, on_nonfinite: skip}\n",
+    )
+    result = invoke("train", str(spec), "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["status"] == "diverged"

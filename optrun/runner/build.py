@@ -12,7 +12,7 @@ import tensorflow as tf
 from optrun.averaging import MovingAverageOptimizer
 from optrun.clipping import VariableClippingOptimizer
 from optrun.config import LoadedSpec
-from optrun.errors import ConfigError, LoadError, UnknownVariableError
+from optrun.errors import ConfigError, LoadError, UnknownVariableError, first_line
 from optrun.loading import call_user, load_callable
 from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label, variable_names
@@ -26,8 +26,35 @@ def _is_variable(value: Any) -> bool:
     return True
 
 
+def check_references(loaded: LoadedSpec) -> None:
+    """Imports every reference in the spec, so that all missing ones are reported at once."""
+    spec = loaded.spec
+    refs = [("model.builder", spec.model.builder)]
+    if spec.data is not None:
+        refs.append(("data.builder", spec.data.builder))
+    if isinstance(spec.loss, CallableLoss):
+        refs.append(("loss", spec.loss.ref))
+    if spec.minimize is not None:
+        for kind in ("equalities", "inequalities"):
+            refs += [
+                (f"minimize.constraints.{kind}[{i}]", ref)
+                for i, ref in enumerate(getattr(spec.minimize.constraints, kind))
+            ]
+    problems = []
+    for what, ref in refs:
+        try:
+            load_callable(ref, loaded.base_dir, what)
+        except LoadError as error:
+            problems.append(str(error))
+    if len(problems) > 1:
+        raise ConfigError(loaded.source, problems)
+    if problems:
+        raise LoadError(problems[0])
+
+
 def build_model(loaded: LoadedSpec) -> Any:
-    """Calls ``model.builder(**model.params)``."""
+    """Calls ``model.builder(**model.params)``, after checking every reference in the spec."""
+    check_references(loaded)
     ref = loaded.spec.model.builder
     fn = load_callable(ref, loaded.base_dir, "model.builder")
     return call_user(fn, ref, "model.builder", **loaded.spec.model.params)
@@ -63,16 +90,41 @@ def build_data(loaded: LoadedSpec) -> Any:
     return data
 
 
+_LOSS_ALIASES = {
+    "mse": "MeanSquaredError",
+    "mae": "MeanAbsoluteError",
+    "mape": "MeanAbsolutePercentageError",
+    "msle": "MeanSquaredLogarithmicError",
+    "kld": "KLDivergence",
+    "huber_loss": "Huber",
+}
+
+
+def _loss_class(name: str) -> str:
+    """'mse' -> 'MeanSquaredError', 'sparse_categorical_crossentropy' -> 'SparseCategoricalCrossentropy'."""
+    if name in _LOSS_ALIASES:
+        return _LOSS_ALIASES[name]
+    return "".join(part.capitalize() for part in name.split("_")) if name.islower() else name
+
+
 def _keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
+    if not spec.args:
+        try:
+            loss = keras.losses.get(spec.name)
+        except (ValueError, TypeError):
+            loss = None
+        if loss is None:
+            raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r}"])
+        return loss
+    cls = getattr(keras.losses, _loss_class(spec.name), None)
+    if not isinstance(cls, type):
+        raise ConfigError("loss", [f"loss.name: {spec.name!r} names no Keras loss class to give args to"])
     try:
-        if spec.args:
-            return keras.losses.get({"class_name": spec.name, "config": spec.args})
-        loss = keras.losses.get(spec.name)
-    except (ValueError, TypeError) as error:
-        raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r} ({error})"]) from None
-    if loss is None:
-        raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r}"])
-    return loss
+        return cls(**spec.args)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            "loss", [f"loss.args: {cls.__name__}({spec.args}) failed: {first_line(error)}"]
+        ) from None
 
 
 def train_loss(loaded: LoadedSpec) -> Callable[[Any, Any], tf.Tensor]:

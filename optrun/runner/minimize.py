@@ -10,7 +10,13 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
-from optrun.errors import RunFailed
+from optrun.errors import (
+    ConfigError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    RunFailed,
+    UnknownVariableError,
+)
 from optrun.reporting import MetricsWriter, write_json_atomic
 from optrun.runner.build import build_model, constraints, minimize_loss, variables_of
 from optrun.runner.common import (
@@ -41,21 +47,26 @@ def build_interface(loaded: LoadedSpec) -> tuple[Any, ScipyOptimizerInterface]:
     model = build_model(loaded)
     variables = variables_of(model, loaded.spec.model.builder)
     equalities, inequalities = constraints(loaded, model)
-    bounds = {name: (b.low, b.high) for name, b in spec.constraints.bounds.items()}  # type: ignore[union-attr]
+    bounds = {name: (b.low, b.high) for name, b in spec.constraints.bounds.items()}
     kwargs: dict[str, Any] = {"options": dict(spec.options)}
     if spec.method is not None:
         kwargs["method"] = spec.method
     if spec.tol is not None:
         kwargs["tol"] = spec.tol
-    interface = ScipyOptimizerInterface(
-        minimize_loss(loaded, model),
-        var_list=variables,
-        equalities=equalities or None,
-        inequalities=inequalities or None,
-        var_to_bounds=bounds or None,
-        jit_compile=spec.jit_compile,
-        **kwargs,
-    )
+    try:
+        interface = ScipyOptimizerInterface(
+            minimize_loss(loaded, model),
+            var_list=variables,
+            equalities=equalities or None,
+            inequalities=inequalities or None,
+            var_to_bounds=bounds or None,
+            jit_compile=spec.jit_compile,
+            **kwargs,
+        )
+    except (InvalidArgumentError, InvalidTypeError, UnknownVariableError) as error:
+        # Say it in the spec's words: the library's argument names mean little in YAML.
+        message = str(error).replace("var_to_bounds", "minimize.constraints.bounds")
+        raise ConfigError(loaded.source, [f"minimize: {message}"]) from None
     return model, interface
 
 

@@ -13,7 +13,14 @@ import keras
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
-from optrun.errors import ConfigError, LoadError, RunFailed, first_line
+from optrun.errors import (
+    ConfigError,
+    InvalidArgumentError,
+    LoadError,
+    RunFailed,
+    UnknownVariableError,
+    first_line,
+)
 from optrun.reporting import MetricsWriter, write_json_atomic
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
@@ -95,7 +102,11 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     opt, averaging = build_optimizer(spec.train.optimizer, variables)
-    opt.build(variables)
+    try:
+        opt.build(variables)
+    except (InvalidArgumentError, UnknownVariableError) as error:
+        message = str(error).replace("vars_to_clip_dims", "train.optimizer.wrappers (vars/dims)")
+        raise ConfigError(loaded.source, [message]) from None
     check_export(model, spec.checkpoint.export, loaded.source)
     per_epoch = _steps_per_epoch(data)
     epochs = spec.train.epochs
