@@ -68,16 +68,11 @@ def _gpflow(n: int, jit: bool) -> Timing | None:
     return per_unit(run)
 
 
-def rosenbrock_small() -> list[Row]:
-    n = 100
-    floor = _numpy_floor(n, None)
-    ours = _optrun(n, None, None)
-    ours_plain = _optrun(n, None, False)
-    gp = _gpflow(n, False)
-    gp_xla = _gpflow(n, True)
-    rows: list[Row] = [
+def _floor_rows(case: str, floor: Timing, ours: Timing, target: str) -> list[Row]:
+    """The numpy floor and optrun's default, side by side."""
+    return [
         {
-            "case": "Rosenbrock N=100, L-BFGS-B",
+            "case": case,
             "setup": "numpy rosen/rosen_der (floor)",
             "us": floor.micros,
             "ratio": 1.0,
@@ -88,16 +83,28 @@ def rosenbrock_small() -> list[Row]:
             "setup": "optrun (XLA, default)",
             "us": ours.micros,
             "ratio": ours.per_unit / floor.per_unit,
-            "target": "<= 2.5x floor",
+            "target": target,
         },
+    ]
+
+
+def rosenbrock_small() -> list[Row]:
+    n = 100
+    floor = _numpy_floor(n, None)
+    ours = _optrun(n, None, None)
+    ours_plain = _optrun(n, None, False)
+    gp = _gpflow(n, False)
+    gp_xla = _gpflow(n, True)
+    rows = _floor_rows("Rosenbrock N=100, L-BFGS-B", floor, ours, "<= 2.5x floor")
+    rows.append(
         {
             "case": "",
             "setup": "optrun (jit_compile=False)",
             "us": ours_plain.micros,
             "ratio": ours_plain.per_unit / floor.per_unit,
             "target": "",
-        },
-    ]
+        }
+    )
     for label, timing in (("GPflow Scipy (default)", gp), ("GPflow Scipy (jit_compile=True)", gp_xla)):
         if timing is None:
             rows.append(
@@ -128,22 +135,7 @@ def rosenbrock_large() -> list[Row]:
     n, maxiter = 10_000, 300
     floor = _numpy_floor(n, maxiter)
     ours = _optrun(n, maxiter, None)
-    return [
-        {
-            "case": "Rosenbrock N=10,000, L-BFGS-B",
-            "setup": "numpy rosen/rosen_der (floor)",
-            "us": floor.micros,
-            "ratio": 1.0,
-            "target": "",
-        },
-        {
-            "case": "",
-            "setup": "optrun (XLA, default)",
-            "us": ours.micros,
-            "ratio": ours.per_unit / floor.per_unit,
-            "target": "<= 1.2x floor",
-        },
-    ]
+    return _floor_rows("Rosenbrock N=10,000, L-BFGS-B", floor, ours, "<= 1.2x floor")
 
 
 def slsqp_constraints() -> list[Row]:
