@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from optrun.errors import OptrunError, Terminated, first_line
+from optrun.errors import OptrunError, Terminated, describe
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -55,7 +55,7 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
     except Exception as error:  # noqa: BLE001 - the one boundary: no traceback without --verbose
         if verbose:
             stderr.print_exception()
-        message = f"{type(error).__name__}: {first_line(error)}"
+        message = describe(error)
         hint = "" if verbose else " (run with --verbose for the traceback)"
         _report("error", "red", message + hint, EXIT_USAGE, as_json)
         raise typer.Exit(EXIT_USAGE) from None

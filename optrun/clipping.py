@@ -51,7 +51,8 @@ def clip_rows(var: Any, indices: tf.Tensor, max_norm: Any, dims: Sequence[int]) 
     var.scatter_update(tf.IndexedSlices(clip_dense(rows, max_norm, dims), unique))
 
 
-def _check_dims(dims: Any, var: Any) -> tuple[int, ...]:
+def check_dims(dims: Any, var: Any, argument: str = "vars_to_clip_dims") -> tuple[int, ...]:
+    """``dims`` as a sorted tuple of non-negative axes of ``var``; raises if they do not fit."""
     label, rank = variable_label(var), len(as_tf_variable(var).shape)
     if isinstance(dims, int) and not isinstance(dims, bool):
         dims = [dims]
@@ -60,14 +61,12 @@ def _check_dims(dims: Any, var: Any) -> tuple[int, ...]:
         or not dims
         or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
     ):
-        raise InvalidArgumentError(
-            f"vars_to_clip_dims for {label!r} must be a non-empty list of ints; got {dims!r}"
-        )
+        raise InvalidArgumentError(f"{argument} for {label!r} must be a non-empty list of ints; got {dims!r}")
     normalized = tuple(sorted({d % rank if -rank <= d < rank else d for d in dims}))
     bad = [d for d in normalized if not 0 <= d < rank]
     if bad:
         raise InvalidArgumentError(
-            f"vars_to_clip_dims for {label!r} names dims {bad}, but the variable has rank {rank} "
+            f"{argument} for {label!r} names dims {bad}, but the variable has rank {rank} "
             f"(shape {as_tf_variable(var).shape.as_list()})"
         )
     return normalized
@@ -116,7 +115,7 @@ class VariableClippingOptimizer(WrapperOptimizer):
     def _build_own(self, var_list: list[Any]) -> None:
         dims = resolve_var_keyed(self._vars_to_clip_dims.value, var_list, argument="vars_to_clip_dims")
         self._vars_to_clip_dims.table = {
-            id(as_tf_variable(v)): _check_dims(d, v)
+            id(as_tf_variable(v)): check_dims(d, v)
             for v, d in zip(var_list, dims, strict=True)
             if d is not None
         }

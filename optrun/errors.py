@@ -8,6 +8,8 @@ working for code written against ``tf.contrib.opt``.
 
 from __future__ import annotations
 
+import re
+
 
 def first_line(error: BaseException) -> str:
     """The line of an exception's message that says what went wrong.
@@ -21,6 +23,16 @@ def first_line(error: BaseException) -> str:
     if lines[0].startswith("in user code") or lines[0].endswith("in user code:"):
         return lines[-1]
     return lines[0]
+
+
+def describe(error: BaseException) -> str:
+    """``"TypeName: what went wrong"`` in one line, without repeating the type name."""
+    name = type(error).__name__
+    line = first_line(error).rstrip(".")
+    if not line:
+        return name
+    named = line.startswith(f"{name}:") or re.match(r"^\w+(Error|Exception): ", line)
+    return line if named else f"{name}: {line}"
 
 
 class OptrunError(Exception):

@@ -17,14 +17,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from optrun.errors import LoadError, first_line
+from optrun.errors import LoadError, describe
 
 _FILE_MODULES: dict[Path, ModuleType] = {}
 
 
 def _one_line(error: BaseException) -> str:
-    line = first_line(error)
-    return f"{type(error).__name__}: {line}" if line else type(error).__name__
+    return describe(error)
 
 
 def _is_file_ref(target: str) -> bool:

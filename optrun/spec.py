@@ -220,6 +220,11 @@ class ExperimentSpec(Strict):
         # 'mse' means a Keras loss; 'file.py:fn' a callable.
         if isinstance(value, str):
             return {"kind": "callable", "ref": value} if ":" in value else {"kind": "keras", "name": value}
+        if isinstance(value, dict) and "kind" not in value:  # {name: huber, args: ...} / {ref: ...}
+            if "ref" in value:
+                return {"kind": "callable", **value}
+            if "name" in value:
+                return {"kind": "keras", **value}
         return value
 
 

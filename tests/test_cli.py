@@ -444,3 +444,51 @@ def test_every_update_skipped_is_a_failure(in_tmp: Path) -> None:
     result = invoke("train", str(spec), "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "diverged"
+
+
+def test_more_usage_errors_are_caught_before_the_run(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "vec.py",
+        "import tensorflow as tf\n"
+        "def loss(model, batch):\n    x, y = batch\n    return tf.square(model(x) - y)[:, 0]\n",
+    )
+    vector = invoke("train", "--set", "loss={ref: vec.py:loss}", "--set", "train.max_steps=3", "--out", "v")
+    assert vector.exit_code == 2 and "must return a scalar" in vector.stderr
+    assert not (in_tmp / "v").exists()
+    nodata = _write(
+        in_tmp / "nodata.yaml",
+        "name: x\nmodel: {builder: optrun.defaults.problems:mlp}\nloss: mse\ntrain: {max_steps: 3}\n",
+    )
+    missing = invoke("train", str(nodata))
+    assert missing.exit_code == 2 and "data: required" in missing.stderr
+    two = invoke(
+        "train",
+        "-q",
+        "--set",
+        "train.optimizer.wrappers.0.vars=[nosuch1]",
+        "--set",
+        "train.optimizer.wrappers.1={kind: variable_clipping, vars: [hidden/kernel], dims: [5], "
+        "max_norm: 1.0}",
+    )
+    assert two.exit_code == 2
+    assert "wrappers[0].vars" in two.stderr and "'nosuch1'" in two.stderr and "wrappers[1].dims" in two.stderr
+    (in_tmp / "afile").write_text("x")
+    under_file = invoke("minimize", "--out", "afile/sub", "-q")
+    assert (
+        under_file.exit_code == 2 and "--out afile/sub: cannot create the run directory" in under_file.stderr
+    )
+
+
+def test_keras_loss_kind_is_inferred(in_tmp: Path) -> None:
+    result = invoke(
+        "train",
+        "--out",
+        "h",
+        "-q",
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        "loss={name: huber, args: {delta: 2.0}}",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "name: huber" in (in_tmp / "h" / "config.yaml").read_text()

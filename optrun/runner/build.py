@@ -10,9 +10,9 @@ import keras
 import tensorflow as tf
 
 from optrun.averaging import MovingAverageOptimizer
-from optrun.clipping import VariableClippingOptimizer
+from optrun.clipping import VariableClippingOptimizer, check_dims
 from optrun.config import LoadedSpec
-from optrun.errors import ConfigError, LoadError, UnknownVariableError, first_line
+from optrun.errors import ConfigError, InvalidArgumentError, LoadError, UnknownVariableError, first_line
 from optrun.loading import call_user, load_callable
 from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label, variable_names
@@ -210,6 +210,7 @@ def build_optimizer(
         ) from None
     inner_iterations = opt.iterations
     averaging = None
+    problems: list[str] = []
     for i, wrapper in enumerate(spec.wrappers):
         if isinstance(wrapper, MovingAverageSpec):
             opt = averaging = MovingAverageOptimizer(
@@ -218,13 +219,22 @@ def build_optimizer(
                 num_updates=inner_iterations if wrapper.num_updates == "iterations" else None,
                 sequential_update=wrapper.sequential_update,
             )
-        else:
-            chosen = select(wrapper.vars, variables, f"train.optimizer.wrappers[{i}].vars")
-            opt = VariableClippingOptimizer(
-                opt,
-                [(v, list(wrapper.dims)) for v in chosen],
-                wrapper.max_norm,
-                use_locking=wrapper.use_locking,
-                colocate_clip_ops_with_vars=wrapper.colocate_clip_ops_with_vars,
-            )
+            continue
+        where = f"train.optimizer.wrappers[{i}]"
+        try:  # names and dims are checked here, for every wrapper, so all mistakes show at once
+            chosen = select(wrapper.vars, variables, f"{where}.vars")
+            for var in chosen:
+                check_dims(list(wrapper.dims), var, f"{where}.dims")
+        except (UnknownVariableError, InvalidArgumentError) as error:
+            problems.append(str(error))
+            continue
+        opt = VariableClippingOptimizer(
+            opt,
+            [(v, list(wrapper.dims)) for v in chosen],
+            wrapper.max_norm,
+            use_locking=wrapper.use_locking,
+            colocate_clip_ops_with_vars=wrapper.colocate_clip_ops_with_vars,
+        )
+    if problems:
+        raise ConfigError("train.optimizer", problems)
     return opt, averaging

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from optrun.config import LoadedSpec, dump_spec
-from optrun.errors import OptrunError, RunError, Terminated, first_line
+from optrun.errors import OptrunError, RunError, Terminated, describe, first_line
 from optrun.reporting import NullReporter, Reporter
 
 CHECKPOINTS = "checkpoints"
@@ -111,7 +111,10 @@ def prepare_run_dir(out: Path, kind: str, loaded: LoadedSpec, options: RunOption
         )
     if exists:
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"--out {out}: cannot create the run directory: {error.strerror}") from None
 
 
 def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:
@@ -126,7 +129,7 @@ def restore_latest(checkpoint: Any, manager: Any, out: Path) -> None:
         raise RunError(f"--resume: {out} has no checkpoints to resume from; run without --resume.")
     try:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    except (AssertionError, ValueError, TypeError) as error:
+    except Exception as error:  # noqa: BLE001 - TF reports a mismatch in many ways
         raise RunError(
             f"--resume: the checkpoint in {out} does not fit this model: {first_line(error)}"
         ) from None
@@ -144,7 +147,7 @@ def seed_everything(seed: int) -> None:
 
 def failure(error: Exception, where: str) -> str:
     """One line for a user-code exception raised mid-run."""
-    return f"{where}: {type(error).__name__}: {first_line(error)}".rstrip(": ")
+    return f"{where}: {describe(error)}"
 
 
 def interrupt_code(error: BaseException) -> int:

@@ -14,8 +14,12 @@ from optrun.errors import (
     ConfigError,
     InvalidArgumentError,
     InvalidTypeError,
+    LoadError,
+    OptrunError,
     RunFailed,
     UnknownVariableError,
+    UnsupportedMethodError,
+    describe,
 )
 from optrun.reporting import MetricsWriter, write_json_atomic
 from optrun.runner.build import build_model, constraints, minimize_loss, variables_of
@@ -63,10 +67,16 @@ def build_interface(loaded: LoadedSpec) -> tuple[Any, ScipyOptimizerInterface]:
             jit_compile=spec.jit_compile,
             **kwargs,
         )
-    except (InvalidArgumentError, InvalidTypeError, UnknownVariableError) as error:
+    except (InvalidArgumentError, InvalidTypeError, UnknownVariableError, UnsupportedMethodError) as error:
         # Say it in the spec's words: the library's argument names mean little in YAML.
         message = str(error).replace("var_to_bounds", "minimize.constraints.bounds")
         raise ConfigError(loaded.source, [f"minimize: {message}"]) from None
+    except OptrunError:
+        raise
+    except Exception as error:  # the loss or a constraint raised on its first, eager run
+        refs = [r for r in (getattr(loaded.spec.loss, "ref", None),) if r]
+        what = f"loss ({refs[0]})" if refs else "the loss"
+        raise LoadError(f"{what} or a constraint raised on the start point: {describe(error)}") from error
     return model, interface
 
 

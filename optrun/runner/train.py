@@ -19,7 +19,7 @@ from optrun.errors import (
     LoadError,
     RunFailed,
     UnknownVariableError,
-    first_line,
+    describe,
 )
 from optrun.reporting import MetricsWriter, write_json_atomic
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
@@ -96,8 +96,9 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         )
     seed_everything(spec.seed)
     model = build_model(loaded)
-    assert loaded.spec.data is not None  # build_data checked it
-    batch, data = first_batch(build_data(loaded), loaded.spec.data.builder)
+    raw_data = build_data(loaded)  # a ConfigError if the spec has no data
+    assert loaded.spec.data is not None
+    batch, data = first_batch(raw_data, loaded.spec.data.builder)
     build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
@@ -118,6 +119,8 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     def train_step(batch: Any) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             loss = tf.cast(loss_fn(model, batch), tf.float32)
+        if loss.shape.rank != 0:  # checked while tracing: a usage error before any file is written
+            raise ValueError(f"the loss must return a scalar; got shape {loss.shape.as_list()}")
         grads = tape.gradient(loss, variables)
         finite = tf.math.is_finite(loss)
         for grad in grads:
@@ -136,8 +139,8 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         train_step.get_concrete_function(batch)
     except Exception as error:
         raise LoadError(
-            f"the training step does not build on the first batch: {type(error).__name__}: "
-            f"{first_line(error)}. Check loss and data.builder (a Keras loss takes (x, y) batches)."
+            f"the training step does not build on the first batch: {describe(error)}. "
+            "Check loss (a scalar) and data.builder (a Keras loss takes (x, y) batches)."
         ) from error
 
     out = run_dir(loaded, options)

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
-from optrun.errors import LoadError, first_line
+from optrun.errors import LoadError, describe
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.minimize import build_interface
@@ -54,7 +54,7 @@ def _validate_train(loaded: LoadedSpec) -> dict[str, Any]:
     spec = loaded.spec
     model = build_model(loaded)
     data = build_data(loaded)
-    assert spec.data is not None  # build_data checked it
+    assert spec.data is not None
     batch, data = first_batch(data, spec.data.builder)
     build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
@@ -68,7 +68,7 @@ def _validate_train(loaded: LoadedSpec) -> dict[str, Any]:
         grads = tape.gradient(loss, variables)
     except Exception as error:
         raise LoadError(
-            f"the loss on the first batch failed: {type(error).__name__}: {first_line(error)}. "
+            f"the loss on the first batch failed: {describe(error)}. "
             "Check loss (a scalar) and data.builder (a Keras loss takes (x, y) batches)."
         ) from error
     dense = [tf.convert_to_tensor(g) for g in grads if g is not None]
