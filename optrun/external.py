@@ -220,8 +220,8 @@ class ExternalOptimizerInterface:
     def gradient(self, x: np.ndarray | None = None) -> np.ndarray:
         """The loss gradient at ``x`` (default: the current values), packed."""
         point = self._backend.read() if x is None else np.asarray(x, np.float64)
-        ev = self.peek(point) or self._point_cache(())(point)
-        return np.array(ev.grad)
+        # Not from the minimize cache: for a gradient-free method it holds no gradients.
+        return np.array(self._point_cache((), gradients=True)(point).grad)
 
     def evaluate(self, x: np.ndarray | None = None) -> dict[str, Any]:
         """Loss and constraint residuals at ``x`` (default: the variables' current values).
@@ -235,7 +235,7 @@ class ExternalOptimizerInterface:
             violation is ``max(|e_i|, max(0, -h_j))``, 0 when all hold.
         """
         point = self._backend.read() if x is None else np.asarray(x, np.float64)
-        ev = self.peek(point) or self._point_cache(())(point)
+        ev = self.peek(point) or self._point_cache((), gradients=self._needs_gradients())(point)
         return {
             "loss": ev.loss,
             "equalities": ev.equalities.tolist(),

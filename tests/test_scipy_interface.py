@@ -327,3 +327,12 @@ def test_gradient_free_methods_never_differentiate() -> None:
     np.testing.assert_allclose(v.numpy(), [0.5, 0.5], atol=1e-4)
     with pytest.raises(tf.errors.InvalidArgumentError, match="gradient computed"):
         ScipyOptimizerInterface(lambda: guarded(v), method="BFGS", jit_compile=False).minimize()
+
+
+def test_evaluate_and_gradient_after_a_gradient_free_run() -> None:
+    v = tf.Variable([2.0, -1.0], dtype=tf.float64)
+    opt = ScipyOptimizerInterface(lambda: tf.reduce_sum(tf.square(v - 0.5)), method="Powell")
+    opt.minimize()
+    point = np.array([1.0, 2.0])
+    assert opt.evaluate(point)["loss"] == pytest.approx(0.25 + 2.25)
+    np.testing.assert_allclose(opt.gradient(point), 2 * (point - 0.5))  # computed, not the zero slots
