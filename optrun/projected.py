@@ -84,11 +84,9 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
         optimizer_kwargs: dict[str, Any],
     ) -> OptimizeResult:
         opts = {**_DEFAULTS, **optimizer_kwargs}
-        lower = packed_bounds.lower if packed_bounds is not None else -np.inf
-        upper = packed_bounds.upper if packed_bounds is not None else np.inf
 
         def project(x: np.ndarray) -> np.ndarray:
-            return np.clip(x, lower, upper)
+            return packed_bounds.clip(x) if packed_bounds is not None else x
 
         x = project(np.asarray(initial_val, np.float64))
         f, g = loss_grad_func(x)
