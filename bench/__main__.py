@@ -22,7 +22,7 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
-    from bench import scipy_bench, wrappers_bench
+    from bench import overhead, scipy_bench, wrappers_bench
     from bench.timing import machine
 
     only = set(sys.argv[1:])
@@ -33,6 +33,7 @@ def main() -> None:
         "rosen100": scipy_bench.rosenbrock_small,
         "rosen10k": scipy_bench.rosenbrock_large,
         "slsqp": scipy_bench.slsqp_constraints,
+        "overhead": overhead.call_overhead,
     }
     rows: list[dict] = []
     started = time.perf_counter()

@@ -201,8 +201,7 @@ class MovingAverageOptimizer(WrapperOptimizer):
         return SwappingSaver(self, objects)
 
     def _require_applied(self, what: str | None) -> None:
-        state = getattr(self, "_averages", None)
-        if state is None or not state.started():
+        if not self.has_averages:
             if what is None:
                 raise NotReadyError(
                     "Must call apply_gradients or minimize before creating the swapping_saver"

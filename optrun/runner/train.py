@@ -15,10 +15,8 @@ import tensorflow as tf
 from optrun.config import LoadedSpec
 from optrun.errors import (
     ConfigError,
-    InvalidArgumentError,
     LoadError,
     RunFailed,
-    UnknownVariableError,
     describe,
 )
 from optrun.reporting import MetricsWriter, write_json_atomic
@@ -103,11 +101,7 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     opt, averaging = build_optimizer(spec.train.optimizer, variables)
-    try:
-        opt.build(variables)
-    except (InvalidArgumentError, UnknownVariableError) as error:
-        message = str(error).replace("vars_to_clip_dims", "train.optimizer.wrappers (vars/dims)")
-        raise ConfigError(loaded.source, [message]) from None
+    opt.build(variables)  # wrapper names and dims were checked by build_optimizer
     check_export(model, spec.checkpoint.export, loaded.source)
     per_epoch = _steps_per_epoch(data)
     epochs = spec.train.epochs
@@ -212,9 +206,8 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     with context:
         exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()
-    result = _write_result(out, status, step, last_loss, skipped, started, exported)
-    result["averaged_checkpoint"] = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
-    write_json_atomic(out / "result.json", result)
+    averaged = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
+    result = _write_result(out, status, step, last_loss, skipped, started, exported, averaged=averaged)
     return RunOutcome(out, result, status == "completed")
 
 
@@ -227,6 +220,7 @@ def _write_result(
     started: float,
     exported: str | None,
     error: str | None = None,
+    averaged: str | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "kind": "train",
@@ -237,6 +231,7 @@ def _write_result(
         "skipped_nonfinite": skipped,
         "time_s": round(time.perf_counter() - started, 3),
         "export": exported,
+        "averaged_checkpoint": averaged,
     }
     if error is not None:
         result["error"] = error

@@ -1,0 +1,111 @@
+"""Where a small evaluation's time goes: the numbers the README's speed notes cite.
+
+All per call of one compiled evaluation (Rosenbrock N=100 unless said), best of
+several tight loops of 1,000 calls over distinct points:
+
+* the public ``ConcreteFunction`` call against optrun's verified dispatch path;
+* the same call when a NumPy ufunc runs between two calls (as scipy's do);
+* the cost of 10 constraint Jacobians with and without XLA.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+import optrun
+from bench.scipy_bench import rosen_tf
+from optrun._fastcall import _public, fast_caller
+
+Row = dict[str, Any]
+CALLS = 1000
+
+
+def _per_call(call: Callable[[np.ndarray], Any], points: list[np.ndarray], between: bool = False) -> float:
+    previous = points[0]
+    for x in points[:200]:
+        call(x)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for x in points:
+            if between:
+                np.array_equal(x, previous)  # any ufunc will do
+            call(x)
+            previous = x
+        best = min(best, (time.perf_counter() - start) / len(points))
+    return best * 1e6
+
+
+def _evaluator(n: int, constraints: int, jit: bool) -> Callable[[np.ndarray], Any]:
+    v = tf.Variable(np.zeros(n))
+    ineqs = [lambda i=i: v[i] + 5.0 for i in range(constraints)] or None
+    opt = optrun.ScipyOptimizerInterface(
+        lambda: rosen_tf(v),
+        inequalities=ineqs,
+        jit_compile=jit,
+        method="SLSQP" if constraints else "L-BFGS-B",
+    )
+    return opt._backend.evaluator(())
+
+
+def call_overhead() -> list[Row]:
+    n = 100
+    points = [np.random.default_rng(i).normal(size=n) for i in range(CALLS)]
+    v = tf.Variable(np.zeros(n))
+    spec = [tf.TensorSpec([n], tf.float64)]
+
+    def body(x: tf.Tensor) -> Any:
+        v.assign(x)
+        with tf.GradientTape() as tape:
+            loss = rosen_tf(v)
+        return tf.concat([tf.reshape(loss, [1]), tape.gradient(loss, v)], 0), []
+
+    concrete = tf.function(body, input_signature=spec, jit_compile=True).get_concrete_function()
+    public, fast = _public(concrete), fast_caller(concrete)
+    t_public, t_fast = _per_call(public, points), _per_call(fast, points)
+    t_fast_ufunc = _per_call(fast, points, between=True)
+    small = [p[:50] for p in points]
+    plain = {k: _per_call(_evaluator(50, k, False), small) for k in (0, 10)}
+    xla = {k: _per_call(_evaluator(50, k, True), small) for k in (0, 10)}
+    return [
+        {
+            "case": "One evaluation, Rosenbrock N=100 (XLA)",
+            "setup": "public ConcreteFunction call",
+            "us": t_public,
+            "ratio": 1.0,
+            "target": "",
+        },
+        {
+            "case": "",
+            "setup": "optrun's verified dispatch path",
+            "us": t_fast,
+            "ratio": t_fast / t_public,
+            "target": "",
+        },
+        {
+            "case": "",
+            "setup": "same, a NumPy ufunc between calls",
+            "us": t_fast_ufunc,
+            "ratio": t_fast_ufunc / t_public,
+            "target": "",
+        },
+        {
+            "case": "One evaluation, N=50, + 10 constraint Jacobians",
+            "setup": "no XLA: none -> 10 constraints",
+            "us": plain[10] - plain[0],
+            "ratio": plain[10] / plain[0],
+            "target": "",
+        },
+        {
+            "case": "",
+            "setup": "XLA: none -> 10 constraints",
+            "us": xla[10] - xla[0],
+            "ratio": xla[10] / xla[0],
+            "target": "",
+        },
+    ]
