@@ -3,8 +3,10 @@
 All per call of one compiled evaluation (Rosenbrock N=100 unless said), best of
 several tight loops of 1,000 calls over distinct points:
 
-* the public ``ConcreteFunction`` call against optrun's verified dispatch path;
-* the same call when a NumPy ufunc runs between two calls (as scipy's do);
+* the public ``ConcreteFunction`` call (a new input tensor per call) against
+  optrun's thin path (one reused input buffer, dispatch by name);
+* the thin path when a NumPy ufunc runs between two calls, as scipy's
+  bookkeeping does: TF's runtime then runs with colder CPU caches;
 * the cost of 10 constraint Jacobians with and without XLA.
 """
 
@@ -19,7 +21,7 @@ import tensorflow as tf
 
 import optrun
 from bench.scipy_bench import rosen_tf
-from optrun._fastcall import _public, fast_caller
+from optrun._fastcall import FastCaller, _public
 
 Row = dict[str, Any]
 CALLS = 1000
@@ -66,7 +68,7 @@ def call_overhead() -> list[Row]:
         return tf.concat([tf.reshape(loss, [1]), tape.gradient(loss, v)], 0), []
 
     concrete = tf.function(body, input_signature=spec, jit_compile=True).get_concrete_function()
-    public, fast = _public(concrete), fast_caller(concrete)
+    public, fast = _public(concrete), FastCaller(concrete)
     t_public, t_fast = _per_call(public, points), _per_call(fast, points)
     t_fast_ufunc = _per_call(fast, points, between=True)
     small = [p[:50] for p in points]
@@ -82,14 +84,14 @@ def call_overhead() -> list[Row]:
         },
         {
             "case": "",
-            "setup": "optrun's verified dispatch path",
+            "setup": "optrun's thin path (reused input buffer, dispatch by name)",
             "us": t_fast,
             "ratio": t_fast / t_public,
             "target": "",
         },
         {
             "case": "",
-            "setup": "same, a NumPy ufunc between calls",
+            "setup": "thin path, a NumPy ufunc between calls",
             "us": t_fast_ufunc,
             "ratio": t_fast_ufunc / t_public,
             "target": "",

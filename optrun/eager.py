@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun._fastcall import fast_caller
+from optrun._fastcall import FastCaller
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation import Evaluator
 from optrun.packing import Layout
@@ -33,6 +33,8 @@ logger = logging.getLogger("optrun")
 Thunk = Callable[[], Any]
 #: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
 MAX_EVALUATORS = 8
+#: Up to this many constraint values are gathered with a select chain (see :func:`stack_scalars`).
+SELECT_LIMIT = 32
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,25 @@ def _plain(thunk: Thunk) -> Thunk:
     if getattr(thunk, "__name__", "") == "<lambda>":
         return tf.autograph.experimental.do_not_convert(thunk)
     return thunk
+
+
+def stack_scalars(values: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Scalars -> one float64 vector, in a form XLA fuses into a single kernel.
+
+    A concat gives each operand a kernel of its own; past 8 kernels XLA's CPU
+    runtime runs them on the thread pool, and the handoffs cost ~40 us each on
+    small problems (10 linear constraints: 117 us per call against 26 us). A
+    chain of selects is exact (no arithmetic on the values) and fuses with
+    the constraint computations. It grows with k^2, so long lists are stacked.
+    """
+    values = [tf.cast(v, tf.float64) for v in values]
+    if not values or len(values) > SELECT_LIMIT:
+        return tf.reshape(tf.stack(values), [-1]) if values else tf.zeros([0], tf.float64)
+    index = tf.range(len(values))
+    out = tf.zeros([len(values)], tf.float64)
+    for i, value in enumerate(values):
+        out = tf.where(tf.equal(index, i), value, out)
+    return out
 
 
 def _fetch(item: Any) -> Any:
@@ -142,7 +163,7 @@ class EagerBackend:
                 ineqs = [tf.reshape(c(), []) for c in problem.inequalities]
             parts = [layout.pack_tf([loss]), grad(tape, loss)]
             for values in (eqs, ineqs):
-                parts.append(layout.pack_tf(values))
+                parts.append(stack_scalars(values))
                 parts += [grad(tape, c) for c in values]
             del tape
             return tf.concat(parts, axis=0), [_fetch(f) for f in fetches]
@@ -156,7 +177,7 @@ class EagerBackend:
 
         def build(use_xla: bool) -> Evaluator:
             function = tf.function(body, input_signature=spec, jit_compile=use_xla)
-            return fast_caller(function.get_concrete_function())
+            return FastCaller(function.get_concrete_function())
 
         call = build(jit)
         first = True

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from optrun.eager import EagerBackend, Problem
 from optrun.errors import InvalidArgumentError, InvalidTypeError
-from optrun.evaluation import Component, Evaluation, PointCache, loss_and_grad
+from optrun.evaluation import Component, Evaluation, PointCache
 from optrun.packing import Layout, PackedBounds, pack_bounds
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label
 
@@ -302,7 +302,7 @@ class ExternalOptimizerInterface:
                 logger.info("%d start value(s) lie outside var_to_bounds", outside.size)
         result = self._minimize(
             initial_val=initial,
-            loss_grad_func=lambda x: loss_and_grad(cache(x)),
+            loss_grad_func=cache.loss_and_grad,
             equality_funcs=[Component(cache, "equalities", i) for i in range(n_eq)],
             equality_grad_funcs=[Component(cache, "equality_jacobian", i) for i in range(n_eq)],
             inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],

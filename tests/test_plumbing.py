@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import optrun
-from optrun._fastcall import _public, fast_caller
+from optrun._fastcall import FastCaller, _public
 from optrun.evaluation import Evaluation
 from optrun.packing import Layout, pack_bounds
 from optrun.varkeys import resolve_var_keyed, variable_names
@@ -79,7 +79,8 @@ def test_graph_mode_dict_keyed_by_variables() -> None:
         assert resolve_var_keyed({b: "B", a: "A"}, [a, b], argument="x") == ["A", "B"]
 
 
-def test_fast_call_matches_public_call() -> None:
+@pytest.mark.parametrize("jit", [True, False])
+def test_fast_call_matches_public_call(jit: bool) -> None:
     v = tf.Variable(np.zeros(4))
     spec = [tf.TensorSpec([4], tf.float64)]
 
@@ -87,12 +88,78 @@ def test_fast_call_matches_public_call() -> None:
         v.assign(x)
         return tf.concat([tf.reshape(tf.reduce_sum(v**3), [1]), 3 * v**2], 0), [v * 2.0]
 
-    concrete = tf.function(body, input_signature=spec, jit_compile=True).get_concrete_function()
-    fast, public = fast_caller(concrete), _public(concrete)
-    for x in (np.arange(4.0), np.array([0.5, -1.0, 2.0, 3.0]), np.arange(4.0)):
+    concrete = tf.function(body, input_signature=spec, jit_compile=jit).get_concrete_function()
+    fast, public = FastCaller(concrete), _public(concrete)
+    rng = np.random.default_rng(0)
+    points = [np.arange(4.0), np.arange(4.0), np.array([0.5, -1.0, 2.0, 3.0])]
+    points += [rng.normal(size=4) for _ in range(20)]
+    kept = []
+    for i, x in enumerate(points):
         got, fetched = fast(x)
+        # The thin path takes over once two distinct points agree (the repeat does not count).
+        assert fast.path == ("checking" if i < 2 else "thin")
         want, want_fetched = public(x)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_allclose(got, np.concatenate([[np.sum(x**3)], 3 * x**2]))
         np.testing.assert_allclose(fetched[0], 2 * x)
         np.testing.assert_array_equal(fetched[0], want_fetched[0])
+        # The variable holds the last point, not a view of the reused input buffer.
+        np.testing.assert_array_equal(v.numpy(), x)
+        kept.append((x.copy(), got))
+    # Outputs handed out earlier are never overwritten by later calls.
+    for x, got in kept:
+        np.testing.assert_allclose(got, np.concatenate([[np.sum(x**3)], 3 * x**2]))
+    # Mutating the caller's array after the call changes nothing already computed.
+    x = rng.normal(size=4)
+    got, _ = fast(x)
+    before = got.copy()
+    x[:] = 0.0
+    np.testing.assert_array_equal(got, before)
+
+
+def test_fast_call_falls_back_when_the_thin_path_disagrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optrun import _fastcall
+
+    v = tf.Variable(np.zeros(2))
+    concrete = tf.function(
+        lambda x: (tf.reshape(tf.reduce_sum(v.assign(x)), [1]), []),
+        input_signature=[tf.TensorSpec([2], tf.float64)],
+    ).get_concrete_function()
+    real = _fastcall._runtime
+
+    def stale(c):  # a thin path that ignores new points after the first: must be caught
+        call = real(c)
+        first = []
+
+        def wrapped(x):
+            first.append(np.array(x))
+            return call(first[0])
+
+        return wrapped
+
+    monkeypatch.setattr(_fastcall, "_runtime", stale)
+    fast = FastCaller(concrete)
+    assert fast(np.array([1.0, 2.0]))[0][0] == 3.0
+    assert fast.path == "checking"
+    assert fast(np.array([5.0, 5.0]))[0][0] == 10.0
+    assert fast.path == "public"
+    assert fast(np.array([1.0, 1.0]))[0][0] == 2.0
+    monkeypatch.setenv("OPTRUN_SAFE_CALL", "1")
+    assert FastCaller(concrete).path == "public"
+
+
+@pytest.mark.parametrize("k", [0, 1, 10, 40])
+def test_stack_scalars_is_exact(k: int) -> None:
+    from optrun.eager import stack_scalars
+
+    rng = np.random.default_rng(k)
+    want = rng.normal(size=k)
+    if k:
+        want[0] = np.inf
+        want[-1] = np.nan  # a NaN or inf in one slot must not leak into the others
+    values = [tf.constant(w) for w in want]
+    got = tf.function(lambda: stack_scalars(values), jit_compile=True)().numpy()
+    np.testing.assert_array_equal(got, want)
+    if k:  # float32 values are widened exactly
+        got32 = stack_scalars([tf.constant(np.float32(1.1))]).numpy()
+        assert got32.dtype == np.float64 and got32[0] == float(np.float32(1.1))
