@@ -212,9 +212,32 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point.
+
+    With ``--json``, a usage error that Click reports before any command runs
+    (an unknown flag, ``--maxiter 0``) also prints a JSON error object on
+    stdout, as every other failure does.
+    """
+    import sys
+
+    from typer import rich_utils
+    from typer.exceptions import Abort, TyperException
+
+    args = sys.argv[1:] if argv is None else argv
+    if "--json" not in args:
+        app(args=args, prog_name="optrun")
+        return
+    try:
+        code = app(args=args, prog_name="optrun", standalone_mode=False)
+    except TyperException as error:  # Click's usage errors, found before any command runs
+        rich_utils.rich_format_error(error)  # type: ignore[arg-type]  # the same box as without --json
+        message, code = error.format_message(), error.exit_code
+        typer.echo(json.dumps({"success": False, "error": message, "exit_code": code}))
+        sys.exit(code)
+    except Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

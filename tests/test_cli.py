@@ -492,3 +492,25 @@ def test_keras_loss_kind_is_inferred(in_tmp: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert "name: huber" in (in_tmp / "h" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["minimize", "--maxiter", "0", "--json"], "--maxiter"),
+        (["train", "--json", "--no-such-flag"], "--no-such-flag"),
+    ],
+)
+def test_json_usage_errors_still_print_json(
+    args: list[str], fragment: str, capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    outcome = json.loads(captured.out)
+    assert outcome["success"] is False and outcome["exit_code"] == 2
+    assert fragment in outcome["error"] and fragment in captured.err
+    assert list(in_tmp.iterdir()) == []  # nothing written
