@@ -141,7 +141,9 @@ def _issues(
         ):
             message = f"{message}; got {item['input']!r}"
         where = ""
-        if dotted in overridden:
+        # An override that created this key (or one below it, absent from the file) is the source.
+        from_set = path not in lines and any(key.startswith(dotted + ".") for key in overridden)
+        if dotted in overridden or from_set:
             where = " (from --set)"
         else:
             for depth in range(len(path), 0, -1):

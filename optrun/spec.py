@@ -107,6 +107,15 @@ class OptimizerSpec(Strict):
     args: dict[str, Any] = Field(default_factory=dict, description="e.g. {learning_rate: 0.1, momentum: 0.9}")
     wrappers: list[WrapperSpec] = Field(default_factory=list)
 
+    @field_validator("args")
+    @classmethod
+    def _positive_learning_rate(cls, args: dict[str, Any]) -> dict[str, Any]:
+        # Keras takes any number (a negative rate ascends); a schedule (a mapping) is Keras' to check.
+        rate = args.get("learning_rate")
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not rate > 0:
+            raise ValueError(f"learning_rate must be > 0; got {rate}")
+        return args
+
 
 class TrainSpec(Strict):
     """Gradient training."""

@@ -53,6 +53,12 @@ def test_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
         ConfigError, match=r"train\.max_steps: Input should be greater than 0; got -5 \(from --set\)"
     ):
         load_spec(spec, ["train.max_steps=-5"])
+    with pytest.raises(
+        ConfigError, match=r"train\.optimizer\.args: learning_rate must be > 0; got -0\.1 \(from --set\)"
+    ):
+        load_spec(spec, ["train.optimizer.args.learning_rate=-0.1"])
+    with pytest.raises(ConfigError, match=r"learning_rate must be > 0; got 0"):
+        load_spec(spec, ["train.optimizer.args.learning_rate=0"])
     with pytest.raises(ConfigError, match=r"expected KEY\.PATH=VALUE"):
         load_spec(spec, ["max_steps"])
     with pytest.raises(ConfigError, match=r"'name\.x=1': name is not a mapping"):
