@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from optrun.errors import InvalidArgumentError
+
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, list[np.ndarray]]]
 
 
@@ -50,6 +52,16 @@ class Evaluation:
         )
 
 
+def as_point(x: Any, n: int) -> np.ndarray:
+    """``x`` as a float64 vector of the packed length ``n``; no broadcasting."""
+    point = np.asarray(x, np.float64)
+    if point.shape != (n,):
+        raise InvalidArgumentError(
+            f"x must be a flat vector of {n} values (the packed variables); got shape {point.shape}"
+        )
+    return point
+
+
 class PointCache:
     """Evaluates at most once per distinct ``x``; calls ``loss_callback`` after each.
 
@@ -75,7 +87,7 @@ class PointCache:
         self.evaluations = 0
 
     def _packed_at(self, x: Any) -> np.ndarray:
-        x = np.asarray(x, np.float64)
+        x = as_point(x, self._n)
         key = x.tobytes()
         if key == self._key and self._packed is not None:
             return self._packed
@@ -88,7 +100,8 @@ class PointCache:
 
     def peek(self, x: np.ndarray) -> Evaluation | None:
         """The cached evaluation if it is at ``x``; never evaluates."""
-        if self._packed is not None and np.asarray(x, np.float64).tobytes() == self._key:
+        x = np.asarray(x, np.float64)
+        if self._packed is not None and x.shape == (self._n,) and x.tobytes() == self._key:
             return self(x)
         return None
 

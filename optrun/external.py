@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from optrun.eager import EagerBackend, Problem
 from optrun.errors import InvalidArgumentError, InvalidTypeError
-from optrun.evaluation import Component, Evaluation, PointCache
+from optrun.evaluation import Component, Evaluation, PointCache, as_point
 from optrun.packing import Layout, PackedBounds, pack_bounds
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label
 
@@ -249,7 +249,7 @@ class ExternalOptimizerInterface:
 
     def assign(self, x: np.ndarray) -> None:
         """Writes a packed vector into the variables."""
-        self._backend.assign(np.asarray(x, np.float64))
+        self._backend.assign(as_point(x, self._layout.size))
 
     def _point_cache(
         self, fetches: Sequence[Any], loss_callback: Callable[..., Any] | None = None, gradients: bool = True

@@ -163,3 +163,41 @@ def test_stack_scalars_is_exact(k: int) -> None:
     if k:  # float32 values are widened exactly
         got32 = stack_scalars([tf.constant(np.float32(1.1))]).numpy()
         assert got32.dtype == np.float64 and got32[0] == float(np.float32(1.1))
+
+
+def test_fast_call_constant_output_is_copied_and_errors_keep_the_source_line() -> None:
+    spec = [tf.TensorSpec([2], tf.float64)]
+    # Constant-folded without XLA: TF hands out one shared buffer for every call.
+    constant = tf.function(lambda x: (tf.constant([1.0, 0.0, 0.0], tf.float64), []), input_signature=spec)
+    fast = FastCaller(constant.get_concrete_function())
+    for x in ([1.0, 2.0], [3.0, 4.0], [5.0, 6.0]):
+        fast(np.array(x))
+    assert fast.path == "thin"
+    first, _ = fast(np.array([7.0, 8.0]))
+    first[1] = 5.0  # a careless caller must not poison later calls
+    np.testing.assert_array_equal(fast(np.array([9.0, 9.0]))[0], [1.0, 0.0, 0.0])
+
+    v = tf.Variable(np.ones(2))
+
+    def body(x: tf.Tensor):
+        v.assign(x)
+        checked = tf.debugging.check_numerics(tf.math.log(v), "log of v")
+        return tf.reshape(tf.reduce_sum(checked), [1]), []
+
+    fast = FastCaller(tf.function(body, input_signature=spec).get_concrete_function())
+    for x in ([1.0, 2.0], [3.0, 4.0]):
+        fast(np.array(x))
+    assert fast.path == "thin"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)test_plumbing\.py.*log of v"):
+        fast(np.array([-1.0, 1.0]))
+
+
+def test_points_of_the_wrong_shape_are_refused_not_broadcast() -> None:
+    a, b = tf.Variable([1.0, 2.0]), tf.Variable(3.0, dtype=tf.float64)
+    opt = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(a**2) + tf.cast(b, tf.float32) ** 2)
+    opt.minimize()
+    for bad in ([5.0], 5.0, [[0.0, 0.0, 0.0]], [1.0, 2.0]):
+        for call in (opt.evaluate, opt.gradient, opt.assign):
+            with pytest.raises(optrun.InvalidArgumentError, match=r"flat vector of 3 values"):
+                call(bad)
+    np.testing.assert_allclose(opt.evaluate([1.0, 1.0, 2.0])["loss"], 6.0)
