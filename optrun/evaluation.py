@@ -78,6 +78,7 @@ class PointCache:
         self._evaluator = evaluator
         self._counts = counts
         self._n = counts[0]
+        self._shape = (self._n,)
         self._loss_callback = loss_callback
         # Raw bytes of the last x: cheaper than np.array_equal, and a copy, since callers
         # may mutate the array they pass. NaN points never match, so they are re-evaluated.
@@ -87,7 +88,9 @@ class PointCache:
         self.evaluations = 0
 
     def _packed_at(self, x: Any) -> np.ndarray:
-        x = as_point(x, self._n)
+        x = np.asarray(x, np.float64)
+        if x.shape != self._shape:  # inline, not as_point(): this is the hot path
+            as_point(x, self._n)  # raises
         key = x.tobytes()
         if key == self._key and self._packed is not None:
             return self._packed
