@@ -60,8 +60,8 @@ def stack_scalars(values: Sequence[tf.Tensor]) -> tf.Tensor:
     """Scalars -> one float64 vector, in a form XLA fuses into a single kernel.
 
     A concat gives each operand a kernel of its own; past 8 kernels XLA's CPU
-    runtime runs them on the thread pool, and the handoffs cost ~40 us each on
-    small problems (10 linear constraints: 117 us per call against 26 us). A
+    runtime runs them on the thread pool, and on small problems the handoffs
+    cost more than the work (see the README's benchmarks). A
     chain of selects is exact (no arithmetic on the values) and fuses with
     the constraint computations. It grows with k^2, so long lists are stacked.
     """
