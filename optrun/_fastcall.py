@@ -2,8 +2,9 @@
 
 ``ConcreteFunction.__call__`` binds structured arguments, checks the
 signature and records gradients, and ``tf.constant(x)`` builds a new input
-tensor: together ~80 us per call on a 100-element vector, twice the whole
-numpy Rosenbrock. Our functions take one float64 vector and are never
+tensor: together they make a small evaluation cost several times the thin
+path below (``make bench``, case "One evaluation"). Our functions take one
+float64 vector and are never
 differentiated through, so the thin path
 
 * keeps one host input tensor per function and copies each ``x`` into its
@@ -66,7 +67,7 @@ def _runtime(concrete: Any) -> Callable[[np.ndarray], Result]:
             raise ValueError(f"x must have shape {x_buffer.shape}; got {x.shape}")
         x_buffer[...] = x
         outputs = execute.execute(name, num_outputs, inputs, attrs, ctx)
-        # A view, not a copy; setting it read-only would cost ~3 us per call in situ.
+        # A view, not a copy, and left writeable: flipping the flag slowed the L-BFGS-B loop.
         return outputs[0]._numpy(), [o.numpy() for o in outputs[1:]]
 
     return call

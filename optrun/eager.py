@@ -66,8 +66,10 @@ def stack_scalars(values: Sequence[tf.Tensor]) -> tf.Tensor:
     the constraint computations. It grows with k^2, so long lists are stacked.
     """
     values = [tf.cast(v, tf.float64) for v in values]
-    if not values or len(values) > SELECT_LIMIT:
-        return tf.reshape(tf.stack(values), [-1]) if values else tf.zeros([0], tf.float64)
+    if not values:
+        return tf.zeros([0], tf.float64)
+    if len(values) > SELECT_LIMIT:
+        return tf.stack(values)
     index = tf.range(len(values))
     out = tf.zeros([len(values)], tf.float64)
     for i, value in enumerate(values):

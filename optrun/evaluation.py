@@ -78,19 +78,16 @@ class PointCache:
         self._evaluator = evaluator
         self._counts = counts
         self._n = counts[0]
-        self._shape = (self._n,)
         self._loss_callback = loss_callback
         # Raw bytes of the last x: cheaper than np.array_equal, and a copy, since callers
-        # may mutate the array they pass. NaN points never match, so they are re-evaluated.
+        # may mutate the array they pass. Bitwise: -0.0 and 0.0 are different points.
         self._key: bytes | None = None
         self._packed: np.ndarray | None = None
         self._value: Evaluation | None = None
         self.evaluations = 0
 
     def _packed_at(self, x: Any) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        if x.shape != self._shape:  # inline, not as_point(): this is the hot path
-            as_point(x, self._n)  # raises
+        x = as_point(x, self._n)
         key = x.tobytes()
         if key == self._key and self._packed is not None:
             return self._packed
