@@ -38,15 +38,15 @@ Result = tuple[np.ndarray, list[np.ndarray]]
 CHECKED_POINTS = 2
 
 
-def _public(concrete: Any) -> Callable[[np.ndarray], Result]:
+def _public(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarray], Result]:
     def call(x: np.ndarray) -> Result:
-        packed, fetched = concrete(tf.constant(x, tf.float64))
+        packed, fetched = concrete(tf.constant(x, tf.float64), *extras)
         return packed.numpy(), [f.numpy() for f in fetched]
 
     return call
 
 
-def _runtime(concrete: Any) -> Callable[[np.ndarray], Result]:
+def _runtime(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarray], Result]:
     from tensorflow.python.eager import context, execute
 
     atomic = concrete.inference_fn
@@ -60,7 +60,7 @@ def _runtime(concrete: Any) -> Callable[[np.ndarray], Result]:
     x_buffer = x_tensor._numpy()
     if not (x_buffer.flags.writeable and x_buffer.flags.c_contiguous and x_buffer.base is not None):
         raise RuntimeError("the input tensor's buffer is not a writeable view")
-    inputs = [x_tensor, *concrete.captured_inputs]
+    inputs = [x_tensor, *extras, *concrete.captured_inputs]
 
     def call(x: np.ndarray) -> Result:
         if x.shape != x_buffer.shape:  # no broadcasting: a wrong shape is an error
@@ -84,14 +84,17 @@ def _same(a: Result, b: Result) -> bool:
 class FastCaller:
     """``x -> (packed, fetched)`` for a concrete function of one float64 vector.
 
+    ``extras`` are further inputs (tensors) passed after ``x`` on every call:
+    values that stay fixed while ``x`` moves, such as fed placeholders.
+
     ``packed`` may be a view of the output tensor; each call returns a new
     one and never touches earlier ones. Callers must not write into it.
     ``path`` says which call is in use: ``"checking"`` (both, until
     :data:`CHECKED_POINTS` distinct points agree), ``"thin"`` or ``"public"``.
     """
 
-    def __init__(self, concrete: Any) -> None:
-        self._public = _public(concrete)
+    def __init__(self, concrete: Any, extras: tuple[Any, ...] = ()) -> None:
+        self._public = _public(concrete, extras)
         self._runtime: Callable[[np.ndarray], Result] | None = None
         self._thin: Callable[[np.ndarray], Result] | None = None  # set once trusted
         self._checked: list[np.ndarray] = []
@@ -100,7 +103,7 @@ class FastCaller:
         if os.environ.get("OPTRUN_SAFE_CALL") == "1":
             return
         try:
-            self._runtime = _runtime(concrete)
+            self._runtime = _runtime(concrete, extras)
         except Exception as error:  # noqa: BLE001 - any missing internal means: use the public path
             logger.debug("fast call path unavailable (%s); using the public call", error)
 

@@ -14,8 +14,10 @@ the same three methods: ``read``, ``assign`` and ``evaluator``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ import tensorflow as tf
 from optrun._fastcall import FastCaller
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation import Evaluator
-from optrun.packing import Layout
+from optrun.packing import Layout, pack_outputs
 from optrun.varkeys import as_tf_variable
 
 logger = logging.getLogger("optrun")
@@ -33,8 +35,6 @@ logger = logging.getLogger("optrun")
 Thunk = Callable[[], Any]
 #: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
 MAX_EVALUATORS = 8
-#: Up to this many constraint values are gathered with a select chain (see :func:`stack_scalars`).
-SELECT_LIMIT = 32
 
 
 @dataclass(frozen=True)
@@ -54,27 +54,6 @@ def _plain(thunk: Thunk) -> Thunk:
     if getattr(thunk, "__name__", "") == "<lambda>":
         return tf.autograph.experimental.do_not_convert(thunk)
     return thunk
-
-
-def stack_scalars(values: Sequence[tf.Tensor]) -> tf.Tensor:
-    """Scalars -> one float64 vector, in a form XLA fuses into a single kernel.
-
-    A concat gives each operand a kernel of its own; past 8 kernels XLA's CPU
-    runtime runs them on the thread pool, and on small problems the handoffs
-    cost more than the work (see the README's benchmarks). A
-    chain of selects is exact (no arithmetic on the values) and fuses with
-    the constraint computations. It grows with k^2, so long lists are stacked.
-    """
-    values = [tf.cast(v, tf.float64) for v in values]
-    if not values:
-        return tf.zeros([0], tf.float64)
-    if len(values) > SELECT_LIMIT:
-        return tf.stack(values)
-    index = tf.range(len(values))
-    out = tf.zeros([len(values)], tf.float64)
-    for i, value in enumerate(values):
-        out = tf.where(tf.equal(index, i), value, out)
-    return out
 
 
 def _fetch(item: Any) -> Any:
@@ -118,6 +97,16 @@ class EagerBackend:
         self._jit_compile = jit_compile
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
         self.xla: bool | None = None  # whether XLA is in use, once known
+
+    @contextlib.contextmanager
+    def bound(self, session: Any, feed_dict: Any) -> Iterator[None]:
+        """The graph backend's session binding; in TF2 both must be None."""
+        if session is not None or feed_dict is not None:
+            raise InvalidArgumentError(
+                "session and feed_dict are for tf.compat.v1 graphs, where the loss is a graph "
+                "tensor; this loss is a callable, so call minimize() without them."
+            )
+        yield
 
     def read(self) -> np.ndarray:
         """The variables' current values, packed."""
@@ -163,12 +152,9 @@ class EagerBackend:
                 loss = tf.reshape(problem.loss(), [])
                 eqs = [tf.reshape(c(), []) for c in problem.equalities]
                 ineqs = [tf.reshape(c(), []) for c in problem.inequalities]
-            parts = [layout.pack_tf([loss]), grad(tape, loss)]
-            for values in (eqs, ineqs):
-                parts.append(stack_scalars(values))
-                parts += [grad(tape, c) for c in values]
+            packed = pack_outputs(loss, eqs, ineqs, functools.partial(grad, tape))
             del tape
-            return tf.concat(parts, axis=0), [_fetch(f) for f in fetches]
+            return packed, [_fetch(f) for f in fetches]
 
         return body
 

@@ -63,7 +63,7 @@ def as_point(x: Any, n: int) -> np.ndarray:
 
 
 class PointCache:
-    """Evaluates at most once per distinct ``x``; calls ``loss_callback`` after each.
+    """Evaluates at most once per distinct ``x``; calls ``loss_callback`` on each loss request.
 
     The :class:`Evaluation` view is only built when asked for: L-BFGS-B and
     friends read just the loss and gradient, through :meth:`loss_and_grad`.
@@ -84,6 +84,7 @@ class PointCache:
         self._key: bytes | None = None
         self._packed: np.ndarray | None = None
         self._value: Evaluation | None = None
+        self._fetched: list[Any] = []
         self.evaluations = 0
 
     def _packed_at(self, x: Any) -> np.ndarray:
@@ -93,9 +94,7 @@ class PointCache:
             return self._packed
         packed, fetched = self._evaluator(x)
         self.evaluations += 1
-        self._key, self._packed, self._value = key, packed, None
-        if self._loss_callback is not None:
-            self._loss_callback(*fetched)
+        self._key, self._packed, self._value, self._fetched = key, packed, None, fetched
         return packed
 
     def peek(self, x: np.ndarray) -> Evaluation | None:
@@ -106,8 +105,14 @@ class PointCache:
         return None
 
     def loss_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """``(f(x), grad f(x))``; the gradient is a fresh copy the caller may keep."""
+        """``(f(x), grad f(x))``; the gradient is a fresh copy the caller may keep.
+
+        Calls ``loss_callback(*fetched)`` every time, also when ``x`` is cached
+        (TF1 called it on every loss request).
+        """
         packed = self._packed_at(x)
+        if self._loss_callback is not None:
+            self._loss_callback(*self._fetched)
         return float(packed[0]), packed[1 : 1 + self._n].copy()
 
     def __call__(self, x: np.ndarray) -> Evaluation:

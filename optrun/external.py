@@ -21,13 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from optrun.eager import EagerBackend, Problem
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation import Component, Evaluation, PointCache, as_point
+from optrun.graph import GraphBackend
 from optrun.packing import Layout, PackedBounds, pack_bounds
-from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label
+from optrun.probe import _check_var_list, _probe, _thunks, is_graph_tensor, probe_graph
+from optrun.varkeys import resolve_var_keyed, variable_label
 
 logger = logging.getLogger("optrun")
 
@@ -37,87 +38,9 @@ ValueFunc = Callable[[np.ndarray], float]
 GradFunc = Callable[[np.ndarray], np.ndarray]
 
 
-def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
-    if items is None:
-        return ()
-    if callable(items) or isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        raise InvalidTypeError(
-            f"{argument} must be a list of zero-argument callables; got {type(items).__name__}"
-        )
-    for i, item in enumerate(items):
-        if not callable(item):
-            raise InvalidTypeError(
-                f"{argument}[{i}] must be a zero-argument callable returning a scalar tensor "
-                f"(e.g. lambda: v[0] - 1.); got {type(item).__name__}: {item!r:.60}"
-            )
-    return tuple(items)
-
-
-def _scalar_shape(value: Any, what: str) -> tf.Tensor:
-    try:
-        tensor = tf.convert_to_tensor(value)
-    except (TypeError, ValueError):
-        raise InvalidTypeError(
-            f"{what} must return a scalar tensor; got {type(value).__name__}: {value!r:.60}"
-        ) from None
-    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
-        raise InvalidTypeError(f"{what} must return a number; got a {tensor.dtype.name} tensor")
-    shape = tensor.shape
-    if shape.rank != 0 and shape.num_elements() != 1:
-        raise InvalidArgumentError(
-            f"{what} must return a scalar; got shape {shape.as_list()}. Reduce it, "
-            "e.g. with tf.reduce_sum, or split it into one constraint per element."
-        )
-    return tensor
-
-
-def _probe(
-    loss: Thunk,
-    equalities: tuple[Thunk, ...],
-    inequalities: tuple[Thunk, ...],
-    var_list: list[Any] | None,
-    differentiate: bool,
-) -> tuple[list[Any], list[Any]]:
-    """Runs everything once, eagerly: checks that each returns a scalar.
-
-    Returns:
-        The variables to optimize (``var_list``, or the trainable variables
-        read) and those of them nothing depends on (zero gradient; only looked
-        for when ``differentiate``: gradient-free methods never differentiate).
-    """
-    with tf.GradientTape() as tape:
-        if var_list is not None:  # watched even when not trainable
-            tape.watch([as_tf_variable(v) for v in var_list])
-        values = [_scalar_shape(loss(), "loss")]
-        for name, thunks in (("equalities", equalities), ("inequalities", inequalities)):
-            values += [_scalar_shape(thunk(), f"{name}[{i}]") for i, thunk in enumerate(thunks)]
-        total = tf.add_n([tf.cast(tf.reduce_sum(v), tf.float64) for v in values])
-    if var_list is None:
-        var_list = [v for v in tape.watched_variables() if v.trainable]
-    if not (differentiate and var_list):
-        return var_list, []
-    grads = tape.gradient(total, [as_tf_variable(v) for v in var_list])
-    return var_list, [v for v, g in zip(var_list, grads, strict=True) if g is None]
-
-
-def _check_var_list(var_list: Any) -> list[Any]:
-    if isinstance(var_list, (tf.Variable, str)) or not isinstance(var_list, Sequence):
-        raise InvalidTypeError(f"var_list must be a list of variables; got {type(var_list).__name__}")
-    seen: set[int] = set()
-    for i, var in enumerate(var_list):
-        try:
-            tf_var = as_tf_variable(var)
-        except InvalidTypeError:
-            raise InvalidTypeError(
-                f"var_list[{i}] must be a tf.Variable or a Keras variable; got "
-                f"{type(var).__name__}: {var!r:.60}"
-            ) from None
-        if id(tf_var) in seen:
-            raise InvalidArgumentError(f"var_list lists {variable_label(var)!r} twice; list it once.")
-        seen.add(id(tf_var))
-    if not var_list:
-        raise InvalidArgumentError("var_list is empty; give at least one variable to optimize.")
-    return list(var_list)
+def no_step(xk: np.ndarray) -> None:
+    """The ``step_callback`` that ``_minimize`` gets when the user gives none: TF1 always
+    passed a callable, and subclasses written for it call it unconditionally."""
 
 
 class ExternalOptimizerInterface:
@@ -153,40 +76,60 @@ class ExternalOptimizerInterface:
         jit_compile: bool | None = None,
         **optimizer_kwargs: Any,
     ) -> None:
-        if not callable(loss):
+        graph_mode = is_graph_tensor(loss)
+        if not (graph_mode or callable(loss)):
             raise InvalidTypeError(
-                "loss must be a zero-argument callable returning a scalar tensor (in TF2 a "
-                f"tensor is a value, not a graph to re-run); got {type(loss).__name__}"
+                "loss must be a zero-argument callable returning a scalar tensor (TF2), or a scalar "
+                f"tensor of a tf.compat.v1 graph; got {type(loss).__name__}: {loss!r:.60}"
             )
         if jit_compile not in (None, True, False):
             raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
-        self._equalities = _thunks(equalities, "equalities")
-        self._inequalities = _thunks(inequalities, "inequalities")
-        self._optimizer_kwargs = dict(optimizer_kwargs)
+        #: The keyword arguments for the external optimizer (public, as in TF1).
+        self.optimizer_kwargs = dict(optimizer_kwargs)
         given = None if var_list is None else _check_var_list(var_list)
-        found, unused = _probe(loss, self._equalities, self._inequalities, given, self._needs_gradients())
+        backend: EagerBackend | GraphBackend
+        if graph_mode:
+            self._equalities, self._inequalities, found = probe_graph(loss, equalities, inequalities, given)
+            unused: list[Any] = []
+        else:
+            self._equalities = _thunks(equalities, "equalities")
+            self._inequalities = _thunks(inequalities, "inequalities")
+            found, unused = _probe(loss, self._equalities, self._inequalities, given, self._needs_gradients())
         if not found:
             raise InvalidArgumentError(
                 "the loss reads no trainable variable; pass var_list, or build the loss "
                 "from tf.Variable(..., trainable=True)."
             )
         self._vars = tuple(found)
-        self._unused = tuple(unused)
         self._layout = Layout.of(self._vars)
+        bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
+        self._packed_bounds = pack_bounds(bounds, self._layout)
+        if graph_mode:  # only now: a bad argument must leave the user's graph as it was
+            backend = GraphBackend(
+                loss,
+                self._equalities,
+                self._inequalities,
+                self._vars,
+                self._layout,
+                gradients=self._needs_gradients(),
+                jit_compile=jit_compile,
+            )
+            unused = backend.unused
+        else:
+            backend = EagerBackend(
+                Problem(loss, self._equalities, self._inequalities, self._vars, self._layout),
+                jit_compile=jit_compile,
+            )
+        self._unused = tuple(unused)
         for var in unused:
             logger.warning(
                 "variable %r gets no gradient from the loss or constraints (not read, or read only "
                 "through non-differentiable ops); its gradient is zero.",
                 variable_label(var),
             )
-        bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
-        self._packed_bounds = pack_bounds(bounds, self._layout)
         self._loss = loss
         self._cache: PointCache | None = None
-        self._backend = EagerBackend(
-            Problem(loss, self._equalities, self._inequalities, self._vars, self._layout),
-            jit_compile=jit_compile,
-        )
+        self._backend = backend
 
     @property
     def var_list(self) -> tuple[Any, ...]:
@@ -272,25 +215,32 @@ class ExternalOptimizerInterface:
         """Minimizes the loss; the variables hold the solution afterwards.
 
         Args:
-            session: reserved for ``tf.compat.v1`` graphs; must be None.
-            feed_dict: reserved for ``tf.compat.v1`` graphs; must be None.
-            fetches: zero-argument callables or variables, evaluated with the
-                loss and passed to ``loss_callback`` as NumPy values.
+            session: graph mode only: the ``tf.compat.v1.Session`` to run in
+                (default: the default session). Must be None in TF2.
+            feed_dict: graph mode only: fed to every evaluation, constraints
+                included. Must be None in TF2.
+            fetches: evaluated with the loss and passed to ``loss_callback``
+                as NumPy values: zero-argument callables or variables (TF2),
+                tensors or variables (graph mode).
             step_callback: called once per iteration with the packed float64 ``x``.
-            loss_callback: called after every loss evaluation as
-                ``loss_callback(*fetched_values)``.
+            loss_callback: called every time the optimizer asks for the loss
+                (and gradient), as ``loss_callback(*fetched_values)``.
 
         Returns:
             The subclass's result; for scipy, its ``OptimizeResult``.
         """
-        if session is not None or feed_dict is not None:
-            raise InvalidArgumentError(
-                "session and feed_dict are for tf.compat.v1 graphs, which optrun does not "
-                "support yet; in TF2 call minimize() without them."
-            )
         for name, cb in (("step_callback", step_callback), ("loss_callback", loss_callback)):
             if cb is not None and not callable(cb):
                 raise InvalidTypeError(f"{name} must be callable; got {type(cb).__name__}")
+        with self._backend.bound(session, feed_dict):
+            return self._run(fetches, step_callback or no_step, loss_callback)
+
+    def _run(
+        self,
+        fetches: Sequence[Any] | None,
+        step_callback: Callable[[np.ndarray], Any],
+        loss_callback: Callable[..., Any] | None,
+    ) -> Any:
         n_eq, n_ineq = len(self._equalities), len(self._inequalities)
         cache = self._cache = self._point_cache(fetches or [], loss_callback, self._needs_gradients())
         initial = self._backend.read()
@@ -309,7 +259,7 @@ class ExternalOptimizerInterface:
             inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
             packed_bounds=self._packed_bounds,
             step_callback=step_callback,
-            optimizer_kwargs=dict(self._optimizer_kwargs),
+            optimizer_kwargs=dict(self.optimizer_kwargs),
         )
         solution = getattr(result, "x", result)
         self._backend.assign(np.asarray(solution, np.float64))
@@ -324,7 +274,7 @@ class ExternalOptimizerInterface:
         inequality_funcs: list[ValueFunc],
         inequality_grad_funcs: list[GradFunc],
         packed_bounds: PackedBounds | None,
-        step_callback: Callable[[np.ndarray], Any] | None,
+        step_callback: Callable[[np.ndarray], Any],
         optimizer_kwargs: dict[str, Any],
     ) -> Any:
         """Runs the external optimizer. Subclasses implement this.
@@ -337,7 +287,8 @@ class ExternalOptimizerInterface:
             inequality_funcs: ``x -> h_j(x)``, each to be held ``>= 0``.
             inequality_grad_funcs: ``x -> grad h_j(x)``.
             packed_bounds: element-wise bounds, or None.
-            step_callback: to call once per iteration with ``x``, or None.
+            step_callback: to call once per iteration with ``x`` (always
+                callable; :func:`no_step` when the user gave none).
             optimizer_kwargs: the keyword arguments given at construction.
 
         Returns:

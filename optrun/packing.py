@@ -10,9 +10,9 @@ compiled evaluation, where packing happens inside the graph.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import tensorflow as tf
@@ -102,28 +102,110 @@ class Layout:
         ]
 
 
+#: Up to this many constraint values are gathered with a select chain (see :func:`stack_scalars`).
+SELECT_LIMIT = 32
+
+
+def stack_scalars(values: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Scalars -> one float64 vector, in a form XLA fuses into a single kernel.
+
+    A concat gives each operand a kernel of its own; past 8 kernels XLA's CPU
+    runtime runs them on the thread pool, and on small problems the handoffs
+    cost more than the work (see the README's benchmarks). A
+    chain of selects is exact (no arithmetic on the values) and fuses with
+    the constraint computations. It grows with k^2, so long lists are stacked.
+    """
+    values = [tf.cast(v, tf.float64) for v in values]
+    if not values:
+        return tf.zeros([0], tf.float64)
+    if len(values) > SELECT_LIMIT:
+        return tf.stack(values)
+    index = tf.range(len(values))
+    out = tf.zeros([len(values)], tf.float64)
+    for i, value in enumerate(values):
+        out = tf.where(tf.equal(index, i), value, out)
+    return out
+
+
+def pack_outputs(
+    loss: tf.Tensor,
+    equalities: Sequence[tf.Tensor],
+    inequalities: Sequence[tf.Tensor],
+    gradient: Callable[[tf.Tensor], tf.Tensor],
+) -> tf.Tensor:
+    """The one float64 vector both backends return per point::
+
+        [ f | grad f | e | J_e (row-major) | h | J_h (row-major) ]
+
+    Args:
+        loss: the loss, shape ``[]``.
+        equalities: equality constraint values, each of shape ``[]``.
+        inequalities: inequality constraint values, each of shape ``[]``.
+        gradient: scalar tensor -> its packed gradient (zeros for gradient-free
+            methods). It is called on the tensors given here, so that a tape
+            that recorded them can differentiate them.
+    """
+    parts = [tf.reshape(tf.cast(loss, tf.float64), [1]), gradient(loss)]
+    for values in (equalities, inequalities):
+        parts.append(stack_scalars(values))
+        parts += [gradient(c) for c in values]
+    return tf.concat(parts, axis=0)
+
+
 @dataclass(frozen=True)
 class PackedBounds:
-    """Element-wise bounds on the packed vector; ``-inf``/``+inf`` mean unbounded."""
+    """Element-wise bounds on the packed vector; ``-inf``/``+inf`` mean unbounded.
+
+    It also reads like TF1's ``packed_bounds``: a sequence of ``(low, high)``
+    pairs, one per element, None where a side is unbounded, so a subclass
+    written for ``tf.contrib.opt`` can index it, iterate it, or hand it to
+    scipy's ``bounds=`` unchanged.
+    """
 
     lower: np.ndarray
     upper: np.ndarray
 
+    def __len__(self) -> int:
+        return int(self.lower.shape[0])
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[float | None, float | None]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[float | None, float | None]]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return self.as_pairs()[index]
+        return _pair(self.lower[index], self.upper[index])
+
+    def __iter__(self) -> Iterator[tuple[float | None, float | None]]:
+        return iter(self.as_pairs())
+
     def as_pairs(self) -> list[tuple[float | None, float | None]]:
         """TF1's form: one ``(low, high)`` per element, None where unbounded."""
-        return [
-            (None if np.isneginf(lo) else float(lo), None if np.isposinf(hi) else float(hi))
-            for lo, hi in zip(self.lower, self.upper, strict=True)
-        ]
+        return [_pair(lo, hi) for lo, hi in zip(self.lower, self.upper, strict=True)]
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         """Projects ``x`` onto the box."""
         return np.clip(x, self.lower, self.upper)
 
 
+def _pair(lo: Any, hi: Any) -> tuple[float | None, float | None]:
+    return (None if np.isneginf(lo) else float(lo), None if np.isposinf(hi) else float(hi))
+
+
+def _none_to(value: Any, default: float) -> Any:
+    """``[None, 2.]`` -> ``[default, 2.]`` (TF1 took None per element; NumPy would read it as NaN)."""
+    if value is None:
+        return default
+    if isinstance(value, (list, tuple)):
+        return [_none_to(item, default) for item in value]
+    return value
+
+
 def _bound_array(value: Any, default: float, shape: tuple[int, ...], where: str) -> np.ndarray:
     if value is None:
         return np.full(shape, default)
+    value = _none_to(value, default)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

@@ -21,7 +21,7 @@ import scipy.optimize
 
 from optrun.errors import InvalidArgumentError, UnsupportedMethodError
 from optrun.evaluation import stack
-from optrun.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc
+from optrun.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc, no_step
 from optrun.packing import PackedBounds
 
 logger = logging.getLogger("optrun")
@@ -94,6 +94,21 @@ def _check_options(method: str, name: str, options: Any) -> None:
         raise InvalidArgumentError(f"{method} {unknown[0][0].lower()}{unknown[0][1:]}; check the spelling.")
 
 
+def _tnc_maxiter(options: Any) -> Any:
+    """TF1-era code gives TNC ``maxiter``; scipy renamed it ``maxfun`` and now ignores it with a warning."""
+    if not isinstance(options, dict) or "maxiter" not in options:
+        return options
+    if "maxfun" in options:
+        raise InvalidArgumentError(
+            f"TNC takes maxfun (scipy's name) or maxiter (TF1's), not both; got maxiter="
+            f"{options['maxiter']!r} and maxfun={options['maxfun']!r}"
+        )
+    options = dict(options)
+    options["maxfun"] = options.pop("maxiter")
+    logger.info("TNC: options['maxiter'] is scipy's maxfun now; passing maxfun=%r", options["maxfun"])
+    return options
+
+
 class ScipyOptimizerInterface(ExternalOptimizerInterface):
     """Minimizes over TF variables with ``scipy.optimize.minimize``.
 
@@ -142,6 +157,8 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         if "method" not in optimizer_kwargs:
             optimizer_kwargs["method"] = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
         name = _method_name(optimizer_kwargs["method"])
+        if name == "tnc":
+            optimizer_kwargs["options"] = _tnc_maxiter(optimizer_kwargs.get("options"))
         if name is not None:
             _check_options(optimizer_kwargs["method"], name, optimizer_kwargs.get("options"))
         if name is not None and constrained and name not in _CONSTRAINED:
@@ -166,12 +183,12 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             )
 
     def _needs_gradients(self) -> bool:
-        return _method_name(self._optimizer_kwargs["method"]) not in _GRADIENT_FREE
+        return _method_name(self.optimizer_kwargs["method"]) not in _GRADIENT_FREE
 
     @property
     def method(self) -> str:
         """The scipy method this interface runs."""
-        method = self._optimizer_kwargs["method"]
+        method = self.optimizer_kwargs["method"]
         return method if isinstance(method, str) else getattr(method, "__name__", repr(method))
 
     def _minimize(
@@ -183,7 +200,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         inequality_funcs: list[ValueFunc],
         inequality_grad_funcs: list[GradFunc],
         packed_bounds: PackedBounds | None,
-        step_callback: Callable[[np.ndarray], Any] | None,
+        step_callback: Callable[[np.ndarray], Any],
         optimizer_kwargs: dict[str, Any],
     ) -> scipy.optimize.OptimizeResult:
         kwargs = dict(optimizer_kwargs)
@@ -201,7 +218,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         if packed_bounds is not None:
             bounds = scipy.optimize.Bounds(packed_bounds.lower, packed_bounds.upper)
         callback = None
-        if step_callback is not None:
+        if step_callback is not no_step:  # scipy's per-iteration bookkeeping only when it is used
 
             def callback(xk: np.ndarray, *_: Any) -> None:
                 step_callback(np.array(xk, np.float64))

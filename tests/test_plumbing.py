@@ -137,7 +137,7 @@ def test_fast_call_falls_back_when_the_thin_path_disagrees(monkeypatch: pytest.M
 
         return wrapped
 
-    monkeypatch.setattr(_fastcall, "_runtime", stale)
+    monkeypatch.setattr(_fastcall, "_runtime", lambda c, extras=(): stale(c))
     fast = FastCaller(concrete)
     assert fast(np.array([1.0, 2.0]))[0][0] == 3.0
     assert fast.path == "checking"
@@ -150,7 +150,7 @@ def test_fast_call_falls_back_when_the_thin_path_disagrees(monkeypatch: pytest.M
 
 @pytest.mark.parametrize("k", [0, 1, 10, 40])
 def test_stack_scalars_is_exact(k: int) -> None:
-    from optrun.eager import stack_scalars
+    from optrun.packing import stack_scalars
 
     rng = np.random.default_rng(k)
     want = rng.normal(size=k)

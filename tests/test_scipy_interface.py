@@ -247,7 +247,7 @@ def test_method_survives_and_no_retrace() -> None:
     opt.minimize()
     opt.minimize()
     assert len(traces) == after_first
-    assert opt._optimizer_kwargs["method"] == "TNC"
+    assert opt.optimizer_kwargs["method"] == "TNC"
     np.testing.assert_allclose(v.numpy(), [2.0, 2.0], atol=1e-4)
 
 

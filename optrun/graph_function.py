@@ -1,0 +1,255 @@
+"""The graph backend's fast path: the evaluated subgraph, cut out into a TF2 function.
+
+A ``Session`` call costs hundreds of microseconds however small the graph
+(``make bench``, case "TF1 graph"). The outputs, though, are a pure function
+of the variables' values and the fed tensors. So the subgraph they depend on
+is copied out of the user's ``GraphDef`` with every variable read and every
+fed tensor turned into a placeholder, pruned into a function of those inputs
+(``tf.compat.v1.wrap_function``), and called with the packed ``x`` through
+:class:`optrun._fastcall.FastCaller`. Variables outside ``var_list`` and the
+fed values are inputs too, read once per ``minimize``; the user's graph and
+session are never changed.
+
+Anything the cut cannot express (a variable used other than by a read, a
+lookup table, an op with several outputs that is fed, a fetch that is not a
+tensor) makes :meth:`PrunedFunction.build` return None, and the session path
+serves. :class:`Checked` compares the two at the first points and keeps the
+session path when they differ (e.g. random ops in the loss).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from optrun._fastcall import FastCaller
+from optrun.evaluation import Evaluator
+from optrun.packing import Layout
+
+logger = logging.getLogger("optrun")
+
+#: Distinct points at which the function path must agree with the session path.
+CHECKED_POINTS = 2
+_VARIABLE_OPS = {"VariableV2", "Variable", "VarHandleOp"}
+
+
+class PrunedFunction:
+    """A traced function ``(x, *extras) -> (packed, fetched)`` standing for a graph's outputs.
+
+    ``sources`` says where each extra input comes from: ``("read", tensor)``,
+    a variable outside ``var_list`` read from the session; ``("feed", key)``,
+    a ``feed_dict`` value.
+    """
+
+    def __init__(self, concrete: Any, sources: list[tuple[str, Any]]) -> None:
+        self.concrete = concrete
+        self.sources = sources
+
+    @classmethod
+    def build(
+        cls,
+        graph: Any,
+        targets: Sequence[Any],
+        variables: Sequence[Any],
+        layout: Layout,
+        feed_keys: Sequence[Any],
+        jit: bool,
+    ) -> PrunedFunction | None:
+        """Cuts ``targets`` out of ``graph``; None when the cut is not possible."""
+        try:
+            return cls._build(graph, targets, variables, layout, feed_keys, jit)
+        except Exception as error:  # noqa: BLE001 - any failure means: the session path serves
+            logger.debug("graph function path unavailable (%s); using the session", error)
+            return None
+
+    @classmethod
+    def _build(
+        cls,
+        graph: Any,
+        targets: Sequence[Any],
+        variables: Sequence[Any],
+        layout: Layout,
+        feed_keys: Sequence[Any],
+        jit: bool,
+    ) -> PrunedFunction | None:
+        if not all(isinstance(t, tf.Tensor) for t in targets):
+            return None
+        owner = {_variable_op(v).name: i for i, v in enumerate(variables)}
+        cuts = _find_cuts(targets, {k.name for k in feed_keys if isinstance(k, tf.Tensor)})
+        if cuts is None:
+            return None
+        inputs: list[tuple[str, Any]] = []  # ("x", variable index) or an extra source
+        for tensor, kind in cuts:
+            if kind == "feed":
+                inputs.append(("feed", tensor))
+            elif tensor.op.inputs[0].op.name in owner:
+                inputs.append(("x", owner[tensor.op.inputs[0].op.name]))
+            else:
+                inputs.append(("read", tensor))
+        graph_def = _cut_graph_def(graph, [t for t, _ in cuts], [t.op.name for t in targets])
+        wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+        pruned = wrapped.prune(
+            [wrapped.graph.get_tensor_by_name(t.name) for t, _ in cuts],
+            [wrapped.graph.get_tensor_by_name(t.name) for t in targets],
+        )
+        for op in pruned.graph.get_operations():  # any state left means the cut missed a use
+            if _stateful(op):
+                return None
+        extras = [(kind, t) for kind, t in inputs if kind != "x"]
+
+        def body(x: tf.Tensor, *extra: tf.Tensor) -> Any:
+            pieces = layout.unpack_tf(x)
+            given = iter(extra)
+            args = [pieces[ref] if kind == "x" else next(given) for kind, ref in inputs]
+            out = pruned(*args)
+            return out[0], list(out[1:])
+
+        spec = [tf.TensorSpec([layout.size], tf.float64)] + [
+            tf.TensorSpec(t.shape, t.dtype.base_dtype) for _, t in extras
+        ]
+        function = tf.function(body, input_signature=spec, jit_compile=jit)
+        return cls(function.get_concrete_function(), extras)
+
+    def caller(self, session: Any, feeds: dict[Any, Any]) -> Evaluator | None:
+        """A :class:`FastCaller` with this ``minimize``'s extra inputs."""
+        try:
+            reads = [t for kind, t in self.sources if kind == "read"]
+            read_values = iter(session.run(reads) if reads else [])
+            extras = tuple(
+                tf.constant(feeds[t] if kind == "feed" else next(read_values), t.dtype.base_dtype)
+                for kind, t in self.sources
+            )
+            return FastCaller(self.concrete, extras)
+        except Exception as error:  # noqa: BLE001
+            logger.debug("graph function path unavailable (%s); using the session", error)
+            return None
+
+
+def _variable_op(var: Any) -> Any:
+    handle = getattr(var, "handle", None)
+    if handle is not None and getattr(handle, "dtype", None) == tf.resource:
+        return handle.op
+    return var.op
+
+
+def _find_cuts(targets: Sequence[tf.Tensor], fed: set[str]) -> list[tuple[tf.Tensor, str]] | None:
+    """Walks back from ``targets``: the variable reads and fed tensors to turn into inputs.
+
+    Returns None when a variable is used other than through a plain read.
+    """
+    cuts: dict[str, tuple[tf.Tensor, str]] = {}
+    seen: set[str] = set()
+    stack = [t.op for t in targets]
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.outputs and any(t.name in fed for t in op.outputs):
+            if len(op.outputs) != 1:
+                return None
+            cuts[op.name] = (op.outputs[0], "feed")
+            continue
+        if _is_read(op):
+            cuts[op.name] = (op.outputs[0], "read")
+            continue
+        if _stateful(op):
+            return None
+        stack.extend(i.op for i in op.inputs)
+        stack.extend(op.control_inputs)
+    return sorted(cuts.values(), key=lambda cut: cut[0].name)
+
+
+def _stateful(op: Any) -> bool:
+    """A variable, or an op that takes a variable (or any resource) other than by value."""
+    return op.type in _VARIABLE_OPS or any(i.dtype == tf.resource or i.dtype._is_ref_dtype for i in op.inputs)
+
+
+def _is_read(op: Any) -> bool:
+    """A resource variable's ``ReadVariableOp``, or the ``Identity`` that snapshots a ref variable."""
+    if len(op.inputs) != 1 or len(op.outputs) != 1:
+        return False
+    source = op.inputs[0].op
+    if op.type == "ReadVariableOp":
+        return source.type == "VarHandleOp"
+    return op.type == "Identity" and op.inputs[0].dtype._is_ref_dtype and source.type in _VARIABLE_OPS
+
+
+def _cut_graph_def(graph: Any, cuts: Sequence[tf.Tensor], outputs: Sequence[str]) -> Any:
+    """The ``GraphDef`` of what ``outputs`` need, each cut tensor's op a placeholder; no devices."""
+    graph_def = graph.as_graph_def()
+    by_name = {t.op.name: t for t in cuts}
+    for node in graph_def.node:
+        node.device = ""
+        tensor = by_name.get(node.name)
+        if tensor is None:
+            continue
+        node.op = "Placeholder"
+        del node.input[:]
+        node.attr.clear()
+        node.attr["dtype"].type = tensor.dtype.base_dtype.as_datatype_enum
+        node.attr["shape"].shape.CopyFrom(tensor.shape.as_proto())
+    return tf.compat.v1.graph_util.extract_sub_graph(graph_def, list(outputs))
+
+
+class Checked:
+    """Serves ``reference`` until ``fast`` has agreed with it at :data:`CHECKED_POINTS` points.
+
+    ``loose`` (XLA) allows for reassociated sums; otherwise the two must agree
+    to float32 rounding.
+    """
+
+    def __init__(self, reference: Evaluator, fast: Evaluator | None, loose: bool = False) -> None:
+        self._reference = reference
+        self._fast = fast
+        self._rtol = 1e-3 if loose else 1e-5
+        self._checked: list[np.ndarray] = []
+        self._trusted = False
+
+    @property
+    def path(self) -> str:
+        """``"function"``, ``"checking"`` or ``"session"``."""
+        if self._trusted:
+            return "function"
+        return "checking" if self._fast is not None else "session"
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        if self._trusted and self._fast is not None:
+            return self._fast(x)
+        expected = self._reference(x)
+        if self._fast is None:
+            return expected
+        try:
+            got = self._fast(x)
+            agrees = _close(got, expected, self._rtol)
+        except Exception as error:  # noqa: BLE001
+            logger.debug("graph function path failed (%s); using the session", error)
+            agrees = False
+        if not agrees:
+            self._fast = None
+            return expected
+        if not any(np.array_equal(x, seen) for seen in self._checked):
+            self._checked.append(np.array(x, np.float64))
+            self._trusted = len(self._checked) >= CHECKED_POINTS
+        return expected
+
+
+def _close(a: tuple[np.ndarray, list[Any]], b: tuple[np.ndarray, list[Any]], rtol: float) -> bool:
+    pairs: list[tuple[Any, Any]] = [(a[0], b[0]), *zip(a[1], b[1], strict=True)]
+    if len(a[1]) != len(b[1]):
+        return False
+    for got_value, want_value in pairs:
+        got, want = np.asarray(got_value), np.asarray(want_value)
+        if got.shape != want.shape:
+            return False
+        if got.dtype.kind in "fc":
+            scale = float(np.max(np.abs(want), initial=1.0)) if want.size else 1.0
+            if not np.allclose(got, want, rtol=rtol, atol=rtol * scale, equal_nan=True):
+                return False
+        elif not np.array_equal(got, want):
+            return False
+    return True

@@ -1,0 +1,153 @@
+"""Finding and checking what an external optimizer runs over: the loss, constraints and variables.
+
+Two forms, one per world:
+
+* TF2: zero-argument callables, run once eagerly under a ``GradientTape`` to
+  check that each returns a scalar and to find the variables they read;
+* ``tf.compat.v1``: scalar graph tensors of one graph; ``var_list`` defaults
+  to that graph's trainable variables, as in TF1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.varkeys import as_tf_variable, variable_label
+
+Thunk = Callable[[], Any]
+
+
+def is_graph_tensor(value: Any) -> bool:
+    """Whether ``value`` is a tensor of a ``tf.compat.v1`` graph (not eager, not inside a tf.function)."""
+    return (
+        isinstance(value, tf.Tensor)
+        and tf.is_symbolic_tensor(value)
+        and not getattr(value.graph, "building_function", False)
+    )
+
+
+def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
+    if items is None:
+        return ()
+    if callable(items) or isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise InvalidTypeError(
+            f"{argument} must be a list of zero-argument callables; got {type(items).__name__}"
+        )
+    for i, item in enumerate(items):
+        if not callable(item):
+            raise InvalidTypeError(
+                f"{argument}[{i}] must be a zero-argument callable returning a scalar tensor "
+                f"(e.g. lambda: v[0] - 1.); got {type(item).__name__}: {item!r:.60}"
+            )
+    return tuple(items)
+
+
+def _scalar_shape(value: Any, what: str) -> tf.Tensor:
+    try:
+        tensor = tf.convert_to_tensor(value)
+    except (TypeError, ValueError):
+        raise InvalidTypeError(
+            f"{what} must return a scalar tensor; got {type(value).__name__}: {value!r:.60}"
+        ) from None
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
+        raise InvalidTypeError(f"{what} must return a number; got a {tensor.dtype.name} tensor")
+    shape = tensor.shape
+    if shape.rank != 0 and shape.num_elements() != 1:
+        raise InvalidArgumentError(
+            f"{what} must return a scalar; got shape {shape.as_list()}. Reduce it, "
+            "e.g. with tf.reduce_sum, or split it into one constraint per element."
+        )
+    return tensor
+
+
+def _probe(
+    loss: Thunk,
+    equalities: tuple[Thunk, ...],
+    inequalities: tuple[Thunk, ...],
+    var_list: list[Any] | None,
+    differentiate: bool,
+) -> tuple[list[Any], list[Any]]:
+    """Runs everything once, eagerly: checks that each returns a scalar.
+
+    Returns:
+        The variables to optimize (``var_list``, or the trainable variables
+        read) and those of them nothing depends on (zero gradient; only looked
+        for when ``differentiate``: gradient-free methods never differentiate).
+    """
+    with tf.GradientTape() as tape:
+        if var_list is not None:  # watched even when not trainable
+            tape.watch([as_tf_variable(v) for v in var_list])
+        values = [_scalar_shape(loss(), "loss")]
+        for name, thunks in (("equalities", equalities), ("inequalities", inequalities)):
+            values += [_scalar_shape(thunk(), f"{name}[{i}]") for i, thunk in enumerate(thunks)]
+        total = tf.add_n([tf.cast(tf.reduce_sum(v), tf.float64) for v in values])
+    if var_list is None:
+        var_list = [v for v in tape.watched_variables() if v.trainable]
+    if not (differentiate and var_list):
+        return var_list, []
+    grads = tape.gradient(total, [as_tf_variable(v) for v in var_list])
+    return var_list, [v for v, g in zip(var_list, grads, strict=True) if g is None]
+
+
+def _check_var_list(var_list: Any) -> list[Any]:
+    if isinstance(var_list, (tf.Variable, str)) or not isinstance(var_list, Sequence):
+        raise InvalidTypeError(f"var_list must be a list of variables; got {type(var_list).__name__}")
+    seen: set[int] = set()
+    for i, var in enumerate(var_list):
+        try:
+            tf_var = as_tf_variable(var)
+        except InvalidTypeError:
+            raise InvalidTypeError(
+                f"var_list[{i}] must be a tf.Variable or a Keras variable; got "
+                f"{type(var).__name__}: {var!r:.60}"
+            ) from None
+        if id(tf_var) in seen:
+            raise InvalidArgumentError(f"var_list lists {variable_label(var)!r} twice; list it once.")
+        seen.add(id(tf_var))
+    if not var_list:
+        raise InvalidArgumentError("var_list is empty; give at least one variable to optimize.")
+    return list(var_list)
+
+
+def graph_tensors(items: Any, argument: str, graph: Any) -> tuple[tf.Tensor, ...]:
+    """Checks a list of scalar graph tensors of ``graph`` (the loss's)."""
+    if items is None:
+        return ()
+    if isinstance(items, tf.Tensor) or not isinstance(items, Sequence):
+        raise InvalidTypeError(f"{argument} must be a list of scalar tensors; got {type(items).__name__}")
+    for i, item in enumerate(items):
+        if not is_graph_tensor(item):
+            raise InvalidTypeError(
+                f"{argument}[{i}] must be a scalar tensor of the loss's graph, as the loss is one; "
+                f"got {type(item).__name__}: {item!r:.60}"
+            )
+        if item.graph is not graph:
+            raise InvalidArgumentError(
+                f"{argument}[{i}] ({item.name}) belongs to another graph than the loss; "
+                "build both in one graph."
+            )
+        _scalar_shape(item, f"{argument}[{i}]")
+    return tuple(items)
+
+
+def probe_graph(
+    loss: tf.Tensor, equalities: Any, inequalities: Any, var_list: list[Any] | None
+) -> tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...], list[Any]]:
+    """Checks graph-mode arguments; returns the constraints and the variables to optimize."""
+    graph = loss.graph
+    _scalar_shape(loss, "loss")
+    eqs = graph_tensors(equalities, "equalities", graph)
+    ineqs = graph_tensors(inequalities, "inequalities", graph)
+    if var_list is None:
+        var_list = list(graph.get_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES))
+    for i, var in enumerate(var_list):
+        if getattr(var, "graph", None) is not graph:
+            raise InvalidArgumentError(
+                f"var_list[{i}] ({variable_label(var)!r}) belongs to another graph than the loss; "
+                "create the variables and the loss in one graph."
+            )
+    return eqs, ineqs, var_list
