@@ -22,7 +22,7 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
-    from bench import overhead, scipy_bench, wrappers_bench
+    from bench import graph_bench, overhead, scipy_bench, wrappers_bench
     from bench.timing import machine
 
     only = set(sys.argv[1:])
@@ -34,6 +34,8 @@ def main() -> None:
         "rosen10k": scipy_bench.rosenbrock_large,
         "slsqp": scipy_bench.slsqp_constraints,
         "overhead": overhead.call_overhead,
+        "tf1rosen": graph_bench.rosenbrock_graph,
+        "tf1pinn": graph_bench.pinn_graph,
     }
     rows: list[dict] = []
     started = time.perf_counter()

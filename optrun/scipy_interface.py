@@ -23,6 +23,7 @@ from optrun.errors import InvalidArgumentError, UnsupportedMethodError
 from optrun.evaluation import stack
 from optrun.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc, no_step
 from optrun.packing import PackedBounds
+from optrun.threads import blas_limit_for, check_blas_threads, limited_blas
 
 logger = logging.getLogger("optrun")
 
@@ -126,6 +127,8 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
     (scipy's own rule). Any other keyword (``method``, ``options``, ``tol``,
     ``hess``, ...) goes to ``scipy.optimize.minimize``; ``jac``,
     ``callback``, ``constraints`` and ``bounds`` are set by the interface.
+    ``blas_threads`` (``"auto"``, a whole number or ``"unlimited"``) caps the
+    BLAS thread pools while scipy runs, see :mod:`optrun.threads`.
     See :class:`ExternalOptimizerInterface` for the other arguments.
     """
 
@@ -138,8 +141,10 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         var_to_bounds: Any = None,
         *,
         jit_compile: bool | None = None,
+        blas_threads: int | str = "auto",
         **optimizer_kwargs: Any,
     ) -> None:
+        self.blas_threads = check_blas_threads(blas_threads)
         for key, advice in _FORBIDDEN.items():
             if key in optimizer_kwargs:
                 raise InvalidArgumentError(
@@ -225,15 +230,16 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
 
         if constraints:
             kwargs["constraints"] = constraints
-        result = scipy.optimize.minimize(
-            fun,
-            np.asarray(initial_val, np.float64),
-            method=method,
-            jac=jac,
-            bounds=bounds,
-            callback=callback,
-            **kwargs,
-        )
+        with limited_blas(blas_limit_for(self.blas_threads, name)):
+            result = scipy.optimize.minimize(
+                fun,
+                np.asarray(initial_val, np.float64),
+                method=method,
+                jac=jac,
+                bounds=bounds,
+                callback=callback,
+                **kwargs,
+            )
         logger.info(
             "Optimization terminated with:\n  Message: %s\n  Objective function value: %f\n"
             "  Number of iterations: %s\n  Number of functions evaluations: %s",

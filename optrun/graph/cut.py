@@ -13,8 +13,8 @@ session are never changed.
 Anything the cut cannot express (a variable used other than by a read, a
 lookup table, an op with several outputs that is fed, a fetch that is not a
 tensor) makes :meth:`PrunedFunction.build` return None, and the session path
-serves. :class:`Checked` compares the two at the first points and keeps the
-session path when they differ (e.g. random ops in the loss).
+serves. :mod:`optrun.graph.fastpath` compares the two at the first points
+and keeps the session path when they differ (e.g. random ops in the loss).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context
 
 from optrun._fastcall import FastCaller
 from optrun.evaluation import Evaluator
@@ -32,8 +33,6 @@ from optrun.packing import Layout
 
 logger = logging.getLogger("optrun")
 
-#: Distinct points at which the function path must agree with the session path.
-CHECKED_POINTS = 2
 _VARIABLE_OPS = {"VariableV2", "Variable", "VarHandleOp"}
 
 
@@ -45,9 +44,11 @@ class PrunedFunction:
     a ``feed_dict`` value.
     """
 
-    def __init__(self, concrete: Any, sources: list[tuple[str, Any]]) -> None:
+    def __init__(self, concrete: Any, sources: list[tuple[str, Any]], xla: bool) -> None:
         self.concrete = concrete
         self.sources = sources
+        self.xla = xla
+        self._shared: Evaluator | None = None
 
     @classmethod
     def build(
@@ -61,7 +62,8 @@ class PrunedFunction:
     ) -> PrunedFunction | None:
         """Cuts ``targets`` out of ``graph``; None when the cut is not possible."""
         try:
-            return cls._build(graph, targets, variables, layout, feed_keys, jit)
+            with context.eager_mode():  # never add to the user's graph; works with eager disabled too
+                return cls._build(graph, targets, variables, layout, feed_keys, jit)
         except Exception as error:  # noqa: BLE001 - any failure means: the session path serves
             logger.debug("graph function path unavailable (%s); using the session", error)
             return None
@@ -112,21 +114,36 @@ class PrunedFunction:
             tf.TensorSpec(t.shape, t.dtype.base_dtype) for _, t in extras
         ]
         function = tf.function(body, input_signature=spec, jit_compile=jit)
-        return cls(function.get_concrete_function(), extras)
+        return cls(function.get_concrete_function(), extras, jit)
 
-    def caller(self, session: Any, feeds: dict[Any, Any]) -> Evaluator | None:
-        """A :class:`FastCaller` with this ``minimize``'s extra inputs."""
-        try:
-            reads = [t for kind, t in self.sources if kind == "read"]
-            read_values = iter(session.run(reads) if reads else [])
-            extras = tuple(
-                tf.constant(feeds[t] if kind == "feed" else next(read_values), t.dtype.base_dtype)
-                for kind, t in self.sources
-            )
-            return FastCaller(self.concrete, extras)
-        except Exception as error:  # noqa: BLE001
-            logger.debug("graph function path unavailable (%s); using the session", error)
-            return None
+    def caller(self, session: Any, feeds: dict[Any, Any]) -> Evaluator:
+        """A :class:`FastCaller` with this ``minimize``'s extra inputs, run eagerly.
+
+        Without extra inputs one caller serves every ``minimize`` (its thin
+        path stays trusted).
+        """
+        if not self.sources and self._shared is not None:
+            return self._shared
+        reads = [t for kind, t in self.sources if kind == "read"]
+        read_values = iter(session.run(reads) if reads else [])
+        values = [feeds[t] if kind == "feed" else next(read_values) for kind, t in self.sources]
+        with context.eager_mode():
+            dtypes = [t.dtype.base_dtype for _, t in self.sources]
+            extras = tuple(tf.constant(v, dtype) for v, dtype in zip(values, dtypes, strict=True))
+            call = _in_eager_mode(FastCaller(self.concrete, extras))
+        if not self.sources:
+            self._shared = call
+        return call
+
+
+def _in_eager_mode(call: Evaluator) -> Evaluator:
+    """Runs ``call`` eagerly, also while the user's graph is the default one."""
+
+    def eager(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        with context.eager_mode():
+            return call(x)
+
+    return eager
 
 
 def _variable_op(var: Any) -> Any:
@@ -193,63 +210,22 @@ def _cut_graph_def(graph: Any, cuts: Sequence[tf.Tensor], outputs: Sequence[str]
         node.attr.clear()
         node.attr["dtype"].type = tensor.dtype.base_dtype.as_datatype_enum
         node.attr["shape"].shape.CopyFrom(tensor.shape.as_proto())
-    return tf.compat.v1.graph_util.extract_sub_graph(graph_def, list(outputs))
+    return _needed(graph_def, outputs)
 
 
-class Checked:
-    """Serves ``reference`` until ``fast`` has agreed with it at :data:`CHECKED_POINTS` points.
-
-    ``loose`` (XLA) allows for reassociated sums; otherwise the two must agree
-    to float32 rounding.
-    """
-
-    def __init__(self, reference: Evaluator, fast: Evaluator | None, loose: bool = False) -> None:
-        self._reference = reference
-        self._fast = fast
-        self._rtol = 1e-3 if loose else 1e-5
-        self._checked: list[np.ndarray] = []
-        self._trusted = False
-
-    @property
-    def path(self) -> str:
-        """``"function"``, ``"checking"`` or ``"session"``."""
-        if self._trusted:
-            return "function"
-        return "checking" if self._fast is not None else "session"
-
-    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        if self._trusted and self._fast is not None:
-            return self._fast(x)
-        expected = self._reference(x)
-        if self._fast is None:
-            return expected
-        try:
-            got = self._fast(x)
-            agrees = _close(got, expected, self._rtol)
-        except Exception as error:  # noqa: BLE001
-            logger.debug("graph function path failed (%s); using the session", error)
-            agrees = False
-        if not agrees:
-            self._fast = None
-            return expected
-        if not any(np.array_equal(x, seen) for seen in self._checked):
-            self._checked.append(np.array(x, np.float64))
-            self._trusted = len(self._checked) >= CHECKED_POINTS
-        return expected
-
-
-def _close(a: tuple[np.ndarray, list[Any]], b: tuple[np.ndarray, list[Any]], rtol: float) -> bool:
-    pairs: list[tuple[Any, Any]] = [(a[0], b[0]), *zip(a[1], b[1], strict=True)]
-    if len(a[1]) != len(b[1]):
-        return False
-    for got_value, want_value in pairs:
-        got, want = np.asarray(got_value), np.asarray(want_value)
-        if got.shape != want.shape:
-            return False
-        if got.dtype.kind in "fc":
-            scale = float(np.max(np.abs(want), initial=1.0)) if want.size else 1.0
-            if not np.allclose(got, want, rtol=rtol, atol=rtol * scale, equal_nan=True):
-                return False
-        elif not np.array_equal(got, want):
-            return False
-    return True
+def _needed(graph_def: Any, outputs: Sequence[str]) -> Any:
+    """The nodes ``outputs`` depend on (data and control inputs), with the function library."""
+    nodes = {node.name: node for node in graph_def.node}
+    keep: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        stack.extend(i.lstrip("^").split(":")[0] for i in nodes[name].input)
+    out = tf.compat.v1.GraphDef()
+    out.versions.CopyFrom(graph_def.versions)
+    out.library.CopyFrom(graph_def.library)
+    out.node.extend(node for node in graph_def.node if node.name in keep)
+    return out

@@ -28,7 +28,8 @@ import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.evaluation import Evaluator
-from optrun.graph_function import Checked, PrunedFunction
+from optrun.graph.cut import PrunedFunction
+from optrun.graph.fastpath import FunctionPath
 from optrun.packing import Layout, pack_outputs
 
 logger = logging.getLogger("optrun")
@@ -47,8 +48,8 @@ class GraphBackend:
         variables: the variables to optimize, in packing order.
         layout: their layout.
         gradients: whether to build gradient ops (False for gradient-free methods).
-        jit_compile: XLA for the function path; None or False (the default in
-            graph mode) keeps TF1's kernels and numbers.
+        jit_compile: XLA for the function path: None (default) tries it, then
+            plain TF; True asks for it; False keeps TF1's own kernels.
     """
 
     def __init__(
@@ -64,7 +65,7 @@ class GraphBackend:
         self.graph = loss.graph
         self._variables = list(variables)
         self._layout = layout
-        self._jit = bool(jit_compile)
+        self._jit = jit_compile
         self.unused: list[Any] = []
         with self.graph.as_default(), tf.name_scope("optrun_external"):
             self._x = tf.compat.v1.placeholder(tf.float64, [layout.size], name="x")
@@ -88,7 +89,7 @@ class GraphBackend:
         self._bound: Any = None
         self._last: Any = None
         self._feeds: dict[Any, Any] = {}
-        self._cache: dict[tuple[Any, ...], tuple[Any, Any, PrunedFunction | None]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[Any, Any, FunctionPath]] = {}
 
     def _gradient(self, ungraded: set[int]) -> Any:
         def gradient(value: tf.Tensor) -> tf.Tensor:
@@ -180,11 +181,12 @@ class GraphBackend:
             outputs = self._outputs[gradients]
             assign = _callable(session, self._assign, [self._x])
             run = _callable(session, [outputs, *fetches], keys)
-            pruned = PrunedFunction.build(
-                self.graph, [outputs, *fetches], self._variables, self._layout, keys, self._jit
+            targets, variables, layout = [outputs, *fetches], self._variables, self._layout
+            path = FunctionPath(
+                lambda xla: PrunedFunction.build(self.graph, targets, variables, layout, keys, xla), self._jit
             )
-            self._cache[key] = (assign, run, pruned)
-        assign, run, pruned = self._cache[key]
+            self._cache[key] = (assign, run, path)
+        assign, run, path = self._cache[key]
         values = [feeds[k] for k in keys]
 
         def reference(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
@@ -192,8 +194,7 @@ class GraphBackend:
             out = run(*values)
             return np.asarray(out[0]), list(out[1:])
 
-        fast = pruned.caller(session, feeds) if pruned is not None else None
-        return Checked(_friendly(reference), fast, loose=self._jit)
+        return path.evaluator(_friendly(reference), session, feeds)
 
 
 def _callable(session: Any, fetches: Any, feed_list: list[Any]) -> Any:
