@@ -127,16 +127,23 @@ def burgers_pinn(
     return loss, variables
 
 
+def _row(case: str, setup: str, timing: Timing, base: Timing, target: str = "") -> Row:
+    return {
+        "case": case,
+        "setup": setup,
+        "us": timing.micros,
+        "ratio": timing.per_unit / base.per_unit,
+        "target": target,
+    }
+
+
 def _rows(case: str, timings: dict[str, Timing], target: str) -> list[Row]:
     tf1 = timings["tf1"]
     return [
-        {"case": case, "setup": "TF1's algorithm (session.run, variables fed by value)", "us": tf1.micros,
-         "ratio": 1.0, "target": ""},
-        {"case": "", "setup": "optrun graph path (default: XLA)", "us": timings["ours"].micros,
-         "ratio": timings["ours"].per_unit / tf1.per_unit, "target": target},
-        {"case": "", "setup": "optrun graph path, jit_compile=False (TF1's kernels)", "us": timings["plain"].micros,
-         "ratio": timings["plain"].per_unit / tf1.per_unit, "target": ""},
-    ]  # fmt: skip
+        _row(case, "TF1's algorithm (session.run, variables fed by value)", tf1, tf1),
+        _row("", "optrun graph path (default: XLA)", timings["ours"], tf1, target),
+        _row("", "optrun graph path, jit_compile=False (TF1's kernels)", timings["plain"], tf1),
+    ]
 
 
 def rosenbrock_graph() -> list[Row]:
