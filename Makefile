@@ -27,8 +27,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# tests/v1 runs three times: in the main run (tf.Graph().as_default() with eager on), then
+# under disable_v2_behavior() (reference variables) and disable_eager_execution() alone.
 unit: install
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	OPTRUN_TF1_MODE=v1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/v1
+	OPTRUN_TF1_MODE=no_eager $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/v1
 
 test: lint typecheck unit  ## ruff, mypy and pytest
 

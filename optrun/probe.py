@@ -22,12 +22,29 @@ Thunk = Callable[[], Any]
 
 
 def is_graph_tensor(value: Any) -> bool:
-    """Whether ``value`` is a tensor of a ``tf.compat.v1`` graph (not eager, not inside a tf.function)."""
+    """Whether ``value`` is a tensor or variable of a ``tf.compat.v1`` graph (not eager, not
+    inside a tf.function)."""
+    if isinstance(value, tf.Variable):
+        graph = getattr(value, "graph", None)
+        return graph is not None and not graph.building_function and not tf.executing_eagerly()
     return (
         isinstance(value, tf.Tensor)
         and tf.is_symbolic_tensor(value)
         and not getattr(value.graph, "building_function", False)
     )
+
+
+def _graph_scalar(value: Any, what: str) -> None:
+    """``_scalar_shape`` for a graph tensor or variable, adding nothing to the graph."""
+    dtype = value.dtype.base_dtype
+    if not (dtype.is_floating or dtype.is_integer):
+        raise InvalidTypeError(f"{what} must be a number; got a {dtype.name} tensor")
+    shape = value.shape
+    if shape.rank is not None and shape.rank != 0 and shape.num_elements() != 1:
+        raise InvalidArgumentError(
+            f"{what} must return a scalar; got shape {shape.as_list()}. Reduce it, "
+            "e.g. with tf.reduce_sum, or split it into one constraint per element."
+        )
 
 
 def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
@@ -130,7 +147,7 @@ def graph_tensors(items: Any, argument: str, graph: Any) -> tuple[tf.Tensor, ...
                 f"{argument}[{i}] ({item.name}) belongs to another graph than the loss; "
                 "build both in one graph."
             )
-        _scalar_shape(item, f"{argument}[{i}]")
+        _graph_scalar(item, f"{argument}[{i}]")
     return tuple(items)
 
 
@@ -139,7 +156,7 @@ def probe_graph(
 ) -> tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...], list[Any]]:
     """Checks graph-mode arguments; returns the constraints and the variables to optimize."""
     graph = loss.graph
-    _scalar_shape(loss, "loss")
+    _graph_scalar(loss, "loss")
     eqs = graph_tensors(equalities, "equalities", graph)
     ineqs = graph_tensors(inequalities, "inequalities", graph)
     if var_list is None:

@@ -75,7 +75,8 @@ class GraphBackend:
                 name="assign",
             )
             self._read = layout.pack_tf(self._variables)
-            values = [tf.reshape(t, []) for t in (loss, *equalities, *inequalities)]
+            # tf.convert_to_tensor: TF1 took variables where tensors go.
+            values = [tf.reshape(tf.convert_to_tensor(t), []) for t in (loss, *equalities, *inequalities)]
             n_eq = len(equalities)
             eqs, ineqs = values[1 : 1 + n_eq], values[1 + n_eq :]
             zeros = tf.zeros([layout.size], tf.float64)

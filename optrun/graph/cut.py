@@ -10,11 +10,12 @@ fed tensor turned into a placeholder, pruned into a function of those inputs
 fed values are inputs too, read once per ``minimize``; the user's graph and
 session are never changed.
 
-Anything the cut cannot express (a variable used other than by a read, a
-lookup table, an op with several outputs that is fed, a fetch that is not a
-tensor) makes :meth:`PrunedFunction.build` return None, and the session path
-serves. :mod:`optrun.graph.fastpath` compares the two at the first points
-and keeps the session path when they differ (e.g. random ops in the loss).
+Anything the cut cannot express (a variable used other than by a read, an
+op with state such as a random op, an assert or a lookup table, an op with
+several outputs that is fed, a fetch that is not a tensor) makes
+:meth:`PrunedFunction.build` return None, and the session path serves.
+:mod:`optrun.graph.fastpath` compares the two at the first points and keeps
+the session path when they differ.
 """
 
 from __future__ import annotations
@@ -182,8 +183,11 @@ def _find_cuts(targets: Sequence[tf.Tensor], fed: set[str]) -> list[tuple[tf.Ten
 
 
 def _stateful(op: Any) -> bool:
-    """A variable, or an op that takes a variable (or any resource) other than by value."""
-    return op.type in _VARIABLE_OPS or any(i.dtype == tf.resource or i.dtype._is_ref_dtype for i in op.inputs)
+    """A variable, an op that takes a variable (or any resource) other than by value, or an op
+    with state of its own (random ops, asserts, queues): a copy would not give the session's numbers."""
+    if op.type in _VARIABLE_OPS or op.op_def.is_stateful:
+        return True
+    return any(i.dtype == tf.resource or i.dtype._is_ref_dtype for i in op.inputs)
 
 
 def _is_read(op: Any) -> bool:
