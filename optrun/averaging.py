@@ -50,11 +50,20 @@ def ema_delta(average: Any, value: Any, decay: Any) -> tf.Tensor:
     return tf.cast(delta, average.dtype)
 
 
-def _check_decay(average_decay: Any) -> float:
+def check_average_args(average_decay: Any, num_updates: Any) -> float:
+    """Validates ``average_decay`` and ``num_updates`` (both worlds); returns the decay as a float."""
     if isinstance(average_decay, bool) or not isinstance(average_decay, numbers.Real):
         raise InvalidTypeError(f"average_decay must be a number in [0, 1]; got {average_decay!r}")
     if not 0.0 <= float(average_decay) <= 1.0:
         raise InvalidArgumentError(f"average_decay must be in [0, 1]; got {average_decay}")
+    if num_updates is not None and not (
+        isinstance(num_updates, numbers.Integral) or getattr(num_updates, "dtype", None) is not None
+    ):
+        raise InvalidTypeError(
+            f"num_updates must be None, an int, or an integer variable/tensor; got {num_updates!r}"
+        )
+    if isinstance(num_updates, numbers.Integral) and num_updates < 0:
+        raise InvalidArgumentError(f"num_updates must be >= 0; got {num_updates}")
     return float(average_decay)
 
 
@@ -74,7 +83,17 @@ class MovingAverageOptimizer(WrapperOptimizer):
     Use :meth:`swapping_saver` to write checkpoints whose model variables hold
     the averages, :meth:`averaged` to evaluate with them, and
     :meth:`assign_averages` to keep them at the end of training.
+
+    Given a ``tf.compat.v1.train.Optimizer`` instead, it returns a
+    :class:`optrun.averaging_v1.MovingAverageOptimizerV1`, TF1's graph-mode
+    optimizer with the same arguments.
     """
+
+    @classmethod
+    def _v1_class(cls) -> type:
+        from optrun.averaging_v1 import MovingAverageOptimizerV1
+
+        return MovingAverageOptimizerV1
 
     def __init__(
         self,
@@ -84,15 +103,7 @@ class MovingAverageOptimizer(WrapperOptimizer):
         sequential_update: bool = True,
         name: str = "MovingAverage",
     ) -> None:
-        decay = _check_decay(average_decay)
-        if num_updates is not None and not (
-            isinstance(num_updates, numbers.Integral) or getattr(num_updates, "dtype", None) is not None
-        ):
-            raise InvalidTypeError(
-                f"num_updates must be None, an int, or an integer variable/tensor; got {num_updates!r}"
-            )
-        if isinstance(num_updates, numbers.Integral) and num_updates < 0:
-            raise InvalidArgumentError(f"num_updates must be >= 0; got {num_updates}")
+        decay = check_average_args(average_decay, num_updates)
         super().__init__(opt, name=name)
         self._average_decay = decay
         self._num_updates = num_updates

@@ -44,11 +44,45 @@ def clip_dense(value: Any, max_norm: Any, dims: Sequence[int]) -> tf.Tensor:
     return tf.cast(wide * scale, value.dtype)
 
 
-def clip_rows(var: Any, indices: tf.Tensor, max_norm: Any, dims: Sequence[int]) -> None:
-    """Clips only rows ``indices`` of ``var`` (duplicates once); ``dims`` must not contain 0."""
+def clip_rows(
+    var: Any, indices: tf.Tensor, max_norm: Any, dims: Sequence[int], use_locking: bool = False
+) -> Any:
+    """Clips only rows ``indices`` of ``var`` (duplicates once); ``dims`` must not contain 0.
+
+    Returns the update (an op or tensor in graph mode).
+    """
     unique, _ = tf.unique(tf.reshape(indices, [-1]))
-    rows = var.sparse_read(unique)  # reads only these rows, not the whole table
-    var.scatter_update(tf.IndexedSlices(clip_dense(rows, max_norm, dims), unique))
+    # A resource variable gathers only these rows; a TF1 reference variable is read here, so that
+    # the read is ordered after its update (its cached snapshot may be a stale cross-device copy).
+    source = var.read_value() if var.dtype._is_ref_dtype else var
+    rows = tf.gather(source, unique)
+    return var.scatter_update(
+        tf.IndexedSlices(clip_dense(rows, max_norm, dims), unique), use_locking=use_locking
+    )
+
+
+def check_clip_args(vars_to_clip_dims: Any, max_norm: Any) -> float:
+    """Validates the arguments both worlds share; returns ``max_norm`` as a float."""
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
+        raise InvalidTypeError(f"max_norm must be a positive number; got {max_norm!r}")
+    if not float(max_norm) > 0:
+        raise InvalidArgumentError(f"max_norm must be > 0; got {max_norm}")
+    if not isinstance(vars_to_clip_dims, (Mapping, list, tuple)):
+        raise InvalidTypeError(
+            "vars_to_clip_dims must be a dict keyed by variable, var.ref() or variable name, or a "
+            f"list of (variable, dims) pairs; got {type(vars_to_clip_dims).__name__}"
+        )
+    return float(max_norm)
+
+
+def log_dense_fallback(var: Any, dims: Sequence[int]) -> None:
+    """Says once per variable that a sparse update is clipped densely (dim 0 among the dims)."""
+    logger.warning(
+        "clipping %r along dims %s includes dim 0, so its sparse update is clipped "
+        "densely (the whole variable, every step): slow for large embeddings.",
+        variable_label(var),
+        list(dims),
+    )
 
 
 def check_dims(dims: Any, var: Any, argument: str = "vars_to_clip_dims") -> tuple[int, ...]:
@@ -86,7 +120,17 @@ class VariableClippingOptimizer(WrapperOptimizer):
             need no lock.
         colocate_clip_ops_with_vars: place each clip op on its variable's device.
         name: the optimizer's name.
+
+    Given a ``tf.compat.v1.train.Optimizer`` instead, it returns a
+    :class:`optrun.clipping_v1.VariableClippingOptimizerV1`, TF1's graph-mode
+    optimizer with the same arguments.
     """
+
+    @classmethod
+    def _v1_class(cls) -> type:
+        from optrun.clipping_v1 import VariableClippingOptimizerV1
+
+        return VariableClippingOptimizerV1
 
     def __init__(
         self,
@@ -97,18 +141,10 @@ class VariableClippingOptimizer(WrapperOptimizer):
         colocate_clip_ops_with_vars: bool = False,
         name: str = "VariableClipping",
     ) -> None:
-        if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
-            raise InvalidTypeError(f"max_norm must be a positive number; got {max_norm!r}")
-        if not max_norm > 0:
-            raise InvalidArgumentError(f"max_norm must be > 0; got {max_norm}")
-        if not isinstance(vars_to_clip_dims, (Mapping, list, tuple)):
-            raise InvalidTypeError(
-                "vars_to_clip_dims must be a dict keyed by var.ref() or by variable name, or a list "
-                f"of (variable, dims) pairs; got {type(vars_to_clip_dims).__name__}"
-            )
+        norm = check_clip_args(vars_to_clip_dims, max_norm)
         super().__init__(opt, name=name)
         self._vars_to_clip_dims: _Spec = _Spec(vars_to_clip_dims)
-        self._max_norm: float = float(max_norm)
+        self._max_norm: float = norm
         self._use_locking: bool = bool(use_locking)
         self._colocate: bool = bool(colocate_clip_ops_with_vars)
 
@@ -141,12 +177,7 @@ class VariableClippingOptimizer(WrapperOptimizer):
                 return
             if id(var) not in self._vars_to_clip_dims.warned:
                 self._vars_to_clip_dims.warned.add(id(var))
-                logger.warning(
-                    "clipping %r along dims %s includes dim 0, so its sparse update is clipped "
-                    "densely (the whole variable, every step): slow for large embeddings.",
-                    variable_label(var),
-                    list(dims),
-                )
+                log_dense_fallback(var, dims)
         var.assign(clip_dense(var, self._max_norm, dims))
 
     def get_config(self) -> dict[str, Any]:

@@ -36,11 +36,24 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
     ``self.inner_optimizer.apply(grads, variables)`` once.
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """One name for both worlds: a ``tf.compat.v1.train.Optimizer`` gets the graph-mode class."""
+        opt = args[0] if args else kwargs.get("opt")
+        if isinstance(opt, tf.compat.v1.train.Optimizer):
+            return cls._v1_class()(*args, **kwargs)
+        return super().__new__(cls)
+
+    @classmethod
+    def _v1_class(cls) -> type:
+        """The ``tf.compat.v1.train.Optimizer`` counterpart of this wrapper."""
+        raise NotImplementedError
+
     def __init__(self, opt: keras.optimizers.Optimizer, name: str) -> None:
         if not isinstance(opt, keras.optimizers.Optimizer):
             raise InvalidTypeError(
                 f"{type(self).__name__} wraps a keras.optimizers.Optimizer (e.g. "
-                f"keras.optimizers.SGD(0.1)); got {type(opt).__name__}: {opt!r:.60}"
+                "keras.optimizers.SGD(0.1)) or a tf.compat.v1.train.Optimizer (e.g. "
+                f"tf.compat.v1.train.GradientDescentOptimizer(0.1)); got {type(opt).__name__}: {opt!r:.60}"
             )
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = opt

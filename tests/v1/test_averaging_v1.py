@@ -1,0 +1,182 @@
+"""MovingAverageOptimizer on tf.compat.v1 optimizers: TF1's scenarios, worked by hand.
+
+Loss ``sum(g0 * var0) + sum(g1 * var1)`` has gradients g0 = [0.1, 0.1] and
+g1 = [0.01, 0.01]; SGD with learning rate 2 moves var0 [1, 2] -> [0.8, 1.8]
+-> [0.6, 1.6] and var1 [3, 4] -> [2.98, 3.98] -> [2.96, 3.96]. With decay
+0.5 the sequential averages after step 1 are (1 + 0.8) / 2 = 0.9 and
+(3 + 2.98) / 2 = 2.99.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import optrun
+from optrun.averaging_v1 import MovingAverageOptimizerV1
+from optrun.errors import InvalidArgumentError, NotReadyError
+
+
+def _tol(dtype: Any) -> float:
+    return 2e-3 if dtype == tf.float16 else 1e-6
+
+
+def _pick(name: str, part: str, average: bool) -> Any:
+    found = [
+        v
+        for v in tf.compat.v1.global_variables()
+        if name in v.op.name and part in v.op.name and ("ExponentialMovingAverage" in v.op.name) == average
+    ]
+    assert len(found) == 1, [v.op.name for v in found]
+    return found[0]
+
+
+@pytest.mark.parametrize("dtype", [tf.float16, tf.float32, tf.float64], ids=lambda d: d.name)
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "parallel"])
+@pytest.mark.parametrize("partitioned", [False, True], ids=["plain", "partitioned"])
+def test_run_save_restore(
+    tmp_path: Any, use_resource: bool, dtype: Any, sequential: bool, partitioned: bool
+) -> None:
+    parts = ["part_0", "part_1"] if partitioned else [""]
+    for part in parts:
+        graph = tf.Graph()
+        with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+            reps = 2 if partitioned else 1
+            partitioner = tf.compat.v1.fixed_size_partitioner(2) if partitioned else None
+            kw = {"use_resource": use_resource, "partitioner": partitioner}
+            var0 = tf.compat.v1.get_variable("var0", initializer=tf.constant([1.0, 2.0] * reps, dtype), **kw)
+            var1 = tf.compat.v1.get_variable("var1", initializer=tf.constant([3.0, 4.0] * reps, dtype), **kw)
+            g0, g1 = tf.constant([0.1, 0.1] * reps, dtype), tf.constant([0.01, 0.01] * reps, dtype)
+            loss = tf.reduce_sum(g0 * var0) + tf.reduce_sum(g1 * var1)
+            opt = optrun.MovingAverageOptimizer(
+                tf.compat.v1.train.GradientDescentOptimizer(2.0),
+                average_decay=0.5,
+                sequential_update=sequential,
+            )
+            assert isinstance(opt, MovingAverageOptimizerV1) and isinstance(opt, tf.compat.v1.train.Optimizer)
+            update = opt.minimize(loss)
+            v0, v1 = _pick("var0", part, False), _pick("var1", part, False)
+            a0, a1 = _pick("var0", part, True), _pick("var1", part, True)
+            assert a0.op.name == v0.op.name + "/ExponentialMovingAverage" and a0.dtype == v0.dtype
+            with pytest.raises(InvalidArgumentError, match="Variable to swap"):
+                opt.swapping_saver(var_list=[v0])
+            train_saver = opt.swapping_saver()
+            subset_saver = opt.swapping_saver(var_list=[v0, a0])
+            plain_saver = tf.compat.v1.train.Saver()
+            path = os.path.join(tmp_path, f"{part or 'model'}-{sequential}")
+            tol = _tol(dtype)
+
+            def check(values: dict[Any, list[float]]) -> None:
+                for variable, expected in values.items():
+                    np.testing.assert_allclose(sess.run(variable), expected, atol=tol, rtol=tol)
+
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run(update)
+            check({v0: [0.8, 1.8], v1: [2.98, 3.98]})
+            if sequential:
+                check({a0: [0.9, 1.9], a1: [2.99, 3.99]})
+            else:  # a benign race, as in TF1: the values before the update, or after it
+                got = sess.run(a0)
+                assert np.allclose(got, [1.0, 2.0], atol=tol) or np.allclose(got, [0.9, 1.9], atol=tol)
+            train_saver.save(sess, path)
+            train_saver.restore(sess, path)  # save then restore: the identity
+            check({v0: [0.8, 1.8], v1: [2.98, 3.98]})
+            if sequential:
+                check({a0: [0.9, 1.9], a1: [2.99, 3.99]})
+                subset_saver.save(sess, path + "-subset")
+                sess.run([v0.assign_add([1.0, 1.0]), v1.assign_add([2.0, 2.0])])
+                sess.run([a0.assign_add([3.0, 3.0]), a1.assign_add([4.0, 4.0])])
+                subset_saver.restore(sess, path + "-subset")  # only var0 and its average
+                check({v0: [0.8, 1.8], a0: [0.9, 1.9], v1: [4.98, 5.98], a1: [6.99, 7.99]})
+                train_saver.restore(sess, path)
+                plain_saver.restore(sess, path)  # a plain Saver reads the averages into the variables
+                check({v0: [0.9, 1.9], v1: [2.99, 3.99], a0: [0.8, 1.8], a1: [2.98, 3.98]})
+                train_saver.restore(sess, path)
+            sess.run(update)
+            check({v0: [0.6, 1.6], v1: [2.96, 3.96]})
+            if sequential:  # (0.9 + 0.6) / 2 and (2.99 + 2.96) / 2
+                check({a0: [0.75, 1.75], a1: [2.975, 3.975]})
+            train_saver.save(sess, path)
+            plain_saver.restore(sess, path)
+            averaged0, averaged1 = sess.run([v0, v1])
+            assert np.all(averaged0 > [0.6, 1.6]) and np.all(averaged0 < [1.0, 2.0])
+            assert np.all(averaged1 > [2.96, 3.96]) and np.all(averaged1 < [3.0, 4.0])
+
+
+def test_saver_before_apply_gradients_is_a_runtime_error(sess: Any, use_resource: bool) -> None:
+    var = tf.compat.v1.Variable([1.0], name="var", use_resource=use_resource)
+    opt = optrun.MovingAverageOptimizer(tf.compat.v1.train.GradientDescentOptimizer(2.0))
+    with pytest.raises(RuntimeError, match="apply_gradients or minimize"):
+        opt.swapping_saver([var])
+    assert isinstance(NotReadyError("x"), RuntimeError)
+
+
+def test_wrapped_optimizer_methods_are_called(sess: Any, use_resource: bool) -> None:
+    calls: list[str] = []
+
+    class Recording(tf.compat.v1.train.GradientDescentOptimizer):
+        def compute_gradients(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append("compute")
+            return super().compute_gradients(*args, **kwargs)
+
+        def apply_gradients(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append("apply")
+            return super().apply_gradients(*args, **kwargs)
+
+    var = tf.compat.v1.Variable([1.2], name="var", use_resource=use_resource)
+    train_op = optrun.MovingAverageOptimizer(Recording(2.0)).minimize(var**2)
+    assert calls == ["compute", "apply"]
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(train_op)
+    assert sess.run(var)[0] == pytest.approx(1.2 - 2.0 * 2.4)  # -3.6
+
+
+def test_num_updates_and_slots_delegate(sess: Any, use_resource: bool) -> None:
+    step = tf.compat.v1.train.get_or_create_global_step()
+    var = tf.compat.v1.Variable([1.0], name="w", use_resource=use_resource)
+    opt = optrun.MovingAverageOptimizer(
+        tf.compat.v1.train.MomentumOptimizer(0.5, 0.9), average_decay=0.99, num_updates=step
+    )
+    train_op = opt.minimize(tf.reduce_sum(var), global_step=step)
+    assert opt.get_slot(var, "momentum") is not None and "momentum" in opt.get_slot_names()
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(train_op)
+    # Sequential: the step is read after the update bumped it, n = 1, as in TF1;
+    # d = min(0.99, 2/11); var 1 -> 0.5; avg = 1 - (9/11) * (1 - 0.5)
+    assert sess.run(opt.average(var))[0] == pytest.approx(1 - 9 / 22, abs=1e-6)
+    assert sess.run(step) == 1
+
+
+def test_swapping_saver_in_a_monitored_training_session(tmp_path: Any, use_resource: bool) -> None:
+    graph = tf.Graph()
+    with graph.as_default():
+        step = tf.compat.v1.train.get_or_create_global_step()
+        var = tf.compat.v1.Variable([4.0], name="w", use_resource=use_resource)
+        opt = optrun.MovingAverageOptimizer(
+            tf.compat.v1.train.GradientDescentOptimizer(0.5), average_decay=0.5
+        )
+        train_op = opt.minimize(tf.reduce_sum(tf.square(var)), global_step=step)
+        scaffold = tf.compat.v1.train.Scaffold(saver=opt.swapping_saver())
+        with tf.compat.v1.train.MonitoredTrainingSession(
+            checkpoint_dir=str(tmp_path),
+            scaffold=scaffold,
+            save_checkpoint_steps=None,
+            save_checkpoint_secs=None,
+        ) as sess:
+            for _ in range(2):
+                sess.run(train_op)  # w: 4 -> 0 -> 0; average: 2 -> 1 (sequential, decay 0.5)
+            scaffold.saver.save(sess._tf_sess(), os.path.join(tmp_path, "model.ckpt"))
+    with tf.Graph().as_default():
+        plain = tf.compat.v1.Variable([0.0], name="w", use_resource=use_resource)
+        with tf.compat.v1.Session() as sess:
+            tf.compat.v1.train.Saver([plain]).restore(sess, os.path.join(tmp_path, "model.ckpt"))
+            assert sess.run(plain)[0] == pytest.approx(1.0)  # evaluation code gets the average
+
+
+def test_bad_arguments(sess: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"average_decay must be in \[0, 1\]; got 1.5"):
+        optrun.MovingAverageOptimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1), average_decay=1.5)

@@ -1,0 +1,148 @@
+"""VariableClippingOptimizer on tf.compat.v1 optimizers: TF1's scenarios, worked by hand.
+
+SGD with learning rate 3; a row (or column) whose norm after the update is
+above 2 is scaled to norm 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import optrun
+from optrun.clipping_v1 import VariableClippingOptimizerV1
+from optrun.errors import InvalidArgumentError, UnknownVariableError
+
+DTYPES = [tf.float16, tf.float32, tf.float64]
+
+
+def _tol(dtype: Any) -> float:
+    return 2e-3 if dtype == tf.float16 else 1e-6
+
+
+def _clipped(row: list[float]) -> np.ndarray:
+    row_array = np.asarray(row)
+    return 2.0 * row_array / np.linalg.norm(row_array)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _session(distributed: bool) -> Iterator[tuple[Any, Any, Any]]:
+    """A graph and session; distributed: an in-process cluster, variables on /job:ps."""
+    graph = tf.Graph()
+    if not distributed:
+        with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+            yield sess, None, None
+        return
+    cluster = tf.train.ClusterSpec(
+        {"ps": [f"127.0.0.1:{_free_port()}"], "worker": [f"127.0.0.1:{_free_port()}"]}
+    )
+    servers = [
+        tf.distribute.Server(cluster, job_name=job, task_index=0, start=True) for job in ("ps", "worker")
+    ]
+    with graph.as_default(), tf.compat.v1.Session(servers[1].target, graph=graph) as sess:
+        yield sess, "/job:ps/task:0", "/job:worker/task:0"
+
+
+@pytest.mark.parametrize("distributed", [False, True], ids=["local", "ps"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+def test_dense(use_resource: bool, dtype: Any, distributed: bool) -> None:
+    with _session(distributed) as (sess, ps, worker):
+        with tf.device(ps):
+            var0 = tf.compat.v1.Variable([[0.0, 1.0], [2.0, 3.0]], dtype=dtype, use_resource=use_resource)
+            var1 = tf.compat.v1.Variable([4.0, 5.0], dtype=dtype, use_resource=use_resource)
+        with tf.device(worker):
+            grads0 = tf.constant([[0.1, 0.1], [0.1, 0.1]], dtype)
+            grads1 = tf.constant([0.01, 0.01], dtype)
+            opt = optrun.VariableClippingOptimizer(
+                tf.compat.v1.train.GradientDescentOptimizer(3.0), {var0: [1]}, 2.0
+            )
+            assert isinstance(opt, VariableClippingOptimizerV1)
+            update = opt.apply_gradients(zip([grads0, grads1], [var0, var1], strict=True))
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(update)
+        out0, out1 = sess.run([var0, var1])
+        tol = _tol(dtype)
+        np.testing.assert_allclose(out0[0], [-0.3, 0.7], atol=tol, rtol=tol)  # norm < 2: kept
+        np.testing.assert_allclose(out0[1], _clipped([1.7, 2.7]), atol=tol, rtol=tol)
+        np.testing.assert_allclose(out1, [3.97, 4.97], atol=tol, rtol=tol)  # not listed: not clipped
+
+
+@pytest.mark.parametrize("distributed", [False, True], ids=["local", "ps"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+def test_sparse(use_resource: bool, dtype: Any, distributed: bool, caplog: pytest.LogCaptureFixture) -> None:
+    with _session(distributed) as (sess, ps, worker):
+        with tf.device(ps):
+            var0 = tf.compat.v1.Variable(
+                [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]], dtype=dtype, use_resource=use_resource
+            )
+            var1 = tf.compat.v1.Variable(
+                [[0.0, 1.0], [0.0, 3.0], [0.0, 5.0]], dtype=dtype, use_resource=use_resource
+            )
+        with tf.device(worker):
+            grads = tf.IndexedSlices(
+                tf.constant([[0.1, 0.1], [0.1, 0.1]], dtype), tf.constant([0, 2]), tf.constant([3, 2])
+            )
+            opt = optrun.VariableClippingOptimizer(
+                tf.compat.v1.train.GradientDescentOptimizer(3.0), {var0: [1], var1: [0]}, 2.0
+            )
+            with caplog.at_level(logging.WARNING, logger="optrun"):
+                update = opt.apply_gradients(zip([grads, grads], [var0, var1], strict=True))
+        assert "includes dim 0" in caplog.text  # var1 is clipped densely, and says so
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(update)
+        out0, out1 = sess.run([var0, var1])
+        tol = _tol(dtype)
+        np.testing.assert_allclose(out1[:, 0], [-0.3, 0.0, -0.3], atol=tol, rtol=tol)  # norm < 2
+        np.testing.assert_allclose(out1[:, 1], _clipped([0.7, 3.0, 4.7]), atol=tol, rtol=tol)
+        np.testing.assert_allclose(out0[0], [-0.3, 0.7], atol=tol, rtol=tol)
+        np.testing.assert_allclose(out0[1], [2.0, 3.0], atol=tol, rtol=tol)  # untouched row: not clipped
+        np.testing.assert_allclose(out0[2], _clipped([3.7, 4.7]), atol=tol, rtol=tol)
+
+
+def test_repeated_sparse_index_is_clipped_once(sess: Any, use_resource: bool) -> None:
+    var = tf.compat.v1.Variable([[3.0, 4.0], [0.0, 1.0]], use_resource=use_resource)
+    grads = tf.IndexedSlices(tf.zeros([2, 2]), tf.constant([0, 0]), tf.constant([2, 2]))
+    opt = optrun.VariableClippingOptimizer(tf.compat.v1.train.GradientDescentOptimizer(1.0), {var: [1]}, 1.0)
+    update = opt.apply_gradients([(grads, var)])
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(update)
+    np.testing.assert_allclose(sess.run(var), [[0.6, 0.8], [0.0, 1.0]], atol=1e-6)  # [3, 4] / 5
+
+
+def test_minimize_chaining_and_delegation(sess: Any, use_resource: bool) -> None:
+    a = tf.compat.v1.Variable([3.0, 4.0], name="a", use_resource=use_resource)
+    b = tf.compat.v1.Variable([0.0, 6.0], name="b", use_resource=use_resource)
+    momentum = tf.compat.v1.train.MomentumOptimizer(0.0, 0.9)  # no move: only the clips act
+    opt = optrun.VariableClippingOptimizer(
+        optrun.VariableClippingOptimizer(momentum, {a: [0]}, 1.0), {"b": [0]}, 3.0
+    )
+    train_op = opt.minimize(tf.reduce_sum(a) + tf.reduce_sum(b))
+    assert opt.get_slot(a, "momentum") is not None and opt.get_slot_names() == ["momentum"]
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(train_op)
+    np.testing.assert_allclose(sess.run(a), [0.6, 0.8], atol=1e-6)
+    np.testing.assert_allclose(sess.run(b), [0.0, 3.0], atol=1e-6)
+
+
+def test_bad_arguments(sess: Any) -> None:
+    v = tf.compat.v1.Variable([[1.0]])
+    sgd = tf.compat.v1.train.GradientDescentOptimizer(1.0)
+    with pytest.raises(InvalidArgumentError, match="max_norm must be > 0; got -1"):
+        optrun.VariableClippingOptimizer(sgd, {v: [0]}, -1.0)
+    with pytest.raises(UnknownVariableError, match="'nope'"):
+        optrun.VariableClippingOptimizer(sgd, {"nope": [0]}, 1.0).apply_gradients([(tf.ones([1, 1]), v)])
+    with pytest.raises(InvalidArgumentError, match="rank 2"):
+        optrun.VariableClippingOptimizer(sgd, {v: [2]}, 1.0).apply_gradients([(tf.ones([1, 1]), v)])
