@@ -89,11 +89,7 @@ class MovingAverageOptimizer(WrapperOptimizer):
     optimizer with the same arguments.
     """
 
-    @classmethod
-    def _v1_class(cls) -> type:
-        from optrun.averaging_v1 import MovingAverageOptimizerV1
-
-        return MovingAverageOptimizerV1
+    V1_CLASS = "optrun.averaging_v1.MovingAverageOptimizerV1"
 
     def __init__(
         self,

@@ -126,11 +126,7 @@ class VariableClippingOptimizer(WrapperOptimizer):
     optimizer with the same arguments.
     """
 
-    @classmethod
-    def _v1_class(cls) -> type:
-        from optrun.clipping_v1 import VariableClippingOptimizerV1
-
-        return VariableClippingOptimizerV1
+    V1_CLASS = "optrun.clipping_v1.VariableClippingOptimizerV1"
 
     def __init__(
         self,

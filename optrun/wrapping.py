@@ -12,6 +12,7 @@ It adds the TF1-style ``minimize``, ``compute_gradients``, ``get_slot``,
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,13 +41,12 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
         """One name for both worlds: a ``tf.compat.v1.train.Optimizer`` gets the graph-mode class."""
         opt = args[0] if args else kwargs.get("opt")
         if isinstance(opt, tf.compat.v1.train.Optimizer):
-            return cls._v1_class()(*args, **kwargs)
+            module, name = cls.V1_CLASS.rsplit(".", 1)
+            return getattr(importlib.import_module(module), name)(*args, **kwargs)
         return super().__new__(cls)
 
-    @classmethod
-    def _v1_class(cls) -> type:
-        """The ``tf.compat.v1.train.Optimizer`` counterpart of this wrapper."""
-        raise NotImplementedError
+    #: Where the ``tf.compat.v1.train.Optimizer`` counterpart of this wrapper lives.
+    V1_CLASS = ""
 
     def __init__(self, opt: keras.optimizers.Optimizer, name: str) -> None:
         if not isinstance(opt, keras.optimizers.Optimizer):

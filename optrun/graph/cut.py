@@ -61,24 +61,10 @@ class PrunedFunction:
         feed_keys: Sequence[Any],
         jit: bool,
     ) -> PrunedFunction | None:
-        """Cuts ``targets`` out of ``graph``; None when the cut is not possible."""
-        try:
-            with context.eager_mode():  # never add to the user's graph; works with eager disabled too
-                return cls._build(graph, targets, variables, layout, feed_keys, jit)
-        except Exception as error:  # noqa: BLE001 - any failure means: the session path serves
-            logger.debug("graph function path unavailable (%s); using the session", error)
-            return None
+        """Cuts ``targets`` out of ``graph``; None when the cut is not possible (it may also raise).
 
-    @classmethod
-    def _build(
-        cls,
-        graph: Any,
-        targets: Sequence[Any],
-        variables: Sequence[Any],
-        layout: Layout,
-        feed_keys: Sequence[Any],
-        jit: bool,
-    ) -> PrunedFunction | None:
+        Call it under ``context.eager_mode()``, so that nothing lands in the user's graph.
+        """
         if not all(isinstance(t, tf.Tensor) for t in targets):
             return None
         owner = {_variable_op(v).name: i for i, v in enumerate(variables)}

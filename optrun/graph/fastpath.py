@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from tensorflow.python.eager import context
 
 from optrun.evaluation import Evaluator
 from optrun.graph.cut import PrunedFunction
@@ -52,7 +53,12 @@ class FunctionPath:
     def candidate(self, xla: bool) -> PrunedFunction | None:
         """The function for one XLA setting (built on first use), or None."""
         if xla not in self._candidates:
-            self._candidates[xla] = self._build(xla)
+            try:
+                with context.eager_mode():  # nothing lands in the user's graph, even with eager off
+                    self._candidates[xla] = self._build(xla)
+            except Exception as error:  # noqa: BLE001 - any failure means: the session path serves
+                logger.debug("graph function path (xla=%s) unavailable: %s", xla, error)
+                self._candidates[xla] = None
         return self._candidates[xla]
 
     def drop(self, xla: bool, why: str) -> None:

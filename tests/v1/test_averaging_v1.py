@@ -180,3 +180,32 @@ def test_swapping_saver_in_a_monitored_training_session(tmp_path: Any, use_resou
 def test_bad_arguments(sess: Any) -> None:
     with pytest.raises(InvalidArgumentError, match=r"average_decay must be in \[0, 1\]; got 1.5"):
         optrun.MovingAverageOptimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1), average_decay=1.5)
+
+
+@pytest.mark.parametrize(("dtype", "decay", "rtol"), [(tf.float32, 0.999, 1e-6), (tf.float64, 0.999, 1e-12)])
+def test_decay_close_to_one_matches_numpy(
+    sess: Any, use_resource: bool, dtype: Any, decay: float, rtol: float
+) -> None:
+    var = tf.compat.v1.Variable([1.0, 2.0], dtype=dtype, use_resource=use_resource)
+    opt = optrun.MovingAverageOptimizer(
+        tf.compat.v1.train.GradientDescentOptimizer(0.05), average_decay=decay
+    )
+    update = opt.apply_gradients([(tf.constant([1.0, 1.0], dtype), var)])
+    sess.run(tf.compat.v1.global_variables_initializer())
+    avg = sess.run(var).astype(np.float64)
+    for _ in range(50):
+        sess.run(update)
+        avg = avg - (1.0 - decay) * (avg - sess.run(var).astype(np.float64))  # numpy, float64
+    np.testing.assert_allclose(sess.run(opt.average(var)), avg, rtol=rtol, atol=rtol)
+
+
+def test_none_gradient_gets_no_average(sess: Any, use_resource: bool) -> None:
+    var0 = tf.compat.v1.Variable([1.0, 2.0], name="var0", use_resource=use_resource)
+    var1 = tf.compat.v1.Variable([3.0, 4.0], name="var1", use_resource=use_resource)
+    opt = optrun.MovingAverageOptimizer(tf.compat.v1.train.GradientDescentOptimizer(2.0), average_decay=0.5)
+    update = opt.apply_gradients([(tf.constant([0.1, 0.1]), var0), (None, var1)])
+    assert opt.average(var1) is None and opt.average(var0) is not None
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(update)
+    np.testing.assert_allclose(sess.run(var1), [3.0, 4.0])
+    np.testing.assert_allclose(sess.run(opt.average(var0)), [0.9, 1.9], atol=1e-6)

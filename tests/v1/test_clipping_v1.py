@@ -146,3 +146,27 @@ def test_bad_arguments(sess: Any) -> None:
         optrun.VariableClippingOptimizer(sgd, {"nope": [0]}, 1.0).apply_gradients([(tf.ones([1, 1]), v)])
     with pytest.raises(InvalidArgumentError, match="rank 2"):
         optrun.VariableClippingOptimizer(sgd, {v: [2]}, 1.0).apply_gradients([(tf.ones([1, 1]), v)])
+
+
+CLIPPED_ROW = [1.0656265, 1.6924657]  # [1.7, 2.7] * 2 / ||[1.7, 2.7]||, as in the TF2 tests
+
+
+@pytest.mark.parametrize("average_outside", [True, False], ids=["average(clip)", "clip(average)"])
+def test_chaining_with_moving_average(sess: Any, use_resource: bool, average_outside: bool) -> None:
+    var0 = tf.compat.v1.Variable([[0.0, 1.0], [2.0, 3.0]], dtype=tf.float64, use_resource=use_resource)
+    sgd = tf.compat.v1.train.GradientDescentOptimizer(3.0)
+    if average_outside:
+        ema = opt = optrun.MovingAverageOptimizer(
+            optrun.VariableClippingOptimizer(sgd, {var0: [1]}, 2.0), 0.5
+        )
+    else:
+        ema = optrun.MovingAverageOptimizer(sgd, average_decay=0.5)
+        opt = optrun.VariableClippingOptimizer(ema, {var0: [1]}, 2.0)
+    update = opt.apply_gradients([(tf.fill([2, 2], tf.constant(0.1, tf.float64)), var0)])
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(update)
+    np.testing.assert_allclose(sess.run(var0), [[-0.3, 0.7], CLIPPED_ROW], atol=1e-6)
+    start = np.array([[0.0, 1.0], [2.0, 3.0]])
+    # Outside, the average sees the clipped value; inside, the unclipped SGD result [1.7, 2.7].
+    seen = np.array([[-0.3, 0.7], CLIPPED_ROW]) if average_outside else np.array([[-0.3, 0.7], [1.7, 2.7]])
+    np.testing.assert_allclose(sess.run(ema.average(var0)), 0.5 * (start + seen), atol=1e-6)
