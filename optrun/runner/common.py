@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import yaml
 from optrun.config import LoadedSpec, dump_spec
 from optrun.errors import OptrunError, RunError, Terminated, describe, first_line
 from optrun.reporting import NullReporter, Reporter
+from optrun.runner.rundir import claimed
 
 CHECKPOINTS = "checkpoints"
 AVERAGED = "averaged"
@@ -63,8 +63,6 @@ RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")
 
 
 def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file, not a run directory.")
     if not (out / CHECKPOINTS).is_dir():
         raise RunError(f"--resume: {out} has no checkpoints to resume from; run without --resume.")
     saved_file = out / "config.yaml"
@@ -85,36 +83,23 @@ def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
         )
 
 
-def prepare_run_dir(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions) -> None:
-    """Creates (or, with --force, recreates) the run directory; checks a --resume.
+@contextlib.contextmanager
+def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions) -> Iterator[None]:
+    """Claims, marks and locks the run directory for the block (see :mod:`optrun.runner.rundir`).
 
     Called only after the spec validated and the model built, so a bad spec
     leaves nothing behind; :func:`record_config` writes config.yaml once the
-    run can start.
+    run can start. A --resume is checked against the run it continues.
 
     Raises:
-        RunError: it exists and neither --force nor --resume was given; or
-            --resume finds nothing to resume, or a run of another spec.
+        RunError: it exists and neither --force nor --resume was given; it is
+            in use, not optrun's, a link or a protected folder; or --resume
+            finds nothing to resume, or a run of another spec.
     """
-    if options.resume and options.force:
-        raise RunError("--resume and --force contradict each other; pass one of them.")
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file, not a directory; choose another --out.")
-    if options.resume:
-        _check_resumable(out, kind, loaded)
-        return
-    exists = out.exists() and any(out.iterdir())
-    if exists and not options.force:
-        raise RunError(
-            f"run directory {out} already exists; pass --force to overwrite it, --resume to "
-            "continue it, or --out to choose another."
-        )
-    if exists:
-        shutil.rmtree(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RunError(f"--out {out}: cannot create the run directory: {error.strerror}") from None
+    with claimed(out, kind, dump_spec(loaded.spec), loaded.source, options.resume, options.force):
+        if options.resume:
+            _check_resumable(out, kind, loaded)
+        yield
 
 
 def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:

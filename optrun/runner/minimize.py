@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -33,10 +34,10 @@ from optrun.runner.common import (
     export_model,
     failure,
     interrupt_code,
-    prepare_run_dir,
     record_config,
     restore_latest,
     run_dir,
+    run_directory,
     seed_everything,
     signals_deferred,
 )
@@ -82,12 +83,17 @@ def build_interface(loaded: LoadedSpec) -> tuple[Any, ScipyOptimizerInterface]:
 
 def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     """Minimizes per ``loaded.spec``; writes the run directory; returns the outcome."""
+    with contextlib.ExitStack() as stack:  # holds the run directory's lock until the end
+        return _minimize(loaded, options, stack)
+
+
+def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack) -> RunOutcome:
     spec = loaded.spec
     seed_everything(spec.seed)
     model, interface = build_interface(loaded)
     check_export(model, spec.checkpoint.export, loaded.source)
     out = run_dir(loaded, options)
-    prepare_run_dir(out, "minimize", loaded, options)
+    stack.enter_context(run_directory(out, "minimize", loaded, options))
     checkpoint = tf.train.Checkpoint(model=model)
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
     if options.resume:

@@ -32,10 +32,10 @@ from optrun.runner.common import (
     export_model,
     failure,
     interrupt_code,
-    prepare_run_dir,
     record_config,
     restore_latest,
     run_dir,
+    run_directory,
     seed_everything,
     signals_deferred,
 )
@@ -87,6 +87,11 @@ def build_on_first_batch(model: Any, batch: Any) -> None:
 
 def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     """Trains per ``loaded.spec``; writes the run directory; returns the outcome."""
+    with contextlib.ExitStack() as stack:  # holds the run directory's lock until the end
+        return _train(loaded, options, stack)
+
+
+def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack) -> RunOutcome:
     spec = loaded.spec
     if spec.train is None:
         raise ConfigError(
@@ -138,7 +143,7 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
         ) from error
 
     out = run_dir(loaded, options)
-    prepare_run_dir(out, "train", loaded, options)
+    stack.enter_context(run_directory(out, "train", loaded, options))
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(step=step_var, model=model, optimizer=opt)
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)

@@ -1,0 +1,200 @@
+"""Run directories: what optrun may create, overwrite and lock, and nothing else.
+
+* **Marker.** Every run directory optrun creates holds ``.optrun-run``, a
+  small JSON file written at creation: what made it, a run id and the spec's
+  hash. ``--force`` removes only a directory that carries it, never a
+  symbolic link, and nothing outside it; ``.``, the home directory, the
+  spec's own folder (and any folder holding those) are never taken.
+* **Claim.** A new directory is created with ``mkdir`` (no ``exist_ok``): of
+  two starts, one creates it.
+* **Lock.** The run holds an exclusive ``flock`` on ``.optrun-lock`` inside
+  the directory for its whole lifetime, ``--resume`` and ``--force``
+  included; a second process on the same directory is refused with "in use
+  by pid N". The OS drops the lock when the process dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from optrun.errors import RunError
+
+MARKER = ".optrun-run"
+LOCK = ".optrun-lock"
+
+
+def spec_hash(text: str) -> str:
+    """The hash recorded in the marker: sha256 of the resolved spec."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _protected(spec_source: str) -> dict[Path, str]:
+    """Folders ``--force`` must never remove, with why."""
+    places = [
+        (Path.cwd(), "the current directory"),
+        (Path.home(), "your home directory"),
+        (Path("/"), "the root"),
+    ]
+    source = Path(spec_source)
+    if source.is_file():
+        places.append((source.parent, "the spec's own folder"))
+    protected: dict[Path, str] = {}
+    for path, why in places:
+        protected.setdefault(path.resolve(), why)
+    return protected
+
+
+def _check_target(out: Path, spec_source: str) -> None:
+    if out.is_symlink():
+        raise RunError(
+            f"--out {out} is a symbolic link (to {os.readlink(out)}); optrun does not write through "
+            "links. Pass the real directory, or another --out."
+        )
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a directory; choose another --out.")
+    resolved = out.resolve()
+    for place, why in _protected(spec_source).items():
+        if resolved == place or resolved in place.parents:
+            raise RunError(
+                f"--out {out} is {why}"
+                + ("" if resolved == place else f" or holds it ({place})")
+                + "; optrun never uses or removes it as a run directory. "
+                "Choose a new folder, e.g. --out runs/NAME."
+            )
+
+
+def _read_pid(lock_path: Path) -> str:
+    with contextlib.suppress(OSError):
+        return lock_path.read_text(encoding="utf-8").strip() or "?"
+    return "?"
+
+
+def _lock(out: Path) -> int:
+    """Takes the directory's lock, or raises RunError naming the process that holds it."""
+    path = out / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise RunError(f"--out {out}: cannot create its lock file: {error.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(fd)
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise RunError(
+                f"run directory {out} is in use by pid {_read_pid(path)}; wait for that run to end, "
+                "or choose another --out."
+            ) from None
+        raise RunError(f"--out {out}: cannot lock it: {error.strerror}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _write_marker(out: Path, kind: str, digest: str) -> None:
+    from optrun import __version__
+
+    marker = {
+        "made_by": f"optrun {__version__}",
+        "kind": kind,
+        "run_id": uuid.uuid4().hex,
+        "spec_hash": digest,
+    }
+    tmp = out / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(marker) + "\n", encoding="utf-8")
+    os.replace(tmp, out / MARKER)
+
+
+def read_marker(out: Path) -> dict[str, Any] | None:
+    """The marker of ``out``, or None when optrun did not make it."""
+    try:
+        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (
+        marker if isinstance(marker, dict) and str(marker.get("made_by", "")).startswith("optrun") else None
+    )
+
+
+def _empty(out: Path, *ignoring: str) -> bool:
+    return not [p for p in out.iterdir() if p.name not in ignoring]
+
+
+def _clear(out: Path) -> None:
+    """Removes what a run wrote in ``out``, keeping the held lock file."""
+    for entry in out.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+@contextlib.contextmanager
+def claimed(
+    out: Path, kind: str, spec_text: str, spec_source: str, resume: bool, force: bool
+) -> Iterator[Path]:
+    """Claims and locks ``out`` for one run; the lock is released when the block ends.
+
+    Raises:
+        RunError: the directory is a link, protected, in use, not made by optrun
+            (with ``--force``), already there (without ``--force`` or ``--resume``),
+            or missing (with ``--resume``); or it cannot be created.
+    """
+    if resume and force:
+        raise RunError("--resume and --force contradict each other; pass one of them.")
+    _check_target(out, spec_source)
+    if not out.exists() and not resume:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(
+                f"--out {out}: cannot create the run directory: {error.strerror or error}"
+            ) from None
+        try:
+            out.mkdir()
+        except FileExistsError:
+            pass  # another start got there first: the checks below refuse or share nothing
+        except OSError as error:
+            raise RunError(
+                f"--out {out}: cannot create the run directory: {error.strerror} (is {out.parent} writable?)"
+            ) from None
+    if not out.is_dir():
+        raise RunError(
+            f"--resume: {out} does not exist, so it has no checkpoints to resume from; run without --resume."
+        )
+    marker = read_marker(out)
+    if marker is None and not _empty(out, LOCK):
+        raise RunError(
+            f"{out} exists and was not made by optrun (it has no {MARKER} marker); optrun writes and "
+            "--force removes only its own run directories. Choose another --out, or empty it yourself."
+        )
+    fd = _lock(out)
+    try:
+        marker = read_marker(out)  # again, under the lock
+        if resume:
+            if marker is None:
+                raise RunError(f"--resume: {out} holds no optrun run; run without --resume.")
+        elif marker is not None or not _empty(out, LOCK):
+            if not force:
+                raise RunError(
+                    f"run directory {out} already exists; pass --force to overwrite it, --resume to "
+                    "continue it, or --out to choose another."
+                )
+            _clear(out)
+        if not resume:
+            _write_marker(out, kind, spec_hash(spec_text))
+        yield out
+    finally:
+        os.close(fd)  # releases the lock

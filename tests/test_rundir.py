@@ -1,0 +1,138 @@
+"""Run directories: --force removes only optrun's own, one run per directory, locks die with their process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from optrun.errors import RunError
+from optrun.runner.rundir import LOCK, MARKER, claimed, read_marker
+
+runner = CliRunner()
+SPEC = "name: tiny\nmodel: {builder: model.py:build}\nloss: model.py:loss\nminimize: {method: L-BFGS-B}\n"
+MODEL = (
+    "import tensorflow as tf\n"
+    "def build():\n    return tf.Variable([3.0, -1.0], name='v')\n"
+    "def loss(v):\n    return tf.reduce_sum(tf.square(v - 1.0))\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    return tmp_path
+
+
+def minimize(*args: str):
+    return runner.invoke(app, ["minimize", "spec.yaml", "-q", *args])
+
+
+def test_force_never_removes_what_optrun_did_not_make(in_tmp: Path) -> None:
+    thesis = in_tmp / "u" / "sub" / "thesis.tex"
+    thesis.parent.mkdir(parents=True)
+    thesis.write_text("x")
+    result = minimize("--out", "u", "--force")
+    assert result.exit_code == 2 and "was not made by optrun" in result.stderr
+    assert thesis.read_text() == "x" and sorted(p.name for p in (in_tmp / "u").iterdir()) == ["sub"]
+
+
+@pytest.mark.parametrize(
+    ("out", "why"), [(".", "the current directory"), ("..", "holds it"), ("sub", "the spec's own folder")]
+)
+def test_force_refuses_protected_folders(in_tmp: Path, out: str, why: str) -> None:
+    if out == "sub":  # a spec kept in a folder of its own
+        (in_tmp / "sub").mkdir()
+        (in_tmp / "sub" / "spec.yaml").write_text(SPEC.replace("model.py", "../model.py"))
+        result = runner.invoke(app, ["minimize", "sub/spec.yaml", "-q", "--out", "sub", "--force"])
+    else:
+        result = minimize("--out", out, "--force")
+    assert result.exit_code == 2 and why in result.stderr, result.stderr
+    assert (in_tmp / "model.py").is_file() and (in_tmp / "spec.yaml").is_file()
+
+
+def test_home_is_refused(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = in_tmp / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("keep")
+    monkeypatch.setenv("HOME", str(home))
+    result = minimize("--out", str(home), "--force")
+    assert result.exit_code == 2 and "home directory" in result.stderr
+    assert (home / "notes.txt").read_text() == "keep"
+
+
+def test_symlinked_out_is_refused_and_its_target_untouched(in_tmp: Path) -> None:
+    target = in_tmp / "elsewhere"
+    target.mkdir()
+    (target / "data.csv").write_text("1,2")
+    (in_tmp / "link").symlink_to(target)
+    result = minimize("--out", "link", "--force")
+    assert result.exit_code == 2 and "symbolic link" in result.stderr
+    assert (target / "data.csv").read_text() == "1,2"
+
+
+def test_uncreatable_out_has_a_clear_message(in_tmp: Path) -> None:
+    (in_tmp / "afile").write_text("")
+    result = minimize("--out", "afile/run")
+    assert result.exit_code == 2 and "cannot create the run directory" in result.stderr
+
+
+def test_marker_and_force_on_optrun_directories(in_tmp: Path) -> None:
+    assert minimize("--out", "run").exit_code == 0
+    first = read_marker(in_tmp / "run")
+    assert first is not None and first["made_by"].startswith("optrun") and len(first["spec_hash"]) == 64
+    (in_tmp / "run" / "stale.txt").write_text("from an older run")
+    assert minimize("--out", "run", "--force").exit_code == 0
+    second = read_marker(in_tmp / "run")
+    assert second is not None and second["run_id"] != first["run_id"]
+    assert not (in_tmp / "run" / "stale.txt").exists()
+    assert json.loads((in_tmp / "run" / "result.json").read_text())["success"] is True
+
+
+@pytest.mark.parametrize("flags", [(), ("--force",), ("--resume",)])
+def test_a_directory_in_use_is_refused(in_tmp: Path, flags: tuple[str, ...]) -> None:
+    assert minimize("--out", "run").exit_code == 0
+    before = sorted(p.name for p in (in_tmp / "run").rglob("*"))
+    with claimed(in_tmp / "run", "minimize", SPEC, "spec.yaml", resume=True, force=False):
+        result = minimize("--out", "run", *flags)
+    assert result.exit_code == 2 and f"in use by pid {os.getpid()}" in result.stderr
+    assert sorted(p.name for p in (in_tmp / "run").rglob("*")) == before
+
+
+def test_a_lock_dies_with_its_process(in_tmp: Path) -> None:
+    (in_tmp / "run").mkdir()
+    (in_tmp / "run" / MARKER).write_text(json.dumps({"made_by": "optrun test"}))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from optrun.runner.rundir import claimed\n"
+            "with claimed(Path('run'), 'minimize', '', 'spec.yaml', True, False):\n"
+            "    print('locked', flush=True); time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with (
+        pytest.raises(RunError, match=f"in use by pid {holder.pid}"),
+        claimed(in_tmp / "run", "minimize", "", "spec.yaml", resume=True, force=False),
+    ):
+        pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    with claimed(in_tmp / "run", "minimize", "", "spec.yaml", resume=True, force=False):
+        assert (in_tmp / "run" / LOCK).read_text().strip() == str(os.getpid())
+    assert time.monotonic() < deadline
