@@ -10,7 +10,7 @@ LINT_PATHS := $(wildcard optrun cli tests bench examples)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test lint typecheck unit bench demo clean
+.PHONY: install test test-slow lint typecheck unit bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ unit: install
 	OPTRUN_TF1_MODE=no_eager $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/v1
 
 test: lint typecheck unit  ## ruff, mypy and pytest
+
+test-slow: install  ## the fault-injection suite: real processes, signals, kills, races, hostile input
+	$(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS) --dist loadfile tests/slow
 
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
