@@ -62,6 +62,10 @@ class UnsupportedMethodError(OptrunError, ValueError):
     """The chosen external method cannot handle what the problem asks for."""
 
 
+class NonFiniteError(OptrunError, FloatingPointError):
+    """An evaluation gave NaN or Inf; the message names what (the loss, ``inequalities[2]``, ...) and when."""
+
+
 class NotReadyError(OptrunError, RuntimeError):
     """An operation needs state that does not exist yet (e.g. averages before any update)."""
 

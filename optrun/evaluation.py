@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from optrun.errors import InvalidArgumentError
+from optrun.errors import InvalidArgumentError, NonFiniteError
 
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, list[np.ndarray]]]
 
@@ -74,8 +74,12 @@ class PointCache:
         evaluator: Evaluator,
         counts: tuple[int, int, int],
         loss_callback: Callable[..., Any] | None = None,
+        finite: Callable[[int], str] | None = None,
     ) -> None:
+        """``finite``, when given, names an element of ``x`` (e.g. ``'w'[3]``) and turns on
+        the check: a NaN or Inf anywhere in an evaluation raises :class:`NonFiniteError`."""
         self._evaluator = evaluator
+        self._name_of = finite
         self._counts = counts
         self._n = counts[0]
         self._loss_callback = loss_callback
@@ -94,8 +98,34 @@ class PointCache:
             return self._packed
         packed, fetched = self._evaluator(x)
         self.evaluations += 1
+        if self._name_of is not None and not np.isfinite(packed).all():
+            raise NonFiniteError(f"{self._nonfinite(packed)} at evaluation {self.evaluations}")
         self._key, self._packed, self._value, self._fetched = key, packed, None, fetched
         return packed
+
+    def _nonfinite(self, packed: np.ndarray) -> str:
+        """What went bad first: the loss, a constraint, or a gradient element."""
+        assert self._name_of is not None
+        ev = Evaluation.split(packed, *self._counts)
+        parts: list[tuple[str, np.ndarray, np.ndarray]] = [
+            ("the loss", np.array([ev.loss]), ev.grad[None, :])
+        ]
+        parts += [
+            (f"equalities[{i}]", ev.equalities[i : i + 1], ev.equality_jacobian[i : i + 1])
+            for i in range(len(ev.equalities))
+        ]
+        parts += [
+            (f"inequalities[{i}]", ev.inequalities[i : i + 1], ev.inequality_jacobian[i : i + 1])
+            for i in range(len(ev.inequalities))
+        ]
+        for name, value, gradient in parts:
+            if not np.isfinite(value).all():
+                return f"{name} is {value[0]}"
+            bad = np.flatnonzero(~np.isfinite(gradient))
+            if bad.size:
+                where = self._name_of(int(bad[0]))
+                return f"the gradient of {name} is {gradient.reshape(-1)[bad[0]]} at {where}"
+        return "an evaluation is not finite"
 
     def peek(self, x: np.ndarray) -> Evaluation | None:
         """The cached evaluation if it is at ``x``; never evaluates."""

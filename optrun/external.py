@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from optrun.eager import EagerBackend, Problem
-from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.errors import InvalidArgumentError, InvalidTypeError, NonFiniteError
 from optrun.evaluation import Component, Evaluation, PointCache, as_point
 from optrun.graph import GraphBackend
 from optrun.packing import Layout, PackedBounds, pack_bounds
@@ -62,6 +62,10 @@ class ExternalOptimizerInterface:
         jit_compile: XLA for the compiled evaluation: None (default) tries it
             and falls back with a logged warning; True requires it; False
             disables it.
+        check_finite: stop ``minimize`` at the first NaN or Inf in the loss,
+            a constraint or a gradient, with a :class:`optrun.NonFiniteError`
+            that names it, the variables back at the last accepted iterate
+            (default True). False lets the external optimizer see them.
         **optimizer_kwargs: subclass-specific options.
     """
 
@@ -74,6 +78,7 @@ class ExternalOptimizerInterface:
         var_to_bounds: Mapping[Any, Any] | Sequence[tuple[Any, Any]] | None = None,
         *,
         jit_compile: bool | None = None,
+        check_finite: bool = True,
         **optimizer_kwargs: Any,
     ) -> None:
         graph_mode = is_graph_tensor(loss)
@@ -82,8 +87,13 @@ class ExternalOptimizerInterface:
                 "loss must be a zero-argument callable returning a scalar tensor (TF2), or a scalar "
                 f"tensor of a tf.compat.v1 graph; got {type(loss).__name__}: {loss!r:.60}"
             )
-        if jit_compile not in (None, True, False):
-            raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
+        for flag, value in (("jit_compile", jit_compile), ("check_finite", check_finite)):
+            if value not in ((None, True, False) if flag == "jit_compile" else (True, False)):
+                raise InvalidTypeError(
+                    f"{flag} must be {'None, ' if flag == 'jit_compile' else ''}True or False; got {value!r}"
+                )
+        #: Whether a NaN or Inf in any evaluation stops ``minimize`` with :class:`NonFiniteError`.
+        self.check_finite = bool(check_finite)
         #: The keyword arguments for the external optimizer (public, as in TF1).
         self.optimizer_kwargs = dict(optimizer_kwargs)
         given = None if var_list is None else _check_var_list(var_list)
@@ -195,10 +205,15 @@ class ExternalOptimizerInterface:
         self._backend.assign(as_point(x, self._layout.size))
 
     def _point_cache(
-        self, fetches: Sequence[Any], loss_callback: Callable[..., Any] | None = None, gradients: bool = True
+        self,
+        fetches: Sequence[Any],
+        loss_callback: Callable[..., Any] | None = None,
+        gradients: bool = True,
+        check: bool = False,
     ) -> PointCache:
         counts = (self._layout.size, len(self._equalities), len(self._inequalities))
-        return PointCache(self._backend.evaluator(list(fetches), gradients), counts, loss_callback)
+        evaluator = self._backend.evaluator(list(fetches), gradients)
+        return PointCache(evaluator, counts, loss_callback, self._layout.element_name if check else None)
 
     def _needs_gradients(self) -> bool:
         """Whether the external method uses gradients; when not, none are computed."""
@@ -242,25 +257,42 @@ class ExternalOptimizerInterface:
         loss_callback: Callable[..., Any] | None,
     ) -> Any:
         n_eq, n_ineq = len(self._equalities), len(self._inequalities)
-        cache = self._cache = self._point_cache(fetches or [], loss_callback, self._needs_gradients())
+        cache = self._cache = self._point_cache(
+            fetches or [], loss_callback, self._needs_gradients(), self.check_finite
+        )
         initial = self._backend.read()
+        accepted: dict[str, Any] = {"x": initial, "iteration": 0}  # for a non-finite stop
+
+        def step(xk: np.ndarray) -> None:
+            accepted.update(x=np.array(xk, np.float64), iteration=accepted["iteration"] + 1)
+            step_callback(xk)
+
         if self._packed_bounds is not None:
             outside = np.flatnonzero(
                 (initial < self._packed_bounds.lower) | (initial > self._packed_bounds.upper)
             )
             if outside.size:
                 logger.info("%d start value(s) lie outside var_to_bounds", outside.size)
-        result = self._minimize(
-            initial_val=initial,
-            loss_grad_func=cache.loss_and_grad,
-            equality_funcs=[Component(cache, "equalities", i) for i in range(n_eq)],
-            equality_grad_funcs=[Component(cache, "equality_jacobian", i) for i in range(n_eq)],
-            inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
-            inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
-            packed_bounds=self._packed_bounds,
-            step_callback=step_callback,
-            optimizer_kwargs=dict(self.optimizer_kwargs),
-        )
+        try:
+            result = self._minimize(
+                initial_val=initial,
+                loss_grad_func=cache.loss_and_grad,
+                equality_funcs=[Component(cache, "equalities", i) for i in range(n_eq)],
+                equality_grad_funcs=[Component(cache, "equality_jacobian", i) for i in range(n_eq)],
+                inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
+                inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
+                packed_bounds=self._packed_bounds,
+                step_callback=step if self.check_finite else step_callback,
+                optimizer_kwargs=dict(self.optimizer_kwargs),
+            )
+        except NonFiniteError as error:
+            self._backend.assign(accepted["x"])
+            where = f"iteration {accepted['iteration']}" if accepted["iteration"] else "the start point"
+            raise NonFiniteError(
+                f"minimize stopped: {error}. The variables hold the last accepted iterate ({where}). "
+                "Look for log(0), 0/0 or an overflow in the loss and constraints, or pass "
+                "check_finite=False to let the optimizer see non-finite values."
+            ) from None
         solution = getattr(result, "x", result)
         self._backend.assign(np.asarray(solution, np.float64))
         return result

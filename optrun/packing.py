@@ -71,6 +71,13 @@ class Layout:
         """Start of each variable in the packed vector, plus the total at the end."""
         return [0, *np.cumsum(self.sizes, dtype=np.int64).tolist()]
 
+    def element_name(self, index: int) -> str:
+        """``'w'[1, 2]``: which variable element sits at ``index`` of the packed vector."""
+        offsets = self.offsets
+        var = int(np.searchsorted(offsets, index, side="right")) - 1
+        where = np.unravel_index(index - offsets[var], self.shapes[var]) if self.shapes[var] else ()
+        return f"{self.labels[var]!r}[{', '.join(str(int(i)) for i in where)}]"
+
     def pack_np(self, values: Sequence[Any]) -> np.ndarray:
         """Concatenates per-variable values into one float64 vector."""
         if not values:

@@ -52,6 +52,7 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
         var_to_bounds: Any = None,
         *,
         jit_compile: bool | None = None,
+        check_finite: bool = True,
         **optimizer_kwargs: Any,
     ) -> None:
         if equalities or inequalities:
@@ -68,7 +69,14 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise InvalidArgumentError(f"{key} must be a positive number; got {value!r}")
         super().__init__(
-            loss, var_list, None, None, var_to_bounds, jit_compile=jit_compile, **optimizer_kwargs
+            loss,
+            var_list,
+            None,
+            None,
+            var_to_bounds,
+            jit_compile=jit_compile,
+            check_finite=check_finite,
+            **optimizer_kwargs,
         )
 
     def _minimize(

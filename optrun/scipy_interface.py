@@ -142,6 +142,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         *,
         jit_compile: bool | None = None,
         blas_threads: int | str = "auto",
+        check_finite: bool = True,
         **optimizer_kwargs: Any,
     ) -> None:
         self.blas_threads = check_blas_threads(blas_threads)
@@ -179,6 +180,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             inequalities,
             var_to_bounds,
             jit_compile=jit_compile,
+            check_finite=check_finite,
             **optimizer_kwargs,
         )
         if name is not None and self.packed_bounds is not None and name not in _BOUNDED:

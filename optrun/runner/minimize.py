@@ -16,6 +16,7 @@ from optrun.errors import (
     InvalidArgumentError,
     InvalidTypeError,
     LoadError,
+    NonFiniteError,
     OptrunError,
     RunFailed,
     UnknownVariableError,
@@ -139,6 +140,9 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
     except (KeyboardInterrupt, Terminated) as interrupt:
         stopped("interrupted")
         raise Interrupted(interrupt_code(interrupt), out) from None
+    except NonFiniteError as error:  # the interface restored the last accepted iterate
+        stopped("nonfinite", str(error))
+        raise RunFailed(f"{error} (result.json written to {out})") from None
     except Exception as error:  # user code failed mid-run: record it, exit 1
         message = failure(error, f"iteration {state['iteration'] + 1}")
         stopped("error", message)
