@@ -20,9 +20,59 @@ from optrun.spec import ExperimentSpec
 
 DEFAULTS = {"train": "train.yaml", "minimize": "minimize.yaml"}
 
+#: What a spec may be, so that hostile YAML is refused quickly and in bounded memory: its size,
+#: the nodes it holds, the values it expands to through aliases, and how deep it nests.
+MAX_BYTES = 1 << 20
+MAX_NODES = 50_000
+MAX_EXPANDED = 100_000
+MAX_DEPTH = 64
+
+
+class SpecLimitError(yaml.YAMLError):
+    """The spec passes one of the bounds above; ``problem_mark`` is where."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        self.problem = problem
+        self.problem_mark = mark
+        super().__init__(problem)
+
 
 class _Loader(yaml.SafeLoader):
-    """``SafeLoader`` that also reads ``1e-3`` and ``1e30`` as floats (YAML 1.1 wants a dot)."""
+    """``SafeLoader`` that also reads ``1e-3`` and ``1e30`` as floats (YAML 1.1 wants a dot),
+    and counts as it composes: nodes, depth, and the values aliases expand to."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._expanded: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        alias = self.check_event(yaml.AliasEvent)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise SpecLimitError(f"the spec nests deeper than {MAX_DEPTH} levels", mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if alias:
+            if id(node) not in self._expanded:
+                raise SpecLimitError("an alias refers to the collection that holds it", mark)
+            return node
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise SpecLimitError(f"the spec holds more than {MAX_NODES} values", mark)
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        size = 1 + sum(self._expanded.get(id(child), 1) for child in children)
+        if size > MAX_EXPANDED:
+            raise SpecLimitError(f"aliases expand the spec to more than {MAX_EXPANDED} values", mark)
+        self._expanded[id(node)] = size
+        return node
 
 
 _Loader.add_implicit_resolver(
@@ -83,7 +133,12 @@ def _line_map(text: str) -> dict[tuple[Any, ...], int]:
     except yaml.YAMLError:
         return lines
 
+    seen: set[int] = set()
+
     def walk(node: Any, path: tuple[Any, ...]) -> None:
+        if id(node) in seen:  # an alias: its lines are those of the anchor; never expand it
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 child = (*path, key.value)
@@ -218,10 +273,24 @@ def load_spec(
             raise ConfigError(str(path), [f"{file.resolve()} is a directory; give a spec file (YAML)"])
         if not file.is_file():
             raise ConfigError(str(path), [f"no such file: {file.resolve()}"])
+        size = file.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(
+                str(path), [f"the file is {size} bytes; a spec may be at most {MAX_BYTES} bytes (1 MiB)"]
+            )
+        raw = file.read_bytes()
         try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(str(path), ["not a text file (not UTF-8); a spec is YAML text"]) from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = raw[: error.start].count(b"\n") + 1
+            raise ConfigError(
+                str(path), [f"not a text file (not UTF-8 at line {line}); a spec is YAML text"]
+            ) from None
+        if "\x00" in text:
+            line = text[: text.index("\x00")].count("\n") + 1
+            raise ConfigError(
+                str(path), [f"not a text file (a NUL byte at line {line}); a spec is YAML text"]
+            )
         source, base_dir = str(path), file.resolve().parent
     try:
         data = _load_yaml(text)
@@ -229,6 +298,8 @@ def load_spec(
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
+        if isinstance(error, SpecLimitError):
+            raise ConfigError(source, [f"spec refused: {problem}{where}"]) from None
         raise ConfigError(source, [f"not valid YAML: {problem}{where}"]) from None
     if data is None:
         data = {}
