@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
+import traceback
 from collections.abc import Iterator
 from types import FrameType
 
@@ -37,6 +39,17 @@ def _report(label: str, color: str, message: str, code: int, as_json: bool) -> N
         typer.echo(json.dumps({"success": False, "error": message, "exit_code": code}))
 
 
+def _user_frame(error: BaseException) -> str:
+    """`` in file.py:function (line N)`` for the innermost frame outside optrun, TF and the stdlib."""
+    skip = ("/site-packages/", "/dist-packages/", "/optrun/", "/cli/", "/lib/python")
+    found = ""
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        path = frame.f_code.co_filename
+        if not any(part in path for part in skip) and not path.startswith("<"):
+            found = f" in {os.path.basename(path)}:{frame.f_code.co_name} (line {line})"
+    return found
+
+
 @contextlib.contextmanager
 def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[None]:
     """Runs the body; errors exit 2 (1 for a failed run, 130/143 for interrupts), no traceback."""
@@ -52,6 +65,13 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
     except KeyboardInterrupt:
         _report("interrupted", "yellow", "interrupted before the run started", 130, as_json)
         raise typer.Exit(130) from None
+    except SystemExit as error:  # sys.exit() in user code that optrun ran outside a loader
+        if verbose:
+            stderr.print_exception()
+        where = _user_frame(error)
+        message = f"user code{where} called sys.exit({error.code!r}); it must return or raise, not exit"
+        _report("error", "red", message, EXIT_USAGE, as_json)
+        raise typer.Exit(EXIT_USAGE) from None
     except Exception as error:  # noqa: BLE001 - the one boundary: no traceback without --verbose
         if verbose:
             stderr.print_exception()

@@ -88,6 +88,12 @@ class RunError(OptrunError, RuntimeError):
     """A run cannot start or go on (e.g. the run directory exists), with what to do about it."""
 
 
+class UserInterrupt(OptrunError):
+    """User code raised KeyboardInterrupt (or Ctrl-C came) while it was loading; nothing was written."""
+
+    exit_code = 130
+
+
 class RunFailed(OptrunError, RuntimeError):
     """The run started but user code raised mid-way; result.json records it (exit code 1)."""
 

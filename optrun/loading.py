@@ -8,16 +8,17 @@ and gives the original error in one line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from optrun.errors import LoadError, describe
+from optrun.errors import LoadError, OptrunError, UserInterrupt, describe
 
 _FILE_MODULES: dict[Path, ModuleType] = {}
 
@@ -43,7 +44,11 @@ def _import_file(file: Path, ref: str, what: str) -> ModuleType:
     sys.modules[name] = module
     sys.path.insert(0, str(file.parent))  # so the file can import its neighbours
     try:
-        spec.loader.exec_module(module)
+        with _escapes(f"{what}: {ref}: importing {file.name}"):
+            spec.loader.exec_module(module)
+    except OptrunError:
+        del sys.modules[name]
+        raise
     except Exception as error:
         del sys.modules[name]
         raise LoadError(f"{what}: {ref}: importing {file.name} failed: {_one_line(error)}") from error
@@ -55,7 +60,10 @@ def _import_file(file: Path, ref: str, what: str) -> ModuleType:
 
 def _import_module(target: str, ref: str, what: str) -> ModuleType:
     try:
-        return importlib.import_module(target)
+        with _escapes(f"{what}: {ref}: importing {target}"):
+            return importlib.import_module(target)
+    except OptrunError:
+        raise
     except ModuleNotFoundError as error:
         raise LoadError(
             f"{what}: {ref}: no module named {error.name!r} (for a file, write path/to/file.py:function)"
@@ -89,9 +97,25 @@ def load_callable(ref: str, base_dir: Path, what: str) -> Callable[..., Any]:
     return value
 
 
+@contextlib.contextmanager
+def _escapes(where: str) -> Iterator[None]:
+    """User code's ``sys.exit()`` and ``KeyboardInterrupt`` become optrun errors naming ``where``."""
+    try:
+        yield
+    except SystemExit as error:
+        raise LoadError(
+            f"{where} called sys.exit({error.code!r}); user code must return or raise, not exit"
+        ) from None
+    except KeyboardInterrupt:
+        raise UserInterrupt(f"interrupted in {where}; nothing was written") from None
+
+
 def call_user(fn: Callable[..., Any], ref: str, what: str, *args: Any, **kwargs: Any) -> Any:
     """Calls user code; any exception becomes a LoadError naming ``ref``."""
     try:
-        return fn(*args, **kwargs)
+        with _escapes(f"{what}: {ref}"):
+            return fn(*args, **kwargs)
+    except OptrunError:
+        raise
     except Exception as error:
         raise LoadError(f"{what}: {ref} raised {_one_line(error)}") from error

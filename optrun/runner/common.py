@@ -130,7 +130,7 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def failure(error: Exception, where: str) -> str:
+def failure(error: BaseException, where: str) -> str:
     """One line for a user-code exception raised mid-run."""
     return f"{where}: {describe(error)}"
 

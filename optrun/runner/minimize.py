@@ -143,7 +143,7 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
     except NonFiniteError as error:  # the interface restored the last accepted iterate
         stopped("nonfinite", str(error))
         raise RunFailed(f"{error} (result.json written to {out})") from None
-    except Exception as error:  # user code failed mid-run: record it, exit 1
+    except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
         message = failure(error, f"iteration {state['iteration'] + 1}")
         stopped("error", message)
         raise RunFailed(f"{message} (result.json written to {out})") from error

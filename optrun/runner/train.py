@@ -197,7 +197,7 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
         _write_result(out, "interrupted", step, last_loss, skipped, started, None)
         metrics.close()
         raise Interrupted(interrupt_code(interrupt), out) from None
-    except Exception as error:  # user code failed mid-run: record it, exit 1
+    except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
         message = failure(error, f"step {step + 1}")
         _write_result(out, "error", step, last_loss, skipped, started, None, message)
         metrics.close()

@@ -1,0 +1,50 @@
+"""User code cannot escape the error boundary: sys.exit() and KeyboardInterrupt get the documented codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+
+def project(tmp: Path, builder: str, loss: str = "    return tf.reduce_sum(tf.square(v))\n") -> Path:
+    (tmp / "m.py").write_text(
+        f"import sys\nimport tensorflow as tf\ndef build():\n{builder}def loss(v):\n{loss}"
+    )
+    spec = tmp / "s.yaml"
+    spec.write_text("name: esc\nmodel: {builder: m.py:build}\nloss: m.py:loss\n")
+    return spec
+
+
+@pytest.mark.parametrize("command", ["validate", "minimize"])
+def test_sys_exit_in_a_builder(tmp_path: Path, command: str) -> None:
+    spec = project(tmp_path, "    sys.exit(3)\n")
+    extra = [] if command == "validate" else ["--out", str(tmp_path / "run")]
+    result = runner.invoke(app, [command, str(spec), "--json", *extra])
+    assert result.exit_code == 2
+    assert "m.py:build called sys.exit(3)" in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["exit_code"] == 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_keyboard_interrupt_while_loading(tmp_path: Path) -> None:
+    spec = project(tmp_path, "    raise KeyboardInterrupt\n")
+    result = runner.invoke(app, ["minimize", str(spec), "--json", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 130
+    assert "interrupted in model.builder: m.py:build" in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["exit_code"] == 130
+    assert not (tmp_path / "run").exists()
+
+
+def test_sys_exit_in_a_loss_is_named_by_its_frame(tmp_path: Path) -> None:
+    spec = project(tmp_path, "    return tf.Variable([1.0], name='v')\n", "    sys.exit('bye')\n")
+    result = runner.invoke(app, ["minimize", str(spec), "--json", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "m.py:loss" in result.stderr and "sys.exit('bye')" in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["success"] is False
