@@ -126,6 +126,11 @@ class TrainSpec(Strict):
     on_nonfinite: Literal["stop", "skip"] = Field(
         "stop", description="NaN/Inf loss: 'stop' ends the run (exit 1); 'skip' drops that update."
     )
+    on_data_end: Literal["error", "stop"] = Field(
+        "error",
+        description="Data that runs out before max_steps or epochs: 'error' ends the run with status "
+        "data_exhausted (exit 1); 'stop' ends it there as completed.",
+    )
 
     @model_validator(mode="after")
     def _has_a_length(self) -> TrainSpec:

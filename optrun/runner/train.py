@@ -48,22 +48,33 @@ def _steps_per_epoch(data: Any) -> int | None:
     return len(data) if hasattr(data, "__len__") else None
 
 
-def _batches(data: Any, skip: int, passes: int | None) -> Iterator[Any]:
-    """``passes`` passes over ``data`` (None: endless), minus the first ``skip`` batches.
+class Batches:
+    """``passes`` passes over the data (None: endless), minus the first ``skip`` batches.
 
-    Each pass re-iterates ``data``; a one-shot iterator ends after its one pass.
+    Each pass re-iterates the data; when the builder returned a one-shot
+    iterator (a generator, say), each pass after the first calls the builder
+    again. A pass that yields nothing ends the batches and sets ``exhausted``.
     """
-    seen, done = 0, 0
-    while passes is None or done < passes:
-        empty = True
-        for batch in data:
-            empty = False
-            seen += 1
-            if seen > skip:
-                yield batch
-        done += 1
-        if empty:
-            return
+
+    def __init__(self, data: Any, rebuild: Any, skip: int, passes: int | None) -> None:
+        self.data, self.rebuild, self.skip, self.passes = data, rebuild, skip, passes
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[Any]:
+        seen, done, data = 0, 0, self.data
+        while self.passes is None or done < self.passes:
+            if done and iter(data) is data:  # a one-shot iterator: its one pass is spent
+                data = self.rebuild()
+            empty = True
+            for batch in data:
+                empty = False
+                seen += 1
+                if seen > self.skip:
+                    yield batch
+            done += 1
+            if empty:
+                self.exhausted = True
+                return
 
 
 def first_batch(data: Any, ref: str) -> tuple[Any, Any]:
@@ -172,7 +183,8 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
 
     try:
         passes = None if spec.train.max_steps else spec.train.epochs
-        for batch in _batches(data, skip=step, passes=passes):
+        batches = Batches(data, lambda: build_data(loaded), skip=step, passes=passes)
+        for batch in batches:
             if total is not None and step >= total:
                 break
             loss, finite = train_step(batch)
@@ -202,6 +214,14 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
         _write_result(out, "error", step, last_loss, skipped, started, None, message)
         metrics.close()
         raise RunFailed(f"{message} (result.json written to {out})") from error
+    if status == "completed" and batches.exhausted and (total is None or step < total):
+        if spec.train.on_data_end == "error":
+            status = "data_exhausted"
+        options.reporter.note(
+            f"the data ran out after {step} steps"
+            + (f" of {total}" if total else "")
+            + ("" if status == "data_exhausted" else "; stopping there (train.on_data_end: stop)")
+        )
     if status == "completed" and step > first_step and skipped == step - first_step:
         status = "diverged"  # every update was non-finite and skipped: nothing was trained
         options.reporter.note("every update was non-finite and skipped")
