@@ -55,15 +55,35 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def cut_metrics(path: Path, step: int) -> None:
+    """Drops the lines after ``step`` (a resume restarts there) and any torn last line."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill or a broken pipe
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class MetricsWriter:
     """Appends one JSON line per logged step, and mirrors scalars to TensorBoard.
 
     Args:
         path: the metrics file (appended to, so a resumed run continues it).
         tensorboard_dir: where to write TensorBoard events, or None.
+        resume_from: for a resumed run, the restored step: lines after it are dropped first.
     """
 
-    def __init__(self, path: Path, tensorboard_dir: Path | None) -> None:
+    def __init__(self, path: Path, tensorboard_dir: Path | None, resume_from: int | None = None) -> None:
+        if resume_from is not None:
+            cut_metrics(path, resume_from)
         self._file = path.open("a", encoding="utf-8")
         self._start = time.perf_counter()
         self._writer = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -99,7 +101,18 @@ def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions)
     with claimed(out, kind, dump_spec(loaded.spec), loaded.source, options.resume, options.force):
         if options.resume:
             _check_resumable(out, kind, loaded)
+            for leftover in (out / CHECKPOINTS).glob("*_temp*"):  # a save cut short by a kill
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         yield
+
+
+def previous_result(out: Path) -> dict[str, Any] | None:
+    """The run's result.json, if it has a readable one."""
+    try:
+        result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
 
 
 def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:

@@ -35,6 +35,7 @@ from optrun.runner.common import (
     export_model,
     failure,
     interrupt_code,
+    previous_result,
     record_config,
     restore_latest,
     run_dir,
@@ -97,16 +98,34 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
     stack.enter_context(run_directory(out, "minimize", loaded, options))
     checkpoint = tf.train.Checkpoint(model=model)
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
+    done = 0  # iterations of earlier sessions of this run: the count and the budget go on
     if options.resume:
         restore_latest(checkpoint, manager, out)
+        done = int(str(manager.latest_checkpoint).rsplit("-", 1)[-1])
     record_config(out, "minimize", loaded)
+    maxiter = (spec.minimize.options.get("maxiter") if spec.minimize else None) or None
+    before = previous_result(out) if options.resume else None
+    if (
+        maxiter is not None
+        and done >= maxiter
+        and before is not None
+        and before.get("status") != "interrupted"
+    ):
+        options.reporter.note(f"the run already used its {maxiter} iterations; nothing to do (raise maxiter)")
+        return RunOutcome(out, before, True)
+    if maxiter is not None and done:
+        interface.optimizer_kwargs["options"] = {
+            **interface.optimizer_kwargs["options"],
+            "maxiter": maxiter - done,
+        }
 
     metrics = MetricsWriter(
-        out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None
+        out / spec.logging.metrics_file,
+        out / "tensorboard" if spec.logging.tensorboard else None,
+        resume_from=done if options.resume else None,
     )
-    state: dict[str, Any] = {"iteration": 0, "loss": math.nan, "x": None}
-    maxiter = (spec.minimize.options.get("maxiter") if spec.minimize else None) or None
-    options.reporter.start("minimize", maxiter, 0)
+    state: dict[str, Any] = {"iteration": done, "loss": math.nan, "x": None}
+    options.reporter.start("minimize", maxiter, done)
 
     def on_step(x: np.ndarray) -> None:
         state["iteration"] += 1
@@ -116,6 +135,7 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
         logged = state["iteration"] % spec.logging.every_steps == 0
         if logged:
             metrics.write(state["iteration"], loss=point["loss"], constraint_violation=point["violation"])
+            state["logged"] = state["iteration"]
         options.reporter.step(state["iteration"], point["loss"], logged)
 
     def stopped(status: str, error: str | None = None) -> None:
@@ -148,11 +168,9 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
         stopped("error", message)
         raise RunFailed(f"{message} (result.json written to {out})") from error
     final = interface.evaluate()
-    metrics.write(
-        max(int(scipy_result.get("nit", state["iteration"])), state["iteration"]),
-        loss=final["loss"],
-        constraint_violation=final["violation"],
-    )
+    last = max(done + int(scipy_result.get("nit", state["iteration"] - done)), state["iteration"])
+    if state.get("logged") != last:  # the final point, unless on_step just logged it
+        metrics.write(last, loss=final["loss"], constraint_violation=final["violation"])
     manager.save(checkpoint_number=state["iteration"])
     exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()
@@ -163,7 +181,7 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
         "message": str(scipy_result.message),
         "method": interface.method,
         "fun": float(scipy_result.fun),
-        "nit": int(scipy_result.get("nit", state["iteration"])),
+        "nit": done + int(scipy_result.get("nit", state["iteration"] - done)),
         "nfev": int(scipy_result.get("nfev", 0)),
         "solution": {variable_label(v): np.asarray(v.numpy()).tolist() for v in interface.var_list},
         "constraint_residuals": {

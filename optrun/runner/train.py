@@ -32,6 +32,7 @@ from optrun.runner.common import (
     export_model,
     failure,
     interrupt_code,
+    previous_result,
     record_config,
     restore_latest,
     run_dir,
@@ -162,10 +163,12 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
         restore_latest(checkpoint, manager, out)
     record_config(out, "train", loaded)
 
-    metrics = MetricsWriter(
-        out / spec.logging.metrics_file, out / "tensorboard" if spec.logging.tensorboard else None
-    )
     step = int(step_var.numpy())
+    metrics = MetricsWriter(
+        out / spec.logging.metrics_file,
+        out / "tensorboard" if spec.logging.tensorboard else None,
+        resume_from=step if options.resume else None,
+    )
     started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
     first_step = step
     options.reporter.start("train", total, step)
@@ -214,6 +217,13 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
         _write_result(out, "error", step, last_loss, skipped, started, None, message)
         metrics.close()
         raise RunFailed(f"{message} (result.json written to {out})") from error
+    before = previous_result(out) if options.resume and step == first_step else None
+    if before is not None and before.get("status") == "completed":
+        metrics.close()
+        options.reporter.note(
+            f"the run already finished at step {step}; nothing to do (raise train.max_steps to go on)"
+        )
+        return RunOutcome(out, before, True)
     if status == "completed" and batches.exhausted and (total is None or step < total):
         if spec.train.on_data_end == "error":
             status = "data_exhausted"

@@ -1,0 +1,117 @@
+"""Resume edge cases: finished runs, metrics after a kill, leftover temp checkpoints, minimize budgets,
+and a signal that arrives while a checkpoint is being written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+from cli.main import app
+
+MODULE = """
+import numpy as np
+import tensorflow as tf
+
+def build():
+    return tf.Variable([3.0, -1.0], name='w')
+
+def loss(w, batch=None):
+    return tf.reduce_sum(tf.square(w - 1.0)) + tf.reduce_sum(tf.square(w[1:] - tf.square(w[:-1])))
+
+def data():
+    return tf.data.Dataset.from_tensors(np.float32(0.0)).repeat()
+"""
+SPEC = """name: r
+model: {builder: m.py:build}
+loss: m.py:loss
+data: {builder: m.py:data}
+train: {max_steps: 20, optimizer: {name: SGD, args: {learning_rate: 0.01}}}
+minimize: {method: L-BFGS-B, options: {maxiter: 5}}
+checkpoint: {every_steps: 10}
+logging: {every_steps: 1}
+"""
+
+
+@pytest.fixture
+def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text(MODULE)
+    (tmp_path / "s.yaml").write_text(SPEC)
+    return tmp_path / "s.yaml"
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resuming_a_finished_run_changes_nothing(spec: Path) -> None:
+    assert cli("train", str(spec), "-q", "--out", "run").exit_code == 0
+    before = (Path("run") / "result.json").read_bytes()
+    again = cli("train", str(spec), "--out", "run", "--resume")
+    assert again.exit_code == 0 and "already finished at step 20" in again.output
+    assert (Path("run") / "result.json").read_bytes() == before
+    more = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=30")
+    assert more.exit_code == 0
+    assert json.loads((Path("run") / "result.json").read_text())["steps"] == 30
+    assert steps(Path("run")) == list(range(1, 31))
+
+
+def test_metrics_are_cut_back_and_temp_checkpoints_removed_on_resume(spec: Path) -> None:
+    assert cli("train", str(spec), "-q", "--out", "run").exit_code == 0
+    run = Path("run")
+    # As a SIGKILL after step 25 of a longer run would leave them: lines past the checkpoint,
+    # a torn last line, and a half-written checkpoint.
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 21, "loss": 1.0}\n{"step": 22, "loss": 1.0}\n{"step": 2')
+    (run / "checkpoints" / "ckpt-25_temp").mkdir()
+    (run / "checkpoints" / "ckpt-25_temp" / "part").write_text("half")
+    assert (
+        cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=30").exit_code
+        == 0
+    )
+    assert steps(run) == list(range(1, 31))
+    assert not list((run / "checkpoints").glob("*_temp*"))
+
+
+def test_minimize_resume_continues_the_count_and_the_budget(spec: Path) -> None:
+    first = cli("minimize", str(spec), "-q", "--out", "min")
+    assert first.exit_code == 1  # maxiter 5 reached: not converged
+    assert json.loads((Path("min") / "result.json").read_text())["nit"] == 5
+    same = cli("minimize", str(spec), "--out", "min", "--resume")
+    assert same.exit_code == 0 and "already used its 5 iterations" in same.output
+    more = cli("minimize", str(spec), "-q", "--out", "min", "--resume", "--set", "minimize.options.maxiter=8")
+    result = json.loads((Path("min") / "result.json").read_text())
+    assert result["nit"] == 8, (more.output, result)
+    logged = steps(Path("min"))
+    assert logged == sorted(set(logged)) and logged[-1] == 8
+
+
+def test_a_signal_during_a_checkpoint_write_waits_for_it(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_save = tf.train.CheckpointManager.save
+    calls: list[int] = []
+
+    def save_with_a_signal_inside(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-write; must be held until it ends
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_with_a_signal_inside)
+    result = cli("train", str(spec), "-q", "--out", "run", "--set", "train.max_steps=1000")
+    assert result.exit_code == 130
+    run = Path("run")
+    assert (run / "checkpoints" / "ckpt-10.index").is_file()  # the write the signal hit is whole
+    assert not list((run / "checkpoints").glob("*_temp*"))
+    assert json.loads((run / "result.json").read_text())["status"] == "interrupted"
+    resumed = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=12")
+    assert resumed.exit_code == 0
