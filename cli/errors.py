@@ -6,21 +6,22 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Iterator
 from types import FrameType
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from cli.progress import PipeSafeConsole, tolerant
 from optrun.errors import OptrunError, Terminated, describe
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-stderr = Console(stderr=True)
+stderr = PipeSafeConsole(stderr=True)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -34,9 +35,11 @@ def install_sigterm() -> None:
 
 def _report(label: str, color: str, message: str, code: int, as_json: bool) -> None:
     # The message is user text: escape it, or '[batch, features]' vanishes as rich markup.
-    stderr.print(f"[bold {color}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    with tolerant(sys.stderr):
+        stderr.print(f"[bold {color}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if as_json:  # a script reading stdout still gets a JSON answer
-        typer.echo(json.dumps({"success": False, "error": message, "exit_code": code}))
+        with tolerant(sys.stdout):
+            typer.echo(json.dumps({"success": False, "error": message, "exit_code": code}))
 
 
 def _user_frame(error: BaseException) -> str:

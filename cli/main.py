@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
 from cli.errors import EXIT_FAILED, error_boundary, install_sigterm
+from cli.progress import PipeSafeConsole, tolerant
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not the user's business.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -73,7 +73,7 @@ def _import_tensorflow(verbose: bool) -> None:
 
 def _logging(verbose: bool, quiet: bool) -> None:
     level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
-    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False)
+    handler = RichHandler(console=PipeSafeConsole(stderr=True), show_time=False, show_path=False)
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
 
 
@@ -90,7 +90,7 @@ def _run(
 ) -> None:
     _logging(verbose, quiet)
     install_sigterm()
-    console = Console(stderr=as_json)  # with --json, stdout carries the JSON only
+    console = PipeSafeConsole(stderr=as_json)  # with --json, stdout carries the JSON only
     reporter: Any = None
     with error_boundary(verbose, as_json):
         from optrun.config import load_spec
@@ -108,12 +108,13 @@ def _run(
         finally:
             if isinstance(reporter, RichReporter):
                 reporter.close()
-    if as_json:
-        from optrun.reporting import jsonable
+    with tolerant(console.file):  # the run is done and its files written, whoever reads stdout
+        if as_json:
+            from optrun.reporting import jsonable
 
-        typer.echo(json.dumps(jsonable(outcome.result), indent=2, allow_nan=False))
-    elif not quiet:
-        summary(console, f"optrun {kind}: {loaded.spec.name} -> {outcome.out_dir}", outcome.result)
+            typer.echo(json.dumps(jsonable(outcome.result), indent=2, allow_nan=False))
+        elif not quiet:
+            summary(console, f"optrun {kind}: {loaded.spec.name} -> {outcome.out_dir}", outcome.result)
     if not outcome.success:
         raise typer.Exit(EXIT_FAILED)
 
@@ -170,7 +171,7 @@ def validate(
 ) -> None:
     """Check a spec: validate it, import the module, build the model, evaluate once. Writes nothing."""
     _logging(verbose, False)
-    console = Console(stderr=as_json)
+    console = PipeSafeConsole(stderr=as_json)
     with error_boundary(verbose, as_json):
         from optrun.config import load_spec
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
+import os
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -12,8 +17,40 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 
+def detach(stream: Any) -> None:
+    """Points a closed stdout or stderr at /dev/null, so later writes (and the exit flush) pass."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+
+
+@contextlib.contextmanager
+def tolerant(stream: Any = None) -> Iterator[None]:
+    """Writes inside the block may find the reader gone (``optrun train | head``): the run goes on."""
+    try:
+        yield
+    except OSError as error:
+        if not isinstance(error, BrokenPipeError) and error.errno != errno.EPIPE:
+            raise
+        detach(stream if stream is not None else sys.stdout)
+
+
+class PipeSafeConsole(Console):
+    """A rich Console for which a reader that went away is not the end of the run.
+
+    rich's default answer to a broken pipe is ``SystemExit(1)``; this one goes
+    quiet, points the stream at /dev/null and lets the run finish and write
+    its files.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        detach(self.file)
+
+
 class RichReporter:
-    """Implements optrun's Reporter protocol with rich."""
+    """Implements optrun's Reporter protocol with rich; a closed output never stops the run."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -39,13 +76,15 @@ class RichReporter:
                 console=self.console,
                 transient=False,
             )
-            self._progress.start()
+            with tolerant(self.console.file):
+                self._progress.start()
             self._task = self._progress.add_task(kind, total=total, completed=first_step, loss="-", rate="-")
         else:
             where = f" from step {first_step}" if first_step else ""
-            self.console.print(
-                f"{kind}: starting{where}" + (f", {total} steps" if total else ""), highlight=False
-            )
+            with tolerant(self.console.file):
+                self.console.print(
+                    f"{kind}: starting{where}" + (f", {total} steps" if total else ""), highlight=False
+                )
 
     def _rate(self, step: int) -> float:
         elapsed = time.perf_counter() - self._started
@@ -53,25 +92,28 @@ class RichReporter:
 
     def step(self, step: int, loss: float, logged: bool) -> None:
         """Advances the bar; without a terminal, prints a line at each logging interval."""
-        if self._progress is not None:
-            self._progress.update(
-                self._task, completed=step, loss=f"{loss:.6g}", rate=f"{self._rate(step):.1f}"
-            )
-        elif logged:
-            total = f"/{self._total}" if self._total else ""
-            self.console.print(
-                f"{self._kind} step {step}{total}  loss {loss:.6g}  {self._rate(step):.1f} steps/s",
-                highlight=False,
-            )
+        with tolerant(self.console.file):
+            if self._progress is not None:
+                self._progress.update(
+                    self._task, completed=step, loss=f"{loss:.6g}", rate=f"{self._rate(step):.1f}"
+                )
+            elif logged:
+                total = f"/{self._total}" if self._total else ""
+                self.console.print(
+                    f"{self._kind} step {step}{total}  loss {loss:.6g}  {self._rate(step):.1f} steps/s",
+                    highlight=False,
+                )
 
     def note(self, message: str) -> None:
         """Prints a warning line."""
-        self.console.print(f"[yellow]{escape(message)}[/]", highlight=False)
+        with tolerant(self.console.file):
+            self.console.print(f"[yellow]{escape(message)}[/]", highlight=False)
 
     def close(self) -> None:
         """Stops the bar."""
         if self._progress is not None:
-            self._progress.stop()
+            with tolerant(self.console.file):
+                self._progress.stop()
             self._progress = None
 
 

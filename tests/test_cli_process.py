@@ -144,3 +144,19 @@ def test_saved_model_export_serves_averaged_weights_without_optrun(tmp_path: Pat
     tf.train.Checkpoint(model=plain).restore(str(tmp_path / "sm" / "averaged" / "ckpt")).expect_partial()
     x = tf.reshape(tf.range(8, dtype=tf.float32), [2, 4]) / 8.0
     np.testing.assert_allclose(json.loads(served.stdout), plain(x).numpy(), atol=1e-6)
+
+
+def test_a_closed_stdout_does_not_lose_the_run(tmp_path: Path) -> None:
+    """``optrun train ... | head -2``: the reader leaves early; the run still finishes and writes."""
+    cmd = " ".join(optrun()) + (
+        " train --out run --set train.max_steps=60 --set logging.every_steps=1 | head -2; "
+        'exit "${PIPESTATUS[0]}"'
+    )
+    proc = subprocess.run(
+        ["bash", "-c", cmd], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ENV, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 2
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "completed" and result["steps"] == 60
+    assert (tmp_path / "run" / "checkpoints" / "ckpt-60.index").is_file()
