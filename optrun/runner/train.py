@@ -190,10 +190,16 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
         for batch in batches:
             if total is not None and step >= total:
                 break
-            loss, finite = train_step(batch)
-            step += 1
-            step_var.assign(step)
-            last_loss = float(loss)
+            # The update, its step count and its metrics line land together, or none of them:
+            # an interrupt is held until the step is whole, so a resume neither repeats nor skips it.
+            with signals_deferred():
+                loss, finite = train_step(batch)
+                step += 1
+                step_var.assign(step)
+                last_loss = float(loss)
+                logged = step % spec.logging.every_steps == 0 or step == total
+                if logged:
+                    metrics.write(step, loss=last_loss)
             if not bool(finite):
                 if not skip_nonfinite:
                     status = "diverged"
@@ -201,9 +207,6 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
                     break
                 skipped += 1
                 options.reporter.note(f"non-finite loss or gradient at step {step}: update skipped")
-            logged = step % spec.logging.every_steps == 0 or step == total
-            if logged:
-                metrics.write(step, loss=last_loss)
             options.reporter.step(step, last_loss, logged)
             if spec.checkpoint.every_steps and step % spec.checkpoint.every_steps == 0:
                 save_all()
