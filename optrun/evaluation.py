@@ -9,6 +9,7 @@ single constraints (or all of them at once) to the optimizer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,16 +40,17 @@ class Evaluation:
 
     @classmethod
     def split(cls, packed: np.ndarray, n: int, n_eq: int, n_ineq: int) -> Evaluation:
-        """Slices the backend's packed output ``[f | g | e | J_e | h | J_h]``."""
+        """Slices the backend's packed output ``[f | g | e | J_e | h | J_h | finite]``."""
         e0 = 1 + n
         h0 = e0 + n_eq * (1 + n)
+        end = h0 + n_ineq * (1 + n)
         return cls(
             loss=float(packed[0]),
             grad=packed[1:e0],
             equalities=packed[e0 : e0 + n_eq],
             equality_jacobian=packed[e0 + n_eq : h0].reshape(n_eq, n),
             inequalities=packed[h0 : h0 + n_ineq],
-            inequality_jacobian=packed[h0 + n_ineq :].reshape(n_ineq, n),
+            inequality_jacobian=packed[h0 + n_ineq : end].reshape(n_ineq, n),
         )
 
 
@@ -90,6 +92,9 @@ class PointCache:
         self._value: Evaluation | None = None
         self._fetched: list[Any] = []
         self.evaluations = 0
+        #: With the finite check on: the lowest loss evaluated so far (its point: :attr:`best_x`).
+        self.best_loss: float = math.inf
+        self._best_key: bytes | None = None
 
     def _packed_at(self, x: Any) -> np.ndarray:
         x = as_point(x, self._n)
@@ -98,10 +103,21 @@ class PointCache:
             return self._packed
         packed, fetched = self._evaluator(x)
         self.evaluations += 1
-        if self._name_of is not None and not np.isfinite(packed).all():
-            raise NonFiniteError(f"{self._nonfinite(packed)} at evaluation {self.evaluations}")
+        if self._name_of is not None:
+            # The backend's last element says whether all the others are finite: one scalar read
+            # here, where a NumPy pass over the output would cost more than the check itself.
+            if packed[-1] != 1.0:
+                raise NonFiniteError(f"{self._nonfinite(packed)} at evaluation {self.evaluations}")
+            loss = float(packed[0])
+            if loss < self.best_loss:
+                self.best_loss, self._best_key = loss, key
         self._key, self._packed, self._value, self._fetched = key, packed, None, fetched
         return packed
+
+    @property
+    def best_x(self) -> np.ndarray | None:
+        """The point of :attr:`best_loss` (a copy), or None before a finite evaluation."""
+        return None if self._best_key is None else np.frombuffer(self._best_key, np.float64).copy()
 
     def _nonfinite(self, packed: np.ndarray) -> str:
         """What went bad first: the loss, a constraint, or a gradient element."""

@@ -261,10 +261,14 @@ class ExternalOptimizerInterface:
             fetches or [], loss_callback, self._needs_gradients(), self.check_finite
         )
         initial = self._backend.read()
-        accepted: dict[str, Any] = {"x": initial, "iteration": 0}  # for a non-finite stop
+        # Where a non-finite stop leaves the variables. With constraints: the last accepted
+        # iterate, from step_callback. Without: the lowest-loss point evaluated, which is that
+        # iterate or better, tracked by the cache at no per-iteration cost.
+        constrained = bool(n_eq or n_ineq)
+        accepted: dict[str, Any] = {"x": initial, "iteration": 0}
 
         def step(xk: np.ndarray) -> None:
-            accepted.update(x=np.array(xk, np.float64), iteration=accepted["iteration"] + 1)
+            accepted.update(x=xk, iteration=accepted["iteration"] + 1)
             step_callback(xk)
 
         if self._packed_bounds is not None:
@@ -282,14 +286,22 @@ class ExternalOptimizerInterface:
                 inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
                 inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
                 packed_bounds=self._packed_bounds,
-                step_callback=step if self.check_finite else step_callback,
+                step_callback=step if self.check_finite and constrained else step_callback,
                 optimizer_kwargs=dict(self.optimizer_kwargs),
             )
         except NonFiniteError as error:
-            self._backend.assign(accepted["x"])
-            where = f"iteration {accepted['iteration']}" if accepted["iteration"] else "the start point"
+            if constrained and accepted["iteration"]:
+                keep, where = accepted["x"], f"the last accepted iterate (iteration {accepted['iteration']})"
+            elif not constrained and cache.best_x is not None:
+                keep, where = (
+                    cache.best_x,
+                    f"the finite point of lowest loss evaluated ({cache.best_loss:.6g})",
+                )
+            else:
+                keep, where = initial, "the start point"
+            self._backend.assign(np.asarray(keep, np.float64))
             raise NonFiniteError(
-                f"minimize stopped: {error}. The variables hold the last accepted iterate ({where}). "
+                f"minimize stopped: {error}. The variables hold {where}. "
                 "Look for log(0), 0/0 or an overflow in the loss and constraints, or pass "
                 "check_finite=False to let the optimizer see non-finite values."
             ) from None

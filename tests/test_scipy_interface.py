@@ -44,7 +44,7 @@ ROSEN_CASES = [
     ("BFGS", {"options": {"gtol": 1e-9}}, 1e-5),
     ("Powell", {"options": {"xtol": 1e-10, "ftol": 1e-14, "maxiter": 20000}}, 1e-5),
     ("SLSQP", {"options": {"maxiter": 500}}, 1e-3),
-    ("CG", {"options": {"gtol": 1e-3}}, 1e-3),
+    ("CG", {"options": {"gtol": 1e-6}}, 1e-3),  # gtol 1e-3 stops ~1e-3 away: at the tolerance
     ("Newton-CG", {}, 1e-3),
     ("Nelder-Mead", {"options": {"maxiter": 20000, "xatol": 1e-8, "fatol": 1e-12}}, 1e-3),
     ("TNC", {"options": {"maxfun": 1000}}, 1e-1),
