@@ -198,11 +198,32 @@ def validate(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the experiment spec (for editor completion)."""
+def schema(
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write",
+            metavar="FILE",
+            help="Write the schema to FILE (e.g. optrun.schema.json); print the line to put in a spec.",
+        ),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of the experiment spec (for editor completion and checks)."""
     from optrun.spec import json_schema
 
-    typer.echo(json.dumps(json_schema(), indent=2))
+    text = json.dumps(json_schema(), indent=2)
+    if write is None:
+        typer.echo(text)
+        return
+    with error_boundary():
+        try:
+            write.write_text(text + "\n", encoding="utf-8")
+        except OSError as error:
+            from optrun.errors import RunError
+
+            raise RunError(f"--write {write}: cannot write the schema: {error.strerror}") from None
+    typer.echo(f"wrote {write}; for editor completion, start a spec with this line:")
+    typer.echo(f"# yaml-language-server: $schema={write}")
 
 
 @app.command()

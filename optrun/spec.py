@@ -49,7 +49,7 @@ class DataSpec(Strict):
 class KerasLoss(Strict):
     """A Keras loss by name, applied as ``loss(y, model(x, training=True))`` to ``(x, y)`` batches."""
 
-    kind: Literal["keras"] = "keras"
+    kind: Literal["keras"] = Field("keras", description="A Keras loss (the default when 'name' is given).")
     name: str = Field(description="e.g. 'mse', 'mae', 'sparse_categorical_crossentropy'.")
     args: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments, e.g. from_logits.")
 
@@ -57,7 +57,7 @@ class KerasLoss(Strict):
 class CallableLoss(Strict):
     """A loss in the user module: ``fn(model, batch)`` for train, ``fn(model)`` for minimize."""
 
-    kind: Literal["callable"] = "callable"
+    kind: Literal["callable"] = Field("callable", description="A function (the default when 'ref' is given).")
     ref: Ref
 
 
@@ -67,23 +67,31 @@ LossSpec = Annotated[KerasLoss | CallableLoss, Field(discriminator="kind")]
 class MovingAverageSpec(Strict):
     """``MovingAverageOptimizer``'s arguments."""
 
-    kind: Literal["moving_average"]
-    average_decay: float = Field(0.9999, ge=0.0, le=1.0)
+    kind: Literal["moving_average"] = Field(description="Keeps an exponential moving average of the weights.")
+    average_decay: float = Field(0.9999, ge=0.0, le=1.0, description="The decay d: avg -= (1 - d) (avg - w).")
     num_updates: Literal["iterations"] | None = Field(
         None, description="'iterations' uses the optimizer's step count: d = min(decay, (1+n)/(10+n))."
     )
-    sequential_update: bool = True
+    sequential_update: bool = Field(
+        True, description="Average the weights after each update (true) or beside it (false)."
+    )
 
 
 class VariableClippingSpec(Strict):
     """``VariableClippingOptimizer``'s arguments; variables by Keras path/name or 're:<regex>'."""
 
-    kind: Literal["variable_clipping"]
+    kind: Literal["variable_clipping"] = Field(
+        description="Clips listed weights to a max L2 norm after each update."
+    )
     vars: list[str] = Field(min_length=1, description="Paths ('dense/kernel'), names, or 're:.*kernel'.")
     dims: list[int] = Field(min_length=1, description="Dims of the norm, as in tf.clip_by_norm.")
-    max_norm: float = Field(gt=0)
-    use_locking: bool = False
-    colocate_clip_ops_with_vars: bool = False
+    max_norm: float = Field(gt=0, description="The L2 norm to clip to.")
+    use_locking: bool = Field(
+        False, description="Accepted for TF1 compatibility; resource variables need no lock."
+    )
+    colocate_clip_ops_with_vars: bool = Field(
+        False, description="Compute each clip on its variable's device."
+    )
 
     @field_validator("vars")
     @classmethod
@@ -105,7 +113,9 @@ class OptimizerSpec(Strict):
 
     name: str = Field("SGD", description="Any keras.optimizers class name: SGD, Adam, RMSprop, ...")
     args: dict[str, Any] = Field(default_factory=dict, description="e.g. {learning_rate: 0.1, momentum: 0.9}")
-    wrappers: list[WrapperSpec] = Field(default_factory=list)
+    wrappers: list[WrapperSpec] = Field(
+        default_factory=list, description="In order: the first wraps the optimizer, the next wraps that."
+    )
 
     @field_validator("args")
     @classmethod
@@ -120,7 +130,9 @@ class OptimizerSpec(Strict):
 class TrainSpec(Strict):
     """Gradient training."""
 
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    optimizer: OptimizerSpec = Field(
+        default_factory=OptimizerSpec, description="A Keras optimizer by name, and optrun's wrappers."
+    )
     max_steps: int | None = Field(None, gt=0, description="Stop after this many steps.")
     epochs: int | None = Field(None, gt=0, description="Passes over the data (when max_steps is unset).")
     on_nonfinite: Literal["stop", "skip"] = Field(
@@ -142,8 +154,8 @@ class TrainSpec(Strict):
 class BoundsSpec(Strict):
     """Lower and upper bound of one variable: a scalar, a list (element-wise) or null."""
 
-    low: Bound = None
-    high: Bound = None
+    low: Bound = Field(None, description="Lower bound: a number, a list (element-wise) or null (none).")
+    high: Bound = Field(None, description="Upper bound: a number, a list (element-wise) or null (none).")
 
 
 class ConstraintsSpec(Strict):
@@ -174,9 +186,13 @@ class MinimizeSpec(Strict):
 
     method: str | None = Field(None, description="scipy method; default L-BFGS-B, or SLSQP with constraints.")
     options: dict[str, Any] = Field(default_factory=dict, description="scipy options, e.g. {maxiter: 500}.")
-    tol: float | None = Field(None, gt=0)
+    tol: float | None = Field(
+        None, gt=0, description="scipy's tol: the method's default termination tolerance."
+    )
     jit_compile: bool | None = Field(None, description="XLA: null tries it with fallback; true/false force.")
-    constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
+    constraints: ConstraintsSpec = Field(
+        default_factory=ConstraintsSpec, description="Equalities, inequalities and bounds."
+    )
 
 
 class CheckpointSpec(Strict):
@@ -198,7 +214,7 @@ class LoggingSpec(Strict):
     """Metrics and summaries."""
 
     every_steps: int = Field(10, gt=0, description="Log interval in steps or iterations.")
-    tensorboard: bool = True
+    tensorboard: bool = Field(True, description="Write TensorBoard summaries under tensorboard/.")
     metrics_file: str = Field("metrics.jsonl", description="Inside the run directory.")
 
     @field_validator("metrics_file")
@@ -220,13 +236,18 @@ class ExperimentSpec(Strict):
     seed: int = Field(
         0, ge=0, le=2**32 - 1, description="Seeds Python, NumPy and TensorFlow; runs are deterministic."
     )
-    model: ModelSpec
-    data: DataSpec | None = None
-    loss: LossSpec
-    train: TrainSpec | None = None
-    minimize: MinimizeSpec | None = None
-    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
-    logging: LoggingSpec = Field(default_factory=LoggingSpec)
+    model: ModelSpec = Field(description="What holds the variables, and how to build it.")
+    data: DataSpec | None = Field(None, description="Training data (optrun train).")
+    loss: LossSpec = Field(
+        description="'mse' (a Keras loss), 'file.py:fn' (a callable), or a mapping with name or ref.",
+        examples=["mse", "examples/pinn.py:residual_loss", {"name": "huber", "args": {"delta": 0.5}}],
+    )
+    train: TrainSpec | None = Field(None, description="Gradient training (optrun train).")
+    minimize: MinimizeSpec | None = Field(None, description="scipy.optimize.minimize (optrun minimize).")
+    checkpoint: CheckpointSpec = Field(
+        default_factory=CheckpointSpec, description="When to checkpoint, how many to keep, what to export."
+    )
+    logging: LoggingSpec = Field(default_factory=LoggingSpec, description="Metrics file and TensorBoard.")
 
     @field_validator("loss", mode="before")
     @classmethod
@@ -242,9 +263,35 @@ class ExperimentSpec(Strict):
         return value
 
 
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of :class:`ExperimentSpec`, for editor completion."""
-    return ExperimentSpec.model_json_schema()
+    """The JSON Schema of :class:`ExperimentSpec`, for editors: it accepts every form the loader does.
+
+    pydantic describes the models after their before-validators; the shorthands those accept
+    are added here: ``loss: mse`` / ``loss: file.py:fn`` and a mapping without ``kind``, and
+    ``bounds: {w: [low, high]}``.
+    """
+    schema = ExperimentSpec.model_json_schema()
+    schema = {"$schema": SCHEMA_DIALECT, **schema}
+    loss = schema["properties"]["loss"]
+    union = {k: v for k, v in loss.items() if k in ("oneOf", "anyOf")}
+    rest = {k: v for k, v in loss.items() if k not in ("oneOf", "anyOf", "discriminator")}
+    schema["properties"]["loss"] = {
+        **rest,
+        "anyOf": [{"type": "string", "minLength": 1, "description": "'mse' or 'file.py:fn'"}, union],
+    }
+    bounds = schema["$defs"]["ConstraintsSpec"]["properties"]["bounds"]
+    pair = {
+        "type": "array",
+        "minItems": 2,
+        "maxItems": 2,
+        "description": "[low, high]",
+        "items": schema["$defs"]["BoundsSpec"]["properties"]["low"],
+    }
+    bounds["additionalProperties"] = {"anyOf": [bounds["additionalProperties"], pair]}
+    return schema
 
 
 def field_paths() -> list[str]:
