@@ -6,6 +6,7 @@ the key is in the file, its line. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from optrun.errors import ConfigError
 from optrun.spec import ExperimentSpec
+from optrun.suggest import suggest
 
 DEFAULTS = {"train": "train.yaml", "minimize": "minimize.yaml"}
 
@@ -175,10 +177,67 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     return tuple(path)
 
 
+#: Arguments users put one level too high: where they belong.
+_BELONGS = {
+    **dict.fromkeys(
+        ("learning_rate", "momentum", "beta_1", "beta_2", "epsilon", "weight_decay"), "train.optimizer.args"
+    ),
+    **dict.fromkeys(("maxiter", "maxfun", "gtol", "ftol", "xtol", "maxcor", "disp"), "minimize.options"),
+}
+
+
+def _unknown_key_advice(path: tuple[Any, ...], data: Any) -> str:
+    key = str(path[-1])
+    if key in _BELONGS and ".".join(map(str, path[:-1])) != _BELONGS[key]:
+        return f"{key} goes in {_BELONGS[key]}"
+    return suggest(key, known_keys(path[:-1], data), "key")
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    from optrun.spec import json_schema
+
+    return json_schema()
+
+
+def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
+    """The keys the spec allows at ``path``, from the schema; of a union, the alternative whose
+    ``kind`` the data names there, else every alternative."""
+    schema = _schema()
+    defs = schema.get("$defs", {})
+
+    def alternatives(node: dict[str, Any]) -> list[dict[str, Any]]:
+        if "$ref" in node:
+            return alternatives(defs[node["$ref"].split("/")[-1]])
+        options = node.get("anyOf") or node.get("oneOf")
+        if options:
+            return [alt for option in options for alt in alternatives(option)]
+        return [node]
+
+    nodes = alternatives(schema)
+    here = data
+    for part in path:
+        following: list[dict[str, Any]] = []
+        for node in nodes:
+            if isinstance(part, int) and node.get("type") == "array" and "items" in node:
+                following += alternatives(node["items"])
+            elif part in node.get("properties", {}):
+                following += alternatives(node["properties"][part])
+        nodes = following
+        if isinstance(here, dict):
+            here = here.get(part)
+        else:
+            inside = isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here)
+            here = here[part] if inside else None
+    kind = here.get("kind") if isinstance(here, dict) else None
+    chosen = [n for n in nodes if n.get("properties", {}).get("kind", {}).get("const") == kind]
+    return sorted({key for node in chosen or nodes for key in node.get("properties", {})})
+
+
 def _issues(
     error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]
 ) -> list[str]:
-    issues: list[str] = []
+    issues: list[tuple[float, int, str]] = []  # (line, order found, text): sorted by line
     reported: set[str] = set()
     for item in error.errors():
         path = _yaml_path(tuple(item["loc"]), data)
@@ -188,14 +247,14 @@ def _issues(
         reported.add(dotted)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; `optrun schema` lists the keys)"
+            message = "unknown key; " + _unknown_key_advice(path, data)
         elif (
             "input" in item
             and item["type"] not in {"missing", "value_error"}
             and not isinstance(item["input"], (dict, list))
         ):
             message = f"{message}; got {item['input']!r}"
-        where = ""
+        where, line = "", float("inf")
         # An override that created this key (or one below it, absent from the file) is the source.
         from_set = path not in lines and any(key.startswith(dotted + ".") for key in overridden)
         if dotted in overridden or from_set:
@@ -203,10 +262,11 @@ def _issues(
         else:
             for depth in range(len(path), 0, -1):
                 if path[:depth] in lines:
-                    where = f" (line {lines[path[:depth]]})"
+                    line = lines[path[:depth]]
+                    where = f" (line {line})"
                     break
-        issues.append(f"{dotted}: {message}{where}")
-    return issues
+        issues.append((line, len(issues), f"{dotted}: {message}{where}"))
+    return [text for _, _, text in sorted(issues)]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

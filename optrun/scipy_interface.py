@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from optrun.errors import InvalidArgumentError, UnsupportedMethodError
 from optrun.evaluation import stack
 from optrun.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc, no_step
 from optrun.packing import PackedBounds
+from optrun.suggest import suggest
 from optrun.threads import blas_limit_for, check_blas_threads, limited_blas
 
 logger = logging.getLogger("optrun")
@@ -51,9 +53,11 @@ def _method_name(method: Any) -> str | None:
     if callable(method):
         return None
     if not isinstance(method, str) or method.lower() not in _KNOWN:
+        hint = suggest(method.lower(), _KNOWN, "method") if isinstance(method, str) else ""
         raise InvalidArgumentError(
             f"method must be one of scipy.optimize.minimize's methods "
             f"({', '.join(sorted(_KNOWN))}) or a callable; got {method!r}"
+            + (f"; {hint}" if "did" in hint else "")
         )
     return method.lower()
 
@@ -92,7 +96,21 @@ def _check_options(method: str, name: str, options: Any) -> None:
             raise InvalidArgumentError(f"options {options} do not work with {method}: {error}") from None
     unknown = [str(w.message) for w in caught if "Unknown solver options" in str(w.message)]
     if unknown:
-        raise InvalidArgumentError(f"{method} {unknown[0][0].lower()}{unknown[0][1:]}; check the spelling.")
+        names = [n.strip() for n in unknown[0].split(":", 1)[1].split(",")]
+        known = _option_names(method)
+        hints = (
+            "; ".join(f"{n}: {suggest(n, known, 'option')}" for n in names) if known else "check the spelling"
+        )
+        raise InvalidArgumentError(f"{method} {unknown[0][0].lower()}{unknown[0][1:]}; {hints}")
+
+
+def _option_names(method: str) -> list[str]:
+    """The option names scipy documents for ``method`` (empty when it cannot say)."""
+    try:
+        text = scipy.optimize.show_options("minimize", method, disp=False)
+    except (ValueError, TypeError):
+        return []
+    return re.findall(r"^(\w+) : ", text or "", re.M)
 
 
 def _tnc_maxiter(options: Any) -> Any:

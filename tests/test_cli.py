@@ -161,7 +161,7 @@ def test_five_mistakes_all_reported_by_the_cli(in_tmp: Path) -> None:
         "model.builder:",
         "loss.name:",
         "train.optimizer.wrappers.0:",
-        "train.learning_rate: unknown key (check the spelling",
+        "train.learning_rate: unknown key; learning_rate goes in train.optimizer.args",
     ):
         assert expected in result.stderr, expected
     assert not (in_tmp / "runs").exists()

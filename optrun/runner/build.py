@@ -15,6 +15,7 @@ from optrun.config import LoadedSpec
 from optrun.errors import ConfigError, InvalidArgumentError, LoadError, UnknownVariableError, first_line
 from optrun.loading import call_user, load_callable
 from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec
+from optrun.suggest import suggest
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label, variable_names
 
 
@@ -114,7 +115,10 @@ def _keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
         except (ValueError, TypeError):
             loss = None
         if loss is None:
-            raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r}"])
+            known = [n for n in dir(keras.losses) if n[:1].islower() and callable(getattr(keras.losses, n))]
+            known = [n for n in known if n not in ("get", "serialize", "deserialize")] + list(_LOSS_ALIASES)
+            hint = suggest(spec.name, known, "loss name")
+            raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r}; {hint}"])
         return loss
     cls = getattr(keras.losses, _loss_class(spec.name), None)
     if not isinstance(cls, type):
@@ -201,11 +205,19 @@ def build_optimizer(
     try:
         opt = keras.optimizers.get({"class_name": spec.name, "config": dict(spec.args)})
     except (ValueError, TypeError) as error:
+        classes = [
+            n
+            for n in dir(keras.optimizers)
+            if isinstance(getattr(keras.optimizers, n), type)
+            and issubclass(getattr(keras.optimizers, n), keras.optimizers.Optimizer)
+            and n not in ("Optimizer", "LossScaleOptimizer")
+        ]
+        hint = "" if spec.name in classes else f" ({suggest(spec.name, classes, 'optimizer')})"
         raise ConfigError(
             "train.optimizer",
             [
                 f"train.optimizer: cannot make Keras optimizer {spec.name!r} with args "
-                f"{spec.args}: {str(error).splitlines()[0]}"
+                f"{spec.args}: {str(error).splitlines()[0]}{hint}"
             ],
         ) from None
     inner_iterations = opt.iterations
