@@ -358,9 +358,14 @@ def load_spec(
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
+        if "'\\t'" in problem:
+            at = f" (line {mark.line + 1})" if mark is not None else ""
+            raise ConfigError(source, [f"YAML does not allow tabs for indentation; use spaces{at}"]) from None
         if isinstance(error, SpecLimitError):
             raise ConfigError(source, [f"spec refused: {problem}{where}"]) from None
         raise ConfigError(source, [f"not valid YAML: {problem}{where}"]) from None
+    if data is None and not overrides:
+        raise ConfigError(source, ["the spec is empty; `optrun schema` lists what it may hold"])
     if data is None:
         data = {}
     if not isinstance(data, dict):

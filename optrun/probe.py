@@ -42,8 +42,7 @@ def _graph_scalar(value: Any, what: str) -> None:
     shape = value.shape
     if shape.rank is not None and shape.rank != 0 and shape.num_elements() != 1:
         raise InvalidArgumentError(
-            f"{what} must return a scalar; got shape {shape.as_list()}. Reduce it, "
-            "e.g. with tf.reduce_sum, or split it into one constraint per element."
+            f"{what} must return a scalar; got shape {shape.as_list()}. {_advice(what)}"
         )
 
 
@@ -63,6 +62,23 @@ def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
     return tuple(items)
 
 
+def _advice(what: str) -> str:
+    """What to do about a non-scalar: a loss may be reduced; a constraint must be split."""
+    if what == "loss":
+        return "Reduce it, e.g. with tf.reduce_mean or tf.reduce_sum."
+    # Never 'sum it': a summed inequality holds on average, not element by element.
+    return "Write one constraint per element (for v[0] - 1. and v[1] - 1., two constraints)."
+
+
+def _run(thunk: Thunk, what: str) -> Any:
+    """Runs user code once; an exception says which argument raised (``equalities[0]``)."""
+    try:
+        return thunk()
+    except Exception as error:
+        error.add_note(f"optrun: raised by {what}")
+        raise
+
+
 def _scalar_shape(value: Any, what: str) -> tf.Tensor:
     try:
         tensor = tf.convert_to_tensor(value)
@@ -75,8 +91,7 @@ def _scalar_shape(value: Any, what: str) -> tf.Tensor:
     shape = tensor.shape
     if shape.rank != 0 and shape.num_elements() != 1:
         raise InvalidArgumentError(
-            f"{what} must return a scalar; got shape {shape.as_list()}. Reduce it, "
-            "e.g. with tf.reduce_sum, or split it into one constraint per element."
+            f"{what} must return a scalar; got shape {shape.as_list()}. {_advice(what)}"
         )
     return tensor
 
@@ -98,9 +113,10 @@ def _probe(
     with tf.GradientTape() as tape:
         if var_list is not None:  # watched even when not trainable
             tape.watch([as_tf_variable(v) for v in var_list])
-        values = [_scalar_shape(loss(), "loss")]
+        values = [_scalar_shape(_run(loss, "loss"), "loss")]
         for name, thunks in (("equalities", equalities), ("inequalities", inequalities)):
-            values += [_scalar_shape(thunk(), f"{name}[{i}]") for i, thunk in enumerate(thunks)]
+            for i, thunk in enumerate(thunks):
+                values.append(_scalar_shape(_run(thunk, f"{name}[{i}]"), f"{name}[{i}]"))
         total = tf.add_n([tf.cast(tf.reduce_sum(v), tf.float64) for v in values])
     if var_list is None:
         var_list = [v for v in tape.watched_variables() if v.trainable]

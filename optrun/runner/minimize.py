@@ -77,10 +77,21 @@ def build_interface(loaded: LoadedSpec) -> tuple[Any, ScipyOptimizerInterface]:
     except OptrunError:
         raise
     except Exception as error:  # the loss or a constraint raised on its first, eager run
-        refs = [r for r in (getattr(loaded.spec.loss, "ref", None),) if r]
-        what = f"loss ({refs[0]})" if refs else "the loss"
-        raise LoadError(f"{what} or a constraint raised on the start point: {describe(error)}") from error
+        raise LoadError(f"{_who(loaded, error)} raised on the start point: {describe(error)}") from error
     return model, interface
+
+
+def _who(loaded: LoadedSpec, error: BaseException) -> str:
+    """``equalities[0] (cons.py:fn)``: the argument that raised, named with its spec reference."""
+    note = next((n for n in getattr(error, "__notes__", []) if n.startswith("optrun: raised by ")), "")
+    what = note.removeprefix("optrun: raised by ") or "the loss or a constraint"
+    spec = loaded.spec.minimize or MinimizeSpec()
+    refs = {"loss": getattr(loaded.spec.loss, "ref", None)}
+    for kind in ("equalities", "inequalities"):
+        refs.update((f"{kind}[{i}]", ref) for i, ref in enumerate(getattr(spec.constraints, kind)))
+    ref = refs.get(what)
+    shown = f"minimize.constraints.{what}" if what.startswith(("equalities", "inequalities")) else what
+    return f"{shown} ({ref})" if ref else shown
 
 
 def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
