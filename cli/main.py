@@ -27,9 +27,31 @@ app = typer.Typer(
     help="tf.contrib.opt for TensorFlow 2: scipy optimizers over TF variables, moving averages, "
     "variable clipping, and YAML-driven runs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # optrun --install-completion / --show-completion (Typer's)
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from optrun import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", metavar="", is_eager=True, callback=_version, help="Print optrun's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """tf.contrib.opt for TensorFlow 2: scipy optimizers over TF variables, moving averages,
+    variable clipping, and YAML-driven runs."""
+
 
 ConfigArg = Annotated[
     Path | None,
@@ -39,15 +61,26 @@ ConfigArg = Annotated[
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a spec value, e.g. --set train.max_steps=50 (repeatable)."),
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a spec value, e.g. --set train.max_steps=50 (repeatable).",
+    ),
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/NAME).")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in the run directory.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing run directory.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Override the spec's seed.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log details; tracebacks on errors.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", metavar="DIR", help="Run directory (default: runs/NAME).")
+]
+# Flags take no value: metavar "" keeps Click's help from showing one.
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", metavar="", help="Continue the run in the run directory.")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", metavar="", help="Overwrite an existing run directory.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, metavar="N", help="Override the spec's seed.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress and no summary.")]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", metavar="", help="Log details; tracebacks on errors.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout.")]
 
 
 def _import_tensorflow(verbose: bool) -> None:
@@ -166,6 +199,7 @@ def minimize(
 def validate(
     config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     overrides: SetOpt = None,
+    quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -184,6 +218,8 @@ def validate(
         from optrun.reporting import jsonable
 
         typer.echo(json.dumps(jsonable(reports), indent=2, allow_nan=False))
+        return
+    if quiet:  # the exit code says it
         return
     from cli.progress import summary
 

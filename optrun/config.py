@@ -332,7 +332,13 @@ def load_spec(
         if file.is_dir():
             raise ConfigError(str(path), [f"{file.resolve()} is a directory; give a spec file (YAML)"])
         if not file.is_file():
-            raise ConfigError(str(path), [f"no such file: {file.resolve()}"])
+            hint = ""
+            if str(path).lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                hint = (
+                    f"; {str(path)!r} looks like a flag's value, but flags take none: "
+                    "write --force, not --force true"
+                )
+            raise ConfigError(str(path), [f"no such file: {file.resolve()}{hint}"])
         size = file.stat().st_size
         if size > MAX_BYTES:
             raise ConfigError(
