@@ -190,9 +190,23 @@ class MinimizeSpec(Strict):
         None, gt=0, description="scipy's tol: the method's default termination tolerance."
     )
     jit_compile: bool | None = Field(None, description="XLA: null tries it with fallback; true/false force.")
+    blas_threads: Literal["auto", "unlimited"] | Annotated[int, Field(ge=1)] = Field(
+        "auto",
+        description="BLAS threads while scipy runs: 'auto' (1, except SLSQP and trust-constr), a number, "
+        "or 'unlimited'.",
+    )
     constraints: ConstraintsSpec = Field(
         default_factory=ConstraintsSpec, description="Equalities, inequalities and bounds."
     )
+
+    @field_validator("blas_threads", mode="before")
+    @classmethod
+    def _blas(cls, value: Any) -> Any:
+        if value in ("auto", "unlimited") or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        ):
+            return value
+        raise ValueError(f"blas_threads must be 'auto', 'unlimited' or a whole number >= 1; got {value!r}")
 
 
 class CheckpointSpec(Strict):

@@ -80,6 +80,7 @@ def test_shorthands_the_loader_takes_are_valid(extra: dict[str, Any]) -> None:
         },
         {"minimize": {"constraints": {"bounds": {"w": [0, 1, 2]}}}},
         {"checkpoint": {"export": "zip"}},
+        {"minimize": {"blas_threads": 0}},
         {"logging": {"every_steps": 0}},
     ],
 )

@@ -68,6 +68,7 @@ def build_interface(loaded: LoadedSpec) -> tuple[Any, ScipyOptimizerInterface]:
             inequalities=inequalities or None,
             var_to_bounds=bounds or None,
             jit_compile=spec.jit_compile,
+            blas_threads=spec.blas_threads,
             **kwargs,
         )
     except (InvalidArgumentError, InvalidTypeError, UnknownVariableError, UnsupportedMethodError) as error:
