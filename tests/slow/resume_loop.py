@@ -1,7 +1,8 @@
 """Kill a training run at random points, resume it, and get the uninterrupted run's weights exactly.
 
-8 signals (SIGINT and SIGTERM) and 20 SIGKILLs, each at a different step (seeded), each followed by
-``--resume``; the exported weights must equal an uninterrupted run's bit for bit. Slow: real processes.
+Shared by test_resume_signals.py (8 signals) and test_resume_kills.py (20 SIGKILLs), two files so
+that pytest-xdist runs them side by side. Each interrupt comes at a different step (seeded) and is
+followed by ``--resume``; the exported weights must equal an uninterrupted run's bit for bit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import h5py
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 STEPS = 1500
 MODULE = """
@@ -70,8 +70,8 @@ def lines(run: Path) -> int:
     return path.read_text().count("\n") if path.exists() else 0
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+def make_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    """An uninterrupted run: its folder and its exported weights."""
     where = tmp_path_factory.mktemp("loop")
     (where / "m.py").write_text(MODULE)
     (where / "s.yaml").write_text(SPEC)
@@ -107,7 +107,7 @@ def _cycle(where: Path, name: str, sig: int, at: int) -> tuple[int, int]:
     return code, resumed.returncode
 
 
-def _loop(reference: tuple[Path, dict[str, np.ndarray]], kinds: list[int], seed: int) -> None:
+def run_loop(reference: tuple[Path, dict[str, np.ndarray]], kinds: list[int], seed: int) -> None:
     where, want = reference
     rng = random.Random(seed)
     codes = []
@@ -127,11 +127,3 @@ def _loop(reference: tuple[Path, dict[str, np.ndarray]], kinds: list[int], seed:
     assert all(code in (expected[s], 0) for code, s in zip(codes, kinds, strict=True)), codes
     names = ", ".join(sorted({signal.Signals(s).name for s in kinds}))
     print(f"\n{len(kinds)} interrupts ({names}): each resumed to the uninterrupted weights, difference 0.0")
-
-
-def test_signals_then_resume(reference: tuple[Path, dict[str, np.ndarray]]) -> None:
-    _loop(reference, [signal.SIGINT, signal.SIGTERM] * 4, seed=1)
-
-
-def test_sigkills_then_resume(reference: tuple[Path, dict[str, np.ndarray]]) -> None:
-    _loop(reference, [signal.SIGKILL] * 20, seed=2)

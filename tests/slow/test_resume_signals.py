@@ -1,0 +1,22 @@
+"""Exact resume after 8 signals (SIGINT, SIGTERM): see resume_loop.py."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.slow.resume_loop import make_reference, run_loop
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    return make_reference(tmp_path_factory)
+
+
+def test_signals_then_resume(reference: tuple[Path, dict[str, np.ndarray]]) -> None:
+    run_loop(reference, [signal.SIGINT, signal.SIGTERM] * 4, seed=1)
