@@ -19,7 +19,6 @@ session path at the first points and used when it agrees.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -31,8 +30,6 @@ from optrun.evaluation import Evaluator
 from optrun.graph.cut import PrunedFunction
 from optrun.graph.fastpath import FunctionPath
 from optrun.packing import Layout, pack_outputs
-
-logger = logging.getLogger("optrun")
 
 #: Evaluators kept per backend (one per session, fetch list and feed keys); the oldest goes first.
 MAX_EVALUATORS = 8

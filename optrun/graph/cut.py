@@ -20,7 +20,6 @@ the session path when they differ.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,8 +30,6 @@ from tensorflow.python.eager import context
 from optrun._fastcall import FastCaller
 from optrun.evaluation import Evaluator
 from optrun.packing import Layout
-
-logger = logging.getLogger("optrun")
 
 _VARIABLE_OPS = {"VariableV2", "Variable", "VarHandleOp"}
 
@@ -45,10 +42,9 @@ class PrunedFunction:
     a ``feed_dict`` value.
     """
 
-    def __init__(self, concrete: Any, sources: list[tuple[str, Any]], xla: bool) -> None:
+    def __init__(self, concrete: Any, sources: list[tuple[str, Any]]) -> None:
         self.concrete = concrete
         self.sources = sources
-        self.xla = xla
         self._shared: Evaluator | None = None
 
     @classmethod
@@ -101,7 +97,7 @@ class PrunedFunction:
             tf.TensorSpec(t.shape, t.dtype.base_dtype) for _, t in extras
         ]
         function = tf.function(body, input_signature=spec, jit_compile=jit)
-        return cls(function.get_concrete_function(), extras, jit)
+        return cls(function.get_concrete_function(), extras)
 
     def caller(self, session: Any, feeds: dict[Any, Any]) -> Evaluator:
         """A :class:`FastCaller` with this ``minimize``'s extra inputs, run eagerly.
