@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from optrun.config import MAX_DEPTH, load_spec
+from optrun.config import load_spec
 from optrun.errors import ConfigError
+from optrun.yaml_reader import MAX_DEPTH
 from tests.hostile import write_all
 
 
