@@ -35,8 +35,7 @@ def install_sigterm() -> None:
 
 def _report(label: str, color: str, message: str, code: int, as_json: bool) -> None:
     # The message is user text: escape it, or '[batch, features]' vanishes as rich markup.
-    with tolerant(sys.stderr):
-        stderr.print(f"[bold {color}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold {color}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if as_json:  # a script reading stdout still gets a JSON answer
         with tolerant(sys.stdout):
             typer.echo(json.dumps({"success": False, "error": message, "exit_code": code}))

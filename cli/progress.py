@@ -50,7 +50,7 @@ class PipeSafeConsole(Console):
 
 
 class RichReporter:
-    """Implements optrun's Reporter protocol with rich; a closed output never stops the run."""
+    """Implements optrun's Reporter protocol with rich (on a :class:`PipeSafeConsole`)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -76,15 +76,13 @@ class RichReporter:
                 console=self.console,
                 transient=False,
             )
-            with tolerant(self.console.file):
-                self._progress.start()
+            self._progress.start()
             self._task = self._progress.add_task(kind, total=total, completed=first_step, loss="-", rate="-")
         else:
             where = f" from step {first_step}" if first_step else ""
-            with tolerant(self.console.file):
-                self.console.print(
-                    f"{kind}: starting{where}" + (f", {total} steps" if total else ""), highlight=False
-                )
+            self.console.print(
+                f"{kind}: starting{where}" + (f", {total} steps" if total else ""), highlight=False
+            )
 
     def _rate(self, step: int) -> float:
         elapsed = time.perf_counter() - self._started
@@ -92,28 +90,25 @@ class RichReporter:
 
     def step(self, step: int, loss: float, logged: bool) -> None:
         """Advances the bar; without a terminal, prints a line at each logging interval."""
-        with tolerant(self.console.file):
-            if self._progress is not None:
-                self._progress.update(
-                    self._task, completed=step, loss=f"{loss:.6g}", rate=f"{self._rate(step):.1f}"
-                )
-            elif logged:
-                total = f"/{self._total}" if self._total else ""
-                self.console.print(
-                    f"{self._kind} step {step}{total}  loss {loss:.6g}  {self._rate(step):.1f} steps/s",
-                    highlight=False,
-                )
+        if self._progress is not None:
+            self._progress.update(
+                self._task, completed=step, loss=f"{loss:.6g}", rate=f"{self._rate(step):.1f}"
+            )
+        elif logged:
+            total = f"/{self._total}" if self._total else ""
+            self.console.print(
+                f"{self._kind} step {step}{total}  loss {loss:.6g}  {self._rate(step):.1f} steps/s",
+                highlight=False,
+            )
 
     def note(self, message: str) -> None:
         """Prints a warning line."""
-        with tolerant(self.console.file):
-            self.console.print(f"[yellow]{escape(message)}[/]", highlight=False)
+        self.console.print(f"[yellow]{escape(message)}[/]", highlight=False)
 
     def close(self) -> None:
         """Stops the bar."""
         if self._progress is not None:
-            with tolerant(self.console.file):
-                self._progress.stop()
+            self._progress.stop()
             self._progress = None
 
 

@@ -6,7 +6,6 @@ the key is in the file, its line. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from optrun.errors import ConfigError
-from optrun.spec import ExperimentSpec
+from optrun.spec import ExperimentSpec, known_keys
 from optrun.suggest import suggest
 from optrun.yaml_reader import MAX_BYTES, SpecLimitError, line_map, load_yaml
 
@@ -67,47 +66,6 @@ def _unknown_key_advice(path: tuple[Any, ...], data: Any) -> str:
     if key in _BELONGS and ".".join(map(str, path[:-1])) != _BELONGS[key]:
         return f"{key} goes in {_BELONGS[key]}"
     return suggest(key, known_keys(path[:-1], data), "key")
-
-
-@functools.lru_cache(maxsize=1)
-def _schema() -> dict[str, Any]:
-    from optrun.spec import json_schema
-
-    return json_schema()
-
-
-def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
-    """The keys the spec allows at ``path``, from the schema; of a union, the alternative whose
-    ``kind`` the data names there, else every alternative."""
-    schema = _schema()
-    defs = schema.get("$defs", {})
-
-    def alternatives(node: dict[str, Any]) -> list[dict[str, Any]]:
-        if "$ref" in node:
-            return alternatives(defs[node["$ref"].split("/")[-1]])
-        options = node.get("anyOf") or node.get("oneOf")
-        if options:
-            return [alt for option in options for alt in alternatives(option)]
-        return [node]
-
-    nodes = alternatives(schema)
-    here = data
-    for part in path:
-        following: list[dict[str, Any]] = []
-        for node in nodes:
-            if isinstance(part, int) and node.get("type") == "array" and "items" in node:
-                following += alternatives(node["items"])
-            elif part in node.get("properties", {}):
-                following += alternatives(node["properties"][part])
-        nodes = following
-        if isinstance(here, dict):
-            here = here.get(part)
-        else:
-            inside = isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here)
-            here = here[part] if inside else None
-    kind = here.get("kind") if isinstance(here, dict) else None
-    chosen = [n for n in nodes if n.get("properties", {}).get("kind", {}).get("const") == kind]
-    return sorted({key for node in chosen or nodes for key in node.get("properties", {})})
 
 
 def _issues(

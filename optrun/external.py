@@ -87,11 +87,10 @@ class ExternalOptimizerInterface:
                 "loss must be a zero-argument callable returning a scalar tensor (TF2), or a scalar "
                 f"tensor of a tf.compat.v1 graph; got {type(loss).__name__}: {loss!r:.60}"
             )
-        for flag, value in (("jit_compile", jit_compile), ("check_finite", check_finite)):
-            if value not in ((None, True, False) if flag == "jit_compile" else (True, False)):
-                raise InvalidTypeError(
-                    f"{flag} must be {'None, ' if flag == 'jit_compile' else ''}True or False; got {value!r}"
-                )
+        if jit_compile not in (None, True, False):
+            raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
+        if check_finite not in (True, False):
+            raise InvalidTypeError(f"check_finite must be True or False; got {check_finite!r}")
         #: Whether a NaN or Inf in any evaluation stops ``minimize`` with :class:`NonFiniteError`.
         self.check_finite = bool(check_finite)
         #: The keyword arguments for the external optimizer (public, as in TF1).

@@ -24,7 +24,7 @@ from optrun.errors import InvalidArgumentError, UnsupportedMethodError
 from optrun.evaluation import stack
 from optrun.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc, no_step
 from optrun.packing import PackedBounds
-from optrun.suggest import suggest
+from optrun.suggest import close_match, suggest
 from optrun.threads import blas_limit_for, check_blas_threads, limited_blas
 
 logger = logging.getLogger("optrun")
@@ -53,11 +53,11 @@ def _method_name(method: Any) -> str | None:
     if callable(method):
         return None
     if not isinstance(method, str) or method.lower() not in _KNOWN:
-        hint = suggest(method.lower(), _KNOWN, "method") if isinstance(method, str) else ""
+        close = close_match(method.lower(), _KNOWN) if isinstance(method, str) else None
         raise InvalidArgumentError(
             f"method must be one of scipy.optimize.minimize's methods "
             f"({', '.join(sorted(_KNOWN))}) or a callable; got {method!r}"
-            + (f"; {hint}" if "did" in hint else "")
+            + (f"; did you mean {close!r}?" if close else "")
         )
     return method.lower()
 

@@ -7,6 +7,7 @@ instant. Every model forbids unknown keys and unions are discriminated by
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -308,6 +309,46 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
+def _alternatives(node: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """A schema node with its ``$ref`` followed and its ``anyOf``/``oneOf`` spread out."""
+    if "$ref" in node:
+        return _alternatives(defs[node["$ref"].split("/")[-1]], defs)
+    options = node.get("anyOf") or node.get("oneOf")
+    if options:
+        return [alt for option in options for alt in _alternatives(option, defs)]
+    return [node]
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_schema() -> dict[str, Any]:
+    return json_schema()
+
+
+def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
+    """The keys the spec allows at ``path``; of a union, the alternative whose ``kind`` the
+    data names there, else every alternative."""
+    schema = _cached_schema()
+    defs = schema.get("$defs", {})
+    nodes = _alternatives(schema, defs)
+    here = data
+    for part in path:
+        following: list[dict[str, Any]] = []
+        for node in nodes:
+            if isinstance(part, int) and node.get("type") == "array" and "items" in node:
+                following += _alternatives(node["items"], defs)
+            elif part in node.get("properties", {}):
+                following += _alternatives(node["properties"][part], defs)
+        nodes = following
+        if isinstance(here, dict):
+            here = here.get(part)
+        else:
+            inside = isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here)
+            here = here[part] if inside else None
+    kind = here.get("kind") if isinstance(here, dict) else None
+    chosen = [n for n in nodes if n.get("properties", {}).get("kind", {}).get("const") == kind]
+    return sorted({key for node in chosen or nodes for key in node.get("properties", {})})
+
+
 def field_paths() -> list[str]:
     """Every field of the spec as a dotted path (``train.optimizer.wrappers[].max_norm``)."""
     schema = json_schema()
@@ -315,14 +356,13 @@ def field_paths() -> list[str]:
     paths: list[str] = []
 
     def resolve(node: dict[str, Any]) -> list[dict[str, Any]]:
-        if "$ref" in node:
-            return resolve(defs[node["$ref"].split("/")[-1]])
-        options = node.get("anyOf") or node.get("oneOf")
-        if options:
-            return [r for option in options for r in resolve(option)]
-        if node.get("type") == "array" and "items" in node:
-            return [{"__array__": item} for item in resolve(node["items"])]
-        return [node]
+        out: list[dict[str, Any]] = []
+        for alt in _alternatives(node, defs):
+            if alt.get("type") == "array" and "items" in alt:
+                out += [{"__array__": item} for item in _alternatives(alt["items"], defs)]
+            else:
+                out.append(alt)
+        return out
 
     def walk(node: dict[str, Any], prefix: str) -> None:
         for target in resolve(node):
