@@ -14,8 +14,9 @@ from types import FrameType
 import typer
 from rich.markup import escape
 
-from cli.progress import PipeSafeConsole, tolerant
 from optrun.errors import OptrunError, Terminated, describe
+
+from .progress import PipeSafeConsole, tolerant
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -43,7 +44,7 @@ def _report(label: str, color: str, message: str, code: int, as_json: bool) -> N
 
 def _user_frame(error: BaseException) -> str:
     """`` in file.py:function (line N)`` for the innermost frame outside optrun, TF and the stdlib."""
-    skip = ("/site-packages/", "/dist-packages/", "/optrun/", "/cli/", "/lib/python")
+    skip = ("/site-packages/", "/dist-packages/", "/optrun/", "/optrun_cli/", "/cli/", "/lib/python")
     found = ""
     for frame, line in traceback.walk_tb(error.__traceback__):
         path = frame.f_code.co_filename

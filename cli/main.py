@@ -16,8 +16,8 @@ import typer
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from cli.errors import EXIT_FAILED, error_boundary, install_sigterm
-from cli.progress import PipeSafeConsole, tolerant
+from .errors import EXIT_FAILED, error_boundary, install_sigterm
+from .progress import PipeSafeConsole, tolerant
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not the user's business.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -130,9 +130,10 @@ def _run(
 
         loaded = load_spec(config, overrides, default=kind)
         _import_tensorflow(verbose)
-        from cli.progress import RichReporter, summary
         from optrun.reporting import NullReporter
         from optrun.runner import RunOptions, run_minimize, run_train
+
+        from .progress import RichReporter, summary
 
         reporter = NullReporter() if quiet else RichReporter(console)
         try:
@@ -221,7 +222,7 @@ def validate(
         return
     if quiet:  # the exit code says it
         return
-    from cli.progress import summary
+    from .progress import summary
 
     for report in reports:
         summary(console, f"{loaded.source}: {report['mode']} checks passed", report)

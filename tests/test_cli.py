@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
-from cli.main import app
+from optrun_cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -505,7 +505,7 @@ def test_keras_loss_kind_is_inferred(in_tmp: Path) -> None:
 def test_json_usage_errors_still_print_json(
     args: list[str], fragment: str, capsys: pytest.CaptureFixture[str], in_tmp: Path
 ) -> None:
-    from cli.main import main
+    from optrun_cli.main import main
 
     with pytest.raises(SystemExit) as stopped:
         main(args)

@@ -29,7 +29,7 @@ def run(*args: str, cwd: Path, timeout: int = 180) -> subprocess.CompletedProces
 
 def test_help_and_validate_help_do_not_import_tensorflow() -> None:
     code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom cli.main import app\n"
+        "import sys\nfrom typer.testing import CliRunner\nfrom optrun_cli.main import app\n"
         "for args in (['--help'], ['validate', '--help'], ['train', '--help'], ['schema']):\n"
         "    r = CliRunner().invoke(app, args)\n    assert r.exit_code == 0, r.output\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from optrun_cli.main import app
 
 MODULE = """
 import numpy as np

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cli.main import app
 from optrun import __version__
+from optrun_cli.main import app
 
 runner = CliRunner()
 

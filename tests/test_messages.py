@@ -9,9 +9,9 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 import optrun
-from cli.main import app
 from optrun.config import load_spec
 from optrun.errors import ConfigError
+from optrun_cli.main import app
 
 
 def test_tabs_and_empty_specs(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 import optrun
-from cli.main import app
 from optrun.errors import NonFiniteError
+from optrun_cli.main import app
 
 
 def test_nan_at_the_start_point_names_the_loss() -> None:

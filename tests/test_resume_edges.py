@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
-from cli.main import app
+from optrun_cli.main import app
 
 MODULE = """
 import numpy as np

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from optrun.errors import RunError
 from optrun.runner.rundir import LOCK, MARKER, claimed, read_marker
+from optrun_cli.main import app
 
 runner = CliRunner()
 SPEC = "name: tiny\nmodel: {builder: model.py:build}\nloss: model.py:loss\nminimize: {method: L-BFGS-B}\n"

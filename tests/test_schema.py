@@ -109,7 +109,7 @@ def test_schema_write_writes_the_file_and_the_modeline(tmp_path: Path) -> None:
 
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from optrun_cli.main import app
 
     target = tmp_path / "optrun.schema.json"
     result = CliRunner().invoke(app, ["schema", "--write", str(target)])

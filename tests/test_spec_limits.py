@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from optrun.config import load_spec
 from optrun.errors import ConfigError
 from optrun.yaml_reader import MAX_DEPTH
+from optrun_cli.main import app
 from tests.hostile import write_all
 
 

@@ -9,10 +9,10 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 import optrun
-from cli.main import app
 from optrun.config import load_spec
 from optrun.errors import ConfigError
 from optrun.suggest import suggest
+from optrun_cli.main import app
 
 MODULE = (
     "import numpy as np, tensorflow as tf, keras\n"

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli.main import app
+from optrun_cli.main import app
 
 pytestmark = pytest.mark.slow
 SPECS = 2_000
