@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
-from rich.markup import escape
 
 from .errors import EXIT_FAILED, error_boundary, install_sigterm
 from .progress import PipeSafeConsole, tolerant
@@ -198,40 +197,27 @@ def minimize(
 
 @app.command()
 def validate(
-    config: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+    configs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Experiment specs (YAML). Omitted: the built-in train and minimize experiments.",
+            show_default=False,
+        ),
+    ] = None,
     overrides: SetOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a spec: validate it, import the module, build the model, evaluate once. Writes nothing."""
-    _logging(verbose, False)
-    console = PipeSafeConsole(stderr=as_json)
-    with error_boundary(verbose, as_json):
-        from optrun.config import load_spec
+    """Check specs in one pass: schema, references, arguments, variable names, shapes. Writes nothing.
 
-        loaded = load_spec(config, overrides or [])
-        _import_tensorflow(verbose)
-        from optrun.runner import validate_spec
+    Every problem of every file is reported, sorted by line; --json prints a list of
+    {file, path, line, severity, message} objects. Exit code 2 if any spec has a problem.
+    """
+    from .validate import run_validate
 
-        reports = validate_spec(loaded)
-    if as_json:
-        from optrun.reporting import jsonable
-
-        typer.echo(json.dumps(jsonable(reports), indent=2, allow_nan=False))
-        return
-    if quiet:  # the exit code says it
-        return
-    from .progress import summary
-
-    for report in reports:
-        summary(console, f"{loaded.source}: {report['mode']} checks passed", report)
-        for label in report.get("unused_variables", []):
-            console.print(
-                f"[yellow]warning:[/] the loss does not depend on {escape(repr(label))} (zero gradient)"
-            )
-        for line in report.get("bounds_violated_at_start", []):
-            console.print(f"[yellow]warning:[/] {escape(line)}")
+    _logging(verbose, quiet)
+    run_validate(configs or [], overrides or [], quiet, verbose, as_json)
 
 
 @app.command()

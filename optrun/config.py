@@ -6,7 +6,7 @@ the key is in the file, its line. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from optrun.errors import ConfigError
+from optrun.errors import ConfigError, Problem
 from optrun.spec import ExperimentSpec, known_keys
 from optrun.suggest import suggest
 from optrun.yaml_reader import MAX_BYTES, SpecLimitError, line_map, load_yaml
@@ -29,6 +29,34 @@ class LoadedSpec:
     spec: ExperimentSpec
     base_dir: Path  # relative references resolve from here
     source: str  # file path, or 'built-in <name>'
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)  # YAML path -> line in the file
+
+
+@dataclass(frozen=True)
+class RawSpec:
+    """A spec as read, before validation: the data (overrides applied) and where each key is."""
+
+    data: dict[str, Any]
+    base_dir: Path
+    source: str
+    lines: dict[tuple[Any, ...], int]
+    overridden: set[str]
+
+
+def dotted(path: tuple[Any, ...] | list[Any]) -> str:
+    """``("a", "b", 0, "c")`` -> ``"a.b[0].c"``: how messages name a place in the spec."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def line_of(path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    """The line of ``path``, or of its nearest parent that is in the file."""
+    for depth in range(len(path), 0, -1):
+        if path[:depth] in lines:
+            return lines[path[:depth]]
+    return None
 
 
 def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
@@ -68,17 +96,31 @@ def _unknown_key_advice(path: tuple[Any, ...], data: Any) -> str:
     return suggest(key, known_keys(path[:-1], data), "key")
 
 
+def placed(
+    path: tuple[Any, ...], message: str, lines: dict[tuple[Any, ...], int], overridden: set[str]
+) -> Problem:
+    """A problem at ``path``: with the line of its key, or marked as coming from a --set override."""
+    plain = ".".join(str(p) for p in path)
+    # An override that created this key (or one below it, absent from the file) is the source.
+    from_set = plain in overridden or (
+        path not in lines and any(key.startswith(plain + ".") for key in overridden)
+    )
+    if from_set:
+        return Problem(dotted(path) or "(top level)", f"{message} (from --set)")
+    return Problem(dotted(path) or "(top level)", message, line_of(path, lines))
+
+
 def _issues(
     error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]
-) -> list[str]:
-    issues: list[tuple[float, int, str]] = []  # (line, order found, text): sorted by line
+) -> list[Problem]:
+    issues: list[tuple[float, int, Problem]] = []  # (line, order found, problem): sorted by line
     reported: set[str] = set()
     for item in error.errors():
         path = _yaml_path(tuple(item["loc"]), data)
-        dotted = ".".join(str(p) for p in path) or "(top level)"
-        if dotted in reported:  # the other alternatives of a union: one message per place
+        name = dotted(path) or "(top level)"
+        if name in reported:  # the other alternatives of a union: one message per place
             continue
-        reported.add(dotted)
+        reported.add(name)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key; " + _unknown_key_advice(path, data)
@@ -88,19 +130,10 @@ def _issues(
             and not isinstance(item["input"], (dict, list))
         ):
             message = f"{message}; got {item['input']!r}"
-        where, line = "", float("inf")
-        # An override that created this key (or one below it, absent from the file) is the source.
-        from_set = path not in lines and any(key.startswith(dotted + ".") for key in overridden)
-        if dotted in overridden or from_set:
-            where = " (from --set)"
-        else:
-            for depth in range(len(path), 0, -1):
-                if path[:depth] in lines:
-                    line = lines[path[:depth]]
-                    where = f" (line {line})"
-                    break
-        issues.append((line, len(issues), f"{dotted}: {message}{where}"))
-    return [text for _, _, text in sorted(issues)]
+        problem = placed(path, message, lines, overridden)
+        line = problem.line if problem.line is not None else float("inf")
+        issues.append((line, len(issues), problem))
+    return [problem for _, _, problem in sorted(issues, key=lambda item: item[:2])]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -158,6 +191,15 @@ def load_spec(
     Raises:
         ConfigError: with every problem found, each with its path and line.
     """
+    return check_schema(read_spec(path, overrides, default))
+
+
+def read_spec(path: str | Path | None, overrides: list[str] | None = None, default: str = "train") -> RawSpec:
+    """Reads a spec file (or the built-in ``default``) and applies ``overrides``; no validation.
+
+    Raises:
+        ConfigError: the file cannot be read, is not YAML, is empty or not a mapping.
+    """
     if path is None:
         text = resources.files("optrun.defaults").joinpath(DEFAULTS[default]).read_text()
         source, base_dir = f"built-in {default} experiment", Path.cwd()
@@ -196,14 +238,16 @@ def load_spec(
         data = load_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        where = f" at column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
+        at_line: int | None = mark.line + 1 if mark is not None else None
         if "'\\t'" in problem:
-            at = f" (line {mark.line + 1})" if mark is not None else ""
-            raise ConfigError(source, [f"YAML does not allow tabs for indentation; use spaces{at}"]) from None
+            raise ConfigError(
+                source, [Problem("", "YAML does not allow tabs for indentation; use spaces", at_line)]
+            ) from None
         if isinstance(error, SpecLimitError):
-            raise ConfigError(source, [f"spec refused: {problem}{where}"]) from None
-        raise ConfigError(source, [f"not valid YAML: {problem}{where}"]) from None
+            raise ConfigError(source, [Problem("", f"spec refused: {problem}{where}", at_line)]) from None
+        raise ConfigError(source, [Problem("", f"not valid YAML: {problem}{where}", at_line)]) from None
     if data is None and not overrides:
         raise ConfigError(source, ["the spec is empty; `optrun schema` lists what it may hold"])
     if data is None:
@@ -211,11 +255,20 @@ def load_spec(
     if not isinstance(data, dict):
         raise ConfigError(source, [f"the spec must be a mapping of keys; got a {type(data).__name__}"])
     overridden = apply_overrides(data, list(overrides or []))
+    return RawSpec(data, base_dir, source, line_map(text), overridden)
+
+
+def check_schema(raw: RawSpec) -> LoadedSpec:
+    """Validates a read spec against the schema.
+
+    Raises:
+        ConfigError: with every problem found, sorted by line, each with its path and line.
+    """
     try:
-        spec = ExperimentSpec.model_validate(data)
+        spec = ExperimentSpec.model_validate(raw.data)
     except ValidationError as error:
-        raise ConfigError(source, _issues(error, data, line_map(text), overridden)) from None
-    return LoadedSpec(spec, base_dir, source)
+        raise ConfigError(raw.source, _issues(error, raw.data, raw.lines, raw.overridden)) from None
+    return LoadedSpec(spec, raw.base_dir, raw.source, raw.lines)
 
 
 def dump_spec(spec: ExperimentSpec) -> str:

@@ -9,6 +9,8 @@ working for code written against ``tf.contrib.opt``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 def first_line(error: BaseException) -> str:
@@ -70,14 +72,48 @@ class NotReadyError(OptrunError, RuntimeError):
     """An operation needs state that does not exist yet (e.g. averages before any update)."""
 
 
-class ConfigError(OptrunError, ValueError):
-    """The experiment spec is invalid; ``issues`` lists every problem with its path and line."""
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a spec: its YAML path (dotted, '' for the whole file), message and line."""
 
-    def __init__(self, source: str, issues: list[str]) -> None:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line is not None else ""
+        return f"{self.path}: {self.message}{where}" if self.path else f"{self.message}{where}"
+
+    @classmethod
+    def parse(cls, text: str) -> Problem:
+        """Reads ``"a.b[0]: message (line 3)"`` back; text without a leading path keeps path ''."""
+        found = _PROBLEM.match(text)
+        if found is None:
+            return cls("", text)
+        line = found["line"]
+        return cls(found["path"] or "", found["message"], int(line) if line else None)
+
+
+_PROBLEM = re.compile(
+    r"^(?:(?P<path>[A-Za-z_][\w\-]*(?:\.[\w\-]+|\[\d+\])*): )?(?P<message>.*?)"
+    r"(?: \(line (?P<line>\d+)\))?$",
+    re.DOTALL,
+)
+
+
+class ConfigError(OptrunError, ValueError):
+    """The experiment spec is invalid.
+
+    ``problems`` lists every problem found, each with its YAML path and line;
+    ``issues`` is the same list as text.
+    """
+
+    def __init__(self, source: str, issues: Sequence[str | Problem]) -> None:
         self.source = source
-        self.issues = issues
+        self.problems = [p if isinstance(p, Problem) else Problem.parse(p) for p in issues]
+        self.issues = [str(p) for p in self.problems]
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
-        super().__init__(f"{source}: {count}\n" + "\n".join(f"  - {issue}" for issue in issues))
+        super().__init__(f"{source}: {count}\n" + "\n".join(f"  - {issue}" for issue in self.issues))
 
 
 class LoadError(OptrunError, ImportError):

@@ -96,6 +96,16 @@ def _scalar_shape(value: Any, what: str) -> tf.Tensor:
     return tensor
 
 
+def check_scalar(value: Any, what: str) -> tf.Tensor:
+    """``value`` as a tensor, if it is one number; else an error naming ``what`` and saying what to do.
+
+    Raises:
+        InvalidTypeError: not a number.
+        InvalidArgumentError: more than one element (a loss may be reduced; a constraint must be split).
+    """
+    return _scalar_shape(value, what)
+
+
 def _probe(
     loss: Thunk,
     equalities: tuple[Thunk, ...],

@@ -160,7 +160,7 @@ def test_five_mistakes_all_reported_by_the_cli(in_tmp: Path) -> None:
         "seed:",
         "model.builder:",
         "loss.name:",
-        "train.optimizer.wrappers.0:",
+        "train.optimizer.wrappers[0]:",
         "train.learning_rate: unknown key; learning_rate goes in train.optimizer.args",
     ):
         assert expected in result.stderr, expected
@@ -227,7 +227,18 @@ def test_validate_reports_and_writes_nothing(in_tmp: Path) -> None:
     before = sorted(p.name for p in in_tmp.iterdir())
     result = invoke("validate", str(spec), "--json")
     assert result.exit_code == 0, result.output
-    (report,) = json.loads(result.stdout)
+    unused, outside, passed = json.loads(result.stdout)
+    assert unused == {
+        "file": str(spec),
+        "path": "model",
+        "line": None,
+        "severity": "warning",
+        "message": "the loss does not depend on 'b' (zero gradient)",
+    }
+    assert outside["severity"] == "warning" and outside["path"] == "minimize.constraints.bounds"
+    assert outside["message"] == "a: 1 of 2 start values outside bounds"
+    report = passed["report"]
+    assert passed["severity"] == "info" and report["mode"] == "minimize"
     assert report["loss"] == pytest.approx(10.0)
     assert report["gradient_norm"] == pytest.approx(np.hypot(6.0, -2.0))
     assert report["unused_variables"] == ["b"]

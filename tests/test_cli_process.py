@@ -61,7 +61,9 @@ def test_exit_codes(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[1] / "configs" / "constrained_slsqp.yaml"
     checked = run("validate", str(config), "--json", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
-    assert json.loads(checked.stdout)[0]["constraint_residuals"]["equalities"] == [6.0]  # v[1] - 1 at v = 7
+    (entry,) = json.loads(checked.stdout)
+    assert entry["severity"] == "info" and entry["message"] == "minimize checks passed"
+    assert entry["report"]["constraint_residuals"]["equalities"] == [6.0]  # v[1] - 1 at v = 7
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nmodel: {builder: m.py:build}\nloss: {kind: keras}\nseed: -3\nextra: 1\n")
     invalid = run("validate", str(bad), cwd=tmp_path)

@@ -27,9 +27,11 @@ def test_every_hostile_spec_is_refused_with_its_reason(hostile: dict[str, tuple[
 
 
 def test_the_message_names_the_line(hostile: dict[str, tuple[Path, str]]) -> None:
-    with pytest.raises(ConfigError, match=r"aliases expand the spec to more than 100000 values \(line 6,"):
+    with pytest.raises(
+        ConfigError, match=r"aliases expand the spec to more than 100000 values at column \d+ \(line 6\)"
+    ):
         load_spec(hostile["bomb-top"][0])
-    with pytest.raises(ConfigError, match=rf"nests deeper than {MAX_DEPTH} levels \(line 4,"):
+    with pytest.raises(ConfigError, match=rf"nests deeper than {MAX_DEPTH} levels at column \d+ \(line 4\)"):
         load_spec(hostile["deep-nesting"][0])
 
 

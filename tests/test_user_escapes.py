@@ -29,7 +29,12 @@ def test_sys_exit_in_a_builder(tmp_path: Path, command: str) -> None:
     result = runner.invoke(app, [command, str(spec), "--json", *extra])
     assert result.exit_code == 2
     assert "m.py:build called sys.exit(3)" in result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["exit_code"] == 2
+    if command == "validate":  # a problem in the list, at the builder's line
+        (problem,) = json.loads(result.stdout)
+        assert (problem["path"], problem["line"], problem["severity"]) == ("model.builder", 2, "error")
+        assert "m.py:build called sys.exit(3)" in problem["message"]
+    else:
+        assert json.loads(result.stdout.strip().splitlines()[-1])["exit_code"] == 2
     assert not (tmp_path / "run").exists()
 
 

@@ -14,7 +14,7 @@ from optrun.clipping import VariableClippingOptimizer, check_dims
 from optrun.config import LoadedSpec
 from optrun.errors import ConfigError, InvalidArgumentError, LoadError, UnknownVariableError, first_line
 from optrun.loading import call_user, load_callable
-from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec
+from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec, VariableClippingSpec
 from optrun.suggest import suggest
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label, variable_names
 
@@ -198,10 +198,19 @@ def select(selectors: list[str], variables: list[Any], what: str) -> list[Any]:
     return chosen
 
 
+def clipped_variables(wrapper: VariableClippingSpec, variables: list[Any], where: str) -> list[Any]:
+    """The variables a clipping wrapper names, after checking its dims against each."""
+    chosen = select(wrapper.vars, variables, f"{where}.vars")
+    for var in chosen:
+        check_dims(list(wrapper.dims), var, f"{where}.dims")
+    return chosen
+
+
 def build_optimizer(
     spec: OptimizerSpec, variables: list[Any]
 ) -> tuple[keras.optimizers.Optimizer, MovingAverageOptimizer | None]:
     """The Keras optimizer, wrapped in list order; also returns the averaging wrapper if any."""
+    problems: list[str] = []
     try:
         opt = keras.optimizers.get({"class_name": spec.name, "config": dict(spec.args)})
     except (ValueError, TypeError) as error:
@@ -212,17 +221,18 @@ def build_optimizer(
             and issubclass(getattr(keras.optimizers, n), keras.optimizers.Optimizer)
             and n not in ("Optimizer", "LossScaleOptimizer")
         ]
-        hint = "" if spec.name in classes else f" ({suggest(spec.name, classes, 'optimizer')})"
-        raise ConfigError(
-            "train.optimizer",
-            [
-                f"train.optimizer: cannot make Keras optimizer {spec.name!r} with args "
-                f"{spec.args}: {str(error).splitlines()[0]}{hint}"
-            ],
-        ) from None
+        if spec.name in classes:
+            problems.append(
+                f"train.optimizer.args: {spec.name}({spec.args}) failed: {str(error).splitlines()[0]}"
+            )
+        else:
+            problems.append(
+                f"train.optimizer.name: not a Keras optimizer: {spec.name!r}; "
+                + suggest(spec.name, classes, "optimizer")
+            )
+        opt = keras.optimizers.SGD()  # a stand-in, so the wrappers below are checked too
     inner_iterations = opt.iterations
     averaging = None
-    problems: list[str] = []
     for i, wrapper in enumerate(spec.wrappers):
         if isinstance(wrapper, MovingAverageSpec):
             opt = averaging = MovingAverageOptimizer(
@@ -232,11 +242,8 @@ def build_optimizer(
                 sequential_update=wrapper.sequential_update,
             )
             continue
-        where = f"train.optimizer.wrappers[{i}]"
         try:  # names and dims are checked here, for every wrapper, so all mistakes show at once
-            chosen = select(wrapper.vars, variables, f"{where}.vars")
-            for var in chosen:
-                check_dims(list(wrapper.dims), var, f"{where}.dims")
+            chosen = clipped_variables(wrapper, variables, f"train.optimizer.wrappers[{i}]")
         except (UnknownVariableError, InvalidArgumentError) as error:
             problems.append(str(error))
             continue

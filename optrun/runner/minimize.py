@@ -48,10 +48,10 @@ from optrun.spec import MinimizeSpec
 from optrun.varkeys import variable_label
 
 
-def build_interface(loaded: LoadedSpec) -> tuple[Any, ScipyOptimizerInterface]:
-    """The model and a ``ScipyOptimizerInterface`` over its variables, from the spec."""
+def build_interface(loaded: LoadedSpec, model: Any = None) -> tuple[Any, ScipyOptimizerInterface]:
+    """The model (built here unless given) and a ``ScipyOptimizerInterface`` over its variables."""
     spec = loaded.spec.minimize or MinimizeSpec()
-    model = build_model(loaded)
+    model = build_model(loaded) if model is None else model
     variables = variables_of(model, loaded.spec.model.builder)
     equalities, inequalities = constraints(loaded, model)
     bounds = {name: (b.low, b.high) for name, b in spec.constraints.bounds.items()}

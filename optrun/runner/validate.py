@@ -1,27 +1,48 @@
-"""``optrun validate``: everything short of running, and nothing written.
+"""``optrun validate``: everything short of running, in one pass, and nothing written.
 
-It validates the spec, imports the user's module, builds the model, and
-evaluates the loss, gradients and constraints once at the start point.
+Stages, each collecting problems rather than stopping at the first:
+
+1. the schema;
+2. references: each ``file.py:function`` imports and takes the spec's arguments
+   (:mod:`optrun.runner.checks`);
+3. the model, built once: clipping and bounds variable names resolve, the
+   optimizer and loss names exist, and the loss and each constraint return a
+   scalar at the start point;
+4. when all of that is clean, the dry run: loss, gradients and constraints
+   evaluated once, as a run would (:func:`validate_spec`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
+from pydantic import ValidationError
 
-from optrun.config import LoadedSpec
-from optrun.errors import LoadError, describe
-from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
+from optrun.config import LoadedSpec, RawSpec, check_schema, dotted
+from optrun.errors import ConfigError, LoadError, Problem, describe
+from optrun.loading import call_user
+from optrun.probe import check_scalar
+from optrun.runner.build import (
+    build_data,
+    build_model,
+    build_optimizer,
+    clipped_variables,
+    train_loss,
+    variables_of,
+)
+from optrun.runner.checks import Collector, Path, check_references, get
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.minimize import build_interface
 from optrun.runner.train import build_on_first_batch, first_batch
-from optrun.varkeys import variable_label
+from optrun.spec import OptimizerSpec, VariableClippingSpec
+from optrun.varkeys import resolve_var_keyed, variable_label
 
 
-def _validate_minimize(loaded: LoadedSpec) -> dict[str, Any]:
-    model, interface = build_interface(loaded)
+def _validate_minimize(loaded: LoadedSpec, model: Any = None) -> dict[str, Any]:
+    model, interface = build_interface(loaded, model)
     check_export(model, loaded.spec.checkpoint.export, loaded.source)
     x0 = interface.start_point()
     point = interface.evaluate(x0)
@@ -50,13 +71,13 @@ def _validate_minimize(loaded: LoadedSpec) -> dict[str, Any]:
     }
 
 
-def _validate_train(loaded: LoadedSpec) -> dict[str, Any]:
+def _validate_train(loaded: LoadedSpec, model: Any = None, batch: Any = None) -> dict[str, Any]:
     spec = loaded.spec
-    model = build_model(loaded)
-    data = build_data(loaded)
-    assert spec.data is not None
-    batch, data = first_batch(data, spec.data.builder)
-    build_on_first_batch(model, batch)
+    if model is None or batch is None:
+        model = build_model(loaded)
+        assert spec.data is not None
+        batch, _ = first_batch(build_data(loaded), spec.data.builder)
+        build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     if spec.train is not None:
@@ -81,12 +102,119 @@ def _validate_train(loaded: LoadedSpec) -> dict[str, Any]:
     }
 
 
-def validate_spec(loaded: LoadedSpec) -> list[dict[str, Any]]:
-    """One report per section present (train and/or minimize); raises on any error."""
-    seed_everything(loaded.spec.seed)
+def validate_spec(loaded: LoadedSpec, model: Any = None, batch: Any = None) -> list[dict[str, Any]]:
+    """One report per section present (train and/or minimize); raises on the first error.
+
+    ``model`` (and, for train, its first ``batch``) are reused when given, so a
+    model that :func:`validate_raw` built is not built twice.
+    """
+    if model is None:
+        seed_everything(loaded.spec.seed)
     reports = []
     if loaded.spec.train is not None:
-        reports.append(_validate_train(loaded))
+        reports.append(_validate_train(loaded, model, batch))
     if loaded.spec.minimize is not None or loaded.spec.train is None:
-        reports.append(_validate_minimize(loaded))
+        reports.append(_validate_minimize(loaded, model))
     return reports
+
+
+def _start_point(raw: RawSpec, fns: dict[Path, Any], model: Any, collector: Collector) -> None:
+    """The minimize loss and each constraint, run once on the model: each must give a scalar."""
+    for path, fn in fns.items():
+        if path[0] == "loss" and isinstance(raw.data.get("train"), dict):
+            continue  # a training loss takes a batch too: the dry run checks it
+        if path[0] not in ("loss", "minimize"):
+            continue
+        what = "loss" if path[0] == "loss" else f"{path[2]}[{path[3]}]"
+        ref = get(raw.data, *path)
+        with collector.catch(path):
+            check_scalar(call_user(fn, ref, dotted(path), model), what)
+
+
+def _variables(raw: RawSpec, fns: dict[Path, Any], collector: Collector) -> tuple[Any, Any, list[Any]] | None:
+    """Builds the model (and, for train, runs its first batch) from the raw spec."""
+    data = raw.data
+    ref = get(data, "model", "builder")
+    params = get(data, "model", "params")
+    seed = data.get("seed")
+    seed_everything(seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0)
+    built: list[Any] = []
+    with collector.catch(("model", "builder")):
+        model = call_user(fns[("model", "builder")], ref, "model.builder", **(params or {}))
+        built.append(model)
+    if not built:
+        return None
+    batch = None
+    if isinstance(data.get("train"), dict) and ("data", "builder") in fns:
+        ref = get(data, "data", "builder")
+        with collector.catch(("data", "builder")):
+            dataset = call_user(
+                fns[("data", "builder")], ref, "data.builder", **(get(data, "data", "params") or {})
+            )
+            batch, _ = first_batch(dataset, ref)
+            build_on_first_batch(model, batch)
+    with collector.catch(("model", "builder")):
+        return model, batch, variables_of(model, get(data, "model", "builder"))
+    return None
+
+
+def _names(raw: RawSpec, variables: list[Any], collector: Collector) -> None:
+    """Clipping wrappers' and bounds' variable names (and the optimizer name) against the model."""
+    optimizer = get(raw.data, "train", "optimizer")
+    if isinstance(optimizer, dict):
+        try:  # the name and args alone: each wrapper is checked on its own below
+            spec = OptimizerSpec.model_validate({**optimizer, "wrappers": []})
+        except ValidationError:
+            spec = None  # the schema stage reported it
+        if spec is not None:
+            with collector.catch(("train", "optimizer")):
+                build_optimizer(spec, variables)
+        wrappers = optimizer.get("wrappers")
+        for i, item in enumerate(wrappers if isinstance(wrappers, list) else []):
+            try:
+                wrapper = VariableClippingSpec.model_validate(item)
+            except ValidationError:
+                continue  # another kind, or reported by the schema stage
+            path = ("train", "optimizer", "wrappers", i)
+            with collector.catch(path):
+                clipped_variables(wrapper, variables, dotted(path))
+    bounds = get(raw.data, "minimize", "constraints", "bounds")
+    for key in bounds if isinstance(bounds, dict) else {}:
+        path = ("minimize", "constraints", "bounds", key)
+        with collector.catch(path):
+            resolve_var_keyed({key: True}, variables, argument=dotted(path))
+
+
+def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
+    """Every problem in a read spec that can be found without training, sorted by line.
+
+    Returns:
+        The problems (empty when the spec is good) and, when there are none,
+        the dry run's reports (see :func:`validate_spec`).
+    """
+    keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
+    collector = Collector(raw)
+    loaded = None
+    try:
+        loaded = check_schema(raw)
+    except ConfigError as error:
+        collector.problems += error.problems
+    fns = check_references(raw, collector)
+    built = _variables(raw, fns, collector) if ("model", "builder") in fns else None
+    if built is None:
+        return collector.sorted(), []
+    model, batch, variables = built
+    _names(raw, variables, collector)
+    if isinstance(raw.data.get("minimize"), dict) or not isinstance(raw.data.get("train"), dict):
+        _start_point(raw, fns, model, collector)
+    if loaded is not None:
+        with collector.catch(("loss",)):
+            train_loss(loaded)  # a Keras loss name that does not exist
+        with collector.catch(("checkpoint", "export")):
+            check_export(model, loaded.spec.checkpoint.export, loaded.source)
+    if loaded is None or collector.problems:
+        return collector.sorted(), []
+    reports: list[dict[str, Any]] = []
+    with collector.catch(()):
+        reports = validate_spec(loaded, model, batch)
+    return collector.sorted(), reports

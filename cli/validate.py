@@ -1,0 +1,99 @@
+"""``optrun validate``: every problem of every spec given, in one pass, and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from .errors import EXIT_USAGE, error_boundary, stderr
+from .progress import PipeSafeConsole, summary, tolerant
+
+
+def _entries(source: str, problems: list[Any], reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``--json`` list for one spec: errors, then warnings and one 'info' entry per check passed."""
+    entries: list[dict[str, Any]] = [
+        {"file": source, "path": p.path, "line": p.line, "severity": "error", "message": p.message}
+        for p in problems
+    ]
+    for report in reports:
+        for label in report.get("unused_variables", []):
+            message = f"the loss does not depend on {label!r} (zero gradient)"
+            entries.append(
+                {"file": source, "path": "model", "line": None, "severity": "warning", "message": message}
+            )
+        for line in report.get("bounds_violated_at_start", []):
+            entries.append(
+                {
+                    "file": source,
+                    "path": "minimize.constraints.bounds",
+                    "line": None,
+                    "severity": "warning",
+                    "message": line,
+                }
+            )
+        entries.append(
+            {
+                "file": source,
+                "path": report["mode"],
+                "line": None,
+                "severity": "info",
+                "message": f"{report['mode']} checks passed",
+                "report": report,
+            }
+        )
+    return entries
+
+
+def run_validate(
+    configs: list[Path], overrides: list[str], quiet: bool, verbose: bool, as_json: bool
+) -> None:
+    """Checks each spec (none: both built-in defaults); exits 2 if any has a problem."""
+    console = PipeSafeConsole(stderr=as_json)
+    found: list[tuple[str, list[Any], list[dict[str, Any]]]] = []
+    with error_boundary(verbose, as_json):
+        from optrun.config import read_spec
+        from optrun.errors import ConfigError
+
+        targets: list[tuple[Path | None, str]] = [(path, "train") for path in configs] or [
+            (None, "train"),
+            (None, "minimize"),
+        ]
+        read: list[Any] = []
+        for path, default in targets:
+            try:
+                read.append(read_spec(path, overrides, default))
+            except ConfigError as error:
+                found.append((error.source, error.problems, []))
+        if read:
+            from .main import _import_tensorflow
+
+            _import_tensorflow(verbose)
+            from optrun.runner.validate import validate_raw
+
+            for raw in read:
+                problems, reports = validate_raw(raw)
+                found.append((raw.source, problems, reports))
+    failed = any(problems for _, problems, _ in found)
+    for source, problems, _ in found:
+        if problems and not quiet:
+            text = str(ConfigError(source, problems))
+            stderr.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    with tolerant(console.file):
+        if as_json:
+            from optrun.reporting import jsonable
+
+            entries = [e for source, problems, reports in found for e in _entries(source, problems, reports)]
+            typer.echo(json.dumps(jsonable(entries), indent=2, allow_nan=False))
+        elif not quiet:
+            for source, problems, reports in found:
+                for report in [] if problems else reports:
+                    summary(console, f"{source}: {report['mode']} checks passed", report)
+                for entry in _entries(source, problems, reports):
+                    if entry["severity"] == "warning":
+                        console.print(f"[yellow]warning:[/] {escape(entry['message'])}", highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_USAGE)
