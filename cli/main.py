@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import EXIT_FAILED, error_boundary, install_sigterm
 from .progress import PipeSafeConsole, tolerant
@@ -21,8 +22,29 @@ from .progress import PipeSafeConsole, tolerant
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not the user's business.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+
+def _flags_without_metavar(params: list[Any]) -> list[Any]:
+    """Flags take no value, so help shows none (Typer would print ``<bool>`` for --help and the
+    completion flags)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_metavar(super().get_params(ctx))
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_metavar(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="optrun",
+    cls=_Group,
     help="tf.contrib.opt for TensorFlow 2: scipy optimizers over TF variables, moving averages, "
     "variable clipping, and YAML-driven runs.",
     no_args_is_help=True,
@@ -43,9 +65,7 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option(
-            "--version", metavar="", is_eager=True, callback=_version, help="Print optrun's version and exit."
-        ),
+        typer.Option("--version", is_eager=True, callback=_version, help="Print optrun's version and exit."),
     ] = False,
 ) -> None:
     """tf.contrib.opt for TensorFlow 2: scipy optimizers over TF variables, moving averages,
@@ -69,17 +89,12 @@ SetOpt = Annotated[
 OutOpt = Annotated[
     Path | None, typer.Option("--out", metavar="DIR", help="Run directory (default: runs/NAME).")
 ]
-# Flags take no value: metavar "" keeps Click's help from showing one.
-ResumeOpt = Annotated[
-    bool, typer.Option("--resume", metavar="", help="Continue the run in the run directory.")
-]
-ForceOpt = Annotated[bool, typer.Option("--force", metavar="", help="Overwrite an existing run directory.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in the run directory.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing run directory.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, metavar="N", help="Override the spec's seed.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress and no summary.")]
-VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", metavar="", help="Log details; tracebacks on errors.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log details; tracebacks on errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 def _import_tensorflow(verbose: bool) -> None:
@@ -156,7 +171,7 @@ def _common(overrides: list[str] | None, seed: int | None) -> list[str]:
     return [*(overrides or []), *([f"seed={seed}"] if seed is not None else [])]
 
 
-@app.command()
+@app.command(cls=_Command)
 def train(
     config: ConfigArg = None,
     overrides: SetOpt = None,
@@ -172,7 +187,7 @@ def train(
     _run("train", config, _common(overrides, seed), out, resume, force, quiet, verbose, as_json)
 
 
-@app.command()
+@app.command(cls=_Command)
 def minimize(
     config: ConfigArg = None,
     method: Annotated[str | None, typer.Option(help="scipy.optimize.minimize method.")] = None,
@@ -195,7 +210,7 @@ def minimize(
     _run("minimize", config, extra, out, resume, force, quiet, verbose, as_json)
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(
     configs: Annotated[
         list[Path] | None,
@@ -220,7 +235,7 @@ def validate(
     run_validate(configs or [], overrides or [], quiet, verbose, as_json)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema(
     write: Annotated[
         Path | None,
@@ -230,31 +245,44 @@ def schema(
             help="Write the schema to FILE (e.g. optrun.schema.json); print the line to put in a spec.",
         ),
     ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print the JSON Schema of the experiment spec (for editor completion and checks)."""
+    """Print the JSON Schema of the experiment spec (for editor completion and checks).
+
+    The schema is JSON either way; with --write, --json reports the file and the modeline as JSON.
+    """
     from optrun.spec import json_schema
 
     text = json.dumps(json_schema(), indent=2)
     if write is None:
         typer.echo(text)
         return
-    with error_boundary():
-        try:
-            write.write_text(text + "\n", encoding="utf-8")
+    with error_boundary(verbose, as_json):
+        from optrun.errors import RunError
+
+        tmp = write.with_name(f".{write.name}.tmp")
+        try:  # via a temporary file and a rename: never half a schema
+            tmp.write_text(text + "\n", encoding="utf-8")
+            os.replace(tmp, write)
         except OSError as error:
-            from optrun.errors import RunError
-
+            tmp.unlink(missing_ok=True)
             raise RunError(f"--write {write}: cannot write the schema: {error.strerror}") from None
-    typer.echo(f"wrote {write}; for editor completion, start a spec with this line:")
-    typer.echo(f"# yaml-language-server: $schema={write}")
+    modeline = f"# yaml-language-server: $schema={write}"
+    if as_json:
+        typer.echo(json.dumps({"written": str(write), "modeline": modeline}))
+    elif not quiet:
+        typer.echo(f"wrote {write}; for editor completion, start a spec with this line:")
+        typer.echo(modeline)
 
 
-@app.command()
-def version() -> None:
-    """Print optrun's version."""
+@app.command(cls=_Command)
+def version(quiet: QuietOpt = False, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> None:
+    """Print optrun's version (--json: {"version": ...})."""
     from optrun import __version__
 
-    typer.echo(__version__)
+    typer.echo(json.dumps({"version": __version__}) if as_json else __version__)
 
 
 def main(argv: list[str] | None = None) -> None:
