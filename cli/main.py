@@ -17,7 +17,19 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from .errors import EXIT_FAILED, error_boundary, install_sigterm
+from .options import (
+    ConfigArg,
+    ForceOpt,
+    JsonOpt,
+    OutOpt,
+    QuietOpt,
+    ResumeOpt,
+    SeedOpt,
+    SetOpt,
+    VerboseOpt,
+)
 from .progress import PipeSafeConsole, tolerant
+from .show import runs, show
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not the user's business.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -51,36 +63,6 @@ def _root(
 ) -> None:
     """tf.contrib.opt for TensorFlow 2: scipy optimizers over TF variables, moving averages,
     variable clipping, and YAML-driven runs."""
-
-
-ConfigArg = Annotated[
-    Path | None,
-    typer.Argument(
-        help="Experiment spec (YAML). Omitted: the built-in default experiment.", show_default=False
-    ),
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        metavar="KEY=VALUE",
-        help="Override a spec value, e.g. --set train.max_steps=50 (repeatable).",
-    ),
-]
-OutOpt = Annotated[
-    Path | None, typer.Option("--out", metavar="DIR", help="Run directory (default: runs/NAME).")
-]
-# Flags take no value: metavar "" keeps Click's help from showing one.
-ResumeOpt = Annotated[
-    bool, typer.Option("--resume", metavar="", help="Continue the run in the run directory.")
-]
-ForceOpt = Annotated[bool, typer.Option("--force", metavar="", help="Overwrite an existing run directory.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, metavar="N", help="Override the spec's seed.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress and no summary.")]
-VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", metavar="", help="Log details; tracebacks on errors.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout.")]
 
 
 def _import_tensorflow(verbose: bool) -> None:
@@ -261,6 +243,10 @@ def schema(
             raise RunError(f"--write {write}: cannot write the schema: {error.strerror}") from None
     typer.echo(f"wrote {write}; for editor completion, start a spec with this line:")
     typer.echo(f"# yaml-language-server: $schema={write}")
+
+
+app.command()(show)
+app.command()(runs)
 
 
 @app.command()
