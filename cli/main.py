@@ -14,37 +14,31 @@ from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
-from typer.core import TyperCommand, TyperGroup
 
 from .errors import EXIT_FAILED, error_boundary, install_sigterm
+from .options import (
+    ConfigArg,
+    FlagCommand,
+    FlagGroup,
+    ForceOpt,
+    JsonOpt,
+    OutOpt,
+    QuietOpt,
+    ResumeOpt,
+    SeedOpt,
+    SetOpt,
+    VerboseOpt,
+)
 from .progress import PipeSafeConsole, tolerant
+from .show import runs, show
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not the user's business.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _flags_without_metavar(params: list[Any]) -> list[Any]:
-    """Flags take no value, so help shows none (Typer would print ``<bool>`` for --help and the
-    completion flags)."""
-    for param in params:
-        if getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
-    return params
-
-
-class _Group(TyperGroup):
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _flags_without_metavar(super().get_params(ctx))
-
-
-class _Command(TyperCommand):
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _flags_without_metavar(super().get_params(ctx))
-
-
 app = typer.Typer(
     name="optrun",
-    cls=_Group,
+    cls=FlagGroup,
     help="tf.contrib.opt for TensorFlow 2: scipy optimizers over TF variables, moving averages, "
     "variable clipping, and YAML-driven runs.",
     no_args_is_help=True,
@@ -70,31 +64,6 @@ def _root(
 ) -> None:
     """tf.contrib.opt for TensorFlow 2: scipy optimizers over TF variables, moving averages,
     variable clipping, and YAML-driven runs."""
-
-
-ConfigArg = Annotated[
-    Path | None,
-    typer.Argument(
-        help="Experiment spec (YAML). Omitted: the built-in default experiment.", show_default=False
-    ),
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        metavar="KEY=VALUE",
-        help="Override a spec value, e.g. --set train.max_steps=50 (repeatable).",
-    ),
-]
-OutOpt = Annotated[
-    Path | None, typer.Option("--out", metavar="DIR", help="Run directory (default: runs/NAME).")
-]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in the run directory.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing run directory.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, metavar="N", help="Override the spec's seed.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log details; tracebacks on errors.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 def _import_tensorflow(verbose: bool) -> None:
@@ -171,7 +140,7 @@ def _common(overrides: list[str] | None, seed: int | None) -> list[str]:
     return [*(overrides or []), *([f"seed={seed}"] if seed is not None else [])]
 
 
-@app.command(cls=_Command)
+@app.command(cls=FlagCommand)
 def train(
     config: ConfigArg = None,
     overrides: SetOpt = None,
@@ -187,7 +156,7 @@ def train(
     _run("train", config, _common(overrides, seed), out, resume, force, quiet, verbose, as_json)
 
 
-@app.command(cls=_Command)
+@app.command(cls=FlagCommand)
 def minimize(
     config: ConfigArg = None,
     method: Annotated[str | None, typer.Option(help="scipy.optimize.minimize method.")] = None,
@@ -210,7 +179,7 @@ def minimize(
     _run("minimize", config, extra, out, resume, force, quiet, verbose, as_json)
 
 
-@app.command(cls=_Command)
+@app.command(cls=FlagCommand)
 def validate(
     configs: Annotated[
         list[Path] | None,
@@ -235,7 +204,7 @@ def validate(
     run_validate(configs or [], overrides or [], quiet, verbose, as_json)
 
 
-@app.command(cls=_Command)
+@app.command(cls=FlagCommand)
 def schema(
     write: Annotated[
         Path | None,
@@ -277,7 +246,11 @@ def schema(
         typer.echo(modeline)
 
 
-@app.command(cls=_Command)
+app.command(cls=FlagCommand)(show)
+app.command(cls=FlagCommand)(runs)
+
+
+@app.command(cls=FlagCommand)
 def version(quiet: QuietOpt = False, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> None:
     """Print optrun's version (--json: {"version": ...})."""
     from optrun import __version__

@@ -118,3 +118,70 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _number(value: Any) -> float | None:
+    """A metric value as a float: numbers, and the 'nan'/'inf' strings :func:`jsonable` writes."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """Reads a metrics file back: every line, in order, a torn last line skipped.
+
+    Returns:
+        ``{"file", "count", "torn", "last", "steps", "series"}``: the number of
+        records, whether a torn last line was skipped, the last record, the
+        steps, and each metric's values aligned with the steps (floats; NaN
+        where a record lacks the metric). A missing file reads as no records.
+
+    Raises:
+        RunError: the file cannot be read, or a line other than the last is
+            not a metrics record (a kill tears only the last one).
+    """
+    from optrun.errors import RunError
+
+    empty: dict[str, Any] = {"file": str(path), "count": 0, "torn": False, "last": None}
+    if not path.exists():
+        return {**empty, "steps": [], "series": {}}
+    steps: list[int] = []
+    series: dict[str, list[float]] = {}
+    last: dict[str, Any] | None = None
+    torn = False
+    try:
+        with path.open("rb") as stream:
+            for line_no, raw in enumerate(stream, start=1):
+                if torn:  # the bad line was not the last one
+                    raise RunError(
+                        f"{path}: line {line_no - 1} is not a metrics record; the file is damaged "
+                        "(only a torn last line is expected). Fix or remove that line."
+                    )
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    record = None
+                if not (isinstance(record, dict) and isinstance(record.get("step"), int)):
+                    torn = True
+                    continue
+                for key, value in record.items():
+                    if key in ("step", "wall_time"):
+                        continue
+                    number = _number(value)
+                    if number is not None:
+                        series.setdefault(key, [math.nan] * len(steps)).append(number)
+                steps.append(record["step"])
+                for values in series.values():  # a metric this record lacks
+                    if len(values) < len(steps):
+                        values.append(math.nan)
+                last = record
+    except OSError as error:
+        raise RunError(f"{path}: cannot read it: {error.strerror or error}") from None
+    return {**empty, "count": len(steps), "torn": torn, "last": last, "steps": steps, "series": series}

@@ -17,7 +17,7 @@ import yaml
 from optrun.config import LoadedSpec, dump_spec
 from optrun.errors import OptrunError, RunError, Terminated, describe, first_line
 from optrun.reporting import NullReporter, Reporter
-from optrun.runner.rundir import claimed
+from optrun.runner.rundir import KIND_MARK, claimed
 
 CHECKPOINTS = "checkpoints"
 AVERAGED = "averaged"
@@ -57,8 +57,6 @@ def run_dir(loaded: LoadedSpec, options: RunOptions) -> Path:
     return Path(options.out) if options.out is not None else Path("runs") / loaded.spec.name
 
 
-#: First line of a run's config.yaml (a comment, so the file stays a valid spec).
-KIND_MARK = "# optrun run:"
 #: What must not change between a run and its --resume (limits, logging and paths may).
 RESUME_KEYS = ("model", "data", "loss")
 RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")}

@@ -31,6 +31,8 @@ from optrun.errors import RunError
 
 MARKER = ".optrun-run"
 LOCK = ".optrun-lock"
+#: First line of a run's config.yaml (a comment, so the file stays a valid spec).
+KIND_MARK = "# optrun run:"
 
 
 def spec_hash(text: str) -> str:
@@ -124,6 +126,27 @@ def read_marker(out: Path) -> dict[str, Any] | None:
     return (
         marker if isinstance(marker, dict) and str(marker.get("made_by", "")).startswith("optrun") else None
     )
+
+
+def is_locked(out: Path) -> bool:
+    """Whether a process holds ``out``'s run lock (a run, or a --resume, in progress).
+
+    Probed with a shared, non-blocking flock on a read-only descriptor: the
+    lock file is never created, and a held probe lasts microseconds.
+    """
+    try:
+        fd = os.open(out / LOCK, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: no run ever held it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as error:
+        return error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _empty(out: Path, *ignoring: str) -> bool:
