@@ -1,4 +1,7 @@
-"""Progress for a run: a rich bar on a terminal, plain lines every interval elsewhere."""
+"""Progress for a run: a rich bar on a terminal, plain lines every interval elsewhere.
+
+optrun's library does not import this; only the CLI does, after TensorFlow.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, ProgressColumn, Task
+from rich.progress import Progress as Progress_
 from rich.table import Table
+from rich.text import Text
+
+from optrun.reporting import Progress
 
 
 def detach(stream: Any) -> None:
@@ -49,57 +56,134 @@ class PipeSafeConsole(Console):
         detach(self.file)
 
 
+def duration(seconds: float) -> str:
+    """``0.8s``, ``2m05s``, ``1h02m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m{int(seconds % 60):02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _of(count: int | None, total: int | None) -> str:
+    return "-" if count is None else f"{count}/{total}" if total else str(count)
+
+
+def fields(event: Progress) -> dict[str, str]:
+    """The numbers of a progress line, as shown: the same on the bar and in plain lines."""
+    shown = {"counter": _of(event.step, event.total), "loss": f"{event.loss:.6g}"}
+    if event.kind == "minimize":
+        shown["nfev"] = _of(event.nfev, event.max_nfev)
+        shown["violation"] = "-" if event.violation is None else f"{event.violation:.3g}"
+    else:
+        shown["epoch"] = _of(event.epoch, event.epochs)
+    return shown
+
+
+def plain_line(event: Progress, rate: float, elapsed: float | None = None, bar: bool = False) -> str:
+    """``minimize iteration 12/100  nfev 37  loss 0.001234  violation 0  elapsed 0.8s``, or for
+    training ``train step 20/200  epoch 2/13  loss 0.0421  25.3 steps/s  elapsed 0.8s``.
+
+    Next to a ``bar``: without the kind, one space apart, to fit 80 columns.
+    """
+    shown = fields(event)
+    kind = "" if bar else f"{event.kind} "
+    if event.kind == "minimize":
+        parts = [
+            f"{kind}iteration {shown['counter']}",
+            f"nfev {shown['nfev']}",
+            f"loss {shown['loss']}",
+            f"violation {shown['violation']}",
+        ]
+    else:
+        parts = [f"{kind}step {shown['counter']}"]
+        if event.epoch is not None:
+            parts.append(f"epoch {shown['epoch']}")
+        parts += [f"loss {shown['loss']}", f"{rate:.1f} steps/s"]
+    sep = " " if bar else "  "
+    return sep.join([*parts, f"elapsed {duration(event.elapsed if elapsed is None else elapsed)}"])
+
+
+def stop_line(event: Progress) -> str:
+    """Why minimize stopped where it did, with scipy's message."""
+    where = f"{event.step} of {event.total}" if event.total else str(event.step)
+    why = "converged" if event.converged else "did not converge"
+    return f"{event.kind} stopped at iteration {where}: {why} (scipy: {event.message})"
+
+
+class _Numbers(ProgressColumn):
+    """The plain line's fields next to the bar; the elapsed time ticks while an iteration runs."""
+
+    def render(self, task: Task) -> Text:
+        event: Progress | None = task.fields.get("event")
+        elapsed = task.elapsed or 0.0
+        if event is None:
+            line = f"{task.description}: starting  elapsed {duration(elapsed)}"
+        else:
+            line = plain_line(event, task.fields.get("rate", math.nan), elapsed, bar=True)
+            if event.kind == "train" and task.time_remaining is not None:
+                line += f" ETA {duration(task.time_remaining)}"
+        return Text(line, no_wrap=True, overflow="ellipsis")
+
+
 class RichReporter:
-    """Implements optrun's Reporter protocol with rich (on a :class:`PipeSafeConsole`)."""
+    """Implements optrun's Reporter protocol (with ``progress``) on a :class:`PipeSafeConsole`.
+
+    On a terminal: a rich bar; minimize shows iteration/maxiter, nfev, loss,
+    constraint violation and elapsed time, train step/total, epoch, loss,
+    steps/s, elapsed time and the time left. Elsewhere: the same fields as a
+    plain line at each logging interval. Minimize ends with the line that says
+    at which iteration scipy stopped and why.
+    """
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._progress: Progress | None = None
+        self._progress: Progress_ | None = None
         self._task: Any = None
         self._kind = ""
         self._total: int | None = None
         self._started = time.perf_counter()
         self._first = 0
+        self._printed: tuple[int, int | None] | None = None
 
     def start(self, kind: str, total: int | None, first_step: int) -> None:
         """Opens the bar (terminal) or prints a header line."""
         self._kind, self._total, self._first = kind, total, first_step
         self._started = time.perf_counter()
+        self._printed = None
         if self.console.is_terminal:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TextColumn("loss {task.fields[loss]}"),
-                TextColumn("{task.fields[rate]} steps/s"),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=False,
-            )
+            self._progress = Progress_(BarColumn(bar_width=6), _Numbers(), console=self.console)
             self._progress.start()
-            self._task = self._progress.add_task(kind, total=total, completed=first_step, loss="-", rate="-")
+            self._task = self._progress.add_task(kind, total=total, completed=first_step, event=None)
         else:
-            where = f" from step {first_step}" if first_step else ""
-            self.console.print(
-                f"{kind}: starting{where}" + (f", {total} steps" if total else ""), highlight=False
-            )
+            counter = "iteration" if kind == "minimize" else "step"
+            where = f" from {counter} {first_step}" if first_step else ""
+            limit = f", maxiter {total}" if kind == "minimize" else f", {total} steps"
+            self.console.print(f"{kind}: starting{where}" + (limit if total else ""), highlight=False)
 
     def _rate(self, step: int) -> float:
         elapsed = time.perf_counter() - self._started
         return (step - self._first) / elapsed if elapsed > 0 else math.nan
 
-    def step(self, step: int, loss: float, logged: bool) -> None:
-        """Advances the bar; without a terminal, prints a line at each logging interval."""
+    def progress(self, event: Progress) -> None:
+        """Advances the bar; without a terminal, prints a line at each logging interval and at the end."""
         if self._progress is not None:
-            self._progress.update(
-                self._task, completed=step, loss=f"{loss:.6g}", rate=f"{self._rate(step):.1f}"
-            )
-        elif logged:
-            total = f"/{self._total}" if self._total else ""
-            self.console.print(
-                f"{self._kind} step {step}{total}  loss {loss:.6g}  {self._rate(step):.1f} steps/s",
-                highlight=False,
-            )
+            self._progress.update(self._task, completed=event.step, event=event, rate=self._rate(event.step))
+            if event.final:
+                self.close()
+        elif event.logged and self._printed != (event.step, event.nfev):
+            # The final event repeats the last iteration's line unless scipy went on after it.
+            self._printed = (event.step, event.nfev)
+            self.console.print(plain_line(event, self._rate(event.step)), highlight=False, soft_wrap=True)
+        if event.final and event.message is not None:
+            style = "green" if event.converged else "yellow"
+            self.console.print(f"[{style}]{escape(stop_line(event))}[/]", highlight=False, soft_wrap=True)
+
+    def step(self, step: int, loss: float, logged: bool) -> None:
+        """The protocol's plain step (a caller that does not send :class:`Progress`)."""
+        elapsed = time.perf_counter() - self._started
+        self.progress(Progress(self._kind, step, self._total, loss, logged, elapsed))
 
     def note(self, message: str) -> None:
         """Prints a warning line."""
@@ -112,12 +196,17 @@ class RichReporter:
             self._progress = None
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def summary(console: Console, title: str, result: dict[str, Any]) -> None:
-    """The end-of-run table."""
+    """The end-of-run table; a list of lines (the run's ``warnings``) gets one line per item."""
     table = Table(title=escape(title), show_header=False, title_justify="left")
     for key, value in result.items():
-        text = value if isinstance(value, str) else repr(value)
-        if len(text) > 200:
-            text = text[:197] + "..."
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            text = "\n".join(_cut(v, 400) for v in value)
+        else:
+            text = _cut(value if isinstance(value, str) else repr(value), 200)
         table.add_row(escape(key), escape(text))
     console.print(table)

@@ -92,6 +92,8 @@ class PointCache:
         self._value: Evaluation | None = None
         self._fetched: list[Any] = []
         self.evaluations = 0
+        #: Loss requests (:meth:`loss_and_grad` calls), cached or not: what scipy reports as ``nfev``.
+        self.loss_requests = 0
         #: With the finite check on: the lowest loss evaluated so far (its point: :attr:`best_x`).
         self.best_loss: float = math.inf
         self._best_key: bytes | None = None
@@ -156,6 +158,7 @@ class PointCache:
         Calls ``loss_callback(*fetched)`` every time, also when ``x`` is cached
         (TF1 called it on every loss request).
         """
+        self.loss_requests += 1
         packed = self._packed_at(x)
         if self._loss_callback is not None:
             self._loss_callback(*self._fetched)

@@ -195,6 +195,15 @@ class ExternalOptimizerInterface:
             "violation": ev.violation,
         }
 
+    @property
+    def nfev(self) -> int:
+        """How many times the optimizer asked for the loss in the current (or last) :meth:`minimize`.
+
+        scipy's ``nfev`` for every ``scipy.optimize.minimize`` method, read as it
+        runs (e.g. from ``step_callback``); 0 before the first minimize.
+        """
+        return self._cache.loss_requests if self._cache is not None else 0
+
     def peek(self, x: np.ndarray) -> Evaluation | None:
         """The last evaluation of the current (or last) :meth:`minimize`, if it was at ``x``."""
         return self._cache.peek(x) if self._cache is not None else None

@@ -45,7 +45,7 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["solution"]["v"] == pytest.approx([1.0, 1.0], abs=1e-6)
     # With --json, progress goes to stderr; TensorFlow's native start-up log does not appear.
-    assert "minimize step 2/100" in ok.stderr
+    assert "minimize iteration 2/100  nfev" in ok.stderr
     assert "oneDNN" not in ok.stderr and "cuda" not in ok.stderr.lower()
     failed = run("minimize", "--maxiter", "1", "--out", "f", "-q", cwd=tmp_path)
     assert failed.returncode == 1

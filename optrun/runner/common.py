@@ -16,7 +16,7 @@ import yaml
 
 from optrun.config import LoadedSpec, dump_spec
 from optrun.errors import OptrunError, RunError, Terminated, describe, first_line
-from optrun.reporting import NullReporter, Reporter
+from optrun.reporting import NullReporter, Reporter, WarningLog, write_json_atomic
 from optrun.runner.rundir import KIND_MARK, claimed
 
 CHECKPOINTS = "checkpoints"
@@ -111,6 +111,15 @@ def previous_result(out: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return result if isinstance(result, dict) else None
+
+
+def write_result(out: Path, result: dict[str, Any], caught: WarningLog) -> dict[str, Any]:
+    """Writes result.json, with the warnings raised so far (``warnings``, when any), and warnings.log."""
+    if caught:
+        result = {**result, "warnings": caught.summary()}
+    caught.write(out)
+    write_json_atomic(out / "result.json", result)
+    return result
 
 
 def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:

@@ -23,7 +23,7 @@ from optrun.errors import (
     UnsupportedMethodError,
     describe,
 )
-from optrun.reporting import MetricsWriter, write_json_atomic
+from optrun.reporting import MetricsWriter, Progress, WarningLog, captured_warnings, report
 from optrun.runner.build import build_model, constraints, minimize_loss, variables_of
 from optrun.runner.common import (
     CHECKPOINTS,
@@ -42,6 +42,7 @@ from optrun.runner.common import (
     run_directory,
     seed_everything,
     signals_deferred,
+    write_result,
 )
 from optrun.scipy_interface import ScipyOptimizerInterface
 from optrun.spec import MinimizeSpec
@@ -95,13 +96,38 @@ def _who(loaded: LoadedSpec, error: BaseException) -> str:
     return f"{shown} ({ref})" if ref else shown
 
 
+def limits(method: str, options: dict[str, Any]) -> tuple[int | None, int | None]:
+    """``(iterations, evaluations)``: the limits the spec's options set for ``method``, None if unset.
+
+    ``maxiter`` counts iterations, except where scipy counts evaluations with it
+    (COBYLA) or renamed it (TNC: the interface passes it on as ``maxfun``);
+    ``maxfun`` / ``maxfev`` count evaluations.
+    """
+    name = method.lower()
+    iterations, evaluations = options.get("maxiter"), options.get("maxfun", options.get("maxfev"))
+    if name in ("tnc", "cobyla"):
+        iterations, evaluations = None, evaluations or iterations
+    return (
+        iterations if isinstance(iterations, int) else None,
+        evaluations if isinstance(evaluations, int) else None,
+    )
+
+
 def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
-    """Minimizes per ``loaded.spec``; writes the run directory; returns the outcome."""
-    with contextlib.ExitStack() as stack:  # holds the run directory's lock until the end
-        return _minimize(loaded, options, stack)
+    """Minimizes per ``loaded.spec``; writes the run directory; returns the outcome.
+
+    Warnings raised meanwhile (scipy's, Keras's, the user's) are captured, not
+    printed: result.json lists each once with its count, and warnings.log
+    in the run directory says where each came from.
+    """
+    # The lock on the run directory is held until the end.
+    with captured_warnings() as caught, contextlib.ExitStack() as stack:
+        return _minimize(loaded, options, stack, caught)
 
 
-def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack) -> RunOutcome:
+def _minimize(
+    loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack, caught: WarningLog
+) -> RunOutcome:
     spec = loaded.spec
     seed_everything(spec.seed)
     model, interface = build_interface(loaded)
@@ -137,7 +163,31 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
         resume_from=done if options.resume else None,
     )
     state: dict[str, Any] = {"iteration": done, "loss": math.nan, "x": None}
-    options.reporter.start("minimize", maxiter, done)
+    max_iterations, max_nfev = limits(interface.method, dict(spec.minimize.options if spec.minimize else {}))
+    started = time.perf_counter()
+    options.reporter.start("minimize", max_iterations, done)
+
+    def progress(
+        iteration: int,
+        loss: float,
+        violation: float,
+        logged: bool,
+        nfev: int | None = None,
+        elapsed: float | None = None,
+        **final: Any,
+    ) -> Progress:
+        return Progress(
+            "minimize",
+            iteration,
+            max_iterations,
+            loss,
+            logged,
+            time.perf_counter() - started if elapsed is None else elapsed,
+            nfev=interface.nfev if nfev is None else nfev,
+            max_nfev=max_nfev,
+            violation=violation,
+            **final,
+        )
 
     def on_step(x: np.ndarray) -> None:
         state["iteration"] += 1
@@ -148,7 +198,7 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
         if logged:
             metrics.write(state["iteration"], loss=point["loss"], constraint_violation=point["violation"])
             state["logged"] = state["iteration"]
-        options.reporter.step(state["iteration"], point["loss"], logged)
+        report(options.reporter, progress(state["iteration"], point["loss"], point["violation"], logged))
 
     def stopped(status: str, error: str | None = None) -> None:
         # The variables hold the last point scipy tried; keep the last accepted iterate instead.
@@ -162,11 +212,11 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
             "status": status,
             "success": False,
             "nit": state["iteration"],
+            "nfev": interface.nfev,
             "fun": state["loss"],
         }
-        write_json_atomic(out / "result.json", {**record, **({"error": error} if error else {})})
+        write_result(out, {**record, **({"error": error} if error else {})}, caught)
 
-    started = time.perf_counter()
     try:
         scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
@@ -186,6 +236,9 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
     manager.save(checkpoint_number=state["iteration"])
     exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()
+    nit = done + int(scipy_result.get("nit", state["iteration"] - done))
+    nfev = int(scipy_result.get("nfev", interface.nfev))
+    time_s = round(time.perf_counter() - started, 3)
     result = {
         "kind": "minimize",
         "status": int(scipy_result.get("status", 0)),
@@ -193,16 +246,30 @@ def _minimize(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitSta
         "message": str(scipy_result.message),
         "method": interface.method,
         "fun": float(scipy_result.fun),
-        "nit": done + int(scipy_result.get("nit", state["iteration"] - done)),
-        "nfev": int(scipy_result.get("nfev", 0)),
+        "nit": nit,
+        "nfev": nfev,
         "solution": {variable_label(v): np.asarray(v.numpy()).tolist() for v in interface.var_list},
         "constraint_residuals": {
             "equalities": final["equalities"],
             "inequalities": final["inequalities"],
             "violation": final["violation"],
         },
-        "time_s": round(time.perf_counter() - started, 3),
+        "time_s": time_s,
         "export": exported,
     }
-    write_json_atomic(out / "result.json", result)
+    result = write_result(out, result, caught)
+    report(
+        options.reporter,
+        progress(
+            nit,
+            float(scipy_result.fun),
+            final["violation"],
+            True,
+            nfev=nfev,
+            elapsed=time_s,
+            final=True,
+            converged=bool(scipy_result.success),
+            message=str(scipy_result.message),
+        ),
+    )
     return RunOutcome(out, result, bool(scipy_result.success))

@@ -19,7 +19,7 @@ from optrun.errors import (
     RunFailed,
     describe,
 )
-from optrun.reporting import MetricsWriter, write_json_atomic
+from optrun.reporting import MetricsWriter, Progress, WarningLog, captured_warnings, report
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
     AVERAGED,
@@ -39,6 +39,7 @@ from optrun.runner.common import (
     run_directory,
     seed_everything,
     signals_deferred,
+    write_result,
 )
 
 
@@ -98,12 +99,20 @@ def build_on_first_batch(model: Any, batch: Any) -> None:
 
 
 def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
-    """Trains per ``loaded.spec``; writes the run directory; returns the outcome."""
-    with contextlib.ExitStack() as stack:  # holds the run directory's lock until the end
-        return _train(loaded, options, stack)
+    """Trains per ``loaded.spec``; writes the run directory; returns the outcome.
+
+    Warnings raised meanwhile (Keras's, the user's) are captured, not printed:
+    result.json lists each once with its count, and warnings.log in the run
+    directory says where each came from.
+    """
+    # The lock on the run directory is held until the end.
+    with captured_warnings() as caught, contextlib.ExitStack() as stack:
+        return _train(loaded, options, stack, caught)
 
 
-def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack) -> RunOutcome:
+def _train(
+    loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack, caught: WarningLog
+) -> RunOutcome:
     spec = loaded.spec
     if spec.train is None:
         raise ConfigError(
@@ -123,6 +132,8 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
     per_epoch = _steps_per_epoch(data)
     epochs = spec.train.epochs
     total = spec.train.max_steps or (epochs * per_epoch if epochs and per_epoch else None)
+    # Passes over the data the run makes (max_steps may end one part-way): for the progress line.
+    passes_shown = math.ceil(total / per_epoch) if total and per_epoch else None
 
     skip_nonfinite = spec.train.on_nonfinite == "skip"
 
@@ -207,17 +218,29 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
                     break
                 skipped += 1
                 options.reporter.note(f"non-finite loss or gradient at step {step}: update skipped")
-            options.reporter.step(step, last_loss, logged)
+            report(
+                options.reporter,
+                Progress(
+                    "train",
+                    step,
+                    total,
+                    last_loss,
+                    logged,
+                    time.perf_counter() - started,
+                    epoch=(step - 1) // per_epoch + 1 if per_epoch else None,
+                    epochs=passes_shown,
+                ),
+            )
             if spec.checkpoint.every_steps and step % spec.checkpoint.every_steps == 0:
                 save_all()
     except (KeyboardInterrupt, Terminated) as interrupt:
         save_all()
-        _write_result(out, "interrupted", step, last_loss, skipped, started, None)
+        _write_result(out, caught, "interrupted", step, last_loss, skipped, started, None)
         metrics.close()
         raise Interrupted(interrupt_code(interrupt), out) from None
     except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
         message = failure(error, f"step {step + 1}")
-        _write_result(out, "error", step, last_loss, skipped, started, None, message)
+        _write_result(out, caught, "error", step, last_loss, skipped, started, None, message)
         metrics.close()
         raise RunFailed(f"{message} (result.json written to {out})") from error
     before = previous_result(out) if options.resume and step == first_step else None
@@ -245,12 +268,15 @@ def _train(loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack)
         exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()
     averaged = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
-    result = _write_result(out, status, step, last_loss, skipped, started, exported, averaged=averaged)
+    result = _write_result(
+        out, caught, status, step, last_loss, skipped, started, exported, averaged=averaged
+    )
     return RunOutcome(out, result, status == "completed")
 
 
 def _write_result(
     out: Any,
+    caught: WarningLog,
     status: str,
     step: int,
     loss: float,
@@ -273,5 +299,4 @@ def _write_result(
     }
     if error is not None:
         result["error"] = error
-    write_json_atomic(out / "result.json", result)
-    return result
+    return write_result(out, result, caught)
