@@ -1,28 +1,19 @@
-"""Where a run's numbers go: ``metrics.jsonl``, TensorBoard, a progress reporter and the warnings log.
+"""Where a run's numbers go: ``metrics.jsonl``, TensorBoard, and a progress reporter.
 
 The library never prints: it calls a :class:`Reporter`, which the CLI
-implements with rich (a progress bar on a terminal, plain lines otherwise),
-and it captures third-party warnings raised during a run
-(:func:`captured_warnings`) into the run directory instead of letting them
-reach stderr.
+implements with rich (a progress bar on a terminal, plain lines otherwise).
+Warnings raised during a run go to :mod:`optrun.run_warnings`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import re
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO
-
-#: The run directory's log of the warnings raised during the run (absent when there were none).
-WARNINGS_FILE = "warnings.log"
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -98,84 +89,6 @@ def report(reporter: Reporter, event: Progress) -> None:
         progress(event)
     elif not event.final:  # a step-only reporter already saw the last iteration
         reporter.step(event.step, event.loss, event.logged)
-
-
-#: Python's own default filters ignore these outside ``__main__``: they are for developers
-#: of the code that raises them (Keras's NumPy 2 notices, say), not for the run's user.
-_IGNORED = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
-
-
-def _where(filename: str, lineno: int) -> str:
-    """``scipy/optimize/_x.py:737``: a path shortened to below site-packages."""
-    short = re.split(r"[/\\](?:site|dist)-packages[/\\]", filename)[-1]
-    return f"{short}:{lineno}"
-
-
-class WarningLog:
-    """The warnings raised during a run, deduplicated by (category, message, where), with counts."""
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, str], int] = {}
-
-    def record(
-        self,
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None:
-        """A ``warnings.showwarning`` replacement: counts the warning, prints nothing."""
-        key = (category.__name__, str(message).strip(), _where(filename, lineno))
-        self._counts[key] = self._counts.get(key, 0) + 1
-
-    def __len__(self) -> int:
-        return len(self._counts)
-
-    def summary(self) -> list[str]:
-        """One line per distinct warning: ``UserWarning (32 times): delta_grad == 0.0. ...``."""
-        return [
-            f"{category} ({_times(count)}): {message}"
-            for (category, message, _), count in self._counts.items()
-        ]
-
-    def write(self, out: Path) -> None:
-        """Writes :data:`WARNINGS_FILE` in ``out`` (removes a stale one when there were none)."""
-        path = out / WARNINGS_FILE
-        if not self._counts:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            return
-        lines = [
-            f"{category} ({_times(count)}) at {where}: {message}"
-            for (category, message, where), count in self._counts.items()
-        ]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        os.replace(tmp, path)
-
-
-def _times(count: int) -> str:
-    return "once" if count == 1 else f"{count} times"
-
-
-@contextlib.contextmanager
-def captured_warnings() -> Iterator[WarningLog]:
-    """Captures every warning raised in the block into a :class:`WarningLog`; none is printed.
-
-    Whatever filters are in force outside (``-W``, pytest's ``filterwarnings``, an
-    earlier ``"once"``), each occurrence is counted, except the developer
-    categories Python itself ignores by default (:data:`_IGNORED`). The
-    previous filters and ``warnings.showwarning`` come back when the block ends.
-    """
-    log = WarningLog()
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        for category in _IGNORED:
-            warnings.filterwarnings("ignore", category=category)
-        warnings.showwarning = log.record
-        yield log
 
 
 def jsonable(value: Any) -> Any:

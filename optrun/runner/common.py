@@ -16,7 +16,8 @@ import yaml
 
 from optrun.config import LoadedSpec, dump_spec
 from optrun.errors import OptrunError, RunError, Terminated, describe, first_line
-from optrun.reporting import NullReporter, Reporter, WarningLog, write_json_atomic
+from optrun.reporting import NullReporter, Reporter, write_json_atomic
+from optrun.run_warnings import WarningLog
 from optrun.runner.rundir import KIND_MARK, claimed
 
 CHECKPOINTS = "checkpoints"

@@ -23,7 +23,8 @@ from optrun.errors import (
     UnsupportedMethodError,
     describe,
 )
-from optrun.reporting import MetricsWriter, Progress, WarningLog, captured_warnings, report
+from optrun.reporting import MetricsWriter, Progress, report
+from optrun.run_warnings import WarningLog, captured_warnings
 from optrun.runner.build import build_model, constraints, minimize_loss, variables_of
 from optrun.runner.common import (
     CHECKPOINTS,

@@ -19,7 +19,8 @@ from optrun.errors import (
     RunFailed,
     describe,
 )
-from optrun.reporting import MetricsWriter, Progress, WarningLog, captured_warnings, report
+from optrun.reporting import MetricsWriter, Progress, report
+from optrun.run_warnings import WarningLog, captured_warnings
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
     AVERAGED,
