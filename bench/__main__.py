@@ -11,10 +11,19 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _time(us: float) -> str:
+    """Microseconds in the unit that reads best: us, ms or s."""
+    if math.isnan(us):
+        return "n/a"
+    if us >= 1e6:
+        return f"{us / 1e6:.2f} s"
+    return f"{us / 1e3:.2f} ms" if us >= 1e3 else f"{us:.1f} us"
+
+
 def _table(rows: list[dict]) -> str:
-    lines = ["| Case | Setup | Time (us) | Ratio | Target |", "| --- | --- | ---: | ---: | --- |"]
+    lines = ["| Case | Setup | Time | Ratio | Target |", "| --- | --- | ---: | ---: | --- |"]
     for row in rows:
-        us = "n/a" if math.isnan(row["us"]) else f"{row['us']:.1f}"
+        us = _time(row["us"])
         ratio = "n/a" if math.isnan(row["ratio"]) else f"{row['ratio']:.2f}x"
         lines.append(f"| {row['case']} | {row['setup']} | {us} | {ratio} | {row['target']} |")
     return "\n".join(lines)
@@ -22,7 +31,7 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
-    from bench import graph_bench, overhead, scipy_bench, wrappers_bench
+    from bench import graph_bench, overhead, pinn_bench, scipy_bench, wrappers_bench
     from bench.timing import machine
 
     only = set(sys.argv[1:])
@@ -36,6 +45,9 @@ def main() -> None:
         "overhead": overhead.call_overhead,
         "tf1rosen": graph_bench.rosenbrock_graph,
         "tf1pinn": graph_bench.pinn_graph,
+        "pinn32": pinn_bench.pinn_float32,
+        "pinn64": pinn_bench.pinn_float64,
+        "firsteval": pinn_bench.time_to_first_evaluation,
     }
     rows: list[dict] = []
     started = time.perf_counter()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from optrun.averaging import MovingAverageOptimizer
     from optrun.checkpoints import SwappingSaver
     from optrun.clipping import VariableClippingOptimizer
+    from optrun.compile_cache import enable_compile_cache
     from optrun.config import load_spec
     from optrun.external import ExternalOptimizerInterface
     from optrun.packing import Layout, PackedBounds
@@ -48,6 +49,7 @@ _LAZY = {
     "MovingAverageOptimizer": "optrun.averaging",
     "VariableClippingOptimizer": "optrun.clipping",
     "SwappingSaver": "optrun.checkpoints",
+    "enable_compile_cache": "optrun.compile_cache",
     "ExperimentSpec": "optrun.spec",
     "load_spec": "optrun.config",
     "RunOptions": "optrun.runner",
@@ -78,6 +80,7 @@ __all__ = [
     "UnsupportedMethodError",
     "VariableClippingOptimizer",
     "__version__",
+    "enable_compile_cache",
     "load_spec",
     "resolve_var_keyed",
     "run_minimize",

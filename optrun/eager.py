@@ -56,6 +56,14 @@ def _plain(thunk: Thunk) -> Thunk:
     return thunk
 
 
+def _autograph(thunk: Thunk) -> Thunk:
+    """``thunk`` converted by autograph (as ``tf.function`` would), or as is if it cannot be."""
+    try:
+        return tf.autograph.to_graph(thunk)
+    except Exception:  # noqa: BLE001 - a builtin, a callable object: traced as written
+        return thunk
+
+
 def _fetch(item: Any) -> Any:
     if callable(item):
         return _plain(item)()
@@ -143,15 +151,20 @@ class EagerBackend:
                 return tf.zeros([layout.size], tf.float64)
             return layout.pack_tf(tape.gradient(value, tf_vars, unconnected_gradients=zero))
 
+        # optrun's own code is traced as is (autograph=False below); only the user's loss and
+        # constraints go through autograph, so Python control flow on tensors works in them.
+        user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
+        user_loss, n_eq = user[0], len(problem.equalities)
+
         def body(x: tf.Tensor) -> Any:
             for var, value in zip(tf_vars, layout.unpack_tf(x), strict=True):
                 var.assign(value)
             constrained = bool(problem.equalities or problem.inequalities)
             with tf.GradientTape(persistent=constrained, watch_accessed_variables=False) as tape:
                 tape.watch(tf_vars)
-                loss = tf.reshape(problem.loss(), [])
-                eqs = [tf.reshape(c(), []) for c in problem.equalities]
-                ineqs = [tf.reshape(c(), []) for c in problem.inequalities]
+                loss = tf.reshape(user_loss(), [])
+                eqs = [tf.reshape(c(), []) for c in user[1 : 1 + n_eq]]
+                ineqs = [tf.reshape(c(), []) for c in user[1 + n_eq :]]
             packed = pack_outputs(loss, eqs, ineqs, functools.partial(grad, tape))
             del tape
             return packed, [_fetch(f) for f in fetches]
@@ -164,7 +177,7 @@ class EagerBackend:
         jit = self._jit_compile is not False
 
         def build(use_xla: bool) -> Evaluator:
-            function = tf.function(body, input_signature=spec, jit_compile=use_xla)
+            function = tf.function(body, input_signature=spec, jit_compile=use_xla, autograph=False)
             return FastCaller(function.get_concrete_function())
 
         call = build(jit)

@@ -196,6 +196,13 @@ class MinimizeSpec(Strict):
         description="BLAS threads while scipy runs: 'auto' (1, except SLSQP and trust-constr), a number, "
         "or 'unlimited'.",
     )
+    compile_cache: str = Field(
+        "auto",
+        min_length=1,
+        description="XLA's persistent compilation cache, reused by later runs and --resume: 'auto' "
+        "($OPTRUN_CACHE_DIR/xla or ~/.cache/optrun/xla), 'none', or a directory (relative to the spec).",
+        examples=["auto", "none", ".xla-cache"],
+    )
     constraints: ConstraintsSpec = Field(
         default_factory=ConstraintsSpec, description="Equalities, inequalities and bounds."
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Runs in tests keep XLA's compilation cache out of the user's ~/.cache.
+os.environ.setdefault("OPTRUN_CACHE_DIR", tempfile.mkdtemp(prefix="optrun-test-cache-"))
 
 import numpy as np
 import pytest

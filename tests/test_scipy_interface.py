@@ -336,3 +336,27 @@ def test_evaluate_and_gradient_after_a_gradient_free_run() -> None:
     point = np.array([1.0, 2.0])
     assert opt.evaluate(point)["loss"] == pytest.approx(0.25 + 2.25)
     np.testing.assert_allclose(opt.gradient(point), 2 * (point - 0.5))  # computed, not the zero slots
+
+
+def test_python_control_flow_on_tensors_in_the_loss_still_works() -> None:
+    # optrun traces its own code without autograph (faster first call); the user's loss keeps it.
+    import tensorflow as tf
+
+    import optrun
+
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+
+    def loss() -> tf.Tensor:
+        total = tf.constant(0.0, tf.float64)
+        for i in tf.range(2):  # a tensor loop: needs autograph inside tf.function
+            if v[i] > 0:  # a tensor condition: needs autograph too
+                total += (v[i] - 1.0) ** 2
+            else:
+                total += (v[i] + 1.0) ** 2
+        return total
+
+    opt = optrun.ScipyOptimizerInterface(loss, jit_compile=False)
+    # By hand: (3 - 1)^2 + (-2 + 1)^2 = 5 at the start; minima at v0 = 1 and v1 = -1.
+    assert opt.evaluate()["loss"] == 5.0
+    opt.minimize()
+    np.testing.assert_allclose(v.numpy(), [1.0, -1.0], atol=1e-6)
