@@ -31,7 +31,7 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
-    from bench import graph_bench, overhead, pinn_bench, scipy_bench, wrappers_bench
+    from bench import blas_bench, first_eval, graph_bench, overhead, pinn_bench, scipy_bench, wrappers_bench
     from bench.timing import machine
 
     only = set(sys.argv[1:])
@@ -47,7 +47,8 @@ def main() -> None:
         "tf1pinn": graph_bench.pinn_graph,
         "pinn32": pinn_bench.pinn_float32,
         "pinn64": pinn_bench.pinn_float64,
-        "firsteval": pinn_bench.time_to_first_evaluation,
+        "firsteval": first_eval.time_to_first_evaluation,
+        "blas": blas_bench.dense_methods,
     }
     rows: list[dict] = []
     started = time.perf_counter()

@@ -17,7 +17,6 @@ Targets (issue 11): optrun <= 1.10x the floor, and >= 1.5x faster than GPflow's 
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -90,9 +89,14 @@ def _floor(weights: list, loss: Callable, evaluations: int) -> Timing:
     return per_unit(run, repeats=3)
 
 
-def _optrun(weights: list, loss: Callable, start: list[np.ndarray]) -> Timing:
+def _optrun(
+    weights: list, loss: Callable, start: list[np.ndarray], jit_compile: bool | None = None
+) -> Timing:
     opt = optrun.ScipyOptimizerInterface(
-        loss, var_list=weights, options={"maxiter": MAXITER, "ftol": 0.0, "gtol": 0.0}
+        loss,
+        var_list=weights,
+        jit_compile=jit_compile,
+        options={"maxiter": MAXITER, "ftol": 0.0, "gtol": 0.0},
     )
 
     def run() -> tuple[Any, int]:
@@ -157,6 +161,7 @@ def _case(dtype: tf.DType) -> list[Row]:
     name = f"Burgers PINN, eager, {dtype.name}, L-BFGS-B"
     floor = _floor(weights, loss, MAXITER)
     ours = _optrun(weights, loss, start)
+    plain = _optrun(weights, loss, start, jit_compile=False)
     contenders = [
         ("GPflow Scipy (default)", _gpflow(weights, loss, start, jit=False), ">= 1.5x slower than optrun"),
         ("GPflow Scipy (jit_compile=True)", _gpflow(weights, loss, start, jit=True), ""),
@@ -178,6 +183,15 @@ def _case(dtype: tf.DType) -> list[Row]:
             "target": "<= 1.10x floor",
         },
     ]
+    rows.append(
+        {
+            "case": "",
+            "setup": "optrun (jit_compile=False)",
+            "us": plain.micros,
+            "ratio": plain.per_unit / floor.per_unit,
+            "target": "",
+        }
+    )
     for label, timing, target in contenders:
         if timing is None:
             rows.append(
@@ -208,66 +222,3 @@ def pinn_float32() -> list[Row]:
 
 def pinn_float64() -> list[Row]:
     return _case(tf.float64)
-
-
-def first_evaluation_seconds(jit_compile: bool | None) -> float:
-    """Seconds from a new interface to its first evaluated point (tracing, compiling, one run)."""
-    weights, loss = burgers(tf.float32)
-    started = time.perf_counter()
-    opt = optrun.ScipyOptimizerInterface(loss, var_list=weights, jit_compile=jit_compile)
-    opt.evaluate(opt.start_point())
-    return time.perf_counter() - started
-
-
-_FIRST = """
-import os, sys, time
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import tensorflow as tf
-import optrun
-from bench.pinn_bench import first_evaluation_seconds
-if sys.argv[1] != "-":
-    optrun.enable_compile_cache(sys.argv[1])
-jit = {"xla": True, "plain": False}[sys.argv[2]]
-print(first_evaluation_seconds(jit))
-"""
-
-
-def _first_in_fresh_process(cache: str, mode: str) -> float:
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
-    done = subprocess.run(
-        [sys.executable, "-c", _FIRST, cache, mode], capture_output=True, text=True, env=env, check=True
-    )
-    return float(done.stdout.strip().splitlines()[-1])
-
-
-def time_to_first_evaluation() -> list[Row]:
-    """Seconds from a new interface to its first evaluation of the float32 PINN, each in a new process."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as cache:
-        cold = min(_first_in_fresh_process(tempfile.mkdtemp(dir=cache), "xla") for _ in range(2))
-        _first_in_fresh_process(cache, "xla")  # fills the cache
-        warm = min(_first_in_fresh_process(cache, "xla") for _ in range(2))
-        plain = min(_first_in_fresh_process("-", "plain") for _ in range(2))
-    row = {"target": ""}
-    return [
-        {
-            **row,
-            "case": "PINN float32: time to first evaluation, new process",
-            "setup": "XLA, cold cache",
-            "us": cold * 1e6,
-            "ratio": 1.0,
-        },
-        {
-            **row,
-            "case": "",
-            "setup": "XLA, warm cache (optrun.enable_compile_cache)",
-            "us": warm * 1e6,
-            "ratio": warm / cold,
-        },
-        {**row, "case": "", "setup": "jit_compile=False (no XLA)", "us": plain * 1e6, "ratio": plain / cold},
-    ]

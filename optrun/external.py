@@ -204,6 +204,11 @@ class ExternalOptimizerInterface:
         """
         return self._cache.loss_requests if self._cache is not None else 0
 
+    @property
+    def xla(self) -> bool | None:
+        """Whether the compiled evaluation runs under XLA; None until the first evaluation."""
+        return getattr(self._backend, "xla", None)
+
     def peek(self, x: np.ndarray) -> Evaluation | None:
         """The last evaluation of the current (or last) :meth:`minimize`, if it was at ``x``."""
         return self._cache.peek(x) if self._cache is not None else None

@@ -266,6 +266,14 @@ def _minimize(
     nit = done + int(scipy_result.get("nit", state["iteration"] - done))
     nfev = int(scipy_result.get("nfev", interface.nfev))
     time_s = round(time.perf_counter() - started, 3)
+    if interface.xla and state["compile_s"] > time_s - state["compile_s"]:
+        logger.info(
+            "compiling took %.2f s, longer than the solve (%.2f s, %d evaluations): for runs this short, "
+            "minimize.jit_compile: false or a warm minimize.compile_cache starts sooner",
+            state["compile_s"],
+            time_s - state["compile_s"],
+            nfev,
+        )
     result = {
         "kind": "minimize",
         "status": int(scipy_result.get("status", 0)),
@@ -283,6 +291,7 @@ def _minimize(
         },
         "time_s": time_s,
         "compile_s": round(state["compile_s"], 3),
+        "xla": interface.xla,
         "compile_cache": None if cache is None else str(cache),
         "solve_s": round(time_s - state["compile_s"], 3),
         "export": exported,

@@ -1,0 +1,107 @@
+"""Time to the first evaluation of the eager Burgers PINN, each measured in a new process.
+
+Rows: optrun with XLA and a cold compilation cache (construction, then the
+first evaluation), with a warm cache, without XLA, and the bare
+``tf.function(jit_compile=True)`` split into tracing and compiling.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import tensorflow as tf
+
+import optrun
+from bench.pinn_bench import Row, burgers
+
+
+def first_evaluation_seconds(jit_compile: bool | None) -> dict[str, float]:
+    """From a new interface to its first evaluated point: construction (one eager run of the loss,
+    to check shapes and find variables), then the first evaluation (tracing, compiling, one run)."""
+    weights, loss = burgers(tf.float32)
+    started = time.perf_counter()
+    opt = optrun.ScipyOptimizerInterface(loss, var_list=weights, jit_compile=jit_compile)
+    built = time.perf_counter()
+    opt.evaluate(opt.start_point())
+    done = time.perf_counter()
+    return {"construct": built - started, "first": done - built, "total": done - started}
+
+
+def bare_trace_and_compile() -> dict[str, float]:
+    """The floor's function alone: seconds to trace it, then to XLA-compile and run it once."""
+    weights, loss = burgers(tf.float32)
+
+    @tf.function(jit_compile=True)
+    def value_and_gradient() -> Any:
+        with tf.GradientTape() as tape:
+            value = loss()
+        return value, tape.gradient(value, weights)
+
+    started = time.perf_counter()
+    value_and_gradient.get_concrete_function()
+    traced = time.perf_counter()
+    value_and_gradient()
+    return {"trace": traced - started, "compile": time.perf_counter() - traced}
+
+
+_FIRST = """
+import json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import optrun
+from bench import first_eval
+if sys.argv[1] != "-":
+    optrun.enable_compile_cache(sys.argv[1])
+if sys.argv[2] == "bare":
+    print(json.dumps(first_eval.bare_trace_and_compile()))
+else:
+    print(json.dumps(first_eval.first_evaluation_seconds({"xla": True, "plain": False}[sys.argv[2]])))
+"""
+
+
+def _fresh(cache: str, mode: str) -> dict[str, float]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST, cache, mode], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _best(runs: list[dict[str, float]], key: str = "total") -> dict[str, float]:
+    return min(runs, key=lambda r: r[key])
+
+
+def time_to_first_evaluation() -> list[Row]:
+    """Seconds to the first evaluation of the float32 PINN, each measured in a new process."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        cold = _best([_fresh(tempfile.mkdtemp(dir=cache), "xla") for _ in range(2)])
+        _fresh(cache, "xla")  # fills the cache
+        warm = _best([_fresh(cache, "xla") for _ in range(2)])
+        plain = _best([_fresh("-", "plain") for _ in range(2)])
+        bare = _best([_fresh(tempfile.mkdtemp(dir=cache), "bare") for _ in range(2)], "compile")
+
+    def row(setup: str, seconds: float, case: str = "") -> Row:
+        return {
+            "case": case,
+            "setup": setup,
+            "us": seconds * 1e6,
+            "ratio": seconds / cold["total"],
+            "target": "",
+        }
+
+    return [
+        row("optrun, XLA, cold cache: in all", cold["total"], "PINN float32: time to first evaluation"),
+        row("  of which: construction (the loss run once eagerly)", cold["construct"]),
+        row("  of which: first evaluation (trace, XLA compile, run)", cold["first"]),
+        row("optrun, XLA, warm cache (optrun.enable_compile_cache)", warm["total"]),
+        row("optrun, jit_compile=False", plain["total"]),
+        row("bare tf.function(jit_compile=True): tracing", bare["trace"]),
+        row("bare tf.function(jit_compile=True): XLA compile + first run", bare["compile"]),
+    ]
