@@ -193,8 +193,7 @@ class MinimizeSpec(Strict):
     jit_compile: bool | None = Field(None, description="XLA: null tries it with fallback; true/false force.")
     blas_threads: Literal["auto", "unlimited"] | Annotated[int, Field(ge=1)] = Field(
         "auto",
-        description="BLAS threads while scipy runs: 'auto' (1, except SLSQP), a number, "
-        "or 'unlimited'.",
+        description="BLAS threads while scipy runs: 'auto' (1, except SLSQP), a number, or 'unlimited'.",
     )
     compile_cache: str = Field(
         "auto",
