@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from optrun.clipping import VariableClippingOptimizer
     from optrun.compile_cache import enable_compile_cache
     from optrun.config import load_spec
+    from optrun.dataset_loss import dataset_loss
     from optrun.external import ExternalOptimizerInterface
     from optrun.packing import Layout, PackedBounds
     from optrun.projected import ProjectedGradientInterface
@@ -50,6 +51,7 @@ _LAZY = {
     "VariableClippingOptimizer": "optrun.clipping",
     "SwappingSaver": "optrun.checkpoints",
     "enable_compile_cache": "optrun.compile_cache",
+    "dataset_loss": "optrun.dataset_loss",
     "ExperimentSpec": "optrun.spec",
     "load_spec": "optrun.config",
     "RunOptions": "optrun.runner",
@@ -80,6 +82,7 @@ __all__ = [
     "UnsupportedMethodError",
     "VariableClippingOptimizer",
     "__version__",
+    "dataset_loss",
     "enable_compile_cache",
     "load_spec",
     "resolve_var_keyed",

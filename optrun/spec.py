@@ -182,6 +182,14 @@ class ConstraintsSpec(Strict):
         return out
 
 
+class FullBatchSpec(Strict):
+    """The loss summed (or averaged) over every batch of ``data``, at every point."""
+
+    reduction: Literal["sum", "mean"] = Field(
+        "sum", description="'sum' over batches, or 'mean' (the sum over the number of batches)."
+    )
+
+
 class MinimizeSpec(Strict):
     """``ScipyOptimizerInterface``: method, options and constraints."""
 
@@ -204,6 +212,13 @@ class MinimizeSpec(Strict):
     )
     constraints: ConstraintsSpec = Field(
         default_factory=ConstraintsSpec, description="Equalities, inequalities and bounds."
+    )
+    data: FullBatchSpec | None = Field(
+        None,
+        description="Full-batch over the top-level data: the loss is written per batch (fn(model, batch), "
+        "or a Keras loss on (x, y) batches) and summed or averaged over every batch at every point, "
+        "batch by batch in compiled code, so the dataset may exceed one evaluation's memory.",
+        examples=[{"reduction": "sum"}],
     )
 
     @field_validator("blas_threads", mode="before")

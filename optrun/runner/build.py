@@ -12,6 +12,7 @@ import tensorflow as tf
 from optrun.averaging import MovingAverageOptimizer
 from optrun.clipping import VariableClippingOptimizer, check_dims
 from optrun.config import LoadedSpec
+from optrun.dataset_loss import dataset_loss
 from optrun.errors import ConfigError, InvalidArgumentError, LoadError, UnknownVariableError, first_line
 from optrun.loading import call_user, load_callable
 from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec, VariableClippingSpec
@@ -131,8 +132,12 @@ def _keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
         ) from None
 
 
-def train_loss(loaded: LoadedSpec) -> Callable[[Any, Any], tf.Tensor]:
-    """``(model, batch) -> scalar``: a Keras loss on ``(x, y)`` batches, or the user's function."""
+def train_loss(loaded: LoadedSpec, training: bool = True) -> Callable[[Any, Any], tf.Tensor]:
+    """``(model, batch) -> scalar``: a Keras loss on ``(x, y)`` batches, or the user's function.
+
+    ``training`` is passed to a Keras model (dropout, batch norm): True for training, False
+    for a full-batch objective, which must be the same function at every evaluation.
+    """
     spec = loaded.spec.loss
     if isinstance(spec, CallableLoss):
         return load_callable(spec.ref, loaded.base_dir, "loss")
@@ -140,14 +145,18 @@ def train_loss(loaded: LoadedSpec) -> Callable[[Any, Any], tf.Tensor]:
 
     def keras_loss(model: Any, batch: Any) -> tf.Tensor:
         x, y = batch
-        return tf.reduce_mean(loss(y, model(x, training=True)))
+        return tf.reduce_mean(loss(y, model(x, training=training)))
 
     return keras_loss
 
 
 def minimize_loss(loaded: LoadedSpec, model: Any) -> Callable[[], tf.Tensor]:
-    """Zero-argument loss for the scipy interface: ``fn(model)``, or a Keras loss on the full data."""
+    """Zero-argument loss for the scipy interface: ``fn(model)``, a Keras loss on the full data,
+    or (``minimize.data``) a per-batch loss summed over the dataset."""
     spec = loaded.spec.loss
+    full_batch = loaded.spec.minimize.data if loaded.spec.minimize else None
+    if full_batch is not None:
+        return _full_batch_loss(loaded, model, full_batch.reduction)
     if isinstance(spec, CallableLoss):
         fn = load_callable(spec.ref, loaded.base_dir, "loss")
         return lambda: fn(model)
@@ -161,6 +170,29 @@ def minimize_loss(loaded: LoadedSpec, model: Any) -> Callable[[], tf.Tensor]:
         )
     x, y = batches[0]
     return lambda: tf.reduce_mean(loss(y, model(x)))
+
+
+def _full_batch_loss(loaded: LoadedSpec, model: Any, reduction: str) -> Callable[[], tf.Tensor]:
+    """``minimize.data``: the training-style loss (per batch) summed over every batch."""
+    data = build_data(loaded)
+    if not isinstance(data, tf.data.Dataset):
+        raise ConfigError(
+            loaded.source,
+            [
+                f"data.builder: minimize.data needs a tf.data.Dataset (it is iterated once per "
+                f"evaluation, in compiled code); {loaded.spec.data.builder if loaded.spec.data else ''} "
+                f"returned {type(data).__name__}"
+            ],
+        )
+    per_batch = train_loss(loaded, training=False)  # (model, batch) -> scalar
+    jit = loaded.spec.minimize.jit_compile if loaded.spec.minimize else None
+    return dataset_loss(
+        lambda batch: per_batch(model, batch),
+        data,
+        reduction=reduction,
+        var_list=variables_of(model, loaded.spec.model.builder),
+        jit_compile=jit,
+    )
 
 
 def constraints(loaded: LoadedSpec, model: Any) -> tuple[list[Callable[[], Any]], list[Callable[[], Any]]]:

@@ -147,7 +147,8 @@ def _check_call(
 def check_references(raw: RawSpec, collector: Collector) -> dict[Path, Callable[..., Any]]:
     """Imports every reference and checks its arguments; returns those that passed, by path."""
     data, good = raw.data, {}
-    train = isinstance(data.get("train"), dict)
+    # train and minimize.data call loss(model, batch); plain minimize calls loss(model).
+    train = isinstance(data.get("train"), dict) or isinstance(get(data, "minimize", "data"), dict)
     for path, ref in _references(data):
         with collector.catch(path):
             fn = load_callable(ref, raw.base_dir, dotted(path))
@@ -155,7 +156,12 @@ def check_references(raw: RawSpec, collector: Collector) -> dict[Path, Callable[
                 ok = _check_call(collector, path, ref, fn, (), get(data, path[0], "params"))
             elif path[0] == "loss":  # train calls loss(model, batch); minimize calls loss(model)
                 ok = _check_call(collector, path, ref, fn, ("model", "batch") if train else ("model",), None)
-                if ok and train and isinstance(data.get("minimize"), dict):
+                if (
+                    ok
+                    and train
+                    and isinstance(data.get("minimize"), dict)
+                    and get(data, "minimize", "data") is None
+                ):
                     ok = _check_call(collector, path, ref, fn, ("model",), None)
             else:
                 ok = _check_call(collector, path, ref, fn, ("model",), None)

@@ -74,7 +74,8 @@ def build_interface(loaded: LoadedSpec, model: Any = None) -> tuple[Any, ScipyOp
             equalities=equalities or None,
             inequalities=inequalities or None,
             var_to_bounds=bounds or None,
-            jit_compile=spec.jit_compile,
+            # Full-batch: the per-batch step is compiled (XLA) inside; the loop over the data is not XLA.
+            jit_compile=False if spec.data is not None else spec.jit_compile,
             blas_threads=spec.blas_threads,
             **kwargs,
         )

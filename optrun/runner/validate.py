@@ -121,8 +121,9 @@ def validate_spec(loaded: LoadedSpec, model: Any = None, batch: Any = None) -> l
 def _start_point(raw: RawSpec, fns: dict[Path, Any], model: Any, collector: Collector) -> None:
     """The minimize loss and each constraint, run once on the model: each must give a scalar."""
     for path, fn in fns.items():
-        if path[0] == "loss" and isinstance(raw.data.get("train"), dict):
-            continue  # a training loss takes a batch too: the dry run checks it
+        batched = isinstance(raw.data.get("train"), dict) or get(raw.data, "minimize", "data") is not None
+        if path[0] == "loss" and batched:
+            continue  # a loss of (model, batch): the dry run checks it
         if path[0] not in ("loss", "minimize"):
             continue
         what = "loss" if path[0] == "loss" else f"{path[2]}[{path[3]}]"

@@ -1,0 +1,133 @@
+"""Full-batch objectives over a dataset: the loss summed (or averaged) over every batch, at every x.
+
+GPflow's ``Scipy``, TFP's ``lbfgs_minimize`` and TF1's contrib interface all
+need the whole loss as one tensor on one device. :func:`dataset_loss` turns a
+loss written per batch into a zero-argument loss for
+:class:`~optrun.ScipyOptimizerInterface` (or a constraint) whose value and
+gradient are accumulated batch by batch inside one compiled call::
+
+    f(x)      = sum_b loss(batch_b)            (reduction="sum")
+    grad f(x) = sum_b grad loss(batch_b)
+    (divided by the number of batches for reduction="mean")
+
+Each batch's gradient is taken on its own and added to a running total, so
+memory does not grow with the dataset: a dataset larger than one batch's
+memory is fitted full-batch. The per-batch step is compiled with XLA when it
+can be; the loop over the dataset (a ``tf.data`` reduction) is not XLA code,
+so give the interface ``jit_compile=False``.
+
+How the outer ``GradientTape`` sees that gradient without recording the loop:
+the returned value is ``total + (s - stop_gradient(s))`` with
+``s = sum_i <stop_gradient(g_i), v_i>``. ``s - s`` is exactly 0.0, so the value
+is the accumulated total bit for bit, and ``d/dv_i`` of it is ``g_i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.probe import check_scalar
+from optrun.varkeys import as_tf_variable
+
+BatchLoss = Callable[[Any], Any]
+
+
+def _dataset(data: Any) -> tf.data.Dataset:
+    if isinstance(data, tf.data.Dataset):
+        return data
+    raise InvalidTypeError(
+        f"data must be a tf.data.Dataset of batches; got {type(data).__name__}. Wrap arrays with "
+        "tf.data.Dataset.from_tensor_slices(...).batch(n)."
+    )
+
+
+def _variables(loss: BatchLoss, batch: Any, var_list: Sequence[Any] | None) -> list[tf.Variable]:
+    """``var_list`` as TF variables, or the trainable variables the loss reads on ``batch``."""
+    if var_list is not None:
+        return [as_tf_variable(v) for v in var_list]
+    with tf.GradientTape() as tape:
+        check_scalar(loss(batch), "loss")
+    found = [v for v in tape.watched_variables() if v.trainable]
+    if not found:
+        raise InvalidArgumentError(
+            "dataset_loss: the loss reads no trainable variable on the first batch; pass var_list."
+        )
+    return found
+
+
+def dataset_loss(
+    loss: BatchLoss,
+    data: tf.data.Dataset,
+    *,
+    reduction: str = "sum",
+    var_list: Sequence[Any] | None = None,
+    jit_compile: bool | None = None,
+) -> Callable[[], tf.Tensor]:
+    """A zero-argument loss: ``loss(batch)`` summed (or averaged) over every batch of ``data``.
+
+    Args:
+        loss: ``batch -> scalar``, for one batch as ``data`` yields it.
+        data: a finite ``tf.data.Dataset`` of batches; it is iterated once per evaluation.
+        reduction: "sum" over batches, or "mean" (the sum over the number of batches).
+        var_list: the variables to differentiate; default: the trainable ones the loss
+            reads on the first batch.
+        jit_compile: XLA for the per-batch step: None tries it and falls back, True
+            requires it, False disables it.
+
+    Returns:
+        The loss, for :class:`~optrun.ScipyOptimizerInterface` (with ``jit_compile=False``)
+        or as an equality or inequality constraint.
+
+    Raises:
+        InvalidArgumentError: an unknown reduction, an empty dataset, or no variables.
+        InvalidTypeError: data is not a dataset, or the loss does not return a scalar.
+    """
+    if reduction not in ("sum", "mean"):
+        raise InvalidArgumentError(f"reduction must be 'sum' or 'mean'; got {reduction!r}")
+    if jit_compile not in (None, True, False):
+        raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
+    data = _dataset(data)
+    first = next(iter(data), None)
+    if first is None:
+        raise InvalidArgumentError("dataset_loss: data yields no batches; give at least one.")
+    variables = _variables(loss, first, var_list)
+
+    def value_and_grads(batch: Any) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(variables)
+            value = tf.cast(tf.reshape(loss(batch), []), tf.float64)
+        grads = tape.gradient(value, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return value, [tf.cast(g, tf.float64) for g in grads]
+
+    step = tf.function(value_and_grads, jit_compile=jit_compile is not False, reduce_retracing=True)
+    try:
+        step(first)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+        if jit_compile:
+            raise
+        step = tf.function(value_and_grads, reduce_retracing=True)  # XLA cannot compile it
+
+    zeros = tuple(tf.zeros(v.shape, tf.float64) for v in variables)
+
+    def accumulate(state: Any, batch: Any) -> Any:
+        count, total, grads = state
+        value, batch_grads = step(batch)
+        return count + 1, total + value, tuple(a + b for a, b in zip(grads, batch_grads, strict=True))
+
+    def full() -> tf.Tensor:
+        init = (tf.constant(0, tf.int64), tf.constant(0.0, tf.float64), zeros)
+        count, total, grads = data.reduce(init, accumulate)
+        if reduction == "mean":
+            scale = 1.0 / tf.cast(count, tf.float64)
+            total, grads = total * scale, tuple(g * scale for g in grads)
+        total, grads = tf.stop_gradient(total), [tf.stop_gradient(g) for g in grads]
+        linear = tf.add_n(
+            [tf.reduce_sum(g * tf.cast(v, tf.float64)) for g, v in zip(grads, variables, strict=True)]
+        )
+        return total + (linear - tf.stop_gradient(linear))
+
+    return full

@@ -1,0 +1,144 @@
+"""Full-batch objectives over a dataset: summed batch by batch, equal to the one-batch evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+import optrun
+from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun_cli.main import app
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(203, 4))  # 203 rows: the last batch of 50 is short
+Y = X @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * RNG.normal(size=203)
+
+
+def _least_squares(w: tf.Variable):  # type: ignore[no-untyped-def]
+    def per_batch(batch):  # type: ignore[no-untyped-def]
+        x, y = batch
+        return tf.reduce_sum((tf.linalg.matvec(x, w) - y) ** 2)
+
+    return per_batch
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_value_and_gradient_equal_numpy_at_fixed_points(reduction: str) -> None:
+    w = tf.Variable(np.zeros(4))
+    data = tf.data.Dataset.from_tensor_slices((X, Y)).batch(51)  # 4 batches
+    full = optrun.dataset_loss(_least_squares(w), data, reduction=reduction)
+    for point in (np.zeros(4), RNG.normal(size=4), 10 * RNG.normal(size=4)):
+        w.assign(point)
+        with tf.GradientTape() as tape:
+            value = full()
+        grad = tape.gradient(value, w).numpy()
+        r = X @ point - Y  # by hand: f = |Xw - y|^2, grad = 2 X^T (Xw - y); mean divides by 4 batches
+        scale = 1.0 if reduction == "sum" else 1.0 / 4
+        np.testing.assert_allclose(float(value), scale * (r @ r), rtol=1e-12)
+        np.testing.assert_allclose(grad, scale * 2 * X.T @ r, rtol=1e-10, atol=1e-9)
+
+
+def test_minimize_over_batches_matches_one_batch() -> None:
+    w = tf.Variable(np.zeros(4))
+    results = []
+    for batch in (203, 40):  # one batch, then six
+        data = tf.data.Dataset.from_tensor_slices((X, Y)).batch(batch)
+        opt = optrun.ScipyOptimizerInterface(
+            optrun.dataset_loss(_least_squares(w), data), var_list=[w], jit_compile=False
+        )
+        w.assign(np.zeros(4))
+        r = opt.minimize()
+        results.append((w.numpy().copy(), r.nfev))
+    (x1, nfev1), (x6, nfev6) = results
+    np.testing.assert_allclose(x6, x1, atol=1e-6)
+    np.testing.assert_allclose(x1, np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
+    assert nfev6 == nfev1
+
+
+def test_a_dataset_sum_as_a_constraint() -> None:
+    # min |w|^2 subject to sum over rows of x.w == 6 (in batches): w = 6 s / |s|^2 with s = sum of rows.
+    w = tf.Variable(np.ones(4))
+    data = tf.data.Dataset.from_tensor_slices(X).batch(64)
+    total = optrun.dataset_loss(lambda x: tf.reduce_sum(tf.linalg.matvec(x, w)), data, var_list=[w])
+    opt = optrun.ScipyOptimizerInterface(
+        lambda: tf.reduce_sum(w**2), equalities=[lambda: total() - 6.0], method="SLSQP", jit_compile=False
+    )
+    opt.minimize()
+    s = X.sum(axis=0)
+    np.testing.assert_allclose(w.numpy(), 6 * s / (s @ s), atol=1e-7)
+
+
+def test_bad_arguments_say_what_to_do() -> None:
+    w = tf.Variable(np.zeros(4))
+    data = tf.data.Dataset.from_tensor_slices((X, Y)).batch(50)
+    with pytest.raises(InvalidArgumentError, match="reduction must be 'sum' or 'mean'; got 'avg'"):
+        optrun.dataset_loss(_least_squares(w), data, reduction="avg")
+    with pytest.raises(InvalidTypeError, match=r"data must be a tf.data.Dataset of batches; got list"):
+        optrun.dataset_loss(_least_squares(w), [(X, Y)])  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="data yields no batches"):
+        optrun.dataset_loss(_least_squares(w), data.take(0))
+    with pytest.raises(InvalidArgumentError, match="reads no trainable variable on the first batch"):
+        optrun.dataset_loss(lambda b: tf.reduce_sum(b[0]), data)
+    with pytest.raises(InvalidArgumentError, match=r"must return a scalar; got shape \[50\]"):
+        optrun.dataset_loss(lambda b: tf.linalg.matvec(b[0], w), data)
+
+
+MODULE = """
+import numpy as np
+import tensorflow as tf
+
+def build():
+    return tf.Variable(np.zeros(4), name="w")
+
+def data(batch):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(203, 4))
+    y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+def loss(w, batch):
+    x, y = batch
+    return tf.reduce_sum((tf.linalg.matvec(x, w) - y) ** 2)
+"""
+
+
+def test_the_cli_runs_full_batch_from_the_spec(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(MODULE)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: fb\nmodel: {builder: m.py:build}\ndata: {builder: m.py:data, params: {batch: 203}}\n"
+        "loss: m.py:loss\nminimize: {data: {reduction: sum}}\ncheckpoint: {export: none}\n"
+    )
+    runner = CliRunner()
+    found = []
+    for batch in (203, 30):
+        done = runner.invoke(
+            app,
+            [
+                "minimize",
+                str(spec),
+                "--out",
+                str(tmp_path / f"r{batch}"),
+                "--json",
+                "--set",
+                f"data.params.batch={batch}",
+            ],
+        )
+        assert done.exit_code == 0, done.output
+        found.append(json.loads(done.stdout))
+    one, seven = found
+    assert seven["nfev"] == one["nfev"]
+    np.testing.assert_allclose(seven["solution"]["w"], one["solution"]["w"], atol=1e-6)
+    np.testing.assert_allclose(one["solution"]["w"], np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
+    checked = runner.invoke(app, ["validate", str(spec), "--json"])
+    assert checked.exit_code == 0, checked.output
+    report = json.loads(checked.stdout)[-1]["report"]
+    assert report["loss"] == pytest.approx(float(Y @ Y))  # at w = 0: |y|^2
+    no_data = runner.invoke(app, ["minimize", str(spec), "--set", "data=null", "--out", str(tmp_path / "x")])
+    assert no_data.exit_code == 2 and "data: required here" in no_data.stderr
+    assert not (tmp_path / "x").exists()
