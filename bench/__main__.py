@@ -31,7 +31,16 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
-    from bench import blas_bench, first_eval, graph_bench, overhead, pinn_bench, scipy_bench, wrappers_bench
+    from bench import (
+        blas_bench,
+        first_eval,
+        graph_bench,
+        overhead,
+        pinn_bench,
+        scipy_bench,
+        stream_bench,
+        wrappers_bench,
+    )
     from bench.timing import machine
 
     only = set(sys.argv[1:])
@@ -49,6 +58,7 @@ def main() -> None:
         "pinn64": pinn_bench.pinn_float64,
         "firsteval": first_eval.time_to_first_evaluation,
         "blas": blas_bench.dense_methods,
+        "stream": stream_bench.streamed_full_batch,
     }
     rows: list[dict] = []
     started = time.perf_counter()
