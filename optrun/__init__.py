@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from optrun.clipping import VariableClippingOptimizer
     from optrun.compile_cache import enable_compile_cache
     from optrun.config import load_spec
-    from optrun.dataset_loss import dataset_loss
     from optrun.external import ExternalOptimizerInterface
+    from optrun.full_batch import dataset_loss
     from optrun.packing import Layout, PackedBounds
     from optrun.projected import ProjectedGradientInterface
     from optrun.runner import RunOptions, run_minimize, run_train, validate_spec
@@ -51,7 +51,7 @@ _LAZY = {
     "VariableClippingOptimizer": "optrun.clipping",
     "SwappingSaver": "optrun.checkpoints",
     "enable_compile_cache": "optrun.compile_cache",
-    "dataset_loss": "optrun.dataset_loss",
+    "dataset_loss": "optrun.full_batch",
     "ExperimentSpec": "optrun.spec",
     "load_spec": "optrun.config",
     "RunOptions": "optrun.runner",

@@ -142,3 +142,59 @@ def test_the_cli_runs_full_batch_from_the_spec(tmp_path: Path) -> None:
     no_data = runner.invoke(app, ["minimize", str(spec), "--set", "data=null", "--out", str(tmp_path / "x")])
     assert no_data.exit_code == 2 and "data: required here" in no_data.stderr
     assert not (tmp_path / "x").exists()
+
+
+STRATEGIES = """
+import json
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 3)
+import optrun
+
+rng = np.random.default_rng(7)
+x = rng.normal(size=(203, 4))
+y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
+data = tf.data.Dataset.from_tensor_slices((x, y)).batch(50)  # the last batch, 3 rows, leaves a replica empty
+point = rng.normal(size=4)
+devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+out = {}
+for n in (1, 2, 3):
+    strategy = tf.distribute.MirroredStrategy(devices[:n])
+    with strategy.scope():
+        w = tf.Variable(np.zeros(4))
+
+    def per_batch(batch, w=w):
+        return tf.reduce_sum((tf.linalg.matvec(batch[0], w) - batch[1]) ** 2)
+
+    full = optrun.dataset_loss(per_batch, data, var_list=[w], strategy=strategy)
+    opt = optrun.ScipyOptimizerInterface(full, var_list=[w], jit_compile=False)
+    w.assign(point)
+    at = opt.evaluate(point)["loss"]
+    grad = opt.gradient(point).tolist()
+    w.assign(np.zeros(4))
+    result = opt.minimize()
+    out[n] = {"loss": at, "grad": grad, "x": w.numpy().tolist(), "nfev": int(result.nfev)}
+print(json.dumps(out))
+"""
+
+
+def test_mirrored_replicas_give_the_one_device_numbers() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", STRATEGIES], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    point = np.random.default_rng(7)
+    point.normal(size=(203, 4)), point.normal(size=203)  # the script's draws, in order
+    at = point.normal(size=4)
+    r = X @ at - Y
+    for n in ("1", "2", "3"):  # by hand at the fixed point: |Xw - y|^2 and 2 X^T (Xw - y)
+        assert found[n]["loss"] == pytest.approx(r @ r, rel=1e-12)
+        np.testing.assert_allclose(found[n]["grad"], 2 * X.T @ r, rtol=1e-10)
+        np.testing.assert_allclose(found[n]["x"], found["1"]["x"], atol=1e-6)
+        assert found[n]["nfev"] == found["1"]["nfev"]

@@ -77,9 +77,13 @@ def test_show_minimize(made: dict[str, Path]) -> None:
     assert repr(result["fun"]) in out  # the result table, as at the end of the run
     assert "SLSQP" in out and "optrun.defaults.problems:sum_of_squares" in out
     assert "│ equalities    │ 1 " in out and "│ inequalities  │ 1 " in out
-    # The default problem is feasible at every iterate: no violation chart, a line instead.
-    assert all(line["constraint_violation"] == 0 for line in metric_lines(run))
-    assert "constraint_violation: 0 at every logged step" in out
+    # Step 0 is the start point v = (7, 7): violation max(|7 - 1|, max(0, -(7 - 1))) = 6; SLSQP's
+    # iterates are feasible after it, so the violation chart runs from 6 down to 0.
+    lines = metric_lines(run)
+    assert (lines[0]["step"], lines[0]["constraint_violation"]) == (0, 6.0)
+    assert all(line["constraint_violation"] == 0 for line in lines[1:])
+    violation = out[out.index("constraint_violation by step") + 1 :]
+    assert "6 ┤" in violation and "0 ┤" in violation
 
 
 def test_show_train_plots_the_loss(made: dict[str, Path]) -> None:

@@ -12,8 +12,8 @@ import tensorflow as tf
 from optrun.averaging import MovingAverageOptimizer
 from optrun.clipping import VariableClippingOptimizer, check_dims
 from optrun.config import LoadedSpec
-from optrun.dataset_loss import dataset_loss
 from optrun.errors import ConfigError, InvalidArgumentError, LoadError, UnknownVariableError, first_line
+from optrun.full_batch import dataset_loss
 from optrun.loading import call_user, load_callable
 from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec, VariableClippingSpec
 from optrun.suggest import suggest

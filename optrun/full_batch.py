@@ -96,6 +96,7 @@ def dataset_loss(
     reduction: str = "sum",
     var_list: Sequence[Any] | None = None,
     jit_compile: bool | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> Callable[[], tf.Tensor]:
     """A zero-argument loss: ``loss(batch)`` summed (or averaged) over every batch of ``data``.
 
@@ -107,6 +108,10 @@ def dataset_loss(
             reads on the first batch.
         jit_compile: XLA for the per-batch step: None tries it and falls back, True
             requires it, False disables it.
+        strategy: a ``tf.distribute`` strategy whose scope made the variables: each batch is
+            split over its replicas (``experimental_distribute_dataset``) and the parts'
+            values and gradients are summed. The loss must then add up over examples (a sum,
+            not a mean), since each replica sees a part of the batch.
 
     Returns:
         The loss, for :class:`~optrun.ScipyOptimizerInterface` (with ``jit_compile=False``)
@@ -121,13 +126,17 @@ def dataset_loss(
     if jit_compile not in (None, True, False):
         raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
     data = _dataset(data)
+    if strategy is not None and var_list is None:
+        # A tape sees one copy of a mirrored variable; the variables themselves must be named.
+        raise InvalidArgumentError("dataset_loss: with a strategy, pass var_list (the model's variables).")
     first = next(iter(data), None)
     if first is None:
         raise InvalidArgumentError("dataset_loss: data yields no batches; give at least one.")
     variables = _variables(loss, first, var_list)
 
     def value_and_grads(batch: Any) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
+        # Variables read are watched as read: under a strategy, each replica its own copy.
+        with tf.GradientTape() as tape:
             tape.watch(variables)
             value = tf.cast(tf.reshape(loss(batch), []), tf.float64)
         grads = tape.gradient(value, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -156,6 +165,11 @@ def dataset_loss(
     def more(next_batch: Any, count: Any, total: Any, grads: Any) -> Any:
         return next_batch.has_value()
 
+    if strategy is not None:
+        # Traced in each replica's context as part of the loop, so each replica reads and
+        # differentiates its own copy of the variables (a step traced outside would not).
+        return _distributed(value_and_grads, data, strategy, zeros, variables, reduction)
+
     @tf.function(autograph=False)
     def loop() -> Any:
         # A function of its own: built once, and called as one op, so an outer GradientTape
@@ -174,6 +188,12 @@ def dataset_loss(
         _, count, total, grads = tf.while_loop(more, accumulate, init)
         return (tf.cast(count, tf.float64), total, *grads)
 
+    return _full(loop, variables, reduction)
+
+
+def _full(loop: Callable[[], Any], variables: list[tf.Variable], reduction: str) -> Callable[[], tf.Tensor]:
+    """The loss from the loop's ``(count, total, *grads)``, with the gradient the outer tape sees."""
+
     def full() -> tf.Tensor:
         count, total, *grads = _untaped(loop)
         if reduction == "mean":
@@ -185,3 +205,41 @@ def dataset_loss(
         return total + (linear - tf.stop_gradient(linear))
 
     return full
+
+
+def _distributed(
+    step: Any,
+    data: tf.data.Dataset,
+    strategy: tf.distribute.Strategy,
+    zeros: tuple[tf.Tensor, ...],
+    variables: list[tf.Variable],
+    reduction: str,
+) -> Callable[[], tf.Tensor]:
+    """The loop with each batch split over the strategy's replicas and their results summed."""
+    distributed = strategy.experimental_distribute_dataset(data)
+    total_sum = tf.distribute.ReduceOp.SUM
+
+    @tf.function(autograph=False)
+    def loop() -> Any:
+        iterator = iter(distributed)
+
+        def more(next_batch: Any, count: Any, total: Any, grads: Any) -> Any:
+            return next_batch.has_value()
+
+        def accumulate(next_batch: Any, count: Any, total: Any, grads: Any) -> Any:
+            value, batch_grads = strategy.run(step, args=(next_batch.get_value(),))
+            value = strategy.reduce(total_sum, value, axis=None)
+            batch_grads = [strategy.reduce(total_sum, g, axis=None) for g in batch_grads]
+            grads = tuple(a + b for a, b in zip(grads, batch_grads, strict=True))
+            return iterator.get_next_as_optional(), count + 1, total + value, grads
+
+        init = (
+            iterator.get_next_as_optional(),
+            tf.constant(0, tf.int64),
+            tf.constant(0.0, tf.float64),
+            zeros,
+        )
+        _, count, total, grads = tf.while_loop(more, accumulate, init)
+        return (tf.cast(count, tf.float64), total, *grads)
+
+    return _full(loop, variables, reduction)
