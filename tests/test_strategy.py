@@ -186,6 +186,17 @@ def test_two_replicas_with_both_wrappers_match_one_device(tmp_path: Path) -> Non
     assert np.linalg.norm(kernel, axis=0).max() <= 0.6 + 1e-6
 
 
+def test_a_nonfinite_replica_skips_the_step_everywhere(tmp_path: Path) -> None:
+    """A NaN in replica 0's rows of batch 1: with on_nonfinite skip, no replica applies that step."""
+    extra = ("--set", "data.params.nan_row=2", "--set", "train.on_nonfinite=skip")
+    mirrored = write_spec(tmp_path, {"kind": "mirrored", "logical_cpus": 2}, wrappers=WRAPPERS)
+    result = train_in_subprocess(mirrored, tmp_path / "mirrored", *extra)
+    single = train_in_process(write_spec(tmp_path, wrappers=WRAPPERS), tmp_path / "single", *extra)
+    assert result["skipped_nonfinite"] == single["skipped_nonfinite"] == 2  # 10 steps, 5 batches a pass
+    assert result["status"] == "completed"
+    assert_same_run(tmp_path / "mirrored", tmp_path / "single")
+
+
 def test_spec_and_flag_choose_the_strategy(tmp_path: Path) -> None:
     """--strategy default over a mirrored section starts it afresh; validate reports the choice."""
     spec = write_spec(tmp_path, {"kind": "mirrored", "logical_cpus": 5})

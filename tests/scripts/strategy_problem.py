@@ -27,9 +27,15 @@ def build_model(linear: bool = False) -> keras.Model:
     return keras.Sequential([keras.Input((3,)), *layers])
 
 
-def make_data(n: int = 40, batch_size: int = 8, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-    """(x, y) batches of batch_size rows (the last one smaller when n does not divide)."""
-    dataset = tf.data.Dataset.from_tensor_slices(arrays(n, seed))
+def make_data(
+    n: int = 40, batch_size: int = 8, shuffle: bool = False, seed: int = 0, nan_row: int | None = None
+) -> tf.data.Dataset:
+    """(x, y) batches of batch_size rows (the last one smaller when n does not divide); a NaN input
+    in row ``nan_row`` when given."""
+    x, y = arrays(n, seed)
+    if nan_row is not None:
+        x[nan_row, 0] = np.nan
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size)
