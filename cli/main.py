@@ -27,7 +27,9 @@ from .options import (
     ResumeOpt,
     SeedOpt,
     SetOpt,
+    StrategyOpt,
     VerboseOpt,
+    strategy_override,
 )
 from .progress import PipeSafeConsole, tolerant
 from .show import runs, show
@@ -148,12 +150,14 @@ def train(
     resume: ResumeOpt = False,
     force: ForceOpt = False,
     seed: SeedOpt = None,
+    strategy: StrategyOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train with a Keras optimizer and optrun's wrappers (moving average, variable clipping)."""
-    _run("train", config, _common(overrides, seed), out, resume, force, quiet, verbose, as_json)
+    extra = [*strategy_override(strategy), *_common(overrides, seed)]
+    _run("train", config, extra, out, resume, force, quiet, verbose, as_json)
 
 
 @app.command(cls=FlagCommand)
@@ -189,6 +193,7 @@ def validate(
         ),
     ] = None,
     overrides: SetOpt = None,
+    strategy: StrategyOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
@@ -201,7 +206,7 @@ def validate(
     from .validate import run_validate
 
     _logging(verbose, quiet)
-    run_validate(configs or [], overrides or [], quiet, verbose, as_json)
+    run_validate(configs or [], [*strategy_override(strategy), *(overrides or [])], quiet, verbose, as_json)
 
 
 @app.command(cls=FlagCommand)

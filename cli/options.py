@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,33 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing r
 SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, metavar="N", help="Override the spec's seed.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log details; tracebacks on errors.")]
+
+
+class StrategyKind(str, Enum):
+    """The ``--strategy`` choices: the kinds of the spec's ``strategy`` section."""
+
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi_worker"
+
+
+StrategyOpt = Annotated[
+    StrategyKind | None,
+    typer.Option(
+        "--strategy",
+        metavar="KIND",
+        help="tf.distribute strategy: default, mirrored or multi_worker; overrides strategy.kind "
+        "(another kind than the spec's starts the section afresh).",
+        show_default=False,
+    ),
+]
+
+
+def strategy_override(kind: StrategyKind | None) -> list[str]:
+    """``--strategy KIND`` as the override it stands for (applied before any --set)."""
+    return [] if kind is None else [f"strategy.kind={kind.value}"]
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 

@@ -151,7 +151,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
-    """Sets each ``a.b=value`` into ``data`` (creating maps as needed); returns the dotted keys."""
+    """Sets each ``a.b=value`` into ``data`` (creating maps as needed); returns the dotted keys.
+
+    ``strategy.kind`` set to another kind than the spec's starts that section afresh: its
+    other keys (``devices``, ``logical_cpus``) belong to the old kind.
+    """
     done = set()
     for text in overrides:
         keys, value = parse_override(text)
@@ -174,6 +178,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
                 where = ".".join(keys[:i])
                 raise ConfigError("--set", [f"{text!r}: {where} is not a mapping (it is {node!r:.80})"])
             if last:
+                if keys == ["strategy", "kind"] and node.get("kind") != value:
+                    node.clear()  # the other keys belong to the old kind (--strategy KIND)
                 node[key] = value
             else:
                 if node.get(key) is None:

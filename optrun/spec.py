@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from optrun.spec_strategy import DefaultStrategySpec, StrategySpec
+
 REF_PATTERN = r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"
 Ref = Annotated[
     str,
@@ -45,6 +47,12 @@ class DataSpec(Strict):
 
     builder: Ref = Field(description="Called as builder(**params); returns batches, e.g. (x, y) pairs.")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the builder.")
+    global_batch_size: int | None = Field(
+        None,
+        gt=0,
+        description="Rows in each batch the builder yields: the global batch, which a strategy splits "
+        "across its replicas. Required with a strategy other than default; checked on the first batch.",
+    )
 
 
 class KerasLoss(Strict):
@@ -284,6 +292,11 @@ class ExperimentSpec(Strict):
         default_factory=CheckpointSpec, description="When to checkpoint, how many to keep, what to export."
     )
     logging: LoggingSpec = Field(default_factory=LoggingSpec, description="Metrics file and TensorBoard.")
+    strategy: StrategySpec = Field(
+        default_factory=DefaultStrategySpec,
+        description="tf.distribute strategy for optrun train: default (one device), mirrored or "
+        "multi_worker; --strategy KIND overrides the kind.",
+    )
 
     @field_validator("loss", mode="before")
     @classmethod

@@ -124,8 +124,11 @@ def _keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
     cls = getattr(keras.losses, _loss_class(spec.name), None)
     if not isinstance(cls, type):
         raise ConfigError("loss", [f"loss.name: {spec.name!r} names no Keras loss class to give args to"])
+    # Per-example values, averaged by the caller: a Keras Loss's own mean divides by the replica
+    # count under a tf.distribute strategy, which optrun's step already accounts for.
+    args = {"reduction": "none", **spec.args}
     try:
-        return cls(**spec.args)
+        return cls(**args)
     except (TypeError, ValueError) as error:
         raise ConfigError(
             "loss", [f"loss.args: {cls.__name__}({spec.args}) failed: {first_line(error)}"]

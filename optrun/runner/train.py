@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
@@ -21,6 +19,7 @@ from optrun.errors import (
 )
 from optrun.reporting import MetricsWriter, Progress, report
 from optrun.run_warnings import WarningLog, captured_warnings
+from optrun.runner.batches import Batches, build_on_first_batch, first_batch, steps_per_epoch
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
     AVERAGED,
@@ -42,61 +41,8 @@ from optrun.runner.common import (
     signals_deferred,
     write_result,
 )
-
-
-def _steps_per_epoch(data: Any) -> int | None:
-    if isinstance(data, tf.data.Dataset):
-        count = int(data.cardinality())
-        return count if count >= 0 else None
-    return len(data) if hasattr(data, "__len__") else None
-
-
-class Batches:
-    """``passes`` passes over the data (None: endless), minus the first ``skip`` batches.
-
-    Each pass re-iterates the data; when the builder returned a one-shot
-    iterator (a generator, say), each pass after the first calls the builder
-    again. A pass that yields nothing ends the batches and sets ``exhausted``.
-    """
-
-    def __init__(self, data: Any, rebuild: Any, skip: int, passes: int | None) -> None:
-        self.data, self.rebuild, self.skip, self.passes = data, rebuild, skip, passes
-        self.exhausted = False
-
-    def __iter__(self) -> Iterator[Any]:
-        seen, done, data = 0, 0, self.data
-        while self.passes is None or done < self.passes:
-            if done and iter(data) is data:  # a one-shot iterator: its one pass is spent
-                data = self.rebuild()
-            empty = True
-            for batch in data:
-                empty = False
-                seen += 1
-                if seen > self.skip:
-                    yield batch
-            done += 1
-            if empty:
-                self.exhausted = True
-                return
-
-
-def first_batch(data: Any, ref: str) -> tuple[Any, Any]:
-    """The first batch and the data to train on (a one-shot iterator gets it put back)."""
-    iterator = iter(data)
-    first = next(iterator, None)
-    if first is None:
-        raise LoadError(f"data.builder: {ref} yielded no batches; training needs at least one.")
-    return first, (itertools.chain([first], iterator) if iterator is data else data)
-
-
-def build_on_first_batch(model: Any, batch: Any) -> None:
-    """Builds an unbuilt Keras model on one batch, so that its variables exist."""
-    if isinstance(model, keras.Model) and not model.built:
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise LoadError(
-                f"data.builder: batches must be (x, y) pairs to build the model; got {type(batch).__name__}"
-            )
-        model(batch[0])
+from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
+from optrun.strategy import make_strategy
 
 
 def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
@@ -119,47 +65,38 @@ def _train(
         raise ConfigError(
             loaded.source, ["train: required by `optrun train` (optimizer, max_steps or epochs)"]
         )
+    plan = make_strategy(spec.strategy, loaded.source)  # first: logical CPUs precede TF's devices
+    stack.enter_context(plan.scope())  # the model, optimizer and wrappers are built in it
     seed_everything(spec.seed)
     model = build_model(loaded)
     raw_data = build_data(loaded)  # a ConfigError if the spec has no data
     assert loaded.spec.data is not None
     batch, data = first_batch(raw_data, loaded.spec.data.builder)
+    global_batch = check_global_batch(loaded, plan, batch)
+    scale = {"strategy": plan.kind, "replicas": plan.replicas, "global_batch": global_batch}
     build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
     opt, averaging = build_optimizer(spec.train.optimizer, variables)
     opt.build(variables)  # wrapper names and dims were checked by build_optimizer
     check_export(model, spec.checkpoint.export, loaded.source)
-    per_epoch = _steps_per_epoch(data)
+    per_epoch = steps_per_epoch(data)
     epochs = spec.train.epochs
     total = spec.train.max_steps or (epochs * per_epoch if epochs and per_epoch else None)
     # Passes over the data the run makes (max_steps may end one part-way): for the progress line.
     passes_shown = math.ceil(total / per_epoch) if total and per_epoch else None
 
-    skip_nonfinite = spec.train.on_nonfinite == "skip"
-
-    @tf.function
-    def train_step(batch: Any) -> tuple[tf.Tensor, tf.Tensor]:
-        with tf.GradientTape() as tape:
-            loss = tf.cast(loss_fn(model, batch), tf.float32)
-        if loss.shape.rank != 0:  # checked while tracing: a usage error before any file is written
-            raise ValueError(f"the loss must return a scalar; got shape {loss.shape.as_list()}")
-        grads = tape.gradient(loss, variables)
-        finite = tf.math.is_finite(loss)
-        for grad in grads:
-            if grad is not None:
-                values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
-
-        def apply() -> None:
-            opt.apply_gradients(zip(grads, variables, strict=True))
-
-        # A non-finite update is never applied: 'stop' ends the run, 'skip' goes on.
-        tf.cond(finite, apply, lambda: None)
-        return loss, finite
-
+    rebuild: Callable[[], Any] = lambda: build_data(loaded)  # noqa: E731 - a one-shot iterator's next pass
+    if plan.strategy is None:
+        train_step = _single_device_step(model, variables, loss_fn, opt)
+        trace = train_step.get_concrete_function
+    else:
+        data = distribute_data(plan, data, loaded.spec.data.builder)
+        train_step = DistributedStep(plan, model, variables, loss_fn, opt)
+        # Traced on the distributed batches' spec: an iterator made here would use up a reshuffle.
+        trace = lambda first: train_step.trace(data.element_spec)  # noqa: E731
     try:  # trace the step now: a data or loss mistake is a usage error, before any file is written
-        train_step.get_concrete_function(batch)
+        trace(batch)
     except Exception as error:
         raise LoadError(
             f"the training step does not build on the first batch: {describe(error)}. "
@@ -198,7 +135,7 @@ def _train(
 
     try:
         passes = None if spec.train.max_steps else spec.train.epochs
-        batches = Batches(data, lambda: build_data(loaded), skip=step, passes=passes)
+        batches = Batches(data, rebuild, skip=step, passes=passes)
         for batch in batches:
             if total is not None and step >= total:
                 break
@@ -213,7 +150,7 @@ def _train(
                 if logged:
                     metrics.write(step, loss=last_loss)
             if not bool(finite):
-                if not skip_nonfinite:
+                if spec.train.on_nonfinite == "stop":
                     status = "diverged"
                     options.reporter.note(f"non-finite loss or gradient at step {step}: stopping")
                     break
@@ -236,12 +173,12 @@ def _train(
                 save_all()
     except (KeyboardInterrupt, Terminated) as interrupt:
         save_all()
-        _write_result(out, caught, "interrupted", step, last_loss, skipped, started, None)
+        _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
         metrics.close()
         raise Interrupted(interrupt_code(interrupt), out) from None
     except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
         message = failure(error, f"step {step + 1}")
-        _write_result(out, caught, "error", step, last_loss, skipped, started, None, message)
+        _write_result(out, caught, scale, "error", step, last_loss, skipped, started, None, message)
         metrics.close()
         raise RunFailed(f"{message} (result.json written to {out})") from error
     before = previous_result(out) if options.resume and step == first_step else None
@@ -270,14 +207,43 @@ def _train(
     metrics.close()
     averaged = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
     result = _write_result(
-        out, caught, status, step, last_loss, skipped, started, exported, averaged=averaged
+        out, caught, scale, status, step, last_loss, skipped, started, exported, averaged=averaged
     )
     return RunOutcome(out, result, status == "completed")
+
+
+def _single_device_step(
+    model: Any, variables: list[Any], loss_fn: Callable[[Any, Any], Any], opt: Any
+) -> Any:
+    """The compiled step without a strategy: ``step(batch) -> (loss, finite)``."""
+
+    @tf.function
+    def train_step(batch: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            loss = tf.cast(loss_fn(model, batch), tf.float32)
+        if loss.shape.rank != 0:  # checked while tracing: a usage error before any file is written
+            raise ValueError(f"the loss must return a scalar; got shape {loss.shape.as_list()}")
+        grads = tape.gradient(loss, variables)
+        finite = tf.math.is_finite(loss)
+        for grad in grads:
+            if grad is not None:
+                values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
+
+        def apply() -> None:
+            opt.apply_gradients(zip(grads, variables, strict=True))
+
+        # A non-finite update is never applied: 'stop' ends the run, 'skip' goes on.
+        tf.cond(finite, apply, lambda: None)
+        return loss, finite
+
+    return train_step
 
 
 def _write_result(
     out: Any,
     caught: WarningLog,
+    scale: dict[str, Any],
     status: str,
     step: int,
     loss: float,
@@ -297,6 +263,7 @@ def _write_result(
         "time_s": round(time.perf_counter() - started, 3),
         "export": exported,
         "averaged_checkpoint": averaged,
+        **scale,
     }
     if error is not None:
         result["error"] = error

@@ -14,17 +14,19 @@ Stages, each collecting problems rather than stopping at the first:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from optrun.config import LoadedSpec, RawSpec, check_schema, dotted
 from optrun.errors import ConfigError, LoadError, Problem, describe
 from optrun.loading import call_user
 from optrun.probe import check_scalar
+from optrun.runner.batches import build_on_first_batch, first_batch
 from optrun.runner.build import (
     build_data,
     build_model,
@@ -35,9 +37,11 @@ from optrun.runner.build import (
 )
 from optrun.runner.checks import Collector, Path, check_references, get
 from optrun.runner.common import check_export, seed_everything
+from optrun.runner.distribute import check_global_batch, distribute_data
 from optrun.runner.minimize import build_interface
-from optrun.runner.train import build_on_first_batch, first_batch
 from optrun.spec import OptimizerSpec, VariableClippingSpec
+from optrun.spec_strategy import StrategySpec
+from optrun.strategy import Plan, describe_plan, make_strategy, read_tf_config
 from optrun.varkeys import resolve_var_keyed, variable_label
 
 
@@ -71,7 +75,7 @@ def _validate_minimize(loaded: LoadedSpec, model: Any = None) -> dict[str, Any]:
     }
 
 
-def _validate_train(loaded: LoadedSpec, model: Any = None, batch: Any = None) -> dict[str, Any]:
+def _validate_train(loaded: LoadedSpec, plan: Plan, model: Any = None, batch: Any = None) -> dict[str, Any]:
     spec = loaded.spec
     if model is None or batch is None:
         model = build_model(loaded)
@@ -93,8 +97,13 @@ def _validate_train(loaded: LoadedSpec, model: Any = None, batch: Any = None) ->
             "Check loss (a scalar) and data.builder (a Keras loss takes (x, y) batches)."
         ) from error
     dense = [tf.convert_to_tensor(g) for g in grads if g is not None]
+    global_batch = check_global_batch(loaded, plan, batch)
+    if plan.strategy is not None:
+        assert spec.data is not None
+        distribute_data(plan, build_data(loaded), spec.data.builder)  # a tf.data.Dataset, split
     return {
         "mode": "train",
+        **describe_plan(spec.strategy, plan if plan.kind != "multi_worker" else None, global_batch),
         "variables": {variable_label(v): list(v.shape) for v in variables},
         "loss": float(loss),
         "gradient_norm": float(tf.linalg.global_norm(dense)) if dense else 0.0,
@@ -102,17 +111,23 @@ def _validate_train(loaded: LoadedSpec, model: Any = None, batch: Any = None) ->
     }
 
 
-def validate_spec(loaded: LoadedSpec, model: Any = None, batch: Any = None) -> list[dict[str, Any]]:
+def validate_spec(
+    loaded: LoadedSpec, model: Any = None, batch: Any = None, plan: Plan | None = None
+) -> list[dict[str, Any]]:
     """One report per section present (train and/or minimize); raises on the first error.
 
     ``model`` (and, for train, its first ``batch``) are reused when given, so a
-    model that :func:`validate_raw` built is not built twice.
+    model that :func:`validate_raw` built is not built twice; so is the
+    strategy's ``plan`` (made here otherwise: a multi_worker one starts no worker).
     """
+    if plan is None:
+        kind = loaded.spec.strategy.kind
+        plan = Plan(kind) if kind == "multi_worker" else make_strategy(loaded.spec.strategy, loaded.source)
     if model is None:
         seed_everything(loaded.spec.seed)
     reports = []
     if loaded.spec.train is not None:
-        reports.append(_validate_train(loaded, model, batch))
+        reports.append(_validate_train(loaded, plan, model, batch))
     if loaded.spec.minimize is not None or loaded.spec.train is None:
         reports.append(_validate_minimize(loaded, model))
     return reports
@@ -193,8 +208,9 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
         The problems (empty when the spec is good) and, when there are none,
         the dry run's reports (see :func:`validate_spec`).
     """
-    keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
     collector = Collector(raw)
+    plan = _plan(raw, collector)  # first: logical CPUs must be set before TensorFlow's devices
+    keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
     loaded = None
     try:
         loaded = check_schema(raw)
@@ -217,5 +233,19 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
         return collector.sorted(), []
     reports: list[dict[str, Any]] = []
     with collector.catch(()):
-        reports = validate_spec(loaded, model, batch)
+        reports = validate_spec(loaded, model, batch, plan)
     return collector.sorted(), reports
+
+
+def _plan(raw: RawSpec, collector: Collector) -> Plan:
+    """The strategy the spec asks for; a multi_worker one is checked (TF_CONFIG) but not started."""
+    try:
+        spec = TypeAdapter(StrategySpec).validate_python(raw.data.get("strategy") or {"kind": "default"})
+    except ValidationError:
+        return Plan("default")  # the schema stage reports it
+    with collector.catch(("strategy",)):
+        if spec.kind == "multi_worker":
+            read_tf_config(os.environ.get("TF_CONFIG"))
+            return Plan("multi_worker")
+        return make_strategy(spec, raw.source)
+    return Plan(spec.kind)

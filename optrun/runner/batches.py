@@ -1,0 +1,68 @@
+"""Iterating training data: the first batch, passes over the data, a model built on a batch."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from optrun.errors import LoadError
+
+
+def steps_per_epoch(data: Any) -> int | None:
+    """Batches in one pass over ``data``, when it is known."""
+    if isinstance(data, tf.data.Dataset):
+        count = int(data.cardinality())
+        return count if count >= 0 else None
+    return len(data) if hasattr(data, "__len__") else None
+
+
+class Batches:
+    """``passes`` passes over the data (None: endless), minus the first ``skip`` batches.
+
+    Each pass re-iterates the data; when the builder returned a one-shot
+    iterator (a generator, say), each pass after the first calls the builder
+    again. A pass that yields nothing ends the batches and sets ``exhausted``.
+    """
+
+    def __init__(self, data: Any, rebuild: Any, skip: int, passes: int | None) -> None:
+        self.data, self.rebuild, self.skip, self.passes = data, rebuild, skip, passes
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[Any]:
+        seen, done, data = 0, 0, self.data
+        while self.passes is None or done < self.passes:
+            if done and iter(data) is data:  # a one-shot iterator: its one pass is spent
+                data = self.rebuild()
+            empty = True
+            for batch in data:
+                empty = False
+                seen += 1
+                if seen > self.skip:
+                    yield batch
+            done += 1
+            if empty:
+                self.exhausted = True
+                return
+
+
+def first_batch(data: Any, ref: str) -> tuple[Any, Any]:
+    """The first batch and the data to train on (a one-shot iterator gets it put back)."""
+    iterator = iter(data)
+    first = next(iterator, None)
+    if first is None:
+        raise LoadError(f"data.builder: {ref} yielded no batches; training needs at least one.")
+    return first, (itertools.chain([first], iterator) if iterator is data else data)
+
+
+def build_on_first_batch(model: Any, batch: Any) -> None:
+    """Builds an unbuilt Keras model on one batch, so that its variables exist."""
+    if isinstance(model, keras.Model) and not model.built:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise LoadError(
+                f"data.builder: batches must be (x, y) pairs to build the model; got {type(batch).__name__}"
+            )
+        model(batch[0])

@@ -1,0 +1,206 @@
+"""Making the ``tf.distribute`` strategy a spec's ``strategy`` section asks for.
+
+* ``default``: no strategy; training runs on one device, as it always has.
+* ``mirrored``: ``tf.distribute.MirroredStrategy`` over the listed devices,
+  the logical CPUs asked for, or every visible GPU (else the CPU).
+* ``multi_worker``: ``tf.distribute.MultiWorkerMirroredStrategy``; the
+  cluster and this worker's task come from ``TF_CONFIG``, checked here first.
+
+Logical CPUs and collective ops are process-wide settings that TensorFlow
+fixes when it initializes its devices: :func:`make_strategy` must run before
+anything else touches TensorFlow's devices, and says so when it is too late.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+
+from optrun.errors import ConfigError, RunError
+from optrun.spec_strategy import MirroredStrategySpec, MultiWorkerStrategySpec, StrategySpec, device_key
+
+TF_CONFIG_EXAMPLE = (
+    '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The strategy a run uses: ``strategy`` is None for the default (no strategy)."""
+
+    kind: str
+    strategy: tf.distribute.Strategy | None = None
+    is_chief: bool = True
+
+    @property
+    def replicas(self) -> int:
+        """Replicas in sync: 1 without a strategy."""
+        return 1 if self.strategy is None else int(self.strategy.num_replicas_in_sync)
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """The strategy's scope (variables created in it are mirrored); nothing for the default."""
+        if self.strategy is None:
+            yield
+            return
+        with self.strategy.scope():
+            yield
+
+
+def make_strategy(spec: StrategySpec, source: str = "strategy") -> Plan:
+    """The strategy ``spec`` asks for.
+
+    Raises:
+        ConfigError: a listed device is not visible.
+        RunError: logical CPUs asked for after TensorFlow initialized its devices;
+            TF_CONFIG missing or malformed for multi_worker.
+    """
+    if isinstance(spec, MirroredStrategySpec):
+        return Plan("mirrored", tf.distribute.MirroredStrategy(mirrored_devices(spec, source)))
+    if isinstance(spec, MultiWorkerStrategySpec):
+        config = read_tf_config(os.environ.get("TF_CONFIG"))
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        except (RuntimeError, ValueError) as error:
+            raise RunError(
+                f"strategy.kind multi_worker: TensorFlow refused to start the worker: {error}. "
+                "The strategy must be created before TensorFlow runs anything: run `optrun train` "
+                "in a fresh process on each worker."
+            ) from None
+        return Plan("multi_worker", strategy, is_chief(config))
+    return Plan("default")
+
+
+def configure_logical_cpus(count: int) -> None:
+    """Splits the first CPU into ``count`` logical devices (a no-op when it already is).
+
+    Raises:
+        RunError: TensorFlow already initialized its devices with another count.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have == count:
+            return
+        raise RunError(
+            f"strategy.logical_cpus: {count} logical CPUs asked for, but TensorFlow has already "
+            f"initialized its devices in this process ({have} logical CPU{'s' if have != 1 else ''}); "
+            "they can only be set before TensorFlow runs anything. Run `optrun train` in a fresh "
+            "process, or in Python call optrun.strategy.configure_logical_cpus(n) first thing."
+        ) from None
+
+
+def mirrored_devices(spec: MirroredStrategySpec, source: str = "strategy") -> list[str] | None:
+    """The devices to mirror over (None: MirroredStrategy's own choice, every visible GPU or the CPU).
+
+    Raises:
+        ConfigError: a listed device is not among the visible ones.
+        RunError: see :func:`configure_logical_cpus`.
+    """
+    if spec.logical_cpus is not None:
+        configure_logical_cpus(spec.logical_cpus)
+    visible = {device_key(d.name): d.name for d in tf.config.list_logical_devices()}
+    if spec.devices is None:
+        if spec.logical_cpus is None:
+            return None
+        return [name for key, name in visible.items() if key.startswith("CPU:")]
+    missing = [d for d in spec.devices if device_key(d) not in visible]
+    if missing:
+        known = ", ".join(sorted(visible)) or "none"
+        raise ConfigError(
+            source,
+            [
+                f"strategy.devices: {missing} {'is' if len(missing) == 1 else 'are'} not visible to "
+                f"TensorFlow; visible devices: {known}. List visible devices, or set "
+                "strategy.logical_cpus to split the CPU."
+            ],
+        )
+    return [visible[device_key(d)] for d in spec.devices]
+
+
+def read_tf_config(text: str | None) -> dict[str, Any]:
+    """``TF_CONFIG`` parsed and checked: a cluster of ``host:port`` lists and this task in it.
+
+    Raises:
+        RunError: unset, not JSON, or not a cluster and a task in it; the message says what to set.
+    """
+    how = f"Set TF_CONFIG on each worker, e.g. TF_CONFIG='{TF_CONFIG_EXAMPLE}' (README: 'Scaling out')."
+    if text is None or not text.strip():
+        raise RunError(
+            "strategy.kind multi_worker: the environment variable TF_CONFIG is not set; it names the "
+            f"cluster and this worker's task. {how}"
+        )
+    try:
+        config = json.loads(text)
+    except ValueError as error:
+        raise RunError(f"TF_CONFIG is not valid JSON ({error}): {text!r:.200}. {how}") from None
+    problem = _tf_config_problem(config)
+    if problem:
+        raise RunError(f"TF_CONFIG {problem}: {text!r:.200}. {how}")
+    return dict(config)
+
+
+def _tf_config_problem(config: Any) -> str | None:
+    if not isinstance(config, Mapping):
+        return f"must be a JSON object with 'cluster' and 'task'; got a {type(config).__name__}"
+    cluster = config.get("cluster")
+    if not isinstance(cluster, Mapping) or not cluster:
+        return "has no 'cluster' object (job name -> list of 'host:port')"
+    for job, addresses in cluster.items():
+        if (
+            not isinstance(addresses, list)
+            or not addresses
+            or not all(isinstance(a, str) and a.rpartition(":")[2].isdigit() for a in addresses)
+        ):
+            return f"cluster.{job} must be a non-empty list of 'host:port' strings; got {addresses!r}"
+    return _task_problem(config.get("task"), cluster)
+
+
+def _task_problem(task: Any, cluster: Mapping[str, Any]) -> str | None:
+    if not isinstance(task, Mapping):
+        return "has no 'task' object ({'type': 'worker', 'index': N})"
+    kind, index = task.get("type"), task.get("index")
+    if not isinstance(kind, str) or kind not in cluster:
+        return f"task.type {kind!r} is not a job of the cluster ({', '.join(map(str, cluster))})"
+    count = len(cluster[kind])
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < count:
+        return f"task.index must be 0..{count - 1} for the {count} {kind}s; got {index!r}"
+    return None
+
+
+def is_chief(config: Mapping[str, Any]) -> bool:
+    """Whether this task writes the run directory: the chief, else worker 0 when there is no chief."""
+    task = config["task"]
+    if task["type"] == "chief":
+        return True
+    return "chief" not in config["cluster"] and task["type"] == "worker" and task["index"] == 0
+
+
+def describe_plan(spec: StrategySpec, plan: Plan | None, global_batch: int | None) -> dict[str, Any]:
+    """What ``optrun validate`` reports: the strategy, its replicas and the global batch.
+
+    Without a ``plan`` (multi_worker in validate, which starts no worker) the
+    replicas are counted from TF_CONFIG: workers times local GPUs (or 1).
+    """
+    if plan is not None:
+        replicas = plan.replicas
+    else:
+        config = read_tf_config(os.environ.get("TF_CONFIG"))
+        workers = sum(len(v) for k, v in config["cluster"].items() if k in ("chief", "worker"))
+        replicas = workers * max(1, len(tf.config.list_physical_devices("GPU")))
+    report: dict[str, Any] = {"strategy": spec.kind, "replicas": replicas, "global_batch": global_batch}
+    if global_batch is not None:
+        share, extra = divmod(global_batch, replicas)
+        report["per_replica_batch"] = share if not extra else f"{share}-{share + 1}"
+    return report
