@@ -170,12 +170,13 @@ def minimize(
     resume: ResumeOpt = False,
     force: ForceOpt = False,
     seed: SeedOpt = None,
+    strategy: StrategyOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Minimize with scipy over the model's variables, with constraints and bounds from the spec."""
-    extra = _common(overrides, seed)
+    extra = [*strategy_override(strategy), *_common(overrides, seed)]
     if method is not None:
         extra.append(f"minimize.method={method}")
     if maxiter is not None:

@@ -198,3 +198,40 @@ def test_mirrored_replicas_give_the_one_device_numbers() -> None:
         np.testing.assert_allclose(found[n]["grad"], 2 * X.T @ r, rtol=1e-10)
         np.testing.assert_allclose(found[n]["x"], found["1"]["x"], atol=1e-6)
         assert found[n]["nfev"] == found["1"]["nfev"]
+
+
+def test_the_cli_minimizes_full_batch_over_mirrored_replicas(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "m.py").write_text(MODULE)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: fbm\nmodel: {builder: m.py:build}\n"
+        "data: {builder: m.py:data, params: {batch: 50}, global_batch_size: 50}\nloss: m.py:loss\n"
+        "strategy: {kind: mirrored, logical_cpus: 3}\nminimize: {data: {reduction: sum}}\n"
+        "checkpoint: {export: none}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "optrun", "minimize", str(spec), "--out", str(tmp_path / "r"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert (result["strategy"], result["replicas"]) == ("mirrored", 3)
+    np.testing.assert_allclose(result["solution"]["w"], np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
+    # Without minimize.data there is nothing to spread over replicas: refused before any write.
+    spec.write_text(spec.read_text().replace("minimize: {data: {reduction: sum}}", "minimize: {}"))
+    refused = subprocess.run(
+        [sys.executable, "-m", "optrun", "minimize", str(spec), "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "minimize spreads work over replicas only for a full-batch objective" in refused.stderr
+    assert not (tmp_path / "x").exists()

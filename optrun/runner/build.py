@@ -153,13 +153,13 @@ def train_loss(loaded: LoadedSpec, training: bool = True) -> Callable[[Any, Any]
     return keras_loss
 
 
-def minimize_loss(loaded: LoadedSpec, model: Any) -> Callable[[], tf.Tensor]:
+def minimize_loss(loaded: LoadedSpec, model: Any, strategy: Any = None) -> Callable[[], tf.Tensor]:
     """Zero-argument loss for the scipy interface: ``fn(model)``, a Keras loss on the full data,
     or (``minimize.data``) a per-batch loss summed over the dataset."""
     spec = loaded.spec.loss
     full_batch = loaded.spec.minimize.data if loaded.spec.minimize else None
     if full_batch is not None:
-        return _full_batch_loss(loaded, model, full_batch.reduction)
+        return _full_batch_loss(loaded, model, full_batch.reduction, strategy)
     if isinstance(spec, CallableLoss):
         fn = load_callable(spec.ref, loaded.base_dir, "loss")
         return lambda: fn(model)
@@ -175,7 +175,9 @@ def minimize_loss(loaded: LoadedSpec, model: Any) -> Callable[[], tf.Tensor]:
     return lambda: tf.reduce_mean(loss(y, model(x)))
 
 
-def _full_batch_loss(loaded: LoadedSpec, model: Any, reduction: str) -> Callable[[], tf.Tensor]:
+def _full_batch_loss(
+    loaded: LoadedSpec, model: Any, reduction: str, strategy: Any
+) -> Callable[[], tf.Tensor]:
     """``minimize.data``: the training-style loss (per batch) summed over every batch."""
     data = build_data(loaded)
     if not isinstance(data, tf.data.Dataset):
@@ -195,6 +197,7 @@ def _full_batch_loss(loaded: LoadedSpec, model: Any, reduction: str) -> Callable
         reduction=reduction,
         var_list=variables_of(model, loaded.spec.model.builder),
         jit_compile=jit,
+        strategy=strategy,
     )
 
 

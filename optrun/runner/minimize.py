@@ -50,15 +50,35 @@ from optrun.runner.common import (
 )
 from optrun.scipy_interface import ScipyOptimizerInterface
 from optrun.spec import MinimizeSpec
+from optrun.strategy import Plan, make_strategy
 from optrun.varkeys import variable_label
 
 logger = logging.getLogger("optrun")
 
 
-def build_interface(loaded: LoadedSpec, model: Any = None) -> tuple[Any, ScipyOptimizerInterface]:
-    """The model (built here unless given) and a ``ScipyOptimizerInterface`` over its variables."""
+def build_interface(
+    loaded: LoadedSpec, model: Any = None, plan: Plan | None = None
+) -> tuple[Any, ScipyOptimizerInterface]:
+    """The model (built here, in the strategy's scope, unless given) and a
+    ``ScipyOptimizerInterface`` over its variables."""
     spec = loaded.spec.minimize or MinimizeSpec()
-    model = build_model(loaded) if model is None else model
+    plan = plan or Plan("default")
+    if plan.strategy is not None and spec.data is None:
+        raise ConfigError(
+            loaded.source,
+            [
+                f"strategy: minimize spreads work over replicas only for a full-batch objective; "
+                f"add minimize.data (with a data builder), or use strategy kind default (got {plan.kind})"
+            ],
+        )
+    if plan.kind == "multi_worker":
+        raise ConfigError(
+            loaded.source,
+            ["strategy: multi_worker is not implemented for minimize yet; use mirrored or default"],
+        )
+    if model is None:
+        with plan.scope():
+            model = build_model(loaded)
     variables = variables_of(model, loaded.spec.model.builder)
     equalities, inequalities = constraints(loaded, model)
     bounds = {name: (b.low, b.high) for name, b in spec.constraints.bounds.items()}
@@ -69,7 +89,7 @@ def build_interface(loaded: LoadedSpec, model: Any = None) -> tuple[Any, ScipyOp
         kwargs["tol"] = spec.tol
     try:
         interface = ScipyOptimizerInterface(
-            minimize_loss(loaded, model),
+            minimize_loss(loaded, model, plan.strategy),
             var_list=variables,
             equalities=equalities or None,
             inequalities=inequalities or None,
@@ -148,9 +168,10 @@ def _minimize(
     loaded: LoadedSpec, options: RunOptions, stack: contextlib.ExitStack, caught: WarningLog
 ) -> RunOutcome:
     spec = loaded.spec
+    plan = make_strategy(loaded.spec.strategy, loaded.source)  # first: logical CPUs precede TF's devices
     seed_everything(spec.seed)
     cache = compile_cache_for(loaded)
-    model, interface = build_interface(loaded)
+    model, interface = build_interface(loaded, plan=plan)
     check_export(model, spec.checkpoint.export, loaded.source)
     out = run_dir(loaded, options)
     stack.enter_context(run_directory(out, "minimize", loaded, options))
@@ -293,6 +314,8 @@ def _minimize(
         "time_s": time_s,
         "compile_s": round(state["compile_s"], 3),
         "xla": interface.xla,
+        "strategy": plan.kind,
+        "replicas": plan.replicas,
         "compile_cache": None if cache is None else str(cache),
         "solve_s": round(time_s - state["compile_s"], 3),
         "export": exported,
