@@ -38,6 +38,7 @@ def main() -> None:
         overhead,
         pinn_bench,
         scipy_bench,
+        strategy_bench,
         stream_bench,
         wrappers_bench,
     )
@@ -59,6 +60,7 @@ def main() -> None:
         "firsteval": first_eval.time_to_first_evaluation,
         "blas": blas_bench.dense_methods,
         "stream": stream_bench.streamed_full_batch,
+        "mirrored": strategy_bench.mirrored_overhead,
     }
     rows: list[dict] = []
     started = time.perf_counter()

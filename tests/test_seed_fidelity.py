@@ -122,3 +122,32 @@ def test_wrapping_something_else_names_both_worlds() -> None:
         optrun.MovingAverageOptimizer("sgd")
     with pytest.raises(InvalidTypeError, match=r"keras\.optimizers\.Optimizer"):
         optrun.VariableClippingOptimizer(object(), {}, 1.0)
+
+
+def test_blas_policy_per_method_seen_from_a_loss_callback_and_results_unchanged() -> None:
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    v = tf.Variable([3.0, 1.0, -2.0], dtype=tf.float64)
+
+    def run(method: str, setting: Any) -> tuple[list[list[int]], np.ndarray, int]:
+        seen: list[list[int]] = []
+        v.assign([3.0, 1.0, -2.0])
+        opt = optrun.ScipyOptimizerInterface(
+            lambda: tf.reduce_sum((v - [1.0, 2.0, 3.0]) ** 2), method=method, blas_threads=setting
+        )
+        result = opt.minimize(loss_callback=lambda: seen.append(blas_threads()))
+        return seen, v.numpy().copy(), int(result.nfev)
+
+    for method, limited in (("L-BFGS-B", True), ("trust-constr", True), ("SLSQP", False)):
+        seen, x_auto, nfev_auto = run(method, "auto")
+        expected = [1] * len(before) if limited else before
+        assert seen and all(threads == expected for threads in seen), (method, seen[:2])
+        _, x_free, nfev_free = run(method, "unlimited")
+        np.testing.assert_array_equal(x_auto, x_free)  # the limit changes the time, not the numbers
+        assert nfev_auto == nfev_free
+        np.testing.assert_allclose(x_auto, [1.0, 2.0, 3.0], atol=1e-5)
+    assert blas_threads() == before
