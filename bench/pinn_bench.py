@@ -30,6 +30,27 @@ Row = dict[str, Any]
 MAXITER = 30  # with ftol = gtol = 0, L-BFGS-B makes ~MAXITER + a few evaluations
 
 
+def network(weights: list[tf.Variable], z: tf.Tensor) -> tf.Tensor:
+    """The tanh MLP: ``weights`` alternate kernels and biases."""
+    for i in range(0, len(weights) - 2, 2):
+        z = tf.tanh(z @ weights[i] + weights[i + 1])
+    return z @ weights[-2] + weights[-1]
+
+
+def residual(weights: list[tf.Variable], xt: tf.Tensor, nu: Any) -> tf.Tensor:
+    """Burgers' residual u_t + u u_x - nu u_xx at the points ``xt`` (columns x, t)."""
+    x, t = xt[:, :1], xt[:, 1:]
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape(persistent=True) as inner:
+            inner.watch([x, t])
+            u = network(weights, tf.concat([x, t], 1))
+        ux = inner.gradient(u, x)
+        ut = inner.gradient(u, t)
+    uxx = outer.gradient(ux, x)
+    return ut + u * ux - nu * uxx
+
+
 def burgers(dtype: tf.DType, n_col: int = 10_000, n_bc: int = 100, seed: int = 0) -> tuple[list, Callable]:
     """The PINN's variables and its zero-argument loss: mean squared PDE residual + boundary misfit."""
     rng = np.random.default_rng(seed)
@@ -48,23 +69,9 @@ def burgers(dtype: tf.DType, n_col: int = 10_000, n_bc: int = 100, seed: int = 0
     xb_t = tf.constant(xb, dtype)
     nu = tf.constant(0.01 / np.pi, dtype)
 
-    def net(z: tf.Tensor) -> tf.Tensor:
-        for i in range(0, len(weights) - 2, 2):
-            z = tf.tanh(z @ weights[i] + weights[i + 1])
-        return z @ weights[-2] + weights[-1]
-
     def loss() -> tf.Tensor:
-        x, t = xt[:, :1], xt[:, 1:]
-        with tf.GradientTape() as outer:
-            outer.watch(x)
-            with tf.GradientTape(persistent=True) as inner:
-                inner.watch([x, t])
-                u = net(tf.concat([x, t], 1))
-            ux = inner.gradient(u, x)
-            ut = inner.gradient(u, t)
-        uxx = outer.gradient(ux, x)
-        residual = ut + u * ux - nu * uxx
-        return tf.reduce_mean(residual**2) + tf.reduce_mean((net(xb_t) - ub) ** 2)
+        pde = tf.reduce_mean(residual(weights, xt, nu) ** 2)
+        return pde + tf.reduce_mean((network(weights, xb_t) - ub) ** 2)
 
     return weights, loss
 

@@ -22,31 +22,19 @@ import json, os, resource, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np, tensorflow as tf
 import optrun
-from bench.pinn_bench import burgers
+from bench import pinn_bench
 n = int(sys.argv[1])
-weights, _ = burgers(tf.float32, n_col=10, n_bc=10)
-net_vars = weights
+weights, _ = pinn_bench.burgers(tf.float32, n_col=10, n_bc=10)
 rng = np.random.default_rng(0)
 points = tf.data.Dataset.from_tensor_slices(
     np.c_[rng.uniform(-1, 1, n), rng.uniform(0, 1, n)].astype("float32")
 ).batch(int(sys.argv[2]))
 nu = 0.01 / np.pi
 
-def net(z):
-    for i in range(0, len(net_vars) - 2, 2):
-        z = tf.tanh(z @ net_vars[i] + net_vars[i + 1])
-    return z @ net_vars[-2] + net_vars[-1]
 
 def residual(xt):
-    x, t = xt[:, :1], xt[:, 1:]
-    with tf.GradientTape() as outer:
-        outer.watch(x)
-        with tf.GradientTape(persistent=True) as inner:
-            inner.watch([x, t])
-            u = net(tf.concat([x, t], 1))
-        ux, ut = inner.gradient(u, x), inner.gradient(u, t)
-    uxx = outer.gradient(ux, x)
-    return tf.reduce_sum((ut + u * ux - nu * uxx) ** 2)
+    return tf.reduce_sum(pinn_bench.residual(weights, xt, nu) ** 2)
+
 
 opt = optrun.ScipyOptimizerInterface(
     optrun.dataset_loss(residual, points, var_list=weights), var_list=weights, jit_compile=False
