@@ -61,6 +61,7 @@ def main() -> None:
         "blas": blas_bench.dense_methods,
         "stream": stream_bench.streamed_full_batch,
         "mirrored": strategy_bench.mirrored_overhead,
+        "trainscale": strategy_bench.training_overhead,
     }
     rows: list[dict] = []
     started = time.perf_counter()

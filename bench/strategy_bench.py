@@ -75,3 +75,83 @@ def mirrored_overhead() -> list[Row]:
             }
         )
     return rows
+
+
+_TRAIN_SPEC = """\
+name: bench-strategy
+model: {builder: strategy_problem.py:build_model}
+data: {builder: strategy_problem.py:make_data, params: {n: 4096, batch_size: 256}, global_batch_size: 256}
+loss: mse
+train: {max_steps: 300, optimizer: {name: SGD, args: {learning_rate: 0.05}}}
+checkpoint: {export: none}
+logging: {tensorboard: false, every_steps: 100}
+"""
+
+
+def _train(folder: str, extra: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    command = [sys.executable, "-m", "optrun", "train", f"{folder}/spec.yaml", "--json", "-q", *extra]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def _steps_per_second(process: subprocess.Popen) -> float:
+    out, err = process.communicate(timeout=600)
+    if process.returncode != 0:
+        raise RuntimeError(err[-2000:])
+    result = json.loads(out)
+    return result["steps"] / result["time_s"]
+
+
+def training_overhead() -> list[Row]:
+    """Training steps/s of one spec on 1, 2 and 4 logical CPUs, and on 2 local worker processes."""
+    import shutil
+    import socket
+    import tempfile
+    from pathlib import Path
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(Path(__file__).resolve().parents[1] / "tests" / "scripts" / "strategy_problem.py", folder)
+        Path(folder, "spec.yaml").write_text(_TRAIN_SPEC)
+        rates = {"1 logical CPU (no strategy)": _steps_per_second(_train(folder, ["--out", f"{folder}/a"]))}
+        for n in (2, 4):
+            mirrored = [
+                "--strategy",
+                "mirrored",
+                "--set",
+                f"strategy.logical_cpus={n}",
+                "--out",
+                f"{folder}/m{n}",
+            ]
+            rates[f"{n} logical CPUs, mirrored"] = _steps_per_second(_train(folder, mirrored))
+        ports = []
+        for _ in range(2):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                ports.append(f"127.0.0.1:{s.getsockname()[1]}")
+        workers = [
+            _train(
+                folder,
+                ["--strategy", "multi_worker", "--out", f"{folder}/w{i}"],
+                {
+                    "TF_CONFIG": json.dumps(
+                        {"cluster": {"worker": ports}, "task": {"type": "worker", "index": i}}
+                    )
+                },
+            )
+            for i in (0, 1)
+        ]
+        rates["2 local worker processes, multi_worker"] = min(_steps_per_second(w) for w in workers)
+    base = rates["1 logical CPU (no strategy)"]
+    for label, rate in rates.items():
+        rows.append(
+            {
+                "case": "Training, 3-4-2 tanh MLP, global batch 256, steps" if not rows else "",
+                "setup": f"{label}: {rate:.0f} steps/s",
+                "us": 1e6 / rate,
+                "ratio": base / rate,
+                "target": "overhead, not speed-up (2 shared cores)",
+            }
+        )
+    return rows
