@@ -210,14 +210,16 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
     """
     collector = Collector(raw)
     plan = _plan(raw, collector)  # first: logical CPUs must be set before TensorFlow's devices
-    keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
     loaded = None
     try:
         loaded = check_schema(raw)
     except ConfigError as error:
         collector.problems += error.problems
     fns = check_references(raw, collector)
-    built = _variables(raw, fns, collector) if ("model", "builder") in fns else None
+    built = None
+    if ("model", "builder") in fns:
+        keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
+        built = _variables(raw, fns, collector)
     if built is None:
         return collector.sorted(), []
     model, batch, variables = built

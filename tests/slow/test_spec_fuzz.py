@@ -1,4 +1,4 @@
-"""A hypothesis-driven spec fuzzer, in process: 2,000 specs through ``validate``, a sample through
+"""A hypothesis-driven spec fuzzer, in process: 1,000 specs through ``validate``, a sample through
 ``minimize`` and ``train``. Every one must end in exit 0, 1 or 2 with a message and no traceback,
 ``--json`` must stay parseable, and nothing may be written where the spec was refused."""
 
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from optrun_cli.main import app
 
 pytestmark = pytest.mark.slow
-SPECS = 2_000
+SPECS = 1_000
 RUNS = 40  # of those, how many go on through train or minimize
 runner = CliRunner()
 
@@ -163,7 +163,7 @@ def test_fuzzed_specs(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     @settings(
         max_examples=SPECS,
         deadline=None,
-        derandomize=True,  # the same 2,000 specs on every run
+        derandomize=True,  # the same 1,000 specs on every run
         database=None,
         suppress_health_check=list(HealthCheck),
     )
