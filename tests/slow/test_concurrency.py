@@ -86,8 +86,15 @@ def test_force_against_a_live_run(project: Path) -> None:
                 assert code == 2 and f"in use by pid {live.pid}" in err, (code, err)
         assert live.poll() is None  # the live run went on, untouched
     finally:
+        # What is tested here is the refusals; a prompt, exact stop on SIGTERM is
+        # test_resume_signals.py's. Under the full slow suite's load, one CI run saw this live
+        # run not exit within 120 s of SIGTERM (not reproduced alone): kill it rather than hang.
         live.terminate()
-        live.wait(timeout=120)
+        try:
+            live.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            live.kill()
+            live.wait(timeout=60)
     result = json.loads((project / "live" / "result.json").read_text())
     assert result["status"] == "interrupted"
     steps = [
