@@ -142,6 +142,21 @@ def dataset_loss(
         grads = tape.gradient(value, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return value, [tf.cast(g, tf.float64) for g in grads]
 
+    zeros = tuple(tf.zeros(v.shape, tf.float64) for v in variables)
+    if strategy is not None:
+        # Traced in each replica's context as part of the loop, so each replica reads and
+        # differentiates its own copy of the variables (a step traced outside would not).
+        distributed = strategy.experimental_distribute_dataset(data)
+        total_sum = tf.distribute.ReduceOp.SUM
+
+        def replicated(batch: Any) -> Any:
+            value, grads = strategy.run(value_and_grads, args=(batch,))
+            return strategy.reduce(total_sum, value, axis=None), [
+                strategy.reduce(total_sum, g, axis=None) for g in grads
+            ]
+
+        return _full(_loop(distributed, replicated, zeros), variables, reduction)
+
     # Traced once, for the dataset's element spec (the last batch may be shorter), as the loop
     # below will call it; XLA is tried on the first batch and dropped if it fails there.
     signature = (data.element_spec,)
@@ -160,35 +175,40 @@ def dataset_loss(
         step = tf.function(value_and_grads, input_signature=signature)
         step(first)
 
-    zeros = tuple(tf.zeros(v.shape, tf.float64) for v in variables)
+    return _full(_loop(data, step, zeros), variables, reduction)
 
-    def more(next_batch: Any, count: Any, total: Any, grads: Any) -> Any:
-        return next_batch.has_value()
 
-    if strategy is not None:
-        # Traced in each replica's context as part of the loop, so each replica reads and
-        # differentiates its own copy of the variables (a step traced outside would not).
-        return _distributed(value_and_grads, data, strategy, zeros, variables, reduction)
+def _loop(batches: Any, step: Callable[[Any], Any], zeros: tuple[tf.Tensor, ...]) -> Callable[[], Any]:
+    """``() -> (count, total, *grads)``: ``step`` summed over every batch of ``batches``.
+
+    A function of its own: built once, and called as one op, so an outer GradientTape
+    records the call, not the loop (whose outputs it never differentiates: see :func:`_full`).
+    A while loop over the iterator, not Dataset.reduce: the step then runs with the caller's
+    threads (tf.data runs its own functions with one intra-op thread).
+    """
 
     @tf.function(autograph=False)
     def loop() -> Any:
-        # A function of its own: built once, and called as one op, so an outer GradientTape
-        # records the call, not the loop (whose outputs it never differentiates: see full()).
-        # A while loop over the iterator, not Dataset.reduce: the step then runs with the caller's
-        # threads (tf.data runs its own functions with one intra-op thread).
-        iterator = iter(data)
-        next_batch = iterator.get_next_as_optional()
-        init = (next_batch, tf.constant(0, tf.int64), tf.constant(0.0, tf.float64), zeros)
+        iterator = iter(batches)
+
+        def more(next_batch: Any, count: Any, total: Any, grads: Any) -> Any:
+            return next_batch.has_value()
 
         def accumulate(next_batch: Any, count: Any, total: Any, grads: Any) -> Any:
             value, batch_grads = step(next_batch.get_value())
             grads = tuple(a + b for a, b in zip(grads, batch_grads, strict=True))
             return iterator.get_next_as_optional(), count + 1, total + value, grads
 
+        init = (
+            iterator.get_next_as_optional(),
+            tf.constant(0, tf.int64),
+            tf.constant(0.0, tf.float64),
+            zeros,
+        )
         _, count, total, grads = tf.while_loop(more, accumulate, init)
         return (tf.cast(count, tf.float64), total, *grads)
 
-    return _full(loop, variables, reduction)
+    return loop
 
 
 def _full(loop: Callable[[], Any], variables: list[tf.Variable], reduction: str) -> Callable[[], tf.Tensor]:
@@ -205,41 +225,3 @@ def _full(loop: Callable[[], Any], variables: list[tf.Variable], reduction: str)
         return total + (linear - tf.stop_gradient(linear))
 
     return full
-
-
-def _distributed(
-    step: Any,
-    data: tf.data.Dataset,
-    strategy: tf.distribute.Strategy,
-    zeros: tuple[tf.Tensor, ...],
-    variables: list[tf.Variable],
-    reduction: str,
-) -> Callable[[], tf.Tensor]:
-    """The loop with each batch split over the strategy's replicas and their results summed."""
-    distributed = strategy.experimental_distribute_dataset(data)
-    total_sum = tf.distribute.ReduceOp.SUM
-
-    @tf.function(autograph=False)
-    def loop() -> Any:
-        iterator = iter(distributed)
-
-        def more(next_batch: Any, count: Any, total: Any, grads: Any) -> Any:
-            return next_batch.has_value()
-
-        def accumulate(next_batch: Any, count: Any, total: Any, grads: Any) -> Any:
-            value, batch_grads = strategy.run(step, args=(next_batch.get_value(),))
-            value = strategy.reduce(total_sum, value, axis=None)
-            batch_grads = [strategy.reduce(total_sum, g, axis=None) for g in batch_grads]
-            grads = tuple(a + b for a, b in zip(grads, batch_grads, strict=True))
-            return iterator.get_next_as_optional(), count + 1, total + value, grads
-
-        init = (
-            iterator.get_next_as_optional(),
-            tf.constant(0, tf.int64),
-            tf.constant(0.0, tf.float64),
-            zeros,
-        )
-        _, count, total, grads = tf.while_loop(more, accumulate, init)
-        return (tf.cast(count, tf.float64), total, *grads)
-
-    return _full(loop, variables, reduction)
