@@ -37,6 +37,7 @@ class Plan:
     kind: str
     strategy: tf.distribute.Strategy | None = None
     is_chief: bool = True
+    task: str = "chief"  # this process's TF_CONFIG task, e.g. "worker:1"
 
     @property
     def replicas(self) -> int:
@@ -73,7 +74,8 @@ def make_strategy(spec: StrategySpec, source: str = "strategy") -> Plan:
                 "The strategy must be created before TensorFlow runs anything: run `optrun train` "
                 "in a fresh process on each worker."
             ) from None
-        return Plan("multi_worker", strategy, is_chief(config))
+        task = f"{config['task']['type']}:{config['task']['index']}"
+        return Plan("multi_worker", strategy, is_chief(config), task)
     return Plan("default")
 
 

@@ -26,6 +26,7 @@ from optrun.errors import (
     UnsupportedMethodError,
     describe,
 )
+from optrun.multi_worker import Channel, Stop
 from optrun.reporting import MetricsWriter, Progress, report
 from optrun.run_warnings import WarningLog, captured_warnings
 from optrun.runner.build import build_model, constraints, minimize_loss, variables_of
@@ -42,12 +43,12 @@ from optrun.runner.common import (
     previous_result,
     record_config,
     restore_latest,
-    run_dir,
-    run_directory,
     seed_everything,
     signals_deferred,
     write_result,
 )
+from optrun.runner.follower import follow
+from optrun.runner.workers import claim_place, worker_fields
 from optrun.scipy_interface import ScipyOptimizerInterface
 from optrun.spec import MinimizeSpec
 from optrun.strategy import Plan, make_strategy
@@ -70,11 +71,6 @@ def build_interface(
                 f"strategy: minimize spreads work over replicas only for a full-batch objective; "
                 f"add minimize.data (with a data builder), or use strategy kind default (got {plan.kind})"
             ],
-        )
-    if plan.kind == "multi_worker":
-        raise ConfigError(
-            loaded.source,
-            ["strategy: multi_worker is not implemented for minimize yet; use mirrored or default"],
         )
     if model is None:
         with plan.scope():
@@ -172,11 +168,17 @@ def _minimize(
     seed_everything(spec.seed)
     cache = compile_cache_for(loaded)
     model, interface = build_interface(loaded, plan=plan)
+    # Multi-worker: made on every worker right here, so its collectives line up.
+    channel = Channel(interface, plan.strategy) if plan.kind == "multi_worker" else None
     check_export(model, spec.checkpoint.export, loaded.source)
-    out = run_dir(loaded, options)
-    stack.enter_context(run_directory(out, "minimize", loaded, options))
+    place = stack.enter_context(claim_place(loaded, options, "minimize", plan))
+    out = place.out
     checkpoint = tf.train.Checkpoint(model=model)
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
+    if channel is not None and not plan.is_chief:
+        return follow(channel, model, manager, place, plan, spec.checkpoint.export, caught)
+    if channel is not None:  # the chief: scipy runs here, every evaluation on every worker
+        stack.enter_context(channel.leading())
     done = 0  # iterations of earlier sessions of this run: the count and the budget go on
     if options.resume:
         restore_latest(checkpoint, manager, out)
@@ -245,6 +247,8 @@ def _minimize(
         # The variables hold the last point scipy tried; keep the last accepted iterate instead.
         if state["x"] is not None:
             interface.assign(state["x"])
+        if channel is not None:
+            channel.stop(Stop(save=True))
         with signals_deferred():
             manager.save(checkpoint_number=state["iteration"])
         metrics.close()
@@ -282,6 +286,9 @@ def _minimize(
     last = max(done + int(scipy_result.get("nit", state["iteration"] - done)), state["iteration"])
     if state.get("logged") != last:  # the final point, unless on_step just logged it
         metrics.write(last, loss=final["loss"], constraint_violation=final["violation"])
+    if channel is not None:
+        exports = spec.checkpoint.export != "none"
+        channel.stop(Stop(save=True, export=exports, success=bool(scipy_result.success)))
     manager.save(checkpoint_number=state["iteration"])
     exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()
@@ -316,6 +323,7 @@ def _minimize(
         "xla": interface.xla,
         "strategy": plan.kind,
         "replicas": plan.replicas,
+        **worker_fields(plan, place),
         "compile_cache": None if cache is None else str(cache),
         "solve_s": round(time_s - state["compile_s"], 3),
         "export": exported,

@@ -35,13 +35,12 @@ from optrun.runner.common import (
     previous_result,
     record_config,
     restore_latest,
-    run_dir,
-    run_directory,
     seed_everything,
     signals_deferred,
     write_result,
 )
 from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
+from optrun.runner.workers import claim_place, worker_fields
 from optrun.strategy import make_strategy
 
 
@@ -73,7 +72,7 @@ def _train(
     assert loaded.spec.data is not None
     batch, data = first_batch(raw_data, loaded.spec.data.builder)
     global_batch = check_global_batch(loaded, plan, batch)
-    scale = {"strategy": plan.kind, "replicas": plan.replicas, "global_batch": global_batch}
+    scale: dict[str, Any] = {"strategy": plan.kind, "replicas": plan.replicas, "global_batch": global_batch}
     build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
@@ -103,13 +102,15 @@ def _train(
             "Check loss (a scalar) and data.builder (a Keras loss takes (x, y) batches)."
         ) from error
 
-    out = run_dir(loaded, options)
-    stack.enter_context(run_directory(out, "train", loaded, options))
+    # Multi-worker: the chief writes the run directory, other workers a temporary one (removed).
+    place = stack.enter_context(claim_place(loaded, options, "train", plan))
+    out = place.out
+    scale.update(worker_fields(plan, place))
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(step=step_var, model=model, optimizer=opt)
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
-    if options.resume:
-        restore_latest(checkpoint, manager, out)
+    if options.resume:  # every worker restores the chief's checkpoint
+        restore_latest(checkpoint, place.checkpoints_to_resume(checkpoint, manager), place.run)
     record_config(out, "train", loaded)
 
     step = int(step_var.numpy())
@@ -175,19 +176,19 @@ def _train(
         save_all()
         _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
         metrics.close()
-        raise Interrupted(interrupt_code(interrupt), out) from None
+        raise Interrupted(interrupt_code(interrupt), place.run) from None
     except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
         message = failure(error, f"step {step + 1}")
         _write_result(out, caught, scale, "error", step, last_loss, skipped, started, None, message)
         metrics.close()
-        raise RunFailed(f"{message} (result.json written to {out})") from error
-    before = previous_result(out) if options.resume and step == first_step else None
+        raise RunFailed(f"{message} (result.json written to {place.shown})") from error
+    before = previous_result(place.run) if options.resume and step == first_step else None
     if before is not None and before.get("status") == "completed":
         metrics.close()
         options.reporter.note(
             f"the run already finished at step {step}; nothing to do (raise train.max_steps to go on)"
         )
-        return RunOutcome(out, before, True)
+        return RunOutcome(place.run, before, True)
     if status == "completed" and batches.exhausted and (total is None or step < total):
         if spec.train.on_data_end == "error":
             status = "data_exhausted"
@@ -206,10 +207,11 @@ def _train(
         exported = export_model(model, spec.checkpoint.export, out)
     metrics.close()
     averaged = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
+    exported, averaged = place.as_kept(exported), place.as_kept(averaged)
     result = _write_result(
         out, caught, scale, status, step, last_loss, skipped, started, exported, averaged=averaged
     )
-    return RunOutcome(out, result, status == "completed")
+    return RunOutcome(place.run, result, status == "completed")
 
 
 def _single_device_step(

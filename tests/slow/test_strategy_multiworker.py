@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -33,32 +34,53 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _start_workers(command: list[str], tmp_path: Path) -> tuple[list[subprocess.Popen[str]], list[Path]]:
+    """Two workers on free ports of 127.0.0.1, each with its TF_CONFIG and its own TMPDIR."""
+    cluster = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    workers, scratch = [], []
+    for index in (0, 1):
+        config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        scratch.append(tmp_path / f"tmp{index}")
+        scratch[-1].mkdir()
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(config),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TMPDIR": str(scratch[-1]),
+        }
+        workers.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    return workers, scratch
+
+
+def _checkpoint_values(run: Path) -> dict[str, np.ndarray]:
+    """Every value in a run's latest checkpoint: the weights, the optimizer's state and the step."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(run / "checkpoints"))
+    return {
+        key: reader.get_tensor(key)
+        for key in reader.get_variable_to_shape_map()
+        if key.endswith("VARIABLE_VALUE") and not key.startswith("save_counter")
+    }
+
+
 def test_two_workers_train_as_one_process(tmp_path: Path) -> None:
     shutil.copy(SCRIPTS / "strategy_problem.py", tmp_path)
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
-    cluster = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
-    command = [sys.executable, "-m", "optrun", "train", str(spec), "--json", "-q"]
-    workers = []
-    for index in (0, 1):
-        config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        workers.append(
-            subprocess.Popen(
-                [*command, "--out", str(tmp_path / f"w{index}")],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+    run = tmp_path / "run"
+    # The same command and --out on every worker: the chief writes it, the other a temporary directory.
+    command = [sys.executable, "-m", "optrun", "train", str(spec), "--json", "-q", "--out", str(run)]
+    workers, scratch = _start_workers(command, tmp_path)
     results = []
     for worker in workers:
         out, err = worker.communicate(timeout=240)
         assert worker.returncode == 0, err[-2000:]
         results.append(json.loads(out))
     single = subprocess.run(
-        [*command, "--out", str(tmp_path / "one"), "--strategy", "default"],
+        [*command[:-1], str(tmp_path / "one"), "--strategy", "default"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -66,6 +88,95 @@ def test_two_workers_train_as_one_process(tmp_path: Path) -> None:
     )
     assert single.returncode == 0, single.stderr[-2000:]
     one = json.loads(single.stdout)
-    for result in results:
+    for index, result in enumerate(results):
         assert (result["strategy"], result["replicas"], result["steps"]) == ("multi_worker", 2, 10)
+        assert (result["task"], result["chief"]) == (f"worker:{index}", index == 0)
         assert result["final_loss"] == pytest.approx(one["final_loss"], rel=1e-5)  # float32 sums
+    assert results[1]["run_dir"] == str(run)
+    # Worker 1 saved alongside the chief, to a temporary directory that is gone; nothing else was left.
+    assert [p.name for p in scratch[1].iterdir() if p.name.startswith("optrun-")] == []
+    left = {p.name for p in tmp_path.iterdir()} - {"__pycache__"}
+    assert left == {"one", "run", "spec.yaml", "strategy_problem.py", "tmp0", "tmp1"}
+    assert json.loads((run / "result.json").read_text())["chief"] is True
+    chief, alone = _checkpoint_values(run), _checkpoint_values(tmp_path / "one")
+    assert sorted(chief) == sorted(alone) and len(chief) >= 4
+    for key, value in alone.items():
+        np.testing.assert_allclose(chief[key], value, rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+MODULE = """
+import numpy as np
+import tensorflow as tf
+
+def build():
+    return tf.Variable(np.zeros(4), name="w")
+
+def data(batch):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(203, 4))
+    y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+def loss(w, batch):
+    x, y = batch
+    return tf.reduce_sum((tf.linalg.matvec(x, w) - y) ** 2)
+"""
+MINIMIZE_SPEC = """\
+name: mwmin
+model: {builder: m.py:build}
+data: {builder: m.py:data, params: {batch: 50}, global_batch_size: 50}
+loss: m.py:loss
+strategy: {kind: multi_worker}
+minimize: {data: {reduction: sum}}
+checkpoint: {export: none}
+"""
+
+
+def test_two_workers_minimize_as_one_process(tmp_path: Path) -> None:
+    """scipy on the chief, each evaluation on both workers: the result of one process."""
+    (tmp_path / "m.py").write_text(MODULE)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(MINIMIZE_SPEC)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "optrun", "minimize", str(spec), "--json", "-q", "--out", str(run)]
+    workers, scratch = _start_workers(command, tmp_path)
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err[-2000:]
+        results.append(json.loads(out))
+    single = subprocess.run(
+        [*command[:-1], str(tmp_path / "one"), "--strategy", "default"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    one = json.loads(single.stdout)
+    chief, other = results
+    assert (chief["strategy"], chief["replicas"], chief["task"], chief["chief"]) == (
+        "multi_worker",
+        2,
+        "worker:0",
+        True,
+    )
+    assert chief["nfev"] == one["nfev"] and chief["nit"] == one["nit"]
+    np.testing.assert_allclose(chief["solution"]["w"], one["solution"]["w"], rtol=0, atol=1e-6)
+    # Least squares by numpy: the same optimum.
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(203, 4))
+    y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
+    np.testing.assert_allclose(chief["solution"]["w"], np.linalg.lstsq(x, y, rcond=None)[0], atol=1e-5)
+    # The other worker evaluated at every point the chief did (its first is the start point),
+    # ended where the chief did, and kept nothing.
+    assert (other["task"], other["chief"], other["status"], other["run_dir"]) == (
+        "worker:1",
+        False,
+        "followed",
+        str(run),
+    )
+    assert other["evaluations"] >= chief["nfev"]
+    np.testing.assert_allclose(other["solution"]["w"], chief["solution"]["w"], rtol=0, atol=1e-12)
+    assert [p.name for p in scratch[1].iterdir() if p.name.startswith("optrun-")] == []
+    assert not (tmp_path / "tmp1" / "run").exists() and (run / "checkpoints").is_dir()

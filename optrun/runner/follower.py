@@ -1,0 +1,49 @@
+"""``optrun minimize`` on a worker that is not the chief: it evaluates where the chief's scipy asks.
+
+The worker writes nothing that is kept (see :mod:`optrun.runner.workers`):
+it takes part in the chief's evaluations, then in its checkpoint save and
+export (each may be collective), into its own temporary directory.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from optrun.multi_worker import Channel
+from optrun.run_warnings import WarningLog
+from optrun.runner.common import RunOutcome, export_model, write_result
+from optrun.runner.workers import Place, worker_fields
+from optrun.strategy import Plan
+from optrun.varkeys import variable_label
+
+
+def follow(
+    channel: Channel, model: Any, manager: Any, place: Place, plan: Plan, export: str, caught: WarningLog
+) -> RunOutcome:
+    """Serves the chief's evaluations; then saves and exports when the chief does.
+
+    Returns:
+        The outcome: successful when the chief's minimize was; its result names the
+        run directory the chief writes, and the point this worker last evaluated.
+    """
+    started = time.perf_counter()
+    served, then = channel.follow()
+    if then.save:
+        manager.save(checkpoint_number=0)
+    if then.export:
+        export_model(model, export, place.out)
+    result = {
+        "kind": "minimize",
+        "status": "followed",
+        "success": then.success,
+        "evaluations": served,
+        "solution": {variable_label(v): np.asarray(v.numpy()).tolist() for v in channel.interface.var_list},
+        "time_s": round(time.perf_counter() - started, 3),
+        "strategy": plan.kind,
+        "replicas": plan.replicas,
+        **worker_fields(plan, place),
+    }
+    return RunOutcome(place.run, write_result(place.out, result, caught), then.success)

@@ -1,0 +1,93 @@
+"""Where each worker of a multi-worker run writes: the chief the run directory, the others nothing.
+
+TensorFlow's multi-worker checkpointing guidance: every worker takes part in
+a save (it reads the mirrored variables collectively), but only the chief's
+files are kept. The other workers save to a temporary directory of their own,
+removed when the run ends, however it ends. On ``--resume`` every worker
+restores from the chief's run directory, so that directory must be on a
+filesystem all workers see (a shared or network disk), as TensorFlow assumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optrun.config import LoadedSpec
+from optrun.errors import RunError
+from optrun.runner.common import CHECKPOINTS, RunOptions, run_dir, run_directory
+from optrun.strategy import Plan
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where this process writes (``out``) and where the run's kept files are (``run``).
+
+    For one process and for the chief the two are the same directory.
+    """
+
+    out: Path
+    run: Path
+
+    @property
+    def kept(self) -> bool:
+        """Whether what this process writes is kept (it is the chief, or the only process)."""
+        return self.out == self.run
+
+    @property
+    def shown(self) -> str:
+        """The run directory as messages name it."""
+        return str(self.run) if self.kept else f"{self.run} (by the chief)"
+
+    def as_kept(self, path: str | None) -> str | None:
+        """A path this process wrote, named where the chief keeps its copy."""
+        if path is None or self.kept:
+            return path
+        return str(self.run / Path(path).relative_to(self.out))
+
+    def checkpoints_to_resume(self, checkpoint: Any, manager: Any) -> Any:
+        """The manager to restore from on --resume: the chief's checkpoints, for every worker."""
+        if self.kept:
+            return manager
+        import tensorflow as tf
+
+        return tf.train.CheckpointManager(checkpoint, str(self.run / CHECKPOINTS), max_to_keep=1)
+
+
+@contextlib.contextmanager
+def claim_place(loaded: LoadedSpec, options: RunOptions, kind: str, plan: Plan) -> Iterator[Place]:
+    """The run directory, claimed and locked, for the chief (or a single process); a temporary
+    directory, removed at the end, for any other worker.
+
+    Raises:
+        RunError: see :func:`~optrun.runner.common.run_directory`; and, for a worker
+            resuming, the chief's run directory has no checkpoints it can see.
+    """
+    run = run_dir(loaded, options)
+    if plan.is_chief:
+        with run_directory(run, kind, loaded, options):
+            yield Place(run, run)
+        return
+    if options.resume and not (run / CHECKPOINTS).is_dir():
+        raise RunError(
+            f"--resume on {plan.task}: the chief's run directory {run} has no checkpoints visible "
+            "here; every worker restores from the chief's checkpoints, so --out must be on a "
+            "filesystem all workers share, and name the same directory on each."
+        )
+    scratch = Path(tempfile.mkdtemp(prefix=f"optrun-{plan.task.replace(':', '')}-"))
+    try:
+        yield Place(scratch, run)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def worker_fields(plan: Plan, place: Place) -> dict[str, Any]:
+    """What result.json says of the process: for multi_worker, its task and whether it is the chief."""
+    if plan.kind != "multi_worker":
+        return {}
+    return {"task": plan.task, "chief": plan.is_chief, **({} if place.kept else {"run_dir": str(place.run)})}
