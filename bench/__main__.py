@@ -62,6 +62,7 @@ def main() -> None:
         "stream": stream_bench.streamed_full_batch,
         "mirrored": strategy_bench.mirrored_overhead,
         "trainscale": strategy_bench.training_overhead,
+        "minscale": strategy_bench.minimize_overhead,
     }
     rows: list[dict] = []
     started = time.perf_counter()

@@ -88,8 +88,10 @@ logging: {tensorboard: false, every_steps: 100}
 """
 
 
-def _train(folder: str, extra: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "optrun", "train", f"{folder}/spec.yaml", "--json", "-q", *extra]
+def _train(
+    folder: str, extra: list[str], env: dict[str, str] | None = None, command_name: str = "train"
+) -> subprocess.Popen:
+    command = [sys.executable, "-m", "optrun", command_name, f"{folder}/spec.yaml", "--json", "-q", *extra]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
     )
@@ -103,10 +105,101 @@ def _steps_per_second(process: subprocess.Popen) -> float:
     return result["steps"] / result["time_s"]
 
 
+def _two_workers(folder: str, extra: list[str], command_name: str) -> list[subprocess.Popen]:
+    """Two worker processes on free ports of 127.0.0.1, each with its TF_CONFIG."""
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(f"127.0.0.1:{s.getsockname()[1]}")
+    return [
+        _train(
+            folder,
+            ["--strategy", "multi_worker", *extra],
+            {"TF_CONFIG": json.dumps({"cluster": {"worker": ports}, "task": {"type": "worker", "index": i}})},
+            command_name,
+        )
+        for i in (0, 1)
+    ]
+
+
+_MINIMIZE_MODULE = """
+import numpy as np, tensorflow as tf
+
+def build():
+    return tf.Variable(np.zeros(20), name="w")
+
+def data(batch):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100_000, 20))
+    y = x @ rng.normal(size=20) + 0.1 * rng.normal(size=100_000)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+def loss(w, batch):
+    return tf.reduce_sum((tf.linalg.matvec(batch[0], w) - batch[1]) ** 2)
+"""
+_MINIMIZE_SPEC = """\
+name: bench-minimize-scale
+model: {builder: m.py:build}
+data: {builder: m.py:data, params: {batch: 10000}, global_batch_size: 10000}
+loss: m.py:loss
+minimize: {data: {reduction: sum}, options: {maxiter: 200}}
+checkpoint: {export: none}
+logging: {tensorboard: false}
+"""
+
+
+def _evaluations_per_second(process: subprocess.Popen) -> tuple[float, int]:
+    out, err = process.communicate(timeout=600)
+    if process.returncode != 0:
+        raise RuntimeError(err[-2000:])
+    result = json.loads(out)
+    return result["nfev"] / result["solve_s"], result["nfev"]
+
+
+def minimize_overhead() -> list[Row]:
+    """Full-batch L-BFGS-B through `optrun minimize`: evaluations/s of one spec on 1, 2 and 4
+    logical CPUs and on 2 local worker processes (scipy on the chief)."""
+    import tempfile
+    from pathlib import Path
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "m.py").write_text(_MINIMIZE_MODULE)
+        Path(folder, "spec.yaml").write_text(_MINIMIZE_SPEC)
+        rates = {
+            "1 logical CPU (no strategy)": _evaluations_per_second(
+                _train(folder, ["--out", f"{folder}/a"], command_name="minimize")
+            )
+        }
+        for n in (2, 4):
+            mirrored = ["--strategy", "mirrored", "--set", f"strategy.logical_cpus={n}"]
+            mirrored += ["--out", f"{folder}/m{n}"]
+            rates[f"{n} logical CPUs, mirrored"] = _evaluations_per_second(
+                _train(folder, mirrored, command_name="minimize")
+            )
+        chief, other = _two_workers(folder, ["--out", f"{folder}/w"], "minimize")
+        rates["2 local worker processes, multi_worker"] = _evaluations_per_second(chief)
+        other.communicate(timeout=600)
+    base = rates["1 logical CPU (no strategy)"][0]
+    for label, (rate, nfev) in rates.items():
+        rows.append(
+            {
+                "case": "Full-batch minimize, 100k x 20 least squares, evaluations" if not rows else "",
+                "setup": f"{label}: {rate:.1f} evaluations/s, nfev {nfev}",
+                "us": 1e6 / rate,
+                "ratio": base / rate,
+                "target": "overhead, not speed-up (2 shared cores)",
+            }
+        )
+    return rows
+
+
 def training_overhead() -> list[Row]:
     """Training steps/s of one spec on 1, 2 and 4 logical CPUs, and on 2 local worker processes."""
     import shutil
-    import socket
     import tempfile
     from pathlib import Path
 
@@ -125,23 +218,7 @@ def training_overhead() -> list[Row]:
                 f"{folder}/m{n}",
             ]
             rates[f"{n} logical CPUs, mirrored"] = _steps_per_second(_train(folder, mirrored))
-        ports = []
-        for _ in range(2):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                ports.append(f"127.0.0.1:{s.getsockname()[1]}")
-        workers = [
-            _train(
-                folder,
-                ["--strategy", "multi_worker", "--out", f"{folder}/w{i}"],
-                {
-                    "TF_CONFIG": json.dumps(
-                        {"cluster": {"worker": ports}, "task": {"type": "worker", "index": i}}
-                    )
-                },
-            )
-            for i in (0, 1)
-        ]
+        workers = _two_workers(folder, ["--out", f"{folder}/w"], "train")
         rates["2 local worker processes, multi_worker"] = min(_steps_per_second(w) for w in workers)
     base = rates["1 logical CPU (no strategy)"]
     for label, rate in rates.items():
