@@ -31,10 +31,9 @@ import tensorflow as tf
 from optrun.errors import InvalidArgumentError
 from optrun.evaluation import Evaluator
 from optrun.external import ExternalOptimizerInterface
+from optrun.strategy import PEER_FAILURES
 
 STOP, WITH_GRADIENTS, WITHOUT_GRADIENTS = 0.0, 1.0, 2.0
-#: A failed collective (a worker died, or timed out): no further collective can be sent.
-COLLECTIVE_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError)
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ class Channel:
         interface._backend = _Leading(inner, self._send)  # type: ignore[assignment]
         try:
             yield
-        except COLLECTIVE_FAILURES:
+        except PEER_FAILURES:
             self._stopped = True
             raise
         finally:
@@ -136,7 +135,9 @@ class Channel:
         if self._stopped:
             return
         self._stopped = True
-        self._send(np.array([STOP, then.save, then.export, then.success], np.float64))
+        # After a failed collective the other workers are gone or failing: the caller reports it.
+        with contextlib.suppress(*PEER_FAILURES):
+            self._send(np.array([STOP, then.save, then.export, then.success], np.float64))
 
     def follow(self) -> tuple[int, Stop]:
         """On every other worker: evaluates where the chief does, until it stops.

@@ -67,6 +67,19 @@ class MultiWorkerStrategySpec(_Strict):
     kind: Literal["multi_worker"] = Field(
         description="Synchronous data parallelism over several hosts, configured by TF_CONFIG."
     )
+    heartbeat_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A worker that sends no heartbeat for this long is taken as dead: every other "
+        "worker's run then fails with a message, instead of waiting for it.",
+    )
+    startup_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=86400,
+        description="How long a worker waits at start for every worker of TF_CONFIG's cluster to join.",
+    )
 
 
 StrategySpec = Annotated[

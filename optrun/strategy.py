@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import tensorflow as tf
 
-from optrun.errors import ConfigError, RunError
+from optrun.errors import ConfigError, RunError, first_line
 from optrun.spec_strategy import MirroredStrategySpec, MultiWorkerStrategySpec, StrategySpec, device_key
 
 TF_CONFIG_EXAMPLE = (
@@ -65,18 +66,86 @@ def make_strategy(spec: StrategySpec, source: str = "strategy") -> Plan:
     if isinstance(spec, MirroredStrategySpec):
         return Plan("mirrored", tf.distribute.MirroredStrategy(mirrored_devices(spec, source)))
     if isinstance(spec, MultiWorkerStrategySpec):
-        config = read_tf_config(os.environ.get("TF_CONFIG"))
-        try:
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        except (RuntimeError, ValueError) as error:
-            raise RunError(
-                f"strategy.kind multi_worker: TensorFlow refused to start the worker: {error}. "
-                "The strategy must be created before TensorFlow runs anything: run `optrun train` "
-                "in a fresh process on each worker."
-            ) from None
-        task = f"{config['task']['type']}:{config['task']['index']}"
-        return Plan("multi_worker", strategy, is_chief(config), task)
+        return _multi_worker(spec, read_tf_config(os.environ.get("TF_CONFIG")))
     return Plan("default")
+
+
+def _multi_worker(spec: MultiWorkerStrategySpec, config: dict[str, Any]) -> Plan:
+    """Joins the cluster: bounded waits for the other workers at start and while running."""
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    try:
+        _configure_coordination(resolver.cluster_spec(), spec)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    except tf.errors.OpError as error:
+        workers = sum(len(v) for k, v in config["cluster"].items() if k in ("chief", "worker"))
+        raise RunError(
+            f"strategy.kind multi_worker: not every worker of TF_CONFIG's cluster ({workers} tasks) "
+            f"joined within strategy.startup_timeout_s ({spec.startup_timeout_s:g} s): "
+            f"{_reason(error)}. Start the same command on every worker of the cluster (each with "
+            "its own TF_CONFIG task), check that each host:port is reachable, or raise the timeout."
+        ) from None
+    except (RuntimeError, ValueError) as error:
+        raise RunError(
+            f"strategy.kind multi_worker: TensorFlow refused to start the worker: {error}. "
+            "The strategy must be created before TensorFlow runs anything: run `optrun train` "
+            "in a fresh process on each worker."
+        ) from None
+    task = f"{config['task']['type']}:{config['task']['index']}"
+    return Plan("multi_worker", strategy, is_chief(config), task)
+
+
+def _configure_coordination(cluster: Any, spec: MultiWorkerStrategySpec) -> None:
+    """TensorFlow's coordination service with optrun's timeouts (before the strategy starts it).
+
+    The heartbeat timeout bounds how long a worker waits for a dead or frozen peer; the
+    registration timeout bounds the start, when a worker never comes. The start barrier
+    (a field the public call does not set) makes that bound hold on the first worker too,
+    which hosts the service; without it, that worker would wait forever.
+    """
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    try:
+        from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    except ImportError:  # older TensorFlow: the strategy's own settings (heartbeat, no start bound)
+        return
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in cluster.jobs
+    ]
+    ctx = context.context()
+    ctx.configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(cluster),
+        enable_health_check=True,
+        cluster_register_timeout_in_ms=int(spec.startup_timeout_s * 1000),
+        heartbeat_timeout_in_ms=int(spec.heartbeat_timeout_s * 1000),
+        shutdown_barrier_timeout_in_ms=10_000,
+        coordinated_jobs=jobs,
+    )
+    config = getattr(ctx, "_coordination_service_config", None)
+    if config is not None and hasattr(config, "cluster_register_with_barrier"):
+        config.cluster_register_with_barrier = True
+
+
+#: How a collective fails when a peer dies or stops answering.
+PEER_FAILURES: tuple[type[BaseException], ...] = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.CancelledError,
+)
+
+
+def peer_failure(plan: Plan, error: BaseException, checkpoints: str) -> str | None:
+    """For a multi_worker run that failed because another worker died or froze, what to say."""
+    if plan.kind != "multi_worker" or not isinstance(error, PEER_FAILURES):
+        return None
+    return (
+        f"multi_worker: another worker of the cluster died or stopped answering, so {plan.task} "
+        f"stopped too (TensorFlow: {type(error).__name__}: {_reason(error)}). {checkpoints} "
+        "Restart every worker with --resume to go on."
+    )
 
 
 def configure_logical_cpus(count: int) -> None:
@@ -206,3 +275,11 @@ def describe_plan(spec: StrategySpec, plan: Plan | None, global_batch: int | Non
         share, extra = divmod(global_batch, replicas)
         report["per_replica_batch"] = share if not extra else f"{share}-{share + 1}"
     return report
+
+
+def _reason(error: BaseException) -> str:
+    """The line of a TensorFlow collective error that says why, not where ("Graph execution error")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    keys = ("aborted by", "unhealthy", "timed out", "Deadline Exceeded", "Connection", "Socket closed")
+    why = next((line for line in lines if any(key in line for key in keys)), None) or first_line(error)
+    return re.sub(r"\{\{[^}]*\}\}\s*", "", why)[:300]  # drop TF's "{{function_node ...}}" prefix

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from optrun.errors import RunFailed
 from optrun.multi_worker import Channel
 from optrun.run_warnings import WarningLog
 from optrun.runner.common import RunOutcome, export_model, write_result
 from optrun.runner.workers import Place, worker_fields
-from optrun.strategy import Plan
+from optrun.strategy import PEER_FAILURES, Plan, peer_failure
 from optrun.varkeys import variable_label
 
 
@@ -30,7 +31,11 @@ def follow(
         run directory the chief writes, and the point this worker last evaluated.
     """
     started = time.perf_counter()
-    served, then = channel.follow()
+    try:
+        served, then = channel.follow()
+    except PEER_FAILURES as error:
+        message = peer_failure(plan, error, "The chief keeps the run's checkpoints.")
+        raise RunFailed(message or str(error)) from error
     if then.save:
         manager.save(checkpoint_number=0)
     if then.export:

@@ -51,7 +51,7 @@ from optrun.runner.follower import follow
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.scipy_interface import ScipyOptimizerInterface
 from optrun.spec import MinimizeSpec
-from optrun.strategy import Plan, make_strategy
+from optrun.strategy import Plan, make_strategy, peer_failure
 from optrun.varkeys import variable_label
 
 logger = logging.getLogger("optrun")
@@ -279,7 +279,8 @@ def _minimize(
         stopped("nonfinite", str(error))
         raise RunFailed(f"{error} (result.json written to {out})") from None
     except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
-        message = failure(error, f"iteration {state['iteration'] + 1}")
+        kept = f"The checkpoints in {out / CHECKPOINTS} are whole."
+        message = peer_failure(plan, error, kept) or failure(error, f"iteration {state['iteration'] + 1}")
         stopped("error", message)
         raise RunFailed(f"{message} (result.json written to {out})") from error
     final = interface.evaluate()

@@ -41,7 +41,7 @@ from optrun.runner.common import (
 )
 from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
 from optrun.runner.workers import claim_place, worker_fields
-from optrun.strategy import make_strategy
+from optrun.strategy import make_strategy, peer_failure
 
 
 def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
@@ -178,10 +178,11 @@ def _train(
         metrics.close()
         raise Interrupted(interrupt_code(interrupt), place.run) from None
     except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
-        message = failure(error, f"step {step + 1}")
+        kept = f"The checkpoints in {place.run / CHECKPOINTS} are whole."
+        message = peer_failure(plan, error, kept) or failure(error, f"step {step + 1}")
         _write_result(out, caught, scale, "error", step, last_loss, skipped, started, None, message)
         metrics.close()
-        raise RunFailed(f"{message} (result.json written to {place.shown})") from error
+        raise RunFailed(message + (f" (result.json written to {out})" if place.kept else "")) from error
     before = previous_result(place.run) if options.resume and step == first_step else None
     if before is not None and before.get("status") == "completed":
         metrics.close()

@@ -39,11 +39,6 @@ class Place:
         """Whether what this process writes is kept (it is the chief, or the only process)."""
         return self.out == self.run
 
-    @property
-    def shown(self) -> str:
-        """The run directory as messages name it."""
-        return str(self.run) if self.kept else f"{self.run} (by the chief)"
-
     def as_kept(self, path: str | None) -> str | None:
         """A path this process wrote, named where the chief keeps its copy."""
         if path is None or self.kept:

@@ -180,3 +180,103 @@ def test_two_workers_minimize_as_one_process(tmp_path: Path) -> None:
     np.testing.assert_allclose(other["solution"]["w"], chief["solution"]["w"], rtol=0, atol=1e-12)
     assert [p.name for p in scratch[1].iterdir() if p.name.startswith("optrun-")] == []
     assert not (tmp_path / "tmp1" / "run").exists() and (run / "checkpoints").is_dir()
+
+
+LONG_SPEC = (
+    SPEC.replace("max_steps: 10", "max_steps: 100000")
+    .replace("strategy: {kind: multi_worker}", "strategy: {kind: multi_worker, heartbeat_timeout_s: 5}")
+    .replace("checkpoint: {export: none}", "checkpoint: {export: none, every_steps: 20}")
+)
+#: What the tests allow a survivor: TF's heartbeat (5 s here) and the process's exit, with room.
+FAILS_WITHIN_S = 60
+
+
+@pytest.mark.parametrize("killed", [1, 0], ids=["kill-worker-1", "kill-the-chief"])
+def test_a_killed_worker_fails_the_other_promptly_and_the_checkpoint_stays_loadable(
+    tmp_path: Path, killed: int
+) -> None:
+    import signal
+    import time
+
+    shutil.copy(SCRIPTS / "strategy_problem.py", tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(LONG_SPEC)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "optrun", "train", str(spec), "--json", "-q", "--out", str(run)]
+    workers, _ = _start_workers(command, tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        while not (run / "checkpoints" / "checkpoint").is_file():
+            assert time.monotonic() < deadline, "no checkpoint within 180 s"
+            assert all(w.poll() is None for w in workers), workers[0].communicate()[1][-2000:]
+            time.sleep(0.5)
+        time.sleep(1.0)
+        workers[killed].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        survivor = workers[1 - killed]
+        _, err = survivor.communicate(timeout=FAILS_WITHIN_S + 60)
+        waited = time.monotonic() - killed_at
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+    assert survivor.returncode == 1, err[-2000:]
+    assert waited < FAILS_WITHIN_S, f"the survivor took {waited:.0f} s to fail"
+    assert "another worker of the cluster died or stopped answering" in err, err[-2000:]
+    assert "Traceback" not in err
+    # The chief's last checkpoint loads, and a one-process --resume goes on from it.
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    assert latest is not None
+    saved = int(tf.train.load_checkpoint(latest).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert saved >= 20 and saved % 20 == 0
+    if killed == 1:  # the chief survived: its result.json says why it stopped
+        result = json.loads((run / "result.json").read_text())
+        assert result["status"] == "error" and "died or stopped answering" in result["error"]
+    resumed = subprocess.run(
+        [
+            *command,
+            "--resume",
+            "--strategy",
+            "default",
+            "--set",
+            f"train.max_steps={saved + 5}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["steps"] == saved + 5
+
+
+def test_a_worker_that_never_comes_ends_the_start_with_a_message(tmp_path: Path) -> None:
+    """Only worker 0 of two is started: it fails within its startup timeout and writes nothing."""
+    import time
+
+    shutil.copy(SCRIPTS / "strategy_problem.py", tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("{kind: multi_worker}", "{kind: multi_worker, startup_timeout_s: 5}"))
+    run = tmp_path / "run"
+    config = {
+        "cluster": {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "optrun", "train", str(spec), "--out", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=FAILS_WITHIN_S + 60,
+        env={**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=False,
+    )
+    assert time.monotonic() - started < FAILS_WITHIN_S
+    assert done.returncode != 0
+    assert "not every worker of TF_CONFIG's cluster (2 tasks) joined within" in done.stderr
+    assert "strategy.startup_timeout_s (5 s)" in done.stderr.replace("\n", " ") or "(5 s)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not run.exists()
