@@ -196,6 +196,16 @@ class FullBatchSpec(Strict):
     reduction: Literal["sum", "mean"] = Field(
         "sum", description="'sum' over batches, or 'mean' (the sum over the number of batches)."
     )
+    equalities: list[Ref] = Field(
+        default_factory=list,
+        description="Per-batch references fn(model, batch) -> scalar, each summed (or averaged) over "
+        "every batch like the loss, and held == 0; after minimize.constraints.equalities.",
+    )
+    inequalities: list[Ref] = Field(
+        default_factory=list,
+        description="Per-batch references fn(model, batch) -> scalar, each summed (or averaged) over "
+        "every batch like the loss, and held >= 0; after minimize.constraints.inequalities.",
+    )
 
 
 class MinimizeSpec(Strict):

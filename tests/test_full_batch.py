@@ -144,6 +144,44 @@ def test_the_cli_runs_full_batch_from_the_spec(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def _kkt_solution() -> np.ndarray:
+    """min |Xw - y|^2 subject to sum(Xw - y) = 0, by its KKT system (numpy)."""
+    ones = np.ones(len(Y))
+    a = np.block([[2 * X.T @ X, (X.T @ ones)[:, None]], [(ones @ X)[None, :], np.zeros((1, 1))]])
+    b = np.concatenate([2 * X.T @ Y, [ones @ Y]])
+    return np.linalg.solve(a, b)[:4]
+
+
+def test_a_constraint_summed_over_the_data_like_the_loss(tmp_path: Path) -> None:
+    """minimize.data.equalities: fn(model, batch) summed over every batch, held == 0."""
+    (tmp_path / "m.py").write_text(
+        MODULE + "\ndef residual_sum(w, batch):\n    x, y = batch\n"
+        "    return tf.reduce_sum(tf.linalg.matvec(x, w) - y)\n\ndef wrong(w):\n    return w[0]\n"
+    )
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: fbc\nmodel: {builder: m.py:build}\ndata: {builder: m.py:data, params: {batch: 30}}\n"
+        "loss: m.py:loss\nminimize: {data: {reduction: sum, equalities: [m.py:residual_sum]}}\n"
+        "checkpoint: {export: none}\n"
+    )
+    runner = CliRunner()
+    done = runner.invoke(app, ["minimize", str(spec), "--out", str(tmp_path / "r"), "--json"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["method"] == "SLSQP"  # the default with constraints
+    w = np.array(result["solution"]["w"])
+    np.testing.assert_allclose(w, _kkt_solution(), atol=1e-5)
+    (residual,) = result["constraint_residuals"]["equalities"]
+    assert residual == pytest.approx(float(np.sum(X @ w - Y)), abs=1e-9)  # the sum over all 203 rows
+    assert abs(residual) < 1e-6
+    # Written as a constraint of the model alone, it is refused where it stands, before any run.
+    spec.write_text(spec.read_text().replace("m.py:residual_sum", "m.py:wrong"))
+    checked = runner.invoke(app, ["validate", str(spec), "--json"])
+    assert checked.exit_code == 2
+    problems = {p["path"]: p["message"] for p in json.loads(checked.stdout)}
+    assert "(model, batch)" in problems["minimize.data.equalities[0]"], problems
+
+
 STRATEGIES = """
 import json
 import numpy as np

@@ -13,7 +13,6 @@ from optrun.averaging import MovingAverageOptimizer
 from optrun.clipping import VariableClippingOptimizer, check_dims
 from optrun.config import LoadedSpec
 from optrun.errors import ConfigError, InvalidArgumentError, LoadError, UnknownVariableError, first_line
-from optrun.full_batch import dataset_loss
 from optrun.loading import call_user, load_callable
 from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec, VariableClippingSpec
 from optrun.suggest import suggest
@@ -109,7 +108,7 @@ def _loss_class(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) if name.islower() else name
 
 
-def _keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
+def keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
     if not spec.args:
         try:
             loss = keras.losses.get(spec.name)
@@ -144,79 +143,13 @@ def train_loss(loaded: LoadedSpec, training: bool = True) -> Callable[[Any, Any]
     spec = loaded.spec.loss
     if isinstance(spec, CallableLoss):
         return load_callable(spec.ref, loaded.base_dir, "loss")
-    loss = _keras_loss(spec)
+    loss = keras_loss(spec)
 
-    def keras_loss(model: Any, batch: Any) -> tf.Tensor:
+    def on_batch(model: Any, batch: Any) -> tf.Tensor:
         x, y = batch
         return tf.reduce_mean(loss(y, model(x, training=training)))
 
-    return keras_loss
-
-
-def minimize_loss(loaded: LoadedSpec, model: Any, strategy: Any = None) -> Callable[[], tf.Tensor]:
-    """Zero-argument loss for the scipy interface: ``fn(model)``, a Keras loss on the full data,
-    or (``minimize.data``) a per-batch loss summed over the dataset."""
-    spec = loaded.spec.loss
-    full_batch = loaded.spec.minimize.data if loaded.spec.minimize else None
-    if full_batch is not None:
-        return _full_batch_loss(loaded, model, full_batch.reduction, strategy)
-    if isinstance(spec, CallableLoss):
-        fn = load_callable(spec.ref, loaded.base_dir, "loss")
-        return lambda: fn(model)
-    loss = _keras_loss(spec)
-    data = build_data(loaded)
-    batches = list(data)
-    if len(batches) != 1:
-        raise ConfigError(
-            loaded.source,
-            [f"data: minimize with a Keras loss needs one full batch; the builder gave {len(batches)}"],
-        )
-    x, y = batches[0]
-    return lambda: tf.reduce_mean(loss(y, model(x)))
-
-
-def _full_batch_loss(
-    loaded: LoadedSpec, model: Any, reduction: str, strategy: Any
-) -> Callable[[], tf.Tensor]:
-    """``minimize.data``: the training-style loss (per batch) summed over every batch."""
-    data = build_data(loaded)
-    if not isinstance(data, tf.data.Dataset):
-        raise ConfigError(
-            loaded.source,
-            [
-                f"data.builder: minimize.data needs a tf.data.Dataset (it is iterated once per "
-                f"evaluation, in compiled code); {loaded.spec.data.builder if loaded.spec.data else ''} "
-                f"returned {type(data).__name__}"
-            ],
-        )
-    per_batch = train_loss(loaded, training=False)  # (model, batch) -> scalar
-    jit = loaded.spec.minimize.jit_compile if loaded.spec.minimize else None
-    return dataset_loss(
-        lambda batch: per_batch(model, batch),
-        data,
-        reduction=reduction,
-        var_list=variables_of(model, loaded.spec.model.builder),
-        jit_compile=jit,
-        strategy=strategy,
-    )
-
-
-def constraints(loaded: LoadedSpec, model: Any) -> tuple[list[Callable[[], Any]], list[Callable[[], Any]]]:
-    """The equality and inequality thunks ``lambda: fn(model)``."""
-    spec = loaded.spec.minimize.constraints if loaded.spec.minimize else None
-    if spec is None:
-        return [], []
-
-    def bind(fn: Callable[[Any], Any]) -> Callable[[], Any]:
-        return lambda: fn(model)
-
-    def thunks(refs: list[str], what: str) -> list[Callable[[], Any]]:
-        return [bind(load_callable(ref, loaded.base_dir, f"{what}[{i}]")) for i, ref in enumerate(refs)]
-
-    return (
-        thunks(spec.equalities, "minimize.constraints.equalities"),
-        thunks(spec.inequalities, "minimize.constraints.inequalities"),
-    )
+    return on_batch
 
 
 def select(selectors: list[str], variables: list[Any], what: str) -> list[Any]:

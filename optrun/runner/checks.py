@@ -99,6 +99,10 @@ def _references(data: dict[str, Any]) -> list[tuple[Path, str]]:
         for i, ref in enumerate(items if isinstance(items, list) else []):
             if isinstance(ref, str):
                 refs.append((("minimize", "constraints", kind, i), ref))
+        items = get(data, "minimize", "data", kind)
+        for i, ref in enumerate(items if isinstance(items, list) else []):
+            if isinstance(ref, str):
+                refs.append((("minimize", "data", kind, i), ref))
     return refs
 
 
@@ -163,8 +167,9 @@ def check_references(raw: RawSpec, collector: Collector) -> dict[Path, Callable[
                     and get(data, "minimize", "data") is None
                 ):
                     ok = _check_call(collector, path, ref, fn, ("model",), None)
-            else:
-                ok = _check_call(collector, path, ref, fn, ("model",), None)
+            else:  # a constraint: per batch under minimize.data, else of the model alone
+                args = ("model", "batch") if path[:2] == ("minimize", "data") else ("model",)
+                ok = _check_call(collector, path, ref, fn, args, None)
             if ok:
                 good[path] = fn
     return good

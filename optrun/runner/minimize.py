@@ -29,7 +29,7 @@ from optrun.errors import (
 from optrun.multi_worker import Channel, Stop
 from optrun.reporting import MetricsWriter, Progress, report
 from optrun.run_warnings import WarningLog, captured_warnings
-from optrun.runner.build import build_model, constraints, minimize_loss, variables_of
+from optrun.runner.build import build_model, variables_of
 from optrun.runner.common import (
     CHECKPOINTS,
     Interrupted,
@@ -48,6 +48,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.follower import follow
+from optrun.runner.objective import constraints, minimize_loss
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.scipy_interface import ScipyOptimizerInterface
 from optrun.spec import MinimizeSpec
@@ -76,7 +77,7 @@ def build_interface(
         with plan.scope():
             model = build_model(loaded)
     variables = variables_of(model, loaded.spec.model.builder)
-    equalities, inequalities = constraints(loaded, model)
+    equalities, inequalities = constraints(loaded, model, plan.strategy)
     bounds = {name: (b.low, b.high) for name, b in spec.constraints.bounds.items()}
     kwargs: dict[str, Any] = {"options": dict(spec.options)}
     if spec.method is not None:
@@ -123,11 +124,15 @@ def _who(loaded: LoadedSpec, error: BaseException) -> str:
     note = next((n for n in getattr(error, "__notes__", []) if n.startswith("optrun: raised by ")), "")
     what = note.removeprefix("optrun: raised by ") or "the loss or a constraint"
     spec = loaded.spec.minimize or MinimizeSpec()
-    refs = {"loss": getattr(loaded.spec.loss, "ref", None)}
+    places: dict[str, tuple[str, str | None]] = {"loss": ("loss", getattr(loaded.spec.loss, "ref", None))}
     for kind in ("equalities", "inequalities"):
-        refs.update((f"{kind}[{i}]", ref) for i, ref in enumerate(getattr(spec.constraints, kind)))
-    ref = refs.get(what)
-    shown = f"minimize.constraints.{what}" if what.startswith(("equalities", "inequalities")) else what
+        # The interface numbers minimize.constraints' first, then minimize.data's.
+        own = getattr(spec.constraints, kind)
+        listed = [(f"minimize.constraints.{kind}[{i}]", r) for i, r in enumerate(own)]
+        summed = getattr(spec.data, kind) if spec.data is not None else []
+        listed += [(f"minimize.data.{kind}[{i}]", r) for i, r in enumerate(summed)]
+        places.update((f"{kind}[{i}]", place) for i, place in enumerate(listed))
+    shown, ref = places.get(what, (what, None))
     return f"{shown} ({ref})" if ref else shown
 
 

@@ -120,6 +120,10 @@ def data(batch):
 def loss(w, batch):
     x, y = batch
     return tf.reduce_sum((tf.linalg.matvec(x, w) - y) ** 2)
+
+def residual_sum(w, batch):
+    x, y = batch
+    return tf.reduce_sum(tf.linalg.matvec(x, w) - y)
 """
 MINIMIZE_SPEC = """\
 name: mwmin
@@ -132,11 +136,27 @@ checkpoint: {export: none}
 """
 
 
-def test_two_workers_minimize_as_one_process(tmp_path: Path) -> None:
+def _optimum(constrained: bool) -> np.ndarray:
+    """By numpy: least squares, or with sum(Xw - y) = 0 (its KKT system)."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(203, 4))
+    y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
+    if not constrained:
+        return np.linalg.lstsq(x, y, rcond=None)[0]
+    ones = np.ones(203)
+    a = np.block([[2 * x.T @ x, (x.T @ ones)[:, None]], [(ones @ x)[None, :], np.zeros((1, 1))]])
+    return np.linalg.solve(a, np.concatenate([2 * x.T @ y, [ones @ y]]))[:4]
+
+
+@pytest.mark.parametrize("constrained", [False, True], ids=["lbfgsb", "slsqp-summed-constraint"])
+def test_two_workers_minimize_as_one_process(tmp_path: Path, constrained: bool) -> None:
     """scipy on the chief, each evaluation on both workers: the result of one process."""
     (tmp_path / "m.py").write_text(MODULE)
     spec = tmp_path / "spec.yaml"
-    spec.write_text(MINIMIZE_SPEC)
+    text = MINIMIZE_SPEC
+    if constrained:  # an equality summed over the batches like the loss: SLSQP
+        text = text.replace("{reduction: sum}", "{reduction: sum, equalities: [m.py:residual_sum]}")
+    spec.write_text(text)
     run = tmp_path / "run"
     command = [sys.executable, "-m", "optrun", "minimize", str(spec), "--json", "-q", "--out", str(run)]
     workers, scratch = _start_workers(command, tmp_path)
@@ -163,11 +183,10 @@ def test_two_workers_minimize_as_one_process(tmp_path: Path) -> None:
     )
     assert chief["nfev"] == one["nfev"] and chief["nit"] == one["nit"]
     np.testing.assert_allclose(chief["solution"]["w"], one["solution"]["w"], rtol=0, atol=1e-6)
-    # Least squares by numpy: the same optimum.
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(203, 4))
-    y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
-    np.testing.assert_allclose(chief["solution"]["w"], np.linalg.lstsq(x, y, rcond=None)[0], atol=1e-5)
+    assert chief["method"] == ("SLSQP" if constrained else "L-BFGS-B")
+    np.testing.assert_allclose(chief["solution"]["w"], _optimum(constrained), atol=1e-5)
+    if constrained:
+        assert abs(chief["constraint_residuals"]["equalities"][0]) < 1e-6
     # The other worker evaluated at every point the chief did (its first is the start point),
     # ended where the chief did, and kept nothing.
     assert (other["task"], other["chief"], other["status"], other["run_dir"]) == (
