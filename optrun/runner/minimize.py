@@ -198,6 +198,8 @@ def _minimize(
         and before.get("status") != "interrupted"
     ):
         options.reporter.note(f"the run already used its {maxiter} iterations; nothing to do (raise maxiter)")
+        if channel is not None:
+            channel.stop(Stop(success=True))
         return RunOutcome(out, before, True)
     if maxiter is not None and done:
         interface.optimizer_kwargs["options"] = {

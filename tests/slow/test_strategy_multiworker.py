@@ -41,7 +41,7 @@ def _start_workers(command: list[str], tmp_path: Path) -> tuple[list[subprocess.
     for index in (0, 1):
         config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
         scratch.append(tmp_path / f"tmp{index}")
-        scratch[-1].mkdir()
+        scratch[-1].mkdir(parents=True)
         env = {
             **os.environ,
             "TF_CONFIG": json.dumps(config),
@@ -133,7 +133,16 @@ loss: m.py:loss
 strategy: {kind: multi_worker}
 minimize: {data: {reduction: sum}}
 checkpoint: {export: none}
+logging: {every_steps: 1, tensorboard: false}
 """
+
+
+def _y_norm2() -> float:
+    """The loss at the start point w = 0, by numpy: |y|^2."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(203, 4))
+    y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
+    return float(y @ y)
 
 
 def _optimum(constrained: bool) -> np.ndarray:
@@ -196,6 +205,15 @@ def test_two_workers_minimize_as_one_process(tmp_path: Path, constrained: bool) 
         str(run),
     )
     assert other["evaluations"] >= chief["nfev"]
+    # At every iteration, not only at the end: the chief's loss curve is the one process's.
+    curves = [
+        [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        for folder in (run, tmp_path / "one")
+    ]
+    assert [r["step"] for r in curves[0]] == [r["step"] for r in curves[1]]
+    for mine, alone in zip(*curves, strict=True):
+        assert mine["loss"] == pytest.approx(alone["loss"], rel=1e-9)
+    assert curves[0][0]["step"] == 0 and curves[0][0]["loss"] == pytest.approx(_y_norm2(), rel=1e-12)
     np.testing.assert_allclose(other["solution"]["w"], chief["solution"]["w"], rtol=0, atol=1e-12)
     assert [p.name for p in scratch[1].iterdir() if p.name.startswith("optrun-")] == []
     assert not (tmp_path / "tmp1" / "run").exists() and (run / "checkpoints").is_dir()
@@ -254,22 +272,20 @@ def test_a_killed_worker_fails_the_other_promptly_and_the_checkpoint_stays_loada
     if killed == 1:  # the chief survived: its result.json says why it stopped
         result = json.loads((run / "result.json").read_text())
         assert result["status"] == "error" and "died or stopped answering" in result["error"]
-    resumed = subprocess.run(
-        [
-            *command,
-            "--resume",
-            "--strategy",
-            "default",
-            "--set",
-            f"train.max_steps={saved + 5}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads(resumed.stdout)["steps"] == saved + 5
+    go_on = [*command, "--resume", "--set", f"train.max_steps={saved + 5}"]
+    if killed == 0:  # on one process
+        resumed = subprocess.run(
+            [*go_on, "--strategy", "default"], capture_output=True, text=True, timeout=240, check=False
+        )
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert json.loads(resumed.stdout)["steps"] == saved + 5
+        return
+    # On both workers again: each restores the chief's checkpoint (worker 1 from the chief's --out).
+    again, _ = _start_workers(go_on, tmp_path / "again")
+    for worker in again:
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err[-2000:]
+        assert json.loads(out)["steps"] == saved + 5
 
 
 def test_a_worker_that_never_comes_ends_the_start_with_a_message(tmp_path: Path) -> None:
