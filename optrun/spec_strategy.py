@@ -9,12 +9,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+from optrun.spec_base import Strict
 
 #: 'GPU:0', '/gpu:0', '/device:GPU:0', '/job:localhost/replica:0/task:0/device:GPU:0'.
 DEVICE_PATTERN = (
@@ -22,13 +19,13 @@ DEVICE_PATTERN = (
 )
 
 
-class DefaultStrategySpec(_Strict):
+class DefaultStrategySpec(Strict):
     """No ``tf.distribute`` strategy: one device, as without the section."""
 
     kind: Literal["default"] = Field("default", description="One device (TensorFlow's default strategy).")
 
 
-class MirroredStrategySpec(_Strict):
+class MirroredStrategySpec(Strict):
     """``tf.distribute.MirroredStrategy``: one process, a replica per device, gradients all-reduced."""
 
     kind: Literal["mirrored"] = Field(description="Synchronous data parallelism over local devices.")
@@ -61,7 +58,7 @@ class MirroredStrategySpec(_Strict):
         return value
 
 
-class MultiWorkerStrategySpec(_Strict):
+class MultiWorkerStrategySpec(Strict):
     """``tf.distribute.MultiWorkerMirroredStrategy``: the cluster and this task come from ``TF_CONFIG``."""
 
     kind: Literal["multi_worker"] = Field(

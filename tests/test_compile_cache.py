@@ -113,7 +113,7 @@ def test_the_run_reports_compile_and_solve_time_and_the_start_point(tmp_path: Pa
 
 def test_none_and_jit_off_leave_the_flags_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from optrun.config import load_spec
-    from optrun.runner.minimize import compile_cache_for
+    from optrun.runner.objective import compile_cache_for
 
     monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
     for setting in ("minimize.compile_cache=none", "minimize.jit_compile=false"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -88,27 +89,11 @@ def test_bad_arguments_say_what_to_do() -> None:
         optrun.dataset_loss(lambda b: tf.linalg.matvec(b[0], w), data)
 
 
-MODULE = """
-import numpy as np
-import tensorflow as tf
-
-def build():
-    return tf.Variable(np.zeros(4), name="w")
-
-def data(batch):
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(203, 4))
-    y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
-
-def loss(w, batch):
-    x, y = batch
-    return tf.reduce_sum((tf.linalg.matvec(x, w) - y) ** 2)
-"""
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
 
 def test_the_cli_runs_full_batch_from_the_spec(tmp_path: Path) -> None:
-    (tmp_path / "m.py").write_text(MODULE)
+    shutil.copy(SCRIPTS / "least_squares.py", tmp_path / "m.py")
     spec = tmp_path / "s.yaml"
     spec.write_text(
         "name: fb\nmodel: {builder: m.py:build}\ndata: {builder: m.py:data, params: {batch: 203}}\n"
@@ -154,10 +139,7 @@ def _kkt_solution() -> np.ndarray:
 
 def test_a_constraint_summed_over_the_data_like_the_loss(tmp_path: Path) -> None:
     """minimize.data.equalities: fn(model, batch) summed over every batch, held == 0."""
-    (tmp_path / "m.py").write_text(
-        MODULE + "\ndef residual_sum(w, batch):\n    x, y = batch\n"
-        "    return tf.reduce_sum(tf.linalg.matvec(x, w) - y)\n\ndef wrong(w):\n    return w[0]\n"
-    )
+    shutil.copy(SCRIPTS / "least_squares.py", tmp_path / "m.py")
     spec = tmp_path / "s.yaml"
     spec.write_text(
         "name: fbc\nmodel: {builder: m.py:build}\ndata: {builder: m.py:data, params: {batch: 30}}\n"
@@ -175,7 +157,7 @@ def test_a_constraint_summed_over_the_data_like_the_loss(tmp_path: Path) -> None
     assert residual == pytest.approx(float(np.sum(X @ w - Y)), abs=1e-9)  # the sum over all 203 rows
     assert abs(residual) < 1e-6
     # Written as a constraint of the model alone, it is refused where it stands, before any run.
-    spec.write_text(spec.read_text().replace("m.py:residual_sum", "m.py:wrong"))
+    spec.write_text(spec.read_text().replace("m.py:residual_sum", "m.py:model_only"))
     checked = runner.invoke(app, ["validate", str(spec), "--json"])
     assert checked.exit_code == 2
     problems = {p["path"]: p["message"] for p in json.loads(checked.stdout)}
@@ -242,7 +224,7 @@ def test_the_cli_minimizes_full_batch_over_mirrored_replicas(tmp_path: Path) -> 
     import subprocess
     import sys
 
-    (tmp_path / "m.py").write_text(MODULE)
+    shutil.copy(SCRIPTS / "least_squares.py", tmp_path / "m.py")
     spec = tmp_path / "s.yaml"
     spec.write_text(
         "name: fbm\nmodel: {builder: m.py:build}\n"

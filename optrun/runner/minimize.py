@@ -6,30 +6,19 @@ import contextlib
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from optrun.compile_cache import enable_compile_cache
 from optrun.config import LoadedSpec
 from optrun.errors import (
-    ConfigError,
-    InvalidArgumentError,
-    InvalidTypeError,
-    LoadError,
     NonFiniteError,
-    OptrunError,
     RunFailed,
-    UnknownVariableError,
-    UnsupportedMethodError,
-    describe,
 )
 from optrun.multi_worker import Channel, Stop
 from optrun.reporting import MetricsWriter, Progress, report
 from optrun.run_warnings import WarningLog, captured_warnings
-from optrun.runner.build import build_model, variables_of
 from optrun.runner.common import (
     CHECKPOINTS,
     Interrupted,
@@ -48,92 +37,12 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.follower import follow
-from optrun.runner.objective import constraints, minimize_loss
+from optrun.runner.objective import build_interface, compile_cache_for
 from optrun.runner.workers import claim_place, worker_fields
-from optrun.scipy_interface import ScipyOptimizerInterface
-from optrun.spec import MinimizeSpec
-from optrun.strategy import Plan, make_strategy, peer_failure
+from optrun.strategy import make_strategy, peer_failure
 from optrun.varkeys import variable_label
 
 logger = logging.getLogger("optrun")
-
-
-def build_interface(
-    loaded: LoadedSpec, model: Any = None, plan: Plan | None = None
-) -> tuple[Any, ScipyOptimizerInterface]:
-    """The model (built here, in the strategy's scope, unless given) and a
-    ``ScipyOptimizerInterface`` over its variables."""
-    spec = loaded.spec.minimize or MinimizeSpec()
-    plan = plan or Plan("default")
-    if plan.strategy is not None and spec.data is None:
-        raise ConfigError(
-            loaded.source,
-            [
-                f"strategy: minimize spreads work over replicas only for a full-batch objective; "
-                f"add minimize.data (with a data builder), or use strategy kind default (got {plan.kind})"
-            ],
-        )
-    if model is None:
-        with plan.scope():
-            model = build_model(loaded)
-    variables = variables_of(model, loaded.spec.model.builder)
-    equalities, inequalities = constraints(loaded, model, plan.strategy)
-    bounds = {name: (b.low, b.high) for name, b in spec.constraints.bounds.items()}
-    kwargs: dict[str, Any] = {"options": dict(spec.options)}
-    if spec.method is not None:
-        kwargs["method"] = spec.method
-    if spec.tol is not None:
-        kwargs["tol"] = spec.tol
-    try:
-        interface = ScipyOptimizerInterface(
-            minimize_loss(loaded, model, plan.strategy),
-            var_list=variables,
-            equalities=equalities or None,
-            inequalities=inequalities or None,
-            var_to_bounds=bounds or None,
-            # Full-batch: the per-batch step is compiled (XLA) inside; the loop over the data is not XLA.
-            jit_compile=False if spec.data is not None else spec.jit_compile,
-            blas_threads=spec.blas_threads,
-            **kwargs,
-        )
-    except (InvalidArgumentError, InvalidTypeError, UnknownVariableError, UnsupportedMethodError) as error:
-        # Say it in the spec's words: the library's argument names mean little in YAML.
-        message = str(error).replace("var_to_bounds", "minimize.constraints.bounds")
-        raise ConfigError(loaded.source, [f"minimize: {message}"]) from None
-    except OptrunError:
-        raise
-    except Exception as error:  # the loss or a constraint raised on its first, eager run
-        raise LoadError(f"{_who(loaded, error)} raised on the start point: {describe(error)}") from error
-    return model, interface
-
-
-def compile_cache_for(loaded: LoadedSpec) -> Path | None:
-    """Turns on XLA's compilation cache as the spec says (not for jit_compile: false)."""
-    spec = loaded.spec.minimize or MinimizeSpec()
-    if spec.jit_compile is False or spec.compile_cache == "none":
-        return None
-    where = None if spec.compile_cache == "auto" else loaded.base_dir / spec.compile_cache
-    try:
-        return enable_compile_cache(where)
-    except InvalidArgumentError as error:
-        raise ConfigError(loaded.source, [f"minimize.{error}"]) from None
-
-
-def _who(loaded: LoadedSpec, error: BaseException) -> str:
-    """``equalities[0] (cons.py:fn)``: the argument that raised, named with its spec reference."""
-    note = next((n for n in getattr(error, "__notes__", []) if n.startswith("optrun: raised by ")), "")
-    what = note.removeprefix("optrun: raised by ") or "the loss or a constraint"
-    spec = loaded.spec.minimize or MinimizeSpec()
-    places: dict[str, tuple[str, str | None]] = {"loss": ("loss", getattr(loaded.spec.loss, "ref", None))}
-    for kind in ("equalities", "inequalities"):
-        # The interface numbers minimize.constraints' first, then minimize.data's.
-        own = getattr(spec.constraints, kind)
-        listed = [(f"minimize.constraints.{kind}[{i}]", r) for i, r in enumerate(own)]
-        summed = getattr(spec.data, kind) if spec.data is not None else []
-        listed += [(f"minimize.data.{kind}[{i}]", r) for i, r in enumerate(summed)]
-        places.update((f"{kind}[{i}]", place) for i, place in enumerate(listed))
-    shown, ref = places.get(what, (what, None))
-    return f"{shown} ({ref})" if ref else shown
 
 
 def limits(method: str, options: dict[str, Any]) -> tuple[int | None, int | None]:

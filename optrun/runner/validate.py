@@ -38,7 +38,7 @@ from optrun.runner.build import (
 from optrun.runner.checks import Collector, Path, check_references, get
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.distribute import check_global_batch, distribute_data
-from optrun.runner.minimize import build_interface
+from optrun.runner.objective import build_interface
 from optrun.spec import OptimizerSpec, VariableClippingSpec
 from optrun.spec_strategy import StrategySpec
 from optrun.strategy import Plan, describe_plan, make_strategy, read_tf_config

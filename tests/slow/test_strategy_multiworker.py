@@ -54,6 +54,26 @@ def _start_workers(command: list[str], tmp_path: Path) -> tuple[list[subprocess.
     return workers, scratch
 
 
+def _workers_and_one(command: list[str], tmp_path: Path) -> tuple[list[dict], dict, list[Path]]:
+    """Both workers' results (each must succeed), one process's on the same spec, and the
+    workers' TMPDIRs. ``command`` ends with ``--out RUN``; the one process writes tmp_path/one."""
+    workers, scratch = _start_workers(command, tmp_path)
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err[-2000:]
+        results.append(json.loads(out))
+    single = subprocess.run(
+        [*command[:-1], str(tmp_path / "one"), "--strategy", "default"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    return results, json.loads(single.stdout), scratch
+
+
 def _checkpoint_values(run: Path) -> dict[str, np.ndarray]:
     """Every value in a run's latest checkpoint: the weights, the optimizer's state and the step."""
     import tensorflow as tf
@@ -73,21 +93,7 @@ def test_two_workers_train_as_one_process(tmp_path: Path) -> None:
     run = tmp_path / "run"
     # The same command and --out on every worker: the chief writes it, the other a temporary directory.
     command = [sys.executable, "-m", "optrun", "train", str(spec), "--json", "-q", "--out", str(run)]
-    workers, scratch = _start_workers(command, tmp_path)
-    results = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=240)
-        assert worker.returncode == 0, err[-2000:]
-        results.append(json.loads(out))
-    single = subprocess.run(
-        [*command[:-1], str(tmp_path / "one"), "--strategy", "default"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert single.returncode == 0, single.stderr[-2000:]
-    one = json.loads(single.stdout)
+    results, one, scratch = _workers_and_one(command, tmp_path)
     for index, result in enumerate(results):
         assert (result["strategy"], result["replicas"], result["steps"]) == ("multi_worker", 2, 10)
         assert (result["task"], result["chief"]) == (f"worker:{index}", index == 0)
@@ -104,27 +110,6 @@ def test_two_workers_train_as_one_process(tmp_path: Path) -> None:
         np.testing.assert_allclose(chief[key], value, rtol=1e-5, atol=1e-7, err_msg=key)
 
 
-MODULE = """
-import numpy as np
-import tensorflow as tf
-
-def build():
-    return tf.Variable(np.zeros(4), name="w")
-
-def data(batch):
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(203, 4))
-    y = x @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.1 * rng.normal(size=203)
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
-
-def loss(w, batch):
-    x, y = batch
-    return tf.reduce_sum((tf.linalg.matvec(x, w) - y) ** 2)
-
-def residual_sum(w, batch):
-    x, y = batch
-    return tf.reduce_sum(tf.linalg.matvec(x, w) - y)
-"""
 MINIMIZE_SPEC = """\
 name: mwmin
 model: {builder: m.py:build}
@@ -160,7 +145,7 @@ def _optimum(constrained: bool) -> np.ndarray:
 @pytest.mark.parametrize("constrained", [False, True], ids=["lbfgsb", "slsqp-summed-constraint"])
 def test_two_workers_minimize_as_one_process(tmp_path: Path, constrained: bool) -> None:
     """scipy on the chief, each evaluation on both workers: the result of one process."""
-    (tmp_path / "m.py").write_text(MODULE)
+    shutil.copy(SCRIPTS / "least_squares.py", tmp_path / "m.py")
     spec = tmp_path / "spec.yaml"
     text = MINIMIZE_SPEC
     if constrained:  # an equality summed over the batches like the loss: SLSQP
@@ -168,21 +153,7 @@ def test_two_workers_minimize_as_one_process(tmp_path: Path, constrained: bool) 
     spec.write_text(text)
     run = tmp_path / "run"
     command = [sys.executable, "-m", "optrun", "minimize", str(spec), "--json", "-q", "--out", str(run)]
-    workers, scratch = _start_workers(command, tmp_path)
-    results = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=240)
-        assert worker.returncode == 0, err[-2000:]
-        results.append(json.loads(out))
-    single = subprocess.run(
-        [*command[:-1], str(tmp_path / "one"), "--strategy", "default"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert single.returncode == 0, single.stderr[-2000:]
-    one = json.loads(single.stdout)
+    results, one, scratch = _workers_and_one(command, tmp_path)
     chief, other = results
     assert (chief["strategy"], chief["replicas"], chief["task"], chief["chief"]) == (
         "multi_worker",
