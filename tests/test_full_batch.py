@@ -255,3 +255,19 @@ def test_the_cli_minimizes_full_batch_over_mirrored_replicas(tmp_path: Path) -> 
     assert refused.returncode == 2
     assert "minimize spreads work over replicas only for a full-batch objective" in refused.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_the_sample_pinn_shares_add_up_to_the_whole_residual_loss() -> None:
+    """configs/pinn_ode_mirrored.yaml: residual_share summed over batches of the 64 points of
+    examples/pinn.py equals residual_loss on them at once (short last batch included)."""
+    from optrun.loading import load_callable
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    network = load_callable("pinn.py:network", examples, "model")
+    whole = load_callable("pinn.py:residual_loss", examples, "loss")
+    share = load_callable("pinn.py:residual_share", examples, "loss")
+    collocation = load_callable("pinn.py:collocation", examples, "data")
+    tf.keras.utils.set_random_seed(3)
+    model = network(hidden=4)
+    summed = sum(float(share(model, t, n=64)) for t in collocation(n=64, batch=20))
+    assert summed == pytest.approx(float(whole(model)), rel=1e-12)
