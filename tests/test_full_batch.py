@@ -244,16 +244,35 @@ def test_the_cli_minimizes_full_batch_over_mirrored_replicas(tmp_path: Path) -> 
     assert (result["strategy"], result["replicas"]) == ("mirrored", 3)
     np.testing.assert_allclose(result["solution"]["w"], np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
     # Without minimize.data there is nothing to spread over replicas: refused before any write.
-    spec.write_text(spec.read_text().replace("minimize: {data: {reduction: sum}}", "minimize: {}"))
-    refused = subprocess.run(
-        [sys.executable, "-m", "optrun", "minimize", str(spec), "--out", str(tmp_path / "x")],
+    # validate reports the strategy, its replicas and the global batch (50 rows: 17/17/16).
+    checked = subprocess.run(
+        [sys.executable, "-m", "optrun", "validate", str(spec), "--json"],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    assert refused.returncode == 2
-    assert "minimize spreads work over replicas only for a full-batch objective" in refused.stderr
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    report = json.loads(checked.stdout)[-1]["report"]
+    assert (report["strategy"], report["replicas"], report["global_batch"]) == ("mirrored", 3, 50)
+    assert report["per_replica_batch"] == "16-17"
+    assert report["loss"] == pytest.approx(float(Y @ Y), rel=1e-12)  # at w = 0: |y|^2
+    # With a loss of the model alone (a plain minimize), the strategy has nothing to split.
+    spec.write_text(
+        spec.read_text()
+        .replace("minimize: {data: {reduction: sum}}", "minimize: {}")
+        .replace("loss: m.py:loss", "loss: m.py:model_only")
+    )
+    for command in (["minimize", str(spec), "--out", str(tmp_path / "x")], ["validate", str(spec)]):
+        refused = subprocess.run(
+            [sys.executable, "-m", "optrun", *command],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert refused.returncode == 2
+        assert "minimize spreads work over replicas only for a full-batch objective" in refused.stderr
     assert not (tmp_path / "x").exists()
 
 

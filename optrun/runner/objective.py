@@ -138,6 +138,23 @@ def constraints(
     return equalities, inequalities
 
 
+def check_strategy(loaded: LoadedSpec, kind: str) -> None:
+    """A strategy other than default needs a full-batch objective: there is nothing else to split.
+
+    Raises:
+        ConfigError: a strategy without minimize.data.
+    """
+    spec = loaded.spec.minimize or MinimizeSpec()
+    if kind != "default" and spec.data is None:
+        raise ConfigError(
+            loaded.source,
+            [
+                f"strategy: minimize spreads work over replicas only for a full-batch objective; "
+                f"add minimize.data (with a data builder), or use strategy kind default (got {kind})"
+            ],
+        )
+
+
 def build_interface(
     loaded: LoadedSpec, model: Any = None, plan: Plan | None = None
 ) -> tuple[Any, ScipyOptimizerInterface]:
@@ -145,14 +162,7 @@ def build_interface(
     ``ScipyOptimizerInterface`` over its variables."""
     spec = loaded.spec.minimize or MinimizeSpec()
     plan = plan or Plan("default")
-    if plan.strategy is not None and spec.data is None:
-        raise ConfigError(
-            loaded.source,
-            [
-                f"strategy: minimize spreads work over replicas only for a full-batch objective; "
-                f"add minimize.data (with a data builder), or use strategy kind default (got {plan.kind})"
-            ],
-        )
+    check_strategy(loaded, plan.kind)
     if model is None:
         with plan.scope():
             model = build_model(loaded)

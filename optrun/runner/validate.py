@@ -38,14 +38,22 @@ from optrun.runner.build import (
 from optrun.runner.checks import Collector, Path, check_references, get
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.distribute import check_global_batch, distribute_data
-from optrun.runner.objective import build_interface
+from optrun.runner.objective import build_interface, check_strategy
 from optrun.spec import OptimizerSpec, VariableClippingSpec
 from optrun.spec_strategy import StrategySpec
 from optrun.strategy import Plan, describe_plan, make_strategy, read_tf_config
 from optrun.varkeys import resolve_var_keyed, variable_label
 
 
-def _validate_minimize(loaded: LoadedSpec, model: Any = None) -> dict[str, Any]:
+def _validate_minimize(loaded: LoadedSpec, plan: Plan, model: Any = None) -> dict[str, Any]:
+    # The dry run evaluates on one device (the same numbers); the strategy is checked and reported.
+    check_strategy(loaded, plan.kind)
+    scale: dict[str, Any] = {}
+    spec = loaded.spec
+    if spec.minimize is not None and spec.minimize.data is not None and spec.data is not None:
+        batch, _ = first_batch(build_data(loaded), spec.data.builder)
+        global_batch = check_global_batch(loaded, plan, batch)
+        scale = describe_plan(spec.strategy, plan if plan.kind != "multi_worker" else None, global_batch)
     model, interface = build_interface(loaded, model)
     check_export(model, loaded.spec.checkpoint.export, loaded.source)
     x0 = interface.start_point()
@@ -62,6 +70,7 @@ def _validate_minimize(loaded: LoadedSpec, model: Any = None) -> dict[str, Any]:
                 violated.append(f"{label}: {count} of {x.size} start values outside bounds")
     return {
         "mode": "minimize",
+        **scale,
         "method": interface.method,
         "variables": {
             label: list(shape)
@@ -129,7 +138,7 @@ def validate_spec(
     if loaded.spec.train is not None:
         reports.append(_validate_train(loaded, plan, model, batch))
     if loaded.spec.minimize is not None or loaded.spec.train is None:
-        reports.append(_validate_minimize(loaded, model))
+        reports.append(_validate_minimize(loaded, plan, model))
     return reports
 
 
