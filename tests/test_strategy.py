@@ -242,6 +242,8 @@ def test_validate_reports_mirrored_replicas_and_global_batch(tmp_path: Path) -> 
         ({"kind": "mirrored", "devices": ["GPU:7"]}, {}, "'GPU:7'] is not visible"),
         ({"kind": "mirrored", "logical_cpus": 0}, {}, "strategy.logical_cpus"),
         ({"kind": "multi_worker"}, {}, "TF_CONFIG is not set"),
+        ({"kind": "multi_worker", "heartbeat_timeout_s": 0}, {}, "heartbeat_timeout_s: Input should be"),
+        ({"kind": "multi_worker", "startup_timeout_s": -5}, {}, "startup_timeout_s: Input should be greater"),
         ({"kind": "mirrored"}, {"batch": None}, "global_batch_size: required with strategy.kind mirrored"),
         ({"kind": "mirrored"}, {"batch": 16, "rows": 8}, "global_batch_size: 16, but the first batch"),
         ({"kind": "mirrored"}, {"builder": "as_list"}, "must return a tf.data.Dataset"),
@@ -305,3 +307,53 @@ def test_strategy_kind_override_starts_the_section_afresh() -> None:
     assert data["strategy"] == {"kind": "mirrored", "logical_cpus": 2, "devices": ["CPU:0"]}
     apply_overrides(data, ["strategy.kind=default"])
     assert data["strategy"] == {"kind": "default"}
+
+
+def test_a_dead_peer_is_named_in_words_not_tensorflow_plumbing() -> None:
+    from optrun.strategy import Plan, peer_failure
+
+    error = tf.errors.UnavailableError(
+        None,
+        None,
+        "Graph execution error:\n\nDetected at node CollectiveReduceV2 defined at ...\n"
+        "{{function_node __wrapped__CollectiveReduceV2_device_/job:worker/replica:0/task:1/device:CPU:0}} "
+        "Collective ops is aborted by: recvmsg:Connection reset by peer\n[[{{node CollectiveReduceV2}}]]",
+    )
+    plan = Plan("multi_worker", None, False, "worker:1")
+    message = peer_failure(plan, error, "The chief keeps the checkpoints.")
+    assert message == (
+        "multi_worker: another worker of the cluster died or stopped answering, so worker:1 stopped too "
+        "(TensorFlow: UnavailableError: Collective ops is aborted by: recvmsg:Connection reset by peer). "
+        "The chief keeps the checkpoints. Restart every worker with --resume to go on."
+    )
+    # Not a multi-worker run, or not a peer's failure: the caller's usual message.
+    assert peer_failure(Plan("mirrored"), error, "") is None
+    assert peer_failure(plan, ValueError("bad loss"), "") is None
+
+
+def test_a_worker_that_is_not_the_chief_writes_a_scratch_directory_it_removes(tmp_path: Path) -> None:
+    from optrun.config import load_spec
+    from optrun.runner.common import RunOptions
+    from optrun.runner.workers import claim_place
+    from optrun.strategy import Plan
+
+    (tmp_path / "s.yaml").write_text("name: w\nmodel: {builder: m.py:build}\nloss: m.py:loss\n")
+    loaded = load_spec(tmp_path / "s.yaml")
+    worker = Plan("multi_worker", None, False, "worker:1")
+    run = tmp_path / "run"
+    with claim_place(loaded, RunOptions(out=run), "train", worker) as place:
+        assert not place.kept and place.run == run and place.out.is_dir()
+        (place.out / "checkpoints").mkdir()
+        assert place.as_kept(str(place.out / "checkpoints" / "ckpt-3")) == str(run / "checkpoints" / "ckpt-3")
+    assert not place.out.exists() and not run.exists()  # nothing left, nothing made in the chief's place
+    with pytest.raises(RuntimeError), claim_place(loaded, RunOptions(out=run), "train", worker) as place:
+        raise RuntimeError("a step failed")
+    assert not place.out.exists()
+    # --resume reads the chief's checkpoints: refused, before anything, when they are not visible.
+    resume = RunOptions(out=run, resume=True)
+    with pytest.raises(RunError, match=r"--resume on worker:1: .* a filesystem all workers share"):  # noqa: SIM117
+        with claim_place(loaded, resume, "train", worker):
+            pass
+    # The chief claims the run directory itself.
+    with claim_place(loaded, RunOptions(out=run), "train", Plan("multi_worker")) as place:
+        assert place.kept and place.out == run and (run / ".optrun-run").is_file()
