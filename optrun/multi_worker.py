@@ -84,17 +84,18 @@ class Channel:
     def __init__(self, interface: ExternalOptimizerInterface, strategy: tf.distribute.Strategy) -> None:
         self._interface = interface
         self._size = interface.layout.size + 1
-        first = tf.distribute.ReduceOp.SUM
 
         def share(payload: tf.Tensor) -> tf.Tensor:
+            # The chief's first replica (replica 0 of the cluster) sends; every other adds zeros.
             context = tf.distribute.get_replica_context()
             assert context is not None
             mine = tf.where(tf.equal(context.replica_id_in_sync_group, 0), payload, tf.zeros_like(payload))
-            return context.all_reduce(first, mine)
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
 
         def broadcast(payload: tf.Tensor) -> tf.Tensor:
             return strategy.experimental_local_results(strategy.run(share, args=(payload,)))[0]
 
+        # At least 4 slots: a stop carries [0, save, export, success] even for one variable.
         spec = tf.TensorSpec([max(self._size, 4)], tf.float64)
         self._broadcast = tf.function(broadcast, input_signature=[spec], autograph=False)
         self._broadcast.get_concrete_function()  # traced now: the same collective order everywhere
