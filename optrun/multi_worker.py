@@ -85,11 +85,15 @@ class Channel:
         self._interface = interface
         self._size = interface.layout.size + 1
 
+        local = len(strategy.extended.worker_devices)  # replicas in this process
+
         def share(payload: tf.Tensor) -> tf.Tensor:
-            # The chief's first replica (replica 0 of the cluster) sends; every other adds zeros.
+            # One replica per process adds its payload (x on the chief, zeros elsewhere); the
+            # other local replicas add zeros, wherever the cluster's replica 0 happens to be.
             context = tf.distribute.get_replica_context()
             assert context is not None
-            mine = tf.where(tf.equal(context.replica_id_in_sync_group, 0), payload, tf.zeros_like(payload))
+            first = tf.equal(context.replica_id_in_sync_group % local, 0)
+            mine = tf.where(first, payload, tf.zeros_like(payload))
             return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
 
         def broadcast(payload: tf.Tensor) -> tf.Tensor:
