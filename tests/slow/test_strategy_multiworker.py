@@ -286,3 +286,50 @@ def test_a_worker_that_never_comes_ends_the_start_with_a_message(tmp_path: Path)
     assert "strategy.startup_timeout_s (5 s)" in done.stderr.replace("\n", " ") or "(5 s)" in done.stderr
     assert "Traceback" not in done.stderr
     assert not run.exists()
+
+
+@pytest.mark.parametrize("killed", [1, 0], ids=["kill-worker-1", "kill-the-chief"])
+def test_a_killed_worker_fails_a_multi_worker_minimize_promptly(tmp_path: Path, killed: int) -> None:
+    """The sample full-batch PINN on two workers, made long (no tolerance stop); one is killed
+    after a few iterations: the other fails within the bound, and the chief's checkpoint loads."""
+    import signal
+    import time
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    run = tmp_path / "run"
+    command = [
+        *(sys.executable, "-m", "optrun", "minimize", str(configs / "pinn_ode_mirrored.yaml"), "-q"),
+        *("--strategy", "multi_worker", "--set", "strategy.heartbeat_timeout_s=5"),
+        *("--set", "minimize.tol=1e-30", "--set", "minimize.options.maxiter=100000"),
+        *("--set", "logging.every_steps=1", "--set", "logging.tensorboard=false", "--out", str(run)),
+    ]
+    workers, _ = _start_workers(command, tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        metrics = run / "metrics.jsonl"
+        while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 4):
+            assert time.monotonic() < deadline, "no iterations within 180 s"
+            assert all(w.poll() is None for w in workers), workers[0].communicate()[1][-2000:]
+            time.sleep(0.2)
+        workers[killed].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        survivor = workers[1 - killed]
+        _, err = survivor.communicate(timeout=FAILS_WITHIN_S + 60)
+        waited = time.monotonic() - killed_at
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+    assert survivor.returncode == 1, err[-2000:]
+    assert waited < FAILS_WITHIN_S, f"the survivor took {waited:.0f} s to fail"
+    assert "another worker of the cluster died or stopped answering" in err, err[-2000:]
+    assert "Traceback" not in err
+    if killed == 1:  # the chief kept its last accepted point and says why it stopped
+        import tensorflow as tf
+
+        result = json.loads((run / "result.json").read_text())
+        assert result["status"] == "error" and "died or stopped answering" in result["error"]
+        latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+        assert latest is not None and int(latest.rsplit("-", 1)[-1]) >= 3
+        assert tf.train.load_checkpoint(latest).get_variable_to_shape_map()
