@@ -107,7 +107,7 @@ def dataset_loss(
         var_list: the variables to differentiate; default: the trainable ones the loss
             reads on the first batch.
         jit_compile: XLA for the per-batch step: None tries it and falls back, True
-            requires it, False disables it.
+            requires it, False disables it. Not used under a ``strategy`` (no XLA there).
         strategy: a ``tf.distribute`` strategy whose scope made the variables: each batch is
             split over its replicas (``experimental_distribute_dataset``) and the parts'
             values and gradients are summed. The loss must then add up over examples (a sum,

@@ -77,9 +77,8 @@ def _multi_worker(spec: MultiWorkerStrategySpec, config: dict[str, Any]) -> Plan
         _configure_coordination(resolver.cluster_spec(), spec)
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     except tf.errors.OpError as error:
-        workers = sum(len(v) for k, v in config["cluster"].items() if k in ("chief", "worker"))
         raise RunError(
-            f"strategy.kind multi_worker: not every worker of TF_CONFIG's cluster ({workers} tasks) "
+            f"strategy.kind multi_worker: not every worker of TF_CONFIG's cluster ({_workers(config)} tasks) "
             f"joined within strategy.startup_timeout_s ({spec.startup_timeout_s:g} s): "
             f"{_reason(error)}. Start the same command on every worker of the cluster (each with "
             "its own TF_CONFIG task), check that each host:port is reachable, or raise the timeout."
@@ -258,19 +257,23 @@ def is_chief(config: Mapping[str, Any]) -> bool:
     return "chief" not in config["cluster"] and task["type"] == "worker" and task["index"] == 0
 
 
-def describe_plan(spec: StrategySpec, plan: Plan | None, global_batch: int | None) -> dict[str, Any]:
+def _workers(config: Mapping[str, Any]) -> int:
+    """Tasks of TF_CONFIG's cluster that train: its chief and workers."""
+    return sum(len(v) for k, v in config["cluster"].items() if k in ("chief", "worker"))
+
+
+def describe_plan(plan: Plan, global_batch: int | None) -> dict[str, Any]:
     """What ``optrun validate`` reports: the strategy, its replicas and the global batch.
 
-    Without a ``plan`` (multi_worker in validate, which starts no worker) the
-    replicas are counted from TF_CONFIG: workers times local GPUs (or 1).
+    A multi_worker plan that was not started (validate starts no worker) counts
+    its replicas from TF_CONFIG: workers times local GPUs (or 1).
     """
-    if plan is not None:
-        replicas = plan.replicas
-    else:
+    if plan.kind == "multi_worker" and plan.strategy is None:
         config = read_tf_config(os.environ.get("TF_CONFIG"))
-        workers = sum(len(v) for k, v in config["cluster"].items() if k in ("chief", "worker"))
-        replicas = workers * max(1, len(tf.config.list_physical_devices("GPU")))
-    report: dict[str, Any] = {"strategy": spec.kind, "replicas": replicas, "global_batch": global_batch}
+        replicas = _workers(config) * max(1, len(tf.config.list_physical_devices("GPU")))
+    else:
+        replicas = plan.replicas
+    report: dict[str, Any] = {"strategy": plan.kind, "replicas": replicas, "global_batch": global_batch}
     if global_batch is not None:
         share, extra = divmod(global_batch, replicas)
         report["per_replica_batch"] = share if not extra else f"{share}-{share + 1}"

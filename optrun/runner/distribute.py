@@ -74,6 +74,16 @@ def check_global_batch(loaded: LoadedSpec, plan: Plan, batch: Any) -> int | None
     return declared
 
 
+def all_finite(loss: Any, grads: list[Any]) -> tf.Tensor:
+    """Whether the loss and every gradient (dense or sparse; None skipped) are finite."""
+    finite = tf.math.is_finite(loss)
+    for grad in grads:
+        if grad is not None:
+            values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
+    return finite
+
+
 def distribute_data(plan: Plan, data: Any, ref: str) -> Any:
     """The dataset split across the replicas (``experimental_distribute_dataset``).
 
@@ -124,11 +134,7 @@ class DistributedStep:
             # The mean over no rows is NaN: such a replica adds exactly 0, and so do its gradients.
             share = tf.math.multiply_no_nan(loss, rows / total)
         grads = tape.gradient(share, self.variables)
-        finite = tf.math.is_finite(share)
-        for grad in grads:
-            if grad is not None:
-                values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
+        finite = all_finite(share, grads)
         self.has_gradient[:] = [g is not None for g in grads]
         return share, [g for g in grads if g is not None], tf.cast(tf.logical_not(finite), tf.int32)
 

@@ -39,7 +39,7 @@ from optrun.runner.common import (
     signals_deferred,
     write_result,
 )
-from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
+from optrun.runner.distribute import DistributedStep, all_finite, check_global_batch, distribute_data
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.strategy import make_strategy, peer_failure
 
@@ -227,11 +227,7 @@ def _single_device_step(
         if loss.shape.rank != 0:  # checked while tracing: a usage error before any file is written
             raise ValueError(f"the loss must return a scalar; got shape {loss.shape.as_list()}")
         grads = tape.gradient(loss, variables)
-        finite = tf.math.is_finite(loss)
-        for grad in grads:
-            if grad is not None:
-                values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
+        finite = all_finite(loss, grads)
 
         def apply() -> None:
             opt.apply_gradients(zip(grads, variables, strict=True))

@@ -53,7 +53,7 @@ def _validate_minimize(loaded: LoadedSpec, plan: Plan, model: Any = None) -> dic
     if spec.minimize is not None and spec.minimize.data is not None and spec.data is not None:
         batch, _ = first_batch(build_data(loaded), spec.data.builder)
         global_batch = check_global_batch(loaded, plan, batch)
-        scale = describe_plan(spec.strategy, plan if plan.kind != "multi_worker" else None, global_batch)
+        scale = describe_plan(plan, global_batch)
     model, interface = build_interface(loaded, model)
     check_export(model, loaded.spec.checkpoint.export, loaded.source)
     x0 = interface.start_point()
@@ -112,7 +112,7 @@ def _validate_train(loaded: LoadedSpec, plan: Plan, model: Any = None, batch: An
         distribute_data(plan, build_data(loaded), spec.data.builder)  # a tf.data.Dataset, split
     return {
         "mode": "train",
-        **describe_plan(spec.strategy, plan if plan.kind != "multi_worker" else None, global_batch),
+        **describe_plan(plan, global_batch),
         "variables": {variable_label(v): list(v.shape) for v in variables},
         "loss": float(loss),
         "gradient_norm": float(tf.linalg.global_norm(dense)) if dense else 0.0,
@@ -130,8 +130,7 @@ def validate_spec(
     strategy's ``plan`` (made here otherwise: a multi_worker one starts no worker).
     """
     if plan is None:
-        kind = loaded.spec.strategy.kind
-        plan = Plan(kind) if kind == "multi_worker" else make_strategy(loaded.spec.strategy, loaded.source)
+        plan = _unstarted(loaded.spec.strategy, loaded.source)
     if model is None:
         seed_everything(loaded.spec.seed)
     reports = []
@@ -255,8 +254,14 @@ def _plan(raw: RawSpec, collector: Collector) -> Plan:
     except ValidationError:
         return Plan("default")  # the schema stage reports it
     with collector.catch(("strategy",)):
-        if spec.kind == "multi_worker":
-            read_tf_config(os.environ.get("TF_CONFIG"))
-            return Plan("multi_worker")
-        return make_strategy(spec, raw.source)
+        return _unstarted(spec, raw.source)
     return Plan(spec.kind)
+
+
+def _unstarted(spec: StrategySpec, source: str) -> Plan:
+    """The plan to validate with: the strategy itself, except that a multi_worker one has its
+    TF_CONFIG checked but starts no worker (that would wait for the whole cluster)."""
+    if spec.kind == "multi_worker":
+        read_tf_config(os.environ.get("TF_CONFIG"))
+        return Plan("multi_worker")
+    return make_strategy(spec, source)
