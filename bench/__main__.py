@@ -33,6 +33,7 @@ def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
     from bench import (
         blas_bench,
+        end_to_end,
         first_eval,
         graph_bench,
         overhead,
@@ -58,6 +59,7 @@ def main() -> None:
         "pinn32": pinn_bench.pinn_float32,
         "pinn64": pinn_bench.pinn_float64,
         "firsteval": first_eval.time_to_first_evaluation,
+        "endtoend": end_to_end.end_to_end,
         "blas": blas_bench.dense_methods,
         "stream": stream_bench.streamed_full_batch,
         "mirrored": strategy_bench.mirrored_overhead,

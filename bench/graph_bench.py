@@ -30,7 +30,8 @@ Row = dict[str, Any]
 
 
 class TF1Algorithm:
-    """TF1's evaluation: ``session.run([loss, grads], {var: value, ...})`` once per point."""
+    """TF1's evaluation: ``session.run([loss, grads], {var: value, ...})`` once per point, and the
+    solution assigned to the variables at the end through ops built with the interface."""
 
     def __init__(self, loss: tf.Tensor, variables: list[Any]) -> None:
         self.loss = loss
@@ -40,8 +41,16 @@ class TF1Algorithm:
         self.shapes = [tuple(v.shape.as_list()) for v in variables]
         sizes = [math.prod(s) for s in self.shapes]
         self.offsets = np.cumsum([0, *sizes])
+        # TF1 wrote the solution into the variables at the end, through ops built here.
+        self.placeholders = [
+            tf.compat.v1.placeholder(v.dtype.base_dtype, s)
+            for v, s in zip(variables, self.shapes, strict=True)
+        ]
+        self.updates = [v.assign(p) for v, p in zip(variables, self.placeholders, strict=True)]
 
-    def minimize(self, session: Any, maxiter: int) -> Any:
+    def minimize(self, session: Any, maxiter: int | dict[str, Any]) -> Any:
+        """L-BFGS-B with ``ftol = gtol = 0`` for ``maxiter`` iterations, or with the given options."""
+
         def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
             feed = {
                 v: x[a:b].reshape(s)
@@ -53,8 +62,14 @@ class TF1Algorithm:
             return float(f), g.astype(np.float64)
 
         x0 = np.concatenate([np.asarray(v, np.float64).reshape(-1) for v in session.run(self.variables)])
-        options = {"maxiter": maxiter, "ftol": 0.0, "gtol": 0.0}
-        return so.minimize(loss_grad, x0, jac=True, method="L-BFGS-B", options=options)
+        options = maxiter if isinstance(maxiter, dict) else {"maxiter": maxiter, "ftol": 0.0, "gtol": 0.0}
+        result = so.minimize(loss_grad, x0, jac=True, method="L-BFGS-B", options=options)
+        pieces = [
+            result.x[a:b].reshape(s)
+            for a, b, s in zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
+        ]
+        session.run(self.updates, dict(zip(self.placeholders, pieces, strict=True)))
+        return result
 
 
 def _compare(

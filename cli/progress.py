@@ -204,9 +204,24 @@ def summary(console: Console, title: str, result: dict[str, Any]) -> None:
     """The end-of-run table; a list of lines (the run's ``warnings``) gets one line per item."""
     table = Table(title=escape(title), show_header=False, title_justify="left")
     for key, value in result.items():
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        if key == "tiers" and isinstance(value, dict):
+            text = describe_tiers(value)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             text = "\n".join(_cut(v, 400) for v in value)
         else:
             text = _cut(value if isinstance(value, str) else repr(value), 200)
         table.add_row(escape(key), escape(text))
     console.print(table)
+
+
+def describe_tiers(tiers: dict[str, Any]) -> str:
+    """``plain 130, then xla 870 (switched after evaluation 130, at 1.52 s)``, or one tier's count."""
+    counts = tiers.get("evaluations", {})
+    first, second = tiers.get("first", ""), tiers.get("second", "")
+    at = tiers.get("switched_at_evaluation")
+    if second and at is not None:
+        text = f"{first} {counts.get(first, 0)}, then {second} {counts.get(second, 0)}"
+        return f"{text} (switched after evaluation {at}, at {tiers.get('switched_after_s') or 0:.2f} s)"
+    text = f"{first} {counts.get(first, 0)}"
+    note = tiers.get("note") or (f"{second} not needed: the run ended first" if second else "")
+    return f"{text} ({note})" if note else text

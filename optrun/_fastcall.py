@@ -73,6 +73,31 @@ def _runtime(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarra
     return call
 
 
+def shadow_call(concrete: Any, substitutes: dict[int, Any]) -> Callable[[np.ndarray], Result]:
+    """``x -> (packed, fetched)`` with some captured inputs replaced: ``substitutes`` maps the
+    ``id`` of a captured variable handle to another variable, whose handle is passed instead.
+
+    Runs the function with no effect on the variables it captured, e.g. to compile and try an
+    XLA evaluation in the background while the solver evaluates on the real variables.
+    """
+    from tensorflow.python.eager import context, execute
+
+    atomic = concrete.inference_fn
+    name = atomic.name.decode("utf-8")
+    num_outputs = len(atomic.function_type.flat_outputs)
+    ctx = context.context()
+    attrs = tuple(itertools.chain(*ctx.function_call_options.as_attrs().items()))
+    captured = [substitutes[id(c)].handle if id(c) in substitutes else c for c in concrete.captured_inputs]
+    if len(substitutes) != sum(id(c) in substitutes for c in concrete.captured_inputs):
+        raise RuntimeError("not every variable to substitute is captured by the function")
+
+    def call(x: np.ndarray) -> Result:
+        outputs = execute.execute(name, num_outputs, [tf.constant(x, tf.float64), *captured], attrs, ctx)
+        return outputs[0].numpy(), [o.numpy() for o in outputs[1:]]
+
+    return call
+
+
 def _same(a: Result, b: Result) -> bool:
     return (
         np.array_equal(a[0], b[0], equal_nan=True)

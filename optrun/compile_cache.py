@@ -70,3 +70,13 @@ def enable_compile_cache(directory: str | Path | None = None) -> Path:
     flags = os.environ.get("TF_XLA_FLAGS", "").strip()
     os.environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={target.resolve()}".strip()
     return target.resolve()
+
+
+def compile_cache_warm() -> bool:
+    """Whether a persistent cache is on and already holds compiled programs: then a compile is
+    likely a load, and the XLA tier is worth starting at once."""
+    directory = current_cache_dir()
+    try:
+        return directory is not None and any(directory.iterdir())
+    except OSError:
+        return False

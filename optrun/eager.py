@@ -7,9 +7,11 @@ vector::
     [ f(x) | grad f(x) | e(x) | J_e(x) (row-major) | h(x) | J_h(x) (row-major) ]
 
 plus the user's fetches. It is traced once per set of fetches and never
-again, compiled with XLA by default, and called through a thin dispatch path
-(:mod:`optrun._fastcall`). A graph-mode (``tf.compat.v1``) backend implements
-the same three methods: ``read``, ``assign`` and ``evaluator``.
+again (the XLA tier compiles that same trace), and called through a thin
+dispatch path (:mod:`optrun._fastcall`). Which variables get no gradient is
+learnt while tracing, so that given ``var_list`` nothing runs eagerly. A
+graph-mode (``tf.compat.v1``) backend implements the same three methods:
+``read``, ``assign`` and ``evaluator``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +27,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun._fastcall import FastCaller
+from optrun._fastcall import FastCaller, shadow_call
+from optrun.compile_cache import compile_cache_warm
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation import Evaluator
 from optrun.packing import Layout, pack_outputs
+from optrun.probe import check_scalar, run_user
+from optrun.tiers import Candidate, Tiered
 from optrun.varkeys import as_tf_variable
 
 logger = logging.getLogger("optrun")
@@ -35,6 +41,8 @@ logger = logging.getLogger("optrun")
 Thunk = Callable[[], Any]
 #: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
 MAX_EVALUATORS = 8
+#: XLA's compile, in multiples of the trace it compiles (measured: 3-7x on the bench's problems).
+COMPILE_PER_TRACE = 4.0
 
 
 @dataclass(frozen=True)
@@ -88,9 +96,9 @@ class EagerBackend:
 
     Args:
         problem: the loss, constraints and variables.
-        jit_compile: True forces XLA, False disables it, None (the default)
-            tries XLA and falls back to a plain ``tf.function``, with a logged
-            warning, when the user's code does not compile.
+        jit_compile: True: XLA from the first point; False: a plain
+            ``tf.function`` throughout; None (the default): tiered, a plain
+            ``tf.function`` first and XLA once it pays (see :mod:`optrun.tiers`).
     """
 
     def __init__(self, problem: Problem, jit_compile: bool | None = None) -> None:
@@ -104,7 +112,10 @@ class EagerBackend:
         self._tf_vars = [as_tf_variable(v) for v in problem.variables]
         self._jit_compile = jit_compile
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
-        self.xla: bool | None = None  # whether XLA is in use, once known
+        self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
+        self._tiered: list[Tiered] = []
+        self._ungraded = set(range(len(problem.variables)))
+        self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
     def bound(self, session: Any, feed_dict: Any) -> Iterator[None]:
@@ -138,23 +149,31 @@ class EagerBackend:
             _check_fetches(fetches)
             if len(self._evaluators) >= MAX_EVALUATORS:  # new fetch lists each call: keep memory bounded
                 self._evaluators.pop(next(iter(self._evaluators)))
+                self._traces.pop(next(iter(self._traces)), None)
             # The tuple keeps the fetches alive, so their ids stay unique.
             self._evaluators[key] = (fetches, self._compile(fetches, gradients))
         return self._evaluators[key][1]
 
     def _body(self, fetches: tuple[Any, ...], gradients: bool) -> Callable[[tf.Tensor], Any]:
         problem, tf_vars, layout = self._problem, self._tf_vars, self._problem.layout
-        zero = tf.UnconnectedGradients.ZERO
+        ungraded = self._ungraded
 
         def grad(tape: tf.GradientTape, value: tf.Tensor) -> tf.Tensor:
             if not gradients:  # gradient-free method: the slots are zeros, no backward pass
                 return tf.zeros([layout.size], tf.float64)
-            return layout.pack_tf(tape.gradient(value, tf_vars, unconnected_gradients=zero))
+            # NONE, then zeros: which variables get no gradient is learnt here, while tracing.
+            grads = tape.gradient(value, tf_vars, unconnected_gradients=tf.UnconnectedGradients.NONE)
+            ungraded.difference_update(i for i, g in enumerate(grads) if g is not None)
+            return layout.pack_tf(
+                [tf.zeros_like(v) if g is None else g for v, g in zip(tf_vars, grads, strict=True)]
+            )
 
         # optrun's own code is traced as is (autograph=False below); only the user's loss and
         # constraints go through autograph, so Python control flow on tensors works in them.
         user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
-        user_loss, n_eq = user[0], len(problem.equalities)
+        n_eq = len(problem.equalities)
+        names = ["loss", *(f"equalities[{i}]" for i in range(n_eq))]
+        names += [f"inequalities[{i}]" for i in range(len(problem.inequalities))]
 
         def body(x: tf.Tensor) -> Any:
             for var, value in zip(tf_vars, layout.unpack_tf(x), strict=True):
@@ -162,60 +181,81 @@ class EagerBackend:
             constrained = bool(problem.equalities or problem.inequalities)
             with tf.GradientTape(persistent=constrained, watch_accessed_variables=False) as tape:
                 tape.watch(tf_vars)
-                loss = tf.reshape(user_loss(), [])
-                eqs = [tf.reshape(c(), []) for c in user[1 : 1 + n_eq]]
-                ineqs = [tf.reshape(c(), []) for c in user[1 + n_eq :]]
-            packed = pack_outputs(loss, eqs, ineqs, functools.partial(grad, tape))
+                values = [
+                    tf.reshape(check_scalar(run_user(f, name), name), [])
+                    for f, name in zip(user, names, strict=True)
+                ]
+            packed = pack_outputs(
+                values[0], values[1 : 1 + n_eq], values[1 + n_eq :], functools.partial(grad, tape)
+            )
             del tape
             return packed, [_fetch(f) for f in fetches]
 
         return body
 
+    def trace(self, fetches: tuple[Any, ...] = (), gradients: bool = True) -> Any:
+        """The plain (no XLA) concrete function for ``fetches``, traced once and kept."""
+        key = (gradients, *(id(f) for f in fetches))
+        if key not in self._traces:
+            spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
+            started = time.perf_counter()
+            function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
+            concrete = function.get_concrete_function()
+            self._traces[key] = (fetches, concrete, time.perf_counter() - started)
+        return self._traces[key]
+
+    @property
+    def unused(self) -> list[Any]:
+        """Variables no traced gradient reached (known once a gradient evaluation is traced)."""
+        return [self._problem.variables[i] for i in sorted(self._ungraded)]
+
     def _compile(self, fetches: tuple[Any, ...], gradients: bool) -> Evaluator:
+        _, plain, trace_s = self.trace(fetches, gradients)
+        if self._jit_compile is False:
+            self.xla = False
+            return FastCaller(plain)
         spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
-        body = self._body(fetches, gradients)
-        jit = self._jit_compile is not False
 
-        def build(use_xla: bool) -> Evaluator:
-            function = tf.function(body, input_signature=spec, jit_compile=use_xla, autograph=False)
-            return FastCaller(function.get_concrete_function())
+        def xla_concrete() -> Any:
+            # XLA over the plain trace: the user's code is traced once for both tiers.
+            return tf.function(
+                plain, input_signature=spec, jit_compile=True, autograph=False
+            ).get_concrete_function()
 
-        call = build(jit)
+        if self._jit_compile is None:
+            tiered = Tiered(
+                FastCaller(plain),
+                functools.partial(self._xla_candidate, xla_concrete),
+                ("plain", "xla"),
+                compile_estimate=COMPILE_PER_TRACE * trace_s,
+                start_now=compile_cache_warm(),
+            )
+            self._tiered.append(tiered)
+            return tiered
+        call = FastCaller(xla_concrete())
         first = True
 
         def evaluate(x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-            nonlocal call, first
-            if first:
-                first = False
-                call, result = self._first_call(call, build, jit, x)
-                return result
-            return call(x)
-
-        return evaluate
-
-    def _first_call(
-        self, call: Evaluator, build: Callable[[bool], Evaluator], jit: bool, x: np.ndarray
-    ) -> tuple[Evaluator, tuple[np.ndarray, list[np.ndarray]]]:
-        """Runs ``call`` once; on an XLA failure in auto mode, rebuilds without XLA."""
-        try:
-            result = call(x)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-            if not jit:
-                raise
-            text = str(error).strip()
-            first_line = text.splitlines()[0] if text else type(error).__name__
-            if self._jit_compile:
+            nonlocal first
+            if not first:
+                return call(x)
+            try:
+                result = call(x)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+                text = str(error).strip()
+                first_line = text.splitlines()[0] if text else type(error).__name__
                 raise InvalidArgumentError(
                     f"jit_compile=True, but XLA cannot compile the loss or constraints: "
                     f"{first_line}. Pass jit_compile=None to fall back automatically, or False."
                 ) from error
-            logger.warning(
-                "XLA cannot compile the loss or constraints (%s); using a plain tf.function. "
-                "Pass jit_compile=False to skip the attempt.",
-                first_line,
-            )
-            self.xla = False
-            call = build(False)
-            return call, call(x)
-        self.xla = jit
-        return call, result
+            first, self.xla = False, True
+            return result
+
+        return evaluate
+
+    def _xla_candidate(self, xla_concrete: Callable[[], Any]) -> Candidate:
+        """Tier 2, built in the background: compiled and tried on shadow copies of the variables,
+        so that the solver's evaluations on tier 1 meanwhile see only their own writes."""
+        concrete = xla_concrete()
+        shadows = {id(v.handle): tf.Variable(v.read_value(), trainable=False) for v in self._tf_vars}
+        return Candidate(trial=shadow_call(concrete, shadows), evaluator=FastCaller(concrete))

@@ -98,6 +98,11 @@ class PointCache:
         self.best_loss: float = math.inf
         self._best_key: bytes | None = None
 
+    @property
+    def evaluator(self) -> Evaluator:
+        """The backend's evaluator this cache calls."""
+        return self._evaluator
+
     def _packed_at(self, x: Any) -> np.ndarray:
         x = as_point(x, self._n)
         key = x.tobytes()

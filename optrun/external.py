@@ -28,6 +28,7 @@ from optrun.evaluation import Component, Evaluation, PointCache, as_point
 from optrun.graph import GraphBackend
 from optrun.packing import Layout, PackedBounds, pack_bounds
 from optrun.probe import _check_var_list, _probe, _thunks, is_graph_tensor, probe_graph
+from optrun.tiers import Tiered, TierReport
 from optrun.varkeys import resolve_var_keyed, variable_label
 
 logger = logging.getLogger("optrun")
@@ -103,7 +104,10 @@ class ExternalOptimizerInterface:
         else:
             self._equalities = _thunks(equalities, "equalities")
             self._inequalities = _thunks(inequalities, "inequalities")
-            found, unused = _probe(loss, self._equalities, self._inequalities, given, self._needs_gradients())
+            # Given var_list, nothing runs eagerly: the trace below checks the shapes and finds
+            # the variables that get no gradient.
+            found = given if given is not None else _probe(loss, self._equalities, self._inequalities)
+            unused = []
         if not found:
             raise InvalidArgumentError(
                 "the loss reads no trainable variable; pass var_list, or build the loss "
@@ -129,6 +133,8 @@ class ExternalOptimizerInterface:
                 Problem(loss, self._equalities, self._inequalities, self._vars, self._layout),
                 jit_compile=jit_compile,
             )
+            backend.trace((), self._needs_gradients())  # what minimize() without fetches runs
+            unused = backend.unused if self._needs_gradients() else []
         self._unused = tuple(unused)
         for var in unused:
             logger.warning(
@@ -138,6 +144,7 @@ class ExternalOptimizerInterface:
             )
         self._loss = loss
         self._cache: PointCache | None = None
+        self._tiers: dict[str, Any] | None = None
         self._backend = backend
 
     @property
@@ -206,7 +213,11 @@ class ExternalOptimizerInterface:
 
     @property
     def xla(self) -> bool | None:
-        """Whether the compiled evaluation runs under XLA; None until the first evaluation."""
+        """Whether the evaluation runs under XLA: in a fixed mode once known (None before the first
+        evaluation, and in graph mode); in the default, tiered mode, whether XLA serves now."""
+        evaluator = self._cache.evaluator if self._cache is not None else None
+        if isinstance(evaluator, Tiered):
+            return evaluator.tier.startswith("xla")
         return getattr(self._backend, "xla", None)
 
     def peek(self, x: np.ndarray) -> Evaluation | None:
@@ -280,8 +291,14 @@ class ExternalOptimizerInterface:
         constrained = bool(n_eq or n_ineq)
         accepted: dict[str, Any] = {"x": initial, "iteration": 0}
 
+        tiers = cache.evaluator if isinstance(cache.evaluator, Tiered) else None
+        if tiers is not None:
+            tiers.begin(self._evaluation_budget())
+
         def step(xk: np.ndarray) -> None:
             accepted.update(x=xk, iteration=accepted["iteration"] + 1)
+            if tiers is not None:
+                tiers.boundary(xk)
             step_callback(xk)
 
         if self._packed_bounds is not None:
@@ -299,10 +316,13 @@ class ExternalOptimizerInterface:
                 inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
                 inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
                 packed_bounds=self._packed_bounds,
-                step_callback=step if self.check_finite and constrained else step_callback,
+                step_callback=step
+                if tiers is not None or (self.check_finite and constrained)
+                else step_callback,
                 optimizer_kwargs=dict(self.optimizer_kwargs),
             )
         except NonFiniteError as error:
+            self._end_tiers(tiers, raised=True)
             if constrained and accepted["iteration"]:
                 keep, where = accepted["x"], f"the last accepted iterate (iteration {accepted['iteration']})"
             elif not constrained and cache.best_x is not None:
@@ -318,9 +338,38 @@ class ExternalOptimizerInterface:
                 "Look for log(0), 0/0 or an overflow in the loss and constraints, or pass "
                 "check_finite=False to let the optimizer see non-finite values."
             ) from None
+        except BaseException:
+            self._end_tiers(tiers, raised=True)
+            raise
+        self._end_tiers(tiers, raised=False)
+        if isinstance(result, dict):
+            result["tiers"] = self.tiers
         solution = getattr(result, "x", result)
         self._backend.assign(np.asarray(solution, np.float64))
         return result
+
+    def _end_tiers(self, tiers: Tiered | None, raised: bool) -> None:
+        cache = self._cache
+        assert cache is not None
+        if tiers is not None:
+            tiers.end(raised)
+            self._tiers = tiers.report.as_dict()
+        else:
+            mode = {True: "xla", False: "plain", None: "session"}[self.xla]
+            self._tiers = TierReport(mode, "", {mode: cache.evaluations}).as_dict()
+
+    @property
+    def tiers(self) -> dict[str, Any] | None:
+        """Which evaluation served the last :meth:`minimize`: ``first`` and ``second`` (the tiers;
+        ``second`` is empty in a fixed mode), ``evaluations`` per tier,
+        ``switched_at_evaluation`` and ``switched_after_s`` (None when it never switched) and a
+        ``note`` on why not. See :mod:`optrun.tiers`."""
+        return self._tiers
+
+    def _evaluation_budget(self) -> int | None:
+        """The most evaluations ``_minimize`` may make, if the subclass can tell (tiering uses it
+        not to build a faster evaluation that a short run cannot pay back)."""
+        return None
 
     def _minimize(
         self,

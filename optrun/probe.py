@@ -70,7 +70,7 @@ def _advice(what: str) -> str:
     return "Write one constraint per element (for v[0] - 1. and v[1] - 1., two constraints)."
 
 
-def _run(thunk: Thunk, what: str) -> Any:
+def run_user(thunk: Thunk, what: str) -> Any:
     """Runs user code once; an exception says which argument raised (``equalities[0]``)."""
     try:
         return thunk()
@@ -89,7 +89,8 @@ def _scalar_shape(value: Any, what: str) -> tf.Tensor:
     if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
         raise InvalidTypeError(f"{what} must return a number; got a {tensor.dtype.name} tensor")
     shape = tensor.shape
-    if shape.rank != 0 and shape.num_elements() != 1:
+    # While tracing a shape may be unknown: only a known non-scalar is refused here.
+    if shape.rank is not None and shape.rank != 0 and shape.num_elements() != 1:
         raise InvalidArgumentError(
             f"{what} must return a scalar; got shape {shape.as_list()}. {_advice(what)}"
         )
@@ -106,34 +107,15 @@ def check_scalar(value: Any, what: str) -> tf.Tensor:
     return _scalar_shape(value, what)
 
 
-def _probe(
-    loss: Thunk,
-    equalities: tuple[Thunk, ...],
-    inequalities: tuple[Thunk, ...],
-    var_list: list[Any] | None,
-    differentiate: bool,
-) -> tuple[list[Any], list[Any]]:
-    """Runs everything once, eagerly: checks that each returns a scalar.
-
-    Returns:
-        The variables to optimize (``var_list``, or the trainable variables
-        read) and those of them nothing depends on (zero gradient; only looked
-        for when ``differentiate``: gradient-free methods never differentiate).
-    """
+def _probe(loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk, ...]) -> list[Any]:
+    """Runs everything once, eagerly, to find the trainable variables read (no ``var_list``
+    given): checks that each returns a scalar. Keras models built lazily are built here."""
     with tf.GradientTape() as tape:
-        if var_list is not None:  # watched even when not trainable
-            tape.watch([as_tf_variable(v) for v in var_list])
-        values = [_scalar_shape(_run(loss, "loss"), "loss")]
+        _scalar_shape(run_user(loss, "loss"), "loss")
         for name, thunks in (("equalities", equalities), ("inequalities", inequalities)):
             for i, thunk in enumerate(thunks):
-                values.append(_scalar_shape(_run(thunk, f"{name}[{i}]"), f"{name}[{i}]"))
-        total = tf.add_n([tf.cast(tf.reduce_sum(v), tf.float64) for v in values])
-    if var_list is None:
-        var_list = [v for v in tape.watched_variables() if v.trainable]
-    if not (differentiate and var_list):
-        return var_list, []
-    grads = tape.gradient(total, [as_tf_variable(v) for v in var_list])
-    return var_list, [v for v, g in zip(var_list, grads, strict=True) if g is None]
+                _scalar_shape(run_user(thunk, f"{name}[{i}]"), f"{name}[{i}]")
+    return [v for v in tape.watched_variables() if v.trainable]
 
 
 def _check_var_list(var_list: Any) -> list[Any]:

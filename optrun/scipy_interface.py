@@ -62,6 +62,9 @@ def _method_name(method: Any) -> str | None:
     return method.lower()
 
 
+#: scipy's own limit (maxfun, maxiter or maxfev) where it does not depend on the problem's size.
+_DEFAULT_LIMITS = {"l-bfgs-b": 15000, "tnc": 15000, "slsqp": 100, "cobyla": 1000, "trust-constr": 1000}
+
 _COUNTS = ("maxiter", "maxfun", "maxfev", "maxls", "maxcor")
 
 
@@ -209,6 +212,22 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
 
     def _needs_gradients(self) -> bool:
         return _method_name(self.optimizer_kwargs["method"]) not in _GRADIENT_FREE
+
+    def _evaluation_budget(self) -> int | None:
+        """The most evaluations the method may make, from its options or scipy's defaults."""
+        name = _method_name(self.optimizer_kwargs["method"])
+        if name in _GRADIENT_FREE:
+            # Their runs are dominated by the method's own work per point, and their paths turn on
+            # the last digits of each value: a faster, slightly different evaluation rarely pays.
+            return 0
+        options = self.optimizer_kwargs.get("options") or {}
+        limits = [options[key] for key in ("maxfun", "maxfev", "maxiter") if options.get(key)]
+        default = _DEFAULT_LIMITS.get(name or "")
+        if not limits and default is None:
+            return None
+        # Each iteration takes at least one evaluation: maxiter bounds evaluations from below,
+        # which errs on the side of not building a faster tier.
+        return int(min([*limits, *([default] if default else [])])) + 1
 
     @property
     def method(self) -> str:

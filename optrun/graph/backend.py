@@ -19,6 +19,7 @@ session path at the first points and used when it agrees.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,11 +29,15 @@ import tensorflow as tf
 from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.evaluation import Evaluator
 from optrun.graph.cut import PrunedFunction
-from optrun.graph.fastpath import FunctionPath
+from optrun.graph.fastpath import RTOL_PLAIN, RTOL_XLA, FunctionPath
+from optrun.graph.session_call import session_evaluator
 from optrun.packing import Layout, pack_outputs
+from optrun.tiers import Candidate, Tiered
 
 #: Evaluators kept per backend (one per session, fetch list and feed keys); the oldest goes first.
 MAX_EVALUATORS = 8
+#: Cutting the graph out and compiling it, in multiples of building optrun's ops into it.
+COMPILE_PER_SETUP = 8.0
 
 
 class GraphBackend:
@@ -45,8 +50,10 @@ class GraphBackend:
         variables: the variables to optimize, in packing order.
         layout: their layout.
         gradients: whether to build gradient ops (False for gradient-free methods).
-        jit_compile: XLA for the function path: None (default) tries it, then
-            plain TF; True asks for it; False keeps TF1's own kernels.
+        jit_compile: None (default): tiered, one session call per point first,
+            the cut-out XLA function once it pays (:mod:`optrun.tiers`); True:
+            the XLA function from the start; False: the plain function (TF1's
+            kernels). Where a function cannot serve, the session path does.
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class GraphBackend:
         gradients: bool = True,
         jit_compile: bool | None = None,
     ) -> None:
+        started = time.perf_counter()
         self.graph = loss.graph
         self._variables = list(variables)
         self._layout = layout
@@ -76,14 +84,18 @@ class GraphBackend:
             values = [tf.reshape(tf.convert_to_tensor(t), []) for t in (loss, *equalities, *inequalities)]
             n_eq = len(equalities)
             eqs, ineqs = values[1 : 1 + n_eq], values[1 + n_eq :]
-            zeros = tf.zeros([layout.size], tf.float64)
-            self._outputs: dict[bool, tf.Tensor] = {
-                False: pack_outputs(values[0], eqs, ineqs, lambda _: zeros)
-            }
+            # Only the outputs the method uses: a gradient-free method never asks for gradients,
+            # and a gradient method never for the zero-filled outputs.
+            self._outputs: dict[bool, tf.Tensor] = {}
             if gradients:
                 ungraded = set(range(len(self._variables)))
                 self._outputs[True] = pack_outputs(values[0], eqs, ineqs, self._gradient(ungraded))
                 self.unused = [self._variables[i] for i in sorted(ungraded)]
+            else:
+                zeros = tf.zeros([layout.size], tf.float64)
+                self._outputs[False] = pack_outputs(values[0], eqs, ineqs, lambda _: zeros)
+        #: Seconds it took to add optrun's ops (and the gradients) to the graph.
+        self.setup_s = time.perf_counter() - started
         self._bound: Any = None
         self._last: Any = None
         self._feeds: dict[Any, Any] = {}
@@ -162,6 +174,34 @@ class GraphBackend:
         """Writes a packed vector into the variables."""
         self.session().run(self._assign, {self._x: np.asarray(x, np.float64)})
 
+    def _tiered(
+        self, session: Any, feeds: dict[Any, Any], fetches: list[Any], gradients: bool, path: FunctionPath
+    ) -> Tiered:
+        """The default: one session call per point, and the cut-out XLA function once it pays."""
+        first = _friendly(
+            session_evaluator(
+                session,
+                self._outputs[gradients],
+                fetches,
+                feeds,
+                self._variables,
+                self._layout,
+                (self._x, self._assign),
+            )
+        )
+
+        def build() -> Candidate:
+            for xla in path.candidates():
+                function = path.candidate(xla)
+                if function is not None:
+                    call = function.caller(session, feeds)
+                    return Candidate(trial=call, evaluator=call, rtol=RTOL_XLA if xla else RTOL_PLAIN)
+            raise NotReadyError("the graph cannot be cut out into a function (see the log at DEBUG)")
+
+        names = ("session", "xla function")
+        # A function already checked in an earlier minimize is ready as soon as it is rebuilt.
+        return Tiered(first, build, names, COMPILE_PER_SETUP * self.setup_s, start_now=path.built)
+
     def evaluator(self, fetches: Sequence[Any] = (), gradients: bool = True) -> Evaluator:
         """A function ``x -> (packed outputs, fetched values)`` under the bound session and feeds."""
         if gradients not in self._outputs:
@@ -185,6 +225,8 @@ class GraphBackend:
             )
             self._cache[key] = (assign, run, path)
         assign, run, path = self._cache[key]
+        if self._jit is None:
+            return self._tiered(session, feeds, fetches, gradients, path)
         values = [feeds[k] for k in keys]
 
         def reference(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:

@@ -11,12 +11,13 @@ is trusted later ``minimize`` calls use it from their first point.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from tensorflow.python.eager import context
 
+from optrun.agreement import close as _close
 from optrun.evaluation import Evaluator
 from optrun.graph.cut import PrunedFunction
 
@@ -45,6 +46,11 @@ class FunctionPath:
         self._required = jit_compile is True
         self._candidates: dict[bool, PrunedFunction | None] = {}
         self.trusted: PrunedFunction | None = None
+
+    @property
+    def built(self) -> bool:
+        """Whether a candidate function has been built already (a later build is cheap)."""
+        return any(c is not None for c in self._candidates.values())
 
     def candidates(self) -> list[bool]:
         """The XLA settings still worth trying, in order."""
@@ -139,20 +145,3 @@ class Checked:
             if len(self._checked) >= CHECKED_POINTS:
                 self._path.trusted = self._path.candidate(self._mode)
         return expected
-
-
-def _close(a: Result, b: Result, rtol: float) -> bool:
-    if len(a[1]) != len(b[1]):
-        return False
-    pairs: Sequence[tuple[Any, Any]] = [(a[0], b[0]), *zip(a[1], b[1], strict=True)]
-    for got_value, want_value in pairs:
-        got, want = np.asarray(got_value), np.asarray(want_value)
-        if got.shape != want.shape:
-            return False
-        if got.dtype.kind in "fc":
-            scale = float(np.max(np.abs(want), initial=1.0)) if want.size else 1.0
-            if not np.allclose(got, want, rtol=rtol, atol=rtol * scale, equal_nan=True):
-                return False
-        elif not np.array_equal(got, want):
-            return False
-    return True

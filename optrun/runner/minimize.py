@@ -238,6 +238,7 @@ def _minimize(
         "time_s": time_s,
         "compile_s": round(state["compile_s"], 3),
         "xla": interface.xla,
+        "tiers": interface.tiers,
         "strategy": plan.kind,
         "replicas": plan.replicas,
         **worker_fields(plan, place),

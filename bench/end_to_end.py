@@ -1,0 +1,169 @@
+"""End to end: from building the interface to the result, each run in a fresh process.
+
+Users feel the whole call, not the warm per-evaluation time: the checks at
+construction, tracing, compiling and every evaluation. Each row below is one
+new Python process that imports TensorFlow, scipy.optimize, optrun (and
+GPflow where it runs) and builds the problem *before* the clock starts; the
+clock then covers the optimizer's construction and its ``minimize`` to the
+result. Best of :data:`REPEATS` processes per row. L-BFGS-B with
+``ftol = gtol = 0``, so every run goes to its limit.
+
+Cases: Rosenbrock N=100 (float64) and the float32 Burgers PINN of
+:mod:`bench.pinn_bench`, in TF2 (limit: ``maxiter``) and as ``tf.compat.v1``
+graphs (limit: ``maxfun``, evaluations). Contenders: optrun's default, both
+fixed ``jit_compile`` modes, GPflow's ``Scipy`` (its defaults) in TF2 and
+TF1's own algorithm (:class:`bench.graph_bench.TF1Algorithm`) in graph mode.
+
+Targets (ratios within one case): the default <= 1.10x the better fixed mode;
+TF2: GPflow >= 1.5x the default's time; graph mode: the default <= 1.0x TF1's
+algorithm, and <= 0.5x at 3,000 evaluations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+Row = dict[str, Any]
+REPEATS = 3
+
+_CHILD = r"""
+import json, os, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+import optrun
+optrun.ScipyOptimizerInterface  # the lazy import of the interface, outside the clock
+world, problem, who, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+options = {"ftol": 0.0, "gtol": 0.0}
+if world == "tf2":
+    options["maxiter"] = limit
+    if who == "gpflow":
+        import gpflow
+        gpflow.optimizers.Scipy
+    if problem == "rosen":
+        from bench.scipy_bench import rosen_tf
+        v = tf.Variable(np.zeros(100))
+        weights, loss = [v], lambda: rosen_tf(v)
+    else:
+        from bench.pinn_bench import burgers
+        weights, loss = burgers(tf.float32)
+    started = time.perf_counter()
+    if who == "gpflow":
+        result = gpflow.optimizers.Scipy().minimize(loss, weights, method="L-BFGS-B", options=options)
+    else:
+        jit = {"default": None, "xla": True, "plain": False}[who]
+        opt = optrun.ScipyOptimizerInterface(loss, var_list=weights, jit_compile=jit, options=options)
+        result = opt.minimize()
+    seconds = time.perf_counter() - started
+    tiers = getattr(result, "tiers", None)
+else:
+    from bench import graph_bench
+    options.update(maxfun=limit, maxiter=10 * limit)
+    tf.compat.v1.disable_eager_execution()
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        if problem == "rosen":
+            loss, variables = graph_bench._rosenbrock()
+        else:
+            loss, variables = graph_bench.burgers_pinn()
+        session.run(tf.compat.v1.global_variables_initializer())
+        started = time.perf_counter()
+        if who == "tf1":
+            result = graph_bench.TF1Algorithm(loss, variables).minimize(session, options)
+        else:
+            jit = {"default": None, "xla": True, "plain": False}[who]
+            opt = optrun.ScipyOptimizerInterface(loss, var_list=variables, jit_compile=jit, options=options)
+            result = opt.minimize(session)
+        seconds = time.perf_counter() - started
+        tiers = getattr(result, "tiers", None)
+print(json.dumps({"seconds": seconds, "nfev": int(result.nfev), "fun": float(result.fun), "tiers": tiers}))
+"""
+
+#: (world, problem, limits, peer): the lengths the targets are set at.
+CASES = [
+    ("tf2", "rosen", [30, 300, 3000], "gpflow"),
+    ("tf2", "pinn", [20, 200], "gpflow"),
+    ("graph", "rosen", [30, 300, 3000], "tf1"),
+    ("graph", "pinn", [20, 200], "tf1"),
+]
+LABELS = {
+    "default": "optrun default",
+    "xla": "optrun jit_compile=True",
+    "plain": "optrun jit_compile=False",
+    "gpflow": "GPflow Scipy (defaults)",
+    "tf1": "TF1's own algorithm",
+}
+
+
+def fresh(world: str, problem: str, who: str, limit: int) -> dict[str, Any]:
+    """One run in a new process; its seconds from construction to result, nfev and tiers."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}  # no compilation cache
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, world, problem, who, str(limit)],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": root},
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{world} {problem} {who} {limit} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def best(world: str, problem: str, who: str, limit: int) -> dict[str, Any]:
+    return min((fresh(world, problem, who, limit) for _ in range(REPEATS)), key=lambda r: r["seconds"])
+
+
+def _tier_note(run: dict[str, Any]) -> str:
+    tiers = run.get("tiers")
+    if not tiers:
+        return ""
+    counts = ", ".join(f"{k} {v}" for k, v in tiers.get("evaluations", {}).items() if v)
+    return f" [{counts}]" if counts else ""
+
+
+def case_rows(world: str, problem: str, limit: int, peer: str) -> list[Row]:
+    """One length of one case: every contender, ratios to the default."""
+    runs = {who: best(world, problem, who, limit) for who in ("default", "xla", "plain", peer)}
+    base = runs["default"]["seconds"]
+    better = min(runs["xla"]["seconds"], runs["plain"]["seconds"])
+    name = {"rosen": "Rosenbrock N=100", "pinn": "Burgers PINN float32"}[problem]
+    unit = "maxiter" if world == "tf2" else "maxfun"
+    rows = []
+    for who, run in runs.items():
+        if who == "default":
+            target = f"{base / better:.2f}x the better fixed mode (<= 1.10x)"
+        elif who == "gpflow":
+            target = f"default {run['seconds'] / base:.2f}x faster (>= 1.5x)"
+        elif who == "tf1":
+            bound = "0.5x" if limit >= 3000 else "1.0x"
+            target = f"default at {base / run['seconds']:.2f}x (<= {bound})"
+        else:
+            target = ""
+        rows.append(
+            {
+                "case": f"End to end: {name}, {'TF2' if world == 'tf2' else 'tf.compat.v1 graph'}, "
+                f"{unit} {limit}"
+                if who == "default"
+                else "",
+                "setup": f"{LABELS[who]} ({run['nfev']} evaluations){_tier_note(run)}",
+                "us": run["seconds"] * 1e6,
+                "ratio": run["seconds"] / base,
+                "target": target,
+            }
+        )
+    return rows
+
+
+def end_to_end() -> list[Row]:
+    rows: list[Row] = []
+    for world, problem, limits, peer in CASES:
+        for limit in limits:
+            rows += case_rows(world, problem, limit, peer)
+    return rows

@@ -1,0 +1,154 @@
+"""Tiered evaluation (the default ``jit_compile=None``): the same optimum as the fixed modes, a
+switch on a long run and none on a short one, a failed XLA build that leaves the run on tier 1,
+and an interrupt during the background build that leaves no thread behind.
+
+Whether and when the switch happens depends on time, so the tests assert on the recorded tier
+counts and on the optimum, never on timing. ``OPTRUN_TIER2=now`` builds tier 2 from the first
+point, and a ``loss_callback`` that waits for the build makes a run outlast it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.optimize
+import tensorflow as tf
+
+import optrun
+from tests.conftest import rosen_np
+
+N = 30
+OPTIONS = {"maxiter": 400, "ftol": 0.0, "gtol": 0.0}
+
+
+def _rosen(v: tf.Variable) -> tf.Tensor:
+    return tf.reduce_sum(100.0 * (v[1:] - v[:-1] ** 2) ** 2 + (1.0 - v[:-1]) ** 2)
+
+
+def _after_build(*_: object) -> None:
+    """A ``loss_callback`` that waits for the tier-2 build: the run goes on once it is ready."""
+    _join_builds()
+
+
+def _tier_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "optrun-tier2" and t.is_alive()]
+
+
+def _join_builds() -> None:
+    for thread in _tier_threads():
+        thread.join()
+
+
+@pytest.fixture(autouse=True)
+def _no_build_left() -> None:
+    _join_builds()
+
+
+@pytest.fixture
+def tier2_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTRUN_TIER2", "now")
+
+
+def test_long_run_switches_and_reaches_the_fixed_optimum(tier2_now: None) -> None:
+    v = tf.Variable(np.zeros(N))
+    fixed = optrun.ScipyOptimizerInterface(lambda: _rosen(v), jit_compile=False, options=OPTIONS).minimize()
+    v.assign(np.zeros(N))
+    opt = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options=OPTIONS)
+    result = opt.minimize(loss_callback=_after_build)
+    tiers = result.tiers
+    assert tiers["first"] == "plain" and tiers["second"] == "xla", tiers
+    assert tiers["switched_at_evaluation"] is not None, tiers
+    assert tiers["evaluations"]["xla"] > 0
+    assert tiers["evaluations"]["plain"] == tiers["switched_at_evaluation"]
+    # The optimum: numpy's Rosenbrock (all ones), as for the fixed mode.
+    np.testing.assert_allclose(result.x, np.ones(N), atol=1e-5)
+    np.testing.assert_allclose(result.x, fixed.x, atol=1e-5)
+    assert result.fun == pytest.approx(rosen_np(result.x), abs=1e-12)
+    assert opt.xla is True  # XLA serves at the end
+
+
+def test_short_run_never_builds_tier2() -> None:
+    v = tf.Variable(np.zeros(N))
+    result = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options={"maxiter": 5}).minimize()
+    assert result.tiers["evaluations"] == {"plain": result.nfev, "xla": 0}
+    assert result.tiers["switched_at_evaluation"] is None
+    assert not _tier_threads()
+    reference = scipy.optimize.minimize(
+        scipy.optimize.rosen,
+        np.zeros(N),
+        jac=scipy.optimize.rosen_der,
+        method="L-BFGS-B",
+        options={"maxiter": 5},
+    )
+    np.testing.assert_allclose(result.x, reference.x, rtol=1e-8, atol=1e-10)
+
+
+def test_gradient_free_method_stays_on_tier1(tier2_now: None) -> None:
+    v = tf.Variable(np.zeros(3))
+    result = optrun.ScipyOptimizerInterface(
+        lambda: _rosen(v), method="Nelder-Mead", options={"maxiter": 50}
+    ).minimize()
+    assert result.tiers["evaluations"]["xla"] == 0
+    assert "gains nothing" in result.tiers["note"]
+
+
+def test_constrained_slsqp_tiered_equals_fixed(tier2_now: None) -> None:
+    # min |v|^2 s.t. v0 + v1 = 1 and v1 >= 0.8: the optimum (0.2, 0.8) by hand.
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+
+    def run(jit: bool | None) -> dict:
+        v.assign([3.0, -2.0])
+        opt = optrun.ScipyOptimizerInterface(
+            lambda: tf.reduce_sum(v**2),
+            equalities=[lambda: v[0] + v[1] - 1.0],
+            inequalities=[lambda: v[1] - 0.8],
+            jit_compile=jit,
+        )
+        return opt.minimize(loss_callback=_after_build)
+
+    tiered, fixed = run(None), run(False)
+    np.testing.assert_allclose(tiered.x, [0.2, 0.8], atol=1e-6)
+    np.testing.assert_allclose(tiered.x, fixed.x, atol=1e-6)
+    assert sum(tiered.tiers["evaluations"].values()) >= 1
+
+
+def test_failed_xla_build_warns_once_and_keeps_tier1(
+    tier2_now: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    v = tf.Variable([2.0, 3.0], dtype=tf.float64)
+
+    def loss() -> tf.Tensor:  # a py function: XLA cannot compile it
+        shifted = tf.numpy_function(lambda a: a - 1.0, [v], tf.float64)
+        return tf.reduce_sum(tf.square(v)) + 0.0 * tf.reduce_sum(shifted)
+
+    with caplog.at_level("WARNING", logger="optrun"):
+        result = optrun.ScipyOptimizerInterface(loss).minimize(loss_callback=_after_build)
+        _join_builds()
+    assert caplog.text.count("xla not used") == 1
+    assert result.tiers["evaluations"]["xla"] == 0
+    np.testing.assert_allclose(result.x, [0.0, 0.0], atol=1e-6)
+
+
+def test_interrupt_during_build_leaves_no_thread(tier2_now: None) -> None:
+    rng = np.random.default_rng(0)
+    weights = [tf.Variable(rng.normal(size=(8, 32))), tf.Variable(rng.normal(size=(32, 1)))]
+    data = tf.constant(rng.normal(size=(64, 8)))
+
+    def loss() -> tf.Tensor:
+        return tf.reduce_mean(tf.tanh(tf.tanh(data @ weights[0]) @ weights[1]) ** 2)
+
+    calls = {"n": 0}
+
+    def interrupt(*_: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the build started at the first point
+            assert _tier_threads(), "the tier-2 build should be running"
+            raise KeyboardInterrupt
+
+    opt = optrun.ScipyOptimizerInterface(loss, var_list=weights)
+    with pytest.raises(KeyboardInterrupt):
+        opt.minimize(loss_callback=interrupt)
+    assert not _tier_threads()
+    assert opt.tiers is not None and opt.tiers["switched_at_evaluation"] is None
