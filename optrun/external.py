@@ -355,7 +355,8 @@ class ExternalOptimizerInterface:
             tiers.end(raised)
             self._tiers = tiers.report.as_dict()
         else:
-            mode = {True: "xla", False: "plain", None: "session"}[self.xla]
+            # Graph mode's fixed modes name their path ("function" or "session").
+            mode = {True: "xla", False: "plain"}.get(self.xla) or getattr(cache.evaluator, "path", "session")
             self._tiers = TierReport(mode, "", {mode: cache.evaluations}).as_dict()
 
     @property

@@ -69,7 +69,13 @@ class MinimizeSpec(Strict):
     tol: float | None = Field(
         None, gt=0, description="scipy's tol: the method's default termination tolerance."
     )
-    jit_compile: bool | None = Field(None, description="XLA: null tries it with fallback; true/false force.")
+    jit_compile: bool | None = Field(
+        None,
+        description=(
+            "XLA: null tiers the evaluation (plain first, XLA built in the background once the "
+            "run can pay for it); true: XLA from the first point; false: never."
+        ),
+    )
     blas_threads: Literal["auto", "unlimited"] | Annotated[int, Field(ge=1)] = Field(
         "auto",
         description="BLAS threads while scipy runs: 'auto' (1, except SLSQP), a number, or 'unlimited'.",
