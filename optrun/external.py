@@ -356,7 +356,10 @@ class ExternalOptimizerInterface:
             self._tiers = tiers.report.as_dict()
         else:
             # Graph mode's fixed modes name their path ("function" or "session").
-            mode = {True: "xla", False: "plain"}.get(self.xla) or getattr(cache.evaluator, "path", "session")
+            xla = self.xla
+            mode: str = (
+                "xla" if xla else "plain" if xla is False else getattr(cache.evaluator, "path", "session")
+            )
             self._tiers = TierReport(mode, "", {mode: cache.evaluations}).as_dict()
 
     @property
