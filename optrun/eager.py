@@ -113,7 +113,6 @@ class EagerBackend:
         self._jit_compile = jit_compile
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
-        self._tiered: list[Tiered] = []
         self._ungraded = set(range(len(problem.variables)))
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
@@ -223,15 +222,13 @@ class EagerBackend:
             ).get_concrete_function()
 
         if self._jit_compile is None:
-            tiered = Tiered(
+            return Tiered(
                 FastCaller(plain),
                 functools.partial(self._xla_candidate, xla_concrete),
                 ("plain", "xla"),
                 compile_estimate=COMPILE_PER_TRACE * trace_s,
                 start_now=compile_cache_warm(),
             )
-            self._tiered.append(tiered)
-            return tiered
         call = FastCaller(xla_concrete())
         first = True
 

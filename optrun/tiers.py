@@ -17,8 +17,10 @@ compile before its first point, which a short run never earns back. So:
   after tier 2 has also agreed with tier 1 at the current point;
 * a build that fails or disagrees is logged once and the run stays on tier 1.
 
-``OPTRUN_TIER2=now`` builds tier 2 from the first point on (for runs known to
-be long); ``OPTRUN_TIER2=never`` keeps tier 1 throughout.
+``OPTRUN_TIER2=now`` builds tier 2 from the first point on, whatever the
+budget (for runs known to be long); ``OPTRUN_TIER2=never`` keeps tier 1
+throughout. With a warm compilation cache the wait above is skipped (the
+compile is then mostly a load), not the budget check.
 
 When ``minimize`` returns normally, a build still running goes on in the
 background and its result serves the interface's next ``minimize``; when it
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -93,7 +96,8 @@ class Tiered:
         build: builds tier 2 (called in the background thread).
         names: the two tiers' names for the report, e.g. ``("plain", "xla")``.
         compile_estimate: seconds tier 2 is expected to take to build.
-        start_now: build tier 2 at the first evaluation (e.g. a warm compilation cache).
+        start_now: build tier 2 from the first evaluation on, if the run's budget can pay
+            for it (a warm compilation cache, a function checked in an earlier run).
     """
 
     def __init__(
@@ -112,7 +116,8 @@ class Tiered:
             raise InvalidArgumentError(
                 f"{POLICY_VARIABLE} must be auto, now or never; got {policy!r}. Unset it for auto."
             )
-        self._start_now = start_now or policy == "now"
+        self._forced = policy == "now"
+        self._start_now = start_now
         self._never = policy == "never"
         self._recorded: list[tuple[np.ndarray, Result]] = []
         self._last: tuple[np.ndarray, Result] | None = None
@@ -163,20 +168,19 @@ class Tiered:
         return result
 
     def _maybe_start(self) -> None:
+        second = self.report.second
         if self._never:
-            self.report.note = f"{self.report.second} not built: {POLICY_VARIABLE}=never"
-            return
-        if self.budget != 0 and not self._start_now and self._spent < self._estimate:
+            self.report.note = f"{second} not built: {POLICY_VARIABLE}=never"
             return
         if self.budget == 0:
-            self.report.note = f"{self.report.second} not built: this method gains nothing from it"
+            self.report.note = f"{second} not built: this method gains nothing from it"
             return
-        if not self._start_now and self.budget is not None:
-            remaining = (self.budget - self._count) * self._spent / self._count
-            if remaining < PAYBACK * self._estimate:
-                self.report.note = (
-                    f"{self.report.second} not built: the run's remaining budget could not pay for it"
-                )
+        if not self._forced:
+            if not self._start_now and self._spent < self._estimate:
+                return  # not yet: a run that ends before it has spent this much has nothing to gain
+            remaining = math.inf if self.budget is None else self.budget - self._count
+            if remaining * self._spent / self._count < PAYBACK * self._estimate:
+                self.report.note = f"{second} not built: the run's remaining budget could not pay for it"
                 return
         self._thread = threading.Thread(target=self._work, name="optrun-tier2", daemon=False)
         self._thread.start()
@@ -226,16 +230,6 @@ class Tiered:
         """``minimize`` ends: after an error or an interrupt, waits for a running build."""
         if raised and self._thread is not None:
             self._thread.join()
-
-    @property
-    def building(self) -> bool:
-        """Whether tier 2 is being built in the background now."""
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def settled(self) -> bool:
-        """Nothing more can change: switched, or tier 2 failed."""
-        return self._second is not None or bool(self._failed)
 
 
 def _copy(result: Result) -> Result:
