@@ -87,9 +87,9 @@ print(json.dumps({"seconds": seconds, "nfev": int(result.nfev), "fun": float(res
 #: (world, problem, limits, peer): the lengths the targets are set at.
 CASES = [
     ("tf2", "rosen", [30, 300, 3000], "gpflow"),
-    ("tf2", "pinn", [20, 200], "gpflow"),
+    ("tf2", "pinn", [20, 200, 1000], "gpflow"),
     ("graph", "rosen", [30, 300, 3000], "tf1"),
-    ("graph", "pinn", [20, 200], "tf1"),
+    ("graph", "pinn", [20, 200, 1000], "tf1"),
 ]
 LABELS = {
     "default": "optrun default",

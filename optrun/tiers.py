@@ -10,9 +10,11 @@ compile before its first point, which a short run never earns back. So:
   build is expected to cost (``compile_estimate``), and only while the
   remaining budget of evaluations at tier 1's speed is worth at least
   :data:`PAYBACK` such builds; a short or nearly finished run never starts it;
-* it is built in a background thread at the lowest CPU priority, so the
-  solver goes on on tier 1 meanwhile; it is tried there, off the solver's
-  path, at the first points tier 1 evaluated, and must agree with them;
+* it is built in a background thread while the solver goes on on tier 1
+  (at normal priority: on the bench's 2-core PINN, a lowest-priority build
+  was starved long enough to cost more than it saved); it is tried there,
+  off the solver's path, at the first points tier 1 evaluated, and must
+  agree with them;
 * the solver switches only between iterations (:meth:`Tiered.boundary`),
   after tier 2 has also agreed with tier 1 at the current point;
 * a build that fails or disagrees is logged once and the run stays on tier 1.
@@ -29,7 +31,6 @@ raises (an error, Ctrl-C), the build is waited for, so no thread outlives it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -186,8 +187,6 @@ class Tiered:
         self._thread.start()
 
     def _work(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):  # the solver on tier 1 keeps the cores
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         try:
             candidate = self._build()
             for x, expected in list(self._recorded):

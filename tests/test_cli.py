@@ -35,6 +35,11 @@ def test_minimize_builtin_default(in_tmp: Path) -> None:
     assert outcome["solution"]["v"] == pytest.approx([1.0, 1.0], abs=1e-6)
     assert outcome["fun"] == pytest.approx(2.0, abs=1e-6)
     assert outcome["constraint_residuals"]["violation"] == pytest.approx(0.0, abs=1e-8)
+    tiers = outcome["tiers"]  # the default evaluation is tiered: plain first, XLA once it pays
+    assert (tiers["first"], tiers["second"]) == ("plain", "xla") and tiers["evaluations"]["plain"] >= 1
+    shown = invoke("minimize", "--method", "SLSQP", "--out", "again")  # the summary table says it too
+    assert shown.exit_code == 0, shown.output
+    assert "tiers" in shown.output and "plain " in shown.output.split("tiers", 1)[1]
     run = in_tmp / "runs" / "constrained-example"
     assert {"config.yaml", "metrics.jsonl", "result.json", "checkpoints", "tensorboard"} <= {
         p.name for p in run.iterdir()

@@ -162,3 +162,28 @@ def test_a_closed_stdout_does_not_lose_the_run(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 60
     assert (tmp_path / "run" / "checkpoints" / "ckpt-60.index").is_file()
+
+
+def test_interrupt_while_xla_builds_in_the_background(tmp_path: Path) -> None:
+    """SIGINT while the XLA tier compiles in the background: exit 130, result.json and the
+    checkpoint written as for any interrupt, no traceback, no hang."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "pinn_ode.yaml"
+    proc = subprocess.Popen(
+        [*optrun(), "minimize", str(config), "--out", "run", "--set", "logging.every_steps=1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**ENV, "OPTRUN_TIER2": "now"},  # the build starts at the first point
+    )
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "interrupted"
+    assert list((tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))
+    assert "Traceback" not in err

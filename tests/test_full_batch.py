@@ -118,6 +118,8 @@ def test_the_cli_runs_full_batch_from_the_spec(tmp_path: Path) -> None:
         found.append(json.loads(done.stdout))
     one, seven = found
     assert seven["nfev"] == one["nfev"]
+    # A full-batch loss is evaluated without tiers: the interface runs it with jit_compile=False.
+    assert one["tiers"]["first"] == "plain" and one["tiers"]["second"] == ""
     np.testing.assert_allclose(seven["solution"]["w"], one["solution"]["w"], atol=1e-6)
     np.testing.assert_allclose(one["solution"]["w"], np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
     checked = runner.invoke(app, ["validate", str(spec), "--json"])
@@ -242,6 +244,7 @@ def test_the_cli_minimizes_full_batch_over_mirrored_replicas(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert (result["strategy"], result["replicas"]) == ("mirrored", 3)
+    assert result["tiers"]["second"] == ""  # no tiers under a strategy
     np.testing.assert_allclose(result["solution"]["w"], np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
     # Without minimize.data there is nothing to spread over replicas: refused before any write.
     # validate reports the strategy, its replicas and the global batch (50 rows: 17/17/16).

@@ -152,3 +152,62 @@ def test_interrupt_during_build_leaves_no_thread(tier2_now: None) -> None:
         opt.minimize(loss_callback=interrupt)
     assert not _tier_threads()
     assert opt.tiers is not None and opt.tiers["switched_at_evaluation"] is None
+
+
+def test_fetches_callbacks_and_bounds_are_the_same_on_either_tier(tier2_now: None) -> None:
+    # min sum((v - c)^2) with v <= 0.25 elementwise: the optimum is min(c, 0.25), by hand.
+    c = np.linspace(-1.0, 1.0, 8)
+    v = tf.Variable(np.zeros(8))
+    total = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # a fetched variable outside var_list
+
+    def run(jit: bool | None) -> tuple[dict, list[float], list[np.ndarray]]:
+        v.assign(np.zeros(8))
+        total.assign(2.0)
+        fetched: list[float] = []
+        steps: list[np.ndarray] = []
+
+        def on_loss(loss_value: float, total_value: float) -> None:
+            assert total_value == 2.0
+            fetched.append(float(loss_value))
+            _after_build()
+
+        opt = optrun.ScipyOptimizerInterface(
+            lambda: tf.reduce_sum((v - c) ** 2),
+            var_list=[v],
+            var_to_bounds=[(v, (None, 0.25))],
+            jit_compile=jit,
+            options={"ftol": 0.0, "gtol": 1e-12},
+        )
+        loss_fetch = lambda: tf.reduce_sum((v - c) ** 2)
+        result = opt.minimize(fetches=[loss_fetch, total], loss_callback=on_loss, step_callback=steps.append)
+        return result, fetched, steps
+
+    tiered, fetched, steps = run(None)
+    fixed, fixed_fetched, fixed_steps = run(False)
+    assert tiered.tiers["switched_at_evaluation"] is not None, tiered.tiers
+    np.testing.assert_allclose(tiered.x, np.minimum(c, 0.25), atol=1e-8)
+    np.testing.assert_allclose(v.numpy(), fixed.x, atol=1e-8)
+    # The fetched loss is the value scipy saw, on every request, on either tier.
+    assert len(fetched) == tiered.nfev and fetched[-1] == pytest.approx(tiered.fun, abs=1e-12)
+    assert len(steps) == tiered.nit and len(fixed_steps) == fixed.nit
+    assert fixed_fetched[-1] == pytest.approx(fixed.fun, abs=1e-12)
+
+
+def test_warm_compile_cache_is_a_directory_with_programs(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from optrun.compile_cache import FLAG, compile_cache_warm
+
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    assert compile_cache_warm() is False  # no cache in use
+    monkeypatch.setenv("TF_XLA_FLAGS", f"{FLAG}={tmp_path}")
+    assert compile_cache_warm() is False  # empty
+    (tmp_path / "program").write_bytes(b"x")
+    assert compile_cache_warm() is True
+
+
+def test_bad_tier_policy_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTRUN_TIER2", "sometimes")
+    v = tf.Variable(np.zeros(2))
+    with pytest.raises(
+        optrun.InvalidArgumentError, match="OPTRUN_TIER2 must be auto, now or never; got 'sometimes'"
+    ):
+        optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(v**2)).minimize()
