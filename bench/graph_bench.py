@@ -81,6 +81,7 @@ def _compare(
         tf1 = TF1Algorithm(loss, variables)
         options = {"maxiter": maxiter, "ftol": 0.0, "gtol": 0.0}
         ours = optrun.ScipyOptimizerInterface(loss, var_list=variables, options=options)
+        xla = optrun.ScipyOptimizerInterface(loss, var_list=variables, options=options, jit_compile=True)
         plain = optrun.ScipyOptimizerInterface(loss, var_list=variables, options=options, jit_compile=False)
         unlimited = optrun.ScipyOptimizerInterface(
             loss, var_list=variables, options=options, blas_threads="unlimited"
@@ -102,6 +103,7 @@ def _compare(
         timings = {
             "tf1": per_unit(timed(lambda: tf1.minimize(session, maxiter)), repeats=repeats),
             "ours": per_unit(timed(lambda: ours.minimize(session)), repeats=repeats),
+            "xla": per_unit(timed(lambda: xla.minimize(session)), repeats=repeats),
             "plain": per_unit(timed(lambda: plain.minimize(session)), repeats=repeats),
         }
         if blas:
@@ -162,7 +164,14 @@ def _rows(case: str, timings: dict[str, Timing], target: str) -> list[Row]:
     tf1 = timings["tf1"]
     return [
         _row(case, "TF1's algorithm (session.run, variables fed by value)", tf1, tf1),
-        _row("", "optrun graph path (default: XLA)", timings["ours"], tf1, target),
+        _row("", "optrun default (at this length: one session call per point)", timings["ours"], tf1),
+        _row(
+            "",
+            "optrun XLA function (jit_compile=True; where a long default run ends)",
+            timings["xla"],
+            tf1,
+            target,
+        ),
         _row("", "optrun graph path, jit_compile=False (TF1's kernels)", timings["plain"], tf1),
     ] + [
         _row("", "optrun graph path, blas_threads='unlimited' (BLAS pools as scipy left them)", t, tf1)

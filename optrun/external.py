@@ -60,9 +60,10 @@ class ExternalOptimizerInterface:
             or an array broadcastable to the variable's shape (``+-inf``
             means unbounded). Keyed by ``var.ref()``, by name or Keras path,
             or given as a list of ``(variable, (low, high))`` pairs.
-        jit_compile: XLA for the compiled evaluation: None (default) tries it
-            and falls back with a logged warning; True requires it; False
-            disables it.
+        jit_compile: XLA for the compiled evaluation. None (default): tiered,
+            a plain evaluation first and XLA, built in the background, once
+            the run can pay for it (see :mod:`optrun.tiers`); True: XLA from
+            the first point; False: never.
         check_finite: stop ``minimize`` at the first NaN or Inf in the loss,
             a constraint or a gradient, with a :class:`optrun.NonFiniteError`
             that names it, the variables back at the last accepted iterate

@@ -6,10 +6,12 @@ from **tier 1**, the evaluation with the least start-up (a plain
 (XLA in TF2; in graph mode, the subgraph cut out into a function) costs a
 compile before its first point, which a short run never earns back. So:
 
-* tier 2 is built only once the run has spent, on tier 1, about what the
-  build is expected to cost (``compile_estimate``), and only while the
-  remaining budget of evaluations at tier 1's speed is worth at least
-  :data:`PAYBACK` such builds; a short or nearly finished run never starts it;
+* tier 2 is built only once the interface has spent, on tier 1, about what
+  the build is expected to cost (``compile_estimate``; counted over all its
+  runs, so a short run repeated on one interface gets there too), and only
+  while the current run's remaining budget of evaluations at tier 1's speed
+  is worth at least :data:`PAYBACK` such builds; a short or nearly finished
+  run never starts it;
 * it is built in a background thread while the solver goes on on tier 1
   (at normal priority: on the bench's 2-core PINN, a lowest-priority build
   was starved long enough to cost more than it saved); it is tried there,
@@ -35,9 +37,9 @@ import logging
 import math
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -94,7 +96,7 @@ class Tiered:
 
     Args:
         first: tier 1.
-        build: builds tier 2 (called in the background thread).
+        build: builds tier 2 (called in the background thread); None when the problem has none.
         names: the two tiers' names for the report, e.g. ``("plain", "xla")``.
         compile_estimate: seconds tier 2 is expected to take to build.
         start_now: build tier 2 from the first evaluation on, if the run's budget can pay
@@ -104,7 +106,7 @@ class Tiered:
     def __init__(
         self,
         first: Evaluator,
-        build: Callable[[], Candidate],
+        build: Callable[[], Candidate | None],
         names: tuple[str, str],
         compile_estimate: float,
         start_now: bool = False,
@@ -128,8 +130,11 @@ class Tiered:
         self._second: Evaluator | None = None
         self.budget: int | None = None  # evaluations the current run may still make
         self.report = TierReport(*names, evaluations={names[0]: 0, names[1]: 0})
+        # Over the interface's life (a run repeated on one interface pays for a build too) ...
         self._spent = 0.0
         self._count = 0
+        # ... and in the current run.
+        self._run_count = 0
         self._started_at = 0.0
 
     @property
@@ -145,7 +150,7 @@ class Tiered:
     def begin(self, budget: int | None) -> None:
         """A new ``minimize`` starts: counts start anew; ``budget`` is its evaluation limit, if known."""
         self.budget = budget
-        self._spent, self._count, self._started_at = 0.0, 0, time.perf_counter()
+        self._run_count, self._started_at = 0, perf_counter()
         names = (self.report.first, self.report.second)
         note = self.report.note if self._failed else ""
         self.report = TierReport(*names, evaluations={names[0]: 0, names[1]: 0}, note=note)
@@ -156,10 +161,11 @@ class Tiered:
         if self._second is not None:
             self.report.evaluations[self.report.second] += 1
             return self._second(x)
-        started = time.perf_counter()
+        started = perf_counter()
         result = self._first(x)
-        self._spent += time.perf_counter() - started
+        self._spent += perf_counter() - started
         self._count += 1
+        self._run_count += 1
         self.report.evaluations[self.report.first] += 1
         self._last = (np.array(x, np.float64), result)
         if len(self._recorded) < CHECKED_POINTS and not any(np.array_equal(x, p) for p, _ in self._recorded):
@@ -179,7 +185,7 @@ class Tiered:
         if not self._forced:
             if not self._start_now and self._spent < self._estimate:
                 return  # not yet: a run that ends before it has spent this much has nothing to gain
-            remaining = math.inf if self.budget is None else self.budget - self._count
+            remaining = math.inf if self.budget is None else self.budget - self._run_count
             if remaining * self._spent / self._count < PAYBACK * self._estimate:
                 self.report.note = f"{second} not built: the run's remaining budget could not pay for it"
                 return
@@ -189,6 +195,11 @@ class Tiered:
     def _work(self) -> None:
         try:
             candidate = self._build()
+            if candidate is None:
+                self.report.note = f"{self.report.second} not available for this problem"
+                logger.debug("%s; the run goes on with %s", self.report.note, self.report.first)
+                self._failed = self.report.note
+                return
             for x, expected in list(self._recorded):
                 if not close(candidate.trial(x), expected, candidate.rtol):
                     self._fail(f"{self.report.second} disagrees with {self.report.first} at a checked point")
@@ -222,8 +233,8 @@ class Tiered:
             self._fail(f"{self.report.second} disagrees with {self.report.first} at the current point")
             return
         self._second = ready.evaluator
-        self.report.switched_at_evaluation = self._count
-        self.report.switched_after_s = time.perf_counter() - self._started_at
+        self.report.switched_at_evaluation = self._run_count
+        self.report.switched_after_s = perf_counter() - self._started_at
 
     def end(self, raised: bool) -> None:
         """``minimize`` ends: after an error or an interrupt, waits for a running build."""

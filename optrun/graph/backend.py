@@ -8,12 +8,17 @@ of the variables, and the packed outputs (see :func:`optrun.packing.pack_outputs
 with their gradients from ``tf.gradients``, as in TF1. ``minimize`` adds no
 op after that, so a finalized graph works, at any feeds.
 
-Per point the **session path** (the reference) runs two cached
-``Session.make_callable`` callables: one assigns ``x``, one fetches the
-packed outputs and the user's fetches under the user's ``feed_dict``. A
-session call costs hundreds of microseconds, so :mod:`optrun.graph_function`
-also cuts the subgraph out into a TF2 function; it is checked against the
-session path at the first points and used when it agrees.
+Per point, by ``jit_compile``:
+
+* None (default): tiered (:mod:`optrun.tiers`). One session callable per
+  point first (:mod:`optrun.graph.session_call`); on a run long enough to
+  pay for it, the subgraph cut out into an XLA function
+  (:mod:`optrun.graph.cut`), built in the background;
+* True or False: the **session path** (the reference: two cached
+  ``Session.make_callable`` callables, one assigns ``x``, one fetches the
+  outputs and the user's fetches under the user's ``feed_dict``) until the
+  cut-out function, with or without XLA, has agreed with it at the first
+  points (:mod:`optrun.graph.fastpath`).
 """
 
 from __future__ import annotations
@@ -190,13 +195,13 @@ class GraphBackend:
             )
         )
 
-        def build() -> Candidate:
+        def build() -> Candidate | None:
             for xla in path.candidates():
                 function = path.candidate(xla)
                 if function is not None:
                     call = function.caller(session, feeds)
                     return Candidate(trial=call, evaluator=call, rtol=RTOL_XLA if xla else RTOL_PLAIN)
-            raise NotReadyError("the graph cannot be cut out into a function (see the log at DEBUG)")
+            return None  # state in the subgraph (a random op, an assert): the session serves
 
         names = ("session", "xla function")
         # A function already checked in an earlier minimize is ready as soon as it is rebuilt.

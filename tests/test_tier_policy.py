@@ -1,0 +1,93 @@
+"""The tier policy of :mod:`optrun.tiers` on plain NumPy evaluators: when tier 2 is built, when it
+serves, and what is reported. (The real TF tiers are exercised in test_tiers.py and v1.)"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from optrun import tiers as tiers_module
+from optrun.tiers import Candidate, Tiered
+
+
+class Clock:
+    """A fake ``time.perf_counter``: only the slow tier's evaluations advance it."""
+
+    now = 0.0
+
+
+@pytest.fixture(autouse=True)
+def _fake_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    Clock.now = 0.0
+    monkeypatch.setattr(tiers_module, "perf_counter", lambda: Clock.now)
+
+
+def _quadratic(scale: float = 1.0, delay: float = 0.0):
+    def evaluate(x: np.ndarray) -> tuple[np.ndarray, list]:
+        Clock.now += delay
+        return np.concatenate([[scale * float(x @ x)], 2 * scale * x]), []
+
+    return evaluate
+
+
+def _tiered(candidate: Candidate | None, estimate: float, delay: float = 0.001) -> Tiered:
+    return Tiered(_quadratic(delay=delay), lambda: candidate, ("slow", "fast"), compile_estimate=estimate)
+
+
+def _run(tiers: Tiered, points: int, budget: int | None) -> None:
+    tiers.begin(budget)
+    for i in range(points):
+        x = np.full(3, float(i + 1))
+        tiers(x)
+        tiers.boundary(x)  # an iteration ends at every point
+        if tiers._thread is not None:  # the test waits for the build, a solver would not
+            tiers._thread.join()
+
+
+def test_a_run_whose_budget_cannot_pay_never_builds() -> None:
+    tiers = _tiered(Candidate(_quadratic(), _quadratic()), estimate=0.005)
+    _run(tiers, 8, budget=9)  # 1 ms a point: 5 ms spent after 5 points, 4 ms left < 2 x 5 ms
+    assert tiers.report.evaluations == {"slow": 8, "fast": 0}
+    assert "could not pay" in tiers.report.note
+
+
+def test_runs_on_one_interface_add_up_and_then_switch() -> None:
+    tiers = _tiered(Candidate(_quadratic(), _quadratic()), estimate=0.012)
+    _run(tiers, 5, budget=None)  # ~5 ms: not yet
+    assert tiers._thread is None and tiers.report.switched_at_evaluation is None
+    _run(tiers, 10, budget=None)  # 5 + ~8 ms: built, then switched at an iteration's end
+    report = tiers.report
+    assert report.switched_at_evaluation is not None and 1 <= report.switched_at_evaluation < 10
+    assert report.evaluations["slow"] == report.switched_at_evaluation
+    assert report.evaluations["fast"] == 10 - report.switched_at_evaluation
+    _run(tiers, 3, budget=5)  # the next run is served by tier 2 from its first point
+    assert tiers.report.evaluations == {"slow": 0, "fast": 3} and tiers.report.switched_at_evaluation == 0
+
+
+def test_a_disagreeing_tier_is_refused_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    wrong = _quadratic(scale=1.01)
+    tiers = _tiered(Candidate(wrong, wrong), estimate=0.0)
+    with caplog.at_level(logging.WARNING, logger="optrun"):
+        _run(tiers, 6, budget=None)
+    assert tiers.report.evaluations == {"slow": 6, "fast": 0}
+    assert caplog.text.count("fast not used: fast disagrees with slow") == 1
+
+
+def test_no_tier_for_the_problem_is_said_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    tiers = _tiered(None, estimate=0.0)
+    with caplog.at_level(logging.WARNING, logger="optrun"):
+        _run(tiers, 4, budget=None)
+    assert tiers.report.note == "fast not available for this problem" and not caplog.text
+
+
+def test_a_build_that_raises_leaves_tier1_serving(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> Candidate:
+        raise RuntimeError("cannot compile: unsupported op PyFunc\nmore lines")
+
+    tiers = Tiered(_quadratic(), broken, ("slow", "fast"), compile_estimate=0.0)
+    with caplog.at_level(logging.WARNING, logger="optrun"):
+        _run(tiers, 4, budget=None)
+    assert tiers.report.note == "fast not used: cannot compile: unsupported op PyFunc"
+    assert tiers.report.evaluations == {"slow": 4, "fast": 0} and caplog.text.count("not used") == 1
