@@ -232,7 +232,7 @@ class Tiered:
             self._ready = None
             self._fail(f"{self.report.second} disagrees with {self.report.first} at the current point")
             return
-        self._second = ready.evaluator
+        self._second, self._ready = ready.evaluator, None  # lets the trial's shadow copies go
         self.report.switched_at_evaluation = self._run_count
         self.report.switched_after_s = perf_counter() - self._started_at
 
