@@ -46,7 +46,9 @@ def _public(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarray
     return call
 
 
-def _runtime(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarray], Result]:
+def _by_name(concrete: Any) -> Callable[[list[Any]], Any]:
+    """``inputs -> outputs``: the traced function dispatched by name, as
+    ``AtomicFunction.call_flat`` does underneath."""
     from tensorflow.python.eager import context, execute
 
     atomic = concrete.inference_fn
@@ -54,6 +56,11 @@ def _runtime(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarra
     num_outputs = len(atomic.function_type.flat_outputs)
     ctx = context.context()
     attrs = tuple(itertools.chain(*ctx.function_call_options.as_attrs().items()))
+    return lambda inputs: execute.execute(name, num_outputs, inputs, attrs, ctx)
+
+
+def _runtime(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarray], Result]:
+    execute = _by_name(concrete)
     shape = concrete.inputs[0].shape.as_list()
     with tf.device("CPU:0"):  # a host tensor, so that its NumPy view is its own memory
         x_tensor = tf.constant(np.zeros(shape), tf.float64)
@@ -66,7 +73,7 @@ def _runtime(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarra
         if x.shape != x_buffer.shape:  # no broadcasting: a wrong shape is an error
             raise ValueError(f"x must have shape {x_buffer.shape}; got {x.shape}")
         x_buffer[...] = x
-        outputs = execute.execute(name, num_outputs, inputs, attrs, ctx)
+        outputs = execute(inputs)
         # A view, not a copy, and left writeable: flipping the flag slowed the L-BFGS-B loop.
         return outputs[0]._numpy(), [o.numpy() for o in outputs[1:]]
 
@@ -80,19 +87,13 @@ def shadow_call(concrete: Any, substitutes: dict[int, Any]) -> Callable[[np.ndar
     Runs the function with no effect on the variables it captured, e.g. to compile and try an
     XLA evaluation in the background while the solver evaluates on the real variables.
     """
-    from tensorflow.python.eager import context, execute
-
-    atomic = concrete.inference_fn
-    name = atomic.name.decode("utf-8")
-    num_outputs = len(atomic.function_type.flat_outputs)
-    ctx = context.context()
-    attrs = tuple(itertools.chain(*ctx.function_call_options.as_attrs().items()))
+    execute = _by_name(concrete)
     captured = [substitutes[id(c)].handle if id(c) in substitutes else c for c in concrete.captured_inputs]
     if len(substitutes) != sum(id(c) in substitutes for c in concrete.captured_inputs):
         raise RuntimeError("not every variable to substitute is captured by the function")
 
     def call(x: np.ndarray) -> Result:
-        outputs = execute.execute(name, num_outputs, [tf.constant(x, tf.float64), *captured], attrs, ctx)
+        outputs = execute([tf.constant(x, tf.float64), *captured])
         return outputs[0].numpy(), [o.numpy() for o in outputs[1:]]
 
     return call

@@ -10,22 +10,21 @@ op after that, so a finalized graph works, at any feeds.
 
 Per point, by ``jit_compile``:
 
-* None (default): tiered (:mod:`optrun.tiers`). One session callable per
-  point first (:mod:`optrun.graph.session_call`); on a run long enough to
+* None (default): tiered (:mod:`optrun.tiers`). The **session path** first,
+  one cached session callable per point for reference variables, two for
+  resource variables (:mod:`optrun.graph.session_call`); on a run long enough to
   pay for it, the subgraph cut out into an XLA function
   (:mod:`optrun.graph.cut`), built in the background;
-* True or False: the **session path** (the reference: two cached
-  ``Session.make_callable`` callables, one assigns ``x``, one fetches the
-  outputs and the user's fetches under the user's ``feed_dict``) until the
-  cut-out function, with or without XLA, has agreed with it at the first
-  points (:mod:`optrun.graph.fastpath`).
+* True or False: the session path (the reference) until the cut-out
+  function, with or without XLA, has agreed with it at the first points
+  (:mod:`optrun.graph.fastpath`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,7 @@ from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.evaluation import Evaluator
 from optrun.graph.cut import PrunedFunction
 from optrun.graph.fastpath import RTOL_PLAIN, RTOL_XLA, FunctionPath
-from optrun.graph.session_call import session_evaluator
+from optrun.graph.session_call import session_point
 from optrun.packing import Layout, pack_outputs
 from optrun.tiers import Candidate, Tiered
 
@@ -104,7 +103,7 @@ class GraphBackend:
         self._bound: Any = None
         self._last: Any = None
         self._feeds: dict[Any, Any] = {}
-        self._cache: dict[tuple[Any, ...], tuple[Any, Any, FunctionPath]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[Callable[[dict[Any, Any]], Evaluator], FunctionPath]] = {}
 
     def _gradient(self, ungraded: set[int]) -> Any:
         def gradient(value: tf.Tensor) -> tf.Tensor:
@@ -179,21 +178,8 @@ class GraphBackend:
         """Writes a packed vector into the variables."""
         self.session().run(self._assign, {self._x: np.asarray(x, np.float64)})
 
-    def _tiered(
-        self, session: Any, feeds: dict[Any, Any], fetches: list[Any], gradients: bool, path: FunctionPath
-    ) -> Tiered:
-        """The default: one session call per point, and the cut-out XLA function once it pays."""
-        first = _friendly(
-            session_evaluator(
-                session,
-                self._outputs[gradients],
-                fetches,
-                feeds,
-                self._variables,
-                self._layout,
-                (self._x, self._assign),
-            )
-        )
+    def _tiered(self, first: Evaluator, session: Any, feeds: dict[Any, Any], path: FunctionPath) -> Tiered:
+        """The default: the session path, and the cut-out XLA function once it pays."""
 
         def build() -> Candidate | None:
             for xla in path.candidates():
@@ -222,32 +208,18 @@ class GraphBackend:
             if len(self._cache) >= MAX_EVALUATORS:
                 self._cache.pop(next(iter(self._cache)))
             outputs = self._outputs[gradients]
-            assign = _callable(session, self._assign, [self._x])
-            run = _callable(session, [outputs, *fetches], keys)
-            targets, variables, layout = [outputs, *fetches], self._variables, self._layout
+            variables, layout = self._variables, self._layout
+            point = session_point(session, outputs, fetches, keys, variables, layout, (self._x, self._assign))
+            targets = [outputs, *fetches]
             path = FunctionPath(
                 lambda xla: PrunedFunction.build(self.graph, targets, variables, layout, keys, xla), self._jit
             )
-            self._cache[key] = (assign, run, path)
-        assign, run, path = self._cache[key]
+            self._cache[key] = (point, path)
+        point, path = self._cache[key]
+        reference = _friendly(point(feeds))  # the session path
         if self._jit is None:
-            return self._tiered(session, feeds, fetches, gradients, path)
-        values = [feeds[k] for k in keys]
-
-        def reference(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-            assign(x)
-            out = run(*values)
-            return np.asarray(out[0]), list(out[1:])
-
-        return path.evaluator(_friendly(reference), session, feeds)
-
-
-def _callable(session: Any, fetches: Any, feed_list: list[Any]) -> Any:
-    """``Session.make_callable`` (no per-call feed-dict handling); ``run`` for session
-    wrappers without it, such as ``MonitoredSession``."""
-    if hasattr(session, "make_callable"):
-        return session.make_callable(fetches, feed_list=feed_list)
-    return lambda *values: session.run(fetches, dict(zip(feed_list, values, strict=True)))
+            return self._tiered(reference, session, feeds, path)
+        return path.evaluator(reference, session, feeds)
 
 
 def _check_fetches(graph: Any, fetches: Sequence[Any]) -> list[Any]:

@@ -53,21 +53,21 @@ def make_callable(
     return lambda *values: run(*values)[: len(fetches)]
 
 
-def session_evaluator(
+def session_point(
     session: Any,
     outputs: tf.Tensor,
     fetches: list[Any],
-    feeds: dict[Any, Any],
+    keys: list[Any],
     variables: Sequence[Any],
     layout: Layout,
     assign: tuple[Any, Any],
-) -> Evaluator:
-    """``x -> (packed, fetched)`` in one session call (reference variables) or two.
+) -> Callable[[dict[Any, Any]], Evaluator]:
+    """The callables for one set of outputs, fetches and feed keys, made once; called with a
+    ``minimize``'s feeds, they give ``x -> (packed, fetched)``: one session call per point
+    (reference variables) or two.
 
     ``assign`` is ``(placeholder x, assign op)``, used for resource variables.
     """
-    keys = list(feeds)
-    feed_values = [np.asarray(feeds[k], k.dtype.base_dtype.as_numpy_dtype) for k in keys]
     if fed_by_value(variables):
         dtypes = [v.dtype.base_dtype.as_numpy_dtype for v in variables]
         fed_tensors = [v.op.outputs[0] for v in variables]
@@ -77,22 +77,38 @@ def session_evaluator(
         own = [i for i, f in enumerate(fetches) if getattr(f, "name", None) not in index]
         run = make_callable(session, [outputs, *(fetches[i] for i in own)], [*fed_tensors, *keys])
 
-        def fed(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-            values = [p.astype(d, copy=False) for p, d in zip(layout.unpack_np(x), dtypes, strict=True)]
-            out = run(*values, *feed_values)
-            fetched = iter(out[1:])
-            return np.asarray(out[0]), [
-                next(fetched) if i in own else np.array(values[index[f.name]]) for i, f in enumerate(fetches)
-            ]
+        def bind_fed(feeds: dict[Any, Any]) -> Evaluator:
+            feed_values = _values(feeds, keys)
 
-        return fed
+            def fed(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+                values = [p.astype(d, copy=False) for p, d in zip(layout.unpack_np(x), dtypes, strict=True)]
+                out = run(*values, *feed_values)
+                fetched = iter(out[1:])
+                return np.asarray(out[0]), [
+                    next(fetched) if i in own else np.array(values[index[f.name]])
+                    for i, f in enumerate(fetches)
+                ]
+
+            return fed
+
+        return bind_fed
     placeholder, assign_op = assign
     write = make_callable(session, [], [placeholder], [assign_op])
     run = make_callable(session, [outputs, *fetches], keys)
 
-    def assigned(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        write(np.asarray(x, np.float64))
-        out = run(*feed_values)
-        return np.asarray(out[0]), list(out[1:])
+    def bind_assigned(feeds: dict[Any, Any]) -> Evaluator:
+        feed_values = _values(feeds, keys)
 
-    return assigned
+        def assigned(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+            write(np.asarray(x, np.float64))
+            out = run(*feed_values)
+            return np.asarray(out[0]), list(out[1:])
+
+        return assigned
+
+    return bind_assigned
+
+
+def _values(feeds: dict[Any, Any], keys: list[Any]) -> list[np.ndarray]:
+    """The fed values in the callable's order and dtypes."""
+    return [np.asarray(feeds[k], k.dtype.base_dtype.as_numpy_dtype) for k in keys]
