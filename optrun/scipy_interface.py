@@ -269,9 +269,9 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
 
         if constraints:
             kwargs["constraints"] = constraints
-        with limited_blas(blas_limit_for(self.blas_threads, name)):
+        with limited_blas(blas_limit_for(self.blas_threads, name)) as tick:
             result = scipy.optimize.minimize(
-                fun,
+                _ticking(fun, tick),
                 np.asarray(initial_val, np.float64),
                 method=method,
                 jac=jac,
@@ -288,6 +288,20 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             result.get("nfev", "n/a"),
         )
         return result
+
+
+def _ticking(
+    fun: Callable[[np.ndarray], Any], tick: Callable[[], None] | None
+) -> Callable[[np.ndarray], Any]:
+    """``fun``, calling ``tick`` before each evaluation (``fun`` itself when there is no tick)."""
+    if tick is None:
+        return fun
+
+    def ticked(x: np.ndarray) -> Any:
+        tick()
+        return fun(x)
+
+    return ticked
 
 
 def _constraints(

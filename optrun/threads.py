@@ -13,19 +13,29 @@ or ``"unlimited"`` (leave the pools as they are). The policy is measured
 (``make bench``, case "blas"): with one thread, SLSQP took 1.32x as long per
 iteration at n = 1,000 and 1.63x at n = 5,000; trust-constr took 0.36x at
 n = 1,000 and 1.05x at n = 5,000, so it gets one thread like the rest.
+
+Finding the BLAS libraries means inspecting every library the process has
+loaded: about 20 ms with TensorFlow loaded, once per process. A run that is
+over in a few tens of milliseconds would spend more on that than the limit can
+save, so the first limit of a process takes effect once the run has lasted
+:data:`DEFER_S`; later runs, with the libraries known, are limited from their
+first evaluation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from time import perf_counter
 from typing import Any
 
 from optrun.errors import InvalidArgumentError
 
 #: Methods whose own linear algebra may profit from BLAS threads; ``auto`` leaves them alone.
 DENSE_METHODS = frozenset({"slsqp"})
+#: How long a run goes unlimited before the first limit of a process is set.
+DEFER_S = 0.05
 
 
 def check_blas_threads(value: Any) -> int | str:
@@ -50,17 +60,47 @@ def blas_limit_for(setting: int | str, method: str | None) -> int | None:
 
 @functools.lru_cache(maxsize=1)
 def _controller() -> Any:
-    # Inspecting the loaded libraries costs about a millisecond: do it once.
+    # Inspecting the loaded libraries costs ~20 ms with TensorFlow loaded: do it once.
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
 
 
+def _known() -> bool:
+    return _controller.cache_info().currsize > 0
+
+
+class _Limit:
+    """Sets the limit at once, or, before the libraries are known, once the run has lasted DEFER_S."""
+
+    def __init__(self, threads: int, stack: contextlib.ExitStack) -> None:
+        self._threads = threads
+        self._stack = stack
+        self._started = perf_counter()
+        self.pending = True
+        if _known():
+            self.apply()
+
+    def apply(self) -> None:
+        self.pending = False
+        self._stack.enter_context(_controller().limit(limits=self._threads, user_api="blas"))
+
+    def tick(self) -> None:
+        if self.pending and perf_counter() - self._started >= DEFER_S:
+            self.apply()
+
+
 @contextlib.contextmanager
-def limited_blas(threads: int | None) -> Iterator[None]:
-    """Within the block, BLAS libraries use at most ``threads`` threads (None: unchanged)."""
+def limited_blas(threads: int | None) -> Iterator[Callable[[], None] | None]:
+    """Within the block, BLAS libraries use at most ``threads`` threads (None: unchanged).
+
+    Yields a function to call at each evaluation, which sets a deferred first
+    limit once the run has lasted :data:`DEFER_S`, or None when there is
+    nothing to defer. The pools are restored when the block ends, however it ends.
+    """
     if threads is None:
-        yield
+        yield None
         return
-    with _controller().limit(limits=threads, user_api="blas"):
-        yield
+    with contextlib.ExitStack() as stack:
+        limit = _Limit(threads, stack)
+        yield limit.tick if limit.pending else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -107,6 +108,28 @@ def test_a_directory_in_use_is_refused(in_tmp: Path, flags: tuple[str, ...]) -> 
         result = minimize("--out", "run", *flags)
     assert result.exit_code == 2 and f"in use by pid {os.getpid()}" in result.stderr
     assert sorted(p.name for p in (in_tmp / "run").rglob("*")) == before
+
+
+def test_a_start_between_lock_and_marker_is_in_use_not_foreign(in_tmp: Path) -> None:
+    # The window a simultaneous start can see: the first holds the lock and has
+    # written only the marker's temporary file.
+    run = in_tmp / "run"
+    run.mkdir()
+    fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, b"4242\n")
+        (run / (MARKER + ".tmp")).write_text("{")
+        with (
+            pytest.raises(RunError, match="in use by pid 4242"),
+            claimed(run, "minimize", SPEC, "spec.yaml", resume=False, force=False),
+        ):
+            pass
+    finally:
+        os.close(fd)
+    # A start that died there leaves a directory the next start simply takes.
+    with claimed(run, "minimize", SPEC, "spec.yaml", resume=False, force=False):
+        assert read_marker(run) is not None
 
 
 def test_a_lock_dies_with_its_process(in_tmp: Path) -> None:

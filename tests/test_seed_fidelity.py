@@ -97,7 +97,15 @@ def test_blas_threads_is_checked(bad: Any) -> None:
         optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(v), blas_threads=bad)
 
 
-def test_blas_limit_lasts_exactly_as_long_as_minimize() -> None:
+@pytest.fixture
+def blas_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first limit of the process at the first evaluation, not after threads.DEFER_S."""
+    from optrun import threads
+
+    monkeypatch.setattr(threads, "DEFER_S", 0.0)
+
+
+def test_blas_limit_lasts_exactly_as_long_as_minimize(blas_at_once: None) -> None:
     from threadpoolctl import threadpool_info
 
     def blas_threads() -> list[int]:
@@ -117,6 +125,33 @@ def test_blas_limit_lasts_exactly_as_long_as_minimize() -> None:
     assert seen and all(threads == before for threads in seen)
 
 
+def test_first_blas_limit_waits_for_a_run_long_enough_to_pay_for_finding_the_libraries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from threadpoolctl import threadpool_info
+
+    from optrun import threads
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    v = tf.Variable([3.0, 1.0])
+    opt = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(tf.square(v)))
+    seen: list[list[int]] = []
+    threads._controller.cache_clear()
+    monkeypatch.setattr(threads, "DEFER_S", 3600.0)
+    opt.minimize(loss_callback=lambda: seen.append(blas_threads()))
+    assert seen and all(t == before for t in seen)  # a short run: the libraries never looked up
+    assert threads._controller.cache_info().currsize == 0
+    threads._controller()  # once known (a longer run found them), a run is limited from its start
+    seen.clear()
+    v.assign([3.0, 1.0])
+    opt.minimize(loss_callback=lambda: seen.append(blas_threads()))
+    assert seen and all(t == [1] * len(before) for t in seen)
+    assert blas_threads() == before
+
+
 def test_wrapping_something_else_names_both_worlds() -> None:
     with pytest.raises(InvalidTypeError, match=r"tf\.compat\.v1\.train\.Optimizer"):
         optrun.MovingAverageOptimizer("sgd")
@@ -124,7 +159,7 @@ def test_wrapping_something_else_names_both_worlds() -> None:
         optrun.VariableClippingOptimizer(object(), {}, 1.0)
 
 
-def test_blas_policy_per_method_seen_from_a_loss_callback_and_results_unchanged() -> None:
+def test_blas_policy_per_method_seen_from_a_loss_callback_and_results_unchanged(blas_at_once: None) -> None:
     from threadpoolctl import threadpool_info
 
     def blas_threads() -> list[int]:

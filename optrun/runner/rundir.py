@@ -164,6 +164,15 @@ def _clear(out: Path) -> None:
             entry.unlink()
 
 
+def _refuse_foreign(out: Path) -> None:
+    """Raises RunError when ``out`` holds files but no marker (optrun did not make it)."""
+    if read_marker(out) is None and not _empty(out, LOCK, MARKER + ".tmp"):
+        raise RunError(
+            f"{out} exists and was not made by optrun (it has no {MARKER} marker); optrun writes and "
+            "--force removes only its own run directories. Choose another --out, or empty it yourself."
+        )
+
+
 @contextlib.contextmanager
 def claimed(
     out: Path, kind: str, spec_text: str, spec_source: str, resume: bool, force: bool
@@ -197,19 +206,18 @@ def claimed(
         raise RunError(
             f"--resume: {out} does not exist, so it has no checkpoints to resume from; run without --resume."
         )
-    marker = read_marker(out)
-    if marker is None and not _empty(out, LOCK):
-        raise RunError(
-            f"{out} exists and was not made by optrun (it has no {MARKER} marker); optrun writes and "
-            "--force removes only its own run directories. Choose another --out, or empty it yourself."
-        )
+    # A start that holds the lock may be between taking it and writing the
+    # marker: a locked directory is optrun's, and _lock names its process.
+    if not is_locked(out):
+        _refuse_foreign(out)
     fd = _lock(out)
     try:
-        marker = read_marker(out)  # again, under the lock
+        _refuse_foreign(out)  # again, under the lock
+        marker = read_marker(out)
         if resume:
             if marker is None:
                 raise RunError(f"--resume: {out} holds no optrun run; run without --resume.")
-        elif marker is not None or not _empty(out, LOCK):
+        elif marker is not None or not _empty(out, LOCK, MARKER + ".tmp"):
             if not force:
                 raise RunError(
                     f"run directory {out} already exists; pass --force to overwrite it, --resume to "
