@@ -7,7 +7,6 @@ BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench
 PYTEST_WORKERS ?= 2
 LINT_PATHS := $(wildcard optrun cli tests bench examples)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install test test-slow lint typecheck unit bench demo clean

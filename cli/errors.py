@@ -14,6 +14,7 @@ from types import FrameType
 import typer
 from rich.markup import escape
 
+from optrun.causes import TRACE_HINT
 from optrun.errors import OptrunError, Terminated, describe
 
 from .progress import PipeSafeConsole, tolerant
@@ -36,7 +37,9 @@ def install_sigterm() -> None:
 
 def _report(label: str, color: str, message: str, code: int, as_json: bool) -> None:
     # The message is user text: escape it, or '[batch, features]' vanishes as rich markup.
-    stderr.print(f"[bold {color}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # A message that starts with the label's word says it once: not 'interrupted: interrupted; ...'.
+    shown = message.removeprefix(f"{label}; ")
+    stderr.print(f"[bold {color}]{label}:[/] {escape(shown)}", highlight=False, soft_wrap=True)
     if as_json:  # a script reading stdout still gets a JSON answer
         with tolerant(sys.stdout):
             typer.echo(json.dumps({"success": False, "error": message, "exit_code": code}))
@@ -63,7 +66,9 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
         if verbose:
             stderr.print_exception()
         label = {EXIT_USAGE: "error", EXIT_FAILED: "failed"}.get(code, "interrupted")
-        _report(label, "red" if code in (EXIT_USAGE, EXIT_FAILED) else "yellow", str(error), code, as_json)
+        # The trace was just printed: the hint to ask for it (also in result.json) would be noise.
+        message = str(error).replace(f"; {TRACE_HINT}", "") if verbose else str(error)
+        _report(label, "red" if code in (EXIT_USAGE, EXIT_FAILED) else "yellow", message, code, as_json)
         raise typer.Exit(code) from None
     except KeyboardInterrupt:
         _report("interrupted", "yellow", "interrupted before the run started", 130, as_json)

@@ -34,7 +34,9 @@ from .options import (
 from .progress import PipeSafeConsole, tolerant
 from .show import runs, show
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not the user's business.
+# TensorFlow's C++ log (CUDA probing, CPU features, XLA's cache loader) is not the user's
+# business unless they ask: --verbose shows it, and a level the user set is theirs.
+_USER_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -72,9 +74,12 @@ def _import_tensorflow(verbose: bool) -> None:
     """Imports TensorFlow with its native start-up log (oneDNN, CUDA probing) silenced.
 
     Those lines are written by C++ before absl logging is configured, so no
-    environment variable stops them; only --verbose shows them.
+    environment variable stops them; only --verbose shows them, with the rest
+    of TensorFlow's C++ log (unless TF_CPP_MIN_LOG_LEVEL was set by the user).
     """
     if verbose:
+        if _USER_TF_LOG_LEVEL is None:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         import tensorflow
 
         return

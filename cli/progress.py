@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import math
 import os
 import sys
@@ -108,8 +109,23 @@ def plain_line(event: Progress, rate: float, elapsed: float | None = None, bar: 
 def stop_line(event: Progress) -> str:
     """Why minimize stopped where it did, with scipy's message."""
     where = f"{event.step} of {event.total}" if event.total else str(event.step)
-    why = "converged" if event.converged else "did not converge"
+    why = event.status or ("converged" if event.converged else "did not converge")
     return f"{event.kind} stopped at iteration {where}: {why} (scipy: {event.message})"
+
+
+def start_line(kind: str, total: int | None, first_step: int) -> str:
+    """``train: starting, 300 steps``, or on --resume ``train: resuming at step 20000, 300 steps left
+    of 20300`` (minimize: ``iterations`` and ``maxiter``); ``total`` is the whole run's budget.
+    """
+    minimize = kind == "minimize"
+    if not first_step:
+        limit = f"maxiter {total}" if minimize else f"{total} steps"
+        return f"{kind}: starting" + (f", {limit}" if total else "")
+    counter = "iteration" if minimize else "step"
+    line = f"{kind}: resuming at {counter} {first_step}"
+    if total:
+        line += f", {max(total - first_step, 0)} {counter}s left of {'maxiter ' if minimize else ''}{total}"
+    return line
 
 
 class _Numbers(ProgressColumn):
@@ -157,10 +173,7 @@ class RichReporter:
             self._progress.start()
             self._task = self._progress.add_task(kind, total=total, completed=first_step, event=None)
         else:
-            counter = "iteration" if kind == "minimize" else "step"
-            where = f" from {counter} {first_step}" if first_step else ""
-            limit = f", maxiter {total}" if kind == "minimize" else f", {total} steps"
-            self.console.print(f"{kind}: starting{where}" + (limit if total else ""), highlight=False)
+            self.console.print(start_line(kind, total, first_step), highlight=False)
 
     def _rate(self, step: int) -> float:
         elapsed = time.perf_counter() - self._started
@@ -200,16 +213,50 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def cell(value: Any, digits: int | None = None) -> str:
+    """A value as optrun's tables show it: text as is, lists and mappings as JSON, None as ``-``,
+    a float in full (or to ``digits`` significant digits).
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value) if digits is None else f"{value:.{digits}g}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str)
+    return "-" if value is None else str(value)
+
+
+def _status(result: dict[str, Any]) -> str:
+    """``budget_reached (scipy status 1: STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT)``, or the status."""
+    status, code = result.get("status"), result.get("scipy_status")
+    if "scipy_status" not in result or not isinstance(status, str):  # train, or a run before the words
+        return cell(status)
+    scipy = f"scipy status {cell(code)}" + (f": {result['message']}" if result.get("message") else "")
+    return f"{status} ({scipy})"
+
+
 def summary(console: Console, title: str, result: dict[str, Any]) -> None:
-    """The end-of-run table; a list of lines (the run's ``warnings``) gets one line per item."""
-    table = Table(title=escape(title), show_header=False, title_justify="left")
+    """The end-of-run table; a list of lines (the run's ``warnings``) gets one line per item.
+
+    Minimize's status shows scipy's code and message beside it; an export withheld says why.
+    """
+    # The title on its own line: a table's title is padded with spaces to the table's width.
+    console.print(escape(title), highlight=False, soft_wrap=True)
+    table = Table(show_header=False)
+    folded = {"scipy_status", "message"} if "scipy_status" in result else set()
     for key, value in result.items():
-        if key == "tiers" and isinstance(value, dict):
+        if key in folded or (key == "export_skipped" and "export" in result):
+            continue
+        if key == "status":
+            text = _status(result)
+        elif key == "export" and value is None and result.get("export_skipped"):
+            text = str(result["export_skipped"])
+        elif key == "tiers" and isinstance(value, dict):
             text = describe_tiers(value)
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             text = "\n".join(_cut(v, 400) for v in value)
         else:
-            text = _cut(value if isinstance(value, str) else repr(value), 200)
+            text = _cut(cell(value), 200)
         table.add_row(escape(key), escape(text))
     console.print(table)
 

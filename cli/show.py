@@ -19,7 +19,7 @@ from rich.table import Table
 from .errors import error_boundary
 from .options import JsonOpt, VerboseOpt
 from .plot import chart, log_scale
-from .progress import PipeSafeConsole, summary, tolerant
+from .progress import PipeSafeConsole, cell, summary, tolerant
 
 RunDirArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (see: optrun runs).")]
 RootArg = Annotated[
@@ -27,13 +27,15 @@ RootArg = Annotated[
     typer.Argument(metavar="DIR", help="The folder that holds run directories (looked at 4 levels deep)."),
 ]
 ShowQuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="Print only the status: succeeded, failed, ...")
+    bool,
+    typer.Option("--quiet", "-q", help="Print only the status: succeeded, budget_reached, failed, ..."),
 ]
 RunsQuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print only the run directories, newest first.")
 ]
 COLORS = {
     "succeeded": "green",
+    "budget_reached": "blue",
     "failed": "red",
     "interrupted": "yellow",
     "running": "cyan",
@@ -49,17 +51,12 @@ def _status(status: str) -> str:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "-" if value is None else str(value)
+    return cell(value, digits=6)
 
 
 def _table(console: Console, title: str, rows: dict[str, Any]) -> None:
-    table = Table(title=escape(title), show_header=False, title_justify="left")
+    console.print(escape(title), highlight=False, soft_wrap=True)  # not a table title: no padding
+    table = Table(show_header=False)
     for key, value in rows.items():
         table.add_row(escape(key), escape(_text(value)))
     console.print(table)
@@ -173,7 +170,8 @@ def runs(
         if not entries:
             console.print(f"no runs under {escape(str(root))}", highlight=False)
             return
-        table = Table(title=escape(f"runs under {root}, newest first"), title_justify="left")
+        console.print(escape(f"runs under {root}, newest first"), highlight=False, soft_wrap=True)
+        table = Table()
         for column in ("run", "name", "kind", "status", "steps", "final loss", "wall time (s)", "modified"):
             numeric = column in ("steps", "final loss", "wall time (s)")
             table.add_column(column, justify="right" if numeric else "left")

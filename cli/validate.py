@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ def _entries(source: str, problems: list[Any], reports: list[dict[str, Any]]) ->
             message = f"the loss does not depend on {label!r} (zero gradient)"
             entries.append(
                 {"file": source, "path": "model", "line": None, "severity": "warning", "message": message}
+            )
+        for line in report.get("nonfinite_at_start", []):  # train.on_nonfinite: skip goes on past them
+            message = f"{line} on the first batch; train.on_nonfinite: skip drops such updates"
+            entries.append(
+                {"file": source, "path": "loss", "line": None, "severity": "warning", "message": message}
             )
         for line in report.get("bounds_violated_at_start", []):
             entries.append(
@@ -72,11 +78,19 @@ def run_validate(
             from .main import _import_tensorflow
 
             _import_tensorflow(verbose)
+            from optrun.errors import RunError
             from optrun.runner.validate import validate_raw
+            from optrun.strategy import configure_logical_cpus
 
-            for raw in read:
-                problems, reports = validate_raw(raw)
-                found.append((raw.source, problems, reports))
+            from .isolated import split, validate_elsewhere
+
+            count, here, elsewhere = split(read)
+            if count is not None:
+                with contextlib.suppress(RunError):  # TF already set up: the spec's own check says so
+                    configure_logical_cpus(count)
+            checked = {id(raw): (raw.source, *validate_raw(raw)) for raw in here}
+            checked.update({id(raw): validate_elsewhere(raw, overrides) for raw in elsewhere})
+            found += [checked[id(raw)] for raw in read]
     failed = any(problems for _, problems, _ in found)
     for source, problems, _ in found:
         if problems and not quiet:

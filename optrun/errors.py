@@ -12,19 +12,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from optrun.causes import Cause, message_line, user_frame_of
+
 
 def first_line(error: BaseException) -> str:
     """The line of an exception's message that says what went wrong.
 
-    TensorFlow's staged errors start with "in user code:" and a stack; their
-    last line is the actual error.
+    TensorFlow's staged errors start with "in user code:" and a stack, its
+    runtime errors with "Graph execution error:" and where the op was made; the
+    actual error comes after (see :func:`optrun.causes.message_line`).
     """
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    if not lines:
-        return ""
-    if lines[0].startswith("in user code") or lines[0].endswith("in user code:"):
-        return lines[-1]
-    return lines[0]
+    return message_line(str(error), tensorflow=type(error).__module__.startswith("tensorflow"))
 
 
 def describe(error: BaseException) -> str:
@@ -35,6 +33,11 @@ def describe(error: BaseException) -> str:
         return name
     named = line.startswith(f"{name}:") or re.match(r"^\w+(Error|Exception): ", line)
     return line if named else f"{name}: {line}"
+
+
+def cause_of(error: BaseException) -> Cause:
+    """What went wrong (as :func:`describe` says it) and the user's file and line, when known."""
+    return Cause(describe(error), user_frame_of(error))
 
 
 class OptrunError(Exception):

@@ -71,6 +71,9 @@ class ExternalOptimizerInterface:
         **optimizer_kwargs: subclass-specific options.
     """
 
+    #: The way out a non-finite stop's message offers (a subclass may offer its own).
+    nonfinite_advice = "pass check_finite=False to let the optimizer see non-finite values."
+
     def __init__(
         self,
         loss: Thunk,
@@ -336,8 +339,7 @@ class ExternalOptimizerInterface:
             self._backend.assign(np.asarray(keep, np.float64))
             raise NonFiniteError(
                 f"minimize stopped: {error}. The variables hold {where}. "
-                "Look for log(0), 0/0 or an overflow in the loss and constraints, or pass "
-                "check_finite=False to let the optimizer see non-finite values."
+                f"Look for log(0), 0/0 or an overflow in the loss and constraints, or {self.nonfinite_advice}"
             ) from None
         except BaseException:
             self._end_tiers(tiers, raised=True)

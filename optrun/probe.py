@@ -10,9 +10,10 @@ Two forms, one per world:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
+import numpy as np
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
@@ -42,7 +43,7 @@ def _graph_scalar(value: Any, what: str) -> None:
     shape = value.shape
     if shape.rank is not None and shape.rank != 0 and shape.num_elements() != 1:
         raise InvalidArgumentError(
-            f"{what} must return a scalar; got shape {shape.as_list()}. {_advice(what)}"
+            f"{what} must return a scalar; got shape {shape.as_list()}. {scalar_advice(what)}"
         )
 
 
@@ -62,7 +63,7 @@ def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
     return tuple(items)
 
 
-def _advice(what: str) -> str:
+def scalar_advice(what: str) -> str:
     """What to do about a non-scalar: a loss may be reduced; a constraint must be split."""
     if what == "loss":
         return "Reduce it, e.g. with tf.reduce_mean or tf.reduce_sum."
@@ -92,7 +93,7 @@ def _scalar_shape(value: Any, what: str) -> tf.Tensor:
     # While tracing a shape may be unknown: only a known non-scalar is refused here.
     if shape.rank is not None and shape.rank != 0 and shape.num_elements() != 1:
         raise InvalidArgumentError(
-            f"{what} must return a scalar; got shape {shape.as_list()}. {_advice(what)}"
+            f"{what} must return a scalar; got shape {shape.as_list()}. {scalar_advice(what)}"
         )
     return tensor
 
@@ -105,6 +106,21 @@ def check_scalar(value: Any, what: str) -> tf.Tensor:
         InvalidArgumentError: more than one element (a loss may be reduced; a constraint must be split).
     """
     return _scalar_shape(value, what)
+
+
+K = TypeVar("K")
+
+
+def nonfinite(values: Mapping[K, Any]) -> dict[K, float]:
+    """Each key whose value (a number, an array or a tensor; None is skipped) holds a NaN or
+    an Inf, with the first such value."""
+    found: dict[K, float] = {}
+    for key, value in values.items():
+        flat = np.asarray(value if value is not None else [], np.float64).ravel()
+        bad = flat[~np.isfinite(flat)]
+        if bad.size:
+            found[key] = float(bad[0])
+    return found
 
 
 def _probe(loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk, ...]) -> list[Any]:

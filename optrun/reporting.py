@@ -28,7 +28,9 @@ class Progress:
     constraint holds). A total is None when the spec sets no limit.
 
     The ``final`` event comes once, after scipy returned, with its ``nit``,
-    ``nfev`` and ``message``; ``converged`` is scipy's ``success``.
+    ``nfev`` and ``message``; ``converged`` is scipy's ``success`` and
+    ``status`` the run's outcome in a word (``converged``, ``budget_reached``,
+    ``stalled``, ...).
     """
 
     kind: str
@@ -45,6 +47,7 @@ class Progress:
     final: bool = False
     converged: bool | None = None
     message: str | None = None
+    status: str | None = None
 
 
 class Reporter(Protocol):

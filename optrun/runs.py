@@ -10,7 +10,9 @@ A run's **status** is one of :data:`STATUSES`:
 * ``running``: a process holds the run directory's lock (a run or a ``--resume``);
 * ``incomplete``: no ``result.json`` (the process was killed, or failed before its first result);
 * ``interrupted``: ``result.json`` says the run was stopped by Ctrl-C or SIGTERM;
-* ``succeeded`` / ``failed``: ``result.json``'s ``success``.
+* ``budget_reached``: minimize used its ``maxiter`` / ``maxfun`` unconverged (exit 0, like train);
+* ``succeeded`` / ``failed``: ``result.json``'s ``success``; its ``status`` says more (for minimize, see
+  :mod:`optrun.runner.outcome`; a run from before those words holds scipy's integer code there).
 
 :func:`list_runs` adds ``unreadable`` for a run whose files are damaged
 (where :func:`read_run` raises), so one such run does not hide the others.
@@ -28,7 +30,7 @@ from optrun.errors import RunError
 from optrun.reporting import read_metrics
 from optrun.runner.rundir import KIND_MARK, MARKER, is_locked, read_marker
 
-STATUSES = ("succeeded", "failed", "interrupted", "running", "incomplete")
+STATUSES = ("succeeded", "budget_reached", "failed", "interrupted", "running", "incomplete")
 #: How deep :func:`list_runs` looks for run directories below its folder.
 MAX_DEPTH = 4
 #: config.yaml and result.json larger than this are not a run's (a guard against reading anything huge).
@@ -41,8 +43,8 @@ def status_of(result: dict[str, Any] | None, locked: bool) -> str:
         return "running"
     if result is None:
         return "incomplete"
-    if result.get("status") == "interrupted":
-        return "interrupted"
+    if result.get("status") in ("interrupted", "budget_reached"):
+        return str(result["status"])
     return "succeeded" if result.get("success") is True else "failed"
 
 

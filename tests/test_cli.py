@@ -172,11 +172,14 @@ def test_five_mistakes_all_reported_by_the_cli(in_tmp: Path) -> None:
     assert not (in_tmp / "runs").exists()
 
 
-def test_failed_optimization_exit_1_result_written(in_tmp: Path) -> None:
+def test_budget_reached_exit_0_result_written(in_tmp: Path) -> None:
+    # Stopped by --maxiter before it converged: status budget_reached, a success (exit 0), as
+    # train at max_steps; a failed optimization (exit 1) is in test_outcomes.py.
     result = invoke("minimize", "--maxiter", "1", "--json", "--out", "short")
-    assert result.exit_code == 1
-    assert json.loads(result.stdout)["success"] is False
-    assert json.loads((in_tmp / "short" / "result.json").read_text())["success"] is False
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "budget_reached"
+    record = json.loads((in_tmp / "short" / "result.json").read_text())
+    assert (record["status"], record["success"]) == ("budget_reached", True)
 
 
 def test_divergence_stops_exit_1(in_tmp: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,9 +48,9 @@ def test_exit_codes(tmp_path: Path) -> None:
     # With --json, progress goes to stderr; TensorFlow's native start-up log does not appear.
     assert "minimize iteration 2/100  nfev" in ok.stderr
     assert "oneDNN" not in ok.stderr and "cuda" not in ok.stderr.lower()
-    failed = run("minimize", "--maxiter", "1", "--out", "f", "-q", cwd=tmp_path)
-    assert failed.returncode == 1
-    assert json.loads((tmp_path / "f" / "result.json").read_text())["success"] is False
+    budget = run("minimize", "--maxiter", "1", "--out", "f", "-q", cwd=tmp_path)
+    assert budget.returncode == 0  # stopped by --maxiter: a budget reached, as train at max_steps
+    assert json.loads((tmp_path / "f" / "result.json").read_text())["status"] == "budget_reached"
     usage = run("minimize", "--method", "bogus", "--out", "u", cwd=tmp_path)
     assert usage.returncode == 2
     assert "got 'bogus'" in usage.stderr and "Traceback" not in usage.stderr
@@ -187,3 +188,26 @@ def test_interrupt_while_xla_builds_in_the_background(tmp_path: Path) -> None:
     assert result["status"] == "interrupted"
     assert list((tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))
     assert "Traceback" not in err
+
+
+def test_a_first_run_shows_only_optrun_and_verbose_shows_tensorflow(tmp_path: Path) -> None:
+    # As `make demo` runs it: no TF_CPP_MIN_LOG_LEVEL of the user's; XLA on, and the second
+    # run loads the first one's programs from the compilation cache (whose loader logs errors).
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_XLA_FLAGS")}
+    env["OPTRUN_CACHE_DIR"] = str(tmp_path / "cache")
+    spec = Path(__file__).resolve().parents[1] / "configs" / "pinn_ode.yaml"
+    args = [*optrun(), "minimize", str(spec), "--set", "minimize.jit_compile=true"]
+    args += ["--set", "minimize.options.maxiter=3", "--out", "r", "--force"]
+
+    def stderr(*extra: str) -> str:
+        done = subprocess.run(
+            [*args, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False
+        )
+        assert done.returncode in (0, 1), done.stderr
+        return done.stderr
+
+    native = re.compile(r"^[IWEF]\d{4} ", re.M)  # absl's prefix: I1205 06:09:59.0 ...
+    for _ in range(2):
+        assert not native.search(stderr()), "TensorFlow's C++ log reached a default run"
+    assert list((tmp_path / "cache" / "xla").iterdir()), "the compilation cache stayed empty"
+    assert native.search(stderr("-v")), "--verbose did not show TensorFlow's C++ log"

@@ -106,13 +106,14 @@ def test_minimize_lines_speak_scipy_and_end_on_result_json(in_tmp: Path) -> None
 
 
 def test_the_iteration_limit_and_a_sparse_log_interval(in_tmp: Path) -> None:
-    """Not converged at --maxiter 3: said so. Logging every 5th iteration: the last line still comes."""
+    """Not converged at --maxiter 3: said so (a budget reached, exit 0). Logging every 5th iteration:
+    the last line still comes."""
     short = invoke("minimize", "--method", "trust-constr", "--maxiter", "3", "--out", "short")
-    assert short.exit_code == 1
+    assert short.exit_code == 0 and read(in_tmp / "short")["status"] == "budget_reached"
     outcome = read(in_tmp / "short")
     last = ITERATION.findall(short.stdout)[-1]
     assert (int(last[0]), last[1], int(last[2])) == (outcome["nit"], "3", outcome["nfev"]) == (3, "3", 3)
-    assert f"stopped at iteration 3 of 3: did not converge (scipy: {outcome['message']})" in flat(
+    assert f"stopped at iteration 3 of 3: budget_reached (scipy: {outcome['message']})" in flat(
         short.stdout
     )
     sparse = invoke(

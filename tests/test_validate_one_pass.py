@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +205,37 @@ def test_subprocess_several_files_json(folder: Path) -> None:
     assert [e["severity"] for e in entries] == ["info"] + ["error"] * 5
     assert {tuple(sorted(e)) for e in entries[1:]} == {("file", "line", "message", "path", "severity")}
     assert "Traceback" not in done.stderr
+
+
+def test_every_sample_config_in_one_command_whatever_cpus_they_split(tmp_path: Path) -> None:
+    # configs/*.yaml as the README runs it, plus a copy of the mirrored sample asking for
+    # 3 logical CPUs where another asks for 2: one process can split its CPU only once.
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "configs", tmp_path / "configs")
+    shutil.copytree(root / "examples", tmp_path / "examples")
+    configs = tmp_path / "configs"
+    mirrored = (configs / "pinn_ode_mirrored.yaml").read_text()
+    assert "logical_cpus: 2" in mirrored and "global_batch_size: 1024" in mirrored
+    files = sorted(str(p) for p in configs.glob("*.yaml"))
+    three = configs / "three_cpus.yaml"
+    three.write_text(
+        mirrored.replace("logical_cpus: 2", "logical_cpus: 3").replace(
+            "global_batch_size: 1024", "global_batch_size: 1023"
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "optrun", "validate", *files, str(three), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    entries = json.loads(done.stdout)
+    assert {e["file"] for e in entries} == {*files, str(three)}, done.stderr
+    passed = [e for e in entries if e["severity"] == "info"]
+    assert len(passed) == len(files), [e for e in entries if e["severity"] == "error"]
+    assert [e["report"]["replicas"] for e in passed if e["file"].endswith("mirrored.yaml")] == [2]
+    # The 3-CPU copy was checked in a process of its own: 1,023 rows are not its batch.
+    errors = [e for e in entries if e["severity"] == "error"]
+    assert [(e["file"], e["path"]) for e in errors] == [(str(three), "data.global_batch_size")], errors
+    assert done.returncode == 2

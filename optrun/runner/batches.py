@@ -1,15 +1,19 @@
-"""Iterating training data: the first batch, passes over the data, a model built on a batch."""
+"""Iterating training data: the first batch, passes over the data, a model built on a batch,
+the loss and gradients of one step."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from optrun.errors import LoadError
+from optrun.errors import InvalidArgumentError, LoadError
+from optrun.probe import nonfinite, scalar_advice
+from optrun.varkeys import variable_label
 
 
 def steps_per_epoch(data: Any) -> int | None:
@@ -66,3 +70,30 @@ def build_on_first_batch(model: Any, batch: Any) -> None:
                 f"data.builder: batches must be (x, y) pairs to build the model; got {type(batch).__name__}"
             )
         model(batch[0])
+
+
+def step_gradients(
+    loss_fn: Callable[[Any, Any], Any], model: Any, batch: Any, variables: list[Any]
+) -> tuple[tf.Tensor, list[Any]]:
+    """The loss on ``batch`` and its gradients, eagerly, refused where the training step refuses them.
+
+    Raises:
+        InvalidArgumentError: the loss is not a scalar (shape [1] neither: the step takes rank 0 only).
+    """
+    with tf.GradientTape() as tape:
+        loss = tf.convert_to_tensor(loss_fn(model, batch))
+        if loss.shape.rank != 0:
+            shape = loss.shape.as_list()
+            raise InvalidArgumentError(
+                f"the loss must return a scalar; got shape {shape}. {scalar_advice('loss')}"
+            )
+    return loss, tape.gradient(loss, variables)
+
+
+def nonfinite_step(loss: Any, variables: list[Any], grads: list[Any]) -> list[str]:
+    """What a training step would find non-finite (``the loss is nan``): the loss, else each gradient."""
+    values = {"the loss": loss}
+    for var, grad in zip(variables, grads, strict=True):
+        if grad is not None and math.isfinite(float(loss)):  # a NaN loss has NaN gradients: say it once
+            values[f"the loss's gradient for {variable_label(var)!r}"] = tf.convert_to_tensor(grad)
+    return [f"{what} is {value}" for what, value in nonfinite(values).items()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -12,7 +13,14 @@ import tensorflow as tf
 from optrun.averaging import MovingAverageOptimizer
 from optrun.clipping import VariableClippingOptimizer, check_dims
 from optrun.config import LoadedSpec
-from optrun.errors import ConfigError, InvalidArgumentError, LoadError, UnknownVariableError, first_line
+from optrun.errors import (
+    ConfigError,
+    InvalidArgumentError,
+    LoadError,
+    Problem,
+    UnknownVariableError,
+    first_line,
+)
 from optrun.loading import call_user, load_callable
 from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec, VariableClippingSpec
 from optrun.suggest import suggest
@@ -177,30 +185,79 @@ def clipped_variables(wrapper: VariableClippingSpec, variables: list[Any], where
     return chosen
 
 
+def _optimizer_classes() -> dict[str, type]:
+    """Keras's optimizer classes by name (not the abstract base nor the loss-scale wrapper)."""
+    found = {}
+    for name in dir(keras.optimizers):
+        value = getattr(keras.optimizers, name)
+        if (
+            isinstance(value, type)
+            and issubclass(value, keras.optimizers.Optimizer)
+            and name not in ("Optimizer", "LossScaleOptimizer")
+        ):
+            found[name] = value
+    return found
+
+
+def _arguments(cls: type) -> set[str]:
+    """The keyword arguments a class's constructor names, its base classes' included."""
+    names: set[str] = set()
+    for klass in cls.__mro__[:-1]:  # not object
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names |= {p.name for p in params if p.kind in kinds and p.name != "self"}
+    return names
+
+
+def _unknown_args(spec: OptimizerSpec, classes: dict[str, type]) -> list[Problem]:
+    """Each optimizer argument no constructor takes, at its own key, with the closest name.
+
+    With an unknown optimizer name the arguments are checked against every
+    optimizer's, so a misspelt name and a misspelt argument show together.
+    """
+    cls = classes.get(spec.name)
+    known = _arguments(cls) if cls is not None else set().union(*map(_arguments, classes.values()))
+    refused = f"{spec.name} takes no argument" if cls is not None else "no Keras optimizer takes"
+    found = []
+    for key in spec.args:
+        if key not in known:
+            hint = suggest(key, known, "argument")
+            found.append(Problem(f"train.optimizer.args.{key}", f"{refused} {key!r}; {hint}"))
+    return found
+
+
 def build_optimizer(
     spec: OptimizerSpec, variables: list[Any]
 ) -> tuple[keras.optimizers.Optimizer, MovingAverageOptimizer | None]:
-    """The Keras optimizer, wrapped in list order; also returns the averaging wrapper if any."""
-    problems: list[str] = []
-    try:
-        opt = keras.optimizers.get({"class_name": spec.name, "config": dict(spec.args)})
-    except (ValueError, TypeError) as error:
-        classes = [
-            n
-            for n in dir(keras.optimizers)
-            if isinstance(getattr(keras.optimizers, n), type)
-            and issubclass(getattr(keras.optimizers, n), keras.optimizers.Optimizer)
-            and n not in ("Optimizer", "LossScaleOptimizer")
-        ]
-        if spec.name in classes:
-            problems.append(
+    """The Keras optimizer, wrapped in list order; also returns the averaging wrapper if any.
+
+    Raises:
+        ConfigError: every problem found: the name, each argument, each wrapper.
+    """
+    problems: list[str | Problem] = []
+    classes = _optimizer_classes()
+    opt = None
+    if spec.name not in classes:
+        problems.append(
+            f"train.optimizer.name: not a Keras optimizer: {spec.name!r}; "
+            + suggest(spec.name, classes, "optimizer")
+        )
+        problems += _unknown_args(spec, classes)
+    else:
+        try:
+            opt = keras.optimizers.get({"class_name": spec.name, "config": dict(spec.args)})
+        except (ValueError, TypeError) as error:
+            # Keras is the judge (it takes some legacy keys); each key it refuses goes at its own path.
+            problems += _unknown_args(spec, classes) or [
                 f"train.optimizer.args: {spec.name}({spec.args}) failed: {str(error).splitlines()[0]}"
-            )
-        else:
-            problems.append(
-                f"train.optimizer.name: not a Keras optimizer: {spec.name!r}; "
-                + suggest(spec.name, classes, "optimizer")
-            )
+            ]
+    if opt is None:
         opt = keras.optimizers.SGD()  # a stand-in, so the wrappers below are checked too
     inner_iterations = opt.iterations
     averaging = None

@@ -3,8 +3,11 @@
 :class:`Collector` turns each error into a :class:`~optrun.errors.Problem`
 with its YAML path and line. :func:`check_references` imports every
 ``file.py:function`` in the spec and checks that it takes the arguments the
-spec will give it, all without calling it. Both work on the raw spec, so they
-run even when the schema found problems elsewhere.
+spec will give it, all without calling it; :func:`check_method` and
+:func:`check_optimizer` check the scipy method and the Keras optimizer with
+their options. All work on the raw spec, so they run even when the schema
+found problems elsewhere or the model cannot be built; :func:`check_names`
+then checks the variable names the spec gives against the built model.
 """
 
 from __future__ import annotations
@@ -15,10 +18,23 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pydantic import ValidationError
+
 from optrun.config import RawSpec, dotted, placed
-from optrun.errors import ConfigError, OptrunError, Problem, UserInterrupt, describe
+from optrun.errors import ConfigError, InvalidArgumentError, OptrunError, Problem, UserInterrupt, describe
 from optrun.loading import load_callable
+from optrun.runner.build import build_optimizer, clipped_variables
+from optrun.scipy_interface import (
+    DEFAULT_CONSTRAINED_METHOD,
+    DEFAULT_METHOD,
+    _check_options,
+    _method_name,
+    _option_names,
+    _tnc_maxiter,
+)
+from optrun.spec import OptimizerSpec, VariableClippingSpec
 from optrun.suggest import suggest
+from optrun.varkeys import resolve_var_keyed
 
 Path = tuple[Any, ...]
 _SUBJECT = re.compile(r"^([A-Za-z_]\w*(?:\.\w+|\[\d+\])+) ")
@@ -173,3 +189,77 @@ def check_references(raw: RawSpec, collector: Collector) -> dict[Path, Callable[
             if ok:
                 good[path] = fn
     return good
+
+
+def check_method(raw: RawSpec, collector: Collector) -> None:
+    """The scipy method and its options: the spec names them, so no model is needed.
+
+    Each option is tried on its own first, so that each problem is placed at
+    its key; then all together (scipy is the judge either way).
+    """
+    minimize = raw.data.get("minimize")
+    if not isinstance(minimize, dict):
+        return
+    method = minimize.get("method")
+    if method is None:  # the interface's default: scipy's rule, by whether there are constraints
+        kinds = ("equalities", "inequalities")
+        constrained = any(get(minimize, part, kind) for part in ("constraints", "data") for kind in kinds)
+        method = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
+    if not isinstance(method, str):
+        return  # the schema stage reports it
+    try:
+        name = _method_name(method)
+    except InvalidArgumentError as error:
+        collector.add(("minimize", "method"), str(error))
+        return
+    options = minimize.get("options")
+    if name is None or not isinstance(options, dict):
+        return
+    with collector.catch(("minimize", "options")):
+        given = _tnc_maxiter(options) if name == "tnc" else options  # TNC: TF1's maxiter is maxfun
+        known = _option_names(method)
+        placed_one = False
+        for key, value in given.items():
+            try:
+                _check_options(method, name, {key: value})
+            except InvalidArgumentError as error:
+                message = str(error)
+                if known and key not in known:  # a misspelt name: this key's closest, in the spec's words
+                    message = f"{method} has no option {key!r}; {suggest(key, known, 'option')}"
+                collector.add(("minimize", "options", key), message)
+                placed_one = True
+        if not placed_one:
+            _check_options(method, name, given)
+
+
+def check_optimizer(raw: RawSpec, collector: Collector) -> None:
+    """The optimizer's name and arguments: no model needed."""
+    optimizer = get(raw.data, "train", "optimizer")
+    if not isinstance(optimizer, dict):
+        return
+    try:  # the name and args alone: each wrapper is checked against the model by check_names
+        spec = OptimizerSpec.model_validate({**optimizer, "wrappers": []})
+    except ValidationError:
+        return  # the schema stage reported it
+    with collector.catch(("train", "optimizer")):
+        build_optimizer(spec, [])
+
+
+def check_names(raw: RawSpec, variables: list[Any], collector: Collector) -> None:
+    """Clipping wrappers' and bounds' variable names against the model."""
+    optimizer = get(raw.data, "train", "optimizer")
+    if isinstance(optimizer, dict):
+        wrappers = optimizer.get("wrappers")
+        for i, item in enumerate(wrappers if isinstance(wrappers, list) else []):
+            try:
+                wrapper = VariableClippingSpec.model_validate(item)
+            except ValidationError:
+                continue  # another kind, or reported by the schema stage
+            path = ("train", "optimizer", "wrappers", i)
+            with collector.catch(path):
+                clipped_variables(wrapper, variables, dotted(path))
+    bounds = get(raw.data, "minimize", "constraints", "bounds")
+    for key in bounds if isinstance(bounds, dict) else {}:
+        path = ("minimize", "constraints", "bounds", key)
+        with collector.catch(path):
+            resolve_var_keyed({key: True}, variables, argument=dotted(path))

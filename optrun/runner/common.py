@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
+from optrun.causes import TRACE_HINT
 from optrun.config import LoadedSpec, dump_spec
-from optrun.errors import OptrunError, RunError, Terminated, describe, first_line
+from optrun.errors import OptrunError, RunError, Terminated, cause_of, first_line
 from optrun.reporting import NullReporter, Reporter, write_json_atomic
 from optrun.run_warnings import WarningLog
 from optrun.runner.rundir import KIND_MARK, claimed
@@ -152,8 +153,13 @@ def seed_everything(seed: int) -> None:
 
 
 def failure(error: BaseException, where: str) -> str:
-    """One line for a user-code exception raised mid-run."""
-    return f"{where}: {describe(error)}"
+    """One line for a user-code exception raised mid-run, for the CLI and result.json.
+
+    ``"step 1: InvalidArgumentError: assertion failed: [loss blew up] ... (at model.py:12 in loss);
+    run with -v for the full trace"``: the failing op's own message (not TensorFlow's
+    "Graph execution error:"), and the user's file and line when the error names them.
+    """
+    return f"{where}: {cause_of(error)}; {TRACE_HINT}"
 
 
 def interrupt_code(error: BaseException) -> int:

@@ -38,6 +38,7 @@ from optrun.runner.common import (
 )
 from optrun.runner.follower import follow
 from optrun.runner.objective import build_interface, compile_cache_for
+from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.strategy import make_strategy, peer_failure
 from optrun.varkeys import variable_label
@@ -166,9 +167,9 @@ def _minimize(
         if channel is not None:
             channel.stop(Stop(save=True))
         with signals_deferred():
-            manager.save(checkpoint_number=state["iteration"])
+            saved = manager.save(checkpoint_number=state["iteration"])
         metrics.close()
-        record = {
+        record: dict[str, Any] = {
             "kind": "minimize",
             "status": status,
             "success": False,
@@ -176,6 +177,8 @@ def _minimize(
             "nfev": interface.nfev,
             "fun": state["loss"],
         }
+        if status == NONFINITE and would_export(model, spec.checkpoint.export):
+            record.update(export=None, export_skipped=withheld_export(saved))
         write_result(out, {**record, **({"error": error} if error else {})}, caught)
 
     try:
@@ -200,14 +203,27 @@ def _minimize(
         stopped("error", message)
         raise RunFailed(f"{message} (result.json written to {out})") from error
     final = interface.evaluate()
+    code = scipy_result.get("status")
+    status = classify(
+        interface.method,
+        None if code is None else int(code),
+        bool(scipy_result.success),
+        str(scipy_result.message),
+        fun=float(scipy_result.fun),
+        violation=final["violation"],
+    )
+    # Non-finite weights are never exported: the checkpoint keeps the last point scipy accepted.
+    withheld = status == NONFINITE and would_export(model, spec.checkpoint.export)
+    if status == NONFINITE and state["x"] is not None and math.isfinite(state["loss"]):
+        interface.assign(state["x"])  # the last accepted iterate, where the loss was finite
+    exports = not withheld and spec.checkpoint.export != "none"
     last = max(done + int(scipy_result.get("nit", state["iteration"] - done)), state["iteration"])
     if state.get("logged") != last:  # the final point, unless on_step just logged it
         metrics.write(last, loss=final["loss"], constraint_violation=final["violation"])
     if channel is not None:
-        exports = spec.checkpoint.export != "none"
-        channel.stop(Stop(save=True, export=exports, success=bool(scipy_result.success)))
-    manager.save(checkpoint_number=state["iteration"])
-    exported = export_model(model, spec.checkpoint.export, out)
+        channel.stop(Stop(save=True, export=exports, success=succeeded(status)))
+    saved = manager.save(checkpoint_number=state["iteration"])
+    exported = export_model(model, spec.checkpoint.export, out) if exports else None
     metrics.close()
     nit = done + int(scipy_result.get("nit", state["iteration"] - done))
     nfev = int(scipy_result.get("nfev", interface.nfev))
@@ -222,8 +238,9 @@ def _minimize(
         )
     result = {
         "kind": "minimize",
-        "status": int(scipy_result.get("status", 0)),
-        "success": bool(scipy_result.success),
+        "status": status,
+        "success": succeeded(status),
+        "scipy_status": None if code is None else int(code),
         "message": str(scipy_result.message),
         "method": interface.method,
         "fun": float(scipy_result.fun),
@@ -245,6 +262,7 @@ def _minimize(
         "compile_cache": None if cache is None else str(cache),
         "solve_s": round(time_s - state["compile_s"], 3),
         "export": exported,
+        **({"export_skipped": withheld_export(saved)} if withheld else {}),
     }
     result = write_result(out, result, caught)
     report(
@@ -259,6 +277,7 @@ def _minimize(
             final=True,
             converged=bool(scipy_result.success),
             message=str(scipy_result.message),
+            status=status,
         ),
     )
-    return RunOutcome(out, result, bool(scipy_result.success))
+    return RunOutcome(out, result, succeeded(status))

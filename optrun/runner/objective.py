@@ -18,13 +18,14 @@ from typing import Any
 import tensorflow as tf
 
 from optrun.compile_cache import enable_compile_cache
-from optrun.config import LoadedSpec
+from optrun.config import LoadedSpec, dotted, line_of
 from optrun.errors import (
     ConfigError,
     InvalidArgumentError,
     InvalidTypeError,
     LoadError,
     OptrunError,
+    Problem,
     UnknownVariableError,
     UnsupportedMethodError,
     describe,
@@ -37,35 +38,55 @@ from optrun.spec import CallableLoss, MinimizeSpec
 from optrun.strategy import Plan
 
 
-def minimize_loss(loaded: LoadedSpec, model: Any, strategy: Any = None) -> Callable[[], tf.Tensor]:
+def minimize_loss(
+    loaded: LoadedSpec, model: Any, strategy: Any = None, data: Any = None
+) -> Callable[[], tf.Tensor]:
     """Zero-argument loss for the scipy interface: ``fn(model)``, a Keras loss on the full data,
-    or (``minimize.data``) a per-batch loss summed over the dataset."""
+    or (``minimize.data``) a per-batch loss summed over the dataset.
+
+    ``data`` is what the data builder returned, when the caller built it already
+    (the builder is called once); None: built here if the loss needs it.
+    """
     spec = loaded.spec.loss
     full_batch = loaded.spec.minimize.data if loaded.spec.minimize else None
     if full_batch is not None:
-        return _full_batch_loss(loaded, model, full_batch.reduction, strategy)
+        return _full_batch_loss(loaded, model, full_batch.reduction, strategy, data)
     if isinstance(spec, CallableLoss):
         fn = load_callable(spec.ref, loaded.base_dir, "loss")
         return lambda: fn(model)
     loss = keras_loss(spec)
-    data = build_data(loaded)
-    batches = list(data)
+    batches = list(build_data(loaded) if data is None else data)
     if len(batches) != 1:
-        raise ConfigError(
-            loaded.source,
-            [f"data: minimize with a Keras loss needs one full batch; the builder gave {len(batches)}"],
-        )
+        line = line_of(("data",), loaded.lines)
+        raise ConfigError(loaded.source, [Problem("data", _one_batch_advice(loaded, len(batches)), line)])
     x, y = batches[0]
     return lambda: tf.reduce_mean(loss(y, model(x)))
 
 
-def full_batch_data(loaded: LoadedSpec) -> tf.data.Dataset:
+def _one_batch_advice(loaded: LoadedSpec, count: int) -> str:
+    """Why a Keras loss over several batches cannot be minimized as it is, and what to change."""
+    ref = loaded.spec.data.builder if loaded.spec.data else "data.builder"
+    # A train spec given to optrun minimize lands here: name each way out in the spec's words.
+    return (
+        f"minimize with a Keras loss needs the data as one full batch; {ref} gave "
+        f"{count or 'no'} batch{'es' if count != 1 else ''}. Add minimize.data (e.g. "
+        "minimize: {data: {reduction: mean}}, or --set 'minimize.data={reduction: mean}') to average "
+        "the loss over every batch at each point, make data.builder return one batch, "
+        "or train on the batches with optrun train"
+    )
+
+
+def full_batch_data(loaded: LoadedSpec, data: Any = None) -> tf.data.Dataset:
     """The dataset of ``minimize.data``: iterated once per evaluation, in compiled code.
+
+    Args:
+        loaded: the spec.
+        data: what the data builder returned, if the caller built it; None: built here.
 
     Raises:
         ConfigError: the data builder returned something other than a ``tf.data.Dataset``.
     """
-    data = build_data(loaded)
+    data = build_data(loaded) if data is None else data
     if not isinstance(data, tf.data.Dataset):
         raise ConfigError(
             loaded.source,
@@ -79,10 +100,10 @@ def full_batch_data(loaded: LoadedSpec) -> tf.data.Dataset:
 
 
 def _full_batch_loss(
-    loaded: LoadedSpec, model: Any, reduction: str, strategy: Any
+    loaded: LoadedSpec, model: Any, reduction: str, strategy: Any, data: Any = None
 ) -> Callable[[], tf.Tensor]:
     """``minimize.data``: the training-style loss (per batch) summed over every batch."""
-    data = full_batch_data(loaded)
+    data = full_batch_data(loaded, data)
     per_batch = train_loss(loaded, training=False)  # (model, batch) -> scalar
     jit = loaded.spec.minimize.jit_compile if loaded.spec.minimize else None
     return dataset_loss(
@@ -96,10 +117,11 @@ def _full_batch_loss(
 
 
 def constraints(
-    loaded: LoadedSpec, model: Any, strategy: Any = None
+    loaded: LoadedSpec, model: Any, strategy: Any = None, data: Any = None
 ) -> tuple[list[Callable[[], Any]], list[Callable[[], Any]]]:
     """The equality and inequality thunks: ``lambda: fn(model)`` for minimize.constraints, then
-    ``fn(model, batch)`` summed (or averaged) over the data for minimize.data's."""
+    ``fn(model, batch)`` summed (or averaged) over the data for minimize.data's (``data``: what
+    the data builder returned, if built already)."""
     minimize = loaded.spec.minimize
     if minimize is None:
         return [], []
@@ -113,7 +135,7 @@ def constraints(
     def summed(refs: list[str], what: str) -> list[Callable[[], Any]]:
         if not refs or minimize.data is None:
             return []
-        data = full_batch_data(loaded)
+        dataset = full_batch_data(loaded, data)
         variables = variables_of(model, loaded.spec.model.builder)
         found = []
         for i, ref in enumerate(refs):
@@ -121,7 +143,7 @@ def constraints(
             found.append(
                 dataset_loss(
                     functools.partial(fn, model),
-                    data,
+                    dataset,
                     reduction=minimize.data.reduction,
                     var_list=variables,
                     jit_compile=minimize.jit_compile,
@@ -156,10 +178,15 @@ def check_strategy(loaded: LoadedSpec, kind: str) -> None:
 
 
 def build_interface(
-    loaded: LoadedSpec, model: Any = None, plan: Plan | None = None
+    loaded: LoadedSpec, model: Any = None, plan: Plan | None = None, data: Any = None
 ) -> tuple[Any, ScipyOptimizerInterface]:
     """The model (built here, in the strategy's scope, unless given) and a
-    ``ScipyOptimizerInterface`` over its variables."""
+    ``ScipyOptimizerInterface`` over its variables.
+
+    ``data``: what the data builder returned, when the caller built it already.
+    The builder is called at most once here: the loss and minimize.data's
+    constraints share one dataset.
+    """
     spec = loaded.spec.minimize or MinimizeSpec()
     plan = plan or Plan("default")
     check_strategy(loaded, plan.kind)
@@ -167,7 +194,9 @@ def build_interface(
         with plan.scope():
             model = build_model(loaded)
     variables = variables_of(model, loaded.spec.model.builder)
-    equalities, inequalities = constraints(loaded, model, plan.strategy)
+    if data is None and spec.data is not None:
+        data = full_batch_data(loaded)
+    equalities, inequalities = constraints(loaded, model, plan.strategy, data)
     bounds = {name: (b.low, b.high) for name, b in spec.constraints.bounds.items()}
     kwargs: dict[str, Any] = {"options": dict(spec.options)}
     if spec.method is not None:
@@ -175,8 +204,8 @@ def build_interface(
     if spec.tol is not None:
         kwargs["tol"] = spec.tol
     try:
-        interface = ScipyOptimizerInterface(
-            minimize_loss(loaded, model, plan.strategy),
+        interface = SpecInterface(
+            minimize_loss(loaded, model, plan.strategy, data),
             var_list=variables,
             equalities=equalities or None,
             inequalities=inequalities or None,
@@ -209,18 +238,36 @@ def compile_cache_for(loaded: LoadedSpec) -> Path | None:
         raise ConfigError(loaded.source, [f"minimize.{error}"]) from None
 
 
+def places(loaded: LoadedSpec) -> dict[str, tuple[tuple[Any, ...], str | None]]:
+    """The interface's names (``loss``, ``equalities[0]``, ...) -> (YAML path, spec reference)."""
+    spec = loaded.spec.minimize or MinimizeSpec()
+    found: dict[str, tuple[tuple[Any, ...], str | None]] = {
+        "loss": (("loss",), getattr(loaded.spec.loss, "ref", None))
+    }
+    for kind in ("equalities", "inequalities"):
+        # The interface numbers minimize.constraints' first, then minimize.data's.
+        own = getattr(spec.constraints, kind)
+        listed = [(("minimize", "constraints", kind, i), r) for i, r in enumerate(own)]
+        summed = getattr(spec.data, kind) if spec.data is not None else []
+        listed += [(("minimize", "data", kind, i), r) for i, r in enumerate(summed)]
+        found.update((f"{kind}[{i}]", place) for i, place in enumerate(listed))
+    return found
+
+
 def _who(loaded: LoadedSpec, error: BaseException) -> str:
     """``equalities[0] (cons.py:fn)``: the argument that raised, named with its spec reference."""
     note = next((n for n in getattr(error, "__notes__", []) if n.startswith("optrun: raised by ")), "")
     what = note.removeprefix("optrun: raised by ") or "the loss or a constraint"
-    spec = loaded.spec.minimize or MinimizeSpec()
-    places: dict[str, tuple[str, str | None]] = {"loss": ("loss", getattr(loaded.spec.loss, "ref", None))}
-    for kind in ("equalities", "inequalities"):
-        # The interface numbers minimize.constraints' first, then minimize.data's.
-        own = getattr(spec.constraints, kind)
-        listed = [(f"minimize.constraints.{kind}[{i}]", r) for i, r in enumerate(own)]
-        summed = getattr(spec.data, kind) if spec.data is not None else []
-        listed += [(f"minimize.data.{kind}[{i}]", r) for i, r in enumerate(summed)]
-        places.update((f"{kind}[{i}]", place) for i, place in enumerate(listed))
-    shown, ref = places.get(what, (what, None))
+    path, ref = places(loaded).get(what, ((), None))
+    shown = dotted(path) or what
     return f"{shown} ({ref})" if ref else shown
+
+
+class SpecInterface(ScipyOptimizerInterface):
+    """The interface as a spec runs it: a non-finite stop says what to change in the spec
+    (the library's advice, ``check_finite=False``, is a Python argument no spec key sets)."""
+
+    nonfinite_advice = (
+        "keep the search where they are finite with minimize.constraints.bounds, or start from "
+        "a point where they are (the values model.builder gives)."
+    )

@@ -40,6 +40,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import DistributedStep, all_finite, check_global_batch, distribute_data
+from optrun.runner.outcome import withheld_export, would_export
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.strategy import make_strategy, peer_failure
 
@@ -204,13 +205,27 @@ def _train(
     save_all()
     swap = averaging is not None and averaging.has_averages  # a run may end before any update
     context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()
+    # A diverged run exports nothing; its checkpoint holds the last finite weights (a
+    # non-finite update is never applied).
+    withheld = status == "diverged" and would_export(model, spec.checkpoint.export)
     with context:
-        exported = export_model(model, spec.checkpoint.export, out)
+        exported = None if withheld else export_model(model, spec.checkpoint.export, out)
     metrics.close()
     averaged = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
     exported, averaged = place.as_kept(exported), place.as_kept(averaged)
+    why = withheld_export(place.as_kept(manager.latest_checkpoint)) if withheld else None
     result = _write_result(
-        out, caught, scale, status, step, last_loss, skipped, started, exported, averaged=averaged
+        out,
+        caught,
+        scale,
+        status,
+        step,
+        last_loss,
+        skipped,
+        started,
+        exported,
+        averaged=averaged,
+        no_export=why,
     )
     return RunOutcome(place.run, result, status == "completed")
 
@@ -251,6 +266,7 @@ def _write_result(
     exported: str | None,
     error: str | None = None,
     averaged: str | None = None,
+    no_export: str | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "kind": "train",
@@ -261,6 +277,7 @@ def _write_result(
         "skipped_nonfinite": skipped,
         "time_s": round(time.perf_counter() - started, 3),
         "export": exported,
+        **({"export_skipped": no_export} if no_export else {}),
         "averaged_checkpoint": averaged,
         **scale,
     }

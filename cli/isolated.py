@@ -1,0 +1,61 @@
+"""Specs validated in a process of their own: TensorFlow splits the CPU once per process.
+
+``strategy.logical_cpus`` can only be set before TensorFlow initializes its
+devices, so one process can check specs asking for one count (or none). When
+``optrun validate`` is given specs asking for different counts, the most
+common count is set up first and every other spec is checked by a fresh
+``optrun validate FILE --json``, whose findings are read back as data.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+from optrun.config import RawSpec
+from optrun.errors import Problem
+
+Found = tuple[str, list[Problem], list[dict[str, Any]]]
+
+
+def logical_cpus(raw: RawSpec) -> int | None:
+    """The ``strategy.logical_cpus`` a spec asks for (None: none, or not a whole number)."""
+    strategy = raw.data.get("strategy")
+    count = strategy.get("logical_cpus") if isinstance(strategy, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 1 else None
+
+
+def split(read: list[RawSpec]) -> tuple[int | None, list[RawSpec], list[RawSpec]]:
+    """The count to set up here, the specs this process checks, and those that need their own."""
+    counts = Counter(c for c in map(logical_cpus, read) if c is not None)
+    if len(counts) <= 1:
+        return next(iter(counts), None), read, []
+    here = counts.most_common(1)[0][0]
+    mine = [raw for raw in read if logical_cpus(raw) in (None, here)]
+    return here, mine, [raw for raw in read if raw not in mine]
+
+
+def validate_elsewhere(raw: RawSpec, overrides: list[str]) -> Found:
+    """Checks one spec file in a new ``optrun validate`` process; its problems and reports."""
+    args = [sys.executable, "-m", "optrun", "validate", raw.source, "--json"]
+    for override in overrides:
+        args += ["--set", override]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    try:
+        entries = json.loads(done.stdout)
+    except ValueError:
+        why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        problem = Problem("strategy.logical_cpus", f"checking it in its own process failed: {why}")
+        return raw.source, [problem], []
+    if isinstance(entries, dict):  # the process's one error, not a list of findings
+        return raw.source, [Problem("", str(entries.get("error", entries)))], []
+    problems = [
+        Problem(e.get("path") or "", e["message"], e.get("line"))
+        for e in entries
+        if e.get("severity") == "error"
+    ]
+    reports = [e["report"] for e in entries if e.get("severity") == "info" and "report" in e]
+    return raw.source, problems, reports
