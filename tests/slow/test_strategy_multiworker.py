@@ -321,3 +321,54 @@ def test_a_killed_worker_fails_a_multi_worker_minimize_promptly(tmp_path: Path, 
         latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
         assert latest is not None and int(latest.rsplit("-", 1)[-1]) >= 3
         assert tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+
+
+@pytest.mark.parametrize("signalled", [[0, 1], [0], [1]], ids=["both", "the-chief", "worker-1"])
+def test_sigterm_ends_every_worker_within_the_heartbeat(tmp_path: Path, signalled: list[int]) -> None:
+    """SIGTERM (or Ctrl-C) to every worker, or to one only, mid-run: every process ends within
+    heartbeat_timeout_s (5 s here) and its exit, never waiting in a collective for a peer that left."""
+    import signal
+    import time
+
+    shutil.copy(SCRIPTS / "strategy_problem.py", tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(LONG_SPEC)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "optrun", "train", str(spec), "--json", "-q", "--out", str(run)]
+    workers, _ = _start_workers(command, tmp_path)
+    ended: dict[int, tuple[int, float, str]] = {}
+    try:
+        deadline = time.monotonic() + 180
+        while not (run / "checkpoints" / "checkpoint").is_file():
+            assert time.monotonic() < deadline, "no checkpoint within 180 s"
+            assert all(w.poll() is None for w in workers), workers[0].communicate()[1][-2000:]
+            time.sleep(0.2)
+        time.sleep(0.5)
+        for index in signalled:
+            workers[index].send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        for index, worker in enumerate(workers):
+            _, err = worker.communicate(timeout=FAILS_WITHIN_S + 60)
+            ended[index] = (worker.returncode, time.monotonic() - sent, err)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+    for index, (code, waited, err) in ended.items():
+        assert waited < FAILS_WITHIN_S, f"worker {index} took {waited:.0f} s to end"
+        assert "Traceback" not in err
+        # A signalled worker is interrupted (143); one that was not fails with the peer message.
+        assert code == (143 if index in signalled else 1), (index, code, err[-2000:])
+    assert json.loads((run / "result.json").read_text())["status"] == (
+        "interrupted" if 0 in signalled else "error"
+    )
+    assert tf_checkpoint_loads(run)
+
+
+def tf_checkpoint_loads(run: Path) -> bool:
+    """Whether the run's latest checkpoint reads back (a save cut short would not)."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    return latest is not None and bool(tf.train.load_checkpoint(latest).get_variable_to_shape_map())
