@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from optrun.callbacks import check_callbacks
 from optrun.eager import EagerBackend, Problem
 from optrun.errors import InvalidArgumentError, InvalidTypeError, NonFiniteError
 from optrun.evaluation import Component, Evaluation, PointCache, as_point
@@ -265,16 +266,18 @@ class ExternalOptimizerInterface:
             fetches: evaluated with the loss and passed to ``loss_callback``
                 as NumPy values: zero-argument callables or variables (TF2),
                 tensors or variables (graph mode).
-            step_callback: called once per iteration with the packed float64 ``x``.
-            loss_callback: called every time the optimizer asks for the loss
-                (and gradient), as ``loss_callback(*fetched_values)``.
+            step_callback: called once per iteration with one argument, the packed float64 ``x``.
+            loss_callback: called on every loss request (scipy's ``nfev``, line-search points
+                included) as ``loss_callback(*fetched)``: one NumPy value per fetch, in order;
+                no arguments without fetches.
 
         Returns:
             The subclass's result; for scipy, its ``OptimizeResult``.
+
+        Raises:
+            InvalidArgumentError: a callback cannot take those arguments (checked before any evaluation).
         """
-        for name, cb in (("step_callback", step_callback), ("loss_callback", loss_callback)):
-            if cb is not None and not callable(cb):
-                raise InvalidTypeError(f"{name} must be callable; got {type(cb).__name__}")
+        check_callbacks(step_callback, loss_callback, fetches)
         with self._backend.bound(session, feed_dict):
             return self._run(fetches, step_callback or no_step, loss_callback)
 

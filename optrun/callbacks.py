@@ -1,0 +1,95 @@
+"""Checking ``minimize``'s callbacks against the arguments they will be called with.
+
+``loss_callback`` gets one positional NumPy value per entry of ``fetches`` (none
+without fetches), ``step_callback`` the packed float64 vector ``x``. A
+callback that cannot take them would otherwise fail with a bare ``TypeError``
+from inside the external optimizer, after evaluations have run; checked here,
+before the first one, the error names the callback and says what to do.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from optrun.errors import InvalidArgumentError, InvalidTypeError
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _describe(func: Callable[..., Any], signature: inspect.Signature) -> str:
+    """``name(signature)``, plus where it is defined when Python knows (a lambda has no other name)."""
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
+    code = getattr(inspect.unwrap(getattr(func, "__func__", func)), "__code__", None)
+    # Annotations left out: under postponed evaluation they print as quoted strings, and
+    # the parameters' names and kinds are what the message is about.
+    signature = signature.replace(
+        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+        return_annotation=signature.empty,
+    )
+    where = f" (defined at {code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+    return f"{name}{signature}{where}"
+
+
+def _refusal(func: Callable[..., Any], n_args: int) -> tuple[str, str] | None:
+    """``(description, reason)`` when ``func`` cannot be called with ``n_args`` positional arguments;
+    None when it can, or when its signature cannot be inspected (a builtin, a C function)."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # nothing to check against: let the call itself decide
+        return None
+    try:
+        signature.bind(*([None] * n_args))
+    except TypeError as error:
+        return _describe(func, signature), str(error)
+    return None
+
+
+def check_callbacks(step_callback: Any, loss_callback: Any, fetches: Sequence[Any] | None) -> None:
+    """Refuses, before anything runs, a callback that is not callable or cannot take its arguments.
+
+    Args:
+        step_callback: the user's ``step_callback`` or None; called with one argument, ``x``.
+        loss_callback: the user's ``loss_callback`` or None; called with one positional
+            argument per entry of ``fetches``.
+        fetches: what ``minimize`` got; its length is the number of ``loss_callback``'s arguments.
+
+    Raises:
+        InvalidTypeError: a callback is not callable.
+        InvalidArgumentError: a callback's signature does not accept its arguments.
+    """
+    for name, cb in (("step_callback", step_callback), ("loss_callback", loss_callback)):
+        if cb is not None and not callable(cb):
+            raise InvalidTypeError(f"{name} must be callable; got {type(cb).__name__}")
+    if step_callback is not None and (refused := _refusal(step_callback, 1)):
+        described, reason = refused
+        raise InvalidArgumentError(
+            f"step_callback {described} cannot be called with 1 positional argument ({reason}): "
+            "minimize() calls it once per iteration with the packed float64 vector x of all the "
+            "variables. Make it take one parameter, e.g. step_callback=lambda x: print(x)."
+        )
+    # A fetches that is not a list is refused where it is read; its length is unknown here.
+    if loss_callback is None or not (fetches is None or isinstance(fetches, Sequence)):
+        return
+    n = len(fetches) if fetches is not None else 0
+    if refused := _refusal(loss_callback, n):
+        described, reason = refused
+        given = "no fetches were given" if fetches is None else f"fetches has {_count(n, 'entry', 'entries')}"
+        if n:
+            advice = (
+                f"Give it {_count(n, 'parameter', 'parameters')}, one per fetch in order (or *args), "
+                "or pass as many fetches as it takes."
+            )
+        else:
+            advice = (
+                "Pass fetches=[...] with one entry per parameter (e.g. fetches=[loss] for "
+                "lambda loss: ...), or make it take no arguments (lambda: ...)."
+            )
+        arguments = _count(n, "positional argument", "positional arguments")
+        raise InvalidArgumentError(
+            f"loss_callback {described} cannot be called with {arguments} ({reason}): minimize() "
+            f"calls it with one NumPy value per entry of fetches, in order, and {given}. {advice}"
+        )
