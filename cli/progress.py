@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.progress import BarColumn, ProgressColumn, Task
 from rich.progress import Progress as Progress_
@@ -67,43 +67,66 @@ def duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+#: A progress line's fields as ``(name, text)``; the names are those of :data:`RANKS`.
+Fields = list[tuple[str, str]]
+
+
 def _of(count: int | None, total: int | None) -> str:
     return "-" if count is None else f"{count}/{total}" if total else str(count)
 
 
-def fields(event: Progress) -> dict[str, str]:
-    """The numbers of a progress line, as shown: the same on the bar and in plain lines."""
-    shown = {"counter": _of(event.step, event.total), "loss": f"{event.loss:.6g}"}
+def parts(event: Progress, rate: float, elapsed: float | None = None, kind: str = "") -> Fields:
+    """A progress line's fields in the order shown: the same beside the bar and in plain lines
+    (which put the ``kind`` first)."""
+    loss, count = f"loss {event.loss:.6g}", _of(event.step, event.total)
     if event.kind == "minimize":
-        shown["nfev"] = _of(event.nfev, event.max_nfev)
-        shown["violation"] = "-" if event.violation is None else f"{event.violation:.3g}"
+        violation = "-" if event.violation is None else f"{event.violation:.3g}"
+        shown = [("counter", f"{kind}iteration {count}"), ("nfev", f"nfev {_of(event.nfev, event.max_nfev)}")]
+        shown += [("loss", loss), ("violation", f"violation {violation}")]
     else:
-        shown["epoch"] = _of(event.epoch, event.epochs)
-    return shown
+        shown = [("counter", f"{kind}step {count}")]
+        if event.epoch is not None:
+            shown.append(("epoch", f"epoch {_of(event.epoch, event.epochs)}"))
+        shown += [("loss", loss), ("rate", f"{rate:.1f} steps/s")]
+    return [*shown, ("elapsed", f"elapsed {duration(event.elapsed if elapsed is None else elapsed)}")]
 
 
-def plain_line(event: Progress, rate: float, elapsed: float | None = None, bar: bool = False) -> str:
+def plain_line(event: Progress, rate: float, elapsed: float | None = None) -> str:
     """``minimize iteration 12/100  nfev 37  loss 0.001234  violation 0  elapsed 0.8s``, or for
     training ``train step 20/200  epoch 2/13  loss 0.0421  25.3 steps/s  elapsed 0.8s``.
-
-    Next to a ``bar``: without the kind, one space apart, to fit 80 columns.
     """
-    shown = fields(event)
-    kind = "" if bar else f"{event.kind} "
-    if event.kind == "minimize":
-        parts = [
-            f"{kind}iteration {shown['counter']}",
-            f"nfev {shown['nfev']}",
-            f"loss {shown['loss']}",
-            f"violation {shown['violation']}",
-        ]
-    else:
-        parts = [f"{kind}step {shown['counter']}"]
-        if event.epoch is not None:
-            parts.append(f"epoch {shown['epoch']}")
-        parts += [f"loss {shown['loss']}", f"{rate:.1f} steps/s"]
-    sep = " " if bar else "  "
-    return sep.join([*parts, f"elapsed {duration(event.elapsed if elapsed is None else elapsed)}"])
+    return "  ".join(text for _, text in parts(event, rate, elapsed, f"{event.kind} "))
+
+
+#: Which fields a line short of room keeps, most wanted first. The bar (BAR_MIN wide at least)
+#: ranks after the loss: at 80 columns the epoch and the rate make way for it, and on a narrower
+#: line it goes before the ETA, the counter or the loss would be cut.
+RANKS = ("eta", "counter", "loss", "bar", "violation", "elapsed", "nfev", "epoch", "rate")
+BAR_MIN, BAR_MAX = 20, 40
+#: Room kept for fields that widen as a run goes (0.1 -> 0.0123, 59s -> 1m00s), so that the bar
+#: does not jitter, nor a field come and go, from one refresh to the next.
+ROOM = {"loss": 15, "rate": len("999.9 steps/s"), "elapsed": len("elapsed 9m59s"), "eta": len("ETA 59m59s")}
+
+
+def _room(name: str, text: str) -> int:
+    count, _, total = text.rpartition(" ")[2].partition("/")  # 'step 7/300' keeps room for 300/300
+    return max(len(text) + max(len(total) - len(count), 0), ROOM.get(name, 0))
+
+
+def fit(shown: Fields, width: int) -> tuple[int, str]:
+    """The bar's width (0: no bar) and the fields, one space apart, that fit ``width`` columns.
+
+    Fields are taken whole in :data:`RANKS` order while they fit; the bar then widens into what is
+    left, up to BAR_MAX. Only a field wider than the whole line is ever cut.
+    """
+    room = {name: _room(name, text) for name, text in shown}
+    used, kept = -1, set[str]()
+    for name in RANKS:
+        need = BAR_MIN if name == "bar" else room.get(name)
+        if need is not None and used + 1 + need <= width:
+            used, kept = used + 1 + need, kept | {name}
+    text = " ".join(text for name, text in shown if name in kept) or shown[0][1]
+    return (min(BAR_MAX, width - used + BAR_MIN) if "bar" in kept else 0), text
 
 
 def stop_line(event: Progress) -> str:
@@ -128,19 +151,31 @@ def start_line(kind: str, total: int | None, first_step: int) -> str:
     return line
 
 
-class _Numbers(ProgressColumn):
-    """The plain line's fields next to the bar; the elapsed time ticks while an iteration runs."""
+class _Line(ProgressColumn):
+    """The bar and the plain line's fields, fitted to the console's width at each refresh; the
+    elapsed time ticks while a step runs, and train adds the time left."""
 
-    def render(self, task: Task) -> Text:
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def render(self, task: Task) -> RenderableType:
         event: Progress | None = task.fields.get("event")
         elapsed = task.elapsed or 0.0
         if event is None:
-            line = f"{task.description}: starting  elapsed {duration(elapsed)}"
+            start = f"{task.description}: starting"
+            shown = [("counter", start), ("elapsed", f"elapsed {duration(elapsed)}")]
         else:
-            line = plain_line(event, task.fields.get("rate", math.nan), elapsed, bar=True)
+            shown = parts(event, task.fields.get("rate", math.nan), elapsed)
             if event.kind == "train" and task.time_remaining is not None:
-                line += f" ETA {duration(task.time_remaining)}"
-        return Text(line, no_wrap=True, overflow="ellipsis")
+                shown.append(("eta", f"ETA {duration(task.time_remaining)}"))
+        bar, text = fit(shown, self.console.width)
+        line = Text(text, no_wrap=True, overflow="ellipsis")
+        if not bar:
+            return line
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(BarColumn(bar_width=bar).render(task), line)
+        return grid
 
 
 class RichReporter:
@@ -148,9 +183,10 @@ class RichReporter:
 
     On a terminal: a rich bar; minimize shows iteration/maxiter, nfev, loss,
     constraint violation and elapsed time, train step/total, epoch, loss,
-    steps/s, elapsed time and the time left. Elsewhere: the same fields as a
-    plain line at each logging interval. Minimize ends with the line that says
-    at which iteration scipy stopped and why.
+    steps/s, elapsed time and the time left, as many as the width holds (see
+    :func:`fit`). Elsewhere: the same fields as a plain line at each logging
+    interval. Minimize ends with the line that says at which iteration scipy
+    stopped and why.
     """
 
     def __init__(self, console: Console) -> None:
@@ -169,7 +205,7 @@ class RichReporter:
         self._started = time.perf_counter()
         self._printed = None
         if self.console.is_terminal:
-            self._progress = Progress_(BarColumn(bar_width=6), _Numbers(), console=self.console)
+            self._progress = Progress_(_Line(self.console), console=self.console)
             self._progress.start()
             self._task = self._progress.add_task(kind, total=total, completed=first_step, event=None)
         else:

@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from optrun.errors import ConfigError, Problem
+# dotted and line_of were defined here: importers of optrun.config still find them.
+from optrun.errors import ConfigError, Problem, dotted, line_of, placed  # noqa: F401
 from optrun.spec import ExperimentSpec, known_keys
 from optrun.suggest import suggest
 from optrun.yaml_reader import MAX_BYTES, SpecLimitError, line_map, load_yaml
@@ -30,6 +31,7 @@ class LoadedSpec:
     base_dir: Path  # relative references resolve from here
     source: str  # file path, or 'built-in <name>'
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict)  # YAML path -> line in the file
+    overridden: set[str] = field(default_factory=set)  # dotted keys --set gave (see RawSpec)
 
 
 @dataclass(frozen=True)
@@ -41,22 +43,6 @@ class RawSpec:
     source: str
     lines: dict[tuple[Any, ...], int]
     overridden: set[str]
-
-
-def dotted(path: tuple[Any, ...] | list[Any]) -> str:
-    """``("a", "b", 0, "c")`` -> ``"a.b[0].c"``: how messages name a place in the spec."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def line_of(path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
-    """The line of ``path``, or of its nearest parent that is in the file."""
-    for depth in range(len(path), 0, -1):
-        if path[:depth] in lines:
-            return lines[path[:depth]]
-    return None
 
 
 def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
@@ -96,20 +82,6 @@ def _unknown_key_advice(path: tuple[Any, ...], data: Any) -> str:
     return suggest(key, known_keys(path[:-1], data), "key")
 
 
-def placed(
-    path: tuple[Any, ...], message: str, lines: dict[tuple[Any, ...], int], overridden: set[str]
-) -> Problem:
-    """A problem at ``path``: with the line of its key, or marked as coming from a --set override."""
-    plain = ".".join(str(p) for p in path)
-    # An override that created this key (or one below it, absent from the file) is the source.
-    from_set = plain in overridden or (
-        path not in lines and any(key.startswith(plain + ".") for key in overridden)
-    )
-    if from_set:
-        return Problem(dotted(path) or "(top level)", f"{message} (from --set)")
-    return Problem(dotted(path) or "(top level)", message, line_of(path, lines))
-
-
 def _issues(
     error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]
 ) -> list[Problem]:
@@ -140,12 +112,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """``"a.b=value"`` -> (["a", "b"], value parsed as YAML, so numbers and lists work)."""
     key, sep, raw = text.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError("--set", [f"{text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=100"])
+        raise ConfigError(
+            "--set", [Problem("", f"{text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=100")]
+        )
     try:
         value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as error:
         raise ConfigError(
-            "--set", [f"{text!r}: the value is not valid YAML ({error.__class__.__name__})"]
+            "--set", [Problem("", f"{text!r}: the value is not valid YAML ({error.__class__.__name__})")]
         ) from None
     return key.split("."), value
 
@@ -165,10 +139,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
             if isinstance(node, list):
                 if not key.isdigit() or int(key) >= len(node):
                     where = ".".join(keys[:i])
-                    raise ConfigError(
-                        "--set",
-                        [f"{text!r}: {where} is a list of {len(node)}; {key!r} is not an index in it"],
-                    )
+                    message = f"{text!r}: {where} is a list of {len(node)}; {key!r} is not an index in it"
+                    raise ConfigError("--set", [Problem("", message)])
                 if last:
                     node[int(key)] = value
                 else:
@@ -176,7 +148,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
                 continue
             if not isinstance(node, dict):
                 where = ".".join(keys[:i])
-                raise ConfigError("--set", [f"{text!r}: {where} is not a mapping (it is {node!r:.80})"])
+                raise ConfigError(
+                    "--set", [Problem("", f"{text!r}: {where} is not a mapping (it is {node!r:.80})")]
+                )
             if last:
                 if keys == ["strategy", "kind"] and node.get("kind") != value:
                     node.clear()  # the other keys belong to the old kind (--strategy KIND)
@@ -212,7 +186,9 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
     else:
         file = Path(path)
         if file.is_dir():
-            raise ConfigError(str(path), [f"{file.resolve()} is a directory; give a spec file (YAML)"])
+            raise ConfigError(
+                str(path), [Problem("", f"{file.resolve()} is a directory; give a spec file (YAML)")]
+            )
         if not file.is_file():
             hint = ""
             if str(path).lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
@@ -220,11 +196,12 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
                     f"; {str(path)!r} looks like a flag's value, but flags take none: "
                     "write --force, not --force true"
                 )
-            raise ConfigError(str(path), [f"no such file: {file.resolve()}{hint}"])
+            raise ConfigError(str(path), [Problem("", f"no such file: {file.resolve()}{hint}")])
         size = file.stat().st_size
         if size > MAX_BYTES:
             raise ConfigError(
-                str(path), [f"the file is {size} bytes; a spec may be at most {MAX_BYTES} bytes (1 MiB)"]
+                str(path),
+                [Problem("", f"the file is {size} bytes; a spec may be at most {MAX_BYTES} bytes (1 MiB)")],
             )
         raw = file.read_bytes()
         try:
@@ -232,12 +209,12 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
         except UnicodeDecodeError as error:
             line = raw[: error.start].count(b"\n") + 1
             raise ConfigError(
-                str(path), [f"not a text file (not UTF-8 at line {line}); a spec is YAML text"]
+                str(path), [Problem("", f"not a text file (not UTF-8 at line {line}); a spec is YAML text")]
             ) from None
         if "\x00" in text:
             line = text[: text.index("\x00")].count("\n") + 1
             raise ConfigError(
-                str(path), [f"not a text file (a NUL byte at line {line}); a spec is YAML text"]
+                str(path), [Problem("", f"not a text file (a NUL byte at line {line}); a spec is YAML text")]
             )
         source, base_dir = str(path), file.resolve().parent
     try:
@@ -255,11 +232,13 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
             raise ConfigError(source, [Problem("", f"spec refused: {problem}{where}", at_line)]) from None
         raise ConfigError(source, [Problem("", f"not valid YAML: {problem}{where}", at_line)]) from None
     if data is None and not overrides:
-        raise ConfigError(source, ["the spec is empty; `optrun schema` lists what it may hold"])
+        raise ConfigError(source, [Problem("", "the spec is empty; `optrun schema` lists what it may hold")])
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(source, [f"the spec must be a mapping of keys; got a {type(data).__name__}"])
+        raise ConfigError(
+            source, [Problem("", f"the spec must be a mapping of keys; got a {type(data).__name__}")]
+        )
     overridden = apply_overrides(data, list(overrides or []))
     return RawSpec(data, base_dir, source, line_map(text), overridden)
 
@@ -274,7 +253,7 @@ def check_schema(raw: RawSpec) -> LoadedSpec:
         spec = ExperimentSpec.model_validate(raw.data)
     except ValidationError as error:
         raise ConfigError(raw.source, _issues(error, raw.data, raw.lines, raw.overridden)) from None
-    return LoadedSpec(spec, raw.base_dir, raw.source, raw.lines)
+    return LoadedSpec(spec, raw.base_dir, raw.source, raw.lines, raw.overridden)
 
 
 def dump_spec(spec: ExperimentSpec) -> str:

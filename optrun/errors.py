@@ -8,9 +8,11 @@ working for code written against ``tf.contrib.opt``.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, Self
 
 from optrun.causes import Cause, message_line, user_frame_of
 
@@ -41,7 +43,34 @@ def cause_of(error: BaseException) -> Cause:
 
 
 class OptrunError(Exception):
-    """Base class of every error optrun raises on purpose."""
+    """Base class of every error optrun raises on purpose.
+
+    An error about places in the spec carries them as data in ``problems``
+    (see :meth:`at`, :func:`naming` and :class:`ConfigError`), so that whoever
+    reports it need not read the place back out of the message.
+    """
+
+    problems: Sequence[Problem] = ()
+
+    @classmethod
+    def at(cls, path: str, detail: str) -> Self:
+        """The error about ``path`` (a dotted YAML path): its message is ``"path: detail"``."""
+        error = cls(f"{path}: {detail}")
+        error.problems = [Problem(path, detail)]
+        return error
+
+
+def naming(error: OptrunError, path: str) -> OptrunError:
+    """``error``, whose message starts with ``path`` (the name optrun gave the value), placed there.
+
+    For messages made where the spec's place is only an argument name
+    (``"train.optimizer.wrappers[0].vars names 'x', ..."``): the caller knows
+    the name it passed, so no path is guessed from the text.
+    """
+    text = str(error)
+    if not error.problems and path and text.startswith(path):
+        error.problems = [Problem(path, text[len(path) :].removeprefix(":").strip())]
+    return error
 
 
 class InvalidArgumentError(OptrunError, ValueError):
@@ -77,11 +106,16 @@ class NotReadyError(OptrunError, RuntimeError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem in a spec: its YAML path (dotted, '' for the whole file), message and line."""
+    """One problem in a spec: its YAML path (dotted, '' for the whole file), message and line.
+
+    ``from_set``: the value came from a ``--set`` override (the message ends
+    with "(from --set)"; a problem that has a line or this mark is placed).
+    """
 
     path: str
     message: str
     line: int | None = None
+    from_set: bool = False
 
     def __str__(self) -> str:
         where = f" (line {self.line})" if self.line is not None else ""
@@ -108,8 +142,12 @@ class ConfigError(OptrunError, ValueError):
     """The experiment spec is invalid.
 
     ``problems`` lists every problem found, each with its YAML path and line;
-    ``issues`` is the same list as text.
+    ``issues`` is the same list as text. Give :class:`Problem` objects: a
+    string is read back with :meth:`Problem.parse`, a fallback for call sites
+    that still pass text.
     """
+
+    problems: list[Problem]
 
     def __init__(self, source: str, issues: Sequence[str | Problem]) -> None:
         self.source = source
@@ -117,6 +155,88 @@ class ConfigError(OptrunError, ValueError):
         self.issues = [str(p) for p in self.problems]
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
         super().__init__(f"{source}: {count}\n" + "\n".join(f"  - {issue}" for issue in self.issues))
+
+
+# Placing problems in a spec: its paths, lines and --set overrides.
+
+
+def dotted(path: tuple[Any, ...] | list[Any]) -> str:
+    """``("a", "b", 0, "c")`` -> ``"a.b[0].c"``: how messages name a place in the spec."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def parse_path(text: str) -> tuple[Any, ...]:
+    """``"a.b[0].c"`` -> ``("a", "b", 0, "c")``: the inverse of :func:`dotted`."""
+    return tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", text))
+
+
+def line_of(path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    """The line of ``path``, or of its nearest parent that is in the file."""
+    for depth in range(len(path), 0, -1):
+        if path[:depth] in lines:
+            return lines[path[:depth]]
+    return None
+
+
+class SpecPlaces(Protocol):
+    """Where a spec's keys are: a read spec (``RawSpec``) or a validated one (``LoadedSpec``)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def lines(self) -> dict[tuple[Any, ...], int]: ...  # YAML path -> line in the file
+    @property
+    def overridden(self) -> set[str]: ...  # dotted keys a --set override gave
+
+
+def placed(
+    path: tuple[Any, ...], message: str, lines: dict[tuple[Any, ...], int], overridden: set[str]
+) -> Problem:
+    """A problem at ``path``: with the line of its key, or marked as coming from a --set override."""
+    plain = ".".join(str(p) for p in path)
+    # An override that created this key (or one below it, absent from the file) is the source.
+    from_set = plain in overridden or (
+        path not in lines and any(key.startswith(plain + ".") for key in overridden)
+    )
+    if from_set:
+        return Problem(dotted(path) or "(top level)", f"{message} (from --set)", from_set=True)
+    return Problem(dotted(path) or "(top level)", message, line_of(path, lines))
+
+
+def in_spec(spec: SpecPlaces, problems: Iterable[Problem]) -> list[Problem]:
+    """``problems`` placed in ``spec`` by :func:`placed`: each with its line or marked as from --set.
+
+    One already placed (it has a line or the mark) or about the whole file is kept as it is.
+    """
+    return [
+        p
+        if not p.path or p.line is not None or p.from_set
+        else placed(parse_path(p.path), p.message, spec.lines, spec.overridden)
+        for p in problems
+    ]
+
+
+def spec_error(spec: SpecPlaces, found: Iterable[tuple[tuple[Any, ...], str]]) -> ConfigError:
+    """One error for ``(YAML path, message)`` problems of ``spec``, each placed by :func:`in_spec`."""
+    return ConfigError(
+        spec.source, in_spec(spec, [Problem(dotted(path), message) for path, message in found])
+    )
+
+
+@contextlib.contextmanager
+def problems_in(spec: SpecPlaces) -> Iterator[None]:
+    """A :class:`ConfigError` raised in the block is raised again as ``spec``'s, each problem
+    placed by :func:`in_spec`: what ``optrun validate`` would say of it, with line or --set mark."""
+    try:
+        yield
+    except ConfigError as error:
+        placed_ones = in_spec(spec, error.problems)
+        if error.source == spec.source and placed_ones == error.problems:
+            raise
+        raise ConfigError(spec.source, placed_ones).with_traceback(error.__traceback__) from None
 
 
 class LoadError(OptrunError, ImportError):

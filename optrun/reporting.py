@@ -94,6 +94,48 @@ def report(reporter: Reporter, event: Progress) -> None:
         reporter.step(event.step, event.loss, event.logged)
 
 
+#: Skipped non-finite updates after the first are said as a count at a logging interval, and no
+#: more often than this (seconds): logging every step must not bring back a line per step.
+SKIP_NOTE_EVERY_S = 10.0
+
+
+class NonfiniteSkips:
+    """Tells a reporter about updates skipped as non-finite, without a line per step.
+
+    The first skip is said at once, with what was non-finite; later ones are counted and said
+    as one line at a logging interval (:meth:`logged`), at most every :data:`SKIP_NOTE_EVERY_S`
+    seconds; :meth:`close` says the total when the last line left some unsaid.
+    """
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.count, self.last = 0, 0
+        self._said, self._said_at = 0, 0.0
+
+    def skipped(self, step: int, loss: float) -> None:
+        """Step ``step``'s update was skipped; a finite ``loss`` means a gradient was not finite."""
+        self.count, self.last = self.count + 1, step
+        if self.count == 1:
+            what = f"loss at step {step} ({loss})"
+            if math.isfinite(loss):
+                what = f"gradient at step {step} (loss {loss:.6g})"
+            self._say(f"non-finite {what}: update skipped; later ones are counted")
+
+    def logged(self) -> None:
+        """At a logging interval: the count so far, if it grew and the last line is old enough."""
+        if self.count > self._said and time.monotonic() - self._said_at >= SKIP_NOTE_EVERY_S:
+            self._say(f"skipped {self.count} non-finite steps so far (last at step {self.last})")
+
+    def close(self) -> None:
+        """At the end of the run: the total, unless the last line said it."""
+        if self.count > self._said:
+            self._say(f"skipped {self.count} non-finite steps in all (last at step {self.last})")
+
+    def _say(self, message: str) -> None:
+        self.reporter.note(message)
+        self._said, self._said_at = self.count, time.monotonic()
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as strict JSON data: NaN/Inf become strings, numpy values plain Python."""
     if isinstance(value, dict):

@@ -34,7 +34,8 @@ class DataSpec(Strict):
         None,
         gt=0,
         description="Rows in each batch the builder yields: the global batch, which a strategy splits "
-        "across its replicas. Required with a strategy other than default; checked on the first batch.",
+        "across its replicas. With a strategy other than default it may be left out when the dataset's "
+        "batch dimension is static (.batch(n, drop_remainder=True)); checked on the first batch.",
     )
 
 

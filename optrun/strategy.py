@@ -262,9 +262,11 @@ def _workers(config: Mapping[str, Any]) -> int:
     return sum(len(v) for k, v in config["cluster"].items() if k in ("chief", "worker"))
 
 
-def describe_plan(plan: Plan, global_batch: int | None) -> dict[str, Any]:
+def describe_plan(plan: Plan, global_batch: int | None, source: str | None = None) -> dict[str, Any]:
     """What ``optrun validate`` reports: the strategy, its replicas and the global batch.
 
+    ``source`` says where the global batch came from (``global_batch_from``:
+    ``data.global_batch_size``, or ``dataset`` for its static batch dimension).
     A multi_worker plan that was not started (validate starts no worker) counts
     its replicas from TF_CONFIG: workers times local GPUs (or 1).
     """
@@ -274,6 +276,8 @@ def describe_plan(plan: Plan, global_batch: int | None) -> dict[str, Any]:
     else:
         replicas = plan.replicas
     report: dict[str, Any] = {"strategy": plan.kind, "replicas": replicas, "global_batch": global_batch}
+    if source is not None:
+        report["global_batch_from"] = source
     if global_batch is not None:
         share, extra = divmod(global_batch, replicas)
         report["per_replica_batch"] = share if not extra else f"{share}-{share + 1}"

@@ -113,9 +113,7 @@ def test_the_iteration_limit_and_a_sparse_log_interval(in_tmp: Path) -> None:
     outcome = read(in_tmp / "short")
     last = ITERATION.findall(short.stdout)[-1]
     assert (int(last[0]), last[1], int(last[2])) == (outcome["nit"], "3", outcome["nfev"]) == (3, "3", 3)
-    assert f"stopped at iteration 3 of 3: budget_reached (scipy: {outcome['message']})" in flat(
-        short.stdout
-    )
+    assert f"stopped at iteration 3 of 3: budget_reached (scipy: {outcome['message']})" in flat(short.stdout)
     sparse = invoke(
         "minimize", "--method", "trust-constr", "--out", "sparse", "--set", "logging.every_steps=5"
     )

@@ -58,7 +58,7 @@ def first_batch(data: Any, ref: str) -> tuple[Any, Any]:
     iterator = iter(data)
     first = next(iterator, None)
     if first is None:
-        raise LoadError(f"data.builder: {ref} yielded no batches; training needs at least one.")
+        raise LoadError.at("data.builder", f"{ref} yielded no batches; training needs at least one.")
     return first, (itertools.chain([first], iterator) if iterator is data else data)
 
 
@@ -66,8 +66,8 @@ def build_on_first_batch(model: Any, batch: Any) -> None:
     """Builds an unbuilt Keras model on one batch, so that its variables exist."""
     if isinstance(model, keras.Model) and not model.built:
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise LoadError(
-                f"data.builder: batches must be (x, y) pairs to build the model; got {type(batch).__name__}"
+            raise LoadError.at(
+                "data.builder", f"batches must be (x, y) pairs to build the model; got {type(batch).__name__}"
             )
         model(batch[0])
 

@@ -17,9 +17,11 @@ from optrun.errors import (
     ConfigError,
     InvalidArgumentError,
     LoadError,
+    OptrunError,
     Problem,
     UnknownVariableError,
     first_line,
+    naming,
 )
 from optrun.loading import call_user, load_callable
 from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec, VariableClippingSpec
@@ -49,16 +51,18 @@ def check_references(loaded: LoadedSpec) -> None:
                 (f"minimize.constraints.{kind}[{i}]", ref)
                 for i, ref in enumerate(getattr(spec.minimize.constraints, kind))
             ]
-    problems = []
+    failed: list[OptrunError] = []
     for what, ref in refs:
         try:
             load_callable(ref, loaded.base_dir, what)
-        except LoadError as error:
-            problems.append(str(error))
-    if len(problems) > 1:
-        raise ConfigError(loaded.source, problems)
-    if problems:
-        raise LoadError(problems[0])
+        except LoadError as error:  # "model.builder: ...": placed at the name it was given
+            failed.append(naming(error, what))
+    if len(failed) > 1:
+        raise ConfigError(
+            loaded.source, [p for error in failed for p in error.problems or [Problem("", str(error))]]
+        )
+    if failed:
+        raise failed[0]
 
 
 def build_model(loaded: LoadedSpec) -> Any:
@@ -78,9 +82,10 @@ def variables_of(model: Any, ref: str) -> list[Any]:
     items = list(model.values()) if isinstance(model, dict) else model
     if isinstance(items, (list, tuple)) and items and all(_is_variable(v) for v in items):
         return list(items)
-    raise LoadError(
-        f"model.builder: {ref} returned {type(model).__name__}; return a Keras model, a tf.Module, "
-        "a variable, or a list or dict of variables."
+    raise LoadError.at(
+        "model.builder",
+        f"{ref} returned {type(model).__name__}; return a Keras model, a tf.Module, "
+        "a variable, or a list or dict of variables.",
     )
 
 
@@ -88,13 +93,14 @@ def build_data(loaded: LoadedSpec) -> Any:
     """Calls ``data.builder(**data.params)``; checks that the result can be iterated."""
     spec = loaded.spec.data
     if spec is None:
-        raise ConfigError(loaded.source, ["data: required here (a builder returning batches)"])
+        raise ConfigError(loaded.source, [Problem("data", "required here (a builder returning batches)")])
     fn = load_callable(spec.builder, loaded.base_dir, "data.builder")
     data = call_user(fn, spec.builder, "data.builder", **spec.params)
     if not isinstance(data, (tf.data.Dataset, Iterable)):
-        raise LoadError(
-            f"data.builder: {spec.builder} returned {type(data).__name__}; return a tf.data.Dataset "
-            "or an iterable of batches."
+        raise LoadError.at(
+            "data.builder",
+            f"{spec.builder} returned {type(data).__name__}; return a tf.data.Dataset "
+            "or an iterable of batches.",
         )
     return data
 
@@ -126,11 +132,13 @@ def keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
             known = [n for n in dir(keras.losses) if n[:1].islower() and callable(getattr(keras.losses, n))]
             known = [n for n in known if n not in ("get", "serialize", "deserialize")] + list(_LOSS_ALIASES)
             hint = suggest(spec.name, known, "loss name")
-            raise ConfigError("loss", [f"loss.name: not a Keras loss: {spec.name!r}; {hint}"])
+            raise ConfigError("loss", [Problem("loss.name", f"not a Keras loss: {spec.name!r}; {hint}")])
         return loss
     cls = getattr(keras.losses, _loss_class(spec.name), None)
     if not isinstance(cls, type):
-        raise ConfigError("loss", [f"loss.name: {spec.name!r} names no Keras loss class to give args to"])
+        raise ConfigError(
+            "loss", [Problem("loss.name", f"{spec.name!r} names no Keras loss class to give args to")]
+        )
     # Per-example values, averaged by the caller: a Keras Loss's own mean divides by the replica
     # count under a tf.distribute strategy, which optrun's step already accounts for.
     args = {"reduction": "none", **spec.args}
@@ -138,7 +146,7 @@ def keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
         return cls(**args)
     except (TypeError, ValueError) as error:
         raise ConfigError(
-            "loss", [f"loss.args: {cls.__name__}({spec.args}) failed: {first_line(error)}"]
+            "loss", [Problem("loss.args", f"{cls.__name__}({spec.args}) failed: {first_line(error)}")]
         ) from None
 
 
@@ -169,9 +177,12 @@ def select(selectors: list[str], variables: list[Any], what: str) -> list[Any]:
             found = [v for v in variables if any(pattern.fullmatch(n) for n in variable_names(v))]
             if not found:
                 known = ", ".join(repr(variable_label(v)) for v in variables)
-                raise UnknownVariableError(f"{what}: {selector!r} matches no variable; known names: {known}")
+                raise UnknownVariableError.at(what, f"{selector!r} matches no variable; known names: {known}")
         else:
-            aligned = resolve_var_keyed({selector: True}, variables, argument=what)
+            try:
+                aligned = resolve_var_keyed({selector: True}, variables, argument=what)
+            except OptrunError as error:  # "<what> names 'x', which ...": placed at what
+                raise naming(error, what) from None
             found = [v for v, hit in zip(variables, aligned, strict=True) if hit]
         chosen += [v for v in found if all(v is not c for c in chosen)]
     return chosen
@@ -181,7 +192,10 @@ def clipped_variables(wrapper: VariableClippingSpec, variables: list[Any], where
     """The variables a clipping wrapper names, after checking its dims against each."""
     chosen = select(wrapper.vars, variables, f"{where}.vars")
     for var in chosen:
-        check_dims(list(wrapper.dims), var, f"{where}.dims")
+        try:
+            check_dims(list(wrapper.dims), var, f"{where}.dims")
+        except OptrunError as error:  # "<where>.dims for 'v' names dims ...": placed at .dims
+            raise naming(error, f"{where}.dims") from None
     return chosen
 
 
@@ -240,23 +254,20 @@ def build_optimizer(
     Raises:
         ConfigError: every problem found: the name, each argument, each wrapper.
     """
-    problems: list[str | Problem] = []
+    problems: list[Problem] = []
     classes = _optimizer_classes()
     opt = None
     if spec.name not in classes:
-        problems.append(
-            f"train.optimizer.name: not a Keras optimizer: {spec.name!r}; "
-            + suggest(spec.name, classes, "optimizer")
-        )
+        hint = suggest(spec.name, classes, "optimizer")
+        problems.append(Problem("train.optimizer.name", f"not a Keras optimizer: {spec.name!r}; {hint}"))
         problems += _unknown_args(spec, classes)
     else:
         try:
             opt = keras.optimizers.get({"class_name": spec.name, "config": dict(spec.args)})
         except (ValueError, TypeError) as error:
             # Keras is the judge (it takes some legacy keys); each key it refuses goes at its own path.
-            problems += _unknown_args(spec, classes) or [
-                f"train.optimizer.args: {spec.name}({spec.args}) failed: {str(error).splitlines()[0]}"
-            ]
+            failed = f"{spec.name}({spec.args}) failed: {str(error).splitlines()[0]}"
+            problems += _unknown_args(spec, classes) or [Problem("train.optimizer.args", failed)]
     if opt is None:
         opt = keras.optimizers.SGD()  # a stand-in, so the wrappers below are checked too
     inner_iterations = opt.iterations
@@ -273,7 +284,7 @@ def build_optimizer(
         try:  # names and dims are checked here, for every wrapper, so all mistakes show at once
             chosen = clipped_variables(wrapper, variables, f"train.optimizer.wrappers[{i}]")
         except (UnknownVariableError, InvalidArgumentError) as error:
-            problems.append(str(error))
+            problems += error.problems or [Problem(f"train.optimizer.wrappers[{i}]", str(error))]
             continue
         opt = VariableClippingOptimizer(
             opt,

@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
 
-from optrun.config import RawSpec, dotted, placed
-from optrun.errors import ConfigError, InvalidArgumentError, OptrunError, Problem, UserInterrupt, describe
+from optrun.config import RawSpec
+from optrun.errors import (
+    InvalidArgumentError,
+    OptrunError,
+    Problem,
+    UserInterrupt,
+    describe,
+    dotted,
+    in_spec,
+    naming,
+    placed,
+)
 from optrun.loading import load_callable
 from optrun.runner.build import build_optimizer, clipped_variables
 from optrun.scipy_interface import (
@@ -37,12 +46,6 @@ from optrun.suggest import suggest
 from optrun.varkeys import resolve_var_keyed
 
 Path = tuple[Any, ...]
-_SUBJECT = re.compile(r"^([A-Za-z_]\w*(?:\.\w+|\[\d+\])+) ")
-
-
-def parse_path(text: str) -> Path:
-    """``"a.b[0].c"`` -> ``("a", "b", 0, "c")``."""
-    return tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", text))
 
 
 def get(data: Any, *path: Any) -> Any:
@@ -72,19 +75,22 @@ class Collector:
         self.problems.append(problem if path else Problem("", message))
 
     def add_error(self, error: BaseException, path: Path) -> None:
-        """Records an error; a path at the start of its message wins over ``path``."""
-        found = error.problems if isinstance(error, ConfigError) else [Problem.parse(self._text(error))]
-        for problem in found:
-            where, message = (parse_path(problem.path) if problem.path else path), problem.message
-            # "train.optimizer.wrappers[0].vars names 'x', which ...": the subject is the place.
-            subject = _SUBJECT.match(message) if not problem.path else None
-            if subject and subject[1].startswith(dotted(path)):
-                where, message = parse_path(subject[1]), message[subject.end() :]
-            self.add(where, message)
+        """Records an error: at the places it carries (``OptrunError.problems``), else at ``path``.
 
-    @staticmethod
-    def _text(error: BaseException) -> str:
-        return str(error) if isinstance(error, OptrunError) else describe(error)
+        The message is never read for a place: a user's "a.b: ... (line 3)" stays
+        message text. Only a leading ``"<path>: "`` naming ``path`` itself is not repeated.
+        """
+        found = error.problems if isinstance(error, OptrunError) else ()
+        if not found:
+            self.add(path, str(error) if isinstance(error, OptrunError) else describe(error))
+            return
+        for problem in found:
+            if problem.path:
+                self.problems += in_spec(self.raw, [problem])
+            elif problem.line is not None:  # the whole file's (YAML), with its line
+                self.problems.append(problem)
+            else:
+                self.add(path, problem.message)
 
     @contextlib.contextmanager
     def catch(self, path: Path) -> Iterator[None]:
@@ -262,4 +268,7 @@ def check_names(raw: RawSpec, variables: list[Any], collector: Collector) -> Non
     for key in bounds if isinstance(bounds, dict) else {}:
         path = ("minimize", "constraints", "bounds", key)
         with collector.catch(path):
-            resolve_var_keyed({key: True}, variables, argument=dotted(path))
+            try:
+                resolve_var_keyed({key: True}, variables, argument=dotted(path))
+            except OptrunError as error:  # "minimize.constraints.bounds.w names 'w', which ..."
+                raise naming(error, dotted(path)) from None

@@ -1,6 +1,7 @@
 """Training under a ``tf.distribute`` strategy: the global batch, its split, and the step.
 
-The data builder yields global batches (``data.global_batch_size`` rows);
+The data builder yields global batches (``data.global_batch_size`` rows, or as
+many as the dataset's static batch dimension says when that key is not set);
 ``strategy.experimental_distribute_dataset`` splits each across the replicas.
 Each replica computes the mean loss over its rows and weights it by its share
 of the step's rows, ``n_i / N``, so the replicas' sum is the mean over the
@@ -20,14 +21,16 @@ from one ``tf.function`` to another loses their devices.)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
-from optrun.errors import ConfigError, LoadError
-from optrun.strategy import Plan
+from optrun.errors import ConfigError, LoadError, Problem, RunError, naming
+from optrun.spec_strategy import StrategySpec
+from optrun.strategy import Plan, make_strategy, read_tf_config
 
 
 def batch_rows(batch: Any) -> Any:
@@ -41,37 +44,94 @@ def batch_rows(batch: Any) -> Any:
     return tf.shape(first)[0]
 
 
-def check_global_batch(loaded: LoadedSpec, plan: Plan, batch: Any) -> int | None:
-    """The global batch size: ``data.global_batch_size``, checked against the first batch.
+class GlobalBatch(NamedTuple):
+    """The global batch size and where it came from (both None: no strategy and no size given)."""
+
+    size: int | None = None
+    #: ``"data.global_batch_size"`` (the spec), or ``"dataset"`` (its static batch dimension).
+    source: str | None = None
+
+
+def static_batch(data: Any) -> int | None:
+    """The batch dimension a ``tf.data.Dataset`` states in its ``element_spec`` (None: not static).
+
+    ``.batch(64, drop_remainder=True)`` states 64; ``.batch(64)`` states None, as its last
+    batch may be smaller. The first component decides, as in :func:`batch_rows`.
+    """
+    shape = _first_shape(data)
+    return tf.compat.dimension_value(shape[0]) if shape is not None and shape.rank else None
+
+
+def _first_shape(data: Any) -> tf.TensorShape | None:
+    """The shape of a dataset's batches (their first component), when ``data`` is a dataset."""
+    if not isinstance(data, tf.data.Dataset):
+        return None
+    shape = getattr(tf.nest.flatten(data.element_spec)[0], "shape", None)
+    return tf.TensorShape(shape) if shape is not None else None
+
+
+def _rows(batch: Any) -> int:
+    try:
+        return int(batch_rows(batch))
+    except (ValueError, TypeError) as error:
+        raise LoadError.at("data.builder", str(error)) from None
+
+
+def check_global_batch(loaded: LoadedSpec, plan: Plan, batch: Any, data: Any = None) -> GlobalBatch:
+    """The global batch size: ``data.global_batch_size``, checked against the first batch; with a
+    strategy and no size given, the static batch dimension of ``data`` (the builder's dataset).
 
     Raises:
-        ConfigError: unset while a strategy is used, or not the first batch's rows.
+        ConfigError: no size given or stated by the dataset while a strategy is used, or a size
+            that is not the first batch's rows.
     """
     spec = loaded.spec.data
     declared = spec.global_batch_size if spec is not None else None
     if declared is None:
-        if plan.kind != "default":
-            raise ConfigError(
-                loaded.source,
-                [
-                    f"data.global_batch_size: required with strategy.kind {plan.kind}; set it to the rows "
-                    "in each batch data.builder yields (the global batch, split across the replicas)"
-                ],
-            )
-        return None
-    try:
-        rows = int(batch_rows(batch))
-    except (ValueError, TypeError) as error:
-        raise LoadError(f"data.builder: {error}") from None
+        if plan.kind == "default":
+            return GlobalBatch()
+        stated = static_batch(data)
+        if stated is not None:  # every batch has these rows: the dataset says so
+            return GlobalBatch(stated, "dataset")
+        raise ConfigError(loaded.source, [Problem("data.global_batch_size", _unstated(plan, batch, data))])
+    rows = _rows(batch)
     if rows != declared:
-        raise ConfigError(
-            loaded.source,
-            [
-                f"data.global_batch_size: {declared}, but the first batch data.builder yields has {rows} "
-                f"rows; make the builder batch by {declared}, or state {rows}"
-            ],
+        message = (
+            f"{declared}, but the first batch data.builder yields has {rows} rows; "
+            f"make the builder batch by {declared}, or state {rows}"
         )
-    return declared
+        raise ConfigError(loaded.source, [Problem("data.global_batch_size", message)])
+    return GlobalBatch(declared, "data.global_batch_size")
+
+
+def _unstated(plan: Plan, batch: Any, data: Any) -> str:
+    """Why the global batch is not known, and the two ways to state it."""
+    rows, shape = _rows(batch), _first_shape(data)
+    required = f"required with strategy.kind {plan.kind}"
+    if shape is None:
+        return (
+            f"{required}; set it to the rows in each batch data.builder yields (the global batch, "
+            f"split across the replicas): data.global_batch_size: {rows}"
+        )
+    shown = shape.as_list() if shape.rank is not None else "unknown"
+    return (
+        f"{required}, and the dataset's batch dimension is not static (its batches' shape is "
+        f"{shown}: the last batch may be smaller), so the global batch cannot be read from it; "
+        f"set data.global_batch_size: {rows}, or batch with drop_remainder=True "
+        f"(.batch({rows}, drop_remainder=True))"
+    )
+
+
+def unstarted_plan(spec: StrategySpec, source: str) -> Plan:
+    """The plan to validate with: the strategy itself, except that a multi_worker one has its
+    TF_CONFIG checked but starts no worker (that would wait for the whole cluster)."""
+    if spec.kind == "multi_worker":
+        read_tf_config(os.environ.get("TF_CONFIG"))
+        return Plan("multi_worker")
+    try:
+        return make_strategy(spec, source)
+    except RunError as error:  # TensorFlow's devices were set up already: the place is logical_cpus
+        raise naming(error, "strategy.logical_cpus") from None
 
 
 def all_finite(loss: Any, grads: list[Any]) -> tf.Tensor:
@@ -92,9 +152,10 @@ def distribute_data(plan: Plan, data: Any, ref: str) -> Any:
     """
     assert plan.strategy is not None
     if not isinstance(data, tf.data.Dataset):
-        raise LoadError(
-            f"data.builder: {ref} returned {type(data).__name__}; with strategy.kind {plan.kind} it must "
-            "return a tf.data.Dataset of global batches, which the strategy splits across replicas."
+        raise LoadError.at(
+            "data.builder",
+            f"{ref} returned {type(data).__name__}; with strategy.kind {plan.kind} it must "
+            "return a tf.data.Dataset of global batches, which the strategy splits across replicas.",
         )
     return plan.strategy.experimental_distribute_dataset(data)
 

@@ -12,10 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.config import LoadedSpec
-from optrun.errors import (
-    NonFiniteError,
-    RunFailed,
-)
+from optrun.errors import NonFiniteError, RunFailed, problems_in
 from optrun.multi_worker import Channel, Stop
 from optrun.reporting import MetricsWriter, Progress, report
 from optrun.run_warnings import WarningLog, captured_warnings
@@ -71,7 +68,7 @@ def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     in the run directory says where each came from.
     """
     # The lock on the run directory is held until the end.
-    with captured_warnings() as caught, contextlib.ExitStack() as stack:
+    with problems_in(loaded), captured_warnings() as caught, contextlib.ExitStack() as stack:
         return _minimize(loaded, options, stack, caught)
 
 

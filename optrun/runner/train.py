@@ -14,10 +14,12 @@ from optrun.config import LoadedSpec
 from optrun.errors import (
     ConfigError,
     LoadError,
+    Problem,
     RunFailed,
     describe,
+    problems_in,
 )
-from optrun.reporting import MetricsWriter, Progress, report
+from optrun.reporting import MetricsWriter, NonfiniteSkips, Progress, report
 from optrun.run_warnings import WarningLog, captured_warnings
 from optrun.runner.batches import Batches, build_on_first_batch, first_batch, steps_per_epoch
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
@@ -52,8 +54,9 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     result.json lists each once with its count, and warnings.log in the run
     directory says where each came from.
     """
-    # The lock on the run directory is held until the end.
-    with captured_warnings() as caught, contextlib.ExitStack() as stack:
+    # The lock on the run directory is held until the end. A spec's problem is said as
+    # `optrun validate` says it: at its key, with its line or "(from --set)".
+    with problems_in(loaded), captured_warnings() as caught, contextlib.ExitStack() as stack:
         return _train(loaded, options, stack, caught)
 
 
@@ -62,9 +65,8 @@ def _train(
 ) -> RunOutcome:
     spec = loaded.spec
     if spec.train is None:
-        raise ConfigError(
-            loaded.source, ["train: required by `optrun train` (optimizer, max_steps or epochs)"]
-        )
+        needed = "required by `optrun train` (optimizer, max_steps or epochs)"
+        raise ConfigError(loaded.source, [Problem("train", needed)])
     plan = make_strategy(spec.strategy, loaded.source)  # first: logical CPUs precede TF's devices
     stack.enter_context(plan.scope())  # the model, optimizer and wrappers are built in it
     seed_everything(spec.seed)
@@ -72,8 +74,9 @@ def _train(
     raw_data = build_data(loaded)  # a ConfigError if the spec has no data
     assert loaded.spec.data is not None
     batch, data = first_batch(raw_data, loaded.spec.data.builder)
-    global_batch = check_global_batch(loaded, plan, batch)
+    global_batch, source = check_global_batch(loaded, plan, batch, data)  # data: its static batch dim
     scale: dict[str, Any] = {"strategy": plan.kind, "replicas": plan.replicas, "global_batch": global_batch}
+    scale.update({"global_batch_from": source} if source else {})
     build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
     loss_fn = train_loss(loaded)
@@ -122,6 +125,7 @@ def _train(
     )
     started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
     first_step = step
+    skips = NonfiniteSkips(options.reporter)  # the first skip said, later ones counted
     options.reporter.start("train", total, step)
 
     saved_at = [-1]
@@ -157,7 +161,7 @@ def _train(
                     options.reporter.note(f"non-finite loss or gradient at step {step}: stopping")
                     break
                 skipped += 1
-                options.reporter.note(f"non-finite loss or gradient at step {step}: update skipped")
+                skips.skipped(step, last_loss)
             report(
                 options.reporter,
                 Progress(
@@ -171,9 +175,12 @@ def _train(
                     epochs=passes_shown,
                 ),
             )
+            if logged:
+                skips.logged()
             if spec.checkpoint.every_steps and step % spec.checkpoint.every_steps == 0:
                 save_all()
     except (KeyboardInterrupt, Terminated) as interrupt:
+        skips.close()
         save_all()
         _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
         metrics.close()
@@ -184,6 +191,7 @@ def _train(
         _write_result(out, caught, scale, "error", step, last_loss, skipped, started, None, message)
         metrics.close()
         raise RunFailed(message + (f" (result.json written to {out})" if place.kept else "")) from error
+    skips.close()
     before = previous_result(place.run) if options.resume and step == first_step else None
     if before is not None and before.get("status") == "completed":
         metrics.close()

@@ -17,7 +17,6 @@ Stages, each collecting problems rather than stopping at the first:
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import keras
@@ -25,8 +24,17 @@ import numpy as np
 import tensorflow as tf
 from pydantic import TypeAdapter, ValidationError
 
-from optrun.config import LoadedSpec, RawSpec, check_schema, dotted, line_of
-from optrun.errors import ConfigError, InvalidArgumentError, LoadError, OptrunError, Problem, describe
+from optrun.config import LoadedSpec, RawSpec, check_schema
+from optrun.errors import (
+    ConfigError,
+    InvalidArgumentError,
+    LoadError,
+    OptrunError,
+    Problem,
+    describe,
+    dotted,
+    spec_error,  # problems at YAML paths, each with its line or "(from --set)"
+)
 from optrun.loading import call_user
 from optrun.probe import check_scalar, nonfinite
 from optrun.runner.batches import build_on_first_batch, first_batch, nonfinite_step, step_gradients
@@ -41,17 +49,11 @@ from optrun.runner.checks import (
     get,
 )
 from optrun.runner.common import check_export, seed_everything
-from optrun.runner.distribute import check_global_batch, distribute_data
+from optrun.runner.distribute import check_global_batch, distribute_data, unstarted_plan
 from optrun.runner.objective import build_interface, check_strategy, full_batch_data, places
 from optrun.spec_strategy import StrategySpec
-from optrun.strategy import Plan, describe_plan, make_strategy, read_tf_config
+from optrun.strategy import Plan, describe_plan
 from optrun.varkeys import variable_label
-
-
-def _problems(loaded: LoadedSpec, found: list[tuple[Path, str]]) -> ConfigError:
-    """One error for problems at YAML paths, each with its line in the spec."""
-    return ConfigError(loaded.source, [Problem(dotted(p), m, line_of(p, loaded.lines)) for p, m in found])
-
 
 #: Where a NaN or Inf comes from, for every non-finite start value.
 _LOOK = "Look for log(0), 0/0 or an overflow, or for NaN or Inf in the data"
@@ -79,7 +81,7 @@ def _nonfinite_start(loaded: LoadedSpec, interface: Any, x0: Any, point: dict[st
             values[path, ref or f"{kind}[{i}]"] = value
     found = [(path, _at_start(what, value)) for (path, what), value in nonfinite(values).items()]
     if found:
-        raise _problems(loaded, found)
+        raise spec_error(loaded, found)
 
 
 def _validate_minimize(loaded: LoadedSpec, plan: Plan, model: Any = None, data: Any = None) -> dict[str, Any]:
@@ -90,8 +92,7 @@ def _validate_minimize(loaded: LoadedSpec, plan: Plan, model: Any = None, data: 
     if spec.minimize is not None and spec.minimize.data is not None and spec.data is not None:
         data = full_batch_data(loaded, data)  # built once: the batch size and the objective share it
         batch, _ = first_batch(data, spec.data.builder)
-        global_batch = check_global_batch(loaded, plan, batch)
-        scale = describe_plan(plan, global_batch)
+        scale = describe_plan(plan, *check_global_batch(loaded, plan, batch, data))
     model, interface = build_interface(loaded, model, data=data)
     check_export(model, loaded.spec.checkpoint.export, loaded.source)
     x0 = interface.start_point()
@@ -128,7 +129,7 @@ def _first_step(loaded: LoadedSpec, model: Any, batch: Any, variables: list[Any]
     try:
         return step_gradients(train_loss(loaded), model, batch, variables)
     except InvalidArgumentError as error:  # not a scalar: the run's own words, placed at the key
-        raise _problems(loaded, [(("loss",), str(error))]) from None
+        raise spec_error(loaded, [(("loss",), str(error))]) from None
     except OptrunError:
         raise
     except Exception as error:
@@ -159,15 +160,15 @@ def _validate_train(
             f"{bad[0]} on the first batch; the run would stop at step 1. {_LOOK}; "
             "or set train.on_nonfinite: skip to drop such updates"
         )
-        raise _problems(loaded, [(("loss",), message)])
-    global_batch = check_global_batch(loaded, plan, batch)
+        raise spec_error(loaded, [(("loss",), message)])
+    data = build_data(loaded) if data is None and plan.kind != "default" else data
+    global_batch = check_global_batch(loaded, plan, batch, data)  # data: its batch dimension, if static
     if plan.strategy is not None:
         assert spec.data is not None
-        data = build_data(loaded) if data is None else data
         distribute_data(plan, data, spec.data.builder)  # a tf.data.Dataset, split
     return {
         "mode": "train",
-        **describe_plan(plan, global_batch),
+        **describe_plan(plan, *global_batch),
         "variables": {variable_label(v): list(v.shape) for v in variables},
         "loss": float(loss),
         "gradient_norm": float(tf.linalg.global_norm(dense)) if dense else 0.0,
@@ -192,7 +193,7 @@ def validate_spec(
         OptrunError: any other error a run would stop on.
     """
     if plan is None:
-        plan = _unstarted(loaded.spec.strategy, loaded.source)
+        plan = unstarted_plan(loaded.spec.strategy, loaded.source)
     if model is None:
         seed_everything(loaded.spec.seed)
     reports = []
@@ -301,14 +302,5 @@ def _plan(raw: RawSpec, collector: Collector) -> Plan:
     except ValidationError:
         return Plan("default")  # the schema stage reports it
     with collector.catch(("strategy",)):
-        return _unstarted(spec, raw.source)
+        return unstarted_plan(spec, raw.source)
     return Plan(spec.kind)
-
-
-def _unstarted(spec: StrategySpec, source: str) -> Plan:
-    """The plan to validate with: the strategy itself, except that a multi_worker one has its
-    TF_CONFIG checked but starts no worker (that would wait for the whole cluster)."""
-    if spec.kind == "multi_worker":
-        read_tf_config(os.environ.get("TF_CONFIG"))
-        return Plan("multi_worker")
-    return make_strategy(spec, source)
