@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from optrun.config import load_spec
     from optrun.external import ExternalOptimizerInterface
     from optrun.full_batch import dataset_loss
+    from optrun.ipopt_interface import IpoptInterface
+    from optrun.ipopt_options import MissingDependencyError
     from optrun.packing import Layout, PackedBounds
     from optrun.projected import ProjectedGradientInterface
     from optrun.runner import RunOptions, run_minimize, run_train, validate_spec
@@ -43,6 +45,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "ExternalOptimizerInterface": "optrun.external",
     "ScipyOptimizerInterface": "optrun.scipy_interface",
+    "IpoptInterface": "optrun.ipopt_interface",
+    "MissingDependencyError": "optrun.ipopt_options",
     "ProjectedGradientInterface": "optrun.projected",
     "Layout": "optrun.packing",
     "PackedBounds": "optrun.packing",
@@ -66,8 +70,10 @@ __all__ = [
     "ExternalOptimizerInterface",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "IpoptInterface",
     "Layout",
     "LoadError",
+    "MissingDependencyError",
     "MovingAverageOptimizer",
     "NonFiniteError",
     "NotReadyError",

@@ -21,7 +21,10 @@ def close(a: Result, b: Result, rtol: float) -> bool:
         if got.shape != want.shape:
             return False
         if got.dtype.kind in "fc":
-            scale = float(np.max(np.abs(want), initial=1.0)) if want.size else 1.0
+            # The scale of the finite entries: a NaN or Inf (compared by equal_nan) must not
+            # make the tolerance NaN or infinite.
+            finite = np.abs(want[np.isfinite(want)])
+            scale = float(np.max(finite, initial=1.0))
             if not np.allclose(got, want, rtol=rtol, atol=rtol * scale, equal_nan=True):
                 return False
         elif not np.array_equal(got, want):

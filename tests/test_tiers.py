@@ -210,3 +210,20 @@ def test_bad_tier_policy_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         optrun.InvalidArgumentError, match="OPTRUN_TIER2 must be auto, now or never; got 'sometimes'"
     ):
         optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(v**2)).minimize()
+
+
+def test_agreement_with_nan_and_inf_compares_the_finite_entries_at_their_own_scale() -> None:
+    import warnings
+
+    from optrun.agreement import close
+
+    def pair(*values: float) -> tuple[np.ndarray, list[np.ndarray]]:
+        return np.array(values), []
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns when a NaN or Inf reaches atol
+        assert close(pair(np.nan, 1.0), pair(np.nan, 1.0), 1e-6)
+        assert close(pair(np.inf, 1.0), pair(np.inf, 1.0), 1e-6)
+        # An Inf elsewhere must not make every finite difference look small.
+        assert not close(pair(np.inf, 2.0), pair(np.inf, 1.0), 1e-6)
+        assert not close(pair(np.nan, 2.0), pair(np.nan, 1.0), 1e-6)

@@ -107,6 +107,29 @@ CODES: dict[str, dict[int, str]] = {
         -1: INFEASIBLE,  # INFEASIBLE_ERROR
         -2: STALLED,  # LINALG_ERROR
     },
+    # optrun.IpoptInterface: IPOPT 3.14's ApplicationReturnStatus (IpReturnCodes_inc.h).
+    "ipopt": {
+        0: CONVERGED,  # Solve_Succeeded
+        1: CONVERGED,  # Solved_To_Acceptable_Level
+        2: INFEASIBLE,  # Infeasible_Problem_Detected
+        3: STALLED,  # Search_Direction_Becomes_Too_Small
+        4: STALLED,  # Diverging_Iterates
+        5: INTERRUPTED,  # User_Requested_Stop
+        6: CONVERGED,  # Feasible_Point_Found (a square problem)
+        -1: BUDGET_REACHED,  # Maximum_Iterations_Exceeded
+        -2: STALLED,  # Restoration_Failed
+        -3: STALLED,  # Error_In_Step_Computation
+        -4: BUDGET_REACHED,  # Maximum_CpuTime_Exceeded
+        -5: BUDGET_REACHED,  # Maximum_WallTime_Exceeded
+        -10: INFEASIBLE,  # Not_Enough_Degrees_Of_Freedom (more equalities than variables)
+        -11: ERROR,  # Invalid_Problem_Definition
+        -12: ERROR,  # Invalid_Option
+        -13: NONFINITE,  # Invalid_Number_Detected
+        -100: ERROR,  # Unrecoverable_Exception
+        -101: ERROR,  # NonIpopt_Exception_Thrown
+        -102: ERROR,  # Insufficient_Memory
+        -199: ERROR,  # Internal_Error
+    },
 }
 #: Phrases of scipy's messages that mean a limit, for a method (or code) not in :data:`CODES`.
 _LIMIT_WORDS = ("maximum number", "limit", "exceeded", "exceeds", "maxiter", "maxfun", "maxfev")

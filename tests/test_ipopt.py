@@ -1,0 +1,214 @@
+"""IpoptInterface (TF2) against worked-out answers, SLSQP, and its own contract: options,
+the missing extra, non-finite values, callbacks, Ctrl-C."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import optrun
+from optrun import InvalidArgumentError, NonFiniteError, OptrunError, ScipyOptimizerInterface
+from optrun.ipopt_interface import IpoptInterface
+from optrun.ipopt_options import MissingDependencyError
+from optrun.runner.outcome import classify
+
+pytest.importorskip("cyipopt")
+
+
+def seed_problem() -> tuple[tf.Variable, dict]:
+    """tf.contrib.opt's constrained example: min |v|^2 s.t. v[1] == 1, v[0] >= 1, from [7, 7]."""
+    vector = tf.Variable([7.0, 7.0], name="vector")
+    return vector, {
+        "loss": lambda: tf.reduce_sum(tf.square(vector)),
+        "equalities": [lambda: vector[1] - 1.0],
+        "inequalities": [lambda: vector[0] - 1.0],
+    }
+
+
+def test_seed_example_reaches_one_one_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    vector, problem = seed_problem()
+    steps: list[np.ndarray] = []
+    result = IpoptInterface(**problem).minimize(step_callback=lambda x: steps.append(x.copy()))
+    assert result.success and result.status == 0
+    np.testing.assert_allclose(vector.numpy(), [1.0, 1.0], atol=1e-6)
+    assert result.fun == pytest.approx(2.0, abs=1e-6)
+    # grad f + J^T mult_g = 0 at [1, 1]: (2, 2) + mult_g[0] * (0, 1) + mult_g[1] * (1, 0) = 0.
+    np.testing.assert_allclose(result.multipliers["mult_g"], [-2.0, -2.0], atol=1e-6)
+    assert len(steps) == result.nit > 0
+    assert all(s.shape == (2,) and s.dtype == np.float64 for s in steps)
+    np.testing.assert_allclose(steps[-1], result.x)
+    assert classify("ipopt", result.status, result.success, result.message, fun=result.fun) == "converged"
+    assert capfd.readouterr().out == ""  # no banner, no iteration log: library code never prints
+
+
+def test_bounded_inequality_matches_kkt_by_hand() -> None:
+    # min (x-3)^2 + (y+1)^2  s.t.  x + y <= 1,  x >= 0,  y >= 0.
+    # KKT with x + y = 1 and y = 0 active: grad f = (-4, 2) at (1, 0); IPOPT's convention
+    # grad f + mult_g * grad(1 - x - y) - z_L = 0 gives mult_g = -4 (x free) and z_L[y] = 6.
+    x = tf.Variable(0.5, dtype=tf.float64, name="x")
+    y = tf.Variable(0.5, dtype=tf.float64, name="y")
+    opt = IpoptInterface(
+        lambda: (x - 3.0) ** 2 + (y + 1.0) ** 2,
+        inequalities=[lambda: 1.0 - x - y],
+        var_to_bounds={x.ref(): (0.0, None), y.ref(): (0.0, np.inf)},
+        options={"tol": 1e-10},
+    )
+    result = opt.minimize()
+    assert result.success
+    np.testing.assert_allclose([x.numpy(), y.numpy()], [1.0, 0.0], atol=1e-7)
+    assert result.fun == pytest.approx(5.0, abs=1e-7)
+    np.testing.assert_allclose(result.multipliers["mult_g"], [-4.0], atol=1e-6)
+    np.testing.assert_allclose(result.multipliers["mult_x_L"], [0.0, 6.0], atol=1e-6)
+    np.testing.assert_allclose(result.multipliers["mult_x_U"], [0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(result.constraints, [0.0], atol=1e-7)
+
+
+def test_convex_qp_with_equalities_agrees_with_slsqp_and_the_kkt_system() -> None:
+    rng = np.random.default_rng(20)
+    n, p = 5, 2
+    a = rng.normal(size=(n, n))
+    q, c = a @ a.T + np.eye(n), rng.normal(size=n)
+    b, d = rng.normal(size=(p, n)), rng.normal(size=p)
+    # The KKT system [[Q, B^T], [B, 0]] [x; lam] = [-c; d] has the unique solution.
+    kkt = np.block([[q, b.T], [b, np.zeros((p, p))]])
+    expected = np.linalg.solve(kkt, np.concatenate([-c, d]))[:n]
+
+    def solve(make) -> np.ndarray:  # type: ignore[no-untyped-def]
+        v = tf.Variable(np.zeros(n), name="v")
+        loss = lambda: 0.5 * tf.tensordot(v, tf.linalg.matvec(q, v), 1) + tf.tensordot(c, v, 1)
+        equalities = [lambda i=i: tf.tensordot(b[i], v, 1) - d[i] for i in range(p)]
+        assert make(loss, equalities).minimize().success
+        return v.numpy()
+
+    ipopt = solve(lambda f, e: IpoptInterface(f, equalities=e, options={"tol": 1e-12}))
+    slsqp = solve(
+        lambda f, e: ScipyOptimizerInterface(f, equalities=e, method="SLSQP", options={"ftol": 1e-14})
+    )
+    np.testing.assert_allclose(ipopt, slsqp, atol=1e-6)
+    np.testing.assert_allclose(ipopt, expected, atol=1e-7)
+
+
+def test_counts_and_loss_callback_once_per_point() -> None:
+    _, problem = seed_problem()
+    calls: list[float] = []
+    opt = IpoptInterface(**problem)
+    result = opt.minimize(fetches=[problem["loss"]], loss_callback=calls.append)
+    # IPOPT asks for f and grad f separately: one loss computation (and callback) per point.
+    assert result.nfev == len(calls) == opt.nfev
+    assert opt.tiers is not None and sum(opt.tiers["evaluations"].values()) <= result.nfev
+
+
+def test_iteration_limit_is_a_budget() -> None:
+    vector, problem = seed_problem()
+    result = IpoptInterface(**problem, options={"max_iter": 2}).minimize()
+    assert (result.success, result.status, result.nit) == (False, -1, 2)
+    assert (
+        classify("ipopt", result.status, result.success, result.message, fun=result.fun) == "budget_reached"
+    )
+    np.testing.assert_allclose(vector.numpy(), result.x)
+
+
+def test_defaults_and_user_options() -> None:
+    _, problem = seed_problem()
+    opt = IpoptInterface(**problem, options={"print_level": 3, "mu_strategy": "Adaptive", "tol": "1e-9"})
+    assert opt.options["print_level"] == 3  # the user's wins
+    assert opt.options["sb"] == "yes" and opt.options["option_file_name"] == ""
+    assert opt.options["hessian_approximation"] == "limited-memory"
+    assert opt.options["mu_strategy"] == "adaptive" and opt.options["tol"] == 1e-9  # YAML-ish input
+    assert opt._evaluation_budget() == 3001
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"max_iters": 5}, r"'max_iters' is not an IPOPT option; did you mean 'max_iter'\?"),
+        ({"max_iter": -1}, r"options\['max_iter'\] must satisfy 0 <= max_iter; got -1"),
+        ({"max_iter": 2.5}, r"options\['max_iter'\] must be a whole number; got 2.5"),
+        ({"tol": "small"}, r"options\['tol'\] must be a number; got 'small'"),
+        (
+            {"mu_strategy": "adaptiv"},
+            r"must be one of monotone, adaptive; got 'adaptiv': did you mean 'adaptive'",
+        ),
+        ({"hessian_approximation": "exact"}, r"must be 'limited-memory': .*first derivatives only"),
+        ([("tol", 1e-8)], r"options must be a dict"),
+    ],
+)
+def test_bad_options_are_refused_at_construction(
+    options: object, match: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _, problem = seed_problem()
+    with pytest.raises(InvalidArgumentError, match=match):
+        IpoptInterface(**problem, options=options)  # type: ignore[arg-type]
+    assert capfd.readouterr().out == ""  # IPOPT never saw them (it would print its complaint)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "SLSQP"}, "always runs IPOPT"),
+        ({"max_iter": 5}, r"IPOPT options go in options=\{'max_iter': ...\}"),
+        ({"blas_thread": 1}, "did you mean 'blas_threads'"),
+        ({"blas_threads": 0}, "blas_threads must be"),
+    ],
+)
+def test_bad_keywords(kwargs: dict, match: str) -> None:
+    _, problem = seed_problem()
+    with pytest.raises(InvalidArgumentError, match=match):
+        IpoptInterface(**problem, **kwargs)
+
+
+def test_dense_jacobian_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("optrun.ipopt_interface.MAX_JACOBIAN_ENTRIES", 3)
+    _, problem = seed_problem()  # 2 constraints x 2 variables = 4 entries
+    with pytest.raises(InvalidArgumentError, match=r"2 x 2 = 4 entries.*sparse Jacobians are not supported"):
+        IpoptInterface(**problem)
+
+
+def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, problem = seed_problem()
+    monkeypatch.setitem(sys.modules, "cyipopt", None)  # import cyipopt raises ImportError
+    with pytest.raises(MissingDependencyError) as caught:
+        optrun.IpoptInterface(**problem)
+    assert str(caught.value) == 'IPOPT needs the ipopt extra: pip install "optrun[ipopt]"'
+    assert isinstance(caught.value, OptrunError) and isinstance(caught.value, ImportError)
+
+
+def nan_past_three(v: tf.Variable) -> tf.Tensor:
+    """(v - 5)^2 summed, NaN once v[0] > 3 (0 * log of a negative number)."""
+    return tf.reduce_sum(tf.square(v - 5.0)) + 0.0 * tf.math.log(3.0 - v[0])
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_nonfinite_loss_stops_with_finite_variables(constrained: bool) -> None:
+    v = tf.Variable([0.0, 0.0], dtype=tf.float64, name="v")
+    extra = {"inequalities": [lambda: 10.0 - v[1]]} if constrained else {}
+    with pytest.raises(NonFiniteError, match=r"the loss is nan.*check_finite=False to let IPOPT"):
+        IpoptInterface(lambda: nan_past_three(v), **extra).minimize()
+    assert np.isfinite(v.numpy()).all() and v.numpy()[0] <= 3.0
+
+
+def test_nonfinite_start_without_check_is_ipopts_invalid_number() -> None:
+    v = tf.Variable([4.0, 0.0], dtype=tf.float64, name="v")
+    result = IpoptInterface(lambda: nan_past_three(v), check_finite=False).minimize()
+    assert (result.success, result.status) == (False, -13)
+    assert classify("ipopt", result.status, result.success, result.message, fun=result.fun) == "nonfinite"
+    np.testing.assert_allclose(v.numpy(), [4.0, 0.0])
+
+
+@pytest.mark.parametrize("where", ["loss_callback", "step_callback"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt, ValueError])
+def test_interrupt_from_a_callback_ends_minimize(where: str, error: type[BaseException]) -> None:
+    _, problem = seed_problem()
+    calls = []
+
+    def callback(*_: object) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise error("stop")
+
+    with pytest.raises(error, match="stop"):
+        IpoptInterface(**problem).minimize(**{where: callback})
+    assert len(calls) == 3  # nothing ran after it: IPOPT was steered out at once
