@@ -28,6 +28,9 @@ typecheck: install
 
 # tests/v1 runs three times: in the main run (tf.Graph().as_default() with eager on), then
 # under disable_v2_behavior() (reference variables) and disable_eager_execution() alone.
+# Tests run with TensorFlow's C++ log off (the CLI's own default; xdist's workers may import
+# TensorFlow before a conftest could set it).
+unit: export TF_CPP_MIN_LOG_LEVEL ?= 3
 unit: install
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	OPTRUN_TF1_MODE=v1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/v1
@@ -35,6 +38,7 @@ unit: install
 
 test: lint typecheck unit  ## ruff, mypy and pytest
 
+test-slow: export TF_CPP_MIN_LOG_LEVEL ?= 3
 test-slow: install  ## the fault-injection suite: real processes, signals, kills, races, hostile input
 	$(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS) --dist loadfile tests/slow
 

@@ -52,8 +52,8 @@ def validate_elsewhere(raw: RawSpec, overrides: list[str]) -> Found:
         return raw.source, [problem], []
     if isinstance(entries, dict):  # the process's one error, not a list of findings
         return raw.source, [Problem("", str(entries.get("error", entries)))], []
-    problems = [
-        Problem(e.get("path") or "", e["message"], e.get("line"))
+    problems = [  # as data, as the child found them: never parsed back from text
+        Problem(e.get("path") or "", e["message"], e.get("line"), bool(e.get("from_set", False)))
         for e in entries
         if e.get("severity") == "error"
     ]

@@ -168,8 +168,13 @@ def train(
 @app.command(cls=FlagCommand)
 def minimize(
     config: ConfigArg = None,
-    method: Annotated[str | None, typer.Option(help="scipy.optimize.minimize method.")] = None,
-    maxiter: Annotated[int | None, typer.Option(min=1, help="Iteration limit (options.maxiter).")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(help="scipy.optimize.minimize method, or ipopt (IPOPT: the ipopt extra)."),
+    ] = None,
+    maxiter: Annotated[
+        int | None, typer.Option(min=1, help="Iteration limit (options.maxiter; IPOPT's max_iter).")
+    ] = None,
     overrides: SetOpt = None,
     out: OutOpt = None,
     resume: ResumeOpt = False,
@@ -180,7 +185,7 @@ def minimize(
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Minimize with scipy over the model's variables, with constraints and bounds from the spec."""
+    """Minimize with scipy (or IPOPT) over the model's variables, with the spec's constraints and bounds."""
     extra = [*strategy_override(strategy), *_common(overrides, seed)]
     if method is not None:
         extra.append(f"minimize.method={method}")

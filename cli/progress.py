@@ -83,6 +83,8 @@ def parts(event: Progress, rate: float, elapsed: float | None = None, kind: str 
         violation = "-" if event.violation is None else f"{event.violation:.3g}"
         shown = [("counter", f"{kind}iteration {count}"), ("nfev", f"nfev {_of(event.nfev, event.max_nfev)}")]
         shown += [("loss", loss), ("violation", f"violation {violation}")]
+        if event.mu is not None:  # IPOPT's barrier parameter: how far along the interior point path
+            shown.append(("mu", f"mu {event.mu:.1g}"))  # one digit: mu moves by powers of ten
     else:
         shown = [("counter", f"{kind}step {count}")]
         if event.epoch is not None:
@@ -101,11 +103,17 @@ def plain_line(event: Progress, rate: float, elapsed: float | None = None) -> st
 #: Which fields a line short of room keeps, most wanted first. The bar (BAR_MIN wide at least)
 #: ranks after the loss: at 80 columns the epoch and the rate make way for it, and on a narrower
 #: line it goes before the ETA, the counter or the loss would be cut.
-RANKS = ("eta", "counter", "loss", "bar", "violation", "elapsed", "nfev", "epoch", "rate")
+RANKS = ("eta", "counter", "loss", "bar", "violation", "mu", "elapsed", "nfev", "epoch", "rate")
 BAR_MIN, BAR_MAX = 20, 40
 #: Room kept for fields that widen as a run goes (0.1 -> 0.0123, 59s -> 1m00s), so that the bar
 #: does not jitter, nor a field come and go, from one refresh to the next.
-ROOM = {"loss": 15, "rate": len("999.9 steps/s"), "elapsed": len("elapsed 9m59s"), "eta": len("ETA 59m59s")}
+ROOM = {
+    "loss": 15,
+    "mu": len("mu 1e-09"),
+    "rate": len("999.9 steps/s"),
+    "elapsed": len("elapsed 9m59s"),
+    "eta": len("ETA 59m59s"),
+}
 
 
 def _room(name: str, text: str) -> int:
@@ -130,10 +138,10 @@ def fit(shown: Fields, width: int) -> tuple[int, str]:
 
 
 def stop_line(event: Progress) -> str:
-    """Why minimize stopped where it did, with scipy's message."""
+    """Why minimize stopped where it did, with scipy's (or IPOPT's) message."""
     where = f"{event.step} of {event.total}" if event.total else str(event.step)
     why = event.status or ("converged" if event.converged else "did not converge")
-    return f"{event.kind} stopped at iteration {where}: {why} (scipy: {event.message})"
+    return f"{event.kind} stopped at iteration {where}: {why} ({event.solver}: {event.message})"
 
 
 def start_line(kind: str, total: int | None, first_step: int) -> str:
@@ -262,13 +270,19 @@ def cell(value: Any, digits: int | None = None) -> str:
     return "-" if value is None else str(value)
 
 
+#: result.json's key for the solver's own code -> the solver's name.
+SOLVER_CODES = {"scipy_status": "scipy", "ipopt_status": "IPOPT"}
+
+
 def _status(result: dict[str, Any]) -> str:
     """``budget_reached (scipy status 1: STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT)``, or the status."""
-    status, code = result.get("status"), result.get("scipy_status")
-    if "scipy_status" not in result or not isinstance(status, str):  # train, or a run before the words
+    status = result.get("status")
+    key = next((key for key in SOLVER_CODES if key in result), None)
+    if key is None or not isinstance(status, str):  # train, or a run before the words
         return cell(status)
-    scipy = f"scipy status {cell(code)}" + (f": {result['message']}" if result.get("message") else "")
-    return f"{status} ({scipy})"
+    said = f"{SOLVER_CODES[key]} status {cell(result[key])}"
+    said += f": {result['message']}" if result.get("message") else ""
+    return f"{status} ({said})"
 
 
 def summary(console: Console, title: str, result: dict[str, Any]) -> None:
@@ -279,7 +293,8 @@ def summary(console: Console, title: str, result: dict[str, Any]) -> None:
     # The title on its own line: a table's title is padded with spaces to the table's width.
     console.print(escape(title), highlight=False, soft_wrap=True)
     table = Table(show_header=False)
-    folded = {"scipy_status", "message"} if "scipy_status" in result else set()
+    folded = {key for key in SOLVER_CODES if key in result}
+    folded |= {"message"} if folded else set()
     for key, value in result.items():
         if key in folded or (key == "export_skipped" and "export" in result):
             continue

@@ -14,43 +14,38 @@ from .errors import EXIT_USAGE, error_boundary, stderr
 from .progress import PipeSafeConsole, summary, tolerant
 
 
+def _entry(
+    source: str, path: str, severity: str, message: str, line: int | None = None, from_set: bool = False
+) -> dict[str, Any]:
+    """One ``--json`` finding; every entry has the same keys."""
+    return {
+        "file": source,
+        "path": path,
+        "line": line,
+        "from_set": from_set,
+        "severity": severity,
+        "message": message,
+    }
+
+
 def _entries(source: str, problems: list[Any], reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``--json`` list for one spec: errors, then warnings and one 'info' entry per check passed."""
-    entries: list[dict[str, Any]] = [
-        {"file": source, "path": p.path, "line": p.line, "severity": "error", "message": p.message}
-        for p in problems
-    ]
+    """The ``--json`` list for one spec: errors, then warnings and one 'info' entry per check passed.
+
+    ``from_set``: the problem's value came from a ``--set`` override (its ``line`` is then null);
+    false for warnings and info, which are about the run, not a value given.
+    """
+    entries = [_entry(source, p.path, "error", p.message, p.line, p.from_set) for p in problems]
     for report in reports:
         for label in report.get("unused_variables", []):
             message = f"the loss does not depend on {label!r} (zero gradient)"
-            entries.append(
-                {"file": source, "path": "model", "line": None, "severity": "warning", "message": message}
-            )
+            entries.append(_entry(source, "model", "warning", message))
         for line in report.get("nonfinite_at_start", []):  # train.on_nonfinite: skip goes on past them
             message = f"{line} on the first batch; train.on_nonfinite: skip drops such updates"
-            entries.append(
-                {"file": source, "path": "loss", "line": None, "severity": "warning", "message": message}
-            )
+            entries.append(_entry(source, "loss", "warning", message))
         for line in report.get("bounds_violated_at_start", []):
-            entries.append(
-                {
-                    "file": source,
-                    "path": "minimize.constraints.bounds",
-                    "line": None,
-                    "severity": "warning",
-                    "message": line,
-                }
-            )
-        entries.append(
-            {
-                "file": source,
-                "path": report["mode"],
-                "line": None,
-                "severity": "info",
-                "message": f"{report['mode']} checks passed",
-                "report": report,
-            }
-        )
+            entries.append(_entry(source, "minimize.constraints.bounds", "warning", line))
+        passed = _entry(source, report["mode"], "info", f"{report['mode']} checks passed")
+        entries.append({**passed, "report": report})
     return entries
 
 

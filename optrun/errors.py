@@ -53,9 +53,16 @@ class OptrunError(Exception):
     problems: Sequence[Problem] = ()
 
     @classmethod
-    def at(cls, path: str, detail: str) -> Self:
-        """The error about ``path`` (a dotted YAML path): its message is ``"path: detail"``."""
-        error = cls(f"{path}: {detail}")
+    def at(cls, path: str, detail: str, said: str | None = None) -> Self:
+        """The error about ``path`` (a dotted YAML path), carrying ``Problem(path, detail)``.
+
+        Args:
+            path: where in the spec, dotted (``"minimize.constraints.inequalities[1]"``).
+            detail: what is wrong there, without the path.
+            said: the message, when it names the place in words of its own
+                (default ``"path: detail"``); the place is still the data above.
+        """
+        error = cls(f"{path}: {detail}" if said is None else said)
         error.problems = [Problem(path, detail)]
         return error
 
@@ -123,7 +130,11 @@ class Problem:
 
     @classmethod
     def parse(cls, text: str) -> Problem:
-        """Reads ``"a.b[0]: message (line 3)"`` back; text without a leading path keeps path ''."""
+        """Reads ``"a.b[0]: message (line 3)"`` back; text without a leading path keeps path ''.
+
+        For text from outside (a log, an older optrun's output): optrun's own errors carry
+        their problems as data and never parse them back.
+        """
         found = _PROBLEM.match(text)
         if found is None:
             return cls("", text)
@@ -142,16 +153,15 @@ class ConfigError(OptrunError, ValueError):
     """The experiment spec is invalid.
 
     ``problems`` lists every problem found, each with its YAML path and line;
-    ``issues`` is the same list as text. Give :class:`Problem` objects: a
-    string is read back with :meth:`Problem.parse`, a fallback for call sites
-    that still pass text.
+    ``issues`` is the same list as text. A plain string (from code outside
+    optrun) is a problem of the whole spec: its text is never read for a place.
     """
 
     problems: list[Problem]
 
-    def __init__(self, source: str, issues: Sequence[str | Problem]) -> None:
+    def __init__(self, source: str, issues: Sequence[Problem | str]) -> None:
         self.source = source
-        self.problems = [p if isinstance(p, Problem) else Problem.parse(p) for p in issues]
+        self.problems = [p if isinstance(p, Problem) else Problem("", p) for p in issues]
         self.issues = [str(p) for p in self.problems]
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
         super().__init__(f"{source}: {count}\n" + "\n".join(f"  - {issue}" for issue in self.issues))

@@ -3,7 +3,9 @@
 One loss-and-gradient call per point serves both ``objective`` and
 ``gradient``; constraints and their dense Jacobian rows come from the same
 cached evaluation (:mod:`optrun.evaluation`). ``intermediate`` counts the
-iterations and hands each new iterate to ``step_callback``.
+iterations, keeps IPOPT's figures of the iteration (``info``: the barrier
+parameter ``mu``, the infeasibilities, ...) and hands each new iterate to
+``step_callback``.
 
 An exception in any callback (Ctrl-C included) must end the solve. cyipopt
 would store it, give IPOPT a value the callback never set, and let IPOPT go on
@@ -25,6 +27,21 @@ import numpy as np
 from optrun.external import LossGradFunc, no_step
 from optrun.ipopt_options import import_cyipopt
 
+#: The arguments of IPOPT's intermediate callback, in the order cyipopt passes them.
+INTERMEDIATE = (
+    "alg_mod",  # 0: regular iteration, 1: restoration phase
+    "iter_count",
+    "obj_value",
+    "inf_pr",
+    "inf_du",
+    "mu",
+    "d_norm",
+    "regularization_size",
+    "alpha_du",
+    "alpha_pr",
+    "ls_trials",
+)
+
 
 class IpoptCallbacks:
     """cyipopt's ``problem_obj`` for ``n`` variables and ``m`` constraint rows (see the module docs).
@@ -42,6 +59,8 @@ class IpoptCallbacks:
         error: the first exception a callback raised, or None.
         nit: IPOPT's iteration count at the last ``intermediate``.
         nfev: points where the loss and gradient were computed.
+        info: the last ``intermediate``'s arguments by name (:data:`INTERMEDIATE`), updated
+            in place before ``step`` runs, so that ``step`` can read them.
     """
 
     def __init__(
@@ -63,6 +82,7 @@ class IpoptCallbacks:
         self.error: BaseException | None = None
         self.nit = 0
         self.nfev = 0
+        self.info: dict[str, float] = {}
 
     def _guarded(self, compute: Callable[[], Any]) -> tuple[bool, Any]:
         """``(True, compute())``, or ``(False, None)`` once anything has raised."""
@@ -109,8 +129,9 @@ class IpoptCallbacks:
             raise import_cyipopt().CyIpoptEvaluationError("stopping")
         return value
 
-    def intermediate(self, alg_mod: int, iter_count: int, *_: Any) -> bool:
+    def intermediate(self, alg_mod: int, iter_count: int, *figures: float) -> bool:
         self.nit = int(iter_count)
+        self.info.update(zip(INTERMEDIATE, (alg_mod, iter_count, *figures), strict=False))
         if iter_count > 0 and self._step is not no_step:  # iteration 0 is the start point
             self._guarded(lambda: self._step(self._current_x()))
         return self.error is None

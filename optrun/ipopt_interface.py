@@ -66,6 +66,7 @@ DEFAULT_OPTIONS: dict[str, str | int | float] = {
     "sb": "yes",
     "option_file_name": "",
     "hessian_approximation": "limited-memory",
+    "mumps_pivot_order": 0,  # AMD: ~2x faster than MUMPS's automatic choice here (bench "constrained")
 }
 #: IPOPT's statuses that count as a solution.
 SUCCESS_STATUSES = frozenset({0, 1, 6})  # Solve_Succeeded, Solved_To_Acceptable_Level, Feasible_Point_Found
@@ -113,7 +114,8 @@ class IpoptInterface(ExternalOptimizerInterface):
     ``success``, ``status`` (IPOPT's return status), ``message``, ``nit``,
     ``nfev`` (points where the loss was computed), ``constraints`` (``g(x)``) and
     ``multipliers`` (``mult_g``, ``mult_x_L``, ``mult_x_U``; see the module docs).
-    ``step_callback`` gets IPOPT's iterate after each iteration.
+    ``step_callback`` gets IPOPT's iterate after each iteration; there,
+    :attr:`iteration_info` holds IPOPT's figures of that iteration (``mu``, ...).
 
     Raises:
         MissingDependencyError: cyipopt is not installed.
@@ -140,6 +142,7 @@ class IpoptInterface(ExternalOptimizerInterface):
         **unknown: Any,
     ) -> None:
         import_cyipopt()  # first: without the extra, nothing else can be checked
+        self._info: dict[str, float] = {}
         if unknown:
             raise InvalidArgumentError(_unknown_keyword(unknown))
         self.blas_threads = check_blas_threads(blas_threads)
@@ -163,6 +166,23 @@ class IpoptInterface(ExternalOptimizerInterface):
                 "use fewer constraints (e.g. one vector norm instead of one per element) or "
                 "ScipyOptimizerInterface(method='trust-constr')."
             )
+
+    @property
+    def method(self) -> str:
+        """``"ipopt"``: the name IPOPT's return codes are read under (:mod:`optrun.runner.outcome`)."""
+        return "ipopt"
+
+    @property
+    def iteration_info(self) -> dict[str, float]:
+        """IPOPT's figures of its latest iteration, as its intermediate callback gets them.
+
+        Keys: ``iter_count``, ``obj_value``, ``inf_pr`` and ``inf_du`` (primal and
+        dual infeasibility), ``mu`` (the barrier parameter), ``d_norm``,
+        ``regularization_size``, ``alpha_du``, ``alpha_pr``, ``ls_trials`` and
+        ``alg_mod`` (1 in the restoration phase). Read it from ``step_callback``;
+        empty before the first iteration of a :meth:`minimize`.
+        """
+        return dict(self._info)
 
     @property
     def options(self) -> dict[str, str | int | float]:
@@ -218,6 +238,7 @@ class IpoptInterface(ExternalOptimizerInterface):
                 cu=np.concatenate([np.zeros(p), np.full(q, inf)]),
             )
             callbacks.problem = problem
+            self._info = callbacks.info  # the same dict, updated as IPOPT iterates
             for key, value in options.items():
                 problem.add_option(key, value)
             x, info = problem.solve(x0)

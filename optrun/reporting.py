@@ -31,6 +31,9 @@ class Progress:
     ``nfev`` and ``message``; ``converged`` is scipy's ``success`` and
     ``status`` the run's outcome in a word (``converged``, ``budget_reached``,
     ``stalled``, ...).
+
+    IPOPT (``method: ipopt``) adds ``mu``, its barrier parameter at the
+    iteration; ``solver`` names who reports the final message (``scipy`` or ``IPOPT``).
     """
 
     kind: str
@@ -48,6 +51,8 @@ class Progress:
     converged: bool | None = None
     message: str | None = None
     status: str | None = None
+    mu: float | None = None
+    solver: str = "scipy"
 
 
 class Reporter(Protocol):

@@ -54,10 +54,16 @@ def _method_name(method: Any) -> str | None:
         return None
     if not isinstance(method, str) or method.lower() not in _KNOWN:
         close = close_match(method.lower(), _KNOWN) if isinstance(method, str) else None
+        # IPOPT is not scipy's: a near miss of its name is pointed to its interface.
+        ipopt = isinstance(method, str) and close_match(method.lower(), ["ipopt"]) is not None
         raise InvalidArgumentError(
             f"method must be one of scipy.optimize.minimize's methods "
             f"({', '.join(sorted(_KNOWN))}) or a callable; got {method!r}"
-            + (f"; did you mean {close!r}?" if close else "")
+            + (
+                "; for IPOPT use optrun.IpoptInterface (in a spec, method: ipopt)"
+                if ipopt
+                else (f"; did you mean {close!r}?" if close else "")
+            )
         )
     return method.lower()
 

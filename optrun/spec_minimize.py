@@ -1,4 +1,4 @@
-"""The ``minimize`` section of the spec: the scipy method, its options, constraints and bounds,
+"""The ``minimize`` section of the spec: the scipy method (or ipopt), its options, constraints and bounds,
 and the full-batch objective over the data.
 
 No TensorFlow here (see :mod:`optrun.spec`).
@@ -62,10 +62,17 @@ class FullBatchSpec(Strict):
 
 
 class MinimizeSpec(Strict):
-    """``ScipyOptimizerInterface``: method, options and constraints."""
+    """``ScipyOptimizerInterface`` (or ``IpoptInterface``): method, options and constraints."""
 
-    method: str | None = Field(None, description="scipy method; default L-BFGS-B, or SLSQP with constraints.")
-    options: dict[str, Any] = Field(default_factory=dict, description="scipy options, e.g. {maxiter: 500}.")
+    method: str | None = Field(
+        None,
+        description="scipy method, or ipopt (IPOPT; the ipopt extra); default L-BFGS-B, or SLSQP with "
+        "constraints.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="scipy options, e.g. {maxiter: 500}; for ipopt, IPOPT's (maxiter is its max_iter).",
+    )
     tol: float | None = Field(
         None, gt=0, description="scipy's tol: the method's default termination tolerance."
     )

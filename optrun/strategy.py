@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from optrun.errors import ConfigError, RunError, first_line
+from optrun.errors import ConfigError, Problem, RunError, first_line
 from optrun.spec_strategy import MirroredStrategySpec, MultiWorkerStrategySpec, StrategySpec, device_key
 
 TF_CONFIG_EXAMPLE = (
@@ -39,6 +39,7 @@ class Plan:
     strategy: tf.distribute.Strategy | None = None
     is_chief: bool = True
     task: str = "chief"  # this process's TF_CONFIG task, e.g. "worker:1"
+    chief_task: str = ""  # the task that writes the run directory, e.g. "worker:0" ('' for no cluster)
 
     @property
     def replicas(self) -> int:
@@ -90,7 +91,7 @@ def _multi_worker(spec: MultiWorkerStrategySpec, config: dict[str, Any]) -> Plan
             "in a fresh process on each worker."
         ) from None
     task = f"{config['task']['type']}:{config['task']['index']}"
-    return Plan("multi_worker", strategy, is_chief(config), task)
+    return Plan("multi_worker", strategy, is_chief(config), task, chief_task(config))
 
 
 def _configure_coordination(cluster: Any, spec: MultiWorkerStrategySpec) -> None:
@@ -163,11 +164,12 @@ def configure_logical_cpus(count: int) -> None:
         have = len(tf.config.list_logical_devices("CPU"))
         if have == count:
             return
-        raise RunError(
-            f"strategy.logical_cpus: {count} logical CPUs asked for, but TensorFlow has already "
-            f"initialized its devices in this process ({have} logical CPU{'s' if have != 1 else ''}); "
-            "they can only be set before TensorFlow runs anything. Run `optrun train` in a fresh "
-            "process, or in Python call optrun.strategy.configure_logical_cpus(n) first thing."
+        raise RunError.at(
+            "strategy.logical_cpus",
+            f"{count} logical CPUs asked for, but TensorFlow has already initialized its devices in "
+            f"this process ({have} logical CPU{'s' if have != 1 else ''}); they can only be set before "
+            "TensorFlow runs anything. Run `optrun train` in a fresh process, or in Python call "
+            "optrun.strategy.configure_logical_cpus(n) first thing.",
         ) from None
 
 
@@ -188,14 +190,11 @@ def mirrored_devices(spec: MirroredStrategySpec, source: str = "strategy") -> li
     missing = [d for d in spec.devices if device_key(d) not in visible]
     if missing:
         known = ", ".join(sorted(visible)) or "none"
-        raise ConfigError(
-            source,
-            [
-                f"strategy.devices: {missing} {'is' if len(missing) == 1 else 'are'} not visible to "
-                f"TensorFlow; visible devices: {known}. List visible devices, or set "
-                "strategy.logical_cpus to split the CPU."
-            ],
+        message = (
+            f"{missing} {'is' if len(missing) == 1 else 'are'} not visible to TensorFlow; visible "
+            f"devices: {known}. List visible devices, or set strategy.logical_cpus to split the CPU."
         )
+        raise ConfigError(source, [Problem("strategy.devices", message)])
     return [visible[device_key(d)] for d in spec.devices]
 
 
@@ -255,6 +254,11 @@ def is_chief(config: Mapping[str, Any]) -> bool:
     if task["type"] == "chief":
         return True
     return "chief" not in config["cluster"] and task["type"] == "worker" and task["index"] == 0
+
+
+def chief_task(config: Mapping[str, Any]) -> str:
+    """The task :func:`is_chief` picks, as ``"chief:0"`` or ``"worker:0"``."""
+    return "chief:0" if "chief" in config["cluster"] else "worker:0"
 
 
 def _workers(config: Mapping[str, Any]) -> int:

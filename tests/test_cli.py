@@ -240,6 +240,7 @@ def test_validate_reports_and_writes_nothing(in_tmp: Path) -> None:
         "file": str(spec),
         "path": "model",
         "line": None,
+        "from_set": False,
         "severity": "warning",
         "message": "the loss does not depend on 'b' (zero gradient)",
     }

@@ -212,3 +212,9 @@ def test_interrupt_from_a_callback_ends_minimize(where: str, error: type[BaseExc
     with pytest.raises(error, match="stop"):
         IpoptInterface(**problem).minimize(**{where: callback})
     assert len(calls) == 3  # nothing ran after it: IPOPT was steered out at once
+
+
+def test_a_near_miss_of_ipopt_given_to_scipy_points_to_the_ipopt_interface() -> None:
+    v = tf.Variable([1.0, 2.0])
+    with pytest.raises(InvalidArgumentError, match=r"got 'IPOP'; for IPOPT use optrun\.IpoptInterface"):
+        optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(v**2), method="IPOP")

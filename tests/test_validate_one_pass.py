@@ -203,7 +203,8 @@ def test_subprocess_several_files_json(folder: Path) -> None:
     assert done.returncode == 2, done.stderr
     entries = json.loads(done.stdout)
     assert [e["severity"] for e in entries] == ["info"] + ["error"] * 5
-    assert {tuple(sorted(e)) for e in entries[1:]} == {("file", "line", "message", "path", "severity")}
+    keys = ("file", "from_set", "line", "message", "path", "severity")
+    assert {tuple(sorted(e)) for e in entries[1:]} == {keys}
     assert "Traceback" not in done.stderr
 
 

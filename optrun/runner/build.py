@@ -55,8 +55,8 @@ def check_references(loaded: LoadedSpec) -> None:
     for what, ref in refs:
         try:
             load_callable(ref, loaded.base_dir, what)
-        except LoadError as error:  # "model.builder: ...": placed at the name it was given
-            failed.append(naming(error, what))
+        except LoadError as error:  # placed at ``what`` by load_callable
+            failed.append(error)
     if len(failed) > 1:
         raise ConfigError(
             loaded.source, [p for error in failed for p in error.problems or [Problem("", str(error))]]

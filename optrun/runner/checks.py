@@ -33,6 +33,8 @@ from optrun.errors import (
 )
 from optrun.loading import load_callable
 from optrun.runner.build import build_optimizer, clipped_variables
+from optrun.runner.ipopt_method import is_ipopt
+from optrun.runner.ipopt_method import problems as ipopt_problems
 from optrun.scipy_interface import (
     DEFAULT_CONSTRAINED_METHOD,
     DEFAULT_METHOD,
@@ -198,7 +200,7 @@ def check_references(raw: RawSpec, collector: Collector) -> dict[Path, Callable[
 
 
 def check_method(raw: RawSpec, collector: Collector) -> None:
-    """The scipy method and its options: the spec names them, so no model is needed.
+    """The scipy method (or ipopt) and its options: the spec names them, so no model is needed.
 
     Each option is tried on its own first, so that each problem is placed at
     its key; then all together (scipy is the judge either way).
@@ -213,6 +215,10 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
         method = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
     if not isinstance(method, str):
         return  # the schema stage reports it
+    if is_ipopt(method):  # IPOPT's own options; a missing extra is raised, not collected
+        for path, message in ipopt_problems(minimize.get("options"), minimize.get("tol")):
+            collector.add(path, message)
+        return
     try:
         name = _method_name(method)
     except InvalidArgumentError as error:

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -21,18 +21,40 @@ from optrun.reporting import NullReporter, Reporter, write_json_atomic
 from optrun.run_warnings import WarningLog
 from optrun.runner.rundir import KIND_MARK, claimed
 
+if TYPE_CHECKING:  # optrun.strategy imports TensorFlow, which this module loads only when it runs
+    from optrun.strategy import Plan
+
 CHECKPOINTS = "checkpoints"
 AVERAGED = "averaged"
 EXPORT = "export"
 
 
 class Interrupted(OptrunError):
-    """The run was stopped by SIGINT (exit 130) or SIGTERM (exit 143) after a checkpoint."""
+    """The run was stopped by SIGINT (exit 130) or SIGTERM (exit 143), after a checkpoint.
 
-    def __init__(self, exit_code: int, out_dir: Path) -> None:
+    ``out_dir`` is the run directory. A multi-worker run's worker other than the chief
+    (``plan.is_chief`` False) keeps nothing there, and a following minimize worker saves
+    nothing on its interrupt: the message says only what is true (see :func:`interrupted`).
+    """
+
+    def __init__(self, exit_code: int, out_dir: Path, plan: Plan | None = None) -> None:
         self.exit_code = exit_code
         self.out_dir = out_dir
-        super().__init__(f"interrupted; checkpoint and result.json written to {out_dir}")
+        super().__init__(interrupted(out_dir, plan))
+
+
+def interrupted(out_dir: Path, plan: Plan | None = None) -> str:
+    """What an interrupted process wrote, and where: the chief (or a single process) wrote the
+    checkpoint and result.json into ``out_dir``; another worker only into a temporary directory
+    of its own, removed as it exits, so its message points at the chief's."""
+    if plan is None or plan.is_chief:
+        return f"interrupted; checkpoint and result.json written to {out_dir}"
+    chief = f"the chief ({plan.chief_task})" if plan.chief_task else "the chief"
+    return (
+        f"interrupted; {plan.task} keeps no files (a worker other than the chief writes into a "
+        f"temporary directory, removed on exit); {chief} writes the run's checkpoints and "
+        f"result.json to {out_dir}"
+    )
 
 
 @dataclass
@@ -194,19 +216,21 @@ def export_model(model: Any, kind: str, out: Path) -> str | None:
 
 
 def check_export(model: Any, kind: str, source: str) -> None:
-    """Refuses, before the run starts, an export the model cannot do."""
+    """Refuses, before the run starts, an export the model cannot do.
+
+    Raises:
+        ConfigError: at ``checkpoint.export``: weights_h5 for a model that is not a Keras model.
+    """
     import keras
 
-    from optrun.errors import ConfigError
+    from optrun.errors import ConfigError, Problem
 
     if kind == "weights_h5" and not isinstance(model, keras.Model):
-        raise ConfigError(
-            source,
-            [
-                f"checkpoint.export: weights_h5 needs a Keras model; the builder returned "
-                f"{type(model).__name__}. Use 'saved_model' or 'none'."
-            ],
+        message = (
+            f"weights_h5 needs a Keras model; the builder returned {type(model).__name__}. "
+            "Use 'saved_model' or 'none'."
         )
+        raise ConfigError(source, [Problem("checkpoint.export", message)])
 
 
 @contextlib.contextmanager

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from optrun.errors import RunFailed
+from optrun.errors import RunFailed, Terminated
 from optrun.multi_worker import Channel
 from optrun.run_warnings import WarningLog
-from optrun.runner.common import RunOutcome, export_model, write_result
+from optrun.runner.common import Interrupted, RunOutcome, export_model, interrupt_code, write_result
 from optrun.runner.workers import Place, worker_fields
 from optrun.strategy import PEER_FAILURES, Plan, peer_failure
 from optrun.varkeys import variable_label
@@ -29,10 +29,16 @@ def follow(
     Returns:
         The outcome: successful when the chief's minimize was; its result names the
         run directory the chief writes, and the point this worker last evaluated.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM here; the message points at the chief's run directory.
+        RunFailed: another worker died or stopped answering.
     """
     started = time.perf_counter()
     try:
         served, then = channel.follow()
+    except (KeyboardInterrupt, Terminated) as interrupt:  # mid-run: not "before the run started"
+        raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except PEER_FAILURES as error:
         message = peer_failure(plan, error, "The chief keeps the run's checkpoints.")
         raise RunFailed(message or str(error)) from error

@@ -34,6 +34,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.follower import follow
+from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, multipliers, solver_fields
 from optrun.runner.objective import build_interface, compile_cache_for
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.workers import claim_place, worker_fields
@@ -48,8 +49,10 @@ def limits(method: str, options: dict[str, Any]) -> tuple[int | None, int | None
 
     ``maxiter`` counts iterations, except where scipy counts evaluations with it
     (COBYLA) or renamed it (TNC: the interface passes it on as ``maxfun``);
-    ``maxfun`` / ``maxfev`` count evaluations.
+    ``maxfun`` / ``maxfev`` count evaluations. IPOPT's ``max_iter`` counts iterations.
     """
+    if is_ipopt(method):
+        return iteration_budget(method, options)[1], None
     name = method.lower()
     iterations, evaluations = options.get("maxiter"), options.get("maxfun", options.get("maxfev"))
     if name in ("tnc", "cobyla"):
@@ -96,7 +99,8 @@ def _minimize(
         restore_latest(checkpoint, manager, out)
         done = int(str(manager.latest_checkpoint).rsplit("-", 1)[-1])
     record_config(out, "minimize", loaded)
-    maxiter = (spec.minimize.options.get("maxiter") if spec.minimize else None) or None
+    # The whole run's budget: each session gets what is left (IPOPT restarts from the iterate too).
+    key, maxiter = iteration_budget(interface.method, dict(spec.minimize.options if spec.minimize else {}))
     before = previous_result(out) if options.resume else None
     if (
         maxiter is not None
@@ -104,14 +108,14 @@ def _minimize(
         and before is not None
         and before.get("status") != "interrupted"
     ):
-        options.reporter.note(f"the run already used its {maxiter} iterations; nothing to do (raise maxiter)")
+        options.reporter.note(f"the run already used its {maxiter} iterations; nothing to do (raise {key})")
         if channel is not None:
             channel.stop(Stop(success=True))
         return RunOutcome(out, before, True)
     if maxiter is not None and done:
         interface.optimizer_kwargs["options"] = {
             **interface.optimizer_kwargs["options"],
-            "maxiter": maxiter - done,
+            key: maxiter - done,
         }
 
     metrics = MetricsWriter(
@@ -143,6 +147,7 @@ def _minimize(
             nfev=interface.nfev if nfev is None else nfev,
             max_nfev=max_nfev,
             violation=violation,
+            solver="IPOPT" if is_ipopt(interface.method) else "scipy",
             **final,
         )
 
@@ -152,10 +157,16 @@ def _minimize(
         point = interface.evaluate(x)  # the cached last evaluation, almost always: no extra TF call
         state["loss"] = point["loss"]
         logged = state["iteration"] % spec.logging.every_steps == 0
+        mu = barrier(interface)  # IPOPT's barrier parameter; None for scipy's methods
         if logged:
-            metrics.write(state["iteration"], loss=point["loss"], constraint_violation=point["violation"])
+            extra = {} if mu is None else {"mu": mu}
+            metrics.write(
+                state["iteration"], loss=point["loss"], constraint_violation=point["violation"], **extra
+            )
             state["logged"] = state["iteration"]
-        report(options.reporter, progress(state["iteration"], point["loss"], point["violation"], logged))
+        report(
+            options.reporter, progress(state["iteration"], point["loss"], point["violation"], logged, mu=mu)
+        )
 
     def stopped(status: str, error: str | None = None) -> None:
         # The variables hold the last point scipy tried; keep the last accepted iterate instead.
@@ -190,7 +201,7 @@ def _minimize(
         scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
         stopped("interrupted")
-        raise Interrupted(interrupt_code(interrupt), out) from None
+        raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except NonFiniteError as error:  # the interface restored the last accepted iterate
         stopped("nonfinite", str(error))
         raise RunFailed(f"{error} (result.json written to {out})") from None
@@ -237,7 +248,7 @@ def _minimize(
         "kind": "minimize",
         "status": status,
         "success": succeeded(status),
-        "scipy_status": None if code is None else int(code),
+        **solver_fields(interface.method, scipy_result),  # scipy_status, or ipopt_status
         "message": str(scipy_result.message),
         "method": interface.method,
         "fun": float(scipy_result.fun),
@@ -249,6 +260,7 @@ def _minimize(
             "inequalities": final["inequalities"],
             "violation": final["violation"],
         },
+        **multipliers(interface.method, scipy_result),
         "time_s": time_s,
         "compile_s": round(state["compile_s"], 3),
         "xla": interface.xla,
@@ -275,6 +287,7 @@ def _minimize(
             converged=bool(scipy_result.success),
             message=str(scipy_result.message),
             status=status,
+            mu=barrier(interface),
         ),
     )
     return RunOutcome(out, result, succeeded(status))

@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ from optrun.errors import (
     describe,
 )
 from optrun.full_batch import dataset_loss
+from optrun.ipopt_interface import IpoptInterface
 from optrun.loading import load_callable
 from optrun.runner.build import build_data, build_model, keras_loss, train_loss, variables_of
+from optrun.runner.ipopt_method import checked_options, is_ipopt
 from optrun.scipy_interface import ScipyOptimizerInterface
 from optrun.spec import CallableLoss, MinimizeSpec
 from optrun.strategy import Plan
@@ -88,14 +91,11 @@ def full_batch_data(loaded: LoadedSpec, data: Any = None) -> tf.data.Dataset:
     """
     data = build_data(loaded) if data is None else data
     if not isinstance(data, tf.data.Dataset):
-        raise ConfigError(
-            loaded.source,
-            [
-                f"data.builder: minimize.data needs a tf.data.Dataset (it is iterated once per "
-                f"evaluation, in compiled code); {loaded.spec.data.builder if loaded.spec.data else ''} "
-                f"returned {type(data).__name__}"
-            ],
+        message = (
+            "minimize.data needs a tf.data.Dataset (it is iterated once per evaluation, in compiled "
+            f"code); {loaded.spec.data.builder if loaded.spec.data else ''} returned {type(data).__name__}"
         )
+        raise ConfigError(loaded.source, [Problem("data.builder", message)])
     return data
 
 
@@ -106,14 +106,15 @@ def _full_batch_loss(
     data = full_batch_data(loaded, data)
     per_batch = train_loss(loaded, training=False)  # (model, batch) -> scalar
     jit = loaded.spec.minimize.jit_compile if loaded.spec.minimize else None
-    return dataset_loss(
-        lambda batch: per_batch(model, batch),
-        data,
-        reduction=reduction,
-        var_list=variables_of(model, loaded.spec.model.builder),
-        jit_compile=jit,
-        strategy=strategy,
-    )
+    with _raising_as(loaded, "loss"):
+        return dataset_loss(
+            lambda batch: per_batch(model, batch),
+            data,
+            reduction=reduction,
+            var_list=variables_of(model, loaded.spec.model.builder),
+            jit_compile=jit,
+            strategy=strategy,
+        )
 
 
 def constraints(
@@ -132,31 +133,34 @@ def constraints(
     def thunks(refs: list[str], what: str) -> list[Callable[[], Any]]:
         return [bind(load_callable(ref, loaded.base_dir, f"{what}[{i}]")) for i, ref in enumerate(refs)]
 
-    def summed(refs: list[str], what: str) -> list[Callable[[], Any]]:
+    def summed(refs: list[str], kind: str) -> list[Callable[[], Any]]:
         if not refs or minimize.data is None:
             return []
         dataset = full_batch_data(loaded, data)
         variables = variables_of(model, loaded.spec.model.builder)
+        first = len(getattr(minimize.constraints, kind))  # the interface numbers these after those
         found = []
         for i, ref in enumerate(refs):
-            fn = load_callable(ref, loaded.base_dir, f"{what}[{i}]")
-            found.append(
-                dataset_loss(
-                    functools.partial(fn, model),
-                    dataset,
-                    reduction=minimize.data.reduction,
-                    var_list=variables,
-                    jit_compile=minimize.jit_compile,
-                    strategy=strategy,
+            fn = load_callable(ref, loaded.base_dir, f"minimize.data.{kind}[{i}]")
+            # dataset_loss runs fn on the first batch (tracing it): an error there is this constraint's.
+            with _raising_as(loaded, f"{kind}[{first + i}]"):
+                found.append(
+                    dataset_loss(
+                        functools.partial(fn, model),
+                        dataset,
+                        reduction=minimize.data.reduction,
+                        var_list=variables,
+                        jit_compile=minimize.jit_compile,
+                        strategy=strategy,
+                    )
                 )
-            )
         return found
 
     equalities = thunks(minimize.constraints.equalities, "minimize.constraints.equalities")
     inequalities = thunks(minimize.constraints.inequalities, "minimize.constraints.inequalities")
     if minimize.data is not None:
-        equalities += summed(minimize.data.equalities, "minimize.data.equalities")
-        inequalities += summed(minimize.data.inequalities, "minimize.data.inequalities")
+        equalities += summed(minimize.data.equalities, "equalities")
+        inequalities += summed(minimize.data.inequalities, "inequalities")
     return equalities, inequalities
 
 
@@ -168,20 +172,18 @@ def check_strategy(loaded: LoadedSpec, kind: str) -> None:
     """
     spec = loaded.spec.minimize or MinimizeSpec()
     if kind != "default" and spec.data is None:
-        raise ConfigError(
-            loaded.source,
-            [
-                f"strategy: minimize spreads work over replicas only for a full-batch objective; "
-                f"add minimize.data (with a data builder), or use strategy kind default (got {kind})"
-            ],
+        message = (
+            "minimize spreads work over replicas only for a full-batch objective; add minimize.data "
+            f"(with a data builder), or use strategy kind default (got {kind})"
         )
+        raise ConfigError(loaded.source, [Problem("strategy", message)])
 
 
 def build_interface(
     loaded: LoadedSpec, model: Any = None, plan: Plan | None = None, data: Any = None
-) -> tuple[Any, ScipyOptimizerInterface]:
+) -> tuple[Any, SpecInterface | SpecIpoptInterface]:
     """The model (built here, in the strategy's scope, unless given) and a
-    ``ScipyOptimizerInterface`` over its variables.
+    ``ScipyOptimizerInterface`` (``IpoptInterface`` for ``method: ipopt``) over its variables.
 
     ``data``: what the data builder returned, when the caller built it already.
     The builder is called at most once here: the loss and minimize.data's
@@ -190,6 +192,7 @@ def build_interface(
     spec = loaded.spec.minimize or MinimizeSpec()
     plan = plan or Plan("default")
     check_strategy(loaded, plan.kind)
+    ipopt = checked_options(loaded) if is_ipopt(spec.method) else None  # before any model is built
     if model is None:
         with plan.scope():
             model = build_model(loaded)
@@ -203,8 +206,11 @@ def build_interface(
         kwargs["method"] = spec.method
     if spec.tol is not None:
         kwargs["tol"] = spec.tol
+    interface_type: type[SpecInterface | SpecIpoptInterface] = SpecInterface
+    if ipopt is not None:
+        interface_type, kwargs = SpecIpoptInterface, {"options": ipopt}
     try:
-        interface = SpecInterface(
+        interface = interface_type(
             minimize_loss(loaded, model, plan.strategy, data),
             var_list=variables,
             equalities=equalities or None,
@@ -218,11 +224,11 @@ def build_interface(
     except (InvalidArgumentError, InvalidTypeError, UnknownVariableError, UnsupportedMethodError) as error:
         # Say it in the spec's words: the library's argument names mean little in YAML.
         message = str(error).replace("var_to_bounds", "minimize.constraints.bounds")
-        raise ConfigError(loaded.source, [f"minimize: {message}"]) from None
+        raise ConfigError(loaded.source, [Problem("minimize", message)]) from None
     except OptrunError:
         raise
     except Exception as error:  # the loss or a constraint raised on its first, eager run
-        raise LoadError(f"{_who(loaded, error)} raised on the start point: {describe(error)}") from error
+        raise _raised(loaded, _who(error), error) from error
     return model, interface
 
 
@@ -234,8 +240,9 @@ def compile_cache_for(loaded: LoadedSpec) -> Path | None:
     where = None if spec.compile_cache == "auto" else loaded.base_dir / spec.compile_cache
     try:
         return enable_compile_cache(where)
-    except InvalidArgumentError as error:
-        raise ConfigError(loaded.source, [f"minimize.{error}"]) from None
+    except InvalidArgumentError as error:  # "compile_cache: ...", in the spec's minimize section
+        message = str(error).removeprefix("compile_cache: ")
+        raise ConfigError(loaded.source, [Problem("minimize.compile_cache", message)]) from None
 
 
 def places(loaded: LoadedSpec) -> dict[str, tuple[tuple[Any, ...], str | None]]:
@@ -254,13 +261,37 @@ def places(loaded: LoadedSpec) -> dict[str, tuple[tuple[Any, ...], str | None]]:
     return found
 
 
-def _who(loaded: LoadedSpec, error: BaseException) -> str:
-    """``equalities[0] (cons.py:fn)``: the argument that raised, named with its spec reference."""
+def _who(error: BaseException) -> str:
+    """The interface's name (``equalities[0]``) of the argument that raised, from the note the
+    interface added (see :func:`optrun.probe.run_user`); '' when none says."""
     note = next((n for n in getattr(error, "__notes__", []) if n.startswith("optrun: raised by ")), "")
-    what = note.removeprefix("optrun: raised by ") or "the loss or a constraint"
+    return note.removeprefix("optrun: raised by ")
+
+
+def _raised(loaded: LoadedSpec, what: str, error: BaseException) -> LoadError:
+    """``what`` (the interface's ``loss``, ``equalities[0]``, ...; '' unknown) raised at the start
+    point: ``"minimize.data.inequalities[0] (m.py:cons) raised on the start point: ValueError: ..."``,
+    placed (as data) at its YAML path."""
+    cause = f"raised on the start point: {describe(error)}"
     path, ref = places(loaded).get(what, ((), None))
-    shown = dotted(path) or what
-    return f"{shown} ({ref})" if ref else shown
+    if not path:
+        return LoadError(f"{what or 'the loss or a constraint'} {cause}")
+    where = dotted(path)
+    if ref is None:  # a Keras loss by name: the path says it all
+        return LoadError.at(where, cause, said=f"{where} {cause}")
+    return LoadError.at(where, f"{ref} {cause}", said=f"{where} ({ref}) {cause}")
+
+
+@contextlib.contextmanager
+def _raising_as(loaded: LoadedSpec, what: str) -> Iterator[None]:
+    """A plain Python error in the block (user code run on the first batch) is ``what``'s:
+    raised again by :func:`_raised`, placed at its YAML path. optrun's own errors pass."""
+    try:
+        yield
+    except OptrunError:
+        raise
+    except Exception as error:
+        raise _raised(loaded, what, error) from error
 
 
 class SpecInterface(ScipyOptimizerInterface):
@@ -271,3 +302,9 @@ class SpecInterface(ScipyOptimizerInterface):
         "keep the search where they are finite with minimize.constraints.bounds, or start from "
         "a point where they are (the values model.builder gives)."
     )
+
+
+class SpecIpoptInterface(IpoptInterface):
+    """``method: ipopt``: IPOPT as a spec runs it, with the spec's advice on a non-finite stop."""
+
+    nonfinite_advice = SpecInterface.nonfinite_advice

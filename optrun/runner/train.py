@@ -184,7 +184,7 @@ def _train(
         save_all()
         _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
         metrics.close()
-        raise Interrupted(interrupt_code(interrupt), place.run) from None
+        raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
         kept = f"The checkpoints in {place.run / CHECKPOINTS} are whole."
         message = peer_failure(plan, error, kept) or failure(error, f"step {step + 1}")
