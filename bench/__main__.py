@@ -33,6 +33,7 @@ def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
     from bench import (
         blas_bench,
+        constrained_bench,
         end_to_end,
         first_eval,
         graph_bench,
@@ -61,6 +62,7 @@ def main() -> None:
         "firsteval": first_eval.time_to_first_evaluation,
         "endtoend": end_to_end.end_to_end,
         "blas": blas_bench.dense_methods,
+        "constrained": constrained_bench.large_constrained,
         "stream": stream_bench.streamed_full_batch,
         "mirrored": strategy_bench.mirrored_overhead,
         "trainscale": strategy_bench.training_overhead,
