@@ -58,4 +58,7 @@ def validate_elsewhere(raw: RawSpec, overrides: list[str]) -> Found:
         if e.get("severity") == "error"
     ]
     reports = [e["report"] for e in entries if e.get("severity") == "info" and "report" in e]
+    skipped = [e["message"].removeprefix("not checked: ") for e in entries if e.get("severity") == "skipped"]
+    if skipped:
+        reports.append({"mode": "skipped", "skipped": skipped})
     return raw.source, problems, reports

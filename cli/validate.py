@@ -36,6 +36,9 @@ def _entries(source: str, problems: list[Any], reports: list[dict[str, Any]]) ->
     """
     entries = [_entry(source, p.path, "error", p.message, p.line, p.from_set) for p in problems]
     for report in reports:
+        if report["mode"] == "skipped":  # checks that needed a part with a problem
+            entries += [_entry(source, "", "skipped", f"not checked: {why}") for why in report["skipped"]]
+            continue
         for label in report.get("unused_variables", []):
             message = f"the loss does not depend on {label!r} (zero gradient)"
             entries.append(_entry(source, "model", "warning", message))
@@ -87,10 +90,13 @@ def run_validate(
             checked.update({id(raw): validate_elsewhere(raw, overrides) for raw in elsewhere})
             found += [checked[id(raw)] for raw in read]
     failed = any(problems for _, problems, _ in found)
-    for source, problems, _ in found:
+    for source, problems, reports in found:
         if problems and not quiet:
             text = str(ConfigError(source, problems))
             stderr.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+            for entry in _entries(source, [], reports):
+                if entry["severity"] == "skipped":
+                    stderr.print(f"[dim]note:[/] {escape(entry['message'])}", highlight=False, soft_wrap=True)
     with tolerant(console.file):
         if as_json:
             from optrun.reporting import jsonable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -23,3 +24,13 @@ def tf():
     import tensorflow
 
     return tensorflow
+
+
+def problem_lines(stderr: str) -> list[str]:
+    """validate's stderr without its notes on the checks a broken part kept from running."""
+    return [line for line in stderr.splitlines() if not line.startswith("note: not checked:")]
+
+
+def findings(stdout: str) -> list[dict]:
+    """validate's --json entries without the 'skipped' ones (checks a broken part kept from running)."""
+    return [e for e in json.loads(stdout) if e["severity"] != "skipped"]

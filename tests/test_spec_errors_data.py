@@ -23,6 +23,7 @@ from optrun.config import read_spec
 from optrun.errors import ConfigError, LoadError, Problem, UnknownVariableError, naming
 from optrun.runner.checks import Collector
 from optrun_cli.main import app
+from tests.conftest import findings, problem_lines
 
 runner = CliRunner()
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -95,7 +96,7 @@ def test_validate_reports_a_user_message_as_it_is(folder: Path) -> None:
     spec = _spec(folder, SPEC.replace("m.py:build", "m.py:looks_placed"))
     result = runner.invoke(app, ["validate", spec])
     assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[1:] == [
+    assert problem_lines(result.stderr)[1:] == [
         "  - model.builder: m.py:looks_placed raised ValueError: a.b: looks like a path (line 3) (line 2)"
     ]
 
@@ -107,10 +108,10 @@ def test_train_reports_an_optimizer_typo_from_set_as_validate_does(folder: Path)
     spec = _spec(folder)
     said = [f"error: {spec}: 1 problem", f"{SAID} (from --set)"]
     checked = runner.invoke(app, ["validate", spec, "--set", f"{TYPO}=0.1"])
-    assert checked.stderr.splitlines() == said
+    assert problem_lines(checked.stderr) == said
     run = runner.invoke(app, ["train", spec, "-q", "--out", str(folder / "run"), "--set", f"{TYPO}=0.1"])
     assert run.exit_code == 2, run.output
-    assert run.stderr.splitlines() == said
+    assert problem_lines(run.stderr) == said
     assert not (folder / "run").exists()
 
 
@@ -120,7 +121,7 @@ def test_train_reports_an_optimizer_typo_in_the_file_with_its_line(folder: Path)
     )
     run = runner.invoke(app, ["train", spec, "-q", "--out", str(folder / "run")])
     assert run.exit_code == 2, run.output
-    assert run.stderr.splitlines() == [f"error: {spec}: 1 problem", f"{SAID} (line 7)"]
+    assert problem_lines(run.stderr) == [f"error: {spec}: 1 problem", f"{SAID} (line 7)"]
 
 
 # 3. The global batch from the dataset's static batch dimension.
@@ -153,12 +154,12 @@ def test_validate_with_the_strategy_flag_says_where_the_global_batch_came_from(f
         app, ["validate", spec, "--strategy", "mirrored", "--set", "data.params.drop=true", "--json"]
     )
     assert done.exit_code == 0, done.output
-    [info] = [e for e in json.loads(done.stdout) if e["severity"] == "info"]
+    [info] = [e for e in findings(done.stdout) if e["severity"] == "info"]
     assert (info["report"]["global_batch"], info["report"]["global_batch_from"]) == (64, "dataset")
     stated = runner.invoke(
         app, ["validate", spec, "--strategy", "mirrored", "--set", "data.global_batch_size=64", "--json"]
     )
-    [info] = [e for e in json.loads(stated.stdout) if e["severity"] == "info"]
+    [info] = [e for e in findings(stated.stdout) if e["severity"] == "info"]
     assert info["report"]["global_batch_from"] == "data.global_batch_size"
 
 

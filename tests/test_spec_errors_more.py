@@ -25,6 +25,7 @@ from optrun.config import RawSpec, load_spec, read_spec
 from optrun.errors import ConfigError, LoadError, Problem, RunError
 from optrun.loading import call_user, load_callable
 from optrun_cli.main import app
+from tests.conftest import findings, problem_lines
 
 runner = CliRunner()
 
@@ -213,7 +214,7 @@ def test_validate_names_the_per_batch_constraint_that_raised(folder: Path) -> No
     spec = _spec(folder, FULL_BATCH)
     result = runner.invoke(app, ["validate", str(spec), "--json"])
     assert result.exit_code == 2, result.output
-    [entry] = json.loads(result.stdout)
+    [entry] = findings(result.stdout)
     assert entry == {
         "file": str(spec),
         "path": "minimize.data.inequalities[1]",
@@ -223,7 +224,7 @@ def test_validate_names_the_per_batch_constraint_that_raised(folder: Path) -> No
         "message": "m.py:raises raised on the start point: ValueError: no such column",
     }
     shown = runner.invoke(app, ["validate", str(spec)])
-    assert shown.stderr.splitlines()[1:] == [
+    assert problem_lines(shown.stderr)[1:] == [
         "  - minimize.data.inequalities[1]: m.py:raises raised on the start point: "
         "ValueError: no such column (line 7)"
     ]
@@ -251,17 +252,17 @@ def test_json_entries_say_whether_a_problem_came_from_set(folder: Path) -> None:
     spec = _spec(folder, TRAIN)
     given = runner.invoke(app, ["validate", str(spec), "--json", "--set", f"{TYPO}=0.1"])
     assert given.exit_code == 2, given.output
-    [entry] = json.loads(given.stdout)
+    [entry] = findings(given.stdout)
     assert (entry["path"], entry["line"], entry["from_set"]) == (TYPO, None, True)
     assert entry["message"] == f"{SAID} (from --set)"
     optimizer = "\n  max_steps: 2\n  optimizer: {args: {learning_rat: 1}}"
     typed = _spec(folder, TRAIN.replace("{max_steps: 2}", optimizer), "typo.yaml")
     in_file = runner.invoke(app, ["validate", str(typed), "--json"])
-    [entry] = json.loads(in_file.stdout)
+    [entry] = findings(in_file.stdout)
     assert (entry["path"], entry["line"], entry["from_set"], entry["message"]) == (TYPO, 7, False, SAID)
     fine = runner.invoke(app, ["validate", str(_spec(folder, TRAIN, "fine.yaml")), "--json"])
     assert fine.exit_code == 0, fine.output
-    assert all(e["from_set"] is False for e in json.loads(fine.stdout))
+    assert all(e["from_set"] is False for e in findings(fine.stdout))
 
 
 def test_a_spec_checked_in_its_own_process_keeps_the_from_set_mark(

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optrun_cli.main import app
+from tests.conftest import findings, problem_lines
 
 runner = CliRunner()
 
@@ -92,7 +93,7 @@ def _spec(folder: Path, text: str) -> str:
 
 def _problems(result: object) -> list[dict[str, object]]:
     """The --json entries that are errors."""
-    return [e for e in json.loads(result.stdout) if e["severity"] == "error"]  # type: ignore[attr-defined]
+    return [e for e in findings(result.stdout) if e["severity"] == "error"]  # type: ignore[attr-defined]
 
 
 def _calls(folder: Path) -> int:
@@ -117,7 +118,7 @@ def test_nan_first_batch_loss_with_skip_is_a_warning(folder: Path) -> None:
     spec = _spec(folder, TRAIN + "loss: m.py:nan_loss\ntrain: {max_steps: 2, on_nonfinite: skip}\n")
     result = runner.invoke(app, ["validate", spec, "--json"])
     assert result.exit_code == 0, result.output
-    warnings = [e for e in json.loads(result.stdout) if e["severity"] == "warning"]
+    warnings = [e for e in findings(result.stdout) if e["severity"] == "warning"]
     assert [(w["path"], w["message"]) for w in warnings] == [
         ("loss", "the loss is nan on the first batch; train.on_nonfinite: skip drops such updates")
     ]
@@ -136,10 +137,10 @@ def test_nan_loss_at_the_start_point(folder: Path) -> None:
     spec = _spec(folder, "name: m\nmodel: {builder: m.py:vector}\nloss: m.py:nan_sq\n")
     result = runner.invoke(app, ["validate", spec])
     assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[1].startswith(
+    assert problem_lines(result.stderr)[1].startswith(
         "  - loss: the loss is nan at the start point; minimize would stop at its first evaluation."
     )
-    assert result.stderr.rstrip().endswith("(line 3)")
+    assert problem_lines(result.stderr)[-1].endswith("(line 3)")
 
 
 def test_nonfinite_constraints_each_at_their_place(folder: Path) -> None:
@@ -194,7 +195,7 @@ def test_vector_loss_is_named_at_loss(folder: Path) -> None:
     spec = _spec(folder, TRAIN + "loss: m.py:vector_loss\ntrain: {max_steps: 2}\n")
     result = runner.invoke(app, ["validate", spec])
     assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[1] == (
+    assert problem_lines(result.stderr)[1] == (
         "  - loss: the loss must return a scalar; got shape [16, 1]. "
         "Reduce it, e.g. with tf.reduce_mean or tf.reduce_sum. (line 4)"
     )
@@ -257,7 +258,7 @@ def test_optimizer_argument_typo_in_the_file(folder: Path) -> None:
     )
     result = runner.invoke(app, ["validate", spec])
     assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[1:] == [
+    assert problem_lines(result.stderr)[1:] == [
         "  - train.optimizer.args.learning_rat: SGD takes no argument 'learning_rat'; "
         "did you mean 'learning_rate'? (line 7)"
     ]
@@ -267,7 +268,7 @@ def test_optimizer_argument_typo_from_set(folder: Path) -> None:
     spec = _spec(folder, TRAIN + "loss: mse\ntrain: {max_steps: 2}\n")
     result = runner.invoke(app, ["validate", spec, "--set", "train.optimizer.args.learning_rat=0.1"])
     assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[1:] == [
+    assert problem_lines(result.stderr)[1:] == [
         "  - train.optimizer.args.learning_rat: SGD takes no argument 'learning_rat'; "
         "did you mean 'learning_rate'? (from --set)"
     ]
@@ -317,6 +318,29 @@ def test_method_options_checked_while_the_model_builder_is_broken(folder: Path) 
     found = {p["path"]: (p["line"], p["message"]) for p in _problems(result)}
     assert set(found) == {"model.builder", "minimize.options.maxitr"}
     assert found["minimize.options.maxitr"] == (4, "L-BFGS-B has no option 'maxitr'; did you mean 'maxiter'?")
+
+
+def test_the_checks_a_broken_part_kept_from_running_are_named_with_why(folder: Path) -> None:
+    spec = _spec(
+        folder, "name: m\nmodel: {builder: m.py:missing}\nloss: m.py:sq\nminimize: {options: {maxitr: 3}}\n"
+    )
+    result = runner.invoke(app, ["validate", spec, "--json"])
+    skipped = [e for e in json.loads(result.stdout) if e["severity"] == "skipped"]
+    assert [e["message"] for e in skipped] == [
+        "not checked: the variables' names and bounds, the loss, gradients and constraints at the start "
+        "point, and the dry run: they need the model, and model.builder cannot be loaded"
+    ]
+    text = runner.invoke(app, ["validate", spec])
+    assert text.stderr.splitlines()[-1] == f"note: {skipped[0]['message']}"
+    # The model builds, but a problem elsewhere stops only the dry run.
+    built = _spec(
+        folder, "name: m\nmodel: {builder: m.py:build}\nloss: m.py:sq\nminimize: {options: {maxitr: 3}}\n"
+    )
+    result = runner.invoke(app, ["validate", built, "--json"])
+    assert [e["message"] for e in json.loads(result.stdout) if e["severity"] == "skipped"] == [
+        "not checked: the dry run (a first training step, or minimize's first evaluation): it runs only "
+        "on a spec with no problems"
+    ]
 
 
 def test_method_name_checked_while_the_model_builder_is_broken(folder: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 from optrun.config import dotted
 from optrun.errors import Problem
 from optrun_cli.main import app
+from tests.conftest import findings, problem_lines
 
 runner = CliRunner()
 
@@ -114,7 +114,7 @@ def test_dotted_paths_and_problem_text_round_trip() -> None:
 def test_every_stage_in_one_run_sorted_by_line(folder: Path) -> None:
     result = runner.invoke(app, ["validate", str(folder / "train.yaml"), "--json"])
     assert result.exit_code == 2
-    got = [(p["line"], p["path"], p["message"]) for p in json.loads(result.stdout)]
+    got = [(p["line"], p["path"], p["message"]) for p in findings(result.stdout)]
     assert [line for line, _, _ in got] == sorted(line for line, _, _ in got)
     assert got == [
         (1, "name", "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'; got 'bad name'"),
@@ -137,15 +137,14 @@ def test_every_stage_in_one_run_sorted_by_line(folder: Path) -> None:
         (19, "checkpoint.every_steps", "Input should be greater than 0; got 0"),
     ]
     assert all(
-        p["file"] == str(folder / "train.yaml") and p["severity"] == "error"
-        for p in json.loads(result.stdout)
+        p["file"] == str(folder / "train.yaml") and p["severity"] == "error" for p in findings(result.stdout)
     )
 
 
 def test_minimize_names_each_constraint_by_its_place(folder: Path) -> None:
     result = runner.invoke(app, ["validate", str(folder / "minimize.yaml")])
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[1:] == [
+    assert problem_lines(result.stderr)[1:] == [
         "  - minimize.constraints.equalities[0]: m.py:boom raised RuntimeError: no such column (line 7)",
         "  - minimize.constraints.inequalities[0]: inequalities[0] must return a scalar; got shape [3]. "
         "Write one constraint per element (for v[0] - 1. and v[1] - 1., two constraints). (line 9)",
@@ -156,7 +155,7 @@ def test_minimize_names_each_constraint_by_its_place(folder: Path) -> None:
         "  - minimize.constraints.bounds.ww: names 'ww', which matches no variable; "
         "known names: 'w' (line 12)",
     ]
-    assert result.stderr.splitlines()[0] == f"error: {folder / 'minimize.yaml'}: 5 problems"
+    assert problem_lines(result.stderr)[0] == f"error: {folder / 'minimize.yaml'}: 5 problems"
 
 
 def test_several_files_and_quiet(folder: Path) -> None:
@@ -167,14 +166,14 @@ def test_several_files_and_quiet(folder: Path) -> None:
     quiet = runner.invoke(app, ["validate", str(folder / "minimize.yaml"), "-q"])
     assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (2, "", "")
     unknown = runner.invoke(app, ["validate", str(folder / "good.yaml"), "--set", "model.params.width=2"])
-    assert unknown.stderr.splitlines()[1] == (
+    assert problem_lines(unknown.stderr)[1] == (
         "  - model.params.width: m.py:build takes no argument 'width'; known arguments: units (from --set)"
     )
     fine = runner.invoke(app, ["validate", str(folder / "good.yaml"), "-q"])
     assert (fine.exit_code, fine.stdout, fine.stderr) == (0, "", "")
     missing = runner.invoke(app, ["validate", str(folder / "nope.yaml"), str(folder / "good.yaml"), "--json"])
     assert missing.exit_code == 2
-    first, passed = json.loads(missing.stdout)
+    first, passed = findings(missing.stdout)
     assert first["file"] == str(folder / "nope.yaml") and first["message"].startswith("no such file")
     assert (passed["file"], passed["severity"]) == (str(folder / "good.yaml"), "info")
 
@@ -182,7 +181,7 @@ def test_several_files_and_quiet(folder: Path) -> None:
 def test_no_file_checks_both_built_in_defaults() -> None:
     result = runner.invoke(app, ["validate", "--json"])
     assert result.exit_code == 0, result.output
-    entries = json.loads(result.stdout)
+    entries = findings(result.stdout)
     assert [(e["file"], e["message"]) for e in entries] == [
         ("built-in train experiment", "train checks passed"),
         ("built-in minimize experiment", "minimize checks passed"),
@@ -201,7 +200,7 @@ def test_subprocess_several_files_json(folder: Path) -> None:
         check=False,
     )
     assert done.returncode == 2, done.stderr
-    entries = json.loads(done.stdout)
+    entries = findings(done.stdout)
     assert [e["severity"] for e in entries] == ["info"] + ["error"] * 5
     keys = ("file", "from_set", "line", "message", "path", "severity")
     assert {tuple(sorted(e)) for e in entries[1:]} == {keys}
@@ -231,7 +230,7 @@ def test_every_sample_config_in_one_command_whatever_cpus_they_split(tmp_path: P
         timeout=600,
         check=False,
     )
-    entries = json.loads(done.stdout)
+    entries = findings(done.stdout)
     assert {e["file"] for e in entries} == {*files, str(three)}, done.stderr
     passed = [e for e in entries if e["severity"] == "info"]
     assert len(passed) == len(files), [e for e in entries if e["severity"] == "error"]

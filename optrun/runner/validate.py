@@ -57,6 +57,8 @@ from optrun.varkeys import variable_label
 
 #: Where a NaN or Inf comes from, for every non-finite start value.
 _LOOK = "Look for log(0), 0/0 or an overflow, or for NaN or Inf in the data"
+#: The ``mode`` of the one report a spec with problems gets: the checks skipped, and why.
+SKIPPED = "skipped"
 
 
 def _at_start(what: str, value: float) -> str:
@@ -220,6 +222,11 @@ def _start_point(raw: RawSpec, fns: dict[Path, Any], model: Any, collector: Coll
                 collector.add(path, _at_start(named, bad))
 
 
+def _skipped(*checks: str) -> list[dict[str, Any]]:
+    """The report of a spec with problems: the checks that depend on a broken part, and why."""
+    return [{"mode": SKIPPED, "skipped": list(checks)}]
+
+
 def _variables(
     raw: RawSpec, fns: dict[Path, Any], collector: Collector
 ) -> tuple[Any, Any, Any, list[Any]] | None:
@@ -258,7 +265,9 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
 
     Returns:
         The problems (empty when the spec is good) and, when there are none,
-        the dry run's reports (see :func:`validate_spec`).
+        the dry run's reports (see :func:`validate_spec`); with problems, one
+        report of mode :data:`SKIPPED` listing the checks that needed a broken
+        part, each with why.
     """
     collector = Collector(raw)
     plan = _plan(raw, collector)  # first: logical CPUs must be set before TensorFlow's devices
@@ -279,7 +288,11 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
         keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
         built = _variables(raw, fns, collector)
     if built is None:
-        return collector.sorted(), []
+        why = "model.builder failed" if ("model", "builder") in fns else "model.builder cannot be loaded"
+        return collector.sorted(), _skipped(
+            f"the variables' names and bounds, the loss, gradients and constraints at the start point, "
+            f"and the dry run: they need the model, and {why}"
+        )
     model, batch, data, variables = built
     check_names(raw, variables, collector)
     if isinstance(raw.data.get("minimize"), dict) or not isinstance(raw.data.get("train"), dict):
@@ -288,7 +301,10 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
         with collector.catch(("checkpoint", "export")):
             check_export(model, loaded.spec.checkpoint.export, loaded.source)
     if loaded is None or collector.problems:
-        return collector.sorted(), []
+        return collector.sorted(), _skipped(
+            "the dry run (a first training step, or minimize's first evaluation): it runs only on "
+            "a spec with no problems"
+        )
     reports: list[dict[str, Any]] = []
     with collector.catch(()):
         reports = validate_spec(loaded, model, batch, plan, data)
