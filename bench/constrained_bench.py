@@ -23,11 +23,11 @@ optimizer's construction and its run to the result):
   memory available, they are not run: the row says how much they would need;
 * IPOPT through ``optrun.IpoptInterface`` (its defaults), and at n = 10,000
   the same with ``blas_threads="unlimited"`` (the BLAS-thread policy,
-  :mod:`optrun.threads`) and with the other MUMPS ordering
+  :mod:`optrun.interfaces.threads`) and with the other MUMPS ordering
   (:func:`other_pivot_order`: AMD against IPOPT's automatic choice);
 * the anchor: IPOPT through ``cyipopt.Problem`` directly, objective,
   gradient, constraints and dense Jacobian written in numpy, with exactly the
-  options optrun gives IPOPT (:data:`optrun.ipopt_interface.DEFAULT_OPTIONS`:
+  options optrun gives IPOPT (:data:`optrun.interfaces.ipopt.interface.DEFAULT_OPTIONS`:
   limited-memory Hessian, IPOPT's default tolerances, the same MUMPS
   settings), and at n = 10,000 with the other ordering too.
 
@@ -190,7 +190,7 @@ def ipopt_options(who: str, max_iter: int | None, defaults: dict[str, Any]) -> d
 
 
 def label(who: str) -> str:
-    from optrun.ipopt_interface import DEFAULT_OPTIONS
+    from optrun.interfaces.ipopt.interface import DEFAULT_OPTIONS
 
     order = other_pivot_order(DEFAULT_OPTIONS)
     return LABELS[who].format(order=f"{order} ({'AMD' if order == 0 else 'automatic, IPOPT default'})")
@@ -234,7 +234,7 @@ def _limit_memory(budget: int) -> None:
 def _anchor(problem: Problem, options: dict[str, Any]) -> dict[str, Any]:
     import cyipopt
 
-    from optrun.ipopt_interface import DEFAULT_OPTIONS
+    from optrun.interfaces.ipopt.interface import DEFAULT_OPTIONS
 
     n, m = problem.n, N_LINEAR + N_NONLINEAR
 
@@ -331,7 +331,7 @@ def child(argv: list[str]) -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
     who, n, max_iter, budget = argv[0], int(argv[1]), int(argv[2]) or None, int(argv[3])
     problem = make_problem(n)
-    from optrun.ipopt_interface import DEFAULT_OPTIONS
+    from optrun.interfaces.ipopt.interface import DEFAULT_OPTIONS
 
     options = ipopt_options(who, max_iter, DEFAULT_OPTIONS)
     run = (

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 import optrun
 from bench.scipy_bench import rosen_tf
-from optrun._fastcall import FastCaller, _public
+from optrun.evaluation.fastcall import FastCaller, _public
 
 Row = dict[str, Any]
 CALLS = 1000

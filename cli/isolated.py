@@ -15,8 +15,8 @@ import sys
 from collections import Counter
 from typing import Any
 
-from optrun.config import RawSpec
 from optrun.errors import Problem
+from optrun.spec.load import RawSpec
 
 Found = tuple[str, list[Problem], list[dict[str, Any]]]
 

@@ -7,13 +7,11 @@ TensorFlow is imported only inside the commands that run something, so
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.logging import RichHandler
 
 from .errors import EXIT_FAILED, error_boundary, install_sigterm
 from .options import (
@@ -33,12 +31,7 @@ from .options import (
 )
 from .progress import PipeSafeConsole, tolerant
 from .show import runs, show
-
-# TensorFlow's C++ log (CUDA probing, CPU features, XLA's cache loader) is not the user's
-# business unless they ask: --verbose shows it, and a level the user set is theirs.
-_USER_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+from .startup import import_tensorflow, setup_logging
 
 app = typer.Typer(
     name="optrun",
@@ -53,7 +46,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from optrun import __version__
+        from optrun.version import __version__
 
         typer.echo(__version__)
         raise typer.Exit()
@@ -70,36 +63,6 @@ def _root(
     variable clipping, and YAML-driven runs."""
 
 
-def _import_tensorflow(verbose: bool) -> None:
-    """Imports TensorFlow with its native start-up log (oneDNN, CUDA probing) silenced.
-
-    Those lines are written by C++ before absl logging is configured, so no
-    environment variable stops them; only --verbose shows them, with the rest
-    of TensorFlow's C++ log (unless TF_CPP_MIN_LOG_LEVEL was set by the user).
-    """
-    if verbose:
-        if _USER_TF_LOG_LEVEL is None:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        import tensorflow
-
-        return
-    saved = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
-
-def _logging(verbose: bool, quiet: bool) -> None:
-    level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
-    handler = RichHandler(console=PipeSafeConsole(stderr=True), show_time=False, show_path=False)
-    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
-
-
 def _run(
     kind: str,
     config: Path | None,
@@ -111,17 +74,17 @@ def _run(
     verbose: bool,
     as_json: bool,
 ) -> None:
-    _logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     install_sigterm()
     console = PipeSafeConsole(stderr=as_json)  # with --json, stdout carries the JSON only
     reporter: Any = None
     with error_boundary(verbose, as_json):
-        from optrun.config import load_spec
+        from optrun.spec.load import load_spec
 
         loaded = load_spec(config, overrides, default=kind)
-        _import_tensorflow(verbose)
-        from optrun.reporting import NullReporter
+        import_tensorflow(verbose)
         from optrun.runner import RunOptions, run_minimize, run_train
+        from optrun.runner.reporting import NullReporter
 
         from .progress import RichReporter, summary
 
@@ -134,7 +97,7 @@ def _run(
                 reporter.close()
     with tolerant(console.file):  # the run is done and its files written, whoever reads stdout
         if as_json:
-            from optrun.reporting import jsonable
+            from optrun.runner.reporting import jsonable
 
             typer.echo(json.dumps(jsonable(outcome.result), indent=2, allow_nan=False))
         elif not quiet:
@@ -216,7 +179,7 @@ def validate(
     """
     from .validate import run_validate
 
-    _logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     run_validate(configs or [], [*strategy_override(strategy), *(overrides or [])], quiet, verbose, as_json)
 
 
@@ -238,7 +201,7 @@ def schema(
 
     The schema is JSON either way; with --write, --json reports the file and the modeline as JSON.
     """
-    from optrun.spec import json_schema
+    from optrun.spec.experiment import json_schema
 
     text = json.dumps(json_schema(), indent=2)
     if write is None:
@@ -269,7 +232,7 @@ app.command(cls=FlagCommand)(runs)
 @app.command(cls=FlagCommand)
 def version(quiet: QuietOpt = False, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> None:
     """Print optrun's version (--json: {"version": ...})."""
-    from optrun import __version__
+    from optrun.version import __version__
 
     typer.echo(json.dumps({"version": __version__}) if as_json else __version__)
 

@@ -22,7 +22,7 @@ from rich.progress import Progress as Progress_
 from rich.table import Table
 from rich.text import Text
 
-from optrun.reporting import Progress
+from optrun.runner.reporting import Progress
 
 
 def detach(stream: Any) -> None:

@@ -1,6 +1,6 @@
 """``optrun show`` and ``optrun runs``: a run, or all of them, without TensorBoard.
 
-Both only read run directories (:mod:`optrun.runs`) and never import TensorFlow.
+Both only read run directories (:mod:`optrun.runs.reading`) and never import TensorFlow.
 """
 
 from __future__ import annotations
@@ -125,12 +125,12 @@ def show(
     """Show a run: its result, key settings, last metrics and a plot of the loss."""
     console = PipeSafeConsole()
     with error_boundary(verbose, as_json):
-        from optrun.runs import read_run
+        from optrun.runs.reading import read_run
 
         run = read_run(run_dir)
     with tolerant(console.file):
         if as_json:
-            from optrun.reporting import jsonable
+            from optrun.runner.reporting import jsonable
 
             typer.echo(json.dumps(jsonable(run), indent=2, allow_nan=False))
         elif quiet:
@@ -154,12 +154,12 @@ def runs(
     if not console.is_terminal:  # piped or captured: whole lines, for grep and awk
         console.width = max(console.width, 240)
     with error_boundary(verbose, as_json):
-        from optrun.runs import list_runs
+        from optrun.runs.reading import list_runs
 
         entries = list_runs(root)
     with tolerant(console.file):
         if as_json:
-            from optrun.reporting import jsonable
+            from optrun.runner.reporting import jsonable
 
             typer.echo(json.dumps(jsonable(entries), indent=2, allow_nan=False))
             return

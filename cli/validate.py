@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from .errors import EXIT_USAGE, error_boundary, stderr
 from .progress import PipeSafeConsole, summary, tolerant
+from .startup import import_tensorflow
 
 
 def _entry(
@@ -59,8 +60,8 @@ def run_validate(
     console = PipeSafeConsole(stderr=as_json)
     found: list[tuple[str, list[Any], list[dict[str, Any]]]] = []
     with error_boundary(verbose, as_json):
-        from optrun.config import read_spec
         from optrun.errors import ConfigError
+        from optrun.spec.load import read_spec
 
         targets: list[tuple[Path | None, str]] = [(path, "train") for path in configs] or [
             (None, "train"),
@@ -73,12 +74,10 @@ def run_validate(
             except ConfigError as error:
                 found.append((error.source, error.problems, []))
         if read:
-            from .main import _import_tensorflow
-
-            _import_tensorflow(verbose)
+            import_tensorflow(verbose)
             from optrun.errors import RunError
             from optrun.runner.validate import validate_raw
-            from optrun.strategy import configure_logical_cpus
+            from optrun.scale.strategy import configure_logical_cpus
 
             from .isolated import split, validate_elsewhere
 
@@ -99,7 +98,7 @@ def run_validate(
                     stderr.print(f"[dim]note:[/] {escape(entry['message'])}", highlight=False, soft_wrap=True)
     with tolerant(console.file):
         if as_json:
-            from optrun.reporting import jsonable
+            from optrun.runner.reporting import jsonable
 
             entries = [e for source, problems, reports in found for e in _entries(source, problems, reports)]
             typer.echo(json.dumps(jsonable(entries), indent=2, allow_nan=False))

@@ -15,6 +15,7 @@ from optrun.errors import (
     InvalidArgumentError,
     InvalidTypeError,
     LoadError,
+    MissingDependencyError,
     NonFiniteError,
     NotReadyError,
     OptrunError,
@@ -22,42 +23,40 @@ from optrun.errors import (
     UnknownVariableError,
     UnsupportedMethodError,
 )
+from optrun.version import __version__
 
 if TYPE_CHECKING:
-    from optrun.averaging import MovingAverageOptimizer
-    from optrun.checkpoints import SwappingSaver
-    from optrun.clipping import VariableClippingOptimizer
-    from optrun.compile_cache import enable_compile_cache
-    from optrun.config import load_spec
-    from optrun.external import ExternalOptimizerInterface
-    from optrun.full_batch import dataset_loss
-    from optrun.ipopt_interface import IpoptInterface
-    from optrun.ipopt_options import MissingDependencyError
-    from optrun.packing import Layout, PackedBounds
-    from optrun.projected import ProjectedGradientInterface
+    from optrun.evaluation.compile_cache import enable_compile_cache
+    from optrun.evaluation.packing import Layout, PackedBounds
+    from optrun.interfaces.external import ExternalOptimizerInterface
+    from optrun.interfaces.ipopt.interface import IpoptInterface
+    from optrun.interfaces.projected import ProjectedGradientInterface
+    from optrun.interfaces.scipy import ScipyOptimizerInterface
     from optrun.runner import RunOptions, run_minimize, run_train, validate_spec
-    from optrun.scipy_interface import ScipyOptimizerInterface
-    from optrun.spec import ExperimentSpec
+    from optrun.scale.full_batch import dataset_loss
+    from optrun.spec.experiment import ExperimentSpec
+    from optrun.spec.load import load_spec
     from optrun.varkeys import resolve_var_keyed
+    from optrun.wrappers.clipping import VariableClippingOptimizer
+    from optrun.wrappers.moving_average import MovingAverageOptimizer
+    from optrun.wrappers.swapping import SwappingSaver
 
-__version__ = "0.1.0"
 
 _LAZY = {
-    "ExternalOptimizerInterface": "optrun.external",
-    "ScipyOptimizerInterface": "optrun.scipy_interface",
-    "IpoptInterface": "optrun.ipopt_interface",
-    "MissingDependencyError": "optrun.ipopt_options",
-    "ProjectedGradientInterface": "optrun.projected",
-    "Layout": "optrun.packing",
-    "PackedBounds": "optrun.packing",
+    "ExternalOptimizerInterface": "optrun.interfaces.external",
+    "ScipyOptimizerInterface": "optrun.interfaces.scipy",
+    "IpoptInterface": "optrun.interfaces.ipopt.interface",
+    "ProjectedGradientInterface": "optrun.interfaces.projected",
+    "Layout": "optrun.evaluation.packing",
+    "PackedBounds": "optrun.evaluation.packing",
     "resolve_var_keyed": "optrun.varkeys",
-    "MovingAverageOptimizer": "optrun.averaging",
-    "VariableClippingOptimizer": "optrun.clipping",
-    "SwappingSaver": "optrun.checkpoints",
-    "enable_compile_cache": "optrun.compile_cache",
-    "dataset_loss": "optrun.full_batch",
-    "ExperimentSpec": "optrun.spec",
-    "load_spec": "optrun.config",
+    "MovingAverageOptimizer": "optrun.wrappers.moving_average",
+    "VariableClippingOptimizer": "optrun.wrappers.clipping",
+    "SwappingSaver": "optrun.wrappers.swapping",
+    "enable_compile_cache": "optrun.evaluation.compile_cache",
+    "dataset_loss": "optrun.scale.full_batch",
+    "ExperimentSpec": "optrun.spec.experiment",
+    "load_spec": "optrun.spec.load",
     "RunOptions": "optrun.runner",
     "run_train": "optrun.runner",
     "run_minimize": "optrun.runner",

@@ -271,3 +271,7 @@ class RunFailed(OptrunError, RuntimeError):
 
 class Terminated(BaseException):
     """Raised in the main thread by the CLI's SIGTERM handler; like Ctrl-C, but exit 143."""
+
+
+class MissingDependencyError(OptrunError, ImportError):
+    """An optional dependency (an extra) is not installed: the message says which pip command adds it."""

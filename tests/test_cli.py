@@ -63,7 +63,7 @@ def test_train_builtin_default_writes_everything(in_tmp: Path) -> None:
 
 
 def _weights(path: Path) -> list[np.ndarray]:
-    from optrun.defaults.problems import mlp
+    from optrun.spec.defaults.problems import mlp
 
     model = mlp(hidden=32)
     model.load_weights(str(path))
@@ -104,9 +104,9 @@ def test_same_config_twice_gives_same_numbers(in_tmp: Path) -> None:
 
 
 def test_swapped_checkpoint_and_export_hold_the_averages(in_tmp: Path) -> None:
-    from optrun.config import load_spec
-    from optrun.defaults.problems import mlp
     from optrun.runner.build import build_optimizer
+    from optrun.spec.defaults.problems import mlp
+    from optrun.spec.load import load_spec
 
     assert invoke("train", "--out", "run", "--set", "train.max_steps=30", "-q").exit_code == 0
     run = in_tmp / "run"
@@ -498,7 +498,7 @@ def test_more_usage_errors_are_caught_before_the_run(in_tmp: Path) -> None:
     assert not (in_tmp / "v").exists()
     nodata = _write(
         in_tmp / "nodata.yaml",
-        "name: x\nmodel: {builder: optrun.defaults.problems:mlp}\nloss: mse\ntrain: {max_steps: 3}\n",
+        "name: x\nmodel: {builder: optrun.spec.defaults.problems:mlp}\nloss: mse\ntrain: {max_steps: 3}\n",
     )
     missing = invoke("train", str(nodata))
     assert missing.exit_code == 2 and "data: required" in missing.stderr

@@ -141,7 +141,7 @@ def test_saved_model_export_serves_averaged_weights_without_optrun(tmp_path: Pat
     import numpy as np
     import tensorflow as tf
 
-    from optrun.defaults.problems import mlp
+    from optrun.spec.defaults.problems import mlp
 
     plain = mlp(hidden=32)
     tf.train.Checkpoint(model=plain).restore(str(tmp_path / "sm" / "averaged" / "ckpt")).expect_partial()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from optrun.compile_cache import FLAG, default_cache_dir, enable_compile_cache
 from optrun.errors import InvalidArgumentError
+from optrun.evaluation.compile_cache import FLAG, default_cache_dir, enable_compile_cache
 from optrun_cli.main import app
 
 
@@ -90,11 +90,11 @@ def test_a_second_process_reuses_the_compiled_program(tmp_path: Path) -> None:
 def test_the_run_reports_compile_and_solve_time_and_the_start_point(tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text(
-        "name: cc\nmodel: {builder: 'optrun.defaults.problems:constrained_vector'}\n"
-        "loss: 'optrun.defaults.problems:sum_of_squares'\n"
+        "name: cc\nmodel: {builder: 'optrun.spec.defaults.problems:constrained_vector'}\n"
+        "loss: 'optrun.spec.defaults.problems:sum_of_squares'\n"
         "minimize:\n  method: SLSQP\n  compile_cache: mycache\n  constraints:\n"
-        "    equalities: ['optrun.defaults.problems:second_is_one']\n"
-        "    inequalities: ['optrun.defaults.problems:first_at_least_one']\n"
+        "    equalities: ['optrun.spec.defaults.problems:second_is_one']\n"
+        "    inequalities: ['optrun.spec.defaults.problems:first_at_least_one']\n"
         "checkpoint: {export: none}\n"
     )
     runner = CliRunner()
@@ -112,8 +112,8 @@ def test_the_run_reports_compile_and_solve_time_and_the_start_point(tmp_path: Pa
 
 
 def test_none_and_jit_off_leave_the_flags_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from optrun.config import load_spec
     from optrun.runner.objective import compile_cache_for
+    from optrun.spec.load import load_spec
 
     monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
     for setting in ("minimize.compile_cache=none", "minimize.jit_compile=false"):

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from optrun.reporting import Progress
+from optrun.runner.reporting import Progress
 from optrun_cli.main import app
 from optrun_cli.plot import chart
 from optrun_cli.progress import RichReporter
@@ -36,7 +36,7 @@ NAN_DATA = (
 def test_skipped_steps_are_said_once_then_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """40 steps, 36 of them NaN, logged every 10: one line for the first, then one per interval."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("optrun.reporting.SKIP_NOTE_EVERY_S", 0.0)  # throttled by the interval only
+    monkeypatch.setattr("optrun.runner.reporting.SKIP_NOTE_EVERY_S", 0.0)  # throttled by the interval only
     (tmp_path / "nanmod.py").write_text(NAN_DATA)
     (tmp_path / "skip.yaml").write_text(
         "name: skip\nmodel: {builder: nanmod.py:model}\ndata: {builder: nanmod.py:data}\nloss: mse\n"
@@ -71,9 +71,9 @@ class Notes:
 
 
 def test_skips_within_the_throttle_are_summed_up_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    from optrun.reporting import NonfiniteSkips
+    from optrun.runner.reporting import NonfiniteSkips
 
-    monkeypatch.setattr("optrun.reporting.SKIP_NOTE_EVERY_S", 3600.0)
+    monkeypatch.setattr("optrun.runner.reporting.SKIP_NOTE_EVERY_S", 3600.0)
     reporter = Notes()
     skips = NonfiniteSkips(reporter)
     skips.skipped(3, 0.25)  # a finite loss: a gradient was not

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optrun.spec import field_paths
+from optrun.spec.experiment import field_paths
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from optrun import __version__
+from optrun.version import __version__
 from optrun_cli.main import app
 
 runner = CliRunner()

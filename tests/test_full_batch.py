@@ -282,7 +282,7 @@ def test_the_cli_minimizes_full_batch_over_mirrored_replicas(tmp_path: Path) -> 
 def test_the_sample_pinn_shares_add_up_to_the_whole_residual_loss() -> None:
     """configs/pinn_ode_mirrored.yaml: residual_share summed over batches of the 64 points of
     examples/pinn.py equals residual_loss on them at once (short last batch included)."""
-    from optrun.loading import load_callable
+    from optrun.spec.user_code import load_callable
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     network = load_callable("pinn.py:network", examples, "model")

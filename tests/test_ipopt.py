@@ -11,8 +11,8 @@ import tensorflow as tf
 
 import optrun
 from optrun import InvalidArgumentError, NonFiniteError, OptrunError, ScipyOptimizerInterface
-from optrun.ipopt_interface import IpoptInterface
-from optrun.ipopt_options import MissingDependencyError
+from optrun.errors import MissingDependencyError
+from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.runner.outcome import classify
 
 pytest.importorskip("cyipopt")
@@ -161,7 +161,7 @@ def test_bad_keywords(kwargs: dict, match: str) -> None:
 
 
 def test_dense_jacobian_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("optrun.ipopt_interface.MAX_JACOBIAN_ENTRIES", 3)
+    monkeypatch.setattr("optrun.interfaces.ipopt.interface.MAX_JACOBIAN_ENTRIES", 3)
     _, problem = seed_problem()  # 2 constraints x 2 variables = 4 entries
     with pytest.raises(InvalidArgumentError, match=r"2 x 2 = 4 entries.*sparse Jacobians are not supported"):
         IpoptInterface(**problem)

@@ -29,7 +29,7 @@ from optrun.runner.outcome import (
     classify,
     succeeded,
 )
-from optrun.runs import STATUSES, status_of
+from optrun.runs.reading import STATUSES, status_of
 from optrun_cli.errors import error_boundary
 from optrun_cli.main import app
 from optrun_cli.progress import start_line

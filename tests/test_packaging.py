@@ -49,7 +49,7 @@ def test_wheel_installs_only_optrun_owned_top_level_names(wheel: Path) -> None:
     top = {name.split("/")[0] for name in names}
     assert top == {"optrun", "optrun_cli", "optrun-0.1.0.dist-info"}
     assert "optrun/py.typed" in names and "optrun_cli/py.typed" in names
-    assert {"optrun/defaults/train.yaml", "optrun/defaults/minimize.yaml"} <= set(names)
+    assert {"optrun/spec/defaults/train.yaml", "optrun/spec/defaults/minimize.yaml"} <= set(names)
     assert {"optrun_cli/main.py", "optrun_cli/errors.py", "optrun_cli/progress.py"} <= set(names)
     entry_points = zipfile.ZipFile(wheel).read("optrun-0.1.0.dist-info/entry_points.txt").decode()
     assert "optrun = optrun_cli.main:main" in entry_points

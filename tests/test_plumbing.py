@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import optrun
-from optrun._fastcall import FastCaller, _public
-from optrun.evaluation import Evaluation
-from optrun.packing import Layout, pack_bounds
+from optrun.evaluation.fastcall import FastCaller, _public
+from optrun.evaluation.packing import Layout, pack_bounds
+from optrun.evaluation.point import Evaluation
 from optrun.varkeys import resolve_var_keyed, variable_names
 
 
@@ -118,7 +118,7 @@ def test_fast_call_matches_public_call(jit: bool) -> None:
 
 
 def test_fast_call_falls_back_when_the_thin_path_disagrees(monkeypatch: pytest.MonkeyPatch) -> None:
-    from optrun import _fastcall
+    from optrun.evaluation import fastcall as _fastcall
 
     v = tf.Variable(np.zeros(2))
     concrete = tf.function(
@@ -150,7 +150,7 @@ def test_fast_call_falls_back_when_the_thin_path_disagrees(monkeypatch: pytest.M
 
 @pytest.mark.parametrize("k", [0, 1, 10, 40])
 def test_stack_scalars_is_exact(k: int) -> None:
-    from optrun.packing import stack_scalars
+    from optrun.evaluation.packing import stack_scalars
 
     rng = np.random.default_rng(k)
     want = rng.normal(size=k)

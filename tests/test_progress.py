@@ -164,8 +164,8 @@ class StepOnly:
 
 
 def test_a_step_only_reporter_still_works(in_tmp: Path) -> None:
-    from optrun.config import load_spec
     from optrun.runner import RunOptions, run_minimize
+    from optrun.spec.load import load_spec
 
     reporter = StepOnly()
     loaded = load_spec(None, ["minimize.method=trust-constr"], default="minimize")

@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 import yaml
 
-from optrun.config import load_spec
 from optrun.errors import ConfigError
-from optrun.spec import json_schema
+from optrun.spec.experiment import json_schema
+from optrun.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATOR = jsonschema.Draft202012Validator(json_schema())

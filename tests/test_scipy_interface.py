@@ -299,7 +299,7 @@ def test_xla_fallback_for_uncompilable_loss(
         return tf.reduce_sum(tf.square(v)) + 0.0 * tf.reduce_sum(shifted)
 
     # As with a warm compilation cache: the XLA tier is built from the first point on.
-    monkeypatch.setattr("optrun.eager.compile_cache_warm", lambda: True)
+    monkeypatch.setattr("optrun.evaluation.eager.compile_cache_warm", lambda: True)
     with caplog.at_level(logging.WARNING, logger="optrun"):
         opt = ScipyOptimizerInterface(loss)
         result = opt.minimize()

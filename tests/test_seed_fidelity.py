@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import optrun
 from optrun.errors import InvalidArgumentError, InvalidTypeError
-from optrun.packing import Layout, pack_bounds
+from optrun.evaluation.packing import Layout, pack_bounds
 
 
 class OneStep(optrun.ExternalOptimizerInterface):
@@ -100,7 +100,7 @@ def test_blas_threads_is_checked(bad: Any) -> None:
 @pytest.fixture
 def blas_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The first limit of the process at the first evaluation, not after threads.DEFER_S."""
-    from optrun import threads
+    from optrun.interfaces import threads
 
     monkeypatch.setattr(threads, "DEFER_S", 0.0)
 
@@ -130,7 +130,7 @@ def test_first_blas_limit_waits_for_a_run_long_enough_to_pay_for_finding_the_lib
 ) -> None:
     from threadpoolctl import threadpool_info
 
-    from optrun import threads
+    from optrun.interfaces import threads
 
     def blas_threads() -> list[int]:
         return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]

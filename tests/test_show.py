@@ -75,7 +75,7 @@ def test_show_minimize(made: dict[str, Path]) -> None:
     out = shown.stdout
     assert "succeeded" in out and "optrun minimize: constrained-example" in out
     assert repr(result["fun"]) in out  # the result table, as at the end of the run
-    assert "SLSQP" in out and "optrun.defaults.problems:sum_of_squares" in out
+    assert "SLSQP" in out and "optrun.spec.defaults.problems:sum_of_squares" in out
     assert "│ equalities    │ 1 " in out and "│ inequalities  │ 1 " in out
     # Step 0 is the start point v = (7, 7): violation max(|7 - 1|, max(0, -(7 - 1))) = 6; SLSQP's
     # iterates are feasible after it, so the violation chart runs from 6 down to 0.

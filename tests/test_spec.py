@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from optrun.config import apply_overrides, load_spec, parse_override
 from optrun.errors import ConfigError
-from optrun.spec import ExperimentSpec, json_schema
+from optrun.spec.experiment import ExperimentSpec, json_schema
+from optrun.spec.load import apply_overrides, load_spec, parse_override
 
 FIVE_MISTAKES = """\
 name: bad name

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from optrun.config import read_spec
 from optrun.errors import ConfigError, LoadError, Problem, UnknownVariableError, naming
 from optrun.runner.checks import Collector
+from optrun.spec.load import read_spec
 from optrun_cli.main import app
 from tests.conftest import findings, problem_lines
 

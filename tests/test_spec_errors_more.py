@@ -21,9 +21,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from optrun.config import RawSpec, load_spec, read_spec
 from optrun.errors import ConfigError, LoadError, Problem, RunError
-from optrun.loading import call_user, load_callable
+from optrun.spec.load import RawSpec, load_spec, read_spec
+from optrun.spec.user_code import call_user, load_callable
 from optrun_cli.main import app
 from tests.conftest import findings, problem_lines
 
@@ -116,8 +116,8 @@ def test_a_string_given_to_config_error_is_a_problem_of_the_whole_spec() -> None
 
 
 def test_a_device_that_is_not_visible_is_a_problem_at_strategy_devices() -> None:
-    from optrun.spec_strategy import MirroredStrategySpec
-    from optrun.strategy import mirrored_devices
+    from optrun.scale.strategy import mirrored_devices
+    from optrun.spec.strategy import MirroredStrategySpec
 
     with pytest.raises(ConfigError) as caught:
         mirrored_devices(MirroredStrategySpec(kind="mirrored", devices=["GPU:7"]), "s.yaml")
@@ -130,7 +130,7 @@ def test_a_device_that_is_not_visible_is_a_problem_at_strategy_devices() -> None
 def test_logical_cpus_too_late_is_placed_at_strategy_logical_cpus() -> None:
     import tensorflow as tf
 
-    from optrun.strategy import configure_logical_cpus
+    from optrun.scale.strategy import configure_logical_cpus
 
     tf.config.list_logical_devices()  # TensorFlow's devices are set up in this process now
     with pytest.raises(RunError) as caught:
@@ -290,7 +290,7 @@ def test_a_spec_checked_in_its_own_process_keeps_the_from_set_mark(
 
 
 def _plan(chief: bool, task: str, chief_task: str = "worker:0") -> Any:
-    from optrun.strategy import Plan
+    from optrun.scale.strategy import Plan
 
     return Plan("multi_worker", None, chief, task, chief_task)
 
@@ -326,7 +326,7 @@ def test_a_worker_that_is_not_the_chief_points_at_the_chiefs_run_directory(
 
 
 def test_the_chief_is_named_as_tf_config_names_it() -> None:
-    from optrun.strategy import chief_task
+    from optrun.scale.strategy import chief_task
 
     workers = {"worker": ["a:1", "b:1"]}
     assert chief_task({"cluster": workers, "task": {"type": "worker", "index": 1}}) == "worker:0"
@@ -335,9 +335,9 @@ def test_the_chief_is_named_as_tf_config_names_it() -> None:
 
 
 def test_a_following_worker_interrupted_mid_run_says_so(tmp_path: Path) -> None:
-    from optrun.run_warnings import WarningLog
     from optrun.runner.common import Interrupted
     from optrun.runner.follower import follow
+    from optrun.runner.warning_log import WarningLog
     from optrun.runner.workers import Place
 
     class Channel:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from optrun.config import load_spec
 from optrun.errors import ConfigError
-from optrun.yaml_reader import MAX_DEPTH
+from optrun.spec.load import load_spec
+from optrun.spec.yaml_lines import MAX_DEPTH
 from optrun_cli.main import app
 from tests.hostile import write_all
 

@@ -20,9 +20,9 @@ import tensorflow as tf
 import yaml
 from typer.testing import CliRunner
 
-from optrun.config import apply_overrides
 from optrun.errors import RunError
-from optrun.strategy import read_tf_config
+from optrun.scale.strategy import read_tf_config
+from optrun.spec.load import apply_overrides
 from optrun_cli.main import app
 
 PROBLEM = Path(__file__).resolve().parent / "scripts" / "strategy_problem.py"
@@ -310,7 +310,7 @@ def test_strategy_kind_override_starts_the_section_afresh() -> None:
 
 
 def test_a_dead_peer_is_named_in_words_not_tensorflow_plumbing() -> None:
-    from optrun.strategy import Plan, peer_failure
+    from optrun.scale.strategy import Plan, peer_failure
 
     error = tf.errors.UnavailableError(
         None,
@@ -332,10 +332,10 @@ def test_a_dead_peer_is_named_in_words_not_tensorflow_plumbing() -> None:
 
 
 def test_a_worker_that_is_not_the_chief_writes_a_scratch_directory_it_removes(tmp_path: Path) -> None:
-    from optrun.config import load_spec
     from optrun.runner.common import RunOptions
     from optrun.runner.workers import claim_place
-    from optrun.strategy import Plan
+    from optrun.scale.strategy import Plan
+    from optrun.spec.load import load_spec
 
     (tmp_path / "s.yaml").write_text("name: w\nmodel: {builder: m.py:build}\nloss: m.py:loss\n")
     loaded = load_spec(tmp_path / "s.yaml")

@@ -9,8 +9,8 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 import optrun
-from optrun.config import load_spec
 from optrun.errors import ConfigError
+from optrun.spec.load import load_spec
 from optrun.suggest import suggest
 from optrun_cli.main import app
 

@@ -1,4 +1,4 @@
-"""The tier policy of :mod:`optrun.tiers` on plain NumPy evaluators: when tier 2 is built, when it
+"""The tier policy of :mod:`optrun.evaluation.tiers` on plain NumPy evaluators: when tier 2 is built, when it
 serves, and what is reported. (The real TF tiers are exercised in test_tiers.py and v1.)"""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import logging
 import numpy as np
 import pytest
 
-from optrun import tiers as tiers_module
-from optrun.tiers import Candidate, Tiered
+from optrun.evaluation import tiers as tiers_module
+from optrun.evaluation.tiers import Candidate, Tiered
 
 
 class Clock:

@@ -193,7 +193,7 @@ def test_fetches_callbacks_and_bounds_are_the_same_on_either_tier(tier2_now: Non
 
 
 def test_warm_compile_cache_is_a_directory_with_programs(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from optrun.compile_cache import FLAG, compile_cache_warm
+    from optrun.evaluation.compile_cache import FLAG, compile_cache_warm
 
     monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
     assert compile_cache_warm() is False  # no cache in use
@@ -215,7 +215,7 @@ def test_bad_tier_policy_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_agreement_with_nan_and_inf_compares_the_finite_entries_at_their_own_scale() -> None:
     import warnings
 
-    from optrun.agreement import close
+    from optrun.evaluation.agreement import close
 
     def pair(*values: float) -> tuple[np.ndarray, list[np.ndarray]]:
         return np.array(values), []

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from optrun.config import dotted
 from optrun.errors import Problem
+from optrun.spec.load import dotted
 from optrun_cli.main import app
 from tests.conftest import findings, problem_lines
 

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, LoadError
-from optrun.probe import nonfinite, scalar_advice
+from optrun.evaluation.probe import nonfinite, scalar_advice
 from optrun.varkeys import variable_label
 
 

@@ -10,9 +10,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from optrun.averaging import MovingAverageOptimizer
-from optrun.clipping import VariableClippingOptimizer, check_dims
-from optrun.config import LoadedSpec
 from optrun.errors import (
     ConfigError,
     InvalidArgumentError,
@@ -23,10 +20,19 @@ from optrun.errors import (
     first_line,
     naming,
 )
-from optrun.loading import call_user, load_callable
-from optrun.spec import CallableLoss, KerasLoss, MovingAverageSpec, OptimizerSpec, VariableClippingSpec
+from optrun.spec.experiment import (
+    CallableLoss,
+    KerasLoss,
+    MovingAverageSpec,
+    OptimizerSpec,
+    VariableClippingSpec,
+)
+from optrun.spec.load import LoadedSpec
+from optrun.spec.user_code import call_user, load_callable
 from optrun.suggest import suggest
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label, variable_names
+from optrun.wrappers.clipping import VariableClippingOptimizer, check_dims
+from optrun.wrappers.moving_average import MovingAverageOptimizer
 
 
 def _is_variable(value: Any) -> bool:

@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from optrun.config import RawSpec
 from optrun.errors import (
     InvalidArgumentError,
     OptrunError,
@@ -31,11 +30,7 @@ from optrun.errors import (
     naming,
     placed,
 )
-from optrun.loading import load_callable
-from optrun.runner.build import build_optimizer, clipped_variables
-from optrun.runner.ipopt_method import is_ipopt
-from optrun.runner.ipopt_method import problems as ipopt_problems
-from optrun.scipy_interface import (
+from optrun.interfaces.scipy import (
     DEFAULT_CONSTRAINED_METHOD,
     DEFAULT_METHOD,
     _check_options,
@@ -43,7 +38,12 @@ from optrun.scipy_interface import (
     _option_names,
     _tnc_maxiter,
 )
-from optrun.spec import OptimizerSpec, VariableClippingSpec
+from optrun.runner.build import build_optimizer, clipped_variables
+from optrun.runner.ipopt_method import is_ipopt
+from optrun.runner.ipopt_method import problems as ipopt_problems
+from optrun.spec.experiment import OptimizerSpec, VariableClippingSpec
+from optrun.spec.load import RawSpec
+from optrun.spec.user_code import load_callable
 from optrun.suggest import suggest
 from optrun.varkeys import resolve_var_keyed
 

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from optrun.causes import TRACE_HINT
-from optrun.config import LoadedSpec, dump_spec
 from optrun.errors import OptrunError, RunError, Terminated, cause_of, first_line
-from optrun.reporting import NullReporter, Reporter, write_json_atomic
-from optrun.run_warnings import WarningLog
+from optrun.runner.reporting import NullReporter, Reporter, write_json_atomic
 from optrun.runner.rundir import KIND_MARK, claimed
+from optrun.runner.warning_log import WarningLog
+from optrun.spec.load import LoadedSpec, dump_spec
 
-if TYPE_CHECKING:  # optrun.strategy imports TensorFlow, which this module loads only when it runs
-    from optrun.strategy import Plan
+if TYPE_CHECKING:  # optrun.scale.strategy imports TensorFlow, which this module loads only when it runs
+    from optrun.scale.strategy import Plan
 
 CHECKPOINTS = "checkpoints"
 AVERAGED = "averaged"

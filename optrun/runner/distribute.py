@@ -27,10 +27,10 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from optrun.config import LoadedSpec
 from optrun.errors import ConfigError, LoadError, Problem, RunError, naming
-from optrun.spec_strategy import StrategySpec
-from optrun.strategy import Plan, make_strategy, read_tf_config
+from optrun.scale.strategy import Plan, make_strategy, read_tf_config
+from optrun.spec.load import LoadedSpec
+from optrun.spec.strategy import StrategySpec
 
 
 def batch_rows(batch: Any) -> Any:

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from optrun.errors import RunFailed, Terminated
-from optrun.multi_worker import Channel
-from optrun.run_warnings import WarningLog
 from optrun.runner.common import Interrupted, RunOutcome, export_model, interrupt_code, write_result
+from optrun.runner.warning_log import WarningLog
 from optrun.runner.workers import Place, worker_fields
-from optrun.strategy import PEER_FAILURES, Plan, peer_failure
+from optrun.scale.multi_worker import Channel
+from optrun.scale.strategy import PEER_FAILURES, Plan, peer_failure
 from optrun.varkeys import variable_label
 
 

@@ -2,7 +2,7 @@
 
 The spec's constraints, bounds, ``jit_compile`` and ``blas_threads`` mean for
 ipopt what they mean for scipy's methods. ``minimize.options`` holds IPOPT's
-options, checked by :func:`optrun.ipopt_options.check_options` one key at a
+options, checked by :func:`optrun.interfaces.ipopt.options.check_options` one key at a
 time, so that each problem is placed at its key; ``maxiter`` (scipy's name,
 and what ``--maxiter`` sets) is IPOPT's ``max_iter``. ``minimize.tol`` is
 scipy's: IPOPT's tolerance is its option ``tol``.
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from optrun.config import LoadedSpec
 from optrun.errors import InvalidArgumentError, spec_error
-from optrun.ipopt_options import check_options, import_cyipopt
+from optrun.interfaces.ipopt.options import check_options, import_cyipopt
+from optrun.spec.load import LoadedSpec
 
 IPOPT = "ipopt"
 #: scipy's name for the iteration limit (``--maxiter`` sets it) -> IPOPT's.
@@ -107,7 +107,7 @@ def solver_fields(method: str, result: Any) -> dict[str, Any]:
 
 def multipliers(method: str, result: Any) -> dict[str, Any]:
     """``{"multipliers": {"mult_g": [...], "mult_x_L": [...], "mult_x_U": [...]}}`` for IPOPT (IPOPT's
-    sign convention, see :mod:`optrun.ipopt_interface`), else nothing."""
+    sign convention, see :mod:`optrun.interfaces.ipopt.interface`), else nothing."""
     found = result.get("multipliers") if is_ipopt(method) else None
     if not isinstance(found, dict):
         return {}

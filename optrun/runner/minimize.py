@@ -11,11 +11,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.config import LoadedSpec
 from optrun.errors import NonFiniteError, RunFailed, problems_in
-from optrun.multi_worker import Channel, Stop
-from optrun.reporting import MetricsWriter, Progress, report
-from optrun.run_warnings import WarningLog, captured_warnings
 from optrun.runner.common import (
     CHECKPOINTS,
     Interrupted,
@@ -37,8 +33,12 @@ from optrun.runner.follower import follow
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, multipliers, solver_fields
 from optrun.runner.objective import build_interface, compile_cache_for
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
+from optrun.runner.reporting import MetricsWriter, Progress, report
+from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
-from optrun.strategy import make_strategy, peer_failure
+from optrun.scale.multi_worker import Channel, Stop
+from optrun.scale.strategy import make_strategy, peer_failure
+from optrun.spec.load import LoadedSpec
 from optrun.varkeys import variable_label
 
 logger = logging.getLogger("optrun")

@@ -18,8 +18,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from optrun.compile_cache import enable_compile_cache
-from optrun.config import LoadedSpec, dotted, line_of
 from optrun.errors import (
     ConfigError,
     InvalidArgumentError,
@@ -31,14 +29,16 @@ from optrun.errors import (
     UnsupportedMethodError,
     describe,
 )
-from optrun.full_batch import dataset_loss
-from optrun.ipopt_interface import IpoptInterface
-from optrun.loading import load_callable
+from optrun.evaluation.compile_cache import enable_compile_cache
+from optrun.interfaces.ipopt.interface import IpoptInterface
+from optrun.interfaces.scipy import ScipyOptimizerInterface
 from optrun.runner.build import build_data, build_model, keras_loss, train_loss, variables_of
 from optrun.runner.ipopt_method import checked_options, is_ipopt
-from optrun.scipy_interface import ScipyOptimizerInterface
-from optrun.spec import CallableLoss, MinimizeSpec
-from optrun.strategy import Plan
+from optrun.scale.full_batch import dataset_loss
+from optrun.scale.strategy import Plan
+from optrun.spec.experiment import CallableLoss, MinimizeSpec
+from optrun.spec.load import LoadedSpec, dotted, line_of
+from optrun.spec.user_code import load_callable
 
 
 def minimize_loss(
@@ -263,7 +263,7 @@ def places(loaded: LoadedSpec) -> dict[str, tuple[tuple[Any, ...], str | None]]:
 
 def _who(error: BaseException) -> str:
     """The interface's name (``equalities[0]``) of the argument that raised, from the note the
-    interface added (see :func:`optrun.probe.run_user`); '' when none says."""
+    interface added (see :func:`optrun.evaluation.probe.run_user`); '' when none says."""
     note = next((n for n in getattr(error, "__notes__", []) if n.startswith("optrun: raised by ")), "")
     return note.removeprefix("optrun: raised by ")
 

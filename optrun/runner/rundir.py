@@ -104,7 +104,7 @@ def _lock(out: Path) -> int:
 
 
 def _write_marker(out: Path, kind: str, digest: str) -> None:
-    from optrun import __version__
+    from optrun.version import __version__
 
     marker = {
         "made_by": f"optrun {__version__}",

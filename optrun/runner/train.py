@@ -10,7 +10,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from optrun.config import LoadedSpec
 from optrun.errors import (
     ConfigError,
     LoadError,
@@ -19,8 +18,6 @@ from optrun.errors import (
     describe,
     problems_in,
 )
-from optrun.reporting import MetricsWriter, NonfiniteSkips, Progress, report
-from optrun.run_warnings import WarningLog, captured_warnings
 from optrun.runner.batches import Batches, build_on_first_batch, first_batch, steps_per_epoch
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
@@ -43,8 +40,11 @@ from optrun.runner.common import (
 )
 from optrun.runner.distribute import DistributedStep, all_finite, check_global_batch, distribute_data
 from optrun.runner.outcome import withheld_export, would_export
+from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
+from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
-from optrun.strategy import make_strategy, peer_failure
+from optrun.scale.strategy import make_strategy, peer_failure
+from optrun.spec.load import LoadedSpec
 
 
 def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:

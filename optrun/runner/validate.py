@@ -24,7 +24,6 @@ import numpy as np
 import tensorflow as tf
 from pydantic import TypeAdapter, ValidationError
 
-from optrun.config import LoadedSpec, RawSpec, check_schema
 from optrun.errors import (
     ConfigError,
     InvalidArgumentError,
@@ -35,8 +34,7 @@ from optrun.errors import (
     dotted,
     spec_error,  # problems at YAML paths, each with its line or "(from --set)"
 )
-from optrun.loading import call_user
-from optrun.probe import check_scalar, nonfinite
+from optrun.evaluation.probe import check_scalar, nonfinite
 from optrun.runner.batches import build_on_first_batch, first_batch, nonfinite_step, step_gradients
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.checks import (
@@ -51,8 +49,10 @@ from optrun.runner.checks import (
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.distribute import check_global_batch, distribute_data, unstarted_plan
 from optrun.runner.objective import build_interface, check_strategy, full_batch_data, places
-from optrun.spec_strategy import StrategySpec
-from optrun.strategy import Plan, describe_plan
+from optrun.scale.strategy import Plan, describe_plan
+from optrun.spec.load import LoadedSpec, RawSpec, check_schema
+from optrun.spec.strategy import StrategySpec
+from optrun.spec.user_code import call_user
 from optrun.varkeys import variable_label
 
 #: Where a NaN or Inf comes from, for every non-finite start value.

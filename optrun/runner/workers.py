@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optrun.config import LoadedSpec
 from optrun.errors import RunError
 from optrun.runner.common import CHECKPOINTS, RunOptions, run_dir, run_directory
-from optrun.strategy import Plan
+from optrun.scale.strategy import Plan
+from optrun.spec.load import LoadedSpec
 
 
 @dataclass(frozen=True)

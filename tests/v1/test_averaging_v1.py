@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 
 import optrun
-from optrun.averaging_v1 import MovingAverageOptimizerV1
 from optrun.errors import InvalidArgumentError, NotReadyError
+from optrun.wrappers.v1.moving_average import MovingAverageOptimizerV1
 
 
 def _tol(dtype: Any) -> float:

@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 
 import optrun
-from optrun.clipping_v1 import VariableClippingOptimizerV1
 from optrun.errors import InvalidArgumentError, UnknownVariableError
+from optrun.wrappers.v1.clipping import VariableClippingOptimizerV1
 
 DTYPES = [tf.float16, tf.float32, tf.float64]
 

@@ -1,0 +1,258 @@
+"""Eager TensorFlow 2 backend: one compiled evaluation per point.
+
+A single ``tf.function`` takes the packed float64 vector ``x``, assigns it to
+the variables (unpacking inside the graph), and returns in one flat float64
+vector::
+
+    [ f(x) | grad f(x) | e(x) | J_e(x) (row-major) | h(x) | J_h(x) (row-major) ]
+
+plus the user's fetches. It is traced once per set of fetches and never
+again (the XLA tier compiles that same trace), and called through a thin
+dispatch path (:mod:`optrun.evaluation.fastcall`). Which variables get no gradient is
+learnt while tracing, so that given ``var_list`` nothing runs eagerly. A
+graph-mode (``tf.compat.v1``) backend implements the same three methods:
+``read``, ``assign`` and ``evaluator``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.evaluation.compile_cache import compile_cache_warm
+from optrun.evaluation.fastcall import FastCaller, shadow_call
+from optrun.evaluation.packing import Layout, pack_outputs
+from optrun.evaluation.point import Evaluator
+from optrun.evaluation.probe import check_scalar, run_user
+from optrun.evaluation.tiers import Candidate, Tiered
+from optrun.varkeys import as_tf_variable
+
+logger = logging.getLogger("optrun")
+
+Thunk = Callable[[], Any]
+#: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
+MAX_EVALUATORS = 8
+#: XLA's compile, in multiples of the trace it compiles (measured: 3-7x on the bench's problems).
+COMPILE_PER_TRACE = 4.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What to evaluate: zero-argument callables over ``variables``."""
+
+    loss: Thunk
+    equalities: tuple[Thunk, ...]
+    inequalities: tuple[Thunk, ...]
+    variables: tuple[Any, ...]
+    layout: Layout
+
+
+def _plain(thunk: Thunk) -> Thunk:
+    """Keeps AutoGraph off lambdas: they hold no statements to convert, and AutoGraph
+    warns about every pair of lambdas written on one line."""
+    if getattr(thunk, "__name__", "") == "<lambda>":
+        return tf.autograph.experimental.do_not_convert(thunk)
+    return thunk
+
+
+def _autograph(thunk: Thunk) -> Thunk:
+    """``thunk`` converted by autograph (as ``tf.function`` would), or as is if it cannot be."""
+    try:
+        return tf.autograph.to_graph(thunk)
+    except Exception:  # noqa: BLE001 - a builtin, a callable object: traced as written
+        return thunk
+
+
+def _fetch(item: Any) -> Any:
+    if callable(item):
+        return _plain(item)()
+    return as_tf_variable(item).read_value()
+
+
+def _check_fetches(fetches: Sequence[Any]) -> None:
+    for i, item in enumerate(fetches):
+        if callable(item):
+            continue
+        try:
+            as_tf_variable(item)
+        except InvalidTypeError:
+            raise InvalidTypeError(
+                f"fetches[{i}] must be a zero-argument callable or a variable; got "
+                f"{type(item).__name__}: {item!r:.80}"
+            ) from None
+
+
+class EagerBackend:
+    """Evaluates a :class:`Problem` with compiled ``tf.function``s.
+
+    Args:
+        problem: the loss, constraints and variables.
+        jit_compile: True: XLA from the first point; False: a plain
+            ``tf.function`` throughout; None (the default): tiered, a plain
+            ``tf.function`` first and XLA once it pays (see :mod:`optrun.evaluation.tiers`).
+    """
+
+    def __init__(self, problem: Problem, jit_compile: bool | None = None) -> None:
+        self._problem = Problem(
+            _plain(problem.loss),
+            tuple(map(_plain, problem.equalities)),
+            tuple(map(_plain, problem.inequalities)),
+            problem.variables,
+            problem.layout,
+        )
+        self._tf_vars = [as_tf_variable(v) for v in problem.variables]
+        self._jit_compile = jit_compile
+        self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
+        self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
+        self._ungraded = set(range(len(problem.variables)))
+        self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
+
+    @contextlib.contextmanager
+    def bound(self, session: Any, feed_dict: Any) -> Iterator[None]:
+        """The graph backend's session binding; in TF2 both must be None."""
+        if session is not None or feed_dict is not None:
+            raise InvalidArgumentError(
+                "session and feed_dict are for tf.compat.v1 graphs, where the loss is a graph "
+                "tensor; this loss is a callable, so call minimize() without them."
+            )
+        yield
+
+    def read(self) -> np.ndarray:
+        """The variables' current values, packed."""
+        return self._problem.layout.pack_np([v.numpy() for v in self._tf_vars])
+
+    def assign(self, x: np.ndarray) -> None:
+        """Writes a packed vector into the variables."""
+        values = self._problem.layout.unpack_np(np.asarray(x, np.float64))
+        for var, value in zip(self._tf_vars, values, strict=True):
+            var.assign(value.astype(var.dtype.as_numpy_dtype))
+
+    def evaluator(self, fetches: Sequence[Any] = (), gradients: bool = True) -> Evaluator:
+        """A function ``x -> (packed outputs, fetched values)``, traced once per fetches.
+
+        With ``gradients=False`` (gradient-free methods) the gradient and Jacobian
+        slots hold zeros and no backward pass is run.
+        """
+        fetches = tuple(fetches)
+        key = (gradients, *(id(f) for f in fetches))
+        if key not in self._evaluators:
+            _check_fetches(fetches)
+            if len(self._evaluators) >= MAX_EVALUATORS:  # new fetch lists each call: keep memory bounded
+                self._evaluators.pop(next(iter(self._evaluators)))
+                self._traces.pop(next(iter(self._traces)), None)
+            # The tuple keeps the fetches alive, so their ids stay unique.
+            self._evaluators[key] = (fetches, self._compile(fetches, gradients))
+        return self._evaluators[key][1]
+
+    def _body(self, fetches: tuple[Any, ...], gradients: bool) -> Callable[[tf.Tensor], Any]:
+        problem, tf_vars, layout = self._problem, self._tf_vars, self._problem.layout
+        ungraded = self._ungraded
+
+        def grad(tape: tf.GradientTape, value: tf.Tensor) -> tf.Tensor:
+            if not gradients:  # gradient-free method: the slots are zeros, no backward pass
+                return tf.zeros([layout.size], tf.float64)
+            # NONE, then zeros: which variables get no gradient is learnt here, while tracing.
+            grads = tape.gradient(value, tf_vars, unconnected_gradients=tf.UnconnectedGradients.NONE)
+            ungraded.difference_update(i for i, g in enumerate(grads) if g is not None)
+            return layout.pack_tf(
+                [tf.zeros_like(v) if g is None else g for v, g in zip(tf_vars, grads, strict=True)]
+            )
+
+        # optrun's own code is traced as is (autograph=False below); only the user's loss and
+        # constraints go through autograph, so Python control flow on tensors works in them.
+        user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
+        n_eq = len(problem.equalities)
+        names = ["loss", *(f"equalities[{i}]" for i in range(n_eq))]
+        names += [f"inequalities[{i}]" for i in range(len(problem.inequalities))]
+
+        def body(x: tf.Tensor) -> Any:
+            for var, value in zip(tf_vars, layout.unpack_tf(x), strict=True):
+                var.assign(value)
+            constrained = bool(problem.equalities or problem.inequalities)
+            with tf.GradientTape(persistent=constrained, watch_accessed_variables=False) as tape:
+                tape.watch(tf_vars)
+                values = [
+                    tf.reshape(check_scalar(run_user(f, name), name), [])
+                    for f, name in zip(user, names, strict=True)
+                ]
+            packed = pack_outputs(
+                values[0], values[1 : 1 + n_eq], values[1 + n_eq :], functools.partial(grad, tape)
+            )
+            del tape
+            return packed, [_fetch(f) for f in fetches]
+
+        return body
+
+    def trace(self, fetches: tuple[Any, ...] = (), gradients: bool = True) -> Any:
+        """The plain (no XLA) concrete function for ``fetches``, traced once and kept."""
+        key = (gradients, *(id(f) for f in fetches))
+        if key not in self._traces:
+            spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
+            started = time.perf_counter()
+            function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
+            concrete = function.get_concrete_function()
+            self._traces[key] = (fetches, concrete, time.perf_counter() - started)
+        return self._traces[key]
+
+    @property
+    def unused(self) -> list[Any]:
+        """Variables no traced gradient reached (known once a gradient evaluation is traced)."""
+        return [self._problem.variables[i] for i in sorted(self._ungraded)]
+
+    def _compile(self, fetches: tuple[Any, ...], gradients: bool) -> Evaluator:
+        _, plain, trace_s = self.trace(fetches, gradients)
+        if self._jit_compile is False:
+            self.xla = False
+            return FastCaller(plain)
+        spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
+
+        def xla_concrete() -> Any:
+            # XLA over the plain trace: the user's code is traced once for both tiers.
+            return tf.function(
+                plain, input_signature=spec, jit_compile=True, autograph=False
+            ).get_concrete_function()
+
+        if self._jit_compile is None:
+            return Tiered(
+                FastCaller(plain),
+                functools.partial(self._xla_candidate, xla_concrete),
+                ("plain", "xla"),
+                compile_estimate=COMPILE_PER_TRACE * trace_s,
+                start_now=compile_cache_warm(),
+            )
+        call = FastCaller(xla_concrete())
+        first = True
+
+        def evaluate(x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+            nonlocal first
+            if not first:
+                return call(x)
+            try:
+                result = call(x)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+                text = str(error).strip()
+                first_line = text.splitlines()[0] if text else type(error).__name__
+                raise InvalidArgumentError(
+                    f"jit_compile=True, but XLA cannot compile the loss or constraints: "
+                    f"{first_line}. Pass jit_compile=None to fall back automatically, or False."
+                ) from error
+            first, self.xla = False, True
+            return result
+
+        return evaluate
+
+    def _xla_candidate(self, xla_concrete: Callable[[], Any]) -> Candidate:
+        """Tier 2, built in the background: compiled and tried on shadow copies of the variables,
+        so that the solver's evaluations on tier 1 meanwhile see only their own writes."""
+        concrete = xla_concrete()
+        shadows = {id(v.handle): tf.Variable(v.read_value(), trainable=False) for v in self._tf_vars}
+        return Candidate(trial=shadow_call(concrete, shadows), evaluator=FastCaller(concrete))

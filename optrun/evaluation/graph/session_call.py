@@ -1,0 +1,114 @@
+"""The graph backend's first tier: one point, one session call, nothing traced or cut.
+
+TF1's ``ScipyOptimizerInterface`` fed each variable's value with
+``session.run``; building that feed dict and the fetch structure anew costs
+more than a small graph's evaluation. Here a callable made once per
+``minimize`` (``Session._make_callable_from_options``, as Keras' TF1 backend
+uses) takes a fixed list of feeds and fetches:
+
+* reference variables (``use_resource=False``, TF1's own) are fed by value,
+  as TF1 did: every read of such a variable goes through the fed tensor, so a
+  point costs one call and the variables are written only at the end;
+* resource variables cannot be fed that way, so ``x`` is assigned by a
+  second callable first.
+
+Sessions without that method (``MonitoredSession``) use ``make_callable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from optrun.evaluation.packing import Layout
+from optrun.evaluation.point import Evaluator
+
+_REFERENCE_OPS = {"VariableV2", "Variable"}
+
+
+def fed_by_value(variables: Sequence[Any]) -> bool:
+    """Whether every variable is a reference variable, whose value can be fed in place."""
+    return all(getattr(getattr(v, "op", None), "type", None) in _REFERENCE_OPS for v in variables)
+
+
+def make_callable(
+    session: Any, fetches: list[Any], feeds: list[Any], targets: Sequence[Any] = ()
+) -> Callable:
+    """``(*feed_values) -> [fetched values]`` for fixed feeds and fetches."""
+    if hasattr(session, "_make_callable_from_options") and all(isinstance(t, tf.Tensor) for t in fetches):
+        from tensorflow.core.protobuf import config_pb2
+
+        options = config_pb2.CallableOptions()
+        options.feed.extend(t.name for t in feeds)
+        options.fetch.extend(t.name for t in fetches)
+        options.target.extend(op.name for op in targets)
+        return session._make_callable_from_options(options)
+    run_fetches = [*fetches, *targets]
+    run = session.make_callable(run_fetches, feed_list=feeds) if hasattr(session, "make_callable") else None
+    if run is None:
+        return lambda *values: session.run(run_fetches, dict(zip(feeds, values, strict=True)))[: len(fetches)]
+    return lambda *values: run(*values)[: len(fetches)]
+
+
+def session_point(
+    session: Any,
+    outputs: tf.Tensor,
+    fetches: list[Any],
+    keys: list[Any],
+    variables: Sequence[Any],
+    layout: Layout,
+    assign: tuple[Any, Any],
+) -> Callable[[dict[Any, Any]], Evaluator]:
+    """The callables for one set of outputs, fetches and feed keys, made once; called with a
+    ``minimize``'s feeds, they give ``x -> (packed, fetched)``: one session call per point
+    (reference variables) or two.
+
+    ``assign`` is ``(placeholder x, assign op)``, used for resource variables.
+    """
+    if fed_by_value(variables):
+        dtypes = [v.dtype.base_dtype.as_numpy_dtype for v in variables]
+        fed_tensors = [v.op.outputs[0] for v in variables]
+        # A fetch of a fed variable is its fed value (as session.run gives it); a callable
+        # refuses to feed and fetch one tensor.
+        index = {t.name: i for i, t in enumerate(fed_tensors)}
+        own = [i for i, f in enumerate(fetches) if getattr(f, "name", None) not in index]
+        run = make_callable(session, [outputs, *(fetches[i] for i in own)], [*fed_tensors, *keys])
+
+        def bind_fed(feeds: dict[Any, Any]) -> Evaluator:
+            feed_values = _values(feeds, keys)
+
+            def fed(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+                values = [p.astype(d, copy=False) for p, d in zip(layout.unpack_np(x), dtypes, strict=True)]
+                out = run(*values, *feed_values)
+                fetched = iter(out[1:])
+                return np.asarray(out[0]), [
+                    next(fetched) if i in own else np.array(values[index[f.name]])
+                    for i, f in enumerate(fetches)
+                ]
+
+            return fed
+
+        return bind_fed
+    placeholder, assign_op = assign
+    write = make_callable(session, [], [placeholder], [assign_op])
+    run = make_callable(session, [outputs, *fetches], keys)
+
+    def bind_assigned(feeds: dict[Any, Any]) -> Evaluator:
+        feed_values = _values(feeds, keys)
+
+        def assigned(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+            write(np.asarray(x, np.float64))
+            out = run(*feed_values)
+            return np.asarray(out[0]), list(out[1:])
+
+        return assigned
+
+    return bind_assigned
+
+
+def _values(feeds: dict[Any, Any], keys: list[Any]) -> list[np.ndarray]:
+    """The fed values in the callable's order and dtypes."""
+    return [np.asarray(feeds[k], k.dtype.base_dtype.as_numpy_dtype) for k in keys]

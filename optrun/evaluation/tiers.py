@@ -1,0 +1,247 @@
+"""Tiered evaluation: start on the evaluation that is cheapest to start, switch once a faster one pays.
+
+With ``jit_compile=None`` (the default) a backend serves the first points
+from **tier 1**, the evaluation with the least start-up (a plain
+``tf.function`` in TF2; in graph mode, one session callable). **Tier 2**
+(XLA in TF2; in graph mode, the subgraph cut out into a function) costs a
+compile before its first point, which a short run never earns back. So:
+
+* tier 2 is built only once the interface has spent, on tier 1, about what
+  the build is expected to cost (``compile_estimate``; counted over all its
+  runs, so a short run repeated on one interface gets there too), and only
+  while the current run's remaining budget of evaluations at tier 1's speed
+  is worth at least :data:`PAYBACK` such builds; a short or nearly finished
+  run never starts it;
+* it is built in a background thread while the solver goes on on tier 1
+  (at normal priority: on the bench's 2-core PINN, a lowest-priority build
+  was starved long enough to cost more than it saved); it is tried there,
+  off the solver's path, at the first points tier 1 evaluated, and must
+  agree with them;
+* the solver switches only between iterations (:meth:`Tiered.boundary`),
+  after tier 2 has also agreed with tier 1 at the current point;
+* a build that fails or disagrees is logged once and the run stays on tier 1.
+
+``OPTRUN_TIER2=now`` builds tier 2 from the first point on, whatever the
+budget (for runs known to be long); ``OPTRUN_TIER2=never`` keeps tier 1
+throughout. With a warm compilation cache the wait above is skipped (the
+compile is then mostly a load), not the budget check.
+
+When ``minimize`` returns normally, a build still running goes on in the
+background and its result serves the interface's next ``minimize``; when it
+raises (an error, Ctrl-C), the build is waited for, so no thread outlives it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+
+from optrun.errors import InvalidArgumentError
+from optrun.evaluation.agreement import close
+from optrun.evaluation.point import Evaluator
+
+logger = logging.getLogger("optrun")
+
+Result = tuple[np.ndarray, list[Any]]
+#: Tier 2 is built only when the remaining tier-1 time is worth at least this many builds.
+PAYBACK = 2.0
+#: ``auto`` (the policy above), ``now`` (build tier 2 at the first point) or ``never``.
+POLICY_VARIABLE = "OPTRUN_TIER2"
+#: Distinct points tier 2 must agree with tier 1 at, in the background, before it may serve.
+CHECKED_POINTS = 2
+
+
+@dataclass
+class Candidate:
+    """A built tier 2: ``trial`` runs with no side effect on the user's variables (safe in the
+    background thread); ``evaluator`` is what the solver calls after the switch."""
+
+    trial: Callable[[np.ndarray], Result]
+    evaluator: Evaluator
+    rtol: float = 1e-3
+
+
+@dataclass
+class TierReport:
+    """Which tier evaluated how many points, and when the switch happened (plain data)."""
+
+    first: str
+    second: str
+    evaluations: dict[str, int] = field(default_factory=dict)
+    switched_at_evaluation: int | None = None
+    switched_after_s: float | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "first": self.first,
+            "second": self.second,
+            "evaluations": dict(self.evaluations),
+            "switched_at_evaluation": self.switched_at_evaluation,
+            "switched_after_s": None if self.switched_after_s is None else round(self.switched_after_s, 4),
+            "note": self.note,
+        }
+
+
+class Tiered:
+    """An :data:`~optrun.evaluation.point.Evaluator` that serves tier 1 until tier 2 is ready and agrees.
+
+    Args:
+        first: tier 1.
+        build: builds tier 2 (called in the background thread); None when the problem has none.
+        names: the two tiers' names for the report, e.g. ``("plain", "xla")``.
+        compile_estimate: seconds tier 2 is expected to take to build.
+        start_now: build tier 2 from the first evaluation on, if the run's budget can pay
+            for it (a warm compilation cache, a function checked in an earlier run).
+    """
+
+    def __init__(
+        self,
+        first: Evaluator,
+        build: Callable[[], Candidate | None],
+        names: tuple[str, str],
+        compile_estimate: float,
+        start_now: bool = False,
+    ) -> None:
+        self._first = first
+        self._build = build
+        self._estimate = compile_estimate
+        policy = os.environ.get(POLICY_VARIABLE, "auto")
+        if policy not in ("auto", "now", "never"):
+            raise InvalidArgumentError(
+                f"{POLICY_VARIABLE} must be auto, now or never; got {policy!r}. Unset it for auto."
+            )
+        self._forced = policy == "now"
+        self._start_now = start_now
+        self._never = policy == "never"
+        self._recorded: list[tuple[np.ndarray, Result]] = []
+        self._last: tuple[np.ndarray, Result] | None = None
+        self._thread: threading.Thread | None = None
+        self._ready: Candidate | None = None
+        self._failed = ""
+        self._second: Evaluator | None = None
+        self.budget: int | None = None  # evaluations the current run may still make
+        self.report = TierReport(*names, evaluations={names[0]: 0, names[1]: 0})
+        # Over the interface's life (a run repeated on one interface pays for a build too) ...
+        self._spent = 0.0
+        self._count = 0
+        # ... and in the current run.
+        self._run_count = 0
+        self._started_at = 0.0
+
+    @property
+    def tier(self) -> str:
+        """The tier now serving."""
+        return self.report.second if self._second is not None else self.report.first
+
+    @property
+    def path(self) -> str:
+        """The tier now serving (the name the fixed modes' evaluators give as ``path``)."""
+        return self.tier
+
+    def begin(self, budget: int | None) -> None:
+        """A new ``minimize`` starts: counts start anew; ``budget`` is its evaluation limit, if known."""
+        self.budget = budget
+        self._run_count, self._started_at = 0, perf_counter()
+        names = (self.report.first, self.report.second)
+        note = self.report.note if self._failed else ""
+        self.report = TierReport(*names, evaluations={names[0]: 0, names[1]: 0}, note=note)
+        if self._second is not None:  # verified in an earlier minimize: serve it from the start
+            self.report.switched_at_evaluation, self.report.switched_after_s = 0, 0.0
+
+    def __call__(self, x: np.ndarray) -> Result:
+        if self._second is not None:
+            self.report.evaluations[self.report.second] += 1
+            return self._second(x)
+        started = perf_counter()
+        result = self._first(x)
+        self._spent += perf_counter() - started
+        self._count += 1
+        self._run_count += 1
+        self.report.evaluations[self.report.first] += 1
+        self._last = (np.array(x, np.float64), result)
+        if len(self._recorded) < CHECKED_POINTS and not any(np.array_equal(x, p) for p, _ in self._recorded):
+            self._recorded.append((np.array(x, np.float64), _copy(result)))
+        if self._thread is None and not self.report.note:
+            self._maybe_start()
+        return result
+
+    def _maybe_start(self) -> None:
+        second = self.report.second
+        if self._never:
+            self.report.note = f"{second} not built: {POLICY_VARIABLE}=never"
+            return
+        if self.budget == 0:
+            self.report.note = f"{second} not built: this method gains nothing from it"
+            return
+        if not self._forced:
+            if not self._start_now and self._spent < self._estimate:
+                return  # not yet: a run that ends before it has spent this much has nothing to gain
+            remaining = math.inf if self.budget is None else self.budget - self._run_count
+            if remaining * self._spent / self._count < PAYBACK * self._estimate:
+                self.report.note = f"{second} not built: the run's remaining budget could not pay for it"
+                return
+        self._thread = threading.Thread(target=self._work, name="optrun-tier2", daemon=False)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            candidate = self._build()
+            if candidate is None:
+                self.report.note = f"{self.report.second} not available for this problem"
+                logger.debug("%s; the run goes on with %s", self.report.note, self.report.first)
+                self._failed = self.report.note
+                return
+            for x, expected in list(self._recorded):
+                if not close(candidate.trial(x), expected, candidate.rtol):
+                    self._fail(f"{self.report.second} disagrees with {self.report.first} at a checked point")
+                    return
+            self._ready = candidate
+        except Exception as error:  # noqa: BLE001 - any failure: stay on tier 1, say why once
+            text = str(error).strip()
+            self._fail(text.splitlines()[0] if text else type(error).__name__)
+
+    def _fail(self, why: str) -> None:
+        self._failed = why
+        self.report.note = f"{self.report.second} not used: {why}"
+        logger.warning("%s; the run goes on with %s", self.report.note, self.report.first)
+
+    def boundary(self, xk: np.ndarray) -> None:
+        """Between iterations: switches to tier 2 when it is ready and agrees at ``xk``."""
+        ready = self._ready
+        if self._second is not None or ready is None or self._last is None:
+            return
+        x, expected = self._last
+        if not np.array_equal(x, xk):  # check at the current point only when tier 1 has it
+            return
+        try:
+            agrees = close(ready.evaluator(x), expected, ready.rtol)
+        except Exception as error:  # noqa: BLE001
+            self._ready = None
+            self._fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+            return
+        if not agrees:
+            self._ready = None
+            self._fail(f"{self.report.second} disagrees with {self.report.first} at the current point")
+            return
+        self._second, self._ready = ready.evaluator, None  # lets the trial's shadow copies go
+        self.report.switched_at_evaluation = self._run_count
+        self.report.switched_after_s = perf_counter() - self._started_at
+
+    def end(self, raised: bool) -> None:
+        """``minimize`` ends: after an error or an interrupt, waits for a running build."""
+        if raised and self._thread is not None:
+            self._thread.join()
+
+
+def _copy(result: Result) -> Result:
+    packed, fetched = result
+    return np.array(packed), [np.array(f) for f in fetched]

@@ -1,0 +1,212 @@
+"""IPOPT's options, checked in Python before IPOPT sees them.
+
+IPOPT prints its own complaint about a bad option straight to the process's
+stdout (C level, before any ``print_level`` applies) and cyipopt then raises a
+bare ``TypeError``. So the names, types, ranges and allowed values are read
+once per process from IPOPT's own documentation (a throwaway one-variable
+solve with ``print_options_documentation yes``, written to a temporary file in
+Doxygen form, about 5 ms), and every option is checked against that table:
+IPOPT only ever gets values it accepts.
+
+Needs the ``ipopt`` extra (cyipopt); no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optrun.errors import InvalidArgumentError, MissingDependencyError
+from optrun.suggest import close_match, suggest
+
+#: The one line a missing extra gets.
+INSTALL_HINT = 'IPOPT needs the ipopt extra: pip install "optrun[ipopt]"'
+
+
+def import_cyipopt() -> Any:
+    """The ``cyipopt`` module, or :class:`MissingDependencyError` with the install line."""
+    try:
+        import cyipopt
+    except ImportError:
+        raise MissingDependencyError(INSTALL_HINT) from None
+    return cyipopt
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One IPOPT option: its kind (``real``, ``integer`` or ``string``), range or allowed values."""
+
+    name: str
+    kind: str
+    low: float = -math.inf
+    low_strict: bool = False
+    high: float = math.inf
+    high_strict: bool = False
+    #: A string option's allowed values; None: any string (a file name).
+    values: tuple[str, ...] | None = None
+
+    def range_text(self) -> str:
+        """``0 < tol``, ``0 <= print_level <= 12``: IPOPT's own notation."""
+        left = f"{self.low:g} {'<' if self.low_strict else '<='} " if self.low > -math.inf else ""
+        right = f" {'<' if self.high_strict else '<='} {self.high:g}" if self.high < math.inf else ""
+        return f"{left}{self.name}{right}" if left or right else "any value"
+
+
+#: Registered by IPOPT but left out of its documentation.
+_HIDDEN = {"sb": OptionSpec("sb", "string", values=("yes", "no"))}
+_BLOCK = re.compile(r"\\anchor OPT_(\w+)\n(.*?)</blockquote>", re.S)
+_KIND = re.compile(r"this (real|integer|string) option")
+_RANGE = re.compile(r"valid range for this \w+ option is (.*?) and its default value")
+_NUMBER = r"[-+]?[\d.]+(?: &middot; 10<sup>[-+]\d+</sup>|<sup>[-+]\d+</sup>)?"
+_SIDE = re.compile(rf"^(?:({_NUMBER}) (<|&le;) )?\w+(?: (<|&le;) ({_NUMBER}))?$")
+_VALUE = re.compile(r"^ - ([^:\s]+):", re.M)
+
+
+def _number(text: str) -> float:
+    """``10<sup>+20</sup>`` -> 1e20, ``5 &middot; 10<sup>+06</sup>`` -> 5e6."""
+    text = text.replace(" &middot; 10<sup>", "e").replace("10<sup>", "1e").replace("</sup>", "")
+    return float(text)
+
+
+def _parse(name: str, body: str) -> OptionSpec:
+    kind_match = _KIND.search(body)
+    kind = kind_match.group(1) if kind_match else "string"
+    if kind == "string":
+        values = tuple(_VALUE.findall(body.split("Possible values:", 1)[-1]))
+        return OptionSpec(name, kind, values=None if not values or "*" in values else values)
+    where = _RANGE.search(body)
+    side = _SIDE.match(where.group(1)) if where else None
+    if side is None:  # "unrestricted", or a form this parser does not know: IPOPT still checks
+        return OptionSpec(name, kind)
+    low, low_op, high_op, high = side.groups()
+    return OptionSpec(
+        name,
+        kind,
+        low=_number(low) if low else -math.inf,
+        low_strict=low_op == "<",
+        high=_number(high) if high else math.inf,
+        high_strict=high_op == "<",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def option_table() -> dict[str, OptionSpec]:
+    """Every IPOPT option by name, from the installed IPOPT's documentation (cached)."""
+    cyipopt = import_cyipopt()
+    import numpy as np
+
+    class _Square:
+        def objective(self, x: Any) -> float:
+            return float(x @ x)
+
+        def gradient(self, x: Any) -> Any:
+            return 2 * x
+
+    with tempfile.TemporaryDirectory(prefix="optrun-ipopt-") as folder:
+        path = Path(folder) / "options.txt"
+        problem = cyipopt.Problem(n=1, m=0, problem_obj=_Square())
+        settings: dict[str, Any] = {
+            "sb": "yes",  # no banner on stdout
+            "print_level": 0,
+            "option_file_name": "",  # not ./ipopt.opt
+            "print_options_documentation": "yes",
+            "print_advanced_options": "yes",
+            "print_options_mode": "doxygen",  # the form that names each option's type
+            "output_file": str(path),
+            "file_print_level": 5,
+            "max_iter": 0,
+        }
+        for key, value in settings.items():
+            problem.add_option(key, value)
+        problem.solve(np.ones(1))
+        text = path.read_text(encoding="utf-8", errors="replace")
+    table = {name: _parse(name, body) for name, body in _BLOCK.findall(text)}
+    return {**_HIDDEN, **table}
+
+
+#: Options the interface fixes, and why.
+_FIXED = {
+    "hessian_approximation": (
+        "limited-memory",
+        "IpoptInterface gives IPOPT first derivatives only (no Hessian callback)",
+    ),
+}
+
+
+def _coerce(spec: OptionSpec, value: Any) -> str | int | float:
+    """``value`` as the Python type cyipopt passes on for ``spec``'s kind (YAML's strings and
+    booleans included), or :class:`InvalidArgumentError`."""
+    where = f"options[{spec.name!r}]"
+    if spec.kind == "string":
+        if isinstance(value, bool) and spec.values and "yes" in spec.values:
+            return "yes" if value else "no"  # YAML 1.1 reads yes/no as booleans
+        if not isinstance(value, str):
+            raise InvalidArgumentError(f"{where} must be a string; got {value!r:.60}")
+        if spec.values is None:
+            return value
+        lowered = {v.lower(): v for v in spec.values}
+        if value.lower() in lowered:
+            return lowered[value.lower()]
+        raise InvalidArgumentError(
+            f"{where} must be one of {', '.join(spec.values)}; got {value!r}: "
+            f"{suggest(value, spec.values, 'value')}"
+        )
+    number: float | int
+    kind = "a whole number" if spec.kind == "integer" else "a number"
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError
+        number = float(value)  # a string too: YAML 1.1 reads 1e-8 as one
+    except ValueError:
+        raise InvalidArgumentError(f"{where} must be {kind}; got {value!r:.60}") from None
+    if spec.kind == "integer":
+        if not number.is_integer():
+            raise InvalidArgumentError(f"{where} must be a whole number; got {value!r}")
+        number = int(number)
+    elif math.isnan(number):
+        raise InvalidArgumentError(f"{where} must be a number; got {value!r}")
+    low_ok = number > spec.low if spec.low_strict else number >= spec.low
+    high_ok = number < spec.high if spec.high_strict else number <= spec.high
+    if not (low_ok and high_ok):
+        raise InvalidArgumentError(f"{where} must satisfy {spec.range_text()}; got {value!r}")
+    return number
+
+
+def check_options(options: Any) -> dict[str, str | int | float]:
+    """Validates IPOPT options; returns them with each value in the type IPOPT takes.
+
+    Raises:
+        InvalidArgumentError: not a dict, an unknown name (with a did-you-mean),
+            a value of the wrong type, out of range or not among the allowed
+            values, or an option the interface fixes.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise InvalidArgumentError(
+            f"options must be a dict of IPOPT options such as {{'max_iter': 100}}; got {options!r:.60}"
+        )
+    table = option_table()
+    checked: dict[str, str | int | float] = {}
+    for name, value in options.items():
+        spec = table.get(name) if isinstance(name, str) else None
+        if spec is None:
+            close = close_match(str(name), table)
+            raise InvalidArgumentError(
+                f"options: {name!r} is not an IPOPT option; "
+                + (
+                    f"did you mean {close!r}?"
+                    if close
+                    else "see IPOPT's option list (coin-or.github.io/Ipopt)"
+                )
+            )
+        checked[name] = _coerce(spec, value)
+        fixed = _FIXED.get(name)
+        if fixed is not None and str(checked[name]).lower() != fixed[0]:
+            raise InvalidArgumentError(f"options[{name!r}] must be {fixed[0]!r}: {fixed[1]}; got {value!r}")
+    return checked

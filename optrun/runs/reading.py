@@ -1,0 +1,308 @@
+"""Reading run directories back: what a run left behind, as plain data.
+
+:func:`read_run` reads one run directory (``optrun show``), :func:`list_runs`
+finds and summarizes those under a folder (``optrun runs``). Both only read:
+no lock is taken for longer than a probe, nothing is written, and TensorFlow
+is never imported, so they answer at once.
+
+A run's **status** is one of :data:`STATUSES`:
+
+* ``running``: a process holds the run directory's lock (a run or a ``--resume``);
+* ``incomplete``: no ``result.json`` (the process was killed, or failed before its first result);
+* ``interrupted``: ``result.json`` says the run was stopped by Ctrl-C or SIGTERM;
+* ``budget_reached``: minimize used its ``maxiter`` / ``maxfun`` unconverged (exit 0, like train);
+* ``succeeded`` / ``failed``: ``result.json``'s ``success``; its ``status`` says more (for minimize, see
+  :mod:`optrun.runner.outcome`; a run from before those words holds scipy's integer code there).
+
+:func:`list_runs` adds ``unreadable`` for a run whose files are damaged
+(where :func:`read_run` raises), so one such run does not hide the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from optrun.errors import RunError
+from optrun.runner.reporting import read_metrics
+from optrun.runner.rundir import KIND_MARK, MARKER, is_locked, read_marker
+
+STATUSES = ("succeeded", "budget_reached", "failed", "interrupted", "running", "incomplete")
+#: How deep :func:`list_runs` looks for run directories below its folder.
+MAX_DEPTH = 4
+#: config.yaml and result.json larger than this are not a run's (a guard against reading anything huge).
+MAX_BYTES = 64 << 20
+
+
+def status_of(result: dict[str, Any] | None, locked: bool) -> str:
+    """The run's status (see the module docstring) from its result and its lock."""
+    if locked:
+        return "running"
+    if result is None:
+        return "incomplete"
+    if result.get("status") in ("interrupted", "budget_reached"):
+        return str(result["status"])
+    return "succeeded" if result.get("success") is True else "failed"
+
+
+def _text(path: Path, what: str) -> str | None:
+    """The file's text, None when it does not exist; RunError when it cannot be read."""
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise RunError(f"{path}: {what} is larger than {MAX_BYTES >> 20} MiB; this is not optrun's file.")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise RunError(f"{path}: cannot read the {what}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise RunError(f"{path}: the {what} is not UTF-8 text; the file is damaged.") from None
+
+
+def read_result(out: Path) -> dict[str, Any] | None:
+    """``result.json``, or None when the run has not written one.
+
+    Raises:
+        RunError: it cannot be read or is not a JSON object.
+    """
+    path = out / "result.json"
+    text = _text(path, "result")
+    if text is None:
+        return None
+    try:
+        result = json.loads(text)
+    except ValueError as error:
+        raise RunError(
+            f"{path} is not valid JSON ({error}); optrun writes it whole, so something else changed it. "
+            "Restore it, or rerun (--resume or --force)."
+        ) from None
+    if not isinstance(result, dict):
+        raise RunError(f"{path} holds a {type(result).__name__}, not a JSON object; the file is damaged.")
+    return result
+
+
+def read_config(out: Path) -> tuple[str | None, dict[str, Any] | None]:
+    """``config.yaml``: the kind from its first line, and the resolved spec (None, None when missing).
+
+    Raises:
+        RunError: it cannot be read or is not a YAML mapping.
+    """
+    from optrun.spec.yaml_lines import load_yaml
+
+    path = out / "config.yaml"
+    text = _text(path, "resolved spec")
+    if text is None:
+        return None, None
+    first = text.split("\n", 1)[0]
+    kind = first.removeprefix(KIND_MARK).strip() if first.startswith(KIND_MARK) else None
+    try:
+        spec = load_yaml(text)
+    except Exception as error:  # noqa: BLE001 - yaml's errors and the reader's limits, alike
+        first_error = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RunError(f"{path} is not valid YAML ({first_error}); the file is damaged.") from None
+    if not isinstance(spec, dict):
+        raise RunError(f"{path} holds no spec (a YAML mapping); the file is damaged.")
+    return kind, spec
+
+
+def _section(spec: dict[str, Any], key: str) -> dict[str, Any]:
+    value = spec.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def settings(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The key settings of a resolved spec, flat: what a reader of the run wants first."""
+    loss = _section(spec, "loss")
+    out: dict[str, Any] = {
+        "name": spec.get("name"),
+        "kind": kind,
+        "seed": spec.get("seed"),
+        "model.builder": _section(spec, "model").get("builder"),
+        "loss": loss.get("name") if loss.get("kind") == "keras" else loss.get("ref"),
+    }
+    if kind == "train":
+        train = _section(spec, "train")
+        optimizer = _section(train, "optimizer")
+        wrappers = optimizer.get("wrappers") or []
+        out.update(
+            {
+                "optimizer": optimizer.get("name"),
+                "optimizer.args": optimizer.get("args") or {},
+                "wrappers": [w.get("kind") for w in wrappers if isinstance(w, dict)],
+                "max_steps": train.get("max_steps"),
+                "epochs": train.get("epochs"),
+            }
+        )
+    elif kind == "minimize":
+        minimize = _section(spec, "minimize")
+        constraints = _section(minimize, "constraints")
+        out.update(
+            {
+                "method": minimize.get("method"),
+                "options": minimize.get("options") or {},
+                "tol": minimize.get("tol"),
+                "equalities": len(constraints.get("equalities") or []),
+                "inequalities": len(constraints.get("inequalities") or []),
+                "bounds": constraints.get("bounds") or {},
+            }
+        )
+    return out
+
+
+def _metrics_file(spec: dict[str, Any] | None) -> str:
+    """The spec's logging.metrics_file when it is a plain file name, else the default."""
+    name = _section(spec or {}, "logging").get("metrics_file")
+    if isinstance(name, str) and name not in {"", ".", ".."} and "/" not in name and "\\" not in name:
+        return name
+    return "metrics.jsonl"
+
+
+def _require_run(out: Path) -> dict[str, Any]:
+    if not out.exists():
+        raise RunError(f"{out} does not exist; pass a run directory (optrun runs lists them).")
+    if not out.is_dir():
+        raise RunError(f"{out} is a file, not a run directory; pass a run directory (optrun runs lists them)")
+    marker = read_marker(out)
+    if marker is None:
+        raise RunError(
+            f"{out} is not an optrun run directory (it has no {MARKER} marker); pass a run directory, "
+            f"or list those below it with: optrun runs {out}"
+        )
+    return marker
+
+
+def read_run(out: Path) -> dict[str, Any]:
+    """Everything ``optrun show`` reports about one run directory, as plain data.
+
+    Returns:
+        ``{"run_dir", "name", "kind", "status", "result", "settings", "spec", "metrics"}``:
+        ``result`` is result.json (None before the run writes it), ``spec`` the
+        resolved spec of its config.yaml (None when the run stopped before
+        writing it) and ``settings`` its key settings (see :func:`settings`),
+        ``metrics`` what :func:`optrun.runner.reporting.read_metrics` returns.
+
+    Raises:
+        RunError: ``out`` is missing or not a run directory, or one of its
+            files is damaged.
+    """
+    marker = _require_run(out)
+    locked = is_locked(out)
+    result = read_result(out)
+    config_kind, spec = read_config(out)
+    kind = str(marker.get("kind") or config_kind or (result or {}).get("kind") or "unknown")
+    return {
+        "run_dir": str(out),
+        "name": (spec or {}).get("name") or out.name,
+        "kind": kind,
+        "status": status_of(result, locked),
+        "result": result,
+        "settings": settings(kind, spec) if spec is not None else {},
+        "spec": spec,
+        "metrics": read_metrics(out / _metrics_file(spec)),
+    }
+
+
+def _scalar(value: Any) -> Any:
+    """A number, or the 'nan'/'inf' text result.json holds for one; anything else is None."""
+    return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _last_record(path: Path) -> dict[str, Any] | None:
+    """The last whole record of a metrics file, reading only its end (for a run without result.json)."""
+    try:
+        with path.open("rb") as stream:
+            stream.seek(max(0, stream.seek(0, os.SEEK_END) - 65536))
+            lines = stream.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                return record
+    return None
+
+
+def summarize(out: Path) -> dict[str, Any]:
+    """One line of ``optrun runs``: name, kind, status, steps, final loss, wall time.
+
+    A run whose files are damaged gets status ``unreadable`` and its ``error``;
+    it does not hide the others.
+    """
+    marker = read_marker(out) or {}
+    path = out / "result.json"
+    entry: dict[str, Any] = {
+        "run_dir": str(out),
+        "name": out.name,
+        "kind": marker.get("kind", "unknown"),
+        "status": "unreadable",
+        "steps": None,
+        "final_loss": None,
+        "wall_time_s": None,
+        "modified": _mtime(path) or _mtime(out / MARKER),
+        "error": None,
+    }
+    try:
+        result = read_result(out)
+        _, spec = read_config(out)
+    except RunError as error:
+        entry["error"] = str(error)
+        return entry
+    if spec is not None and isinstance(spec.get("name"), str):
+        entry["name"] = spec["name"]
+    entry["status"] = status_of(result, is_locked(out))
+    if result is not None:
+        train = result.get("kind", entry["kind"]) == "train"
+        entry["steps"] = _scalar(result.get("steps" if train else "nit"))
+        entry["final_loss"] = _scalar(result.get("final_loss" if train else "fun"))
+        entry["wall_time_s"] = _scalar(result.get("time_s"))
+        entry["error"] = result.get("error") if isinstance(result.get("error"), str) else None
+    else:  # running or killed: how far it got, from the metrics file's last line
+        last = _last_record(out / _metrics_file(spec)) or {}
+        entry["steps"] = last.get("step")
+        entry["final_loss"] = _scalar(last.get("loss"))
+        entry["wall_time_s"] = _scalar(last.get("wall_time"))
+    return entry
+
+
+def find_runs(root: Path) -> list[Path]:
+    """The run directories at or below ``root`` (up to :data:`MAX_DEPTH` levels; links not followed)."""
+    found: list[Path] = []
+    base = len(root.parts)
+    for folder, subfolders, _ in os.walk(root, followlinks=False):
+        here = Path(folder)
+        if read_marker(here) is not None:
+            found.append(here)
+            subfolders.clear()  # a run's own folders (checkpoints, export) hold no runs
+        elif len(here.parts) - base >= MAX_DEPTH:
+            subfolders.clear()
+        else:
+            subfolders.sort()
+    return found
+
+
+def list_runs(root: Path) -> list[dict[str, Any]]:
+    """:func:`summarize` for each run directory under ``root``, newest first.
+
+    Newest means the latest result.json (the marker's time for a run without one).
+
+    Raises:
+        RunError: ``root`` is missing or not a directory.
+    """
+    if not root.exists():
+        raise RunError(f"{root} does not exist; pass the folder that holds your runs (default: runs).")
+    if not root.is_dir():
+        raise RunError(f"{root} is a file, not a folder of runs; pass the folder that holds them.")
+    entries = [summarize(path) for path in find_runs(root)]
+    entries.sort(key=lambda entry: (entry["modified"], entry["run_dir"]), reverse=True)
+    return entries

@@ -1,0 +1,318 @@
+"""The experiment spec: pydantic v2 models of the YAML file ``optrun`` runs.
+
+No TensorFlow here: ``optrun validate --help`` and ``optrun schema`` must be
+instant. Every model forbids unknown keys and unions are discriminated by
+``kind``, so every mistake is reported with its path.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from optrun.spec.base import Ref, Strict
+from optrun.spec.minimize import MinimizeSpec
+from optrun.spec.strategy import DefaultStrategySpec, StrategySpec
+
+
+class ModelSpec(Strict):
+    """What holds the variables: a Keras model, a ``tf.Module``, or a list/dict of variables."""
+
+    builder: Ref = Field(description="Called as builder(**params); returns the model or variables.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the builder.")
+
+
+class DataSpec(Strict):
+    """Training data: the builder returns a ``tf.data.Dataset`` or an iterable of batches."""
+
+    builder: Ref = Field(description="Called as builder(**params); returns batches, e.g. (x, y) pairs.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the builder.")
+    global_batch_size: int | None = Field(
+        None,
+        gt=0,
+        description="Rows in each batch the builder yields: the global batch, which a strategy splits "
+        "across its replicas. With a strategy other than default it may be left out when the dataset's "
+        "batch dimension is static (.batch(n, drop_remainder=True)); checked on the first batch.",
+    )
+
+
+class KerasLoss(Strict):
+    """A Keras loss by name, applied as ``loss(y, model(x, training=True))`` to ``(x, y)`` batches."""
+
+    kind: Literal["keras"] = Field("keras", description="A Keras loss (the default when 'name' is given).")
+    name: str = Field(description="e.g. 'mse', 'mae', 'sparse_categorical_crossentropy'.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments, e.g. from_logits.")
+
+
+class CallableLoss(Strict):
+    """A loss in the user module: ``fn(model, batch)`` for train, ``fn(model)`` for minimize."""
+
+    kind: Literal["callable"] = Field("callable", description="A function (the default when 'ref' is given).")
+    ref: Ref
+
+
+LossSpec = Annotated[KerasLoss | CallableLoss, Field(discriminator="kind")]
+
+
+class MovingAverageSpec(Strict):
+    """``MovingAverageOptimizer``'s arguments."""
+
+    kind: Literal["moving_average"] = Field(description="Keeps an exponential moving average of the weights.")
+    average_decay: float = Field(0.9999, ge=0.0, le=1.0, description="The decay d: avg -= (1 - d) (avg - w).")
+    num_updates: Literal["iterations"] | None = Field(
+        None, description="'iterations' uses the optimizer's step count: d = min(decay, (1+n)/(10+n))."
+    )
+    sequential_update: bool = Field(
+        True, description="Average the weights after each update (true) or beside it (false)."
+    )
+
+
+class VariableClippingSpec(Strict):
+    """``VariableClippingOptimizer``'s arguments; variables by Keras path/name or 're:<regex>'."""
+
+    kind: Literal["variable_clipping"] = Field(
+        description="Clips listed weights to a max L2 norm after each update."
+    )
+    vars: list[str] = Field(min_length=1, description="Paths ('dense/kernel'), names, or 're:.*kernel'.")
+    dims: list[int] = Field(min_length=1, description="Dims of the norm, as in tf.clip_by_norm.")
+    max_norm: float = Field(gt=0, description="The L2 norm to clip to.")
+    use_locking: bool = Field(
+        False, description="Accepted for TF1 compatibility; resource variables need no lock."
+    )
+    colocate_clip_ops_with_vars: bool = Field(
+        False, description="Compute each clip on its variable's device."
+    )
+
+    @field_validator("vars")
+    @classmethod
+    def _regexes_compile(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item.startswith("re:"):
+                try:
+                    re.compile(item[3:])
+                except re.error as error:
+                    raise ValueError(f"bad regex {item[3:]!r}: {error}") from None
+        return value
+
+
+WrapperSpec = Annotated[MovingAverageSpec | VariableClippingSpec, Field(discriminator="kind")]
+
+
+class OptimizerSpec(Strict):
+    """A Keras optimizer by name, wrapped in list order (the first wraps the optimizer itself)."""
+
+    name: str = Field("SGD", description="Any keras.optimizers class name: SGD, Adam, RMSprop, ...")
+    args: dict[str, Any] = Field(default_factory=dict, description="e.g. {learning_rate: 0.1, momentum: 0.9}")
+    wrappers: list[WrapperSpec] = Field(
+        default_factory=list, description="In order: the first wraps the optimizer, the next wraps that."
+    )
+
+    @field_validator("args")
+    @classmethod
+    def _positive_learning_rate(cls, args: dict[str, Any]) -> dict[str, Any]:
+        # Keras takes any number (a negative rate ascends); a schedule (a mapping) is Keras' to check.
+        rate = args.get("learning_rate")
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not rate > 0:
+            raise ValueError(f"learning_rate must be > 0; got {rate}")
+        return args
+
+
+class TrainSpec(Strict):
+    """Gradient training."""
+
+    optimizer: OptimizerSpec = Field(
+        default_factory=OptimizerSpec, description="A Keras optimizer by name, and optrun's wrappers."
+    )
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many steps.")
+    epochs: int | None = Field(None, gt=0, description="Passes over the data (when max_steps is unset).")
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="NaN/Inf loss: 'stop' ends the run (exit 1); 'skip' drops that update."
+    )
+    on_data_end: Literal["error", "stop"] = Field(
+        "error",
+        description="Data that runs out before max_steps or epochs: 'error' ends the run with status "
+        "data_exhausted (exit 1); 'stop' ends it there as completed.",
+    )
+
+    @model_validator(mode="after")
+    def _has_a_length(self) -> TrainSpec:
+        if self.max_steps is None and self.epochs is None:
+            raise ValueError("set train.max_steps or train.epochs")
+        return self
+
+
+class CheckpointSpec(Strict):
+    """Checkpoint policy."""
+
+    every_steps: int | None = Field(
+        None, gt=0, description="Training checkpoint interval; null: only at the end."
+    )
+    keep: int = Field(3, gt=0, description="How many training checkpoints to keep.")
+    swap: bool = Field(True, description="Also write averaged weights under the original names.")
+    export: Literal["auto", "none", "weights_h5", "saved_model"] = Field(
+        "auto",
+        description="Final (averaged) model, loadable without optrun. 'auto': weights_h5 for a Keras "
+        "model, nothing otherwise.",
+    )
+
+
+class LoggingSpec(Strict):
+    """Metrics and summaries."""
+
+    every_steps: int = Field(10, gt=0, description="Log interval in steps or iterations.")
+    tensorboard: bool = Field(True, description="Write TensorBoard summaries under tensorboard/.")
+    metrics_file: str = Field("metrics.jsonl", description="Inside the run directory.")
+
+    @field_validator("metrics_file")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or "/" in value or "\\" in value or value in {".", ".."}:
+            raise ValueError(
+                f"metrics_file must be a plain file name inside the run directory; got {value!r}"
+            )
+        return value
+
+
+class ExperimentSpec(Strict):
+    """One optrun experiment."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Also the default run directory name."
+    )
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1, description="Seeds Python, NumPy and TensorFlow; runs are deterministic."
+    )
+    model: ModelSpec = Field(description="What holds the variables, and how to build it.")
+    data: DataSpec | None = Field(None, description="Training data (optrun train).")
+    loss: LossSpec = Field(
+        description="'mse' (a Keras loss), 'file.py:fn' (a callable), or a mapping with name or ref.",
+        examples=["mse", "examples/pinn.py:residual_loss", {"name": "huber", "args": {"delta": 0.5}}],
+    )
+    train: TrainSpec | None = Field(None, description="Gradient training (optrun train).")
+    minimize: MinimizeSpec | None = Field(None, description="scipy.optimize.minimize (optrun minimize).")
+    checkpoint: CheckpointSpec = Field(
+        default_factory=CheckpointSpec, description="When to checkpoint, how many to keep, what to export."
+    )
+    logging: LoggingSpec = Field(default_factory=LoggingSpec, description="Metrics file and TensorBoard.")
+    strategy: StrategySpec = Field(
+        default_factory=DefaultStrategySpec,
+        description="tf.distribute strategy for optrun train: default (one device), mirrored or "
+        "multi_worker; --strategy KIND overrides the kind.",
+    )
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _loss_shorthand(cls, value: Any) -> Any:
+        # 'mse' means a Keras loss; 'file.py:fn' a callable.
+        if isinstance(value, str):
+            return {"kind": "callable", "ref": value} if ":" in value else {"kind": "keras", "name": value}
+        if isinstance(value, dict) and "kind" not in value:  # {name: huber, args: ...} / {ref: ...}
+            if "ref" in value:
+                return {"kind": "callable", **value}
+            if "name" in value:
+                return {"kind": "keras", **value}
+        return value
+
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`ExperimentSpec`, for editors: it accepts every form the loader does.
+
+    pydantic describes the models after their before-validators; the shorthands those accept
+    are added here: ``loss: mse`` / ``loss: file.py:fn`` and a mapping without ``kind``, and
+    ``bounds: {w: [low, high]}``.
+    """
+    schema = ExperimentSpec.model_json_schema()
+    schema = {"$schema": SCHEMA_DIALECT, **schema}
+    loss = schema["properties"]["loss"]
+    union = {k: v for k, v in loss.items() if k in ("oneOf", "anyOf")}
+    rest = {k: v for k, v in loss.items() if k not in ("oneOf", "anyOf", "discriminator")}
+    schema["properties"]["loss"] = {
+        **rest,
+        "anyOf": [{"type": "string", "minLength": 1, "description": "'mse' or 'file.py:fn'"}, union],
+    }
+    bounds = schema["$defs"]["ConstraintsSpec"]["properties"]["bounds"]
+    pair = {
+        "type": "array",
+        "minItems": 2,
+        "maxItems": 2,
+        "description": "[low, high]",
+        "items": schema["$defs"]["BoundsSpec"]["properties"]["low"],
+    }
+    bounds["additionalProperties"] = {"anyOf": [bounds["additionalProperties"], pair]}
+    return schema
+
+
+def _alternatives(node: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """A schema node with its ``$ref`` followed and its ``anyOf``/``oneOf`` spread out."""
+    if "$ref" in node:
+        return _alternatives(defs[node["$ref"].split("/")[-1]], defs)
+    options = node.get("anyOf") or node.get("oneOf")
+    if options:
+        return [alt for option in options for alt in _alternatives(option, defs)]
+    return [node]
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_schema() -> dict[str, Any]:
+    return json_schema()
+
+
+def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
+    """The keys the spec allows at ``path``; of a union, the alternative whose ``kind`` the
+    data names there, else every alternative."""
+    schema = _cached_schema()
+    defs = schema.get("$defs", {})
+    nodes = _alternatives(schema, defs)
+    here = data
+    for part in path:
+        following: list[dict[str, Any]] = []
+        for node in nodes:
+            if isinstance(part, int) and node.get("type") == "array" and "items" in node:
+                following += _alternatives(node["items"], defs)
+            elif part in node.get("properties", {}):
+                following += _alternatives(node["properties"][part], defs)
+        nodes = following
+        if isinstance(here, dict):
+            here = here.get(part)
+        else:
+            inside = isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here)
+            here = here[part] if inside else None
+    kind = here.get("kind") if isinstance(here, dict) else None
+    chosen = [n for n in nodes if n.get("properties", {}).get("kind", {}).get("const") == kind]
+    return sorted({key for node in chosen or nodes for key in node.get("properties", {})})
+
+
+def field_paths() -> list[str]:
+    """Every field of the spec as a dotted path (``train.optimizer.wrappers[].max_norm``)."""
+    schema = json_schema()
+    defs = schema.get("$defs", {})
+    paths: list[str] = []
+
+    def resolve(node: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for alt in _alternatives(node, defs):
+            if alt.get("type") == "array" and "items" in alt:
+                out += [{"__array__": item} for item in _alternatives(alt["items"], defs)]
+            else:
+                out.append(alt)
+        return out
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for target in resolve(node):
+            if "__array__" in target:
+                walk(target["__array__"], prefix + "[]")
+                continue
+            for name, child in target.get("properties", {}).items():
+                path = f"{prefix}.{name}" if prefix else name
+                if path not in paths:
+                    paths.append(path)
+                walk(child, path)
+
+    walk(schema, "")
+    return paths

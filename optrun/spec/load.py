@@ -1,0 +1,261 @@
+"""Reading a spec: YAML (``safe_load`` only), ``--set`` overrides, validation with line numbers.
+
+Every problem in a spec is reported at once, each with its YAML path and, where
+the key is in the file, its line. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+# dotted and line_of were defined here: importers of optrun.spec.load still find them.
+from optrun.errors import ConfigError, Problem, dotted, line_of, placed  # noqa: F401
+from optrun.spec.experiment import ExperimentSpec, known_keys
+from optrun.spec.yaml_lines import MAX_BYTES, SpecLimitError, line_map, load_yaml
+from optrun.suggest import suggest
+
+DEFAULTS = {"train": "train.yaml", "minimize": "minimize.yaml"}
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec and where it came from."""
+
+    spec: ExperimentSpec
+    base_dir: Path  # relative references resolve from here
+    source: str  # file path, or 'built-in <name>'
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)  # YAML path -> line in the file
+    overridden: set[str] = field(default_factory=set)  # dotted keys --set gave (see RawSpec)
+
+
+@dataclass(frozen=True)
+class RawSpec:
+    """A spec as read, before validation: the data (overrides applied) and where each key is."""
+
+    data: dict[str, Any]
+    base_dir: Path
+    source: str
+    lines: dict[tuple[Any, ...], int]
+    overridden: set[str]
+
+
+def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """The YAML path of a pydantic error location.
+
+    Parts that are not in the data are union tags ('keras', 'BoundsSpec', ...)
+    and are dropped, except the last: that one is the missing or unknown key.
+    """
+    path: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            node = node[part]
+        elif not isinstance(node, dict) or i < len(loc) - 1:
+            continue  # a union tag ('keras', 'float', 'BoundsSpec'), not a key of the file
+        else:
+            node = None
+        path.append(part)
+    return tuple(path)
+
+
+#: Arguments users put one level too high: where they belong.
+_BELONGS = {
+    **dict.fromkeys(
+        ("learning_rate", "momentum", "beta_1", "beta_2", "epsilon", "weight_decay"), "train.optimizer.args"
+    ),
+    **dict.fromkeys(("maxiter", "maxfun", "gtol", "ftol", "xtol", "maxcor", "disp"), "minimize.options"),
+}
+
+
+def _unknown_key_advice(path: tuple[Any, ...], data: Any) -> str:
+    key = str(path[-1])
+    if key in _BELONGS and ".".join(map(str, path[:-1])) != _BELONGS[key]:
+        return f"{key} goes in {_BELONGS[key]}"
+    return suggest(key, known_keys(path[:-1], data), "key")
+
+
+def _issues(
+    error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]
+) -> list[Problem]:
+    issues: list[tuple[float, int, Problem]] = []  # (line, order found, problem): sorted by line
+    reported: set[str] = set()
+    for item in error.errors():
+        path = _yaml_path(tuple(item["loc"]), data)
+        name = dotted(path) or "(top level)"
+        if name in reported:  # the other alternatives of a union: one message per place
+            continue
+        reported.add(name)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; " + _unknown_key_advice(path, data)
+        elif (
+            "input" in item
+            and item["type"] not in {"missing", "value_error"}
+            and not isinstance(item["input"], (dict, list))
+        ):
+            message = f"{message}; got {item['input']!r}"
+        problem = placed(path, message, lines, overridden)
+        line = problem.line if problem.line is not None else float("inf")
+        issues.append((line, len(issues), problem))
+    return [problem for _, _, problem in sorted(issues, key=lambda item: item[:2])]
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> (["a", "b"], value parsed as YAML, so numbers and lists work)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(
+            "--set", [Problem("", f"{text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=100")]
+        )
+    try:
+        value = load_yaml(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            "--set", [Problem("", f"{text!r}: the value is not valid YAML ({error.__class__.__name__})")]
+        ) from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
+    """Sets each ``a.b=value`` into ``data`` (creating maps as needed); returns the dotted keys.
+
+    ``strategy.kind`` set to another kind than the spec's starts that section afresh: its
+    other keys (``devices``, ``logical_cpus``) belong to the old kind.
+    """
+    done = set()
+    for text in overrides:
+        keys, value = parse_override(text)
+        node: Any = data
+        for i, key in enumerate(keys):
+            last = i == len(keys) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    where = ".".join(keys[:i])
+                    message = f"{text!r}: {where} is a list of {len(node)}; {key!r} is not an index in it"
+                    raise ConfigError("--set", [Problem("", message)])
+                if last:
+                    node[int(key)] = value
+                else:
+                    node = node[int(key)]
+                continue
+            if not isinstance(node, dict):
+                where = ".".join(keys[:i])
+                raise ConfigError(
+                    "--set", [Problem("", f"{text!r}: {where} is not a mapping (it is {node!r:.80})")]
+                )
+            if last:
+                if keys == ["strategy", "kind"] and node.get("kind") != value:
+                    node.clear()  # the other keys belong to the old kind (--strategy KIND)
+                node[key] = value
+            else:
+                if node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
+        done.add(".".join(keys))
+    return done
+
+
+def load_spec(
+    path: str | Path | None, overrides: list[str] | None = None, default: str = "train"
+) -> LoadedSpec:
+    """Reads, overrides and validates a spec; ``path=None`` takes the built-in ``default``.
+
+    Raises:
+        ConfigError: with every problem found, each with its path and line.
+    """
+    return check_schema(read_spec(path, overrides, default))
+
+
+def read_spec(path: str | Path | None, overrides: list[str] | None = None, default: str = "train") -> RawSpec:
+    """Reads a spec file (or the built-in ``default``) and applies ``overrides``; no validation.
+
+    Raises:
+        ConfigError: the file cannot be read, is not YAML, is empty or not a mapping.
+    """
+    if path is None:
+        text = resources.files("optrun.spec.defaults").joinpath(DEFAULTS[default]).read_text()
+        source, base_dir = f"built-in {default} experiment", Path.cwd()
+    else:
+        file = Path(path)
+        if file.is_dir():
+            raise ConfigError(
+                str(path), [Problem("", f"{file.resolve()} is a directory; give a spec file (YAML)")]
+            )
+        if not file.is_file():
+            hint = ""
+            if str(path).lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                hint = (
+                    f"; {str(path)!r} looks like a flag's value, but flags take none: "
+                    "write --force, not --force true"
+                )
+            raise ConfigError(str(path), [Problem("", f"no such file: {file.resolve()}{hint}")])
+        size = file.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(
+                str(path),
+                [Problem("", f"the file is {size} bytes; a spec may be at most {MAX_BYTES} bytes (1 MiB)")],
+            )
+        raw = file.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = raw[: error.start].count(b"\n") + 1
+            raise ConfigError(
+                str(path), [Problem("", f"not a text file (not UTF-8 at line {line}); a spec is YAML text")]
+            ) from None
+        if "\x00" in text:
+            line = text[: text.index("\x00")].count("\n") + 1
+            raise ConfigError(
+                str(path), [Problem("", f"not a text file (a NUL byte at line {line}); a spec is YAML text")]
+            )
+        source, base_dir = str(path), file.resolve().parent
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        at_line: int | None = mark.line + 1 if mark is not None else None
+        if "'\\t'" in problem:
+            raise ConfigError(
+                source, [Problem("", "YAML does not allow tabs for indentation; use spaces", at_line)]
+            ) from None
+        if isinstance(error, SpecLimitError):
+            raise ConfigError(source, [Problem("", f"spec refused: {problem}{where}", at_line)]) from None
+        raise ConfigError(source, [Problem("", f"not valid YAML: {problem}{where}", at_line)]) from None
+    if data is None and not overrides:
+        raise ConfigError(source, [Problem("", "the spec is empty; `optrun schema` lists what it may hold")])
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source, [Problem("", f"the spec must be a mapping of keys; got a {type(data).__name__}")]
+        )
+    overridden = apply_overrides(data, list(overrides or []))
+    return RawSpec(data, base_dir, source, line_map(text), overridden)
+
+
+def check_schema(raw: RawSpec) -> LoadedSpec:
+    """Validates a read spec against the schema.
+
+    Raises:
+        ConfigError: with every problem found, sorted by line, each with its path and line.
+    """
+    try:
+        spec = ExperimentSpec.model_validate(raw.data)
+    except ValidationError as error:
+        raise ConfigError(raw.source, _issues(error, raw.data, raw.lines, raw.overridden)) from None
+    return LoadedSpec(spec, raw.base_dir, raw.source, raw.lines, raw.overridden)
+
+
+def dump_spec(spec: ExperimentSpec) -> str:
+    """The resolved spec as YAML (what the run directory's config.yaml holds)."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

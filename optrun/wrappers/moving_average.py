@@ -1,0 +1,261 @@
+"""``MovingAverageOptimizer``: an exponential moving average of the variables.
+
+The math, as plain functions both the eager and a future graph path call:
+
+    d     = min(average_decay, (1 + n) / (10 + n))   if num_updates n is given,
+            average_decay                             otherwise;
+    avg  <- avg - (1 - d) * (avg - var)
+
+Each average starts at its variable's value just before the first update.
+With ``sequential_update=True`` the post-update values are averaged; with
+False the pre-update ones, so the update and the average do not depend on
+each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
+from optrun.varkeys import as_tf_variable, variable_label
+from optrun.wrappers.base import WrapperOptimizer, slot_prefix
+
+
+def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
+    """``min(average_decay, (1 + n) / (10 + n))``, or ``average_decay`` when ``n`` is None (float64)."""
+    decay = tf.constant(float(average_decay), tf.float64)
+    if num_updates is None:
+        return decay
+    n = tf.cast(tf.convert_to_tensor(num_updates), tf.float64)
+    return tf.minimum(decay, (1.0 + n) / (10.0 + n))
+
+
+def ema_delta(average: Any, value: Any, decay: Any) -> tf.Tensor:
+    """What to subtract from the average: ``(1 - d) * (avg - value)``, in the average's dtype.
+
+    ``1 - d`` is formed in float64 before any cast (in float16, 0.9999 rounds
+    to 1 and the average would never move), and half-precision averages are
+    updated in float32.
+    """
+    average = tf.convert_to_tensor(average)
+    work = tf.float32 if average.dtype in (tf.float16, tf.bfloat16) else average.dtype
+    rate = tf.cast(1.0 - tf.cast(decay, tf.float64), work)
+    delta = rate * (tf.cast(average, work) - tf.cast(value, work))
+    return tf.cast(delta, average.dtype)
+
+
+def check_average_args(average_decay: Any, num_updates: Any) -> float:
+    """Validates ``average_decay`` and ``num_updates`` (both worlds); returns the decay as a float."""
+    if isinstance(average_decay, bool) or not isinstance(average_decay, numbers.Real):
+        raise InvalidTypeError(f"average_decay must be a number in [0, 1]; got {average_decay!r}")
+    if not 0.0 <= float(average_decay) <= 1.0:
+        raise InvalidArgumentError(f"average_decay must be in [0, 1]; got {average_decay}")
+    if num_updates is not None and not (
+        isinstance(num_updates, numbers.Integral) or getattr(num_updates, "dtype", None) is not None
+    ):
+        raise InvalidTypeError(
+            f"num_updates must be None, an int, or an integer variable/tensor; got {num_updates!r}"
+        )
+    if isinstance(num_updates, numbers.Integral) and num_updates < 0:
+        raise InvalidArgumentError(f"num_updates must be >= 0; got {num_updates}")
+    return float(average_decay)
+
+
+@keras.saving.register_keras_serializable(package="optrun")
+class MovingAverageOptimizer(WrapperOptimizer):
+    """Wraps a Keras optimizer and keeps a moving average of the variables it updates.
+
+    Args:
+        opt: the ``keras.optimizers.Optimizer`` that computes the updates.
+        average_decay: the decay ``d`` in [0, 1].
+        num_updates: optional update count ``n`` (int, or integer variable or
+            tensor such as ``opt.iterations``); then ``d = min(average_decay,
+            (1 + n) / (10 + n))``.
+        sequential_update: average post-update values (True) or pre-update ones.
+        name: the optimizer's name.
+
+    Use :meth:`swapping_saver` to write checkpoints whose model variables hold
+    the averages, :meth:`averaged` to evaluate with them, and
+    :meth:`assign_averages` to keep them at the end of training.
+
+    Given a ``tf.compat.v1.train.Optimizer`` instead, it returns a
+    :class:`optrun.wrappers.v1.moving_average.MovingAverageOptimizerV1`, TF1's graph-mode
+    optimizer with the same arguments.
+    """
+
+    V1_CLASS = "optrun.wrappers.v1.moving_average.MovingAverageOptimizerV1"
+
+    def __init__(
+        self,
+        opt: keras.optimizers.Optimizer,
+        average_decay: float = 0.9999,
+        num_updates: Any = None,
+        sequential_update: bool = True,
+        name: str = "MovingAverage",
+    ) -> None:
+        decay = check_average_args(average_decay, num_updates)
+        super().__init__(opt, name=name)
+        self._average_decay = decay
+        self._num_updates = num_updates
+        self._sequential_update = bool(sequential_update)
+
+    def _build_own(self, var_list: list[Any]) -> None:
+        # One average per variable, plus a flag telling whether they hold their start values.
+        self._averages = _Averages(
+            {id(as_tf_variable(v)): (v, self._new_average(v)) for v in var_list},
+            self.add_variable(shape=(), dtype="bool", initializer="zeros", name="averages_initialized"),
+        )
+
+    def _new_average(self, var: Any) -> Any:
+        tf_var = as_tf_variable(var)
+        if tf_var.dtype not in (tf.float16, tf.bfloat16):
+            return self.add_variable_from_reference(var, name="average")
+        # Half-precision variables get float32 averages: with d near 1 the per-step change
+        # is far below a float16 ulp and would round away. Placed as a strategy would.
+        name = slot_prefix(var) + "average"
+        with tf.distribute.get_strategy().extended.colocate_vars_with(tf_var):
+            return self.add_variable(shape=tuple(tf_var.shape), dtype="float32", name=name)
+
+    def _wrapped_apply(self, grads: list[Any], variables: list[Any]) -> None:
+        state = self._averages
+        keys = [id(as_tf_variable(v)) for v in variables]
+        pairs = [
+            (state.table[k][1], v)
+            for g, v, k in zip(grads, variables, keys, strict=True)
+            if g is not None and k in state.table
+        ]
+        state.with_gradient.update(k for g, k in zip(grads, keys, strict=True) if g is not None)
+        state.without_gradient.update(k for g, k in zip(grads, keys, strict=True) if g is None)
+        # Every average starts at its variable's value before the first update, including
+        # those whose gradient is None now: they may get one later.
+        everything = [(avg, var) for var, avg in state.table.values()]
+        tf.cond(
+            tf.convert_to_tensor(state.initialized),
+            lambda: None,
+            lambda: _initialize(everything, state.initialized),
+        )
+        decay = ema_decay(self._average_decay, self._num_updates)
+        if self._sequential_update:
+            self.inner_optimizer.apply(grads, variables)
+            _update(pairs, decay)
+        else:
+            _update(pairs, decay)
+            self.inner_optimizer.apply(grads, variables)
+
+    def average(self, var: Any) -> Any:
+        """The average of ``var``, or None if ``var`` has not been averaged.
+
+        A variable is averaged once an update has run (here, or before the
+        checkpoint this optimizer was restored from), unless every gradient
+        it got in this process was None.
+        """
+        state = getattr(self, "_averages", None)
+        key = id(as_tf_variable(var))
+        if state is None or key not in state.table or not state.started():
+            return None
+        if key in state.without_gradient and key not in state.with_gradient:
+            return None
+        return state.table[key][1]
+
+    @property
+    def has_averages(self) -> bool:
+        """Whether an update has run (here or before a restored checkpoint), so averages exist."""
+        state = getattr(self, "_averages", None)
+        return state is not None and state.started()
+
+    def average_pairs(self) -> list[tuple[Any, Any]]:
+        """``(variable, average)`` for every averaged variable."""
+        return [(v, self.average(v)) for v in self._trainable_variables if self.average(v) is not None]
+
+    def swap(self) -> None:
+        """Exchanges every averaged variable's value with its average's."""
+        for var, avg in self.average_pairs():
+            raw = tf.convert_to_tensor(var)
+            var.assign(tf.cast(avg, raw.dtype))
+            avg.assign(tf.cast(raw, avg.dtype))
+
+    @contextlib.contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Within the block the variables hold their averages; afterwards their raw values."""
+        self._require_applied("averaged()")
+        self.swap()
+        try:
+            yield
+        finally:
+            self.swap()
+
+    def assign_averages(self) -> None:
+        """Makes the averages permanent: each averaged variable takes its average's value."""
+        self._require_applied("assign_averages()")
+        for var, avg in self.average_pairs():
+            var.assign(avg)
+
+    def swapping_saver(self, **objects: Any) -> Any:
+        """A saver that writes the averages under the variables' own names.
+
+        Takes ``tf.train.Checkpoint``'s keyword arguments; see
+        :class:`optrun.wrappers.swapping.SwappingSaver`.
+        """
+        from optrun.wrappers.swapping import SwappingSaver
+
+        self._require_applied(None)
+        return SwappingSaver(self, objects)
+
+    def _require_applied(self, what: str | None) -> None:
+        if not self.has_averages:
+            if what is None:
+                raise NotReadyError(
+                    "Must call apply_gradients or minimize before creating the swapping_saver"
+                )
+            raise NotReadyError(f"Must call apply_gradients or minimize before {what}")
+
+    def get_config(self) -> dict[str, Any]:
+        """Serializable config (``num_updates`` only when it is a plain int)."""
+        config = super().get_config()
+        config.update(
+            average_decay=self._average_decay,
+            num_updates=self._num_updates if isinstance(self._num_updates, int) else None,
+            sequential_update=self._sequential_update,
+        )
+        return config
+
+    def __repr__(self) -> str:
+        averaged = [variable_label(v) for v, _ in self.average_pairs()] if self.built else []
+        return f"MovingAverageOptimizer(decay={self._average_decay}, averaged={averaged})"
+
+
+class _Averages:
+    """Plain holder, kept out of Keras' attribute tracking (the variables are tracked on creation)."""
+
+    def __init__(self, table: dict[int, tuple[Any, Any]], initialized: Any) -> None:
+        self.table = table
+        self.initialized = initialized
+        self.with_gradient: set[int] = set()
+        self.without_gradient: set[int] = set()
+
+    def started(self) -> bool:
+        """Whether an update has run: read from the restorable flag, never from trace-time state.
+
+        Inside a ``tf.function`` the flag cannot be read; there the averages are handed out.
+        """
+        if not tf.executing_eagerly():
+            return True
+        return bool(tf.convert_to_tensor(self.initialized).numpy())
+
+
+def _initialize(pairs: Sequence[tuple[Any, Any]], flag: Any) -> None:
+    # Automatic control dependencies order these assignments, eagerly and in tf.function.
+    for avg, var in pairs:
+        avg.assign(var)
+    flag.assign(True)
+
+
+def _update(pairs: Sequence[tuple[Any, Any]], decay: tf.Tensor) -> None:
+    for avg, var in pairs:
+        avg.assign_sub(ema_delta(avg, var, decay))
