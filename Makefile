@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= 2
 LINT_PATHS := $(wildcard optrun cli tests bench examples)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-slow lint typecheck unit bench demo clean
+.PHONY: install test test-slow lint typecheck unit docs docs-serve bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,22 @@ unit: install
 	OPTRUN_TF1_MODE=v1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/v1
 	OPTRUN_TF1_MODE=no_eager $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/v1
 
-test: lint typecheck unit  ## ruff, mypy and pytest
+test: lint typecheck unit docs  ## ruff, mypy, pytest and the docs site (mkdocs build --strict)
 
 test-slow: export TF_CPP_MIN_LOG_LEVEL ?= 3
 test-slow: install  ## the fault-injection suite: real processes, signals, kills, races, hostile input
 	$(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS) --dist loadfile tests/slow
+
+# --strict: a broken link or anchor, a page missing from the nav, or a docstring that does
+# not match its signature fails the build. The reference pages are generated from the code
+# (docs/hooks/), so they cannot drift from it.
+docs docs-serve: export TF_CPP_MIN_LOG_LEVEL ?= 3
+docs docs-serve: export NO_MKDOCS_2_WARNING := 1
+docs: install  ## build the documentation site into site/ (mkdocs build --strict)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install  ## serve the documentation site at http://127.0.0.1:8000, rebuilt on every edit
+	$(BIN)/mkdocs serve
 
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
@@ -56,4 +67,4 @@ demo: install  ## the built-in defaults: the seed's constrained example, then a 
 	$(BIN)/optrun train --force
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) build site *.egg-info .pytest_cache .mypy_cache .ruff_cache

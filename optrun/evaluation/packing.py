@@ -159,9 +159,10 @@ def pack_outputs(
     for values in (equalities, inequalities):
         parts.append(stack_scalars(values))
         parts += [gradient(c) for c in values]
-    packed = tf.concat(parts, axis=0)
-    finite = tf.cast(tf.reduce_all(tf.math.is_finite(packed)), tf.float64)
-    return tf.concat([packed, tf.reshape(finite, [1])], axis=0)
+    # Checked part by part, then one concat: concatenating twice would hold two copies of
+    # the whole vector (its Jacobian rows are m x n) at the peak of every evaluation.
+    finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(part)) for part in parts]))
+    return tf.concat([*parts, tf.reshape(tf.cast(finite, tf.float64), [1])], axis=0)
 
 
 @dataclass(frozen=True)

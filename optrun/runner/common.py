@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import signal
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from optrun.causes import TRACE_HINT
-from optrun.errors import OptrunError, RunError, Terminated, cause_of, first_line
+from optrun.errors import OptrunError, RunError, cause_of, first_line
 from optrun.runner.reporting import NullReporter, Reporter, write_json_atomic
 from optrun.runner.rundir import KIND_MARK, claimed
 from optrun.runner.warning_log import WarningLog
@@ -184,11 +182,6 @@ def failure(error: BaseException, where: str) -> str:
     return f"{where}: {cause_of(error)}; {TRACE_HINT}"
 
 
-def interrupt_code(error: BaseException) -> int:
-    """Exit code for an interrupt: 143 for SIGTERM, 130 for SIGINT."""
-    return 143 if isinstance(error, Terminated) else 130
-
-
 def export_model(model: Any, kind: str, out: Path) -> str | None:
     """Writes the model for inference without optrun; returns the path, or None for 'none'."""
     import keras
@@ -231,29 +224,3 @@ def check_export(model: Any, kind: str, source: str) -> None:
             "Use 'saved_model' or 'none'."
         )
         raise ConfigError(source, [Problem("checkpoint.export", message)])
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Holds SIGINT/SIGTERM until the block ends, so a checkpoint is never cut in half.
-
-    A signal received meanwhile is re-raised at the end as KeyboardInterrupt (SIGINT)
-    or whatever the previous SIGTERM handler raises. Outside the main thread it does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received:
-        handler = previous.get(signal.Signals(received[0]))
-        if callable(handler):
-            handler(received[0], None)
-        raise KeyboardInterrupt

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from optrun.errors import RunFailed, Terminated
-from optrun.runner.common import Interrupted, RunOutcome, export_model, interrupt_code, write_result
+from optrun.runner.common import Interrupted, RunOutcome, export_model, write_result
+from optrun.runner.interrupts import interrupt_code
 from optrun.runner.warning_log import WarningLog
 from optrun.runner.workers import Place, worker_fields
 from optrun.scale.multi_worker import Channel

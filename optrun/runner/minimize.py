@@ -11,25 +11,23 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.errors import NonFiniteError, RunFailed, problems_in
+from optrun.errors import NonFiniteError, RunFailed, Terminated, problems_in
 from optrun.runner.common import (
     CHECKPOINTS,
     Interrupted,
     RunOptions,
     RunOutcome,
-    Terminated,
     check_export,
     export_model,
     failure,
-    interrupt_code,
     previous_result,
     record_config,
     restore_latest,
     seed_everything,
-    signals_deferred,
     write_result,
 )
 from optrun.runner.follower import follow
+from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, multipliers, solver_fields
 from optrun.runner.objective import build_interface, compile_cache_for
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
@@ -152,6 +150,7 @@ def _minimize(
         )
 
     def on_step(x: np.ndarray) -> None:
+        gate.check()  # between iterations: where Ctrl-C and SIGTERM stop the solver
         state["iteration"] += 1
         state["x"] = x
         point = interface.evaluate(x)  # the cached last evaluation, almost always: no extra TF call
@@ -174,7 +173,7 @@ def _minimize(
             interface.assign(state["x"])
         if channel is not None:
             channel.stop(Stop(save=True))
-        with signals_deferred():
+        with held():
             saved = manager.save(checkpoint_number=state["iteration"])
         metrics.close()
         record: dict[str, Any] = {
@@ -198,7 +197,8 @@ def _minimize(
         logger.info("first evaluation (tracing and compiling) took %.2f s", state["compile_s"])
         if not done:
             metrics.write(0, loss=first["loss"], constraint_violation=first["violation"])
-        scipy_result = interface.minimize(step_callback=on_step)
+        with interrupts_at_checks() as gate:
+            scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
         stopped("interrupted")
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None

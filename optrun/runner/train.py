@@ -15,6 +15,7 @@ from optrun.errors import (
     LoadError,
     Problem,
     RunFailed,
+    Terminated,
     describe,
     problems_in,
 )
@@ -26,19 +27,17 @@ from optrun.runner.common import (
     Interrupted,
     RunOptions,
     RunOutcome,
-    Terminated,
     check_export,
     export_model,
     failure,
-    interrupt_code,
     previous_result,
     record_config,
     restore_latest,
     seed_everything,
-    signals_deferred,
     write_result,
 )
 from optrun.runner.distribute import DistributedStep, all_finite, check_global_batch, distribute_data
+from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.outcome import withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
 from optrun.runner.warning_log import WarningLog, captured_warnings
@@ -133,7 +132,7 @@ def _train(
     def save_all() -> None:
         if saved_at[0] == step:  # e.g. an interrupt right after a periodic checkpoint
             return
-        with signals_deferred():  # a checkpoint is never cut in half
+        with held():  # a checkpoint is never cut in half
             manager.save(checkpoint_number=step)
             if averaging is not None and averaging.has_averages and spec.checkpoint.swap:
                 averaging.swapping_saver(model=model).write(str(out / AVERAGED / "ckpt"))
@@ -142,12 +141,14 @@ def _train(
     try:
         passes = None if spec.train.max_steps else spec.train.epochs
         batches = Batches(data, rebuild, skip=step, passes=passes)
-        for batch in batches:
-            if total is not None and step >= total:
-                break
-            # The update, its step count and its metrics line land together, or none of them:
-            # an interrupt is held until the step is whole, so a resume neither repeats nor skips it.
-            with signals_deferred():
+        # Ctrl-C and SIGTERM stop the loop only at gate.check(), the top of a step: the update,
+        # its step count and its metrics line land together or not at all, so a resume neither
+        # repeats nor skips a step (a batch fetched but not trained is fetched again by `skip`).
+        with interrupts_at_checks() as gate:
+            for batch in batches:
+                gate.check()
+                if total is not None and step >= total:
+                    break
                 loss, finite = train_step(batch)
                 step += 1
                 step_var.assign(step)
@@ -155,30 +156,30 @@ def _train(
                 logged = step % spec.logging.every_steps == 0 or step == total
                 if logged:
                     metrics.write(step, loss=last_loss)
-            if not bool(finite):
-                if spec.train.on_nonfinite == "stop":
-                    status = "diverged"
-                    options.reporter.note(f"non-finite loss or gradient at step {step}: stopping")
-                    break
-                skipped += 1
-                skips.skipped(step, last_loss)
-            report(
-                options.reporter,
-                Progress(
-                    "train",
-                    step,
-                    total,
-                    last_loss,
-                    logged,
-                    time.perf_counter() - started,
-                    epoch=(step - 1) // per_epoch + 1 if per_epoch else None,
-                    epochs=passes_shown,
-                ),
-            )
-            if logged:
-                skips.logged()
-            if spec.checkpoint.every_steps and step % spec.checkpoint.every_steps == 0:
-                save_all()
+                if not bool(finite):
+                    if spec.train.on_nonfinite == "stop":
+                        status = "diverged"
+                        options.reporter.note(f"non-finite loss or gradient at step {step}: stopping")
+                        break
+                    skipped += 1
+                    skips.skipped(step, last_loss)
+                report(
+                    options.reporter,
+                    Progress(
+                        "train",
+                        step,
+                        total,
+                        last_loss,
+                        logged,
+                        time.perf_counter() - started,
+                        epoch=(step - 1) // per_epoch + 1 if per_epoch else None,
+                        epochs=passes_shown,
+                    ),
+                )
+                if logged:
+                    skips.logged()
+                if spec.checkpoint.every_steps and step % spec.checkpoint.every_steps == 0:
+                    save_all()
     except (KeyboardInterrupt, Terminated) as interrupt:
         skips.close()
         save_all()

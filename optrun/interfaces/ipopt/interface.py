@@ -88,19 +88,24 @@ _ELSEWHERE = {
 class IpoptInterface(ExternalOptimizerInterface):
     """Minimizes over TF variables with IPOPT (cyipopt; ``pip install "optrun[ipopt]"``).
 
-    Example::
+    For instance:
 
-        vector = tf.Variable([7., 7.])
-        opt = IpoptInterface(
-            lambda: tf.reduce_sum(tf.square(vector)),
-            equalities=[lambda: vector[1] - 1.],
-            inequalities=[lambda: vector[0] - 1.],
-            options={"tol": 1e-10})
-        result = opt.minimize()   # vector is now [1., 1.]; result.multipliers["mult_g"]
+    ```python
+    vector = tf.Variable([7., 7.])
+    opt = IpoptInterface(
+        lambda: tf.reduce_sum(tf.square(vector)),
+        equalities=[lambda: vector[1] - 1.],
+        inequalities=[lambda: vector[0] - 1.],
+        options={"tol": 1e-10})
+    result = opt.minimize()   # vector is now [1., 1.]; result.multipliers["mult_g"]
+    ```
 
     Args:
-        loss, var_list, equalities, inequalities, var_to_bounds: as for
-            :class:`ExternalOptimizerInterface`.
+        loss: as for :class:`ExternalOptimizerInterface`.
+        var_list: as for :class:`ExternalOptimizerInterface`.
+        equalities: as for :class:`ExternalOptimizerInterface`.
+        inequalities: as for :class:`ExternalOptimizerInterface`.
+        var_to_bounds: as for :class:`ExternalOptimizerInterface`.
         options: IPOPT's options by name (``{"max_iter": 200, "tol": 1e-9}``),
             checked against the installed IPOPT's own list at construction. The
             interface sets ``print_level 0`` and ``sb yes`` (quiet),
@@ -108,10 +113,11 @@ class IpoptInterface(ExternalOptimizerInterface):
             ``hessian_approximation limited-memory`` and ``mumps_pivot_order 0``
             (AMD; measured faster for the dense constraint rows given here)
             unless given here.
-        jit_compile, check_finite: as for :class:`ExternalOptimizerInterface`.
-            With ``check_finite=False`` IPOPT sees NaN and Inf itself: it cuts
-            the step back at a non-finite trial point, and stops with status
-            -13 (Invalid_Number_Detected) where it cannot.
+        jit_compile: as for :class:`ExternalOptimizerInterface`.
+        check_finite: as for :class:`ExternalOptimizerInterface`. With
+            ``check_finite=False`` IPOPT sees NaN and Inf itself: it cuts the
+            step back at a non-finite trial point, and stops with status -13
+            (Invalid_Number_Detected) where it cannot.
         blas_threads: ``"auto"`` (one thread), a whole number or
             ``"unlimited"``: the BLAS pools (IPOPT's MUMPS uses BLAS) while
             IPOPT runs, see :mod:`optrun.interfaces.threads`.

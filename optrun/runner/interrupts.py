@@ -1,0 +1,109 @@
+"""Stopping a run on SIGINT or SIGTERM only where stopping is safe: between steps, never inside TensorFlow.
+
+Python runs a signal's handler between two bytecodes of the main thread, so by
+default Ctrl-C raises ``KeyboardInterrupt`` wherever the loop happens to be,
+including inside TensorFlow's own Python code (a dataset iterator's ``next``, an
+eager op's bookkeeping) with its native state half-updated. Under the slow
+suite's repeated signals, about one SIGTERM in fourteen sent to a training run
+aborted the process in the C heap (``free(): invalid next size``) instead of
+checkpointing. So while a run's loop is inside :func:`interrupts_at_checks`:
+
+* a first SIGINT or SIGTERM is only recorded; the loop calls :meth:`Gate.check`
+  at its safe points (the top of each step, each solver iteration), which raises
+  ``KeyboardInterrupt`` (SIGINT) or :class:`~optrun.errors.Terminated`
+  (SIGTERM), and the run checkpoints and exits 130 or 143 as before;
+* a second signal stops at once (the user insists, e.g. a step that never ends),
+  unless the run is inside :func:`held`, such as a checkpoint being written,
+  which is never cut in half;
+* a signal recorded after the last check is raised when the block ends.
+
+Outside the main thread (where Python never delivers signals) all of this does
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+from optrun.errors import Terminated
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_open: list[Gate] = []
+
+
+class Gate:
+    """The signals a run received since its last safe point."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.holds = 0
+
+    def record(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler: remember the signal; stop at once on a second one, unless held."""
+        self.received.append(signum)
+        if len(self.received) > 1 and self.holds == 0:
+            self.check()
+
+    def check(self) -> None:
+        """Raises the first signal received since the last check, if any.
+
+        Raises:
+            Terminated: SIGTERM came.
+            KeyboardInterrupt: SIGINT came.
+        """
+        if not self.received:
+            return
+        first = self.received[0]
+        self.received.clear()
+        if first == signal.SIGTERM:
+            raise Terminated()
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_at_checks() -> Iterator[Gate]:
+    """Holds SIGINT/SIGTERM for the block; they stop it at its :meth:`Gate.check` calls.
+
+    Nested inside another such block, it hands out the outer block's gate.
+    """
+    if _open:
+        yield _open[-1]
+        return
+    gate = Gate()
+    if threading.current_thread() is not threading.main_thread():
+        yield gate
+        return
+    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    for sig in _SIGNALS:
+        signal.signal(sig, gate.record)
+    _open.append(gate)
+    try:
+        yield gate
+    finally:
+        _open.pop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    gate.check()
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """No signal stops the block, not even a second one; what came is raised at the next check.
+
+    Outside :func:`interrupts_at_checks`, it is raised when the block ends.
+    """
+    with interrupts_at_checks() as gate:
+        gate.holds += 1
+        try:
+            yield
+        finally:
+            gate.holds -= 1
+
+
+def interrupt_code(error: BaseException) -> int:
+    """Exit code for an interrupt: 143 for SIGTERM, 130 for SIGINT."""
+    return 143 if isinstance(error, Terminated) else 130
