@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench
 PYTEST_WORKERS ?= 2
-LINT_PATHS := $(wildcard optrun cli tests bench examples)
+LINT_PATHS := $(wildcard optrun cli tests bench examples docs/hooks)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install test test-slow lint typecheck unit docs docs-serve bench demo clean

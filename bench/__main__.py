@@ -42,6 +42,7 @@ def main() -> None:
         scipy_bench,
         strategy_bench,
         stream_bench,
+        sweep_bench,
         wrappers_bench,
     )
     from bench.timing import machine
@@ -67,6 +68,9 @@ def main() -> None:
         "mirrored": strategy_bench.mirrored_overhead,
         "trainscale": strategy_bench.training_overhead,
         "minscale": strategy_bench.minimize_overhead,
+        "sweep": sweep_bench.sweep_cases,  # optrun sweep: --jobs 2 against 1, and pruning's savings
+        "sweepjobs": sweep_bench.jobs_scaling,
+        "sweepprune": sweep_bench.pruning,
     }
     rows: list[dict] = []
     started = time.perf_counter()

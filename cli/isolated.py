@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from optrun.errors import Problem
+from optrun.errors import ERROR, INFO, SKIPPED, Problem
 from optrun.spec.load import RawSpec
 
 Found = tuple[str, list[Problem], list[dict[str, Any]]]
@@ -55,10 +55,10 @@ def validate_elsewhere(raw: RawSpec, overrides: list[str]) -> Found:
     problems = [  # as data, as the child found them: never parsed back from text
         Problem(e.get("path") or "", e["message"], e.get("line"), bool(e.get("from_set", False)))
         for e in entries
-        if e.get("severity") == "error"
+        if e.get("severity") == ERROR
     ]
-    reports = [e["report"] for e in entries if e.get("severity") == "info" and "report" in e]
-    skipped = [e["message"].removeprefix("not checked: ") for e in entries if e.get("severity") == "skipped"]
+    reports = [e["report"] for e in entries if e.get("severity") == INFO and "report" in e]
+    skipped = [e["message"].removeprefix("not checked: ") for e in entries if e.get("severity") == SKIPPED]
     if skipped:
-        reports.append({"mode": "skipped", "skipped": skipped})
+        reports.append({"mode": SKIPPED, "skipped": skipped})
     return raw.source, problems, reports

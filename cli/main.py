@@ -32,6 +32,7 @@ from .options import (
 from .progress import PipeSafeConsole, tolerant
 from .show import runs, show
 from .startup import import_tensorflow, setup_logging
+from .sweep import sweep
 
 app = typer.Typer(
     name="optrun",
@@ -86,7 +87,8 @@ def _run(
         from optrun.runner import RunOptions, run_minimize, run_train
         from optrun.runner.reporting import NullReporter
 
-        from .progress import RichReporter, summary
+        from .progress import RichReporter
+        from .summary import summary
 
         reporter = NullReporter() if quiet else RichReporter(console)
         try:
@@ -201,7 +203,7 @@ def schema(
 
     The schema is JSON either way; with --write, --json reports the file and the modeline as JSON.
     """
-    from optrun.spec.experiment import json_schema
+    from optrun.spec.schema import json_schema
 
     text = json.dumps(json_schema(), indent=2)
     if write is None:
@@ -227,6 +229,7 @@ def schema(
 
 app.command(cls=FlagCommand)(show)
 app.command(cls=FlagCommand)(runs)
+app.command(cls=FlagCommand)(sweep)
 
 
 @app.command(cls=FlagCommand)

@@ -1,5 +1,8 @@
 """Progress for a run: a rich bar on a terminal, plain lines every interval elsewhere.
 
+Also the console it writes to, which outlives a reader that went away (``optrun train | head``).
+The table at the end of a run is :mod:`optrun_cli.summary`'s.
+
 optrun's library does not import this; only the CLI does, after TensorFlow.
 """
 
@@ -7,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import math
 import os
 import sys
@@ -251,75 +253,3 @@ class RichReporter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def cell(value: Any, digits: int | None = None) -> str:
-    """A value as optrun's tables show it: text as is, lists and mappings as JSON, None as ``-``,
-    a float in full (or to ``digits`` significant digits).
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return repr(value) if digits is None else f"{value:.{digits}g}"
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str)
-    return "-" if value is None else str(value)
-
-
-#: result.json's key for the solver's own code -> the solver's name.
-SOLVER_CODES = {"scipy_status": "scipy", "ipopt_status": "IPOPT"}
-
-
-def _status(result: dict[str, Any]) -> str:
-    """``budget_reached (scipy status 1: STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT)``, or the status."""
-    status = result.get("status")
-    key = next((key for key in SOLVER_CODES if key in result), None)
-    if key is None or not isinstance(status, str):  # train, or a run before the words
-        return cell(status)
-    said = f"{SOLVER_CODES[key]} status {cell(result[key])}"
-    said += f": {result['message']}" if result.get("message") else ""
-    return f"{status} ({said})"
-
-
-def summary(console: Console, title: str, result: dict[str, Any]) -> None:
-    """The end-of-run table; a list of lines (the run's ``warnings``) gets one line per item.
-
-    Minimize's status shows scipy's code and message beside it; an export withheld says why.
-    """
-    # The title on its own line: a table's title is padded with spaces to the table's width.
-    console.print(escape(title), highlight=False, soft_wrap=True)
-    table = Table(show_header=False)
-    folded = {key for key in SOLVER_CODES if key in result}
-    folded |= {"message"} if folded else set()
-    for key, value in result.items():
-        if key in folded or (key == "export_skipped" and "export" in result):
-            continue
-        if key == "status":
-            text = _status(result)
-        elif key == "export" and value is None and result.get("export_skipped"):
-            text = str(result["export_skipped"])
-        elif key == "tiers" and isinstance(value, dict):
-            text = describe_tiers(value)
-        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            text = "\n".join(_cut(v, 400) for v in value)
-        else:
-            text = _cut(cell(value), 200)
-        table.add_row(escape(key), escape(text))
-    console.print(table)
-
-
-def describe_tiers(tiers: dict[str, Any]) -> str:
-    """``plain 130, then xla 870 (switched after evaluation 130, at 1.52 s)``, or one tier's count."""
-    counts = tiers.get("evaluations", {})
-    first, second = tiers.get("first", ""), tiers.get("second", "")
-    at = tiers.get("switched_at_evaluation")
-    if second and at is not None:
-        text = f"{first} {counts.get(first, 0)}, then {second} {counts.get(second, 0)}"
-        return f"{text} (switched after evaluation {at}, at {tiers.get('switched_after_s') or 0:.2f} s)"
-    text = f"{first} {counts.get(first, 0)}"
-    note = tiers.get("note") or (f"{second} not needed: the run ended first" if second else "")
-    return f"{text} ({note})" if note else text

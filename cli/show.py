@@ -1,6 +1,7 @@
 """``optrun show`` and ``optrun runs``: a run, or all of them, without TensorBoard.
 
-Both only read run directories (:mod:`optrun.runs.reading`) and never import TensorFlow.
+Both only read run directories (:mod:`optrun.runs.reading`, :mod:`optrun.runs.listing`) and never
+import TensorFlow.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from rich.table import Table
 from .errors import error_boundary
 from .options import JsonOpt, VerboseOpt
 from .plot import chart, log_scale
-from .progress import PipeSafeConsole, cell, summary, tolerant
+from .progress import PipeSafeConsole, tolerant
+from .summary import cell, summary
+from .sweep_show import is_sweep, runs_sweep, show_sweep
 
 RunDirArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (see: optrun runs).")]
 RootArg = Annotated[
@@ -40,6 +43,7 @@ COLORS = {
     "interrupted": "yellow",
     "running": "cyan",
     "incomplete": "magenta",
+    "pruned": "blue",
     "unreadable": "red",
 }
 #: The violation series in metrics.jsonl (minimize writes ``constraint_violation``).
@@ -122,7 +126,12 @@ def show(
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a run: its result, key settings, last metrics and a plot of the loss."""
+    """Show a run: its result, key settings, last metrics and a plot of the loss.
+
+    A sweep directory (optrun sweep): its best trial, parameter importances and the objective by trial.
+    """
+    if is_sweep(run_dir):
+        return show_sweep(run_dir, quiet, verbose, as_json)
     console = PipeSafeConsole()
     with error_boundary(verbose, as_json):
         from optrun.runs.reading import read_run
@@ -149,12 +158,17 @@ def runs(
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the runs under DIR, newest first: name, kind, status, steps, final loss, wall time."""
+    """List the runs under DIR, newest first: name, kind, status, steps, final loss, wall time.
+
+    A sweep directory (optrun sweep): its trials, ranked by the objective, with their parameters.
+    """
+    if is_sweep(root):
+        return runs_sweep(root, quiet, verbose, as_json)
     console = PipeSafeConsole()
     if not console.is_terminal:  # piped or captured: whole lines, for grep and awk
         console.width = max(console.width, 240)
     with error_boundary(verbose, as_json):
-        from optrun.runs.reading import list_runs
+        from optrun.runs.listing import list_runs
 
         entries = list_runs(root)
     with tolerant(console.file):

@@ -10,9 +10,12 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from optrun.errors import ERROR, INFO, SKIPPED, WARNING
+
 from .errors import EXIT_USAGE, error_boundary, stderr
-from .progress import PipeSafeConsole, summary, tolerant
+from .progress import PipeSafeConsole, tolerant
 from .startup import import_tensorflow
+from .summary import summary
 
 
 def _entry(
@@ -35,20 +38,20 @@ def _entries(source: str, problems: list[Any], reports: list[dict[str, Any]]) ->
     ``from_set``: the problem's value came from a ``--set`` override (its ``line`` is then null);
     false for warnings and info, which are about the run, not a value given.
     """
-    entries = [_entry(source, p.path, "error", p.message, p.line, p.from_set) for p in problems]
+    entries = [_entry(source, p.path, ERROR, p.message, p.line, p.from_set) for p in problems]
     for report in reports:
-        if report["mode"] == "skipped":  # checks that needed a part with a problem
-            entries += [_entry(source, "", "skipped", f"not checked: {why}") for why in report["skipped"]]
+        if report["mode"] == SKIPPED:  # checks that needed a part with a problem
+            entries += [_entry(source, "", SKIPPED, f"not checked: {why}") for why in report["skipped"]]
             continue
         for label in report.get("unused_variables", []):
             message = f"the loss does not depend on {label!r} (zero gradient)"
-            entries.append(_entry(source, "model", "warning", message))
+            entries.append(_entry(source, "model", WARNING, message))
         for line in report.get("nonfinite_at_start", []):  # train.on_nonfinite: skip goes on past them
             message = f"{line} on the first batch; train.on_nonfinite: skip drops such updates"
-            entries.append(_entry(source, "loss", "warning", message))
+            entries.append(_entry(source, "loss", WARNING, message))
         for line in report.get("bounds_violated_at_start", []):
-            entries.append(_entry(source, "minimize.constraints.bounds", "warning", line))
-        passed = _entry(source, report["mode"], "info", f"{report['mode']} checks passed")
+            entries.append(_entry(source, "minimize.constraints.bounds", WARNING, line))
+        passed = _entry(source, report["mode"], INFO, f"{report['mode']} checks passed")
         entries.append({**passed, "report": report})
     return entries
 
@@ -94,7 +97,7 @@ def run_validate(
             text = str(ConfigError(source, problems))
             stderr.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
             for entry in _entries(source, [], reports):
-                if entry["severity"] == "skipped":
+                if entry["severity"] == SKIPPED:
                     stderr.print(f"[dim]note:[/] {escape(entry['message'])}", highlight=False, soft_wrap=True)
     with tolerant(console.file):
         if as_json:
@@ -107,7 +110,7 @@ def run_validate(
                 for report in [] if problems else reports:
                     summary(console, f"{source}: {report['mode']} checks passed", report)
                 for entry in _entries(source, problems, reports):
-                    if entry["severity"] == "warning":
+                    if entry["severity"] == WARNING:
                         console.print(f"[yellow]warning:[/] {escape(entry['message'])}", highlight=False)
     if failed:
         raise typer.Exit(EXIT_USAGE)

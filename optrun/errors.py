@@ -148,6 +148,15 @@ _PROBLEM = re.compile(
     re.DOTALL,
 )
 
+# The severity of a finding of ``optrun validate`` (``--json``'s ``severity``): a problem of the
+# spec, a warning about the run, a check passed, or checks that a broken part kept from running.
+# Plain strings beside Problem, so that the CLI names them without importing TensorFlow.
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+#: Also the ``mode`` of the one report a spec with problems gets: the checks skipped, and why.
+SKIPPED = "skipped"
+
 
 class ConfigError(OptrunError, ValueError):
     """The experiment spec is invalid.

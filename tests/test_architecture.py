@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 300
 # Lower layers never import higher ones (the root modules errors, causes, suggest, varkeys
 # and version are the base every layer may use). A package may import its own modules.
-LAYERS = ["spec", "evaluation", "interfaces", "wrappers", "scale", "runner", "runs", "cli"]
+LAYERS = ["spec", "evaluation", "interfaces", "wrappers", "scale", "runner", "runs", "sweep", "cli"]
 PUBLIC = {
     "ConfigError": "optrun.errors",
     "ExperimentSpec": "optrun.spec.experiment",

@@ -17,7 +17,7 @@ import typer
 import yaml
 
 import optrun
-from optrun.spec.experiment import field_paths, json_schema
+from optrun.spec.schema import field_paths, json_schema
 from optrun_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from optrun_cli.main import app
 
@@ -184,6 +184,7 @@ def test_config_is_strict_and_navigates_every_page() -> None:
         "migrating.md",
         "cli.md",
         "scaling.md",
+        "sweep.md",
         "ipopt.md",
         "performance.md",
         "reliability.md",

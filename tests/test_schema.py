@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from optrun.errors import ConfigError
-from optrun.spec.experiment import json_schema
 from optrun.spec.load import load_spec
+from optrun.spec.schema import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATOR = jsonschema.Draft202012Validator(json_schema())

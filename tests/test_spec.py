@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from optrun.errors import ConfigError
-from optrun.spec.experiment import ExperimentSpec, json_schema
+from optrun.spec.experiment import ExperimentSpec
 from optrun.spec.load import apply_overrides, load_spec, parse_override
+from optrun.spec.schema import json_schema
 
 FIVE_MISTAKES = """\
 name: bad name

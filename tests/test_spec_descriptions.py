@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 from pydantic.fields import FieldInfo
 
-from optrun.spec.experiment import ExperimentSpec, field_paths
+from optrun.spec.experiment import ExperimentSpec
+from optrun.spec.schema import field_paths
 
 SEQUENCES = (list, tuple, set, frozenset, Sequence)
 MAPPINGS = (dict, Mapping)

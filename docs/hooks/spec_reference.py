@@ -1,6 +1,6 @@
 """The spec reference: every field of the experiment spec, generated from its JSON Schema.
 
-Read from :func:`optrun.spec.experiment.json_schema` (what ``optrun schema`` prints), so the
+Read from :func:`optrun.spec.schema.json_schema` (what ``optrun schema`` prints), so the
 page lists exactly the fields the loader accepts, with pydantic's descriptions and defaults.
 One section per mapping of the spec, in the order of the file; a union chosen by ``kind``
 (``strategy``, ``loss``, ``train.optimizer.wrappers[]``) gets a section per kind.
@@ -250,6 +250,7 @@ def spec_reference() -> str:
     Returns:
         Markdown, from ``## Top level`` on.
     """
-    from optrun.spec.experiment import ExperimentSpec, json_schema
+    from optrun.spec.experiment import ExperimentSpec
+    from optrun.spec.schema import json_schema
 
     return SpecReference(json_schema(), models(ExperimentSpec)).render()

@@ -47,7 +47,7 @@ def _graph_scalar(value: Any, what: str) -> None:
         )
 
 
-def _thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
+def as_thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
     if items is None:
         return ()
     if callable(items) or isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
@@ -123,7 +123,7 @@ def nonfinite(values: Mapping[K, Any]) -> dict[K, float]:
     return found
 
 
-def _probe(loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk, ...]) -> list[Any]:
+def probe_callables(loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk, ...]) -> list[Any]:
     """Runs everything once, eagerly, to find the trainable variables read (no ``var_list``
     given): checks that each returns a scalar. Keras models built lazily are built here."""
     with tf.GradientTape() as tape:
@@ -134,7 +134,7 @@ def _probe(loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tuple[Thunk
     return [v for v in tape.watched_variables() if v.trainable]
 
 
-def _check_var_list(var_list: Any) -> list[Any]:
+def check_var_list(var_list: Any) -> list[Any]:
     if isinstance(var_list, (tf.Variable, str)) or not isinstance(var_list, Sequence):
         raise InvalidTypeError(f"var_list must be a list of variables; got {type(var_list).__name__}")
     seen: set[int] = set()

@@ -11,7 +11,10 @@ plus element-wise bounds. All of them are served by one compiled evaluation
 per distinct ``x`` (see :mod:`optrun.evaluation.eager`), cached, so asking for the loss,
 the gradient and every constraint at the same point costs one TF call.
 
-A subclass implements :meth:`ExternalOptimizerInterface._minimize`.
+A subclass implements :meth:`ExternalOptimizerInterface._minimize`. The problem
+itself (the variables found and packed, the bounds, the backend) is
+:class:`optrun.interfaces.problem.PackedProblem`, this class's base; what one
+``minimize`` tracks beside the optimizer is :class:`optrun.interfaces.run_state.RunState`.
 """
 
 from __future__ import annotations
@@ -22,19 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from optrun.errors import InvalidArgumentError, InvalidTypeError, NonFiniteError
-from optrun.evaluation.eager import EagerBackend, Problem
-from optrun.evaluation.graph import GraphBackend
-from optrun.evaluation.packing import Layout, PackedBounds, pack_bounds
-from optrun.evaluation.point import Component, Evaluation, PointCache, as_point
-from optrun.evaluation.probe import _check_var_list, _probe, _thunks, is_graph_tensor, probe_graph
-from optrun.evaluation.tiers import Tiered, TierReport
+from optrun.errors import InvalidTypeError, NonFiniteError
+from optrun.evaluation.packing import PackedBounds
+from optrun.evaluation.point import Component, Evaluation, PointCache
+from optrun.evaluation.probe import Thunk, is_graph_tensor
+from optrun.evaluation.tiers import Tiered
 from optrun.interfaces.callbacks import check_callbacks
-from optrun.varkeys import resolve_var_keyed, variable_label
+from optrun.interfaces.problem import PackedProblem
+from optrun.interfaces.run_state import RunState
 
 logger = logging.getLogger("optrun")
 
-Thunk = Callable[[], Any]
 LossGradFunc = Callable[[np.ndarray], tuple[float, np.ndarray]]
 ValueFunc = Callable[[np.ndarray], float]
 GradFunc = Callable[[np.ndarray], np.ndarray]
@@ -45,7 +46,7 @@ def no_step(xk: np.ndarray) -> None:
     passed a callable, and subclasses written for it call it unconditionally."""
 
 
-class ExternalOptimizerInterface:
+class ExternalOptimizerInterface(PackedProblem):
     """Base class for interfaces with external optimization algorithms.
 
     Subclass it and implement :meth:`_minimize`; use e.g.
@@ -101,91 +102,17 @@ class ExternalOptimizerInterface:
         self.check_finite = bool(check_finite)
         #: The keyword arguments for the external optimizer (public, as in TF1).
         self.optimizer_kwargs = dict(optimizer_kwargs)
-        given = None if var_list is None else _check_var_list(var_list)
-        backend: EagerBackend | GraphBackend
-        if graph_mode:
-            self._equalities, self._inequalities, found = probe_graph(loss, equalities, inequalities, given)
-            unused: list[Any] = []
-        else:
-            self._equalities = _thunks(equalities, "equalities")
-            self._inequalities = _thunks(inequalities, "inequalities")
-            # Given var_list, nothing runs eagerly: the trace below checks the shapes and finds
-            # the variables that get no gradient.
-            found = given if given is not None else _probe(loss, self._equalities, self._inequalities)
-            unused = []
-        if not found:
-            raise InvalidArgumentError(
-                "the loss reads no trainable variable; pass var_list, or build the loss "
-                "from tf.Variable(..., trainable=True)."
-            )
-        self._vars = tuple(found)
-        self._layout = Layout.of(self._vars)
-        bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
-        self._packed_bounds = pack_bounds(bounds, self._layout)
-        if graph_mode:  # only now: a bad argument must leave the user's graph as it was
-            backend = GraphBackend(
-                loss,
-                self._equalities,
-                self._inequalities,
-                self._vars,
-                self._layout,
-                gradients=self._needs_gradients(),
-                jit_compile=jit_compile,
-            )
-            unused = backend.unused
-        else:
-            backend = EagerBackend(
-                Problem(loss, self._equalities, self._inequalities, self._vars, self._layout),
-                jit_compile=jit_compile,
-            )
-            backend.trace((), self._needs_gradients())  # what minimize() without fetches runs
-            unused = backend.unused if self._needs_gradients() else []
-        self._unused = tuple(unused)
-        for var in unused:
-            logger.warning(
-                "variable %r gets no gradient from the loss or constraints (not read, or read only "
-                "through non-differentiable ops); its gradient is zero.",
-                variable_label(var),
-            )
-        self._loss = loss
+        super().__init__(
+            loss,
+            var_list,
+            equalities,
+            inequalities,
+            var_to_bounds,
+            graph_mode=graph_mode,
+            jit_compile=jit_compile,
+        )
         self._cache: PointCache | None = None
         self._tiers: dict[str, Any] | None = None
-        self._backend = backend
-
-    @property
-    def var_list(self) -> tuple[Any, ...]:
-        """The variables being optimized, in packing order."""
-        return self._vars
-
-    @property
-    def unused_variables(self) -> tuple[Any, ...]:
-        """Variables in ``var_list`` that neither the loss nor a constraint depends on."""
-        return self._unused
-
-    @property
-    def loss(self) -> Thunk:
-        """The loss callable."""
-        return self._loss
-
-    @property
-    def layout(self) -> Layout:
-        """How the variables map onto the packed vector."""
-        return self._layout
-
-    @property
-    def packed_bounds(self) -> PackedBounds | None:
-        """Element-wise bounds on the packed vector, or None."""
-        return self._packed_bounds
-
-    def start_point(self) -> np.ndarray:
-        """The variables' current values, packed (float64)."""
-        return self._backend.read()
-
-    def gradient(self, x: np.ndarray | None = None) -> np.ndarray:
-        """The loss gradient at ``x`` (default: the current values), packed."""
-        point = self._backend.read() if x is None else np.asarray(x, np.float64)
-        # Not from the minimize cache: for a gradient-free method it holds no gradients.
-        return np.array(self._point_cache((), gradients=True)(point).grad)
 
     def evaluate(self, x: np.ndarray | None = None) -> dict[str, Any]:
         """Loss and constraint residuals at ``x`` (default: the variables' current values).
@@ -228,25 +155,6 @@ class ExternalOptimizerInterface:
     def peek(self, x: np.ndarray) -> Evaluation | None:
         """The last evaluation of the current (or last) :meth:`minimize`, if it was at ``x``."""
         return self._cache.peek(x) if self._cache is not None else None
-
-    def assign(self, x: np.ndarray) -> None:
-        """Writes a packed vector into the variables."""
-        self._backend.assign(as_point(x, self._layout.size))
-
-    def _point_cache(
-        self,
-        fetches: Sequence[Any],
-        loss_callback: Callable[..., Any] | None = None,
-        gradients: bool = True,
-        check: bool = False,
-    ) -> PointCache:
-        counts = (self._layout.size, len(self._equalities), len(self._inequalities))
-        evaluator = self._backend.evaluator(list(fetches), gradients)
-        return PointCache(evaluator, counts, loss_callback, self._layout.element_name if check else None)
-
-    def _needs_gradients(self) -> bool:
-        """Whether the external method uses gradients; when not, none are computed."""
-        return True
 
     def minimize(
         self,
@@ -292,22 +200,7 @@ class ExternalOptimizerInterface:
             fetches or [], loss_callback, self._needs_gradients(), self.check_finite
         )
         initial = self._backend.read()
-        # Where a non-finite stop leaves the variables. With constraints: the last accepted
-        # iterate, from step_callback. Without: the lowest-loss point evaluated, which is that
-        # iterate or better, tracked by the cache at no per-iteration cost.
-        constrained = bool(n_eq or n_ineq)
-        accepted: dict[str, Any] = {"x": initial, "iteration": 0}
-
-        tiers = cache.evaluator if isinstance(cache.evaluator, Tiered) else None
-        if tiers is not None:
-            tiers.begin(self._evaluation_budget())
-
-        def step(xk: np.ndarray) -> None:
-            accepted.update(x=xk, iteration=accepted["iteration"] + 1)
-            if tiers is not None:
-                tiers.boundary(xk)
-            step_callback(xk)
-
+        run = RunState(cache, initial, constrained=bool(n_eq or n_ineq), budget=self._evaluation_budget())
         if self._packed_bounds is not None:
             outside = np.flatnonzero(
                 (initial < self._packed_bounds.lower) | (initial > self._packed_bounds.upper)
@@ -323,50 +216,23 @@ class ExternalOptimizerInterface:
                 inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
                 inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
                 packed_bounds=self._packed_bounds,
-                step_callback=step
-                if tiers is not None or (self.check_finite and constrained)
-                else step_callback,
+                step_callback=run.step_callback(step_callback, self.check_finite),
                 optimizer_kwargs=dict(self.optimizer_kwargs),
             )
         except NonFiniteError as error:
-            self._end_tiers(tiers, raised=True)
-            if constrained and accepted["iteration"]:
-                keep, where = accepted["x"], f"the last accepted iterate (iteration {accepted['iteration']})"
-            elif not constrained and cache.best_x is not None:
-                keep, where = (
-                    cache.best_x,
-                    f"the finite point of lowest loss evaluated ({cache.best_loss:.6g})",
-                )
-            else:
-                keep, where = initial, "the start point"
-            self._backend.assign(np.asarray(keep, np.float64))
-            raise NonFiniteError(
-                f"minimize stopped: {error}. The variables hold {where}. "
-                f"Look for log(0), 0/0 or an overflow in the loss and constraints, or {self.nonfinite_advice}"
-            ) from None
+            self._tiers = run.end(raised=True, backend=self._backend)
+            keep, stop = run.nonfinite_stop(error, self.nonfinite_advice)
+            self._backend.assign(keep)
+            raise stop from None
         except BaseException:
-            self._end_tiers(tiers, raised=True)
+            self._tiers = run.end(raised=True, backend=self._backend)
             raise
-        self._end_tiers(tiers, raised=False)
+        self._tiers = run.end(raised=False, backend=self._backend)
         if isinstance(result, dict):
             result["tiers"] = self.tiers
         solution = getattr(result, "x", result)
         self._backend.assign(np.asarray(solution, np.float64))
         return result
-
-    def _end_tiers(self, tiers: Tiered | None, raised: bool) -> None:
-        cache = self._cache
-        assert cache is not None
-        if tiers is not None:
-            tiers.end(raised)
-            self._tiers = tiers.report.as_dict()
-        else:
-            # Graph mode's fixed modes name their path ("function" or "session").
-            xla = self.xla
-            mode: str = (
-                "xla" if xla else "plain" if xla is False else getattr(cache.evaluator, "path", "session")
-            )
-            self._tiers = TierReport(mode, "", {mode: cache.evaluations}).as_dict()
 
     @property
     def tiers(self) -> dict[str, Any] | None:

@@ -1,8 +1,10 @@
-"""Turning a spec into objects: the model, its variables, data, losses and the optimizer."""
+"""Turning a spec into objects: the model, its variables, data, losses and the optimizer.
+
+Keras losses and optimizers are found by name in :mod:`optrun.runner.keras_names`.
+"""
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,12 +19,11 @@ from optrun.errors import (
     OptrunError,
     Problem,
     UnknownVariableError,
-    first_line,
     naming,
 )
+from optrun.runner.keras_names import keras_loss, optimizer_classes, unknown_args
 from optrun.spec.experiment import (
     CallableLoss,
-    KerasLoss,
     MovingAverageSpec,
     OptimizerSpec,
     VariableClippingSpec,
@@ -111,51 +112,6 @@ def build_data(loaded: LoadedSpec) -> Any:
     return data
 
 
-_LOSS_ALIASES = {
-    "mse": "MeanSquaredError",
-    "mae": "MeanAbsoluteError",
-    "mape": "MeanAbsolutePercentageError",
-    "msle": "MeanSquaredLogarithmicError",
-    "kld": "KLDivergence",
-    "huber_loss": "Huber",
-}
-
-
-def _loss_class(name: str) -> str:
-    """'mse' -> 'MeanSquaredError', 'sparse_categorical_crossentropy' -> 'SparseCategoricalCrossentropy'."""
-    if name in _LOSS_ALIASES:
-        return _LOSS_ALIASES[name]
-    return "".join(part.capitalize() for part in name.split("_")) if name.islower() else name
-
-
-def keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
-    if not spec.args:
-        try:
-            loss = keras.losses.get(spec.name)
-        except (ValueError, TypeError):
-            loss = None
-        if loss is None:
-            known = [n for n in dir(keras.losses) if n[:1].islower() and callable(getattr(keras.losses, n))]
-            known = [n for n in known if n not in ("get", "serialize", "deserialize")] + list(_LOSS_ALIASES)
-            hint = suggest(spec.name, known, "loss name")
-            raise ConfigError("loss", [Problem("loss.name", f"not a Keras loss: {spec.name!r}; {hint}")])
-        return loss
-    cls = getattr(keras.losses, _loss_class(spec.name), None)
-    if not isinstance(cls, type):
-        raise ConfigError(
-            "loss", [Problem("loss.name", f"{spec.name!r} names no Keras loss class to give args to")]
-        )
-    # Per-example values, averaged by the caller: a Keras Loss's own mean divides by the replica
-    # count under a tf.distribute strategy, which optrun's step already accounts for.
-    args = {"reduction": "none", **spec.args}
-    try:
-        return cls(**args)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(
-            "loss", [Problem("loss.args", f"{cls.__name__}({spec.args}) failed: {first_line(error)}")]
-        ) from None
-
-
 def train_loss(loaded: LoadedSpec, training: bool = True) -> Callable[[Any, Any], tf.Tensor]:
     """``(model, batch) -> scalar``: a Keras loss on ``(x, y)`` batches, or the user's function.
 
@@ -205,53 +161,6 @@ def clipped_variables(wrapper: VariableClippingSpec, variables: list[Any], where
     return chosen
 
 
-def _optimizer_classes() -> dict[str, type]:
-    """Keras's optimizer classes by name (not the abstract base nor the loss-scale wrapper)."""
-    found = {}
-    for name in dir(keras.optimizers):
-        value = getattr(keras.optimizers, name)
-        if (
-            isinstance(value, type)
-            and issubclass(value, keras.optimizers.Optimizer)
-            and name not in ("Optimizer", "LossScaleOptimizer")
-        ):
-            found[name] = value
-    return found
-
-
-def _arguments(cls: type) -> set[str]:
-    """The keyword arguments a class's constructor names, its base classes' included."""
-    names: set[str] = set()
-    for klass in cls.__mro__[:-1]:  # not object
-        init = vars(klass).get("__init__")
-        if init is None:
-            continue
-        try:
-            params = inspect.signature(init).parameters.values()
-        except (TypeError, ValueError):
-            continue
-        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        names |= {p.name for p in params if p.kind in kinds and p.name != "self"}
-    return names
-
-
-def _unknown_args(spec: OptimizerSpec, classes: dict[str, type]) -> list[Problem]:
-    """Each optimizer argument no constructor takes, at its own key, with the closest name.
-
-    With an unknown optimizer name the arguments are checked against every
-    optimizer's, so a misspelt name and a misspelt argument show together.
-    """
-    cls = classes.get(spec.name)
-    known = _arguments(cls) if cls is not None else set().union(*map(_arguments, classes.values()))
-    refused = f"{spec.name} takes no argument" if cls is not None else "no Keras optimizer takes"
-    found = []
-    for key in spec.args:
-        if key not in known:
-            hint = suggest(key, known, "argument")
-            found.append(Problem(f"train.optimizer.args.{key}", f"{refused} {key!r}; {hint}"))
-    return found
-
-
 def build_optimizer(
     spec: OptimizerSpec, variables: list[Any]
 ) -> tuple[keras.optimizers.Optimizer, MovingAverageOptimizer | None]:
@@ -261,19 +170,19 @@ def build_optimizer(
         ConfigError: every problem found: the name, each argument, each wrapper.
     """
     problems: list[Problem] = []
-    classes = _optimizer_classes()
+    classes = optimizer_classes()
     opt = None
     if spec.name not in classes:
         hint = suggest(spec.name, classes, "optimizer")
         problems.append(Problem("train.optimizer.name", f"not a Keras optimizer: {spec.name!r}; {hint}"))
-        problems += _unknown_args(spec, classes)
+        problems += unknown_args(spec, classes)
     else:
         try:
             opt = keras.optimizers.get({"class_name": spec.name, "config": dict(spec.args)})
         except (ValueError, TypeError) as error:
             # Keras is the judge (it takes some legacy keys); each key it refuses goes at its own path.
             failed = f"{spec.name}({spec.args}) failed: {str(error).splitlines()[0]}"
-            problems += _unknown_args(spec, classes) or [Problem("train.optimizer.args", failed)]
+            problems += unknown_args(spec, classes) or [Problem("train.optimizer.args", failed)]
     if opt is None:
         opt = keras.optimizers.SGD()  # a stand-in, so the wrappers below are checked too
     inner_iterations = opt.iterations

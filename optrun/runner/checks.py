@@ -30,13 +30,13 @@ from optrun.errors import (
     naming,
     placed,
 )
-from optrun.interfaces.scipy import (
+from optrun.interfaces.method_options import (
     DEFAULT_CONSTRAINED_METHOD,
     DEFAULT_METHOD,
-    _check_options,
-    _method_name,
-    _option_names,
-    _tnc_maxiter,
+    check_options,
+    method_name,
+    option_names,
+    tnc_maxiter,
 )
 from optrun.runner.build import build_optimizer, clipped_variables
 from optrun.runner.ipopt_method import is_ipopt
@@ -220,7 +220,7 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
             collector.add(path, message)
         return
     try:
-        name = _method_name(method)
+        name = method_name(method)
     except InvalidArgumentError as error:
         collector.add(("minimize", "method"), str(error))
         return
@@ -228,12 +228,12 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
     if name is None or not isinstance(options, dict):
         return
     with collector.catch(("minimize", "options")):
-        given = _tnc_maxiter(options) if name == "tnc" else options  # TNC: TF1's maxiter is maxfun
-        known = _option_names(method)
+        given = tnc_maxiter(options) if name == "tnc" else options  # TNC: TF1's maxiter is maxfun
+        known = option_names(method)
         placed_one = False
         for key, value in given.items():
             try:
-                _check_options(method, name, {key: value})
+                check_options(method, name, {key: value})
             except InvalidArgumentError as error:
                 message = str(error)
                 if known and key not in known:  # a misspelt name: this key's closest, in the spec's words
@@ -241,7 +241,7 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
                 collector.add(("minimize", "options", key), message)
                 placed_one = True
         if not placed_one:
-            _check_options(method, name, given)
+            check_options(method, name, given)
 
 
 def check_optimizer(raw: RawSpec, collector: Collector) -> None:

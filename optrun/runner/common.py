@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,12 +57,19 @@ def interrupted(out_dir: Path, plan: Plan | None = None) -> str:
 
 @dataclass
 class RunOptions:
-    """How to run: where, and whether to resume or overwrite."""
+    """How to run: where, and whether to resume or overwrite.
+
+    ``stop_check`` (train only) is called at each logged step with the step and its metrics
+    (``{"loss": ...}``); a string it returns ends the run there, cleanly (checkpoint, metrics,
+    export), with status ``pruned`` and that string as result.json's ``message``: how a
+    sweep's pruner stops a trial (:mod:`optrun.sweep.pruning`).
+    """
 
     out: Path | None = None
     resume: bool = False
     force: bool = False
     reporter: Reporter = field(default_factory=NullReporter)
+    stop_check: Callable[[int, dict[str, float]], str | None] | None = None
 
 
 @dataclass

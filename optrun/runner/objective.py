@@ -6,13 +6,14 @@
   summed over the data the same way for ``minimize.data.equalities`` / ``inequalities``;
 * ``build_interface``: the model (in the strategy's scope) and a ``ScipyOptimizerInterface``
   over its variables, with the spec's method, options and bounds.
+
+Where each part is in the spec, and its errors placed there: :mod:`optrun.runner.places`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +23,22 @@ from optrun.errors import (
     ConfigError,
     InvalidArgumentError,
     InvalidTypeError,
-    LoadError,
     OptrunError,
     Problem,
     UnknownVariableError,
     UnsupportedMethodError,
-    describe,
 )
 from optrun.evaluation.compile_cache import enable_compile_cache
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
-from optrun.runner.build import build_data, build_model, keras_loss, train_loss, variables_of
+from optrun.runner.build import build_data, build_model, train_loss, variables_of
 from optrun.runner.ipopt_method import checked_options, is_ipopt
+from optrun.runner.keras_names import keras_loss
+from optrun.runner.places import raised_at, raising_as, who_raised
 from optrun.scale.full_batch import dataset_loss
 from optrun.scale.strategy import Plan
 from optrun.spec.experiment import CallableLoss, MinimizeSpec
-from optrun.spec.load import LoadedSpec, dotted, line_of
+from optrun.spec.load import LoadedSpec, line_of
 from optrun.spec.user_code import load_callable
 
 
@@ -106,7 +107,7 @@ def _full_batch_loss(
     data = full_batch_data(loaded, data)
     per_batch = train_loss(loaded, training=False)  # (model, batch) -> scalar
     jit = loaded.spec.minimize.jit_compile if loaded.spec.minimize else None
-    with _raising_as(loaded, "loss"):
+    with raising_as(loaded, "loss"):
         return dataset_loss(
             lambda batch: per_batch(model, batch),
             data,
@@ -143,7 +144,7 @@ def constraints(
         for i, ref in enumerate(refs):
             fn = load_callable(ref, loaded.base_dir, f"minimize.data.{kind}[{i}]")
             # dataset_loss runs fn on the first batch (tracing it): an error there is this constraint's.
-            with _raising_as(loaded, f"{kind}[{first + i}]"):
+            with raising_as(loaded, f"{kind}[{first + i}]"):
                 found.append(
                     dataset_loss(
                         functools.partial(fn, model),
@@ -228,7 +229,7 @@ def build_interface(
     except OptrunError:
         raise
     except Exception as error:  # the loss or a constraint raised on its first, eager run
-        raise _raised(loaded, _who(error), error) from error
+        raise raised_at(loaded, who_raised(error), error) from error
     return model, interface
 
 
@@ -243,55 +244,6 @@ def compile_cache_for(loaded: LoadedSpec) -> Path | None:
     except InvalidArgumentError as error:  # "compile_cache: ...", in the spec's minimize section
         message = str(error).removeprefix("compile_cache: ")
         raise ConfigError(loaded.source, [Problem("minimize.compile_cache", message)]) from None
-
-
-def places(loaded: LoadedSpec) -> dict[str, tuple[tuple[Any, ...], str | None]]:
-    """The interface's names (``loss``, ``equalities[0]``, ...) -> (YAML path, spec reference)."""
-    spec = loaded.spec.minimize or MinimizeSpec()
-    found: dict[str, tuple[tuple[Any, ...], str | None]] = {
-        "loss": (("loss",), getattr(loaded.spec.loss, "ref", None))
-    }
-    for kind in ("equalities", "inequalities"):
-        # The interface numbers minimize.constraints' first, then minimize.data's.
-        own = getattr(spec.constraints, kind)
-        listed = [(("minimize", "constraints", kind, i), r) for i, r in enumerate(own)]
-        summed = getattr(spec.data, kind) if spec.data is not None else []
-        listed += [(("minimize", "data", kind, i), r) for i, r in enumerate(summed)]
-        found.update((f"{kind}[{i}]", place) for i, place in enumerate(listed))
-    return found
-
-
-def _who(error: BaseException) -> str:
-    """The interface's name (``equalities[0]``) of the argument that raised, from the note the
-    interface added (see :func:`optrun.evaluation.probe.run_user`); '' when none says."""
-    note = next((n for n in getattr(error, "__notes__", []) if n.startswith("optrun: raised by ")), "")
-    return note.removeprefix("optrun: raised by ")
-
-
-def _raised(loaded: LoadedSpec, what: str, error: BaseException) -> LoadError:
-    """``what`` (the interface's ``loss``, ``equalities[0]``, ...; '' unknown) raised at the start
-    point: ``"minimize.data.inequalities[0] (m.py:cons) raised on the start point: ValueError: ..."``,
-    placed (as data) at its YAML path."""
-    cause = f"raised on the start point: {describe(error)}"
-    path, ref = places(loaded).get(what, ((), None))
-    if not path:
-        return LoadError(f"{what or 'the loss or a constraint'} {cause}")
-    where = dotted(path)
-    if ref is None:  # a Keras loss by name: the path says it all
-        return LoadError.at(where, cause, said=f"{where} {cause}")
-    return LoadError.at(where, f"{ref} {cause}", said=f"{where} ({ref}) {cause}")
-
-
-@contextlib.contextmanager
-def _raising_as(loaded: LoadedSpec, what: str) -> Iterator[None]:
-    """A plain Python error in the block (user code run on the first batch) is ``what``'s:
-    raised again by :func:`_raised`, placed at its YAML path. optrun's own errors pass."""
-    try:
-        yield
-    except OptrunError:
-        raise
-    except Exception as error:
-        raise _raised(loaded, what, error) from error
 
 
 class SpecInterface(ScipyOptimizerInterface):

@@ -28,6 +28,8 @@ NONFINITE = "nonfinite"
 INTERRUPTED = "interrupted"
 #: User code raised, or scipy refused its input.
 ERROR = "error"
+#: Train: stopped early by ``RunOptions.stop_check`` (a sweep's pruner), cleanly; not a success.
+PRUNED = "pruned"
 
 STOP_STATUSES = (CONVERGED, BUDGET_REACHED, STALLED, INFEASIBLE, NONFINITE, INTERRUPTED, ERROR)
 #: The statuses a run succeeds with (exit 0).

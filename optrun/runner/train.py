@@ -38,7 +38,7 @@ from optrun.runner.common import (
 )
 from optrun.runner.distribute import DistributedStep, all_finite, check_global_batch, distribute_data
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
-from optrun.runner.outcome import withheld_export, would_export
+from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
 from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
@@ -123,6 +123,7 @@ def _train(
         resume_from=step if options.resume else None,
     )
     started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
+    stopped: str | None = None  # why options.stop_check ended the run
     first_step = step
     skips = NonfiniteSkips(options.reporter)  # the first skip said, later ones counted
     options.reporter.start("train", total, step)
@@ -180,6 +181,11 @@ def _train(
                     skips.logged()
                 if spec.checkpoint.every_steps and step % spec.checkpoint.every_steps == 0:
                     save_all()
+                if logged and options.stop_check is not None:
+                    stopped = options.stop_check(step, {"loss": last_loss})
+                    if stopped:
+                        status = PRUNED
+                        break
     except (KeyboardInterrupt, Terminated) as interrupt:
         skips.close()
         save_all()
@@ -223,19 +229,8 @@ def _train(
     averaged = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
     exported, averaged = place.as_kept(exported), place.as_kept(averaged)
     why = withheld_export(place.as_kept(manager.latest_checkpoint)) if withheld else None
-    result = _write_result(
-        out,
-        caught,
-        scale,
-        status,
-        step,
-        last_loss,
-        skipped,
-        started,
-        exported,
-        averaged=averaged,
-        no_export=why,
-    )
+    extra = {"averaged": averaged, "no_export": why, "message": stopped}
+    result = _write_result(out, caught, scale, status, step, last_loss, skipped, started, exported, **extra)
     return RunOutcome(place.run, result, status == "completed")
 
 
@@ -276,6 +271,7 @@ def _write_result(
     error: str | None = None,
     averaged: str | None = None,
     no_export: str | None = None,
+    message: str | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "kind": "train",
@@ -292,4 +288,6 @@ def _write_result(
     }
     if error is not None:
         result["error"] = error
+    if message is not None:
+        result["message"] = message
     return write_result(out, result, caught)

@@ -1,9 +1,9 @@
 """Reading run directories back: what a run left behind, as plain data.
 
-:func:`read_run` reads one run directory (``optrun show``), :func:`list_runs`
-finds and summarizes those under a folder (``optrun runs``). Both only read:
-no lock is taken for longer than a probe, nothing is written, and TensorFlow
-is never imported, so they answer at once.
+:func:`read_run` reads one run directory (``optrun show``); listing those under
+a folder (``optrun runs``) is :mod:`optrun.runs.listing`, which reads each run
+with the functions here. Both only read: no lock is taken for longer than a
+probe, nothing is written, and TensorFlow is never imported, so they answer at once.
 
 A run's **status** is one of :data:`STATUSES`:
 
@@ -11,18 +11,17 @@ A run's **status** is one of :data:`STATUSES`:
 * ``incomplete``: no ``result.json`` (the process was killed, or failed before its first result);
 * ``interrupted``: ``result.json`` says the run was stopped by Ctrl-C or SIGTERM;
 * ``budget_reached``: minimize used its ``maxiter`` / ``maxfun`` unconverged (exit 0, like train);
+* ``pruned``: a sweep's pruner stopped the training trial early (``result.json``'s ``message`` says why);
 * ``succeeded`` / ``failed``: ``result.json``'s ``success``; its ``status`` says more (for minimize, see
   :mod:`optrun.runner.outcome`; a run from before those words holds scipy's integer code there).
 
-:func:`list_runs` adds ``unreadable`` for a run whose files are damaged
+:func:`optrun.runs.listing.list_runs` adds ``unreadable`` for a run whose files are damaged
 (where :func:`read_run` raises), so one such run does not hide the others.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,7 @@ from optrun.errors import RunError
 from optrun.runner.reporting import read_metrics
 from optrun.runner.rundir import KIND_MARK, MARKER, is_locked, read_marker
 
-STATUSES = ("succeeded", "budget_reached", "failed", "interrupted", "running", "incomplete")
-#: How deep :func:`list_runs` looks for run directories below its folder.
-MAX_DEPTH = 4
+STATUSES = ("succeeded", "budget_reached", "pruned", "failed", "interrupted", "running", "incomplete")
 #: config.yaml and result.json larger than this are not a run's (a guard against reading anything huge).
 MAX_BYTES = 64 << 20
 
@@ -43,7 +40,7 @@ def status_of(result: dict[str, Any] | None, locked: bool) -> str:
         return "running"
     if result is None:
         return "incomplete"
-    if result.get("status") in ("interrupted", "budget_reached"):
+    if result.get("status") in ("interrupted", "budget_reached", "pruned"):
         return str(result["status"])
     return "succeeded" if result.get("success") is True else "failed"
 
@@ -152,7 +149,7 @@ def settings(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _metrics_file(spec: dict[str, Any] | None) -> str:
+def metrics_file(spec: dict[str, Any] | None) -> str:
     """The spec's logging.metrics_file when it is a plain file name, else the default."""
     name = _section(spec or {}, "logging").get("metrics_file")
     if isinstance(name, str) and name not in {"", ".", ".."} and "/" not in name and "\\" not in name:
@@ -201,108 +198,5 @@ def read_run(out: Path) -> dict[str, Any]:
         "result": result,
         "settings": settings(kind, spec) if spec is not None else {},
         "spec": spec,
-        "metrics": read_metrics(out / _metrics_file(spec)),
+        "metrics": read_metrics(out / metrics_file(spec)),
     }
-
-
-def _scalar(value: Any) -> Any:
-    """A number, or the 'nan'/'inf' text result.json holds for one; anything else is None."""
-    return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _last_record(path: Path) -> dict[str, Any] | None:
-    """The last whole record of a metrics file, reading only its end (for a run without result.json)."""
-    try:
-        with path.open("rb") as stream:
-            stream.seek(max(0, stream.seek(0, os.SEEK_END) - 65536))
-            lines = stream.read().splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if isinstance(record, dict) and isinstance(record.get("step"), int):
-                return record
-    return None
-
-
-def summarize(out: Path) -> dict[str, Any]:
-    """One line of ``optrun runs``: name, kind, status, steps, final loss, wall time.
-
-    A run whose files are damaged gets status ``unreadable`` and its ``error``;
-    it does not hide the others.
-    """
-    marker = read_marker(out) or {}
-    path = out / "result.json"
-    entry: dict[str, Any] = {
-        "run_dir": str(out),
-        "name": out.name,
-        "kind": marker.get("kind", "unknown"),
-        "status": "unreadable",
-        "steps": None,
-        "final_loss": None,
-        "wall_time_s": None,
-        "modified": _mtime(path) or _mtime(out / MARKER),
-        "error": None,
-    }
-    try:
-        result = read_result(out)
-        _, spec = read_config(out)
-    except RunError as error:
-        entry["error"] = str(error)
-        return entry
-    if spec is not None and isinstance(spec.get("name"), str):
-        entry["name"] = spec["name"]
-    entry["status"] = status_of(result, is_locked(out))
-    if result is not None:
-        train = result.get("kind", entry["kind"]) == "train"
-        entry["steps"] = _scalar(result.get("steps" if train else "nit"))
-        entry["final_loss"] = _scalar(result.get("final_loss" if train else "fun"))
-        entry["wall_time_s"] = _scalar(result.get("time_s"))
-        entry["error"] = result.get("error") if isinstance(result.get("error"), str) else None
-    else:  # running or killed: how far it got, from the metrics file's last line
-        last = _last_record(out / _metrics_file(spec)) or {}
-        entry["steps"] = last.get("step")
-        entry["final_loss"] = _scalar(last.get("loss"))
-        entry["wall_time_s"] = _scalar(last.get("wall_time"))
-    return entry
-
-
-def find_runs(root: Path) -> list[Path]:
-    """The run directories at or below ``root`` (up to :data:`MAX_DEPTH` levels; links not followed)."""
-    found: list[Path] = []
-    base = len(root.parts)
-    for folder, subfolders, _ in os.walk(root, followlinks=False):
-        here = Path(folder)
-        if read_marker(here) is not None:
-            found.append(here)
-            subfolders.clear()  # a run's own folders (checkpoints, export) hold no runs
-        elif len(here.parts) - base >= MAX_DEPTH:
-            subfolders.clear()
-        else:
-            subfolders.sort()
-    return found
-
-
-def list_runs(root: Path) -> list[dict[str, Any]]:
-    """:func:`summarize` for each run directory under ``root``, newest first.
-
-    Newest means the latest result.json (the marker's time for a run without one).
-
-    Raises:
-        RunError: ``root`` is missing or not a directory.
-    """
-    if not root.exists():
-        raise RunError(f"{root} does not exist; pass the folder that holds your runs (default: runs).")
-    if not root.is_dir():
-        raise RunError(f"{root} is a file, not a folder of runs; pass the folder that holds them.")
-    entries = [summarize(path) for path in find_runs(root)]
-    entries.sort(key=lambda entry: (entry["modified"], entry["run_dir"]), reverse=True)
-    return entries

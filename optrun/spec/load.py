@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 # dotted and line_of were defined here: importers of optrun.spec.load still find them.
 from optrun.errors import ConfigError, Problem, dotted, line_of, placed  # noqa: F401
-from optrun.spec.experiment import ExperimentSpec, known_keys
+from optrun.spec.experiment import ExperimentSpec
+from optrun.spec.schema import known_keys
 from optrun.spec.yaml_lines import MAX_BYTES, SpecLimitError, line_map, load_yaml
 from optrun.suggest import suggest
 

@@ -1,0 +1,122 @@
+"""scipy.optimize.minimize's ``method`` and ``options``: which methods there are, what each
+handles, and the options checked before a run.
+
+:class:`optrun.interfaces.scipy.ScipyOptimizerInterface` refuses a bad method
+or option at construction, and ``optrun validate`` (:mod:`optrun.runner.checks`)
+places the same problems at their YAML keys; both read them here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+from optrun.errors import InvalidArgumentError
+from optrun.suggest import close_match, suggest
+
+logger = logging.getLogger("optrun")
+
+DEFAULT_METHOD = "L-BFGS-B"
+DEFAULT_CONSTRAINED_METHOD = "SLSQP"
+
+#: The methods (lower case) that take equality and inequality constraints.
+CONSTRAINED = {"slsqp", "cobyla", "cobyqa", "trust-constr"}
+#: The methods that take bounds.
+BOUNDED = {"nelder-mead", "l-bfgs-b", "tnc", "slsqp", "powell", "trust-constr", "cobyla", "cobyqa"}
+#: The methods that never ask for a gradient.
+GRADIENT_FREE = {"nelder-mead", "powell", "cobyla", "cobyqa"}
+#: Every method scipy.optimize.minimize names (lower case).
+KNOWN = BOUNDED | {"bfgs", "cg", "newton-cg", "dogleg", "trust-ncg", "trust-exact", "trust-krylov"}
+
+#: scipy's own limit (maxfun, maxiter or maxfev) where it does not depend on the problem's size.
+DEFAULT_LIMITS = {"l-bfgs-b": 15000, "tnc": 15000, "slsqp": 100, "cobyla": 1000, "trust-constr": 1000}
+
+_COUNTS = ("maxiter", "maxfun", "maxfev", "maxls", "maxcor")
+
+
+def method_name(method: Any) -> str | None:
+    """Lower-case scipy method name, or None for a custom callable method."""
+    if callable(method):
+        return None
+    if not isinstance(method, str) or method.lower() not in KNOWN:
+        close = close_match(method.lower(), KNOWN) if isinstance(method, str) else None
+        # IPOPT is not scipy's: a near miss of its name is pointed to its interface.
+        ipopt = isinstance(method, str) and close_match(method.lower(), ["ipopt"]) is not None
+        raise InvalidArgumentError(
+            f"method must be one of scipy.optimize.minimize's methods "
+            f"({', '.join(sorted(KNOWN))}) or a callable; got {method!r}"
+            + (
+                "; for IPOPT use optrun.IpoptInterface (in a spec, method: ipopt)"
+                if ipopt
+                else (f"; did you mean {close!r}?" if close else "")
+            )
+        )
+    return method.lower()
+
+
+def check_options(method: str, name: str, options: Any) -> None:
+    """Runs the method on a 1-D quadratic with the user's options, to refuse bad ones up front.
+
+    scipy only warns about unknown option names, and only once the real run
+    has started; a wrong type fails deep inside it. Count limits are capped so
+    the check costs a few evaluations of x^2.
+    """
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise InvalidArgumentError(f"options must be a dict of {method} options; got {options!r:.60}")
+    for key in _COUNTS:
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidArgumentError(f"options['{key}'] must be a whole number >= 1; got {value!r}")
+    trial = {**options, **{key: min(options[key], 3) for key in _COUNTS if key in options}}
+    trial.pop("disp", None)
+    trial.pop("iprint", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if name in GRADIENT_FREE:
+                scipy.optimize.minimize(lambda x: float(x @ x), np.ones(1), method=method, options=trial)
+            else:
+                scipy.optimize.minimize(
+                    lambda x: (float(x @ x), 2 * x), np.ones(1), jac=True, method=method, options=trial
+                )
+        except (TypeError, ValueError) as error:
+            raise InvalidArgumentError(f"options {options} do not work with {method}: {error}") from None
+    unknown = [str(w.message) for w in caught if "Unknown solver options" in str(w.message)]
+    if unknown:
+        names = [n.strip() for n in unknown[0].split(":", 1)[1].split(",")]
+        known = option_names(method)
+        hints = (
+            "; ".join(f"{n}: {suggest(n, known, 'option')}" for n in names) if known else "check the spelling"
+        )
+        raise InvalidArgumentError(f"{method} {unknown[0][0].lower()}{unknown[0][1:]}; {hints}")
+
+
+def option_names(method: str) -> list[str]:
+    """The option names scipy documents for ``method`` (empty when it cannot say)."""
+    try:
+        text = scipy.optimize.show_options("minimize", method, disp=False)
+    except (ValueError, TypeError):
+        return []
+    return re.findall(r"^(\w+) : ", text or "", re.M)
+
+
+def tnc_maxiter(options: Any) -> Any:
+    """TF1-era code gives TNC ``maxiter``; scipy renamed it ``maxfun`` and now ignores it with a warning."""
+    if not isinstance(options, dict) or "maxiter" not in options:
+        return options
+    if "maxfun" in options:
+        raise InvalidArgumentError(
+            f"TNC takes maxfun (scipy's name) or maxiter (TF1's), not both; got maxiter="
+            f"{options['maxiter']!r} and maxfun={options['maxfun']!r}"
+        )
+    options = dict(options)
+    options["maxfun"] = options.pop("maxiter")
+    logger.info("TNC: options['maxiter'] is scipy's maxfun now; passing maxfun=%r", options["maxfun"])
+    return options

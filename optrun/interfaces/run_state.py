@@ -1,0 +1,104 @@
+"""The state of one ``minimize`` run, kept beside the external optimizer.
+
+What :meth:`optrun.interfaces.external.ExternalOptimizerInterface.minimize`
+tracks while a subclass's ``_minimize`` runs: the last accepted iterate (from
+``step_callback``), the evaluation tiers (a faster tier may take over only at
+an iteration boundary, see :mod:`optrun.evaluation.tiers`), where a
+non-finite stop leaves the variables, and which tier served the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from optrun.errors import NonFiniteError
+from optrun.evaluation.point import PointCache
+from optrun.evaluation.tiers import Tiered, TierReport
+
+
+class RunState:
+    """One run's bookkeeping; made once the run's point cache exists, before the optimizer starts.
+
+    Args:
+        cache: the run's point cache (its evaluator may be :class:`Tiered`).
+        initial: the packed start point.
+        constrained: whether the problem has equality or inequality constraints.
+        budget: the most evaluations the run may make, if known (tiering weighs a faster tier
+            against it).
+    """
+
+    def __init__(self, cache: PointCache, initial: np.ndarray, constrained: bool, budget: int | None) -> None:
+        self.cache = cache
+        self.initial = initial
+        self.constrained = constrained
+        #: The last iterate step_callback accepted, and its iteration (0: the start point).
+        self.accepted = initial
+        self.iteration = 0
+        self.tiers = cache.evaluator if isinstance(cache.evaluator, Tiered) else None
+        if self.tiers is not None:
+            self.tiers.begin(budget)
+
+    def step_callback(
+        self, user: Callable[[np.ndarray], Any], check_finite: bool
+    ) -> Callable[[np.ndarray], Any]:
+        """The ``step_callback`` for ``_minimize``: ``user`` itself unless the run must see each iterate.
+
+        It must when tiers may switch (at iteration boundaries only) and when a non-finite stop
+        of a constrained problem is to return to the last accepted iterate.
+        """
+        if self.tiers is None and not (check_finite and self.constrained):
+            return user
+
+        def step(xk: np.ndarray) -> None:
+            self.accepted, self.iteration = xk, self.iteration + 1
+            if self.tiers is not None:
+                self.tiers.boundary(xk)
+            user(xk)
+
+        return step
+
+    def end(self, raised: bool, backend: Any) -> dict[str, Any]:
+        """Ends the tiers (if any); returns which tier served (``ExternalOptimizerInterface.tiers``).
+
+        Args:
+            raised: whether the run ended with an exception.
+            backend: the interface's backend (its ``xla`` names a fixed mode's tier).
+        """
+        if self.tiers is not None:
+            self.tiers.end(raised)
+            return self.tiers.report.as_dict()
+        # Graph mode's fixed modes name their path ("function" or "session").
+        xla = getattr(backend, "xla", None)
+        mode: str = (
+            "xla" if xla else "plain" if xla is False else getattr(self.cache.evaluator, "path", "session")
+        )
+        return TierReport(mode, "", {mode: self.cache.evaluations}).as_dict()
+
+    def nonfinite_stop(self, error: NonFiniteError, advice: str) -> tuple[np.ndarray, NonFiniteError]:
+        """Where a non-finite stop leaves the variables, and the error that says so.
+
+        With constraints: the last accepted iterate. Without: the lowest-loss point evaluated,
+        which is that iterate or better, tracked by the cache at no per-iteration cost. Else the
+        start point.
+
+        Args:
+            error: what the point cache raised.
+            advice: the interface's way out (its ``nonfinite_advice``).
+        """
+        if self.constrained and self.iteration:
+            keep, where = self.accepted, f"the last accepted iterate (iteration {self.iteration})"
+        elif not self.constrained and self.cache.best_x is not None:
+            keep, where = (
+                self.cache.best_x,
+                f"the finite point of lowest loss evaluated ({self.cache.best_loss:.6g})",
+            )
+        else:
+            keep, where = self.initial, "the start point"
+        stop = NonFiniteError(
+            f"minimize stopped: {error}. The variables hold {where}. "
+            f"Look for log(0), 0/0 or an overflow in the loss and constraints, or {advice}"
+        )
+        return np.asarray(keep, np.float64), stop

@@ -1,0 +1,297 @@
+"""The sweep's loop: ask the study for trials, run them ``--jobs`` at a time, tell it how each went.
+
+* **Budget.** ``--trials N`` is the study's total, whichever process runs them: the count
+  and the ask happen under a lock (:func:`optrun.sweep.sweepdir.ask_lock`) that every
+  sweep process sharing the storage on this machine takes. ``--timeout`` stops asking
+  after that many seconds of this process; running trials finish.
+* **Trials.** Each runs in a worker process (:mod:`optrun.sweep.pool`) into its run
+  directory ``trial-NNNN``. A completed run is told as its objective's value; a pruned
+  one as pruned; any other outcome (a non-finite loss, user code raising, a bad value, a
+  dead process) fails that trial with its message in the trial's ``message`` attribute,
+  and the sweep goes on.
+* **Interrupts.** Ctrl-C (or SIGTERM) stops asking; each busy worker gets the signal once,
+  and its trial stops at a safe point with its checkpoint written. Such a trial stays
+  RUNNING in the study with the attribute ``interrupted`` (``optrun runs`` says
+  ``interrupted``), and ``--resume`` continues it in place from its checkpoint: no trial
+  is lost or run twice. A second signal is forwarded too; a third kills the workers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from optrun.errors import OptrunError, Terminated
+from optrun.runner.interrupts import Gate, held, interrupt_code, interrupts_at_checks
+from optrun.sweep import sweepdir
+from optrun.sweep.objective import TrialRecord, objective_value, record_of
+from optrun.sweep.plan import SweepPlan, threads_per_job
+from optrun.sweep.pool import Pool, worker_env
+from optrun.sweep.resume import orphans
+from optrun.sweep.space import distributions, overrides
+from optrun.sweep.study import is_url, make_sampler, open_study, require_optuna, sampler_seed
+from optrun.sweep.trial import TrialRequest
+
+if TYPE_CHECKING:
+    import optuna
+
+
+class SweepInterrupted(OptrunError):
+    """Ctrl-C (exit 130) or SIGTERM (143) stopped the sweep; its running trials are marked interrupted."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)
+
+
+class SweepReporter(Protocol):
+    """Receives the sweep's progress; the CLI prints it."""
+
+    def start(self, plan: SweepPlan, existing: int, threads: int) -> None:
+        """The sweep begins; the study already holds ``existing`` trials."""
+
+    def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
+        """A trial ended (completed, pruned, failed or interrupted)."""
+
+    def note(self, message: str) -> None:
+        """Something the user should know."""
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did: the trials this process finished, and the study's state after them."""
+
+    out: Path
+    study: str
+    storage: str
+    finished: list[TrialRecord] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    best: TrialRecord | None = None
+    elapsed_s: float = 0.0
+
+
+def storage_path(plan: SweepPlan) -> str:
+    """The storage the sweep uses: ``--storage``, or the journal file inside the sweep directory."""
+    return plan.storage or str(plan.out / sweepdir.DEFAULT_STORAGE)
+
+
+def run_sweep(plan: SweepPlan, reporter: SweepReporter) -> SweepOutcome:
+    """Runs the sweep ``plan`` describes; returns what it did.
+
+    Raises:
+        SweepInterrupted: a signal stopped it (after its trials were checkpointed and marked).
+        RunError: the sweep directory or the storage cannot be used.
+        MissingDependencyError: Optuna (or the storage's driver, or cmaes) is not installed.
+    """
+    require_optuna()
+    storage = storage_path(plan)
+    pruner = plan.pruner_config()
+    if plan.storage is not None:  # a server's or another file's study: open it before writing anything
+        open_study(storage, plan.study, plan.direction, pruner, create=True)
+    sweepdir.claim(
+        plan.out, plan.marker(), resume=plan.resume, force=plan.force, joining=plan.storage is not None
+    )
+    study = open_study(storage, plan.study, plan.direction, pruner, create=True)
+    with sweepdir.worker_lock(plan.out) as worker, interrupts_at_checks() as gate:
+        return _Sweep(plan, study, storage, pruner, worker, reporter, gate).run()
+
+
+class _Sweep:
+    def __init__(
+        self,
+        plan: SweepPlan,
+        study: optuna.Study,
+        storage: str,
+        pruner: dict[str, Any],
+        worker: str,
+        reporter: SweepReporter,
+        gate: Gate,
+    ) -> None:
+        self.plan, self.study, self.storage, self.pruner = plan, study, storage, pruner
+        self.worker, self.reporter, self.gate = worker, reporter, gate
+        self.started = time.monotonic()
+        self.trials: dict[int, optuna.Trial] = {}
+        self.finished: list[TrialRecord] = []
+        self.stopping: BaseException | None = None
+        self.threads = threads_per_job(plan.jobs)
+        self.pool = Pool(plan.jobs, worker_env(self.threads), plan.out / sweepdir.LOGS)
+        self.queue: list[TrialRequest] = []
+        self.dists = distributions(list(plan.params))
+        # Beside a journal file, so every sweep process sharing it on this machine takes one lock.
+        local = plan.out / sweepdir.WORKERS / "ask.lock"
+        self.ask_lock = local if is_url(storage) else Path(storage + ".ask-lock")
+
+    def run(self) -> SweepOutcome:
+        with held():
+            self.reporter.start(self.plan, len(self.study.get_trials(deepcopy=False)), self.threads)
+            if self.plan.resume:
+                self._take_over_orphans()
+        try:
+            while True:
+                try:
+                    self._step()
+                except (KeyboardInterrupt, Terminated) as interrupt:
+                    self._interrupt(interrupt)
+                if not self.pool.busy() and (self.stopping is not None or not self._can_launch()):
+                    break
+        finally:
+            self.pool.close()
+        if self.stopping is not None:
+            raise SweepInterrupted(interrupt_code(self.stopping), self._interrupted_message())
+        return self._outcome()
+
+    def _step(self) -> None:
+        self.gate.check()  # a first signal surfaces here, between two steps, never inside a write
+        with held():
+            while self.stopping is None and self.pool.has_room() and self._launch():
+                pass
+        ready = self.pool.select(0.2)
+        with held():
+            for request, answer in self.pool.collect(ready, self.stopping is not None):
+                self._finish(request, answer)
+
+    def _interrupt(self, interrupt: BaseException) -> None:
+        if self.stopping is None:
+            self.stopping = interrupt
+            busy = len(self.pool.busy())
+            self.reporter.note(f"interrupted: stopping {busy} running trial(s) at their next safe point")
+        self.pool.signal_busy(15 if isinstance(interrupt, Terminated) else 2)
+
+    def _can_launch(self) -> bool:
+        if self.queue:
+            return True
+        if self.plan.timeout_s is not None and time.monotonic() - self.started >= self.plan.timeout_s:
+            return False
+        budget = self.plan.budget
+        return budget is None or len(self.study.get_trials(deepcopy=False)) < budget
+
+    def _launch(self) -> bool:
+        request = self.queue.pop(0) if self.queue else self._ask()
+        if request is None:
+            return False
+        self.pool.submit(request)
+        return True
+
+    def _ask(self) -> TrialRequest | None:
+        if self.plan.timeout_s is not None and time.monotonic() - self.started >= self.plan.timeout_s:
+            return None
+        with sweepdir.ask_lock(self.ask_lock):
+            count = len(self.study.get_trials(deepcopy=False))
+            if self.plan.budget is not None and count >= self.plan.budget:
+                return None
+            self.study.sampler = make_sampler(
+                self.plan.sampler,
+                sampler_seed(self.plan.sampler, self.plan.seed, count),
+                list(self.plan.params),
+            )
+            trial = self.study.ask(self.dists)
+            out = sweepdir.trial_dir(self.plan.out, trial.number).resolve()
+            trial.set_user_attr("run_dir", str(out))
+            trial.set_user_attr("worker", self.worker)
+        self.trials[trial.number] = trial
+        return self._request(trial, out, dict(trial.params))
+
+    def _request(self, trial: optuna.Trial, out: Path, params: dict[str, Any], **how: bool) -> TrialRequest:
+        prune = None
+        if self.plan.kind == "train" and self.plan.objective in ("final_loss", "loss"):
+            prune = {
+                "storage": self.storage,
+                "study": self.plan.study,
+                "trial_id": trial._trial_id,
+                "number": trial.number,
+                "pruner": self.pruner,
+                "metric": "loss",
+            }
+        return TrialRequest(
+            number=trial.number,
+            kind=self.plan.kind,
+            spec=str(self.plan.spec),
+            overrides=[*self.plan.overrides, *overrides(params)],
+            out=str(out),
+            prune=prune,
+            fresh=self.plan.fresh_processes,
+            log=str(sweepdir.log_file(self.plan.out, trial.number)),
+            **how,
+        )
+
+    def _take_over_orphans(self) -> None:
+        """Trials this sweep directory's stopped sweeps left RUNNING (see :mod:`optrun.sweep.resume`)."""
+        import optuna
+
+        for orphan in orphans(self.study, self.plan.out, self.reporter.note):
+            frozen = orphan.frozen
+            trial = optuna.Trial(self.study, frozen._trial_id)
+            self.trials[frozen.number] = trial
+            trial.set_user_attr("worker", self.worker)
+            trial.set_user_attr("resumed", int(frozen.user_attrs.get("resumed", 0)) + 1)
+            how = {"resume": orphan.resume, "force": orphan.force}
+            request = self._request(trial, orphan.out, dict(frozen.params), **how)
+            if orphan.result is None:
+                self.queue.append(request)
+                continue
+            said = orphan.result.get("message") or orphan.result.get("error")
+            status, success = orphan.result.get("status"), bool(orphan.result.get("success"))
+            self._finish(
+                request, {"status": status, "success": success, "result": orphan.result, "message": said}
+            )
+        if self.queue:
+            self.reporter.note(f"resuming {len(self.queue)} interrupted trial(s) in place")
+
+    def _finish(self, request: TrialRequest, answer: dict[str, Any]) -> None:
+        import optuna
+
+        State = optuna.trial.TrialState
+        trial = self.trials.pop(request.number)
+        status, message = answer.get("status"), answer.get("message")
+        trial.set_user_attr("status", status)
+        if status == "interrupted":
+            trial.set_user_attr("interrupted", message or "interrupted")
+            self._report(request.number)
+            return
+        state, value = State.FAIL, None
+        if answer.get("success"):
+            value = objective_value(answer.get("result"), Path(request.out), self.plan.objective)
+            if value is None or not math.isfinite(value):
+                message = f"the objective {self.plan.objective} is {value} for this trial"
+            else:
+                state = State.COMPLETE
+        elif status == "pruned":
+            state = State.PRUNED
+        if message:
+            trial.set_user_attr("message", message)
+        self.study.sampler = (
+            optuna.samplers.RandomSampler()
+        )  # Grid's after_trial would stop a loop we do not run
+        self.study.tell(trial, value if state == State.COMPLETE else None, state=state)
+        self._report(request.number)
+
+    def _report(self, number: int) -> None:
+        record = record_of(self.study.get_trials(deepcopy=False)[number])
+        self.finished.append(record)
+        self.reporter.trial_finished(record, self._best())
+
+    def _best(self) -> TrialRecord | None:
+        try:
+            return record_of(self.study.best_trial)
+        except ValueError:
+            return None
+
+    def _interrupted_message(self) -> str:
+        marked = [r for r in self.finished if r.state == "interrupted"]
+        names = ", ".join(f"trial-{r.number:04d}" for r in marked) or "none was running"
+        return (
+            f"interrupted; trials marked interrupted: {names}. Continue the sweep with: optrun sweep "
+            f"{self.plan.source} --resume --out {self.plan.out}"
+        )
+
+    def _outcome(self) -> SweepOutcome:
+        counts = Counter(record_of(t).state for t in self.study.get_trials(deepcopy=False))
+        elapsed = round(time.monotonic() - self.started, 3)
+        plan = self.plan
+        return SweepOutcome(
+            plan.out, plan.study, self.storage, self.finished, dict(counts), self._best(), elapsed
+        )

@@ -1,0 +1,153 @@
+"""``optrun sweep`` end to end, in real processes: the grid, seeded TPE, failing and pruned trials,
+two workers on one storage, and reading a sweep back with ``optrun runs`` / ``optrun show``.
+
+Every trial is a 3-4-1 MLP trained for a few steps (tests/scripts/sweep_problem.py); what is
+asserted is known without the code under test: the grid's product, the trial folders, each
+trial's own config.yaml and result.json, the study as Optuna itself reads it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.sweep_support import config_of, result_of, run, start, study_trials, trial_dirs, write_spec
+
+pytest.importorskip("optuna")
+
+RATES = [0.01, 0.1]
+HIDDEN = [2, 8]
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("grid")
+    spec = write_spec(folder)
+    done = run(
+        "sweep", str(spec), "--sampler", "grid", "--pruner", "none", "--out", "sweep", "--json",
+        "--param", "train.optimizer.args.learning_rate=choice:0.01,0.1",
+        "--param", "model.params.hidden=choice:2,8",
+        cwd=folder,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return folder / "sweep", json.loads(done.stdout)
+
+
+def test_a_grid_sweep_runs_exactly_the_grid(grid_sweep: tuple[Path, dict]) -> None:
+    sweep, outcome = grid_sweep
+    assert trial_dirs(sweep) == ["trial-0000", "trial-0001", "trial-0002", "trial-0003"]
+    seen = []
+    for name in trial_dirs(sweep):
+        config = config_of(sweep / name)
+        assert config.get("sweep") is None  # each trial's config.yaml is a plain spec
+        seen.append(
+            (config["train"]["optimizer"]["args"]["learning_rate"], config["model"]["params"]["hidden"])
+        )
+        result = result_of(sweep / name)
+        assert (result["status"], result["steps"]) == ("completed", 20)
+    assert sorted(seen) == sorted(itertools.product(RATES, HIDDEN))
+    assert outcome["counts"] == {"complete": 4}
+    assert len(study_trials(sweep / "study.journal")) == 4
+
+
+def test_runs_ranks_the_trials_and_show_names_the_best(grid_sweep: tuple[Path, dict]) -> None:
+    sweep, outcome = grid_sweep
+    listed = run("runs", str(sweep), "--json", cwd=sweep.parent)
+    assert listed.returncode == 0, listed.stderr
+    ranked = json.loads(listed.stdout)
+    finals = [result_of(Path(t["run_dir"]))["final_loss"] for t in ranked]
+    assert [t["value"] for t in ranked] == finals == sorted(finals)
+    for trial in ranked:
+        config = config_of(Path(trial["run_dir"]))
+        assert trial["params"] == {
+            "train.optimizer.args.learning_rate": config["train"]["optimizer"]["args"]["learning_rate"],
+            "model.params.hidden": config["model"]["params"]["hidden"],
+        }
+    shown = run("show", str(sweep), "--json", cwd=sweep.parent)
+    data = json.loads(shown.stdout)
+    assert data["best"]["run_dir"] == ranked[0]["run_dir"] == outcome["best"]["run_dir"]
+    assert set(data["importances"]) == {"train.optimizer.args.learning_rate", "model.params.hidden"}
+    text = run("show", str(sweep), cwd=sweep.parent).stdout
+    assert "best trial" in text and "parameter importances" in text and "final_loss by trial" in text
+    one = run("show", ranked[0]["run_dir"], "--json", cwd=sweep.parent)  # a trial is an ordinary run
+    assert json.loads(one.stdout)["status"] == "succeeded"
+    every = json.loads(run("runs", str(sweep.parent), "--json", cwd=sweep.parent).stdout)
+    assert sorted(Path(e["run_dir"]).name for e in every) == trial_dirs(sweep)
+
+
+def test_tpe_with_a_seed_is_reproducible_and_prunes_cleanly(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, max_steps=30)
+    args = (
+        "sweep", str(spec), "--trials", "12", "--seed", "11", "-q",
+        "--param", "train.optimizer.args.learning_rate=log:1e-3..1",
+        "--param", "model.params.hidden=int:2..8",
+    )  # fmt: skip
+    sweeps = [start(*args, "--out", out, cwd=tmp_path) for out in ("a", "b")]  # side by side: jobs 1 each
+    for sweep in sweeps:
+        _, err = sweep.communicate(timeout=300)
+        assert sweep.returncode == 0, err
+    a, b = (study_trials(tmp_path / out / "study.journal") for out in ("a", "b"))
+    assert len(a) == len(b) == 12
+    assert [(t.params, t.state, t.value) for t in a] == [(t.params, t.state, t.value) for t in b]
+    assert len({t.params["train.optimizer.args.learning_rate"] for t in a}) == 12
+    pruned = [t for t in a if t.state.name == "PRUNED"]
+    assert pruned, "the median pruner stopped no trial"
+    for trial in pruned:
+        result = result_of(tmp_path / "a" / f"trial-{trial.number:04d}")
+        assert result["status"] == "pruned" and result["success"] is False
+        assert result["steps"] < 30 and result["message"].startswith(f"pruned at step {result['steps']}")
+        assert result["steps"] == max(trial.intermediate_values)
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    done = run(
+        "sweep", str(spec), "--sampler", "grid", "--out", "sweep", "--json",
+        "--param", "model.params.fail=choice:false,true",  # the builder raises
+        "--param", "train.optimizer.args.learning_rate=choice:0.05,1e12",  # the loss blows up
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # one trial completed
+    trials = {
+        (t.params["model.params.fail"], t.params["train.optimizer.args.learning_rate"]): t
+        for t in study_trials(tmp_path / "sweep" / "study.journal")
+    }
+    assert len(trials) == 4
+    assert trials[(False, 0.05)].state.name == "COMPLETE"
+    assert {k for k, t in trials.items() if t.state.name == "FAIL"} == {
+        (True, 0.05),
+        (True, 1e12),
+        (False, 1e12),
+    }
+    assert "asked to fail" in trials[(True, 0.05)].user_attrs["message"]
+    assert "diverged" in trials[(False, 1e12)].user_attrs["message"]
+    # A trial that failed before its run could start has no run directory, but its log.
+    started = {f"trial-{t.number:04d}" for k, t in trials.items() if not k[0]}
+    assert set(trial_dirs(tmp_path / "sweep")) == started
+    assert result_of(tmp_path / "sweep" / f"trial-{trials[(False, 1e12)].number:04d}")["status"] == "diverged"
+    assert len(list((tmp_path / "sweep" / "logs").glob("trial-*.log"))) == 4
+
+
+def test_two_workers_on_one_storage_share_the_study(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, max_steps=60)
+    storage = tmp_path / "shared.journal"
+    args = (
+        "sweep", str(spec), "--trials", "8", "--storage", str(storage), "--study", "shared", "-q",
+        "--pruner", "none", "--param", "train.optimizer.args.learning_rate=log:1e-3..1",
+    )  # fmt: skip
+    workers = [start(*args, "--out", name, cwd=tmp_path) for name in ("w1", "w2")]
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+    trials = study_trials(storage, "shared")
+    assert sorted(t.number for t in trials) == list(range(8))  # the budget is the study's, not each worker's
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    ran = {name: set(trial_dirs(tmp_path / name)) for name in ("w1", "w2")}
+    assert ran["w1"] and ran["w2"] and not ran["w1"] & ran["w2"]  # shared, none run twice
+    assert ran["w1"] | ran["w2"] == {f"trial-{n:04d}" for n in range(8)}
+    assert len({repr(t.params) for t in trials}) == 8
+    best = [json.loads(run("show", name, "--json", cwd=tmp_path).stdout)["best"] for name in ("w1", "w2")]
+    assert best[0] == best[1] and best[0]["value"] == min(t.value for t in trials)

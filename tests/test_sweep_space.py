@@ -1,0 +1,170 @@
+"""``optrun sweep``'s search space: the syntax, and every bad space refused at once, before any trial.
+
+No trial runs here (and no TensorFlow is imported): a bad space is a usage error, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from optrun.spec.load import load_spec
+from optrun.spec.sweep import parse_space
+from optrun_cli.main import app
+from tests.sweep_support import write_spec
+
+runner = CliRunner()
+
+
+def test_the_syntax_reads_each_kind() -> None:
+    assert parse_space("int:16..128:16").grid() == [16, 32, 48, 64, 80, 96, 112, 128]
+    assert parse_space("int:1..4").grid() == [1, 2, 3, 4]
+    assert parse_space("float:0..1:0.25").grid() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert parse_space("choice:SGD,Adam").grid() == ["SGD", "Adam"]
+    assert parse_space("choice:1,2.5,true,null").choices == (1, 2.5, True, None)  # each read as YAML
+    assert parse_space(["L-BFGS-B", "SLSQP"]).choices == ("L-BFGS-B", "SLSQP")
+    log = parse_space("log:1e-4..1e-1")
+    assert (log.kind, log.low, log.high, log.log, log.grid()) == ("log", 1e-4, 0.1, True, None)
+    assert parse_space("logint:1..64").integer and parse_space("logint:1..64").log
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("log:0..0.1", "a log range must stay above zero"),
+        ("log:-1..1", "a log range must stay above zero"),
+        ("float:1..1", "the range is empty or a single value"),
+        ("int:5..2", "the range is empty or a single value"),
+        ("int:1.5..3", "not a whole number"),
+        ("int:1..10:4", "not a multiple of the step"),
+        ("lgo:1..2", "did you mean 'log'?"),
+        ("choice:a,a", "lists a value twice"),
+        ("log:1..10:2", "a log range takes no step"),
+    ],
+)
+def test_bad_syntax_is_refused_with_the_value_echoed(text: str, said: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_space(text)
+    assert said in str(caught.value)
+
+
+def test_every_bad_space_is_one_error_each_all_at_once_exit_2(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    result = runner.invoke(
+        app,
+        [
+            "sweep", str(spec), "--trials", "3", "--json",
+            "--param", "train.optimizer.learning_rat=log:1e-4..1e-1",  # unknown field
+            "--param", "train.max_steps=int:50..10",  # empty range
+            "--param", "train.optimizer.args.learning_rate=log:0..0.1",  # log range through zero
+            "--param", "train.epochs=float:1..10",  # a type the field does not take (int)
+            "--param", "checkpoint.keep=choice:3,many",  # a choice the field does not take
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    lines = [line.strip() for line in error.splitlines()]
+    assert lines[0].endswith("5 problems")
+    by_place = {line.split(":", 1)[0].removeprefix("- "): line for line in lines[1:]}
+    assert set(by_place) == {
+        "--param train.optimizer.learning_rat",
+        "--param train.max_steps",
+        "--param train.optimizer.args.learning_rate",
+        "--param train.epochs",
+        "--param checkpoint.keep",
+    }
+    assert "unknown key" in by_place["--param train.optimizer.learning_rat"]
+    assert (
+        "'int:50..10'" in by_place["--param train.max_steps"]
+        and "empty" in by_place["--param train.max_steps"]
+    )
+    assert "above zero" in by_place["--param train.optimizer.args.learning_rate"]
+    assert "valid integer" in by_place["--param train.epochs"]  # 4.438, inside 1..10, is not whole
+    assert (
+        "'many'" in by_place["--param checkpoint.keep"]
+        and "valid integer" in by_place["--param checkpoint.keep"]
+    )
+    assert not (tmp_path / "runs").exists()  # nothing written, no trial run
+
+
+def test_the_spec_section_is_checked_with_its_lines(tmp_path: Path) -> None:
+    extra = (
+        "sweep:\n  params:\n    train.optimizer.args.learning_rate: log:0..1\n    seed: int:0..3\n"
+        "  trials: 0\n"
+    )
+    spec = write_spec(tmp_path, extra=extra)
+    result = runner.invoke(app, ["validate", str(spec), "--json"])
+    assert result.exit_code == 2, result.output
+    errors = {e["path"]: e for e in json.loads(result.stdout) if e["severity"] == "error"}
+    assert set(errors) == {"sweep.params.train.optimizer.args.learning_rate", "sweep.trials"}
+    assert errors["sweep.params.train.optimizer.args.learning_rate"]["line"] == 13
+    assert errors["sweep.trials"]["line"] == 15
+
+
+def test_a_spec_with_a_sweep_section_is_still_a_plain_spec(tmp_path: Path) -> None:
+    extra = "sweep:\n  params:\n    model.params.hidden: [2, 8]\n  trials: 4\n  sampler: grid\n"
+    loaded = load_spec(write_spec(tmp_path, extra=extra))
+    assert loaded.spec.sweep is not None and loaded.spec.sweep.params == {"model.params.hidden": [2, 8]}
+    assert loaded.spec.train is not None and loaded.spec.train.max_steps == 20
+
+
+def test_the_sampler_must_fit_the_space_and_a_budget_is_needed(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    grid = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(spec),
+            "--sampler",
+            "grid",
+            "--param",
+            "train.optimizer.args.learning_rate=log:1e-3..1",
+        ],
+    )
+    assert grid.exit_code == 2 and "finitely many values" in grid.output
+    cmaes = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(spec),
+            "--sampler",
+            "cmaes",
+            "--trials",
+            "2",
+            "--param",
+            "model.params.hidden=choice:2,4",
+        ],
+    )
+    assert cmaes.exit_code == 2 and "numeric ranges only" in cmaes.output
+    none = runner.invoke(app, ["sweep", str(spec), "--param", "model.params.hidden=int:2..4"])
+    assert none.exit_code == 2 and "needs a budget" in none.output
+    wrong = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(spec),
+            "--trials",
+            "2",
+            "--objective",
+            "fun",
+            "--param",
+            "model.params.hidden=int:2..4",
+        ],
+    )
+    assert wrong.exit_code == 2 and "'fun' is what a minimize run reports" in wrong.output
+
+
+def test_without_optuna_one_line_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    result = runner.invoke(
+        app, ["sweep", str(write_spec(tmp_path)), "--trials", "2", "--param", "seed=int:0..3"]
+    )
+    assert result.exit_code == 2
+    said = [line for line in result.output.splitlines() if line.strip()]
+    assert len(said) == 1 and 'pip install "optrun[sweep]"' in said[0], result.output
