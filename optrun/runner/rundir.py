@@ -129,15 +129,20 @@ def read_marker(out: Path) -> dict[str, Any] | None:
 
 
 def is_locked(out: Path) -> bool:
-    """Whether a process holds ``out``'s run lock (a run, or a --resume, in progress).
+    """Whether a process holds ``out``'s run lock (a run, or a --resume, in progress)."""
+    return lock_held(out / LOCK)
+
+
+def lock_held(path: Path) -> bool:
+    """Whether a process holds an exclusive ``flock`` on the file ``path``.
 
     Probed with a shared, non-blocking flock on a read-only descriptor: the
     lock file is never created, and a held probe lasts microseconds.
     """
     try:
-        fd = os.open(out / LOCK, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return False  # no lock file: no run ever held it
+        return False  # no lock file: no process ever held it
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError as error:

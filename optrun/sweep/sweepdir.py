@@ -17,7 +17,6 @@ place, continuing its run directory from its last checkpoint.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from optrun.errors import RunError
+from optrun.runner.rundir import lock_held
 
 MARKER = ".optrun-sweep"
 DEFAULT_STORAGE = "study.journal"
@@ -154,31 +154,15 @@ def claim(out: Path, marker: dict[str, Any], *, resume: bool, force: bool, joini
         os.replace(tmp, out / MARKER)
 
 
-def _held(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as error:
-        return error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
 def worker_alive(out: Path, worker: str | None) -> bool:
     """Whether the sweep process ``worker`` still holds its lock in ``out``."""
-    return bool(worker) and _held(out / WORKERS / f"{worker}.lock")
+    return bool(worker) and lock_held(out / WORKERS / f"{worker}.lock")
 
 
 def live_workers(out: Path) -> int:
     """How many sweep processes hold a worker lock in ``out``."""
     folder = out / WORKERS
-    return sum(_held(path) for path in folder.glob("*.lock")) if folder.is_dir() else 0
+    return sum(lock_held(path) for path in folder.glob("*.lock")) if folder.is_dir() else 0
 
 
 @contextlib.contextmanager
