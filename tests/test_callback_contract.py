@@ -19,11 +19,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import optrun
 from optrun.errors import InvalidArgumentError, OptrunError
+from tests.callback_support import START, AtPoints, Requests
 from tests.conftest import rosen_np
-
-START = np.array([-1.2, 1.0, 0.5], np.float32)
 
 
 class Counted:
@@ -44,35 +42,9 @@ class Counted:
         return rosen + tf.py_function(self._tick, [], tf.float32)
 
 
-class Requests(optrun.ScipyOptimizerInterface):
-    """Counts scipy's loss requests itself, between scipy and optrun's ``loss_grad_func``."""
-
-    requests = 0
-
-    def _minimize(self, initial_val, loss_grad_func, **rest):  # type: ignore[no-untyped-def, override]
-        def counted(x: np.ndarray) -> Any:
-            self.requests += 1
-            return loss_grad_func(x)
-
-        return super()._minimize(initial_val=initial_val, loss_grad_func=counted, **rest)
-
-
 def interface(loss: Counted, **kwargs: Any) -> Requests:
     # No XLA: a py_function cannot be compiled, and the count must be of one evaluation path.
     return Requests(loss, var_list=[loss.v], jit_compile=False, **kwargs)
-
-
-class AtPoints(optrun.ExternalOptimizerInterface):
-    """Asks for the loss at the start, at ``SECOND``, and at ``SECOND`` again (a cache hit)."""
-
-    SECOND = np.array([0.5, 2.0, -1.0])
-
-    def _minimize(self, initial_val, loss_grad_func, step_callback, optimizer_kwargs, **unused):  # type: ignore[no-untyped-def, override]
-        loss_grad_func(initial_val)
-        loss_grad_func(self.SECOND.copy())
-        loss_grad_func(self.SECOND.copy())
-        step_callback(self.SECOND.copy())
-        return self.SECOND
 
 
 def test_without_fetches_the_loss_callback_gets_no_arguments_once_per_loss_request() -> None:

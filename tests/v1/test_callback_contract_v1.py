@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import optrun
 from optrun.errors import InvalidArgumentError
+from tests.callback_support import START, AtPoints, Requests
 from tests.conftest import rosen_np
-
-START = np.array([-1.2, 1.0, 0.5], np.float32)
 
 
 class Counted:
@@ -37,32 +35,6 @@ class Counted:
     def _tick(self) -> np.float32:
         self.evaluations += 1
         return np.float32(0.0)
-
-
-class Requests(optrun.ScipyOptimizerInterface):
-    """Counts scipy's loss requests itself, between scipy and optrun's ``loss_grad_func``."""
-
-    requests = 0
-
-    def _minimize(self, initial_val, loss_grad_func, **rest):  # type: ignore[no-untyped-def, override]
-        def counted(x: np.ndarray) -> Any:
-            self.requests += 1
-            return loss_grad_func(x)
-
-        return super()._minimize(initial_val=initial_val, loss_grad_func=counted, **rest)
-
-
-class AtPoints(optrun.ExternalOptimizerInterface):
-    """Asks for the loss at the start, at ``SECOND``, and at ``SECOND`` again (a cache hit)."""
-
-    SECOND = np.array([0.5, 2.0, -1.0])
-
-    def _minimize(self, initial_val, loss_grad_func, step_callback, optimizer_kwargs, **unused):  # type: ignore[no-untyped-def, override]
-        loss_grad_func(initial_val)
-        loss_grad_func(self.SECOND.copy())
-        loss_grad_func(self.SECOND.copy())
-        step_callback(self.SECOND.copy())
-        return self.SECOND
 
 
 def test_without_fetches_the_loss_callback_gets_no_arguments_once_per_loss_request(
