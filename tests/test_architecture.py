@@ -6,6 +6,7 @@ Read from the source (``ast``), so these checks cost no TensorFlow import.
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,14 @@ def test_import_optrun_and_the_cli_help_stay_lazy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_no_module_is_git_ignored() -> None:
+    # An ignore pattern such as `runs/` once hid optrun/runs/ from every fresh clone.
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = [str(path.relative_to(ROOT)) for path in MODULES.values()]
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.stdout.split() == []
