@@ -88,7 +88,7 @@ class SweepLines:
         self.objective = plan.objective
         if self.quiet:
             return
-        budget = f"{plan.budget} trials" if plan.budget is not None else "no trial limit"
+        budget = f"{plan.budget} trial(s)" if plan.budget is not None else "no trial limit"
         budget += f", {plan.timeout_s:g} s" if plan.timeout_s is not None else ""
         pruner = f", {plan.pruner} pruner" if plan.kind == "train" and plan.pruner != "none" else ""
         self.console.print(
@@ -161,19 +161,37 @@ def sweep(
         typer.Option(
             "--param",
             metavar="PATH=VALUES",
-            help="A field to search and its values: log:1e-4..1e-1, float:0..1, int:16..128, "
-            "choice:SGD,Adam (repeatable; adds to the spec's sweep.params).",
+            help="A field to search and its values: log:1e-4..1e-1, float:0..1[:STEP], int:16..128[:STEP], "
+            "logint:1..64, choice:SGD,RMSprop (repeatable; adds to the spec's sweep.params, or replaces "
+            "its entry for PATH).",
         ),
     ] = None,
     trials: Annotated[
-        int | None, typer.Option("--trials", min=1, metavar="N", help="The study's trial budget.")
+        int | None,
+        typer.Option(
+            "--trials",
+            min=1,
+            metavar="N",
+            help="The study's trial budget, all its trials counted. A budget is needed: --trials "
+            "and/or --timeout (a grid's own size is one).",
+        ),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", min=0.001, metavar="SECONDS", help="Start no trial after this long."),
+        typer.Option(
+            "--timeout",
+            min=0.001,
+            metavar="SECONDS",
+            help="Start no trial after this long (running ones finish).",
+        ),
     ] = None,
     sampler: Annotated[Sampler | None, typer.Option(help="tpe (default), random, grid or cmaes.")] = None,
-    pruner: Annotated[Pruner | None, typer.Option(help="median (default), hyperband or none.")] = None,
+    pruner: Annotated[
+        Pruner | None,
+        typer.Option(
+            help="median (default), hyperband or none; prunes training trials scored by their loss."
+        ),
+    ] = None,
     objective: Annotated[
         str | None,
         typer.Option(metavar="NAME", help="What to score: final_loss (train), fun (minimize), or a metric."),
@@ -207,7 +225,10 @@ def sweep(
     seed: Annotated[
         int | None,
         typer.Option(
-            "--seed", min=0, metavar="N", help="Override the spec's seed (the trials', and the sampler's)."
+            "--seed",
+            min=0,
+            metavar="N",
+            help="Override the spec's seed (the trials', and the sampler's unless sweep.seed is set).",
         ),
     ] = None,
     quiet: QuietOpt = False,

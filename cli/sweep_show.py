@@ -18,7 +18,7 @@ from rich.table import Table
 
 from optrun.sweep.sweepdir import is_sweep
 
-from .errors import error_boundary
+from .errors import EXIT_FAILED, error_boundary, stderr
 from .plot import chart, log_scale
 from .progress import PipeSafeConsole, tolerant
 from .summary import cell
@@ -135,14 +135,24 @@ def render_sweep(console: Console, data: dict[str, Any]) -> None:
 
 
 def show_sweep(out: Path, quiet: bool, verbose: bool, as_json: bool) -> None:
-    """``optrun show`` of a sweep directory (``-q``: the best trial's run directory)."""
+    """``optrun show`` of a sweep directory (``-q``: the best trial's run directory; exit 1 when no
+    trial has completed)."""
     data = _read(out, verbose, as_json, importances=not quiet)
     console = PipeSafeConsole()
     with tolerant(console.file):
         if as_json:
             _echo_json(data)
         elif quiet:
-            typer.echo((data["best"] or {}).get("run_dir") or "none")
+            best = (data["best"] or {}).get("run_dir")
+            if best is None:  # nothing on stdout: a script's $(optrun show SWEEP -q) is a run or fails
+                said = f"no trial of {out} has completed (optrun runs {out} -v says why)"
+                stderr.print(
+                    f"[bold red]failed:[/] {escape(said)}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                raise typer.Exit(EXIT_FAILED)
+            typer.echo(best)
         else:
             render_sweep(console, data)
             if verbose:

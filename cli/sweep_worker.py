@@ -1,7 +1,9 @@
 """``python -m optrun_cli.sweep_worker FD``: one of a sweep's worker processes.
 
 Started by :mod:`optrun.sweep.pool`: it imports TensorFlow once, with the thread
-counts the sweep gave it, then reads trial requests from stdin (one JSON line each),
+counts the sweep gave it, then reads trial requests from stdin (one JSON line each; the
+first worker's first line may ask it to check the space instead, see
+:func:`optrun.sweep.check.deep_problems`),
 runs each (:func:`optrun.sweep.trial.run_trial`) with its output going to the trial's
 log, and writes each reply as one JSON line to the pipe ``FD``. It ends when stdin
 closes, or after a trial that a signal interrupted.
@@ -40,7 +42,14 @@ def _serve(answers: Any) -> None:
     for line in sys.stdin:
         if not line.strip():
             continue
-        request = TrialRequest.parse(line)
+        message = json.loads(line)
+        if "check" in message:  # the space, checked before the sweep writes anything
+            from optrun.sweep.check import deep_problems
+
+            answers.write(json.dumps({"check": deep_problems(**message["check"])}) + "\n")
+            answers.flush()
+            continue
+        request = TrialRequest(**message)
         _redirect(request.log)
         try:
             with interrupts_at_checks() as gate:

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.sweep_support import config_of, result_of, run, start, study_trials, trial_dirs, write_spec
+from tests.sweep_support import (
+    PROBLEM,
+    config_of,
+    result_of,
+    run,
+    start,
+    study_trials,
+    trial_dirs,
+    write_spec,
+)
 
 pytest.importorskip("optuna")
 
@@ -151,3 +160,55 @@ def test_two_workers_on_one_storage_share_the_study(tmp_path: Path) -> None:
     assert len({repr(t.params) for t in trials}) == 8
     best = [json.loads(run("show", name, "--json", cwd=tmp_path).stdout)["best"] for name in ("w1", "w2")]
     assert best[0] == best[1] and best[0]["value"] == min(t.value for t in trials)
+
+
+def test_values_only_the_code_refuses_are_all_refused_before_anything_is_written(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    done = run(
+        "sweep", str(spec), "--trials", "4", "--out", "sweep", "--json",
+        "--set", "train.optimizer.args.momentum=0.9",
+        "--param", "train.optimizer.args.learning_rat=log:1e-3..1",  # SGD takes no such argument
+        "--param", "model.params.hiden=int:2..8",  # nor does the builder
+        "--param", "train.optimizer.name=choice:SGD,Adam",  # Adam takes no momentum
+        "--param", "loss=choice:mse,maee",  # no such Keras loss
+        "--param", "model.params.hidden=int:2..8",  # fine
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    error = json.loads(done.stdout)["error"]
+    lines = [line.strip().removeprefix("- ") for line in error.splitlines()[1:]]
+    said = dict(line.split(": ", 1) for line in lines)
+    assert error.splitlines()[0].endswith("4 problems")
+    assert "did you mean 'learning_rate'?" in said["--param train.optimizer.args.learning_rat"]
+    assert "did you mean 'hidden'?" in said["--param model.params.hiden"]
+    assert "'Adam' does not fit train.optimizer.args.momentum" in said["--param train.optimizer.name"]
+    assert "'maee'" in said["--param loss"] and "did you mean 'mae'?" in said["--param loss"]
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_method_scipy_does_not_have_is_refused(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[1] / "configs" / "rosenbrock_bounds.yaml"
+    done = run(
+        "sweep", str(config), "--sampler", "grid", "--out", "sweep",
+        "--param", "minimize.method=choice:L-BFGS-B,FOO",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--param minimize.method: the value 'FOO' does not fit the field" in done.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_trial_whose_process_dies_quotes_its_own_log(tmp_path: Path) -> None:
+    (tmp_path / "dying.py").write_text(
+        "import os\n\n\ndef build_model(hidden=4):\n    print('dying now', flush=True)\n    os._exit(3)\n"
+    )
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text().replace(f"{PROBLEM}:build_model", "dying.py:build_model"))
+    done = run(
+        "sweep", str(spec), "--trials", "1", "--out", "sweep", "--json",
+        "--param", "model.params.hidden=int:2..4",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # no trial completed
+    message = json.loads(done.stdout)["finished"][0]["message"]
+    assert "(exit code 3): dying now" in message and message.endswith("sweep/logs/trial-0000.log")

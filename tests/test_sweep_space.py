@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from optrun.spec.load import load_spec
 from optrun.spec.sweep import parse_space
+from optrun.sweep.plan import SweepFlags, make_plan
 from optrun_cli.main import app
 from tests.sweep_support import write_spec
 
@@ -42,7 +44,8 @@ def test_the_syntax_reads_each_kind() -> None:
         ("int:1.5..3", "not a whole number"),
         ("int:1..10:4", "not a multiple of the step"),
         ("lgo:1..2", "did you mean 'log'?"),
-        ("choice:a,a", "lists a value twice"),
+        ("choice:a,a", "lists the value 'a' twice"),
+        ("choice:SGD", "a choice of one value searches nothing"),
         ("log:1..10:2", "a log range takes no step"),
     ],
 )
@@ -168,3 +171,137 @@ def test_without_optuna_one_line_says_how_to_install_it(
     assert result.exit_code == 2
     said = [line for line in result.output.splitlines() if line.strip()]
     assert len(said) == 1 and 'pip install "optrun[sweep]"' in said[0], result.output
+
+
+def _problems(result: Any) -> dict[str, str]:
+    """The one error's problems, by place (the --json error's lines after the first)."""
+    error = json.loads(result.stdout)["error"]
+    lines = [line.strip().removeprefix("- ") for line in error.splitlines()[1:]]
+    return dict(line.split(": ", 1) for line in lines)
+
+
+def test_a_grid_that_cannot_be_enumerated_is_one_problem_not_a_missing_budget(tmp_path: Path) -> None:
+    spec = str(write_spec(tmp_path))
+    result = runner.invoke(
+        app,
+        [
+            "sweep", spec, "--sampler", "grid", "--json",
+            "--param", "train.optimizer.args.learning_rate=log:1e-3..1",
+            "--param", "model.params.hidden=int:1..20000",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    said = _problems(result)
+    assert set(said) == {"--param train.optimizer.args.learning_rate", "--param model.params.hidden"}
+    assert "continuous range" in said["--param train.optimizer.args.learning_rate"]
+    assert "more than 10000 values" in said["--param model.params.hidden"]
+    product = runner.invoke(
+        app,
+        [
+            "sweep", spec, "--sampler", "grid", "--json",
+            "--param", "train.optimizer.args.learning_rate=float:0.001..0.1:0.001",
+            "--param", "model.params.hidden=int:1..1000",
+        ],
+    )  # fmt: skip
+    assert product.exit_code == 2, product.output
+    assert "the grid has 100000 points" in _problems(product)["--sampler"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_path_is_refused_with_a_clean_message(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "sweep", str(write_spec(tmp_path)), "--trials", "2", "--json",
+            "--param", "logg:train.optimizer.args.learning_rate=1e-3..1",  # the kind before the path
+            "--param", "train.optimizer.name.x=float:1..2",  # through a scalar
+            "--param", "model.params.hidden=int:2..4",
+            "--param", "model.params.hidden=int:4..8",  # the same path twice
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    said = _problems(result)
+    assert "is given twice" in said["--param model.params.hidden"]
+    assert "a field path holds no ':'" in said["--param logg:train.optimizer.args.learning_rate"]
+    assert said["--param train.optimizer.name.x"].startswith("train.optimizer.name is not a mapping")
+
+
+def test_a_bad_out_leaves_no_study_in_the_storage_given(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine\n")
+    storage = tmp_path / "shared.journal"
+    result = runner.invoke(
+        app,
+        [
+            "sweep", str(write_spec(tmp_path)), "--trials", "2", "--out", str(tmp_path / "taken"),
+            "--storage", str(storage), "--param", "model.params.hidden=int:2..4",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "is not a sweep directory" in result.output
+    assert not storage.exists() and not list(tmp_path.glob("shared.journal*"))
+
+
+@pytest.mark.parametrize(
+    ("module", "url", "said"),
+    [
+        ("psycopg2", "postgresql+psycopg2://me:secret@localhost/sweeps", "pip install psycopg2-binary"),
+        ("redis", "redis://localhost:1", "pip install redis"),
+    ],
+)
+def test_a_missing_database_driver_is_named_with_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, url: str, said: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import MODULE now raises ImportError
+    result = runner.invoke(
+        app,
+        [
+            "sweep", str(write_spec(tmp_path)), "--trials", "2", "--out", str(tmp_path / "sweep"),
+            "--storage", url, "--param", "model.params.hidden=int:2..4",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert (
+        said in result.output and f"no module {module!r}" in result.output and "secret" not in result.output
+    )
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_pruner_that_cannot_prune_the_trials_is_off_and_said(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    steps = make_plan(
+        spec, [], SweepFlags(params=["model.params.hidden=int:2..4"], trials=2, objective="steps")
+    )
+    assert (steps.pruner, steps.notes) == ("none", ())  # the default pruner, not asked for: nothing to say
+    asked = make_plan(
+        spec,
+        [],
+        SweepFlags(params=["model.params.hidden=int:2..4"], trials=2, objective="steps", pruner="median"),
+    )
+    assert asked.pruner == "none" and "does not stop trials scored by steps" in asked.notes[0]
+    rosenbrock = Path(__file__).resolve().parents[1] / "configs" / "rosenbrock_bounds.yaml"
+    minimize = make_plan(
+        rosenbrock,
+        [],
+        SweepFlags(params=["minimize.options.maxiter=int:5..10"], trials=2, pruner="hyperband"),
+    )
+    assert minimize.pruner == "none" and "does not stop minimize trials" in minimize.notes[0]
+    loss = make_plan(
+        spec, [], SweepFlags(params=["model.params.hidden=int:2..4"], trials=2, pruner="hyperband")
+    )
+    assert (loss.pruner, loss.notes) == ("hyperband", ())
+
+
+def test_show_quiet_of_a_sweep_with_no_completed_trial_prints_nothing_and_fails(tmp_path: Path) -> None:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / ".optrun-sweep").write_text(json.dumps({"study": "tiny", "storage": None, "kind": "train"}))
+    storage = JournalStorage(JournalFileBackend(str(sweep / "study.journal")))
+    study = optuna.create_study(study_name="tiny", storage=storage)
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    result = runner.invoke(app, ["show", str(sweep), "-q"])
+    assert result.exit_code == 1
+    assert result.stdout == "" and "no trial of" in result.stderr, result.output

@@ -7,8 +7,8 @@ A parameter is a field of the spec, by the dotted path a ``--set`` takes
   ``log:LOW..HIGH`` (log-uniform, LOW > 0);
 * ``int:LOW..HIGH`` (whole numbers, both ends included), ``int:LOW..HIGH:STEP``,
   ``logint:LOW..HIGH`` (log-uniform whole numbers, LOW >= 1);
-* ``choice:A,B,C`` (each value read as YAML: ``1`` a number, ``true`` a boolean,
-  ``Adam`` a string), or, in the spec, a YAML list ``[SGD, Adam]``.
+* ``choice:A,B,C`` (two or more values, each read as YAML: ``1`` a number, ``true`` a
+  boolean, ``Adam`` a string), or, in the spec, a YAML list ``[SGD, Adam]``.
 
 :func:`parse_space` checks the syntax only (ranges that are empty, a log range
 through zero, unknown kinds); whether each value fits its field is checked
@@ -170,15 +170,23 @@ def parse_space(value: Any) -> Space:
 
 def _choices(values: list[Any], text: str) -> Space:
     if not values or values == [None]:
-        raise ValueError(f"{text}: a choice needs at least one value, e.g. choice:SGD,Adam")
+        raise ValueError(f"{text}: a choice needs two or more values, e.g. choice:SGD,Adam")
+    if len(values) == 1:
+        raise ValueError(
+            f"{text}: a choice of one value searches nothing; give two or more (choice:A,B), "
+            "or fix the value with --set"
+        )
     for item in values:
         if not (item is None or isinstance(item, (str, int, float, bool))):
             raise ValueError(
                 f"{text}: choices must be numbers, strings, true/false or null; got {item!r}. "
                 "Search a list- or mapping-valued field through its items (e.g. wrappers.0.max_norm)"
             )
-    if len({repr(v) for v in values}) != len(values):
-        raise ValueError(f"{text}: a choice lists a value twice; give each value once")
+    seen: set[str] = set()
+    for item in values:
+        if repr(item) in seen:
+            raise ValueError(f"{text}: a choice lists the value {item!r} twice; give each value once")
+        seen.add(repr(item))
     return Space("choice", text, choices=tuple(values))
 
 

@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from optrun.errors import OptrunError, Terminated
 from optrun.runner.interrupts import Gate, held, interrupt_code, interrupts_at_checks
 from optrun.sweep import sweepdir
+from optrun.sweep.check import checked_worker, discard
 from optrun.sweep.objective import TrialRecord, objective_value, record_of
-from optrun.sweep.plan import SweepPlan, threads_per_job
+from optrun.sweep.plan import PRUNABLE, SweepPlan, threads_per_job
 from optrun.sweep.pool import Pool, worker_env
 from optrun.sweep.resume import orphans
 from optrun.sweep.space import distributions, overrides
-from optrun.sweep.study import is_url, make_sampler, open_study, require_optuna, sampler_seed
+from optrun.sweep.study import is_url, make_sampler, open_storage, open_study, require_optuna, sampler_seed
 from optrun.sweep.trial import TrialRequest
 
 if TYPE_CHECKING:
@@ -74,30 +75,38 @@ class SweepOutcome:
     elapsed_s: float = 0.0
 
 
-def storage_path(plan: SweepPlan) -> str:
-    """The storage the sweep uses: ``--storage``, or the journal file inside the sweep directory."""
-    return plan.storage or str(plan.out / sweepdir.DEFAULT_STORAGE)
-
-
 def run_sweep(plan: SweepPlan, reporter: SweepReporter) -> SweepOutcome:
     """Runs the sweep ``plan`` describes; returns what it did.
 
     Raises:
         SweepInterrupted: a signal stopped it (after its trials were checkpointed and marked).
+        ConfigError: a value of the space the code refuses (:func:`optrun.sweep.check.checked_worker`).
         RunError: the sweep directory or the storage cannot be used.
         MissingDependencyError: Optuna (or the storage's driver, or cmaes) is not installed.
     """
     require_optuna()
-    storage = storage_path(plan)
+    storage = plan.storage or str(plan.out / sweepdir.DEFAULT_STORAGE)  # the journal file by default
     pruner = plan.pruner_config()
-    if plan.storage is not None:  # a server's or another file's study: open it before writing anything
-        open_study(storage, plan.study, plan.direction, pruner, create=True)
-    sweepdir.claim(
-        plan.out, plan.marker(), resume=plan.resume, force=plan.force, joining=plan.storage is not None
-    )
-    study = open_study(storage, plan.study, plan.direction, pruner, create=True)
-    with sweepdir.worker_lock(plan.out) as worker, interrupts_at_checks() as gate:
-        return _Sweep(plan, study, storage, pruner, worker, reporter, gate).run()
+    how = {"resume": plan.resume, "force": plan.force, "joining": plan.storage is not None}
+    sweepdir.claim(plan.out, plan.marker(), write=False, **how)  # before a study is made anywhere
+    if plan.storage is not None and is_url(plan.storage):
+        open_storage(plan.storage)  # its driver and server, before the space is checked
+    env = worker_env(threads_per_job(plan.jobs))
+    checker = checked_worker(plan, env)  # its first worker, which found no problem in the space
+    try:
+        if plan.storage is not None:  # a server's or another file's study: open it before writing a folder
+            open_study(storage, plan.study, plan.direction, pruner, create=True)
+        sweepdir.claim(plan.out, plan.marker(), **how)
+        study = open_study(storage, plan.study, plan.direction, pruner, create=True)
+    except BaseException:
+        discard(checker, wait=0.5)
+        raise
+    pool = Pool(plan.jobs, env, plan.out / sweepdir.LOGS, first=checker)
+    try:
+        with sweepdir.worker_lock(plan.out) as worker, interrupts_at_checks() as gate:
+            return _Sweep(plan, study, storage, pruner, worker, reporter, gate, pool).run()
+    finally:
+        pool.close()
 
 
 class _Sweep:
@@ -110,6 +119,7 @@ class _Sweep:
         worker: str,
         reporter: SweepReporter,
         gate: Gate,
+        pool: Pool,
     ) -> None:
         self.plan, self.study, self.storage, self.pruner = plan, study, storage, pruner
         self.worker, self.reporter, self.gate = worker, reporter, gate
@@ -117,8 +127,7 @@ class _Sweep:
         self.trials: dict[int, optuna.Trial] = {}
         self.finished: list[TrialRecord] = []
         self.stopping: BaseException | None = None
-        self.threads = threads_per_job(plan.jobs)
-        self.pool = Pool(plan.jobs, worker_env(self.threads), plan.out / sweepdir.LOGS)
+        self.threads, self.pool = threads_per_job(plan.jobs), pool
         self.queue: list[TrialRequest] = []
         self.dists = distributions(list(plan.params))
         # Beside a journal file, so every sweep process sharing it on this machine takes one lock.
@@ -128,18 +137,17 @@ class _Sweep:
     def run(self) -> SweepOutcome:
         with held():
             self.reporter.start(self.plan, len(self.study.get_trials(deepcopy=False)), self.threads)
+            for note in self.plan.notes:
+                self.reporter.note(note)
             if self.plan.resume:
                 self._take_over_orphans()
-        try:
-            while True:
-                try:
-                    self._step()
-                except (KeyboardInterrupt, Terminated) as interrupt:
-                    self._interrupt(interrupt)
-                if not self.pool.busy() and (self.stopping is not None or not self._can_launch()):
-                    break
-        finally:
-            self.pool.close()
+        while True:  # the pool is closed by run_sweep, whatever happens
+            try:
+                self._step()
+            except (KeyboardInterrupt, Terminated) as interrupt:
+                self._interrupt(interrupt)
+            if not self.pool.busy() and (self.stopping is not None or not self._can_launch()):
+                break
         if self.stopping is not None:
             raise SweepInterrupted(interrupt_code(self.stopping), self._interrupted_message())
         return self._outcome()
@@ -197,7 +205,7 @@ class _Sweep:
 
     def _request(self, trial: optuna.Trial, out: Path, params: dict[str, Any], **how: bool) -> TrialRequest:
         prune = None
-        if self.plan.kind == "train" and self.plan.objective in ("final_loss", "loss"):
+        if self.plan.kind == "train" and self.plan.objective in PRUNABLE:
             prune = {
                 "storage": self.storage,
                 "study": self.plan.study,
@@ -232,12 +240,8 @@ class _Sweep:
             request = self._request(trial, orphan.out, dict(frozen.params), **how)
             if orphan.result is None:
                 self.queue.append(request)
-                continue
-            said = orphan.result.get("message") or orphan.result.get("error")
-            status, success = orphan.result.get("status"), bool(orphan.result.get("success"))
-            self._finish(
-                request, {"status": status, "success": success, "result": orphan.result, "message": said}
-            )
+            else:
+                self._finish(request, orphan.answer())
         if self.queue:
             self.reporter.note(f"resuming {len(self.queue)} interrupted trial(s) in place")
 
@@ -263,9 +267,8 @@ class _Sweep:
             state = State.PRUNED
         if message:
             trial.set_user_attr("message", message)
-        self.study.sampler = (
-            optuna.samplers.RandomSampler()
-        )  # Grid's after_trial would stop a loop we do not run
+        # Grid's after_trial would stop a loop we do not run.
+        self.study.sampler = optuna.samplers.RandomSampler()
         self.study.tell(trial, value if state == State.COMPLETE else None, state=state)
         self._report(request.number)
 
@@ -289,9 +292,6 @@ class _Sweep:
         )
 
     def _outcome(self) -> SweepOutcome:
-        counts = Counter(record_of(t).state for t in self.study.get_trials(deepcopy=False))
-        elapsed = round(time.monotonic() - self.started, 3)
-        plan = self.plan
-        return SweepOutcome(
-            plan.out, plan.study, self.storage, self.finished, dict(counts), self._best(), elapsed
-        )
+        counts = dict(Counter(record_of(t).state for t in self.study.get_trials(deepcopy=False)))
+        elapsed, p = round(time.monotonic() - self.started, 3), self.plan
+        return SweepOutcome(p.out, p.study, self.storage, self.finished, counts, self._best(), elapsed)

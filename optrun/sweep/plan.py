@@ -22,6 +22,9 @@ from optrun.sweep import check
 from optrun.sweep.space import Param, collect, grid_size
 from optrun.sweep.study import is_url
 
+#: The objectives a pruner can judge a training trial by, from the loss it logs.
+PRUNABLE = ("final_loss", "loss")
+
 
 @dataclass(frozen=True)
 class SweepFlags:
@@ -50,7 +53,8 @@ class SweepPlan:
     ``overrides`` are the user's ``--set`` (every trial gets them first); ``storage`` is
     None for the default journal file inside ``out``; ``budget`` the study's trial total
     (None: until ``timeout_s``); ``every_steps`` and ``max_steps`` the spec's logging
-    interval and training length (Hyperband's resources).
+    interval and training length (Hyperband's resources); ``notes`` what the user should know
+    (a pruner asked for that cannot prune these trials).
     """
 
     spec: Path
@@ -75,6 +79,7 @@ class SweepPlan:
     fresh_processes: bool
     every_steps: int
     max_steps: int | None
+    notes: tuple[str, ...] = ()
 
     def pruner_config(self) -> dict[str, Any]:
         """The pruner as :func:`optrun.sweep.study.make_pruner` takes it: Hyperband's resources are
@@ -161,6 +166,13 @@ def make_plan(config: Path, overrides: list[str], flags: SweepFlags) -> SweepPla
     if storage is not None and not is_url(storage):
         storage = str(Path(storage).resolve())
     fresh = spec.strategy.kind != "default" or any(p.path.split(".")[0] == "strategy" for p in params)
+    pruner = flags.pruner or section.pruner
+    asked = flags.pruner is not None or "pruner" in section.model_fields_set
+    notes = []
+    if pruner != "none" and (kind != "train" or objective not in PRUNABLE):
+        why = "minimize trials" if kind != "train" else f"trials scored by {objective} (it judges the loss)"
+        notes += [f"the {pruner} pruner does not stop {why}: each trial runs whole"] if asked else []
+        pruner = "none"
     return SweepPlan(
         spec=Path(config).resolve(),
         source=raw.source,
@@ -172,7 +184,7 @@ def make_plan(config: Path, overrides: list[str], flags: SweepFlags) -> SweepPla
         direction=flags.direction or section.direction,
         sampler=sampler,
         seed=section.seed if section.seed is not None else spec.seed,
-        pruner=(flags.pruner or section.pruner) if kind == "train" else "none",
+        pruner=pruner,
         budget=budget,
         timeout_s=timeout,
         jobs=flags.jobs or section.jobs,
@@ -184,6 +196,7 @@ def make_plan(config: Path, overrides: list[str], flags: SweepFlags) -> SweepPla
         fresh_processes=fresh,
         every_steps=spec.logging.every_steps,
         max_steps=spec.train.max_steps if spec.train is not None else None,
+        notes=tuple(notes),
     )
 
 

@@ -21,9 +21,11 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +114,45 @@ class Worker:
         with contextlib.suppress(OSError):
             os.kill(self.process.pid, signum if self.signals <= 2 else signal.SIGKILL)
 
+    def check(self, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Has the worker check the space (:func:`optrun.sweep.check.deep_problems` of ``payload``)
+        and waits for its answer; None when the worker ended without one."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write((json.dumps({"check": payload}) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            return None
+        while True:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return None
+            self.buffer += chunk
+            *lines, self.buffer = self.buffer.split(b"\n")
+            for line in lines:
+                with contextlib.suppress(ValueError, TypeError):
+                    answer = json.loads(line)
+                    if isinstance(answer, dict) and isinstance(answer.get("check"), list):
+                        return list(answer["check"])
+
+    def move_log(self, log: Path) -> None:
+        """Keeps what the worker printed so far in ``log`` (from a temporary file), and writes there on."""
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.log, log)
+            self.log.unlink()
+            self.log = log
+
     def death(self) -> str:
-        """How the worker ended, in words, with the last line of its output."""
+        """How the worker ended, in words, with the last line its trial's log (else its own) holds."""
         code = self.process.wait()
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        log = Path(self.request.log) if self.request is not None and self.request.log else self.log
+        log = log if log.is_file() else self.log  # it died before it began the trial's log
         last = ""
         with contextlib.suppress(OSError):
-            lines = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
+            lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
             last = f": {lines[-1].strip()[:300]}" if lines else ""
-        return f"the trial's process died ({how}){last}; its output is in {self.log}"
+        return f"the trial's process died ({how}){last}; its output is in {log}"
 
     def close(self, wait: float = 10.0) -> None:
         """Ends the worker: its stdin closed, then SIGTERM and SIGKILL if it does not exit."""
@@ -140,6 +172,14 @@ class Worker:
             os.close(self.fd)
 
 
+def start_checker(env: dict[str, str]) -> Worker:
+    """A worker started before the sweep directory exists, to check the space (:meth:`Worker.check`);
+    its output goes to a temporary file until :meth:`Worker.move_log`, and the pool then adopts it."""
+    fd, name = tempfile.mkstemp(prefix="optrun-sweep-worker-", suffix=".log")
+    os.close(fd)
+    return Worker(env, Path(name))
+
+
 class Pool:
     """Up to ``size`` workers; each started when first needed, and again after one died.
 
@@ -149,10 +189,14 @@ class Pool:
         logs: the folder of the workers' own output (before their first trial).
     """
 
-    def __init__(self, size: int, env: dict[str, str], logs: Path) -> None:
+    def __init__(self, size: int, env: dict[str, str], logs: Path, first: Worker | None = None) -> None:
         self.slots: list[Worker | None] = [None] * size
         self.env, self.logs = env, logs
         self.selector = selectors.DefaultSelector()
+        if first is not None:  # started already (it checked the space): the first slot's
+            first.move_log(logs / "worker-0.log")
+            self.slots[0] = first
+            self.selector.register(first.fd, selectors.EVENT_READ, 0)
 
     def busy(self) -> list[Worker]:
         """The workers running a trial."""

@@ -39,6 +39,17 @@ class Orphan:
     resume: bool
     force: bool
 
+    def answer(self) -> dict[str, Any]:
+        """A trial that had finished, as a worker would have answered for it (from its result.json)."""
+        result = self.result or {}
+        said = result.get("message") or result.get("error")
+        return {
+            "status": result.get("status"),
+            "success": bool(result.get("success")),
+            "result": result,
+            "message": said,
+        }
+
 
 def orphans(study: optuna.Study, sweep: Path, note: Callable[[str], None]) -> list[Orphan]:
     """The orphaned trials of the sweep directory ``sweep``, in trial order."""

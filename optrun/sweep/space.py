@@ -44,6 +44,11 @@ def _path_problem(path: str) -> str | None:
     parts = path.split(".")
     if not path or any(not part for part in parts):
         return f"{path!r}: expected a dotted field path such as train.optimizer.args.learning_rate"
+    if ":" in path:
+        return (
+            f"{path!r}: a field path holds no ':'; the values' kind comes after the '=': "
+            "PATH=KIND:..., e.g. train.optimizer.args.learning_rate=log:1e-4..1e-1"
+        )
     if parts[0] == "sweep":
         return f"{path!r}: a sweep cannot search its own settings (sweep.*); search fields of the run"
     return None
@@ -71,7 +76,8 @@ def collect(
     section: dict[str, Any] | None, flags: list[str], lines: dict[tuple[Any, ...], int]
 ) -> tuple[list[Param], list[Problem]]:
     """The parameters of the spec's ``sweep.params`` then the ``--param`` flags (a flag replaces
-    the section's entry for the same path), and every problem of their syntax.
+    the section's entry for the same path; two flags for one path are a problem), and every
+    problem of their syntax.
 
     The section's syntax problems are the schema's to report (with their lines), so only
     its paths are checked here.
@@ -88,12 +94,17 @@ def collect(
             params[path] = Param(path, parse_space(value), f"sweep.params.{path}", line_of(key, lines))
         except ValueError:
             continue  # the schema says it, at its line
+    flagged: set[str] = set()
     for text in flags:
         try:
             param = parse_flag(text)
         except ValueError as error:
             problems.append(Problem(f"--param {text.partition('=')[0].strip() or text}", str(error)))
             continue
+        if param.path in flagged:
+            problems.append(param.problem(f"{param.path!r} is given twice; give each --param PATH once"))
+            continue
+        flagged.add(param.path)
         params[param.path] = param
     return list(params.values()), problems
 

@@ -12,6 +12,7 @@ the record being written. It was 7x faster than SQLite here (50 trials of 10 rep
 from __future__ import annotations
 
 import re
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from optrun.errors import MissingDependencyError, RunError
@@ -22,7 +23,13 @@ if TYPE_CHECKING:
 
 INSTALL = 'pip install "optrun[sweep]"'
 #: Database drivers SQLAlchemy imports for a URL's dialect, and the package that brings each.
-DRIVERS = {"psycopg2": "psycopg2-binary", "pymysql": "PyMySQL", "MySQLdb": "mysqlclient", "redis": "redis"}
+DRIVERS = {
+    "psycopg": '"psycopg[binary]"',
+    "psycopg2": "psycopg2-binary",
+    "pymysql": "PyMySQL",
+    "MySQLdb": "mysqlclient",
+    "redis": "redis",
+}
 
 
 def require_optuna() -> None:
@@ -58,13 +65,23 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         if not is_url(storage):
             return optuna.storages.JournalStorage(JournalFileBackend(storage))
         if storage.startswith("redis"):
-            return optuna.storages.JournalStorage(JournalRedisBackend(storage))
+            with warnings.catch_warnings():  # "JournalRedisBackend is experimental": not the user's to act on
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.JournalStorage(JournalRedisBackend(storage))
         return optuna.storages.RDBStorage(storage)
     except ImportError as error:
-        module = (getattr(error, "name", None) or "").split(".")[0]
-        package = DRIVERS.get(module, module or "the database driver")
+        # Optuna re-raises the driver's ModuleNotFoundError as a plain ImportError: its name is the cause's.
+        causes = (error, error.__cause__, error.__context__)
+        module = next((c.name for c in causes if isinstance(c, ImportError) and c.name), "").split(".")[0]
+        if not module:
+            raise MissingDependencyError(
+                f"--storage {shown(storage)} needs a database driver that is not installed: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
+        package = DRIVERS.get(module, module)
         raise MissingDependencyError(
-            f"--storage {shown(storage)} needs {package}: pip install {package}"
+            f"--storage {shown(storage)} needs {package.strip(chr(34))} (no module {module!r}): "
+            f"pip install {package}"
         ) from None
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's and the OS's errors alike
         raise RunError(f"--storage {shown(storage)}: cannot open it: {str(error).splitlines()[0]}") from None

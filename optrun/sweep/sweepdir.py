@@ -89,7 +89,9 @@ def _refuse_unsafe(out: Path) -> None:
         raise RunError(f"--out {out} is a symbolic link; pass the real directory, or another --out.")
 
 
-def claim(out: Path, marker: dict[str, Any], *, resume: bool, force: bool, joining: bool) -> None:
+def claim(
+    out: Path, marker: dict[str, Any], *, resume: bool, force: bool, joining: bool, write: bool = True
+) -> None:
     """Creates (or takes up again) the sweep directory and writes its marker.
 
     Args:
@@ -99,6 +101,7 @@ def claim(out: Path, marker: dict[str, Any], *, resume: bool, force: bool, joini
         force: remove a sweep directory already there (never anything else) and start afresh.
         joining: the storage was given (``--storage``): a sweep directory of the same study may
             already be there, made by another worker of that study.
+        write: False only checks that the folder can be claimed, writing and removing nothing.
 
     Raises:
         RunError: the folder exists without --resume or --force (and is not the same study's,
@@ -124,7 +127,8 @@ def claim(out: Path, marker: dict[str, Any], *, resume: bool, force: bool, joini
             busy = live_workers(out)
             if busy:
                 raise RunError(f"--force: sweep directory {out} is in use by {busy} sweep process(es).")
-            shutil.rmtree(out)
+            if write:
+                shutil.rmtree(out)
         elif not (joining and same):
             raise RunError(
                 f"sweep directory {out} already exists; pass --resume to continue it, --force to start "
@@ -143,6 +147,8 @@ def claim(out: Path, marker: dict[str, Any], *, resume: bool, force: bool, joini
                 + ", ".join(f"{k}: {old.get(k)!r} -> {marker.get(k)!r}" for k in changed)
                 + "); resume with the same spec and flags, or start a new sweep with --out."
             )
+    if not write:
+        return
     try:
         (out / WORKERS).mkdir(parents=True, exist_ok=True)
         (out / LOGS).mkdir(exist_ok=True)

@@ -6,7 +6,8 @@ reply, one JSON line too. The run is an ordinary ``run_train`` / ``run_minimize`
 the trial's run directory, so it writes config.yaml, metrics.jsonl, TensorBoard,
 checkpoints and result.json as any run does; the trial's values come in as ``--set``
 overrides, and the ``sweep:`` section is left out of the trial's config.yaml, which is
-then a plain spec: ``optrun train trial-0007/config.yaml`` runs the trial again.
+then a plain spec (its user code found from the spec's folder, as the file gives it:
+``optrun train SPEC --set PATH=VALUE ...`` with the trial's values runs the trial again).
 
 Whatever happens, :func:`run_trial` answers: a failure becomes ``status`` and
 ``message`` (never an exception), so one trial cannot end the sweep.
