@@ -1,5 +1,5 @@
 """Every hostile spec, through the real entry point of validate, train and minimize: exit 2,
-in under 3 s, with a peak RSS under 300 MB (so refused before TensorFlow is imported)."""
+in seconds, with a peak RSS under 300 MB (so refused before TensorFlow is imported)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import pytest
 from tests.hostile import write_all
 
 pytestmark = pytest.mark.slow
-MAX_SECONDS, MAX_RSS_MB = 3.0, 300
+# About 1.3 s each on a quiet 2-core machine; the bound is for a parser gone quadratic or an
+# alias bomb expanding (minutes), with room for a machine shared with other test processes.
+MAX_SECONDS, MAX_RSS_MB = 8.0, 300
 # Runs one command and reports its exit code, wall time and peak RSS (as a child of a fresh process).
 PROBE = (
     "import json, resource, subprocess, sys, time\n"
