@@ -56,6 +56,26 @@ def _entries(source: str, problems: list[Any], reports: list[dict[str, Any]]) ->
     return entries
 
 
+def _sweep_problems(raw: Any) -> list[Any]:
+    """The problems of a spec's ``sweep.params``: each path a field the spec holds, each value one
+    its model takes (checked as ``optrun sweep`` checks them before its first trial)."""
+    section = raw.data.get("sweep")
+    params = section.get("params") if isinstance(section, dict) else None
+    if not isinstance(params, dict) or not params:
+        return []
+    from optrun.sweep.check import value_problems
+    from optrun.sweep.space import collect
+
+    found, problems = collect(params, [], raw.lines)
+    return [*problems, *value_problems(raw, found)]
+
+
+def sorted_problems(problems: list[Any]) -> list[Any]:
+    """By line, those without one last; each once."""
+    unique = list({(p.path, p.message): p for p in problems}.values())
+    return sorted(unique, key=lambda p: (p.line is None, p.line or 0))
+
+
 def run_validate(
     configs: list[Path], overrides: list[str], quiet: bool, verbose: bool, as_json: bool
 ) -> None:
@@ -90,7 +110,10 @@ def run_validate(
                     configure_logical_cpus(count)
             checked = {id(raw): (raw.source, *validate_raw(raw)) for raw in here}
             checked.update({id(raw): validate_elsewhere(raw, overrides) for raw in elsewhere})
-            found += [checked[id(raw)] for raw in read]
+            for raw in read:  # the sweep: section, whose values only `optrun sweep` sets
+                source, problems, reports = checked[id(raw)]
+                sweep = _sweep_problems(raw)
+                found.append((source, sorted_problems([*problems, *sweep]) if sweep else problems, reports))
     failed = any(problems for _, problems, _ in found)
     for source, problems, reports in found:
         if problems and not quiet:

@@ -212,3 +212,20 @@ def test_a_trial_whose_process_dies_quotes_its_own_log(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr  # no trial completed
     message = json.loads(done.stdout)["finished"][0]["message"]
     assert "(exit code 3): dying now" in message and message.endswith("sweep/logs/trial-0000.log")
+
+
+def test_validate_checks_the_sweep_sections_paths_and_values(tmp_path: Path) -> None:
+    # Lines 13 and 14: each path against the spec's model, each value against its field.
+    extra = (
+        "sweep:\n  params:\n    train.optimizer.learning_rat: log:1e-3..1e-1\n"
+        "    checkpoint.keep: int:-5..3\n    model.params.hidden: int:2..8\n  trials: 4\n"
+    )
+    spec = write_spec(tmp_path, extra=extra)
+    done = run("validate", str(spec), "--json", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    errors = {e["path"]: e for e in json.loads(done.stdout) if e["severity"] == "error"}
+    assert set(errors) == {"sweep.params.train.optimizer.learning_rat", "sweep.params.checkpoint.keep"}
+    assert errors["sweep.params.train.optimizer.learning_rat"]["line"] == 13
+    assert "unknown key" in errors["sweep.params.train.optimizer.learning_rat"]["message"]
+    assert errors["sweep.params.checkpoint.keep"]["line"] == 14
+    assert "-5" in errors["sweep.params.checkpoint.keep"]["message"]
