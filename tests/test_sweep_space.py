@@ -180,29 +180,25 @@ def _problems(result: Any) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines)
 
 
+def _grid_sweep(spec: str, *params: str) -> Any:
+    """``optrun sweep SPEC --sampler grid --json`` with a ``--param`` per entry of ``params``."""
+    flags = [part for param in params for part in ("--param", param)]
+    return runner.invoke(app, ["sweep", spec, "--sampler", "grid", "--json", *flags])
+
+
 def test_a_grid_that_cannot_be_enumerated_is_one_problem_not_a_missing_budget(tmp_path: Path) -> None:
     spec = str(write_spec(tmp_path))
-    result = runner.invoke(
-        app,
-        [
-            "sweep", spec, "--sampler", "grid", "--json",
-            "--param", "train.optimizer.args.learning_rate=log:1e-3..1",
-            "--param", "model.params.hidden=int:1..20000",
-        ],
-    )  # fmt: skip
+    result = _grid_sweep(
+        spec, "train.optimizer.args.learning_rate=log:1e-3..1", "model.params.hidden=int:1..20000"
+    )
     assert result.exit_code == 2, result.output
     said = _problems(result)
     assert set(said) == {"--param train.optimizer.args.learning_rate", "--param model.params.hidden"}
     assert "continuous range" in said["--param train.optimizer.args.learning_rate"]
     assert "more than 10000 values" in said["--param model.params.hidden"]
-    product = runner.invoke(
-        app,
-        [
-            "sweep", spec, "--sampler", "grid", "--json",
-            "--param", "train.optimizer.args.learning_rate=float:0.001..0.1:0.001",
-            "--param", "model.params.hidden=int:1..1000",
-        ],
-    )  # fmt: skip
+    product = _grid_sweep(
+        spec, "train.optimizer.args.learning_rate=float:0.001..0.1:0.001", "model.params.hidden=int:1..1000"
+    )
     assert product.exit_code == 2, product.output
     assert "the grid has 100000 points" in _problems(product)["--sampler"]
     assert not (tmp_path / "runs").exists()
