@@ -1,10 +1,11 @@
 """Specs validated in a process of their own: TensorFlow splits the CPU once per process.
 
 ``strategy.logical_cpus`` can only be set before TensorFlow initializes its
-devices, so one process can check specs asking for one count (or none). When
-``optrun validate`` is given specs asking for different counts, the most
-common count is set up first and every other spec is checked by a fresh
-``optrun validate FILE --json``, whose findings are read back as data.
+devices, so one process can check specs asking for one count (or none, which a
+mirrored or multi_worker strategy without it needs: its replicas are the devices
+a run would see). When ``optrun validate`` is given specs asking for different
+splits, the most common is set up first and every other spec is checked by a
+fresh ``optrun validate FILE --json``, whose findings are read back as data.
 """
 
 from __future__ import annotations
@@ -21,21 +22,31 @@ from optrun.spec.load import RawSpec
 Found = tuple[str, list[Problem], list[dict[str, Any]]]
 
 
+#: What a spec with a strategy over TensorFlow's devices as they are (mirrored or
+#: multi_worker without ``logical_cpus``) needs: a process whose CPU is not split, as in a run.
+UNSPLIT = 0
+
+
 def logical_cpus(raw: RawSpec) -> int | None:
-    """The ``strategy.logical_cpus`` a spec asks for (None: none, or not a whole number)."""
+    """The CPU split a spec's check needs: its ``strategy.logical_cpus``; :data:`UNSPLIT` for a
+    mirrored or multi_worker strategy without it (its replicas are the devices a run would see);
+    None for any (the default strategy runs on one device, or the value is the schema's to refuse)."""
     strategy = raw.data.get("strategy")
-    count = strategy.get("logical_cpus") if isinstance(strategy, dict) else None
+    if not isinstance(strategy, dict) or strategy.get("kind") in (None, "default"):
+        return None
+    count = strategy.get("logical_cpus")
+    if count is None:
+        return UNSPLIT
     return count if isinstance(count, int) and not isinstance(count, bool) and count >= 1 else None
 
 
 def split(read: list[RawSpec]) -> tuple[int | None, list[RawSpec], list[RawSpec]]:
-    """The count to set up here, the specs this process checks, and those that need their own."""
+    """The count to set up here (None: leave the CPU as it is), the specs this process checks,
+    and those that need a process of their own: each needs its split, whatever the files' order."""
     counts = Counter(c for c in map(logical_cpus, read) if c is not None)
-    if len(counts) <= 1:
-        return next(iter(counts), None), read, []
-    here = counts.most_common(1)[0][0]
+    here = counts.most_common(1)[0][0] if counts else None
     mine = [raw for raw in read if logical_cpus(raw) in (None, here)]
-    return here, mine, [raw for raw in read if raw not in mine]
+    return here or None, mine, [raw for raw in read if raw not in mine]
 
 
 def validate_elsewhere(raw: RawSpec, overrides: list[str]) -> Found:

@@ -31,7 +31,7 @@ from .options import (
 )
 from .progress import PipeSafeConsole, tolerant
 from .show import runs, show
-from .startup import import_tensorflow, setup_logging
+from .startup import end_process, import_tensorflow, setup_logging
 from .sweep import sweep
 
 app = typer.Typer(
@@ -246,13 +246,32 @@ def main(argv: list[str] | None = None) -> None:
     With ``--json``, a usage error that Click reports before any command runs
     (an unknown flag, ``--maxiter 0``) also prints a JSON error object on
     stdout, as every other failure does.
+
+    Args:
+        argv: the arguments; None for the process's own (``sys.argv``). Only
+            then, once a command that ran TensorFlow is done, the process ends
+            without the interpreter's teardown (see :func:`.startup.end_process`),
+            unless it is a worker of a multi-worker cluster.
     """
+    import sys
+
+    try:
+        _dispatch(sys.argv[1:] if argv is None else argv)
+    except SystemExit as done:
+        # A worker of a multi-worker cluster (TF_CONFIG) keeps its teardown: TensorFlow's
+        # shutdown barrier with the other workers is in it.
+        ran_tensorflow = "tensorflow" in sys.modules and not os.environ.get("TF_CONFIG")
+        if argv is None and ran_tensorflow and isinstance(done.code, int | None):
+            end_process(done.code or 0)
+        raise
+
+
+def _dispatch(args: list[str]) -> None:
     import sys
 
     from typer import rich_utils
     from typer.exceptions import Abort, TyperException
 
-    args = sys.argv[1:] if argv is None else argv
     if "--json" not in args:
         app(args=args, prog_name="optrun")
         return

@@ -152,13 +152,19 @@ def start_line(kind: str, total: int | None, first_step: int) -> str:
     """
     minimize = kind == "minimize"
     if not first_step:
-        limit = f"maxiter {total}" if minimize else f"{total} steps"
+        limit = f"maxiter {total}" if minimize else _count(total or 0, "step")
         return f"{kind}: starting" + (f", {limit}" if total else "")
     counter = "iteration" if minimize else "step"
     line = f"{kind}: resuming at {counter} {first_step}"
     if total:
-        line += f", {max(total - first_step, 0)} {counter}s left of {'maxiter ' if minimize else ''}{total}"
+        left = _count(total - first_step, counter) if total > first_step else f"no {counter}s"
+        line += f", {left} left of {'maxiter ' if minimize else ''}{total}"
     return line
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 step``, ``300 steps``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 class _Line(ProgressColumn):
@@ -173,7 +179,7 @@ class _Line(ProgressColumn):
         event: Progress | None = task.fields.get("event")
         elapsed = task.elapsed or 0.0
         if event is None:
-            start = f"{task.description}: starting"
+            start = task.fields.get("opening") or f"{task.description}: starting"
             shown = [("counter", start), ("elapsed", f"elapsed {duration(elapsed)}")]
         else:
             shown = parts(event, task.fields.get("rate", math.nan), elapsed)
@@ -217,7 +223,10 @@ class RichReporter:
         if self.console.is_terminal:
             self._progress = Progress_(_Line(self.console), console=self.console)
             self._progress.start()
-            self._task = self._progress.add_task(kind, total=total, completed=first_step, event=None)
+            opening = start_line(kind, total, first_step)  # a resumed run says so, and from where
+            self._task = self._progress.add_task(
+                kind, total=total, completed=first_step, event=None, opening=opening
+            )
         else:
             self.console.print(start_line(kind, total, first_step), highlight=False)
 
@@ -246,7 +255,7 @@ class RichReporter:
 
     def note(self, message: str) -> None:
         """Prints a warning line."""
-        self.console.print(f"[yellow]{escape(message)}[/]", highlight=False)
+        self.console.print(f"[yellow]{escape(message)}[/]", highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         """Stops the bar."""

@@ -216,8 +216,9 @@ def placed(
 ) -> Problem:
     """A problem at ``path``: with the line of its key, or marked as coming from a --set override."""
     plain = ".".join(str(p) for p in path)
-    # An override that created this key (or one below it, absent from the file) is the source.
-    from_set = plain in overridden or (
+    # An override that set this key or a section holding it (`--set loss=mse` for loss.name),
+    # or that created a key below it (absent from the file), is the source.
+    from_set = any(plain == key or plain.startswith(key + ".") for key in overridden) or (
         path not in lines and any(key.startswith(plain + ".") for key in overridden)
     )
     if from_set:

@@ -34,3 +34,16 @@ def problem_lines(stderr: str) -> list[str]:
 def findings(stdout: str) -> list[dict]:
     """validate's --json entries without the 'skipped' ones (checks a broken part kept from running)."""
     return [e for e in json.loads(stdout) if e["severity"] != "skipped"]
+
+
+def module_folder(tmp_path, monkeypatch: pytest.MonkeyPatch, module: str):
+    """``tmp_path`` as the working directory, holding the user module ``m.py``."""
+    (tmp_path / "m.py").write_text(module)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_spec(folder, text: str) -> str:
+    """Writes ``text`` to ``folder/s.yaml``; returns its path."""
+    (folder / "s.yaml").write_text(text)
+    return str(folder / "s.yaml")

@@ -209,5 +209,33 @@ def test_a_first_run_shows_only_optrun_and_verbose_shows_tensorflow(tmp_path: Pa
     native = re.compile(r"^[IWEF]\d{4} ", re.M)  # absl's prefix: I1205 06:09:59.0 ...
     for _ in range(2):
         assert not native.search(stderr()), "TensorFlow's C++ log reached a default run"
-    assert list((tmp_path / "cache" / "xla").iterdir()), "the compilation cache stayed empty"
+    assert list((tmp_path / "cache" / "xla").glob("*/*.pb")), "the compilation cache stayed empty"
     assert native.search(stderr("-v")), "--verbose did not show TensorFlow's C++ log"
+
+
+def test_make_demo_writes_nothing_to_stderr(tmp_path: Path) -> None:
+    # The Makefile's own demo commands, run as `make demo` runs them (no TF_CPP_MIN_LOG_LEVEL of
+    # the user's), twice: the second with the compilation cache the first one filled.
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    commands = [line.strip().split() for line in recipe if line.strip().startswith("$(BIN)/optrun ")]
+    assert [c[1] for c in commands] == ["minimize", "train"], recipe
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_XLA_FLAGS")}
+    # The variables the Makefile exports to every target, or to demo's (`demo: export X ?= 1`).
+    for name, value in re.findall(r"^(?:demo:\s*)?export (\w+)\s*[:?]?=\s*(\S*)", makefile, re.M):
+        env[name] = value
+    env["OPTRUN_CACHE_DIR"] = str(tmp_path / "cache")
+    for _ in range(2):
+        for command in commands:
+            done = subprocess.run(
+                [*optrun(), *command[1:]],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            assert done.stderr == "", f"{' '.join(command)} wrote to stderr:\n{done.stderr}"
+            assert "optrun " + command[1] in done.stdout

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from optrun.errors import InvalidArgumentError
-from optrun.evaluation.compile_cache import FLAG, default_cache_dir, enable_compile_cache
+from optrun.evaluation import compile_cache
+from optrun.evaluation.compile_cache import (
+    FLAG,
+    CompileCacheWarning,
+    cache_key,
+    cpu_features,
+    default_cache_dir,
+    enable_compile_cache,
+    entry_is_whole,
+    remove_unreadable_entries,
+)
 from optrun_cli.main import app
 
 
@@ -32,7 +44,7 @@ def test_enable_appends_the_flag_and_keeps_one_already_set(
 ) -> None:
     monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
     got = enable_compile_cache(tmp_path / "c")
-    assert got == (tmp_path / "c").resolve() and got.is_dir()
+    assert got == (tmp_path / "c" / cache_key()).resolve() and got.is_dir()
     assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {FLAG}={got}"
     assert enable_compile_cache(tmp_path / "other") == got  # the first one stays
     assert not (tmp_path / "other").exists()
@@ -48,6 +60,78 @@ def test_bad_directories_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert "TF_XLA_FLAGS" not in os.environ
 
 
+def test_the_cache_is_keyed_by_tensorflow_version_and_cpu_features(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: sse2 fma avx2 sse2\n\nprocessor\t: 1\nflags\t\t: sse2\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd sve\n")
+    assert cpu_features(x86) == "avx2 fma sse2"  # sorted, once each
+    assert cpu_features(arm) == "asimd fp sve"
+    monkeypatch.setattr(compile_cache, "cpu_features", lambda: "avx2 fma sse2")
+    monkeypatch.setattr(compile_cache, "tensorflow_version", lambda: "2.99.0")
+    monkeypatch.setattr(compile_cache.platform, "machine", lambda: "x86_64")
+    digest = hashlib.sha256(b"avx2 fma sse2").hexdigest()[:12]
+    assert cache_key() == f"tf2.99.0-x86_64-{digest}"
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    assert enable_compile_cache(tmp_path / "c") == (tmp_path / "c" / f"tf2.99.0-x86_64-{digest}").resolve()
+    # Another CPU, or another TensorFlow, gets a directory of its own.
+    monkeypatch.setattr(compile_cache, "cpu_features", lambda: "avx2 avx512f fma sse2")
+    assert cache_key() != f"tf2.99.0-x86_64-{digest}"
+    monkeypatch.setattr(compile_cache, "cpu_features", lambda: "avx2 fma sse2")
+    monkeypatch.setattr(compile_cache, "tensorflow_version", lambda: "2.100.0")
+    assert cache_key() == f"tf2.100.0-x86_64-{digest}"
+
+
+# An XlaSerializedCacheEntry as TensorFlow writes it, in miniature: key (field 1), HLO module (2)
+# and executable (3), each length-delimited: tag (field << 3 | 2), length, bytes.
+WHOLE = b"\x0a\x03key" + b"\x12\x03hlo" + b"\x1a\x04exec"
+
+
+def _aged(path: Path, data: bytes, seconds: float = 3600) -> Path:
+    path.write_bytes(data)
+    os.utime(path, (time.time() - seconds, time.time() - seconds))
+    return path
+
+
+def test_an_entry_is_whole_only_when_its_fields_end_at_the_end_of_the_file(tmp_path: Path) -> None:
+    cases = {
+        WHOLE: True,
+        WHOLE[:-1]: False,  # the executable cut one byte short
+        WHOLE[:10]: False,  # cut after the HLO module: no executable
+        WHOLE + b"\x1a": False,  # a tag with nothing after it
+        b"": False,
+        b"\x0a\x03key\x12\x03hlo": False,  # no executable at all
+        b"\x0f\x00": False,  # wire type 7 does not exist
+    }
+    for i, (data, whole) in enumerate(cases.items()):
+        path = tmp_path / f"e{i}.pb"
+        path.write_bytes(data)
+        assert entry_is_whole(path) is whole, data
+
+
+def test_unreadable_entries_are_removed_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keyed = tmp_path / "c" / cache_key()
+    keyed.mkdir(parents=True)
+    whole = _aged(keyed / "xla_compile_cache__1__2__XLA_CPU_JIT.pb", WHOLE)
+    cut = _aged(keyed / "xla_compile_cache__3__4__XLA_CPU_JIT.pb", WHOLE[:7])
+    empty = _aged(keyed / "xla_compile_cache__5__6__XLA_CPU_JIT.pb", b"")
+    writing = _aged(keyed / "xla_compile_cache__7__8__XLA_CPU_JIT.pb", WHOLE[:7], seconds=1)
+    other = _aged(keyed / "notes.txt", b"mine")
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    with pytest.warns(CompileCacheWarning) as caught:
+        assert enable_compile_cache(tmp_path / "c") == keyed.resolve()
+    assert len(caught) == 1
+    assert f"removed 2 unreadable compiled programs from {keyed.resolve()}" in str(caught[0].message)
+    assert not cut.exists() and not empty.exists()
+    # A whole entry, one another process may be writing right now, and other files stay.
+    assert whole.exists() and writing.exists() and other.exists()
+    assert remove_unreadable_entries(keyed) == []
+
+
 RUN = """
 import json, sys
 import numpy as np, tensorflow as tf
@@ -58,7 +142,7 @@ opt = optrun.ScipyOptimizerInterface(
     lambda: tf.reduce_sum(100.0 * (v[1:] - v[:-1] ** 2) ** 2 + (1.0 - v[:-1]) ** 2), jit_compile=True
 )
 r = opt.minimize()
-print(json.dumps({"x": v.numpy().tolist(), "nfev": int(r.nfev)}))
+print(json.dumps({"x": v.numpy().tolist(), "nfev": int(r.nfev), "cache": str(cache)}))
 """
 
 
@@ -66,7 +150,7 @@ def test_a_second_process_reuses_the_compiled_program(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
 
-    def run() -> dict:
+    def run() -> tuple[dict, str]:
         done = subprocess.run(
             [sys.executable, "-c", RUN, str(cache)],
             capture_output=True,
@@ -76,15 +160,26 @@ def test_a_second_process_reuses_the_compiled_program(tmp_path: Path) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
-    first = run()
-    entries = sorted(p.name for p in cache.iterdir())
+    first, _ = run()
+    keyed = Path(first["cache"])
+    assert keyed.parent == cache.resolve()  # a subdirectory for this TensorFlow and this CPU
+    entries = sorted(p.name for p in keyed.iterdir())
     assert entries and all(name.startswith("xla_compile_cache") for name in entries)
-    second = run()
-    assert sorted(p.name for p in cache.iterdir()) == entries  # served from the cache: nothing new
+    second, _ = run()
+    assert sorted(p.name for p in keyed.iterdir()) == entries  # served from the cache: nothing new
     assert second == first
     assert first["x"] == pytest.approx([1.0] * 5, abs=1e-4)
+    # An entry cut short (its writer killed) would fail every later run: it is removed, said once,
+    # and the program compiled anew.
+    for name in entries:
+        _aged(keyed / name, (keyed / name).read_bytes()[:1000])
+    third, err = run()
+    assert third == first
+    assert f"CompileCacheWarning: removed {len(entries)} unreadable compiled program" in err
+    assert sorted(p.name for p in keyed.iterdir()) == entries
+    assert all(entry_is_whole(keyed / name) for name in entries)
 
 
 def test_the_run_reports_compile_and_solve_time_and_the_start_point(tmp_path: Path) -> None:

@@ -177,3 +177,59 @@ def test_enough_points_are_a_line() -> None:
 def test_one_point_is_one_marker() -> None:
     lines = chart([5], [3.0], width=10, height=4)
     assert sum(line.count("⣿") for line in lines) == 1, "\n".join(lines)
+
+
+# ---------------------------------------------------------------- 4. what a resumed run says first
+
+
+def first_frame(width: int, kind: str, total: int, first_step: int) -> str:
+    """The bar's line on a terminal before the first step of a run that starts at ``first_step``."""
+    reporter = RichReporter(Console(file=io.StringIO(), force_terminal=True, width=width))
+    reporter.start(kind, total, first_step)
+    screen = Console(width=width, record=True, file=io.StringIO(), force_terminal=True)
+    screen.print(reporter._progress)
+    reporter.close()
+    return screen.export_text().rstrip()
+
+
+def test_a_resumed_run_on_a_terminal_says_where_it_resumes_not_starting() -> None:
+    line = first_frame(120, "train", 20300, 20000)
+    assert "train: resuming at step 20000, 300 steps left of 20300" in line, line
+    assert "starting" not in line, line
+    assert "minimize: resuming at iteration 4, 6 iterations left of maxiter 10" in first_frame(
+        120, "minimize", 10, 4
+    )
+    assert "train: starting, 300 steps" in first_frame(120, "train", 300, 0)
+
+
+def test_start_lines_count_one_step_and_none_left() -> None:
+    from optrun_cli.progress import start_line
+
+    assert start_line("train", 1, 0) == "train: starting, 1 step"
+    assert start_line("train", 20001, 20000) == "train: resuming at step 20000, 1 step left of 20001"
+    assert start_line("train", 500, 1100) == "train: resuming at step 1100, no steps left of 500"
+    assert (
+        start_line("minimize", 10, 12)
+        == "minimize: resuming at iteration 12, no iterations left of maxiter 10"
+    )
+
+
+def test_resuming_past_max_steps_says_how_far_to_raise_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nanmod.py").write_text(NAN_DATA)
+    (tmp_path / "r.yaml").write_text(
+        "name: r\nmodel: {builder: nanmod.py:model}\ndata: {builder: nanmod.py:data}\nloss: mse\n"
+        "train: {max_steps: 12, on_nonfinite: skip}\ncheckpoint: {export: none}\n"
+    )
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "r.yaml", "--out", "run", "-q"]).exit_code == 0
+    again = runner.invoke(app, ["train", "r.yaml", "--out", "run", "--resume", "--set", "train.max_steps=5"])
+    assert again.exit_code == 0, again.output
+    lines = again.stdout.splitlines()  # one line each, however narrow the (non-terminal) console
+    assert "train: resuming at step 12, no steps left of 5" in lines, again.stdout
+    assert (
+        "the run already finished at step 12; nothing to do (raise train.max_steps above 12 to go on)"
+        in lines
+    ), again.stdout

@@ -293,3 +293,50 @@ def test_the_sample_pinn_shares_add_up_to_the_whole_residual_loss() -> None:
     model = network(hidden=4)
     summed = sum(float(share(model, t, n=64)) for t in collocation(n=64, batch=20))
     assert summed == pytest.approx(float(whole(model)), rel=1e-12)
+
+
+def test_a_full_batch_minimize_under_a_strategy_states_its_batch_only_if_it_likes(tmp_path: Path) -> None:
+    """Summed over every batch, the objective does not depend on the rows per batch: with a strategy,
+    validate and minimize agree that data.global_batch_size is optional; result.json records the
+    global batch as train does when it is stated or the dataset's static batch dimension says it,
+    and a stated size the batches do not have is refused by both, before anything is written."""
+    shutil.copy(SCRIPTS / "least_squares.py", tmp_path / "m.py")
+    with (tmp_path / "m.py").open("a") as module:  # 203 = 7 * 29: drop_remainder keeps every row
+        module.write(
+            "\n\ndef whole(batch):\n    return data(batch).unbatch().batch(batch, drop_remainder=True)\n"
+        )
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: fbs\nmodel: {builder: m.py:build}\ndata: {builder: m.py:data, params: {batch: 50}}\n"
+        "loss: m.py:loss\nstrategy: {kind: mirrored}\nminimize: {data: {reduction: sum}}\n"
+        "checkpoint: {export: none}\n"
+    )
+    runner = CliRunner()
+
+    def run(out: str, *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+        done = runner.invoke(app, ["minimize", str(spec), "--out", str(tmp_path / out), "--json", *extra])
+        return done.exit_code, json.loads(done.stdout)
+
+    checked = runner.invoke(app, ["validate", str(spec), "--json"])
+    assert checked.exit_code == 0, checked.output  # batches of 50, 50, 50, 50, 3: no static size
+    report = json.loads(checked.stdout)[-1]["report"]
+    assert (report["strategy"], report["global_batch"], report["loss"]) == (
+        "mirrored",
+        None,
+        pytest.approx(Y @ Y),
+    )
+    code, result = run("unstated")
+    assert code == 0 and "global_batch" not in result, result
+    np.testing.assert_allclose(result["solution"]["w"], np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
+    code, result = run("stated", "--set", "data.global_batch_size=50")
+    assert code == 0 and (result["global_batch"], result["global_batch_from"]) == (
+        50,
+        "data.global_batch_size",
+    )
+    code, result = run("static", "--set", "data.builder=m.py:whole", "--set", "data.params.batch=29")
+    assert code == 0 and (result["global_batch"], result["global_batch_from"]) == (29, "dataset")
+    wrong = "data.global_batch_size: 40, but the first batch data.builder yields has 50 rows"
+    code, result = run("wrong", "--set", "data.global_batch_size=40")
+    assert code == 2 and wrong in result["error"] and not (tmp_path / "wrong").exists()
+    refused = runner.invoke(app, ["validate", str(spec), "--set", "data.global_batch_size=40"])
+    assert refused.exit_code == 2 and wrong in refused.stderr

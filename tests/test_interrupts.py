@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +71,61 @@ def test_held_alone_raises_when_the_block_ends() -> None:
     assert reached == ["whole"]
     assert interrupt_code(Terminated()) == 143
     assert interrupt_code(KeyboardInterrupt()) == 130
+
+
+def test_a_loop_a_signal_stopped_keeps_its_data_iterator(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorflow as tf
+
+    from optrun.runner import batches, interrupts
+
+    monkeypatch.setattr(interrupts, "_stopped", [])
+    monkeypatch.setattr(batches, "_parked", [])
+    data = tf.data.Dataset.range(10)
+    loop = iter(batches.Batches(data, None, skip=0, passes=1))
+    assert int(next(loop)) == 0
+    loop.close()  # the loop left early, no signal: its iterator is freed as usual
+    assert batches._parked == []
+    loop = iter(batches.Batches(data, None, skip=2, passes=1))
+    with pytest.raises(Terminated), interrupts_at_checks() as gate:
+        for batch in loop:
+            assert int(batch) == 2  # the first two skipped
+            _send(signal.SIGTERM)
+            gate.check()
+    loop.close()
+    # Kept, where the stopped pass was: freeing it could wait on tf.data's autotuning thread.
+    assert interrupts.stopping() and len(batches._parked) == 1
+    assert int(next(batches._parked[0])) == 3
+
+
+END = """
+import atexit, sys, threading, time
+from pathlib import Path
+from optrun_cli.startup import end_process
+
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+
+def late():
+    time.sleep(0.3)
+    (out / "thread").write_text("done")
+
+threading.Thread(target=late).start()
+
+class Freed:
+    def __del__(self):
+        (out / "teardown").write_text("ran")
+
+kept = Freed()
+print("said", end="")  # still in the buffer
+end_process(7)
+"""
+
+
+def test_end_process_exits_as_python_would_but_frees_nothing(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", END, str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (7, "said", "")
+    assert (tmp_path / "atexit").read_text() == "ran"  # atexit functions ran
+    assert (tmp_path / "thread").read_text() == "done"  # a thread that is not a daemon was waited for
+    assert not (tmp_path / "teardown").exists()  # no teardown: nothing was freed

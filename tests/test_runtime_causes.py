@@ -124,6 +124,9 @@ def test_a_failed_assert_in_minimize_names_its_message_file_and_line(project: Pa
     for text in failed_run("minimize", str(spec)):
         assert "InvalidArgumentError: assertion failed: [loss blew up]" in text
         assert f"(at {where})" in text and TRACE_HINT in text
+    # The record says which method ran (the unconstrained default) and for how long.
+    recorded = json.loads(Path("run/result.json").read_text())
+    assert recorded["method"] == "L-BFGS-B" and recorded["time_s"] > 0
 
 
 def test_verbose_prints_the_trace_and_drops_the_hint(project: Path) -> None:

@@ -86,6 +86,15 @@ def test_show_minimize(made: dict[str, Path]) -> None:
     assert "6 ┤" in violation and "0 ┤" in violation
 
 
+def test_show_names_the_method_a_default_chose(copy: Any) -> None:
+    run = copy("minimize")
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("method: SLSQP", "method: null"))
+    shown = invoke("show", str(run), "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["settings"]["method"] == "SLSQP"  # from result.json
+
+
 def test_show_train_plots_the_loss(made: dict[str, Path]) -> None:
     run = made["train"]
     lines = metric_lines(run)

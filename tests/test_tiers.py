@@ -127,6 +127,10 @@ def test_failed_xla_build_warns_once_and_keeps_tier1(
         result = optrun.ScipyOptimizerInterface(loss).minimize(loss_callback=_after_build)
         _join_builds()
     assert caplog.text.count("xla not used") == 1
+    # One short line naming the op, not TensorFlow's kilobytes of node names.
+    (record,) = [r for r in caplog.records if "xla not used" in r.getMessage()]
+    assert "XLA cannot compile PyFunc" in record.getMessage()
+    assert "\n" not in record.getMessage() and "function_node" not in record.getMessage()
     assert result.tiers["evaluations"]["xla"] == 0
     np.testing.assert_allclose(result.x, [0.0, 0.0], atol=1e-6)
 

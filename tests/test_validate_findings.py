@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optrun_cli.main import app
-from tests.conftest import findings, problem_lines
+from tests.conftest import findings, module_folder, problem_lines, write_spec
 
 runner = CliRunner()
 
@@ -81,14 +81,10 @@ FULL_BATCH = ["--set", "minimize.data={reduction: mean}"]  # the advice given to
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "m.py").write_text(MODULE)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return module_folder(tmp_path, monkeypatch, MODULE)
 
 
-def _spec(folder: Path, text: str) -> str:
-    (folder / "s.yaml").write_text(text)
-    return str(folder / "s.yaml")
+_spec = write_spec
 
 
 def _problems(result: object) -> list[dict[str, object]]:
@@ -303,7 +299,7 @@ def test_three_misspelt_names_in_one_pass(folder: Path) -> None:
     result = runner.invoke(app, ["validate", spec, "--json"])
     assert result.exit_code == 2, result.output
     assert [(p["path"], p["line"], p["message"]) for p in _problems(result)] == [
-        ("loss.name", 4, "not a Keras loss: 'mean_sqared_error'; did you mean 'mean_squared_error'?"),
+        ("loss", 4, "not a Keras loss: 'mean_sqared_error'; did you mean 'mean_squared_error'?"),
         ("train.optimizer.name", 8, "not a Keras optimizer: 'Adamm'; did you mean 'Adam'?"),
         ("train.optimizer.args.momentun", 9, "no Keras optimizer takes 'momentun'; did you mean 'momentum'?"),
     ]

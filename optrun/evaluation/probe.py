@@ -40,11 +40,32 @@ def _graph_scalar(value: Any, what: str) -> None:
     dtype = value.dtype.base_dtype
     if not (dtype.is_floating or dtype.is_integer):
         raise InvalidTypeError(f"{what} must be a number; got a {dtype.name} tensor")
-    shape = value.shape
-    if shape.rank is not None and shape.rank != 0 and shape.num_elements() != 1:
-        raise InvalidArgumentError(
-            f"{what} must return a scalar; got shape {shape.as_list()}. {scalar_advice(what)}"
-        )
+    if not_one_number(value.shape):
+        raise not_scalar(what, value.shape)
+
+
+def not_one_number(shape: tf.TensorShape) -> bool:
+    """Whether a static shape is known to hold more than one number ([] and [1] are one)."""
+    return shape.rank is not None and shape.rank != 0 and shape.num_elements() != 1
+
+
+def scalar_message(what: str, shape: tf.TensorShape) -> str:
+    """What ``what`` (``loss``, ``equalities[0]``, a spec reference) returned, and what to do.
+
+    One message wherever it is checked (a dry run, a training step, an interface): the loss
+    is "the loss", to be reduced; a constraint is to be split (never summed).
+    """
+    subject = "the loss" if what == "loss" else what
+    dims = shape.as_list()
+    unknown = " (None: a size known only when it runs, e.g. the batch's)" if None in dims else ""
+    return f"{subject} must return a scalar; got shape {dims}{unknown}. {scalar_advice(what)}"
+
+
+def not_scalar(what: str, shape: tf.TensorShape) -> InvalidArgumentError:
+    """The error for a non-scalar ``what``, noting (as :func:`run_user` does) which argument it is."""
+    error = InvalidArgumentError(scalar_message(what, shape))
+    error.add_note(f"optrun: raised by {what}")
+    return error
 
 
 def as_thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]:
@@ -89,12 +110,9 @@ def _scalar_shape(value: Any, what: str) -> tf.Tensor:
         ) from None
     if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
         raise InvalidTypeError(f"{what} must return a number; got a {tensor.dtype.name} tensor")
-    shape = tensor.shape
     # While tracing a shape may be unknown: only a known non-scalar is refused here.
-    if shape.rank is not None and shape.rank != 0 and shape.num_elements() != 1:
-        raise InvalidArgumentError(
-            f"{what} must return a scalar; got shape {shape.as_list()}. {scalar_advice(what)}"
-        )
+    if not_one_number(tensor.shape):
+        raise not_scalar(what, tensor.shape)
     return tensor
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from optrun.causes import message_line
 from optrun.errors import InvalidArgumentError
 from optrun.evaluation.agreement import close
 from optrun.evaluation.point import Evaluator
@@ -206,8 +208,7 @@ class Tiered:
                     return
             self._ready = candidate
         except Exception as error:  # noqa: BLE001 - any failure: stay on tier 1, say why once
-            text = str(error).strip()
-            self._fail(text.splitlines()[0] if text else type(error).__name__)
+            self._fail(reason(error))
 
     def _fail(self, why: str) -> None:
         self._failed = why
@@ -226,7 +227,7 @@ class Tiered:
             agrees = close(ready.evaluator(x), expected, ready.rtol)
         except Exception as error:  # noqa: BLE001
             self._ready = None
-            self._fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+            self._fail(reason(error))
             return
         if not agrees:
             self._ready = None
@@ -240,6 +241,22 @@ class Tiered:
         """``minimize`` ends: after an error or an interrupt, waits for a running build."""
         if raised and self._thread is not None:
             self._thread.join()
+
+
+#: XLA's "No registered 'EagerPyFunc' OpKernel for XLA_CPU_JIT devices": an op it cannot compile.
+_NO_XLA_KERNEL = re.compile(r"No registered '(\w+)' OpKernel for XLA_")
+#: The longest reason a notice quotes: TensorFlow's first lines can run to kilobytes.
+REASON_CHARS = 200
+
+
+def reason(error: BaseException) -> str:
+    """Why tier 2 failed, in one short line: the ops XLA cannot compile, else the error's own line."""
+    text = str(error)
+    ops = list(dict.fromkeys(_NO_XLA_KERNEL.findall(text)))
+    if ops:
+        return f"XLA cannot compile {', '.join(ops)} (the loss uses an op XLA has no kernel for)"
+    line = message_line(text, tensorflow=True) or type(error).__name__
+    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 1] + "…"
 
 
 def _copy(result: Result) -> Result:

@@ -11,8 +11,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, LoadError
-from optrun.evaluation.probe import nonfinite, scalar_advice
+from optrun.errors import ConfigError, LoadError, Problem
+from optrun.evaluation.probe import nonfinite, scalar_message
+from optrun.runner.interrupts import stopping
 from optrun.varkeys import variable_label
 
 
@@ -24,12 +25,23 @@ def steps_per_epoch(data: Any) -> int | None:
     return len(data) if hasattr(data, "__len__") else None
 
 
+#: The data iterator of the pass a signal stopped, kept until the process ends (see :class:`Batches`).
+_parked: list[Any] = []
+
+
 class Batches:
     """``passes`` passes over the data (None: endless), minus the first ``skip`` batches.
 
     Each pass re-iterates the data; when the builder returned a one-shot
     iterator (a generator, say), each pass after the first calls the builder
     again. A pass that yields nothing ends the batches and sets ``exhausted``.
+
+    When Ctrl-C or SIGTERM stops the loop over the batches, the iterator of the
+    pass in progress is kept (the last such one per process), not freed: freeing
+    a ``tf.data`` iterator waits for its autotuning thread, which TensorFlow may
+    wake only seconds to a minute later, and the interrupted run would wait that
+    long before its checkpoint, its result.json and its exit. The CLI then ends
+    the process without freeing it.
     """
 
     def __init__(self, data: Any, rebuild: Any, skip: int, passes: int | None) -> None:
@@ -42,11 +54,17 @@ class Batches:
             if done and iter(data) is data:  # a one-shot iterator: its one pass is spent
                 data = self.rebuild()
             empty = True
-            for batch in data:
-                empty = False
-                seen += 1
-                if seen > self.skip:
-                    yield batch
+            batches = iter(data)
+            try:
+                for batch in batches:
+                    empty = False
+                    seen += 1
+                    if seen > self.skip:
+                        yield batch
+            except BaseException:  # the loop over the batches ended early (or a signal came in it)
+                if stopping():
+                    _parked[:] = [batches]
+                raise
             done += 1
             if empty:
                 self.exhausted = True
@@ -78,16 +96,24 @@ def step_gradients(
     """The loss on ``batch`` and its gradients, eagerly, refused where the training step refuses them.
 
     Raises:
-        InvalidArgumentError: the loss is not a scalar (shape [1] neither: the step takes rank 0 only).
+        ConfigError: the loss is not a scalar (shape [1] neither: the step takes rank 0 only).
     """
     with tf.GradientTape() as tape:
         loss = tf.convert_to_tensor(loss_fn(model, batch))
         if loss.shape.rank != 0:
-            shape = loss.shape.as_list()
-            raise InvalidArgumentError(
-                f"the loss must return a scalar; got shape {shape}. {scalar_advice('loss')}"
-            )
+            raise not_scalar_at(loss.shape)
     return loss, tape.gradient(loss, variables)
+
+
+def not_scalar_at(shape: tf.TensorShape, path: str = "loss", what: str = "loss") -> ConfigError:
+    """A loss (or a constraint, ``what``) that is not a scalar: one problem at ``path``, in the
+    same words from ``optrun validate``'s dry run and a run's first step (the spec's line is
+    added where the error is placed in the spec, e.g. by :func:`optrun.errors.problems_in`)."""
+    error = ConfigError(path, [Problem(path, scalar_message(what, shape))])
+    # Raised while a step is traced: AutoGraph passes it on as it is (its problems kept), not
+    # rewritten into a StagingError.
+    setattr(error, "ag_pass_through", True)  # noqa: B010 - an attribute ConfigError does not declare
+    return error
 
 
 def nonfinite_step(loss: Any, variables: list[Any], grads: list[Any]) -> list[str]:

@@ -21,7 +21,9 @@ from optrun.errors import (
     UnknownVariableError,
     naming,
 )
-from optrun.runner.keras_names import keras_loss, optimizer_classes, unknown_args
+from optrun.evaluation.probe import not_one_number
+from optrun.runner.batches import not_scalar_at
+from optrun.runner.keras_names import keras_loss, loss_name_path, optimizer_classes, unknown_args
 from optrun.spec.experiment import (
     CallableLoss,
     MovingAverageSpec,
@@ -116,12 +118,27 @@ def train_loss(loaded: LoadedSpec, training: bool = True) -> Callable[[Any, Any]
     """``(model, batch) -> scalar``: a Keras loss on ``(x, y)`` batches, or the user's function.
 
     ``training`` is passed to a Keras model (dropout, batch norm): True for training, False
-    for a full-batch objective, which must be the same function at every evaluation.
+    for a full-batch objective, which must be the same function at every evaluation. The
+    user's function must return one number: of rank 0 for training (the step takes no other),
+    or one element for a full-batch sum, which reshapes it.
+
+    Raises:
+        ConfigError: (when the loss is called) it is not a scalar; at ``loss``.
     """
     spec = loaded.spec.loss
     if isinstance(spec, CallableLoss):
-        return load_callable(spec.ref, loaded.base_dir, "loss")
-    loss = keras_loss(spec)
+        fn = load_callable(spec.ref, loaded.base_dir, "loss")
+
+        def checked(model: Any, batch: Any) -> tf.Tensor:
+            # One number, or one message (validate's and the run's, at loss): a training step
+            # takes rank 0; a full-batch sum reshapes one element ([1]) to it.
+            value = tf.convert_to_tensor(fn(model, batch))
+            if value.shape.rank != 0 if training else not_one_number(value.shape):
+                raise not_scalar_at(value.shape)
+            return value
+
+        return checked
+    loss = keras_loss(spec, loss_name_path(loaded))
 
     def on_batch(model: Any, batch: Any) -> tf.Tensor:
         x, y = batch

@@ -68,6 +68,8 @@ class Collector:
     def __init__(self, raw: RawSpec) -> None:
         self.raw = raw
         self.problems: list[Problem] = []
+        #: References that import but cannot be called with the spec's arguments, by path.
+        self.unbound: set[Path] = set()
 
     def add(self, path: Path, message: str) -> None:
         """Records ``message`` at ``path`` (a leading ``"<path>: "`` in the message is not repeated)."""
@@ -169,6 +171,7 @@ def _check_call(
     if not found:
         shown = f"({', '.join(args)})"
         collector.add(path, f"{ref} cannot be called as {fn.__name__}{shown}: {reason}")
+    collector.unbound.add(path)
     return False
 
 

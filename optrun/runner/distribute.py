@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from optrun.errors import ConfigError, LoadError, Problem, RunError, naming
+from optrun.runner.batches import first_batch
 from optrun.scale.strategy import Plan, make_strategy, read_tf_config
 from optrun.spec.load import LoadedSpec
 from optrun.spec.strategy import StrategySpec
@@ -77,12 +78,22 @@ def _rows(batch: Any) -> int:
         raise LoadError.at("data.builder", str(error)) from None
 
 
-def check_global_batch(loaded: LoadedSpec, plan: Plan, batch: Any, data: Any = None) -> GlobalBatch:
+def check_global_batch(
+    loaded: LoadedSpec, plan: Plan, batch: Any, data: Any = None, *, required: bool = True
+) -> GlobalBatch:
     """The global batch size: ``data.global_batch_size``, checked against the first batch; with a
     strategy and no size given, the static batch dimension of ``data`` (the builder's dataset).
 
+    Args:
+        loaded: the spec.
+        plan: the strategy.
+        batch: the first batch the data builder yields.
+        data: what the builder returned (a dataset's static batch dimension is read from it).
+        required: whether a strategy needs the size (train); False for a full-batch minimize,
+            which sums over every batch whatever its rows: the size is then only reported.
+
     Raises:
-        ConfigError: no size given or stated by the dataset while a strategy is used, or a size
+        ConfigError: no size given or stated by the dataset while a strategy needs it, or a size
             that is not the first batch's rows.
     """
     spec = loaded.spec.data
@@ -93,6 +104,8 @@ def check_global_batch(loaded: LoadedSpec, plan: Plan, batch: Any, data: Any = N
         stated = static_batch(data)
         if stated is not None:  # every batch has these rows: the dataset says so
             return GlobalBatch(stated, "dataset")
+        if not required:
+            return GlobalBatch()
         raise ConfigError(loaded.source, [Problem("data.global_batch_size", _unstated(plan, batch, data))])
     rows = _rows(batch)
     if rows != declared:
@@ -223,3 +236,17 @@ class DistributedStep:
 
     def __call__(self, batch: Any) -> tuple[tf.Tensor, tf.Tensor]:
         return self.step(batch)
+
+
+def full_batch_scale(loaded: LoadedSpec, plan: Plan, data: Any) -> dict[str, Any]:
+    """What a full-batch minimize under a strategy records of its global batch (as train does):
+    ``global_batch`` and ``global_batch_from`` when stated or read from the dataset, else nothing.
+
+    Raises:
+        ConfigError: a ``data.global_batch_size`` that is not the first batch's rows.
+    """
+    if plan.kind == "default" or loaded.spec.data is None:
+        return {}
+    batch, _ = first_batch(data, loaded.spec.data.builder)
+    size, source = check_global_batch(loaded, plan, batch, data, required=False)
+    return {} if size is None else {"global_batch": size, "global_batch_from": source}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, LoadError, OptrunError, describe, spec_error
+from optrun.errors import LoadError, OptrunError, describe, spec_error
 from optrun.evaluation.probe import nonfinite
 from optrun.runner.batches import build_on_first_batch, first_batch, nonfinite_step, step_gradients
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
@@ -67,7 +67,7 @@ def validate_minimize(loaded: LoadedSpec, plan: Plan, model: Any = None, data: A
     if spec.minimize is not None and spec.minimize.data is not None and spec.data is not None:
         data = full_batch_data(loaded, data)  # built once: the batch size and the objective share it
         batch, _ = first_batch(data, spec.data.builder)
-        scale = describe_plan(plan, *check_global_batch(loaded, plan, batch, data))
+        scale = describe_plan(plan, *check_global_batch(loaded, plan, batch, data, required=False))
     model, interface = build_interface(loaded, model, data=data)
     check_export(model, loaded.spec.checkpoint.export, loaded.source)
     x0 = interface.start_point()
@@ -101,10 +101,8 @@ def validate_minimize(loaded: LoadedSpec, plan: Plan, model: Any = None, data: A
 
 def _first_step(loaded: LoadedSpec, model: Any, batch: Any, variables: list[Any]) -> tuple[Any, list[Any]]:
     """The loss on the first batch and its gradients; a non-scalar loss is a problem at ``loss``."""
-    try:
+    try:  # a loss that is not a scalar: a ConfigError at loss, in the run's own words
         return step_gradients(train_loss(loaded), model, batch, variables)
-    except InvalidArgumentError as error:  # not a scalar: the run's own words, placed at the key
-        raise spec_error(loaded, [(("loss",), str(error))]) from None
     except OptrunError:
         raise
     except Exception as error:

@@ -33,6 +33,12 @@ from optrun.errors import Terminated
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _open: list[Gate] = []
+_stopped: list[int] = []  # the signals that stopped a run of this process, in order
+
+
+def stopping() -> bool:
+    """Whether a signal has stopped a run of this process (a :meth:`Gate.check` raised)."""
+    return bool(_stopped)
 
 
 class Gate:
@@ -59,6 +65,7 @@ class Gate:
             return
         first = self.received[0]
         self.received.clear()
+        _stopped.append(first)
         if first == signal.SIGTERM:
             raise Terminated()
         raise KeyboardInterrupt

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+from pydantic import ValidationError
 
-from optrun.errors import ConfigError, Problem, first_line
+from optrun.errors import ConfigError, Problem, SpecPlaces, first_line, in_spec
 from optrun.spec.experiment import KerasLoss, OptimizerSpec
+from optrun.spec.load import RawSpec
 from optrun.suggest import suggest
 
 #: Keras's short loss names -> the name of their class (the one that takes ``args``).
@@ -36,8 +38,38 @@ def _loss_class(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) if name.islower() else name
 
 
-def keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
+def loss_name_path(spec: SpecPlaces) -> str:
+    """Where a Keras loss's name is in the spec: ``loss.name`` for ``loss: {name: mse}``, and
+    ``loss`` for the shorthand ``loss: mse`` (or a whole ``loss`` given by ``--set``)."""
+    return "loss.name" if ("loss", "name") in spec.lines and "loss" not in spec.overridden else "loss"
+
+
+def loss_problems(raw: RawSpec) -> list[Problem]:
+    """The problems of a read spec's ``loss`` when it names a Keras loss: its name and
+    arguments, each placed in ``raw``. Needs neither the rest of the spec nor a model; anything
+    the schema refuses (or a ``file.py:function``) is left to the schema and reference checks."""
+    value = raw.data.get("loss")
+    if isinstance(value, str) and ":" not in value:
+        value = {"name": value}
+    if not isinstance(value, dict) or "ref" in value or value.get("kind", "keras") != "keras":
+        return []
+    try:
+        spec = KerasLoss.model_validate(value)
+    except ValidationError:
+        return []  # the schema stage reports it
+    try:
+        keras_loss(spec, loss_name_path(raw))
+    except ConfigError as error:
+        return in_spec(raw, error.problems)
+    return []
+
+
+def keras_loss(spec: KerasLoss, name_path: str = "loss.name") -> Callable[[Any, Any], Any]:
     """The Keras loss ``spec`` names: Keras's own function, or its class made with ``spec.args``.
+
+    Args:
+        spec: the loss's name and arguments.
+        name_path: where the name is in the spec (see :func:`loss_name_path`).
 
     Raises:
         ConfigError: no Keras loss has that name, or its class refuses the arguments.
@@ -51,12 +83,12 @@ def keras_loss(spec: KerasLoss) -> Callable[[Any, Any], Any]:
             known = [n for n in dir(keras.losses) if n[:1].islower() and callable(getattr(keras.losses, n))]
             known = [n for n in known if n not in ("get", "serialize", "deserialize")] + list(LOSS_ALIASES)
             hint = suggest(spec.name, known, "loss name")
-            raise ConfigError("loss", [Problem("loss.name", f"not a Keras loss: {spec.name!r}; {hint}")])
+            raise ConfigError("loss", [Problem(name_path, f"not a Keras loss: {spec.name!r}; {hint}")])
         return loss
     cls = getattr(keras.losses, _loss_class(spec.name), None)
     if not isinstance(cls, type):
         raise ConfigError(
-            "loss", [Problem("loss.name", f"{spec.name!r} names no Keras loss class to give args to")]
+            "loss", [Problem(name_path, f"{spec.name!r} names no Keras loss class to give args to")]
         )
     # Per-example values, averaged by the caller: a Keras Loss's own mean divides by the replica
     # count under a tf.distribute strategy, which optrun's step already accounts for.

@@ -26,10 +26,11 @@ from optrun.runner.common import (
     seed_everything,
     write_result,
 )
+from optrun.runner.distribute import full_batch_scale
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, multipliers, solver_fields
-from optrun.runner.objective import build_interface, compile_cache_for
+from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
 from optrun.runner.warning_log import WarningLog, captured_warnings
@@ -80,7 +81,10 @@ def _minimize(
     plan = make_strategy(loaded.spec.strategy, loaded.source)  # first: logical CPUs precede TF's devices
     seed_everything(spec.seed)
     cache = compile_cache_for(loaded)
-    model, interface = build_interface(loaded, plan=plan)
+    full_batch = spec.minimize is not None and spec.minimize.data is not None and plan.kind != "default"
+    data = full_batch_data(loaded) if full_batch else None  # built once: the loss and the batch size share it
+    model, interface = build_interface(loaded, plan=plan, data=data)
+    scale = full_batch_scale(loaded, plan, data) if full_batch else {}  # global_batch, as train records it
     # Multi-worker: made on every worker right here, so its collectives line up.
     channel = Channel(interface, plan.strategy) if plan.kind == "multi_worker" else None
     check_export(model, spec.checkpoint.export, loaded.source)
@@ -180,9 +184,11 @@ def _minimize(
             "kind": "minimize",
             "status": status,
             "success": False,
+            "method": interface.method,
             "nit": state["iteration"],
             "nfev": interface.nfev,
             "fun": state["loss"],
+            "time_s": round(time.perf_counter() - started, 3),
         }
         if status == NONFINITE and would_export(model, spec.checkpoint.export):
             record.update(export=None, export_skipped=withheld_export(saved))
@@ -267,6 +273,7 @@ def _minimize(
         "tiers": interface.tiers,
         "strategy": plan.kind,
         "replicas": plan.replicas,
+        **scale,
         **worker_fields(plan, place),
         "compile_cache": None if cache is None else str(cache),
         "solve_s": round(time_s - state["compile_s"], 3),

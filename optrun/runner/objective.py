@@ -27,14 +27,16 @@ from optrun.errors import (
     Problem,
     UnknownVariableError,
     UnsupportedMethodError,
+    spec_error,
 )
 from optrun.evaluation.compile_cache import enable_compile_cache
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
 from optrun.runner.build import build_data, build_model, train_loss, variables_of
 from optrun.runner.ipopt_method import checked_options, is_ipopt
-from optrun.runner.keras_names import keras_loss
-from optrun.runner.places import raised_at, raising_as, who_raised
+from optrun.runner.keras_names import keras_loss, loss_name_path
+from optrun.runner.minimize_fit import batch_loss_advice, one_batch_advice, one_number, takes_batch
+from optrun.runner.places import places, raised_at, raising_as, who_raised
 from optrun.scale.full_batch import dataset_loss
 from optrun.scale.strategy import Plan
 from optrun.spec.experiment import CallableLoss, MinimizeSpec
@@ -57,27 +59,16 @@ def minimize_loss(
         return _full_batch_loss(loaded, model, full_batch.reduction, strategy, data)
     if isinstance(spec, CallableLoss):
         fn = load_callable(spec.ref, loaded.base_dir, "loss")
+        if takes_batch(fn):  # a train spec's loss, given to optrun minimize: say what to change
+            raise ConfigError(loaded.source, [Problem("loss", batch_loss_advice(loaded, spec.ref))])
         return lambda: fn(model)
-    loss = keras_loss(spec)
+    loss = keras_loss(spec, loss_name_path(loaded))
     batches = list(build_data(loaded) if data is None else data)
     if len(batches) != 1:
         line = line_of(("data",), loaded.lines)
-        raise ConfigError(loaded.source, [Problem("data", _one_batch_advice(loaded, len(batches)), line)])
+        raise ConfigError(loaded.source, [Problem("data", one_batch_advice(loaded, len(batches)), line)])
     x, y = batches[0]
     return lambda: tf.reduce_mean(loss(y, model(x)))
-
-
-def _one_batch_advice(loaded: LoadedSpec, count: int) -> str:
-    """Why a Keras loss over several batches cannot be minimized as it is, and what to change."""
-    ref = loaded.spec.data.builder if loaded.spec.data else "data.builder"
-    # A train spec given to optrun minimize lands here: name each way out in the spec's words.
-    return (
-        f"minimize with a Keras loss needs the data as one full batch; {ref} gave "
-        f"{count or 'no'} batch{'es' if count != 1 else ''}. Add minimize.data (e.g. "
-        "minimize: {data: {reduction: mean}}, or --set 'minimize.data={reduction: mean}') to average "
-        "the loss over every batch at each point, make data.builder return one batch, "
-        "or train on the batches with optrun train"
-    )
 
 
 def full_batch_data(loaded: LoadedSpec, data: Any = None) -> tf.data.Dataset:
@@ -142,7 +133,8 @@ def constraints(
         first = len(getattr(minimize.constraints, kind))  # the interface numbers these after those
         found = []
         for i, ref in enumerate(refs):
-            fn = load_callable(ref, loaded.base_dir, f"minimize.data.{kind}[{i}]")
+            where = f"minimize.data.{kind}[{i}]"
+            fn = functools.partial(one_number, load_callable(ref, loaded.base_dir, where), where, ref)
             # dataset_loss runs fn on the first batch (tracing it): an error there is this constraint's.
             with raising_as(loaded, f"{kind}[{first + i}]"):
                 found.append(
@@ -223,9 +215,11 @@ def build_interface(
             **kwargs,
         )
     except (InvalidArgumentError, InvalidTypeError, UnknownVariableError, UnsupportedMethodError) as error:
-        # Say it in the spec's words: the library's argument names mean little in YAML.
+        # Say it in the spec's words: the library's argument names mean little in YAML. At the
+        # loss or constraint the interface names (a non-scalar's), else at minimize.
         message = str(error).replace("var_to_bounds", "minimize.constraints.bounds")
-        raise ConfigError(loaded.source, [Problem("minimize", message)]) from None
+        path = places(loaded).get(who_raised(error), (("minimize",), None))[0]
+        raise spec_error(loaded, [(path, message)]) from None
     except OptrunError:
         raise
     except Exception as error:  # the loss or a constraint raised on its first, eager run

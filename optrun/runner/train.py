@@ -99,6 +99,8 @@ def _train(
         trace = lambda first: train_step.trace(data.element_spec)  # noqa: E731
     try:  # trace the step now: a data or loss mistake is a usage error, before any file is written
         trace(batch)
+    except ConfigError:  # a loss that is not a scalar: at loss, as optrun validate says it
+        raise
     except Exception as error:
         raise LoadError(
             f"the training step does not build on the first batch: {describe(error)}. "
@@ -202,8 +204,9 @@ def _train(
     before = previous_result(place.run) if options.resume and step == first_step else None
     if before is not None and before.get("status") == "completed":
         metrics.close()
+        more = f"train.max_steps above {step}" if spec.train.max_steps else "train.epochs"
         options.reporter.note(
-            f"the run already finished at step {step}; nothing to do (raise train.max_steps to go on)"
+            f"the run already finished at step {step}; nothing to do (raise {more} to go on)"
         )
         return RunOutcome(place.run, before, True)
     if status == "completed" and batches.exhausted and (total is None or step < total):

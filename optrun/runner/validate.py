@@ -7,8 +7,9 @@ Stages, each collecting problems rather than stopping at the first:
    (:mod:`optrun.runner.checks`);
 3. what the spec alone decides: the optimizer's and loss's names and
    arguments, the scipy method and its options (even when the model cannot be built);
-4. the model, built once: clipping and bounds variable names resolve, and the
-   loss and each constraint return a finite scalar at the start point;
+4. the model, built once, and for train the data (built even when the model
+   cannot be: it does not need it): clipping and bounds variable names resolve,
+   and the loss and each constraint return a finite scalar at the start point;
 5. when all of that is clean, the dry run: loss, gradients and constraints
    evaluated once, as a run would, and refused where a run would stop on them
    (:func:`validate_spec`, one report per section from :mod:`optrun.runner.dry_run`).
@@ -27,7 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from optrun.errors import SKIPPED, ConfigError, Problem, dotted
 from optrun.evaluation.probe import check_scalar, nonfinite
 from optrun.runner.batches import build_on_first_batch, first_batch
-from optrun.runner.build import train_loss, variables_of
+from optrun.runner.build import variables_of
 from optrun.runner.checks import (
     Collector,
     Path,
@@ -40,6 +41,7 @@ from optrun.runner.checks import (
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.distribute import unstarted_plan
 from optrun.runner.dry_run import at_start, validate_minimize, validate_train
+from optrun.runner.keras_names import loss_problems
 from optrun.scale.strategy import Plan
 from optrun.spec.load import LoadedSpec, RawSpec, check_schema
 from optrun.spec.strategy import StrategySpec
@@ -51,8 +53,8 @@ def validate_spec(
 ) -> list[dict[str, Any]]:
     """One report per section present (train and/or minimize); raises on the first error.
 
-    ``model`` (and, for train, its first ``batch`` and the ``data`` it came
-    from) are reused when given, so what :func:`validate_raw` built is not
+    ``model`` (and, for train, its first ``batch``; for train or minimize.data,
+    the ``data`` the builder returned) are reused when given, so what :func:`validate_raw` built is not
     built twice; so is the strategy's ``plan`` (made here otherwise: a
     multi_worker one starts no worker).
 
@@ -96,34 +98,56 @@ def _skipped(*checks: str) -> list[dict[str, Any]]:
 def _variables(
     raw: RawSpec, fns: dict[Path, Any], collector: Collector
 ) -> tuple[Any, Any, Any, list[Any]] | None:
-    """Builds the model (and, for train, runs its first batch) from the raw spec.
+    """Builds the model and the data: for train, its first batch too (the model built on it).
+
+    The data builder is called even when the model cannot be built: it does not need the
+    model, so its problems are found in the same pass.
 
     Returns:
-        The model, the first batch and the data (both None without train), and the variables.
+        The model, the first batch (None without train), the data (None without train or
+        minimize.data), and the variables; None when the model could not be built.
     """
     data = raw.data
-    ref = get(data, "model", "builder")
-    params = get(data, "model", "params")
     seed = data.get("seed")
     seed_everything(seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0)
     built: list[Any] = []
-    with collector.catch(("model", "builder")):
-        model = call_user(fns[("model", "builder")], ref, "model.builder", **(params or {}))
-        built.append(model)
-    if not built:
-        return None
+    if ("model", "builder") in fns:
+        ref, params = get(data, "model", "builder"), get(data, "model", "params")
+        with collector.catch(("model", "builder")):
+            built.append(call_user(fns[("model", "builder")], ref, "model.builder", **(params or {})))
     batch = rest = None
-    if isinstance(data.get("train"), dict) and ("data", "builder") in fns:
+    train = isinstance(data.get("train"), dict)
+    if (train or get(data, "minimize", "data") is not None) and ("data", "builder") in fns:
         ref = get(data, "data", "builder")
         with collector.catch(("data", "builder")):
-            dataset = call_user(
+            rest = call_user(
                 fns[("data", "builder")], ref, "data.builder", **(get(data, "data", "params") or {})
             )
-            batch, rest = first_batch(dataset, ref)
-            build_on_first_batch(model, batch)
+            if train:  # minimize.data's dataset: checked, and reused, by the dry run
+                batch, rest = first_batch(rest, ref)
+                if built:
+                    build_on_first_batch(built[0], batch)
+    if not built:
+        return None
     with collector.catch(("model", "builder")):
-        return model, batch, rest, variables_of(model, get(data, "model", "builder"))
+        return built[0], batch, rest, variables_of(built[0], get(data, "model", "builder"))
     return None
+
+
+def _model_skipped(raw: RawSpec, fns: dict[Path, Any], collector: Collector) -> list[dict[str, Any]]:
+    """The report of a spec whose model cannot be built: the checks that need it, and why."""
+    if ("model", "builder") in fns:
+        why = "model.builder failed"
+    elif ("model", "builder") in collector.unbound:
+        why = "model.builder cannot be called with the arguments model.params gives"
+    elif isinstance(get(raw.data, "model", "builder"), str):
+        why = "model.builder cannot be loaded"
+    else:
+        why = "the spec gives no model.builder"
+    return _skipped(
+        f"the variables' names and bounds, the loss, gradients and constraints at the start point, "
+        f"and the dry run: they need the model, and {why}"
+    )
 
 
 def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
@@ -146,19 +170,11 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
     # Known from the spec alone, so reported even when the model cannot be built.
     check_method(raw, collector)
     check_optimizer(raw, collector)
-    if loaded is not None:
-        with collector.catch(("loss",)):
-            train_loss(loaded)  # a Keras loss name that does not exist
-    built = None
-    if ("model", "builder") in fns:
-        keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
-        built = _variables(raw, fns, collector)
+    collector.problems += loss_problems(raw)  # a Keras loss: its name and arguments
+    keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
+    built = _variables(raw, fns, collector)
     if built is None:
-        why = "model.builder failed" if ("model", "builder") in fns else "model.builder cannot be loaded"
-        return collector.sorted(), _skipped(
-            f"the variables' names and bounds, the loss, gradients and constraints at the start point, "
-            f"and the dry run: they need the model, and {why}"
-        )
+        return collector.sorted(), _model_skipped(raw, fns, collector)
     model, batch, data, variables = built
     check_names(raw, variables, collector)
     if isinstance(raw.data.get("minimize"), dict) or not isinstance(raw.data.get("train"), dict):

@@ -190,13 +190,16 @@ def read_run(out: Path) -> dict[str, Any]:
     result = read_result(out)
     config_kind, spec = read_config(out)
     kind = str(marker.get("kind") or config_kind or (result or {}).get("kind") or "unknown")
+    found = settings(kind, spec) if spec is not None else {}
+    if kind == "minimize" and found.get("method") is None and (result or {}).get("method"):
+        found["method"] = result["method"]  # type: ignore[index] # the default the run chose
     return {
         "run_dir": str(out),
         "name": (spec or {}).get("name") or out.name,
         "kind": kind,
         "status": status_of(result, locked),
         "result": result,
-        "settings": settings(kind, spec) if spec is not None else {},
+        "settings": found,
         "spec": spec,
         "metrics": read_metrics(out / metrics_file(spec)),
     }

@@ -32,7 +32,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
 from optrun.evaluation.probe import check_scalar
 from optrun.varkeys import as_tf_variable
 
@@ -163,6 +163,8 @@ def dataset_loss(
     step = tf.function(value_and_grads, input_signature=signature, jit_compile=jit_compile is not False)
     try:
         step(first)
+    except OptrunError:  # optrun's own refusal of the loss (not a scalar, ...), not XLA's
+        raise
     except Exception as error:  # any XLA failure; a bug in the loss fails again below
         # e.g. a second derivative through slices of a batch of unknown length: XLA's gradient
         # of a slice then has no gradient of its own.

@@ -14,8 +14,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import tensorflow as tf
 
+from optrun_cli.startup import import_tensorflow
+
+# pytest's own process loads this file too: TensorFlow's native start-up lines (written before
+# its log level applies) would reach `make test`'s output, as they never reach a user's.
+import_tensorflow(verbose=False)
+import tensorflow as tf  # noqa: E402 - imported quietly just above
+
+tf.get_logger().setLevel("ERROR")  # disable_v2_behavior's own deprecation notice
 MODE = os.environ.get("OPTRUN_TF1_MODE", "graph")
 if MODE == "v1":
     tf.compat.v1.disable_v2_behavior()
