@@ -34,7 +34,7 @@ def _describe(func: Callable[..., Any], signature: inspect.Signature) -> str:
     return f"{name}{signature}{where}"
 
 
-def _refusal(func: Callable[..., Any], n_args: int) -> tuple[str, str] | None:
+def refusal(func: Callable[..., Any], n_args: int) -> tuple[str, str] | None:
     """``(description, reason)`` when ``func`` cannot be called with ``n_args`` positional arguments;
     None when it can, or when its signature cannot be inspected (a builtin, a C function)."""
     try:
@@ -64,7 +64,7 @@ def check_callbacks(step_callback: Any, loss_callback: Any, fetches: Sequence[An
     for name, cb in (("step_callback", step_callback), ("loss_callback", loss_callback)):
         if cb is not None and not callable(cb):
             raise InvalidTypeError(f"{name} must be callable; got {type(cb).__name__}")
-    if step_callback is not None and (refused := _refusal(step_callback, 1)):
+    if step_callback is not None and (refused := refusal(step_callback, 1)):
         described, reason = refused
         raise InvalidArgumentError(
             f"step_callback {described} cannot be called with 1 positional argument ({reason}): "
@@ -75,7 +75,7 @@ def check_callbacks(step_callback: Any, loss_callback: Any, fetches: Sequence[An
     if loss_callback is None or not (fetches is None or isinstance(fetches, Sequence)):
         return
     n = len(fetches) if fetches is not None else 0
-    if refused := _refusal(loss_callback, n):
+    if refused := refusal(loss_callback, n):
         described, reason = refused
         given = "no fetches were given" if fetches is None else f"fetches has {_count(n, 'entry', 'entries')}"
         if n:

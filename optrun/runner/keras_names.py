@@ -16,7 +16,7 @@ import keras
 from pydantic import ValidationError
 
 from optrun.errors import ConfigError, Problem, SpecPlaces, first_line, in_spec
-from optrun.spec.experiment import KerasLoss, OptimizerSpec
+from optrun.spec.experiment import KerasLoss, OptimizerSpec, loss_shorthand
 from optrun.spec.load import RawSpec
 from optrun.suggest import suggest
 
@@ -48,10 +48,8 @@ def loss_problems(raw: RawSpec) -> list[Problem]:
     """The problems of a read spec's ``loss`` when it names a Keras loss: its name and
     arguments, each placed in ``raw``. Needs neither the rest of the spec nor a model; anything
     the schema refuses (or a ``file.py:function``) is left to the schema and reference checks."""
-    value = raw.data.get("loss")
-    if isinstance(value, str) and ":" not in value:
-        value = {"name": value}
-    if not isinstance(value, dict) or "ref" in value or value.get("kind", "keras") != "keras":
+    value = loss_shorthand(raw.data.get("loss"))
+    if not isinstance(value, dict) or value.get("kind") != "keras":
         return []
     try:
         spec = KerasLoss.model_validate(value)

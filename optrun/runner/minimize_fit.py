@@ -9,13 +9,13 @@ names each way out in the spec's words.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
 from optrun.evaluation.probe import not_one_number
+from optrun.interfaces.callbacks import refusal
 from optrun.runner.batches import not_scalar_at
 from optrun.spec.load import LoadedSpec
 
@@ -35,19 +35,7 @@ def one_batch_advice(loaded: LoadedSpec, count: int) -> str:
 
 def takes_batch(fn: Callable[..., Any]) -> bool:
     """Whether ``fn`` takes ``(model, batch)`` and cannot be called with the model alone."""
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # a builtin: nothing to read before calling it
-        return False
-
-    def binds(*args: Any) -> bool:
-        try:
-            signature.bind(*args)
-        except TypeError:
-            return False
-        return True
-
-    return not binds(None) and binds(None, None)
+    return refusal(fn, 1) is not None and refusal(fn, 2) is None
 
 
 def batch_loss_advice(loaded: LoadedSpec, ref: str) -> str:

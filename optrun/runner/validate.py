@@ -171,7 +171,8 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
     check_method(raw, collector)
     check_optimizer(raw, collector)
     collector.problems += loss_problems(raw)  # a Keras loss: its name and arguments
-    keras.backend.clear_session()  # layer names start afresh for each spec, as in a run of its own
+    if ("model", "builder") in fns:  # layer names start afresh for each spec, as in a run of its own
+        keras.backend.clear_session()
     built = _variables(raw, fns, collector)
     if built is None:
         return collector.sorted(), _model_skipped(raw, fns, collector)

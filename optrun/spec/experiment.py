@@ -209,12 +209,17 @@ class ExperimentSpec(Strict):
     @field_validator("loss", mode="before")
     @classmethod
     def _loss_shorthand(cls, value: Any) -> Any:
-        # 'mse' means a Keras loss; 'file.py:fn' a callable.
-        if isinstance(value, str):
-            return {"kind": "callable", "ref": value} if ":" in value else {"kind": "keras", "name": value}
-        if isinstance(value, dict) and "kind" not in value:  # {name: huber, args: ...} / {ref: ...}
-            if "ref" in value:
-                return {"kind": "callable", **value}
-            if "name" in value:
-                return {"kind": "keras", **value}
-        return value
+        return loss_shorthand(value)
+
+
+def loss_shorthand(value: Any) -> Any:
+    """A spec's ``loss`` as written, with its ``kind`` made explicit: ``mse`` is a Keras loss,
+    ``file.py:fn`` a callable (so are ``{name: ...}`` and ``{ref: ...}``); anything else as is."""
+    if isinstance(value, str):
+        return {"kind": "callable", "ref": value} if ":" in value else {"kind": "keras", "name": value}
+    if isinstance(value, dict) and "kind" not in value:  # {name: huber, args: ...} / {ref: ...}
+        if "ref" in value:
+            return {"kind": "callable", **value}
+        if "name" in value:
+            return {"kind": "keras", **value}
+    return value
