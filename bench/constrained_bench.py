@@ -459,7 +459,7 @@ def describe(run: dict[str, Any]) -> str:
     )
     if run["bound_excess"] > 0:
         text += f" (bounds exceeded by {run['bound_excess']:.0e})"
-    return f"{text}, f {run['fun']:.10g}"
+    return f"{text}, f {run['fun']:.10g}, peak RSS {run['peak_gib']:.3f} GiB"
 
 
 def _target(who: str, run: dict[str, Any], anchor: dict[str, Any], n: int) -> str:
@@ -467,7 +467,12 @@ def _target(who: str, run: dict[str, Any], anchor: dict[str, Any], n: int) -> st
         return ""
     if n == CAPPED_N:
         ratio = per_iteration(run) / per_iteration(anchor)
-        return f"{ratio:.2f}x the anchor per iteration (<= 1.2x)"
+        extra_mb = (run["peak_gib"] - anchor["peak_gib"]) * GIB / 2**20
+        rows_mb = (N_LINEAR + N_NONLINEAR) * n * 8 / 2**20
+        return (
+            f"{ratio:.2f}x the anchor per iteration (<= 1.2x); peak RSS {extra_mb:+.0f} MB against the "
+            f"anchor's, {extra_mb / rows_mb:.1f}x the Jacobian rows ({rows_mb:.0f} MB)"
+        )
     if n == 10_000:
         ok = (
             "converged"

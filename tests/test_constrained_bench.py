@@ -66,12 +66,14 @@ def test_describe_and_per_iteration() -> None:
         "bound_excess": 2e-8,
         "fun": 1.5,
         "steady": 0.15,
+        "peak_gib": 0.875,
     }
     assert cb.per_iteration(run) == 0.15
     assert cb.per_iteration({**run, "steady": math.nan}) == 0.2
     assert math.isnan(cb.per_iteration({"error": "not done in 60 s"}))
     text = cb.describe(run)
     assert "10 iterations, 150.0 ms/iteration, status 0" in text and "bounds exceeded by 2e-08" in text
+    assert text.endswith("f 1.5, peak RSS 0.875 GiB")
     assert cb.describe({"error": "not done in 60 s", "nit": 3}) == "not done in 60 s (3 iterations done)"
     assert cb.describe({"error": "out of memory"}) == "out of memory"
 
@@ -80,3 +82,13 @@ def test_a_size_that_cannot_fit_is_not_run(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(cb, "available_bytes", lambda: 8 * 2**30)
     found = cb.fresh("slsqp", 100_000)
     assert found["error"].startswith("out of memory (would need 782 GiB; 8 GiB available)")
+
+
+def test_capped_target_states_memory_against_the_anchor_in_jacobian_rows() -> None:
+    anchor = {"seconds": 10.0, "nit": 10, "steady": 0.6, "peak_gib": 0.75}
+    run = {"seconds": 10.0, "nit": 10, "steady": 0.6, "peak_gib": 0.75 + 40 / 1024}
+    # 10 rows of 100,000 float64 values: 7.6 MB; 40 MB more is 5.2x that.
+    assert cb._target("ipopt", run, anchor, cb.CAPPED_N) == (
+        "1.00x the anchor per iteration (<= 1.2x); peak RSS +40 MB against the anchor's, "
+        "5.2x the Jacobian rows (8 MB)"
+    )

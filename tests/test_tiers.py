@@ -231,3 +231,45 @@ def test_agreement_with_nan_and_inf_compares_the_finite_entries_at_their_own_sca
         # An Inf elsewhere must not make every finite difference look small.
         assert not close(pair(np.inf, 2.0), pair(np.inf, 1.0), 1e-6)
         assert not close(pair(np.nan, 2.0), pair(np.nan, 1.0), 1e-6)
+
+
+def _packed(x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A stand-in tier: ``[sum(x^2) | 2x]``, worked out by hand."""
+    return np.concatenate([[float(x @ x)], 2.0 * x]), []
+
+
+def test_a_run_that_never_builds_keeps_no_copy_of_tier1_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optrun.evaluation.tiers import Tiered
+
+    monkeypatch.setenv("OPTRUN_TIER2", "never")
+    tiered = Tiered(_packed, lambda: None, ("plain", "xla"), compile_estimate=0.0)
+    tiered.begin(budget=100)
+    for k in range(5):
+        tiered(np.full(3, float(k)))
+    # Each copy would hold the Jacobian rows (m x n): only a build being checked may keep them.
+    assert tiered._recorded == []
+    assert tiered.report.note == "xla not built: OPTRUN_TIER2=never"
+
+
+def test_background_check_uses_the_point_the_build_started_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optrun.evaluation.tiers import Candidate, Tiered
+
+    monkeypatch.setenv("OPTRUN_TIER2", "now")
+    seen: list[np.ndarray] = []
+
+    def wrong(x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        seen.append(np.array(x))
+        packed, fetched = _packed(x)
+        packed[0] += 1.0  # a loss off by one: must never serve
+        return packed, fetched
+
+    tiered = Tiered(_packed, lambda: Candidate(wrong, wrong), ("plain", "xla"), compile_estimate=0.0)
+    tiered.begin(budget=100)
+    start = np.array([1.0, 2.0, 3.0])
+    tiered(start)
+    _join_builds()
+    assert [x.tolist() for x in seen] == [start.tolist()]
+    assert tiered.report.note == "xla not used: xla disagrees with plain at a checked point"
+    assert tiered._recorded == []  # let go once checked
+    tiered.boundary(start)
+    assert tiered.tier == "plain"

@@ -30,7 +30,7 @@ import tensorflow as tf
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.fastcall import FastCaller, shadow_call
-from optrun.evaluation.packing import Layout, pack_outputs
+from optrun.evaluation.packing import Layout, as_scalar, pack_outputs
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.probe import check_scalar, run_user
 from optrun.evaluation.tiers import Candidate, Tiered
@@ -181,7 +181,7 @@ class EagerBackend:
             with tf.GradientTape(persistent=constrained, watch_accessed_variables=False) as tape:
                 tape.watch(tf_vars)
                 values = [
-                    tf.reshape(check_scalar(run_user(f, name), name), [])
+                    as_scalar(check_scalar(run_user(f, name), name))
                     for f, name in zip(user, names, strict=True)
                 ]
             packed = pack_outputs(

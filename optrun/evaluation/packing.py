@@ -92,21 +92,33 @@ class Layout:
         ]
 
     def pack_tf(self, tensors: Sequence[Any]) -> tf.Tensor:
-        """Inside a graph: casts to float64, flattens and concatenates."""
+        """Inside a graph: casts to float64, flattens and concatenates (no op where one is not needed:
+        every op added here is paid again when a session or ``tf.function`` builds its graph)."""
         if not tensors:
             return tf.zeros([0], tf.float64)
-        return tf.concat(
-            [tf.reshape(tf.cast(tf.convert_to_tensor(t), tf.float64), [-1]) for t in tensors],
-            axis=0,
-        )
+        flat = [_flat64(t) for t in tensors]
+        return flat[0] if len(flat) == 1 else tf.concat(flat, axis=0)
 
     def unpack_tf(self, x: tf.Tensor) -> list[tf.Tensor]:
         """Inside a graph: splits ``x`` and casts each piece to its variable's dtype."""
-        pieces = tf.split(x, list(self.sizes)) if self.sizes else []
+        # One variable takes x whole; tf.split would add an op.
+        pieces = tf.split(x, list(self.sizes)) if len(self.sizes) > 1 else [x][: len(self.sizes)]
         return [
-            tf.cast(tf.reshape(piece, shape), dtype)
+            tf.cast(piece if tuple(piece.shape) == shape else tf.reshape(piece, shape), dtype)
             for piece, shape, dtype in zip(pieces, self.shapes, self.dtypes, strict=True)
         ]
+
+
+def _flat64(value: Any) -> tf.Tensor:
+    """``value`` as a 1-D float64 tensor (``tf.cast`` adds no op to a float64 one)."""
+    tensor = tf.cast(tf.convert_to_tensor(value), tf.float64)
+    return tensor if tensor.shape.rank == 1 else tf.reshape(tensor, [-1])
+
+
+def as_scalar(value: Any) -> tf.Tensor:
+    """``value`` reshaped to ``[]``; the tensor itself where its static shape already is ``[]``."""
+    tensor = tf.convert_to_tensor(value)
+    return tensor if tensor.shape.rank == 0 else tf.reshape(tensor, [])
 
 
 #: Up to this many constraint values are gathered with a select chain (see :func:`stack_scalars`).
@@ -142,10 +154,11 @@ def pack_outputs(
 ) -> tf.Tensor:
     """The one float64 vector both backends return per point::
 
-        [ f | grad f | e | J_e (row-major) | h | J_h (row-major) | finite ]
+        [ f | grad f | e | J_e (row-major) | h | J_h (row-major) ]
 
-    where ``finite`` is 1.0 when every other element is finite, else 0.0: the
-    NaN/Inf check costs one fused reduction here instead of a NumPy pass per point.
+    Whether it is all finite is checked by the caller, in NumPy: a check in the
+    graph would add ops that every session and every trace builds again, which
+    costs a short graph-mode run more than the check costs per point.
 
     Args:
         loss: the loss, shape ``[]``.
@@ -157,12 +170,11 @@ def pack_outputs(
     """
     parts = [tf.reshape(tf.cast(loss, tf.float64), [1]), gradient(loss)]
     for values in (equalities, inequalities):
-        parts.append(stack_scalars(values))
-        parts += [gradient(c) for c in values]
-    # Checked part by part, then one concat: concatenating twice would hold two copies of
-    # the whole vector (its Jacobian rows are m x n) at the peak of every evaluation.
-    finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(part)) for part in parts]))
-    return tf.concat([*parts, tf.reshape(tf.cast(finite, tf.float64), [1])], axis=0)
+        if values:  # an empty part would only add ops
+            parts.append(stack_scalars(values))
+            parts += [gradient(c) for c in values]
+    # One concat of the parts: its Jacobian rows are m x n, so no second copy of the whole.
+    return tf.concat(parts, axis=0)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ class Evaluation:
 
     @classmethod
     def split(cls, packed: np.ndarray, n: int, n_eq: int, n_ineq: int) -> Evaluation:
-        """Slices the backend's packed output ``[f | g | e | J_e | h | J_h | finite]``."""
+        """Slices the backend's packed output ``[f | g | e | J_e | h | J_h]``."""
         e0 = 1 + n
         h0 = e0 + n_eq * (1 + n)
         end = h0 + n_ineq * (1 + n)
@@ -111,9 +111,9 @@ class PointCache:
         packed, fetched = self._evaluator(x)
         self.evaluations += 1
         if self._name_of is not None:
-            # The backend's last element says whether all the others are finite: one scalar read
-            # here, where a NumPy pass over the output would cost more than the check itself.
-            if packed[-1] != 1.0:
+            # One pass: a NaN or Inf makes the sum non-finite; a sum that overflowed is
+            # looked at element by element.
+            if not math.isfinite(packed.sum()) and not np.isfinite(packed).all():
                 raise NonFiniteError(f"{self._nonfinite(packed)} at evaluation {self.evaluations}")
             loss = float(packed[0])
             if loss < self.best_loss:

@@ -15,8 +15,8 @@ compile before its first point, which a short run never earns back. So:
 * it is built in a background thread while the solver goes on on tier 1
   (at normal priority: on the bench's 2-core PINN, a lowest-priority build
   was starved long enough to cost more than it saved); it is tried there,
-  off the solver's path, at the first points tier 1 evaluated, and must
-  agree with them;
+  off the solver's path, at the points tier 1 evaluated from the build's
+  start on (at least the point the build started at), and must agree with them;
 * the solver switches only between iterations (:meth:`Tiered.boundary`),
   after tier 2 has also agreed with tier 1 at the current point;
 * a build that fails or disagrees is logged once and the run stays on tier 1.
@@ -57,7 +57,7 @@ Result = tuple[np.ndarray, list[Any]]
 PAYBACK = 2.0
 #: ``auto`` (the policy above), ``now`` (build tier 2 at the first point) or ``never``.
 POLICY_VARIABLE = "OPTRUN_TIER2"
-#: Distinct points tier 2 must agree with tier 1 at, in the background, before it may serve.
+#: At most this many distinct points of tier 1 are kept for the background check (the first at least).
 CHECKED_POINTS = 2
 
 
@@ -124,7 +124,9 @@ class Tiered:
         self._forced = policy == "now"
         self._start_now = start_now
         self._never = policy == "never"
+        # Tier 1's outputs the background check compares tier 2 with (recorded while it runs).
         self._recorded: list[tuple[np.ndarray, Result]] = []
+        self._checking = False
         self._last: tuple[np.ndarray, Result] | None = None
         self._thread: threading.Thread | None = None
         self._ready: Candidate | None = None
@@ -170,11 +172,18 @@ class Tiered:
         self._run_count += 1
         self.report.evaluations[self.report.first] += 1
         self._last = (np.array(x, np.float64), result)
-        if len(self._recorded) < CHECKED_POINTS and not any(np.array_equal(x, p) for p, _ in self._recorded):
-            self._recorded.append((np.array(x, np.float64), _copy(result)))
         if self._thread is None and not self.report.note:
             self._maybe_start()
+        elif self._checking:
+            self._record(*self._last)
         return result
+
+    def _record(self, x: np.ndarray, result: Result) -> None:
+        """Keeps a copy of tier 1's output at ``x`` for the background check. Only while a build
+        runs: each copy holds the Jacobian rows (m x n), which a run that never builds should not
+        pay for."""
+        if len(self._recorded) < CHECKED_POINTS and not any(np.array_equal(x, p) for p, _ in self._recorded):
+            self._recorded.append((x, _copy(result)))
 
     def _maybe_start(self) -> None:
         second = self.report.second
@@ -191,10 +200,19 @@ class Tiered:
             if remaining * self._spent / self._count < PAYBACK * self._estimate:
                 self.report.note = f"{second} not built: the run's remaining budget could not pay for it"
                 return
+        assert self._last is not None
+        self._checking = True
+        self._record(*self._last)
         self._thread = threading.Thread(target=self._work, name="optrun-tier2", daemon=False)
         self._thread.start()
 
     def _work(self) -> None:
+        try:
+            self._check()
+        finally:
+            self._checking, self._recorded = False, []
+
+    def _check(self) -> None:
         try:
             candidate = self._build()
             if candidate is None:

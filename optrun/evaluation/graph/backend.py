@@ -34,7 +34,7 @@ from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.evaluation.graph.cut import PrunedFunction
 from optrun.evaluation.graph.fastpath import RTOL_PLAIN, RTOL_XLA, FunctionPath
 from optrun.evaluation.graph.session_call import session_point
-from optrun.evaluation.packing import Layout, pack_outputs
+from optrun.evaluation.packing import Layout, as_scalar, pack_outputs
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.tiers import Candidate, Tiered
 
@@ -85,7 +85,7 @@ class GraphBackend:
             )
             self._read = layout.pack_tf(self._variables)
             # tf.convert_to_tensor: TF1 took variables where tensors go.
-            values = [tf.reshape(tf.convert_to_tensor(t), []) for t in (loss, *equalities, *inequalities)]
+            values = [as_scalar(t) for t in (loss, *equalities, *inequalities)]
             n_eq = len(equalities)
             eqs, ineqs = values[1 : 1 + n_eq], values[1 + n_eq :]
             # Only the outputs the method uses: a gradient-free method never asks for gradients,

@@ -124,10 +124,16 @@ class IpoptCallbacks:
         return rows, np.tile(np.arange(self._n, dtype=np.int32), self._m)
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
-        ok, value = self._guarded(lambda: np.concatenate([j(x).ravel() for j in self._jacobians]))
+        ok, value = self._guarded(lambda: self._rows(x))
         if not ok:
             raise import_cyipopt().CyIpoptEvaluationError("stopping")
         return value
+
+    def _rows(self, x: np.ndarray) -> np.ndarray:
+        # Each block is a fresh array: one kind is passed on as it is, as a second copy of
+        # m x n rows would raise the peak of every evaluation.
+        blocks = [j(x) for j in self._jacobians]
+        return blocks[0].ravel() if len(blocks) == 1 else np.concatenate([b.ravel() for b in blocks])
 
     def intermediate(self, alg_mod: int, iter_count: int, *figures: float) -> bool:
         self.nit = int(iter_count)
