@@ -76,3 +76,19 @@ def test_cli_nan_is_exit_1_with_status_nonfinite(tmp_path: Path, monkeypatch: py
     assert record["status"] == "nonfinite" and record["success"] is False
     assert "the loss is nan" in record["error"]
     assert json.loads(result.stdout)["success"] is False
+
+
+def test_finite_values_whose_sum_overflows_are_not_taken_for_inf() -> None:
+    import warnings
+
+    from optrun.evaluation.point import PointCache
+
+    # The loss 1e308 and its gradient 1e308: each finite, their float64 sum is not.
+    cache = PointCache(lambda x: (np.array([1e308, 1e308]), []), (1, 0, 0), finite=lambda i: f"x[{i}]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning either
+        loss, gradient = cache.loss_and_grad(np.zeros(1))
+    assert (loss, gradient.tolist()) == (1e308, [1e308])
+    bad = PointCache(lambda x: (np.array([1.0, -np.inf]), []), (1, 0, 0), finite=lambda i: f"x[{i}]")
+    with pytest.raises(NonFiniteError, match=r"the gradient of the loss is -inf at x\[0\]"):
+        bad.loss_and_grad(np.zeros(1))

@@ -9,6 +9,7 @@ compiled evaluation, where packing happens inside the graph.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ class Layout:
         """Length of the packed vector."""
         return sum(self.sizes)
 
-    @property
+    @functools.cached_property
     def offsets(self) -> list[int]:
         """Start of each variable in the packed vector, plus the total at the end."""
         return [0, *np.cumsum(self.sizes, dtype=np.int64).tolist()]

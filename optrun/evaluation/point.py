@@ -111,9 +111,8 @@ class PointCache:
         packed, fetched = self._evaluator(x)
         self.evaluations += 1
         if self._name_of is not None:
-            # One pass: a NaN or Inf makes the sum non-finite; a sum that overflowed is
-            # looked at element by element.
-            if not math.isfinite(packed.sum()) and not np.isfinite(packed).all():
+            # Not packed.sum(): finite values can overflow it, with a RuntimeWarning.
+            if not np.isfinite(packed).all():
                 raise NonFiniteError(f"{self._nonfinite(packed)} at evaluation {self.evaluations}")
             loss = float(packed[0])
             if loss < self.best_loss:
