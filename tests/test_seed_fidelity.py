@@ -98,11 +98,11 @@ def test_blas_threads_is_checked(bad: Any) -> None:
 
 
 @pytest.fixture
-def blas_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first limit of the process at the first evaluation, not after threads.DEFER_S."""
+def blas_at_once() -> None:
+    """The BLAS libraries known, as after a first long run: limits from the first evaluation."""
     from optrun.interfaces import threads
 
-    monkeypatch.setattr(threads, "DEFER_S", 0.0)
+    threads._controller()
 
 
 def test_blas_limit_lasts_exactly_as_long_as_minimize(blas_at_once: None) -> None:
@@ -150,6 +150,39 @@ def test_first_blas_limit_waits_for_a_run_long_enough_to_pay_for_finding_the_lib
     opt.minimize(loss_callback=lambda: seen.append(blas_threads()))
     assert seen and all(t == [1] * len(before) for t in seen)
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize(
+    ("gaps", "applied_at"),
+    [
+        # The first evaluation compiles (0.2 s); the rest come 0.1 ms apart: never limited.
+        ([0.0, 0.2] + [0.0001] * 50, None),
+        # 10 ms apart: limited at the first tick past DEFER_S with a pace to judge (the third).
+        ([0.0, 0.2, 0.01, 0.01, 0.01], 3),
+        # A pace is judged on an evaluation after the first, however long the first took.
+        ([0.0, 0.2], None),
+        ([0.0, 0.01, 0.001], None),  # heavy, but DEFER_S has not passed
+    ],
+)
+def test_first_blas_limit_only_for_evaluations_heavy_enough_to_gain(
+    monkeypatch: pytest.MonkeyPatch, gaps: list[float], applied_at: int | None
+) -> None:
+    import contextlib
+    import itertools
+
+    from optrun.interfaces import threads
+
+    clock = itertools.accumulate([0.0, *gaps])  # the limit's start, then each tick's time
+    monkeypatch.setattr(threads, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(threads, "_known", lambda: False)
+    applied: list[int] = []
+    limit = threads._Limit(1, contextlib.ExitStack())
+    monkeypatch.setattr(limit, "apply", lambda: applied.append(limit._ticks))
+    for _ in gaps:
+        limit.tick()
+        if applied:
+            break
+    assert (applied[0] if applied else None) == applied_at
 
 
 def test_wrapping_something_else_names_both_worlds() -> None:
