@@ -15,11 +15,9 @@ iteration at n = 1,000 and 1.63x at n = 5,000; trust-constr took 0.36x at
 n = 1,000 and 1.05x at n = 5,000, so it gets one thread like the rest.
 
 Finding the BLAS libraries means inspecting every library the process has
-loaded: 12-20 ms with TensorFlow loaded, once per process. A short run, or one
-whose evaluations are light, would spend more on that than the limit can save
-(graph-mode Rosenbrock N=100, 300 evaluations: about 115 ms with the lookup
-against 99 ms without, and no measurable difference per evaluation once limited). So the
-first limit of a process takes effect only once the run has lasted
+loaded: about 10 ms with TensorFlow loaded, once per process. A short run, or
+one whose evaluations are light, would spend more on that than the limit can
+save. So the first limit of a process takes effect only once the run has lasted
 :data:`DEFER_S` and its evaluations come at least :data:`HEAVY_S` apart (the
 first, which traces or compiles, not counted); later runs, with the libraries
 known, are limited from their first evaluation.
