@@ -53,6 +53,24 @@ def test_a_run_whose_budget_cannot_pay_never_builds() -> None:
     assert "could not pay" in tiers.report.note
 
 
+def test_the_pace_that_must_pay_for_a_build_leaves_out_the_slow_first_point() -> None:
+    # The first point also starts tier 1 up (tracing, graph set-up): 40 ms, then 1 ms a point.
+    first = _quadratic(delay=0.001)
+    calls = [0]
+
+    def starting(x: np.ndarray) -> tuple[np.ndarray, list]:
+        calls[0] += 1
+        Clock.now += 0.039 if calls[0] == 1 else 0.0
+        return first(x)
+
+    tiers = Tiered(starting, lambda: Candidate(_quadratic(), _quadratic()), ("slow", "fast"), 0.040)
+    _run(tiers, 60, budget=61)
+    # By hand: 40 ms spent after the first point, 60 left at 1 ms = 60 ms < 2 x 40 ms; with the
+    # first point in the pace (40 ms a point) they would have looked like 2.4 s, and a build paid.
+    assert tiers.report.evaluations == {"slow": 60, "fast": 0}
+    assert "could not pay" in tiers.report.note
+
+
 def test_runs_on_one_interface_add_up_and_then_switch() -> None:
     tiers = _tiered(Candidate(_quadratic(), _quadratic()), estimate=0.012)
     _run(tiers, 5, budget=None)  # ~5 ms: not yet

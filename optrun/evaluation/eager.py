@@ -41,8 +41,11 @@ logger = logging.getLogger("optrun")
 Thunk = Callable[[], Any]
 #: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
 MAX_EVALUATORS = 8
-#: XLA's compile, in multiples of the trace it compiles (measured: 3-7x on the bench's problems).
-COMPILE_PER_TRACE = 4.0
+#: XLA's compile, in multiples of the trace it compiles (user code traced as written). Measured
+#: 2-6.5x on the bench's problems, the PINN highest (``python -m bench firsteval``: the first
+#: evaluation over the construction); the top of that range, since a build that cannot pay
+#: back costs the run more than one started a little late.
+COMPILE_PER_TRACE = 6.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,14 @@ def _plain(thunk: Thunk) -> Thunk:
 
 
 def _autograph(thunk: Thunk) -> Thunk:
-    """``thunk`` converted by autograph (as ``tf.function`` would), or as is if it cannot be."""
+    """``thunk`` converted by AutoGraph (as ``tf.function`` would), or as is if it cannot be.
+
+    The user's code is first traced as written: AutoGraph's rewrite costs time before the
+    first evaluation (much of the trace, for a small loss) and, with ``tf.function``'s
+    default options, changes nothing in code that traces without it (``print`` runs once,
+    while tracing, either way). Code that needs it (``if``, ``for`` or ``while`` on tensors,
+    a loop over a dataset) raises while traced as written, and is then traced converted.
+    """
     try:
         return tf.autograph.to_graph(thunk)
     except Exception:  # noqa: BLE001 - a builtin, a callable object: traced as written
@@ -114,6 +124,7 @@ class EagerBackend:
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
         self._ungraded = set(range(len(problem.variables)))
+        self._as_written = True  # until a trace as written fails (see _autograph)
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
@@ -153,7 +164,9 @@ class EagerBackend:
             self._evaluators[key] = (fetches, self._compile(fetches, gradients))
         return self._evaluators[key][1]
 
-    def _body(self, fetches: tuple[Any, ...], gradients: bool) -> Callable[[tf.Tensor], Any]:
+    def _body(
+        self, fetches: tuple[Any, ...], gradients: bool, as_written: bool
+    ) -> Callable[[tf.Tensor], Any]:
         problem, tf_vars, layout = self._problem, self._tf_vars, self._problem.layout
         ungraded = self._ungraded
 
@@ -167,9 +180,12 @@ class EagerBackend:
                 [tf.zeros_like(v) if g is None else g for v, g in zip(tf_vars, grads, strict=True)]
             )
 
-        # optrun's own code is traced as is (autograph=False below); only the user's loss and
-        # constraints go through autograph, so Python control flow on tensors works in them.
-        user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
+        # optrun's own code is traced as is (autograph=False below); the user's loss and
+        # constraints too, unless that failed (see _autograph).
+        user = [
+            f if as_written else _autograph(f)
+            for f in (problem.loss, *problem.equalities, *problem.inequalities)
+        ]
         n_eq = len(problem.equalities)
         names = ["loss", *(f"equalities[{i}]" for i in range(n_eq))]
         names += [f"inequalities[{i}]" for i in range(len(problem.inequalities))]
@@ -196,12 +212,23 @@ class EagerBackend:
         """The plain (no XLA) concrete function for ``fetches``, traced once and kept."""
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._traces:
-            spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
             started = time.perf_counter()
-            function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
-            concrete = function.get_concrete_function()
+            try:
+                concrete = self._concrete(fetches, gradients, self._as_written)
+            except Exception:
+                if not self._as_written:
+                    raise
+                # Control flow on tensors fails traced as written: convert, as tf.function would,
+                # from now on. An error in the user's code is raised again, from AutoGraph's trace.
+                self._as_written = False
+                concrete = self._concrete(fetches, gradients, self._as_written)
             self._traces[key] = (fetches, concrete, time.perf_counter() - started)
         return self._traces[key]
+
+    def _concrete(self, fetches: tuple[Any, ...], gradients: bool, as_written: bool) -> Any:
+        spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
+        body = self._body(fetches, gradients, as_written)
+        return tf.function(body, input_signature=spec, autograph=False).get_concrete_function()
 
     @property
     def unused(self) -> list[Any]:
