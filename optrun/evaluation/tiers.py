@@ -54,8 +54,10 @@ from optrun.evaluation.point import Evaluator
 logger = logging.getLogger("optrun")
 
 Result = tuple[np.ndarray, list[Any]]
-#: Tier 2 is built only when the remaining tier-1 time is worth at least this many builds.
-PAYBACK = 2.0
+#: Tier 2 is built only when the remaining tier-1 time is worth at least this many builds. XLA is
+#: often only 10-25% faster per point on compute-bound losses (the bench's PINNs), and a build
+#: slows tier 1 while it runs, so a build that 2 would allow there can cost more than it saves.
+PAYBACK = 3.0
 #: ``auto`` (the policy above), ``now`` (build tier 2 at the first point) or ``never``.
 POLICY_VARIABLE = "OPTRUN_TIER2"
 #: At most this many distinct points of tier 1 are kept for the background check (the first at least).
