@@ -48,7 +48,7 @@ def _run(tiers: Tiered, points: int, budget: int | None) -> None:
 
 def test_a_run_whose_budget_cannot_pay_never_builds() -> None:
     tiers = _tiered(Candidate(_quadratic(), _quadratic()), estimate=0.005)
-    _run(tiers, 8, budget=9)  # 1 ms a point: 5 ms spent after 5 points, 4 ms left < 2 x 5 ms
+    _run(tiers, 8, budget=9)  # 1 ms a point: 5 ms spent after 5 points, 4 ms left < 3 x 5 ms
     assert tiers.report.evaluations == {"slow": 8, "fast": 0}
     assert "could not pay" in tiers.report.note
 
@@ -65,10 +65,22 @@ def test_the_pace_that_must_pay_for_a_build_leaves_out_the_slow_first_point() ->
 
     tiers = Tiered(starting, lambda: Candidate(_quadratic(), _quadratic()), ("slow", "fast"), 0.040)
     _run(tiers, 60, budget=61)
-    # By hand: 40 ms spent after the first point, 60 left at 1 ms = 60 ms < 2 x 40 ms; with the
-    # first point in the pace (40 ms a point) they would have looked like 2.4 s, and a build paid.
+    # By hand: decided at the second point (the first alone gives no pace): 59 points left at
+    # 1 ms = 59 ms < 3 x 40 ms. With the first point in the pace (41 ms / 2 = 20.5 ms a point)
+    # they would have looked like 1.2 s, and a build would have paid.
     assert tiers.report.evaluations == {"slow": 60, "fast": 0}
     assert "could not pay" in tiers.report.note
+
+
+def test_a_build_must_be_paid_three_times_over() -> None:
+    tiers = _tiered(Candidate(_quadratic(), _quadratic()), estimate=0.010)
+    # 1 ms a point: 10 ms spent after 10 points, then 25 left = 25 ms: 2 builds' worth, not 3.
+    _run(tiers, 35, budget=35)
+    assert tiers.report.evaluations == {"slow": 35, "fast": 0}
+    assert "could not pay" in tiers.report.note
+    longer = _tiered(Candidate(_quadratic(), _quadratic()), estimate=0.010)
+    _run(longer, 45, budget=45)  # 35 ms left at the tenth point: more than 3 builds' worth
+    assert longer.report.evaluations["fast"] > 0
 
 
 def test_runs_on_one_interface_add_up_and_then_switch() -> None:

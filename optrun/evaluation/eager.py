@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
+from optrun.evaluation.autograph import no_new_variables, traced_as_written
 from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.fastcall import FastCaller, shadow_call
 from optrun.evaluation.packing import Layout, as_scalar, pack_outputs
@@ -59,10 +60,14 @@ class Problem:
     layout: Layout
 
 
+def _is_lambda(thunk: Thunk) -> bool:
+    return getattr(thunk, "__name__", "") == "<lambda>"
+
+
 def _plain(thunk: Thunk) -> Thunk:
     """Keeps AutoGraph off lambdas: they hold no statements to convert, and AutoGraph
     warns about every pair of lambdas written on one line."""
-    if getattr(thunk, "__name__", "") == "<lambda>":
+    if _is_lambda(thunk):
         return tf.autograph.experimental.do_not_convert(thunk)
     return thunk
 
@@ -70,11 +75,9 @@ def _plain(thunk: Thunk) -> Thunk:
 def _autograph(thunk: Thunk) -> Thunk:
     """``thunk`` converted by AutoGraph (as ``tf.function`` would), or as is if it cannot be.
 
-    The user's code is first traced as written: AutoGraph's rewrite costs time before the
-    first evaluation (much of the trace, for a small loss) and, with ``tf.function``'s
-    default options, changes nothing in code that traces without it (``print`` runs once,
-    while tracing, either way). Code that needs it (``if``, ``for`` or ``while`` on tensors,
-    a loop over a dataset) raises while traced as written, and is then traced converted.
+    The user's code is first traced as written where :func:`traced_as_written` allows it
+    (:mod:`optrun.evaluation.autograph` says why that is safe), and converted if that trace
+    raises. A lambda is never converted (see ``_plain``), so neither are the functions it calls.
     """
     try:
         return tf.autograph.to_graph(thunk)
@@ -124,7 +127,9 @@ class EagerBackend:
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
         self._ungraded = set(range(len(problem.variables)))
-        self._as_written = True  # until a trace as written fails (see _autograph)
+        users = (problem.loss, *problem.equalities, *problem.inequalities)
+        # Lambdas are never converted (_plain): as written is the same trace for them.
+        self._as_written = all(_is_lambda(f) or traced_as_written(f) for f in users)
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
@@ -186,6 +191,8 @@ class EagerBackend:
             f if as_written else _autograph(f)
             for f in (problem.loss, *problem.equalities, *problem.inequalities)
         ]
+        # As written, a variable created by the user's code would outlive a trace that fails.
+        scope = no_new_variables if as_written else contextlib.nullcontext
         n_eq = len(problem.equalities)
         names = ["loss", *(f"equalities[{i}]" for i in range(n_eq))]
         names += [f"inequalities[{i}]" for i in range(len(problem.inequalities))]
@@ -194,7 +201,10 @@ class EagerBackend:
             for var, value in zip(tf_vars, layout.unpack_tf(x), strict=True):
                 var.assign(value)
             constrained = bool(problem.equalities or problem.inequalities)
-            with tf.GradientTape(persistent=constrained, watch_accessed_variables=False) as tape:
+            with (
+                tf.GradientTape(persistent=constrained, watch_accessed_variables=False) as tape,
+                scope(),
+            ):
                 tape.watch(tf_vars)
                 values = [
                     as_scalar(check_scalar(run_user(f, name), name))
@@ -213,15 +223,17 @@ class EagerBackend:
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._traces:
             started = time.perf_counter()
-            try:
-                concrete = self._concrete(fetches, gradients, self._as_written)
-            except Exception:
-                if not self._as_written:
-                    raise
-                # Control flow on tensors fails traced as written: convert, as tf.function would,
-                # from now on. An error in the user's code is raised again, from AutoGraph's trace.
-                self._as_written = False
-                concrete = self._concrete(fetches, gradients, self._as_written)
+            concrete = None
+            if self._as_written:
+                try:
+                    concrete = self._concrete(fetches, gradients, as_written=True)
+                except OptrunError:
+                    raise  # optrun's own checks (a non-scalar loss): the same either way
+                except Exception:  # noqa: BLE001 - control flow on tensors, a new variable: convert
+                    self._as_written = False
+            if concrete is None:  # outside the except block: an error here is the user's own
+                started = time.perf_counter()
+                concrete = self._concrete(fetches, gradients, as_written=False)
             self._traces[key] = (fetches, concrete, time.perf_counter() - started)
         return self._traces[key]
 
