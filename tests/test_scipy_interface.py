@@ -353,7 +353,7 @@ def test_evaluate_and_gradient_after_a_gradient_free_run() -> None:
 
 
 def test_python_control_flow_on_tensors_in_the_loss_still_works() -> None:
-    # Traced as written this loss fails; it is then traced through autograph, as tf.function would.
+    # optrun traces its own code without autograph (faster first call); the user's loss keeps it.
     import tensorflow as tf
 
     import optrun

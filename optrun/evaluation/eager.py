@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
-from optrun.evaluation.autograph import no_new_variables, traced_as_written
+from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.fastcall import FastCaller, shadow_call
 from optrun.evaluation.packing import Layout, as_scalar, pack_outputs
@@ -42,11 +41,8 @@ logger = logging.getLogger("optrun")
 Thunk = Callable[[], Any]
 #: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
 MAX_EVALUATORS = 8
-#: XLA's compile, in multiples of the trace it compiles (user code traced as written). Measured
-#: 2-6.5x on the bench's problems, the PINN highest (``python -m bench firsteval``: the first
-#: evaluation over the construction); the top of that range, since a build that cannot pay
-#: back costs the run more than one started a little late.
-COMPILE_PER_TRACE = 6.0
+#: XLA's compile, in multiples of the trace it compiles (measured: 3-7x on the bench's problems).
+COMPILE_PER_TRACE = 4.0
 
 
 @dataclass(frozen=True)
@@ -60,25 +56,16 @@ class Problem:
     layout: Layout
 
 
-def _is_lambda(thunk: Thunk) -> bool:
-    return getattr(thunk, "__name__", "") == "<lambda>"
-
-
 def _plain(thunk: Thunk) -> Thunk:
     """Keeps AutoGraph off lambdas: they hold no statements to convert, and AutoGraph
     warns about every pair of lambdas written on one line."""
-    if _is_lambda(thunk):
+    if getattr(thunk, "__name__", "") == "<lambda>":
         return tf.autograph.experimental.do_not_convert(thunk)
     return thunk
 
 
 def _autograph(thunk: Thunk) -> Thunk:
-    """``thunk`` converted by AutoGraph (as ``tf.function`` would), or as is if it cannot be.
-
-    The user's code is first traced as written where :func:`traced_as_written` allows it
-    (:mod:`optrun.evaluation.autograph` says why that is safe), and converted if that trace
-    raises. A lambda is never converted (see ``_plain``), so neither are the functions it calls.
-    """
+    """``thunk`` converted by autograph (as ``tf.function`` would), or as is if it cannot be."""
     try:
         return tf.autograph.to_graph(thunk)
     except Exception:  # noqa: BLE001 - a builtin, a callable object: traced as written
@@ -127,9 +114,6 @@ class EagerBackend:
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
         self._ungraded = set(range(len(problem.variables)))
-        users = (problem.loss, *problem.equalities, *problem.inequalities)
-        # Lambdas are never converted (_plain): as written is the same trace for them.
-        self._as_written = all(_is_lambda(f) or traced_as_written(f) for f in users)
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
@@ -169,9 +153,7 @@ class EagerBackend:
             self._evaluators[key] = (fetches, self._compile(fetches, gradients))
         return self._evaluators[key][1]
 
-    def _body(
-        self, fetches: tuple[Any, ...], gradients: bool, as_written: bool
-    ) -> Callable[[tf.Tensor], Any]:
+    def _body(self, fetches: tuple[Any, ...], gradients: bool) -> Callable[[tf.Tensor], Any]:
         problem, tf_vars, layout = self._problem, self._tf_vars, self._problem.layout
         ungraded = self._ungraded
 
@@ -185,14 +167,9 @@ class EagerBackend:
                 [tf.zeros_like(v) if g is None else g for v, g in zip(tf_vars, grads, strict=True)]
             )
 
-        # optrun's own code is traced as is (autograph=False below); the user's loss and
-        # constraints too, unless that failed (see _autograph).
-        user = [
-            f if as_written else _autograph(f)
-            for f in (problem.loss, *problem.equalities, *problem.inequalities)
-        ]
-        # As written, a variable created by the user's code would outlive a trace that fails.
-        scope = no_new_variables if as_written else contextlib.nullcontext
+        # optrun's own code is traced as is (autograph=False below); only the user's loss and
+        # constraints go through autograph, so Python control flow on tensors works in them.
+        user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
         n_eq = len(problem.equalities)
         names = ["loss", *(f"equalities[{i}]" for i in range(n_eq))]
         names += [f"inequalities[{i}]" for i in range(len(problem.inequalities))]
@@ -201,10 +178,7 @@ class EagerBackend:
             for var, value in zip(tf_vars, layout.unpack_tf(x), strict=True):
                 var.assign(value)
             constrained = bool(problem.equalities or problem.inequalities)
-            with (
-                tf.GradientTape(persistent=constrained, watch_accessed_variables=False) as tape,
-                scope(),
-            ):
+            with tf.GradientTape(persistent=constrained, watch_accessed_variables=False) as tape:
                 tape.watch(tf_vars)
                 values = [
                     as_scalar(check_scalar(run_user(f, name), name))
@@ -222,25 +196,12 @@ class EagerBackend:
         """The plain (no XLA) concrete function for ``fetches``, traced once and kept."""
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._traces:
+            spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
             started = time.perf_counter()
-            concrete = None
-            if self._as_written:
-                try:
-                    concrete = self._concrete(fetches, gradients, as_written=True)
-                except OptrunError:
-                    raise  # optrun's own checks (a non-scalar loss): the same either way
-                except Exception:  # noqa: BLE001 - control flow on tensors, a new variable: convert
-                    self._as_written = False
-            if concrete is None:  # outside the except block: an error here is the user's own
-                started = time.perf_counter()
-                concrete = self._concrete(fetches, gradients, as_written=False)
+            function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
+            concrete = function.get_concrete_function()
             self._traces[key] = (fetches, concrete, time.perf_counter() - started)
         return self._traces[key]
-
-    def _concrete(self, fetches: tuple[Any, ...], gradients: bool, as_written: bool) -> Any:
-        spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
-        body = self._body(fetches, gradients, as_written)
-        return tf.function(body, input_signature=spec, autograph=False).get_concrete_function()
 
     @property
     def unused(self) -> list[Any]:
