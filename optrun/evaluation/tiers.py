@@ -215,7 +215,7 @@ class Tiered:
 
     def _pace(self) -> float:
         """Seconds per tier-1 evaluation, not counting the first, which also started tier 1 up
-        (on the bench's PINN it takes about 15 others' time)."""
+        (on the bench's PINN, as long as many others together)."""
         if self._count < 2:
             return self._spent / max(self._count, 1)
         return (self._spent - self._first_s) / (self._count - 1)
