@@ -216,8 +216,8 @@ class Tiered:
     def _pace(self) -> float:
         """Seconds per tier-1 evaluation, not counting the first, which also started tier 1 up
         (on the bench's PINN, as long as many others together)."""
-        if self._count < 2:
-            return self._spent / max(self._count, 1)
+        if self._count == 1:  # a warm cache decides at the first point: it is all there is
+            return self._spent
         return (self._spent - self._first_s) / (self._count - 1)
 
     def _work(self) -> None:
