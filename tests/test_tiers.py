@@ -273,3 +273,23 @@ def test_background_check_uses_the_point_the_build_started_at(monkeypatch: pytes
     assert tiered._recorded == []  # let go once checked
     tiered.boundary(start)
     assert tiered.tier == "plain"
+
+
+def test_the_frames_frozen_before_the_background_compile_cover_every_function_called() -> None:
+    from optrun.evaluation.stack_traces import freeze
+
+    @tf.function
+    def inner(a: tf.Tensor) -> tf.Tensor:
+        return a * 2.0
+
+    def body(x: tf.Tensor) -> tf.Tensor:
+        _, y = tf.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y + tf.reduce_sum(x)), [0, 0.0])
+        y = tf.cond(y > 0, lambda: y * 2, lambda: y)
+        return y + inner(tf.reduce_sum(x))
+
+    spec = [tf.TensorSpec([2], tf.float32)]
+    plain = tf.function(body, input_signature=spec, autograph=False).get_concrete_function()
+    xla = tf.function(plain, input_signature=spec, jit_compile=True, autograph=False).get_concrete_function()
+    # The XLA wrapper, the plain trace, the loop's condition and body, the two branches, ``inner``.
+    assert freeze(xla) == 7
+    assert xla(tf.constant([1.0, 2.0])).numpy() == pytest.approx(2 * 9.0 + 6.0)

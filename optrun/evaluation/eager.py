@@ -33,6 +33,7 @@ from optrun.evaluation.fastcall import FastCaller, shadow_call
 from optrun.evaluation.packing import Layout, as_scalar, pack_outputs
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.probe import check_scalar, run_user
+from optrun.evaluation.stack_traces import freeze
 from optrun.evaluation.tiers import Candidate, Tiered
 from optrun.varkeys import as_tf_variable
 
@@ -254,5 +255,6 @@ class EagerBackend:
         """Tier 2, built in the background: compiled and tried on shadow copies of the variables,
         so that the solver's evaluations on tier 1 meanwhile see only their own writes."""
         concrete = xla_concrete()
+        freeze(concrete)  # else an error on tier 1 during the compile can deadlock the two threads
         shadows = {id(v.handle): tf.Variable(v.read_value(), trainable=False) for v in self._tf_vars}
         return Candidate(trial=shadow_call(concrete, shadows), evaluator=FastCaller(concrete))
