@@ -137,7 +137,7 @@ def test_fast_call_falls_back_when_the_thin_path_disagrees(monkeypatch: pytest.M
 
         return wrapped
 
-    monkeypatch.setattr(_fastcall, "_runtime", lambda c, extras=(): stale(c))
+    monkeypatch.setattr(_fastcall, "_runtime", lambda c, extras=(), options=None: stale(c))
     fast = FastCaller(concrete)
     assert fast(np.array([1.0, 2.0]))[0][0] == 3.0
     assert fast.path == "checking"

@@ -30,6 +30,7 @@ import tensorflow as tf
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.fastcall import FastCaller, shadow_call
+from optrun.evaluation.grappler import plain_call_options
 from optrun.evaluation.packing import Layout, as_scalar, pack_outputs
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.probe import check_scalar, run_user
@@ -211,9 +212,10 @@ class EagerBackend:
 
     def _compile(self, fetches: tuple[Any, ...], gradients: bool) -> Evaluator:
         _, plain, trace_s = self.trace(fetches, gradients)
+        options = plain_call_options()
         if self._jit_compile is False:
             self.xla = False
-            return FastCaller(plain)
+            return FastCaller(plain, options=options)
         spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
 
         def xla_concrete() -> Any:
@@ -224,7 +226,7 @@ class EagerBackend:
 
         if self._jit_compile is None:
             return Tiered(
-                FastCaller(plain),
+                FastCaller(plain, options=options),
                 functools.partial(self._xla_candidate, xla_concrete),
                 ("plain", "xla"),
                 compile_estimate=COMPILE_PER_TRACE * trace_s,

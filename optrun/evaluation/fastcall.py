@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from optrun.evaluation.grappler import calling_with
+
 logger = logging.getLogger("optrun")
 
 Result = tuple[np.ndarray, list[np.ndarray]]
@@ -38,29 +40,35 @@ Result = tuple[np.ndarray, list[np.ndarray]]
 CHECKED_POINTS = 2
 
 
-def _public(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarray], Result]:
+def _public(
+    concrete: Any, extras: tuple[Any, ...] = (), options: Any = None
+) -> Callable[[np.ndarray], Result]:
     def call(x: np.ndarray) -> Result:
-        packed, fetched = concrete(tf.constant(x, tf.float64), *extras)
+        with calling_with(options):
+            packed, fetched = concrete(tf.constant(x, tf.float64), *extras)
         return packed.numpy(), [f.numpy() for f in fetched]
 
     return call
 
 
-def _by_name(concrete: Any) -> Callable[[list[Any]], Any]:
+def _by_name(concrete: Any, options: Any = None) -> Callable[[list[Any]], Any]:
     """``inputs -> outputs``: the traced function dispatched by name, as
-    ``AtomicFunction.call_flat`` does underneath."""
+    ``AtomicFunction.call_flat`` does underneath (with ``options``, if given, as the call's
+    ``FunctionCallOptions``)."""
     from tensorflow.python.eager import context, execute
 
     atomic = concrete.inference_fn
     name = atomic.name.decode("utf-8")
     num_outputs = len(atomic.function_type.flat_outputs)
     ctx = context.context()
-    attrs = tuple(itertools.chain(*ctx.function_call_options.as_attrs().items()))
+    attrs = tuple(itertools.chain(*(options or ctx.function_call_options).as_attrs().items()))
     return lambda inputs: execute.execute(name, num_outputs, inputs, attrs, ctx)
 
 
-def _runtime(concrete: Any, extras: tuple[Any, ...] = ()) -> Callable[[np.ndarray], Result]:
-    execute = _by_name(concrete)
+def _runtime(
+    concrete: Any, extras: tuple[Any, ...] = (), options: Any = None
+) -> Callable[[np.ndarray], Result]:
+    execute = _by_name(concrete, options)
     shape = concrete.inputs[0].shape.as_list()
     with tf.device("CPU:0"):  # a host tensor, so that its NumPy view is its own memory
         x_tensor = tf.constant(np.zeros(shape), tf.float64)
@@ -112,6 +120,8 @@ class FastCaller:
 
     ``extras`` are further inputs (tensors) passed after ``x`` on every call:
     values that stay fixed while ``x`` moves, such as fed placeholders.
+    ``options`` (``FunctionCallOptions``) go with every call, on both paths; None: the thread's own
+    (see :mod:`optrun.evaluation.grappler`).
 
     ``packed`` may be a view of the output tensor; each call returns a new
     one and never touches earlier ones. Callers must not write into it.
@@ -119,8 +129,8 @@ class FastCaller:
     :data:`CHECKED_POINTS` distinct points agree), ``"thin"`` or ``"public"``.
     """
 
-    def __init__(self, concrete: Any, extras: tuple[Any, ...] = ()) -> None:
-        self._public = _public(concrete, extras)
+    def __init__(self, concrete: Any, extras: tuple[Any, ...] = (), options: Any = None) -> None:
+        self._public = _public(concrete, extras, options)
         self._runtime: Callable[[np.ndarray], Result] | None = None
         self._thin: Callable[[np.ndarray], Result] | None = None  # set once trusted
         self._checked: list[np.ndarray] = []
@@ -129,7 +139,7 @@ class FastCaller:
         if os.environ.get("OPTRUN_SAFE_CALL") == "1":
             return
         try:
-            self._runtime = _runtime(concrete, extras)
+            self._runtime = _runtime(concrete, extras, options)
         except Exception as error:  # noqa: BLE001 - any missing internal means: use the public path
             logger.debug("fast call path unavailable (%s); using the public call", error)
 

@@ -1,0 +1,66 @@
+"""The plain evaluation runs without Grappler on a CPU-only host left at its defaults, per call:
+other functions of the process keep it, and a process that configured Grappler keeps its own.
+
+TensorFlow logs "Starting optimization for grappler item: <function>" for every function Grappler
+rewrites (``TF_CPP_VMODULE=meta_optimizer=1``), so a fresh process says which functions it ran on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import os
+os.environ["OPTRUN_TIER2"] = "never"
+import numpy as np
+import tensorflow as tf
+import optrun
+from optrun.evaluation.fastcall import FastCaller
+from optrun.evaluation.grappler import plain_call_options
+
+spec = [tf.TensorSpec([3], tf.float64)]
+def body(x):
+    return tf.reduce_sum(tf.square(x)) * tf.ones([1], tf.float64), [tf.reduce_sum(x)]
+ours = tf.function(body, input_signature=spec, autograph=False).get_concrete_function()
+theirs = tf.function(body, input_signature=spec, autograph=False).get_concrete_function()
+print("names", ours.name.decode(), theirs.name.decode(), flush=True)
+with_options, without = FastCaller(ours, options=plain_call_options()), FastCaller(theirs)
+for x in ([1.0, 2.0, 3.0], [0.0, 1.0, 2.0], [1.0, 1.0, 1.0]):  # the public call, then the thin one
+    print("values", with_options(np.array(x))[0][0], without(np.array(x))[0][0], flush=True)
+
+# Through the interface, in both modes that run the plain function.
+v = tf.Variable([3.0, -1.0])
+for jit in (None, False):
+    result = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum((v - 1.0) ** 2), jit_compile=jit).minimize()
+    print("minimum", jit, f"{result.fun:.6f}", flush=True)
+
+tf.config.optimizer.set_experimental_options({"remapping": False})
+print("configured", plain_call_options(), flush=True)
+"""
+
+
+def _run() -> tuple[list[str], list[str]]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_VMODULE": "meta_optimizer=1"}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    items = [line.rsplit(": ", 1)[1] for line in done.stderr.splitlines() if "for grappler item:" in line]
+    return done.stdout.splitlines(), items
+
+
+def test_only_the_plain_evaluation_skips_grappler_and_a_configured_process_keeps_its_own() -> None:
+    out, items = _run()
+    ours, theirs = out[0].split()[1:]
+    assert theirs in items and ours not in items
+    # The same numbers either way: 1+4+9, 0+1+4, 1+1+1.
+    assert [line.split()[1:] for line in out[1:4]] == [["14.0", "14.0"], ["5.0", "5.0"], ["3.0", "3.0"]]
+    # The interface's traced evaluation (``body`` in optrun/evaluation/eager.py) never went through it.
+    assert [line for line in out if line.startswith("minimum")] == [
+        "minimum None 0.000000",
+        "minimum False 0.000000",
+    ]
+    assert not [item for item in items if item.startswith("__inference_body_") and item != theirs]
+    assert out[-1] == "configured None"
