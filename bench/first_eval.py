@@ -3,9 +3,8 @@
 Rows: optrun with ``jit_compile=True`` and a cold compilation cache
 (construction, then the first evaluation), with a warm cache, without XLA,
 and the bare ``tf.function(jit_compile=True)`` split into tracing and
-compiling. The row "Grappler on" runs ``jit_compile=False`` in a process that set a
-Grappler option itself (one that keeps its default), so that the plain evaluation keeps
-Grappler as every other function does. As in the end-to-end case, the imports (TensorFlow, scipy.optimize
+compiling, and ``jit_compile=False`` with ``OPTRUN_GRAPPLER=off`` (the plain evaluation called
+without Grappler). As in the end-to-end case, the imports (TensorFlow, scipy.optimize
 and optrun's interface) and the problem's data are made before the clock starts.
 """
 
@@ -60,9 +59,8 @@ if sys.argv[1] != "-":
     optrun.enable_compile_cache(sys.argv[1])
 if sys.argv[2] == "bare":
     print(json.dumps(first_eval.bare_trace_and_compile()))
-elif sys.argv[2] == "grappler":
-    import tensorflow as tf
-    tf.config.optimizer.set_experimental_options({"constant_folding": True})  # on, as by default
+elif sys.argv[2] == "grappler-off":
+    os.environ["OPTRUN_GRAPPLER"] = "off"
     print(json.dumps(first_eval.first_evaluation_seconds(False)))
 else:
     print(json.dumps(first_eval.first_evaluation_seconds({"xla": True, "plain": False}[sys.argv[2]])))
@@ -95,7 +93,7 @@ def time_to_first_evaluation() -> list[Row]:
         _fresh(cache, "xla")  # fills the cache
         warm = _best([_fresh(cache, "xla") for _ in range(2)])
         plain = _best([_fresh("-", "plain") for _ in range(2)])
-        grappler = _best([_fresh("-", "grappler") for _ in range(2)])
+        off = _best([_fresh("-", "grappler-off") for _ in range(2)])
         bare = _best([_fresh(tempfile.mkdtemp(dir=cache), "bare") for _ in range(2)], "compile")
 
     def row(setup: str, seconds: float, case: str = "") -> Row:
@@ -117,9 +115,9 @@ def time_to_first_evaluation() -> list[Row]:
         row("  of which: first evaluation (XLA compile, run)", cold["first"]),
         row("optrun, jit_compile=True, warm cache (optrun.enable_compile_cache)", warm["total"]),
         row("optrun, jit_compile=False", plain["total"]),
-        row("  of which: first evaluation (Grappler off: the default on CPU)", plain["first"]),
-        row("optrun, jit_compile=False, Grappler on (a process that configured it)", grappler["total"]),
-        row("  of which: first evaluation (Grappler's rewrites, run)", grappler["first"]),
+        row("  of which: first evaluation (Grappler's rewrites, run)", plain["first"]),
+        row("optrun, jit_compile=False, OPTRUN_GRAPPLER=off", off["total"]),
+        row("  of which: first evaluation (run, no rewrites)", off["first"]),
         row("bare tf.function(jit_compile=True): tracing", bare["trace"]),
         row("bare tf.function(jit_compile=True): XLA compile + first run", bare["compile"]),
     ]

@@ -1,5 +1,5 @@
-"""The plain evaluation runs without Grappler on a CPU-only host left at its defaults, per call:
-other functions of the process keep it, and a process that configured Grappler keeps its own.
+"""``OPTRUN_GRAPPLER=off`` calls the plain evaluation without Grappler, per call: other functions
+of the process keep it. Unset, TensorFlow's default (Grappler on) holds for optrun's calls too.
 
 TensorFlow logs "Starting optimization for grappler item: <function>" for every function Grappler
 rewrites (``TF_CPP_VMODULE=meta_optimizer=1``), so a fresh process says which functions it ran on.
@@ -11,9 +11,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+from tensorflow.core.protobuf import config_pb2
+
+from optrun.errors import InvalidArgumentError
+from optrun.evaluation.grappler import GRAPPLER_VARIABLE, plain_call_options
+
 SCRIPT = """
 import os
 os.environ["OPTRUN_TIER2"] = "never"
+os.environ["OPTRUN_GRAPPLER"] = "off"
 import numpy as np
 import tensorflow as tf
 import optrun
@@ -35,9 +42,6 @@ v = tf.Variable([3.0, -1.0])
 for jit in (None, False):
     result = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum((v - 1.0) ** 2), jit_compile=jit).minimize()
     print("minimum", jit, f"{result.fun:.6f}", flush=True)
-
-tf.config.optimizer.set_experimental_options({"remapping": False})
-print("configured", plain_call_options(), flush=True)
 """
 
 
@@ -51,7 +55,7 @@ def _run() -> tuple[list[str], list[str]]:
     return done.stdout.splitlines(), items
 
 
-def test_only_the_plain_evaluation_skips_grappler_and_a_configured_process_keeps_its_own() -> None:
+def test_off_skips_grappler_for_the_plain_evaluation_only() -> None:
     out, items = _run()
     ours, theirs = out[0].split()[1:]
     assert theirs in items and ours not in items
@@ -63,4 +67,17 @@ def test_only_the_plain_evaluation_skips_grappler_and_a_configured_process_keeps
         "minimum False 0.000000",
     ]
     assert not [item for item in items if item.startswith("__inference_body_") and item != theirs]
-    assert out[-1] == "configured None"
+
+
+def test_grappler_is_on_unless_asked_off_and_a_bad_setting_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(GRAPPLER_VARIABLE, raising=False)
+    assert plain_call_options() is None
+    monkeypatch.setenv(GRAPPLER_VARIABLE, "off")
+    options = plain_call_options()
+    config = config_pb2.ConfigProto.FromString(options.config_proto_serialized)
+    assert config.graph_options.rewrite_options.disable_meta_optimizer
+    monkeypatch.setenv(GRAPPLER_VARIABLE, "no")
+    with pytest.raises(InvalidArgumentError, match="OPTRUN_GRAPPLER must be on or off; got 'no'"):
+        plain_call_options()

@@ -1,43 +1,42 @@
-"""The Grappler setting the plain evaluation runs under: off, on a CPU-only host left at defaults.
+"""Whether the plain evaluation runs under Grappler: yes, unless ``OPTRUN_GRAPPLER=off``.
 
-Grappler rewrites a traced function when it is first called and, on CPU,
-gained nothing here that pays for that: on the bench's eager Burgers PINN
-(``python -m bench endtoend``) the first call took ~60 ms longer with it and
-each later one about as long or longer; on a small Keras MLP and a small CNN
-the first call took 15-25 ms longer, later ones the same; on Rosenbrock
-N=100 the whole run came out even. So the plain ``tf.function`` (tier 1, and
-``jit_compile=False``) is called with Grappler's meta-optimizer off, per call
-(the setting travels with the call, as TensorFlow's own calls pass theirs),
-leaving every other function of the process as it was.
-
-It stays on where that was not measured or not wanted: when a GPU or other
-accelerator is visible (Grappler's layout and fusion passes matter most
-there), and when the process has configured Grappler or XLA's auto-clustering
-itself (``tf.config.optimizer.set_experimental_options`` or ``set_jit``),
-whose settings then apply as usual.
+Grappler, TensorFlow's graph optimizer, rewrites a traced function when it is
+first called. Whether that pays depends on the problem: on the bench's eager
+Burgers PINN (``python -m bench firsteval``) the first call of the plain
+evaluation takes longer with it, and later calls are no faster; on
+Rosenbrock N=100 (``python -m bench rosen100``) each later call is faster
+with it, which a long run feels more. So optrun keeps TensorFlow's default,
+and ``OPTRUN_GRAPPLER=off`` calls the plain ``tf.function`` (tier 1, and
+``jit_compile=False``) with Grappler's meta-optimizer off. The setting goes
+with optrun's own calls only (as TensorFlow's own calls pass theirs), so every
+other function of the process is optimized as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
-import tensorflow as tf
+from optrun.errors import InvalidArgumentError
 
-#: What ``tf.config.optimizer.get_experimental_options()`` says when nothing has been set.
-_UNTOUCHED = {"disable_model_pruning": False, "disable_meta_optimizer": False}
+#: ``on`` (TensorFlow's default) or ``off``: Grappler for the plain evaluation.
+GRAPPLER_VARIABLE = "OPTRUN_GRAPPLER"
 
 
 def plain_call_options() -> Any:
-    """The ``FunctionCallOptions`` to call the plain evaluation with; None: the process's own."""
+    """The ``FunctionCallOptions`` to call the plain evaluation with; None: the thread's own."""
+    setting = os.environ.get(GRAPPLER_VARIABLE, "on")
+    if setting not in ("on", "off"):
+        raise InvalidArgumentError(
+            f"{GRAPPLER_VARIABLE} must be on or off; got {setting!r}. Unset it to keep Grappler on."
+        )
+    if setting == "on":
+        return None
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.eager import context
 
-    if tf.config.optimizer.get_experimental_options() != _UNTOUCHED or tf.config.optimizer.get_jit():
-        return None
-    if any(d.device_type != "CPU" for d in tf.config.list_logical_devices()):
-        return None
     config = config_pb2.ConfigProto()
     config.ParseFromString(context.context().function_call_options.config_proto_serialized)
     config.graph_options.rewrite_options.disable_meta_optimizer = True
