@@ -470,6 +470,18 @@ def test_empty_data_and_bad_options_are_usage_errors(in_tmp: Path) -> None:
     assert options.exit_code == 2 and "unknown solver options: maxiterz" in options.stderr
 
 
+def test_a_bad_optrun_switch_stops_minimize_before_the_run_directory(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPTRUN_TIER2", "sometimes")
+    result = invoke("minimize", "--method", "SLSQP")
+    assert result.exit_code == 2
+    assert "OPTRUN_TIER2 must be auto, now or never; got 'sometimes'" in result.stderr
+    assert "Traceback" not in result.output and not (in_tmp / "runs").exists()
+    checked = invoke("validate")  # validate says so too
+    assert checked.exit_code == 2 and "OPTRUN_TIER2" in checked.stderr
+
+
 def test_every_update_skipped_is_a_failure(in_tmp: Path) -> None:
     _write(
         in_tmp / "allnan.py",

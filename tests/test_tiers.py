@@ -207,13 +207,27 @@ def test_warm_compile_cache_is_a_directory_with_programs(tmp_path, monkeypatch: 
     assert compile_cache_warm() is True
 
 
-def test_bad_tier_policy_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPTRUN_TIER2", "sometimes")
+@pytest.mark.parametrize(
+    ("variable", "value", "listed"),
+    [
+        ("OPTRUN_TIER2", "sometimes", "auto, now or never"),
+        ("OPTRUN_GRAPPLER", "no", "auto, on or off"),
+        ("OPTRUN_SAFE_CALL", "true", "0 or 1"),
+    ],
+)
+def test_a_bad_switch_is_refused_when_the_interface_is_built(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, listed: str
+) -> None:
+    from optrun.evaluation.switches import SwitchError
+
+    monkeypatch.setenv(variable, value)
     v = tf.Variable(np.zeros(2))
-    with pytest.raises(
-        optrun.InvalidArgumentError, match="OPTRUN_TIER2 must be auto, now or never; got 'sometimes'"
-    ):
-        optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(v**2)).minimize()
+    with pytest.raises(SwitchError, match=f"{variable} must be {listed}; got '{value}'") as caught:
+        optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(v**2))  # before any minimize
+    assert isinstance(caught.value, optrun.InvalidArgumentError)
+    assert (caught.value.variable, caught.value.value) == (variable, value)
+    monkeypatch.setenv(variable, " ")  # empty counts as unset
+    assert optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(v**2)).minimize().success
 
 
 def test_agreement_with_nan_and_inf_compares_the_finite_entries_at_their_own_scale() -> None:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from optrun.evaluation import switches
 from optrun.evaluation.grappler import calling_with
 
 logger = logging.getLogger("optrun")
@@ -136,7 +136,7 @@ class FastCaller:
         self._checked: list[np.ndarray] = []
         self._last: np.ndarray | None = None
         self._constant = False
-        if os.environ.get("OPTRUN_SAFE_CALL") == "1":
+        if switches.read(switches.SAFE_CALL) == "1":
             return
         try:
             self._runtime = _runtime(concrete, extras, options)

@@ -1,38 +1,47 @@
-"""Whether the plain evaluation runs under Grappler: yes, unless ``OPTRUN_GRAPPLER=off``.
+"""Whether the plain evaluation runs under Grappler: on a small graph yes, on a large one no.
 
-Grappler, TensorFlow's graph optimizer, rewrites a traced function when it is
-first called. Whether that pays depends on the problem: on the bench's eager
-Burgers PINN (``python -m bench firsteval``) the first call of the plain
-evaluation takes longer with it, and later calls are no faster; on
-Rosenbrock N=100 (``python -m bench rosen100``) each later call is faster
-with it, which a long run feels more. So optrun keeps TensorFlow's default,
-and ``OPTRUN_GRAPPLER=off`` calls the plain ``tf.function`` (tier 1, and
-``jit_compile=False``) with Grappler's meta-optimizer off. The setting goes
-with optrun's own calls only (as TensorFlow's own calls pass theirs), so every
-other function of the process is optimized as before.
+Grappler, TensorFlow's graph optimizer, rewrites a traced function at its
+first call, at a cost that grows with the graph. Whether that pays depends on
+the graph:
+
+* on a small one, whose ops are cheap and many of them overhead, the rewrites
+  make each later call faster for a first call only a few milliseconds longer
+  (Rosenbrock N=100, 84 ops: ``python -m bench rosen100``);
+* on a large one, whose time goes into its arithmetic, the first call takes
+  tens of milliseconds longer and the later ones are no faster (the bench's
+  Burgers PINN, 633 ops: ``python -m bench firsteval``), so a short or
+  medium run only loses; a long run moves to the XLA tier anyway.
+
+So under ``OPTRUN_GRAPPLER=auto`` (the default) the plain ``tf.function``
+(tier 1, and ``jit_compile=False``) is called with Grappler's meta-optimizer
+off when its graph has more than :data:`MAX_NODES` ops, and as TensorFlow
+calls it otherwise. The op count is the traced graph's own, so the choice is
+the same in every run of a program. ``on`` and ``off`` choose for every graph.
+The setting goes with optrun's own calls only (as TensorFlow's own calls pass
+theirs), so every other function of the process is optimized as before.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
-from optrun.errors import InvalidArgumentError
+from optrun.evaluation import switches
 
-#: ``on`` (TensorFlow's default) or ``off``: Grappler for the plain evaluation.
-GRAPPLER_VARIABLE = "OPTRUN_GRAPPLER"
+#: Under ``auto``, graphs with more ops than this are called without Grappler.
+MAX_NODES = 250
 
 
-def plain_call_options() -> Any:
-    """The ``FunctionCallOptions`` to call the plain evaluation with; None: the thread's own."""
-    setting = os.environ.get(GRAPPLER_VARIABLE, "on")
-    if setting not in ("on", "off"):
-        raise InvalidArgumentError(
-            f"{GRAPPLER_VARIABLE} must be on or off; got {setting!r}. Unset it to keep Grappler on."
-        )
-    if setting == "on":
+def wanted(nodes: int) -> bool:
+    """Whether a plain evaluation of ``nodes`` ops runs under Grappler, as ``OPTRUN_GRAPPLER`` says."""
+    setting = switches.read(switches.GRAPPLER)
+    return setting == "on" or (setting == "auto" and nodes <= MAX_NODES)
+
+
+def plain_call_options(concrete: Any) -> Any:
+    """The ``FunctionCallOptions`` to call the plain evaluation ``concrete`` with; None: the thread's own."""
+    if wanted(len(concrete.graph.get_operations())):
         return None
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.eager import context

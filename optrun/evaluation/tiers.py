@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from optrun.causes import message_line
-from optrun.errors import InvalidArgumentError
+from optrun.evaluation import switches
 from optrun.evaluation.agreement import close
 from optrun.evaluation.point import Evaluator
 
@@ -58,8 +57,6 @@ Result = tuple[np.ndarray, list[Any]]
 #: often only 10-25% faster per point on compute-bound losses (the bench's PINNs), and a build
 #: slows tier 1 while it runs, so a build that 2 would allow there can cost more than it saves.
 PAYBACK = 3.0
-#: ``auto`` (the policy above), ``now`` (build tier 2 at the first point) or ``never``.
-POLICY_VARIABLE = "OPTRUN_TIER2"
 #: At most this many distinct points of tier 1 are kept for the background check (the first at least).
 CHECKED_POINTS = 2
 
@@ -119,11 +116,7 @@ class Tiered:
         self._first = first
         self._build = build
         self._estimate = compile_estimate
-        policy = os.environ.get(POLICY_VARIABLE, "auto")
-        if policy not in ("auto", "now", "never"):
-            raise InvalidArgumentError(
-                f"{POLICY_VARIABLE} must be auto, now or never; got {policy!r}. Unset it for auto."
-            )
+        policy = switches.read(switches.TIER2)
         self._forced = policy == "now"
         self._start_now = start_now
         self._never = policy == "never"
@@ -195,7 +188,7 @@ class Tiered:
     def _maybe_start(self) -> None:
         second = self.report.second
         if self._never:
-            self.report.note = f"{second} not built: {POLICY_VARIABLE}=never"
+            self.report.note = f"{second} not built: {switches.TIER2}=never"
             return
         if self.budget == 0:
             self.report.note = f"{second} not built: this method gains nothing from it"

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from optrun.errors import InvalidTypeError, NonFiniteError
+from optrun.evaluation import switches
 from optrun.evaluation.packing import PackedBounds
 from optrun.evaluation.point import Component, Evaluation, PointCache
 from optrun.evaluation.probe import Thunk, is_graph_tensor
@@ -98,6 +99,7 @@ class ExternalOptimizerInterface(PackedProblem):
             raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
         if check_finite not in (True, False):
             raise InvalidTypeError(f"check_finite must be True or False; got {check_finite!r}")
+        switches.check_all()  # an OPTRUN_* typo is refused here, not at the first evaluation
         #: Whether a NaN or Inf in any evaluation stops ``minimize`` with :class:`NonFiniteError`.
         self.check_finite = bool(check_finite)
         #: The keyword arguments for the external optimizer (public, as in TF1).

@@ -29,6 +29,7 @@ from optrun.errors import (
     UnsupportedMethodError,
     spec_error,
 )
+from optrun.evaluation import switches
 from optrun.evaluation.compile_cache import enable_compile_cache
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
@@ -185,6 +186,7 @@ def build_interface(
     spec = loaded.spec.minimize or MinimizeSpec()
     plan = plan or Plan("default")
     check_strategy(loaded, plan.kind)
+    switches.check_all()  # the environment's, not the spec's: raised as it is, before any model is built
     ipopt = checked_options(loaded) if is_ipopt(spec.method) else None  # before any model is built
     if model is None:
         with plan.scope():
