@@ -279,15 +279,20 @@ def _anchor(problem: Problem, options: dict[str, Any]) -> dict[str, Any]:
     return {"x": x, "nit": callbacks.nit, "status": int(info["status"])}
 
 
-def _optrun(who: str, problem: Problem, options: dict[str, Any], max_iter: int | None) -> Any:
-    """Builds the TF problem, then returns a function that constructs the interface and runs it."""
+def _optrun(who: str, problem: Problem, options: dict[str, Any], max_iter: int | None) -> tuple[Any, Problem]:
+    """Builds the TF problem; returns a function that constructs the interface and runs it, and
+    the problem over the TF copies of its data (NumPy views of them), so that the run, like the
+    anchor's, holds one copy of the constraint rows once the caller drops ``problem``."""
     import tensorflow as tf
 
     import optrun
 
     v = tf.Variable(problem.x0())
-    a = [tf.constant(row) for row in problem.a]
-    c = [tf.constant(row) for row in problem.c]
+    a_rows, c_rows = tf.constant(problem.a), tf.constant(problem.c)
+    # Whole rows of a matrix are views of it in TensorFlow, and .numpy() of a CPU tensor is a view.
+    a = [a_rows[k] for k in range(N_LINEAR)]
+    c = [c_rows[k] for k in range(N_NONLINEAR)]
+    shared = Problem(a_rows.numpy(), problem.b, c_rows.numpy(), problem.d, problem.feasible)
     b, d = problem.b.tolist(), problem.d.tolist()
     loss = lambda: tf.reduce_sum(100.0 * (v[1:] - v[:-1] ** 2) ** 2 + (1.0 - v[:-1]) ** 2)
     equalities = [lambda k=k: tf.reduce_sum(a[k] * v) - b[k] for k in range(N_LINEAR)]
@@ -313,7 +318,7 @@ def _optrun(who: str, problem: Problem, options: dict[str, Any], max_iter: int |
         result = opt.minimize(step_callback=lambda xk: _stamp())
         return {"x": v.numpy(), "nit": int(result.nit), "status": int(result.status)}
 
-    return run
+    return run, shared
 
 
 def child(argv: list[str]) -> None:
@@ -334,11 +339,10 @@ def child(argv: list[str]) -> None:
     from optrun.interfaces.ipopt.interface import DEFAULT_OPTIONS
 
     options = ipopt_options(who, max_iter, DEFAULT_OPTIONS)
-    run = (
-        (lambda: _anchor(problem, options))
-        if who.startswith("anchor")
-        else _optrun(who, problem, options, max_iter)
-    )
+    if who.startswith("anchor"):
+        run = lambda: _anchor(problem, options)
+    else:
+        run, problem = _optrun(who, problem, options, max_iter)
     _limit_memory(budget)
     print("start", flush=True)
     try:

@@ -5,8 +5,9 @@ first call, at a cost that grows with the graph. Whether that pays depends on
 the graph:
 
 * on a small one, whose ops are cheap and many of them overhead, the rewrites
-  make each later call faster for a first call only a few milliseconds longer
-  (Rosenbrock N=100, 84 ops: ``python -m bench rosen100``);
+  make each later call a little faster for a first call only a few
+  milliseconds longer (Rosenbrock N=100, 84 ops: ``python -m bench rosen100``
+  with and without ``OPTRUN_GRAPPLER=off``);
 * on a large one, whose time goes into its arithmetic, the first call takes
   tens of milliseconds longer and the later ones are no faster (the bench's
   Burgers PINN, 633 ops: ``python -m bench firsteval``), so a short or
