@@ -279,24 +279,32 @@ def _anchor(problem: Problem, options: dict[str, Any]) -> dict[str, Any]:
     return {"x": x, "nit": callbacks.nit, "status": int(info["status"])}
 
 
-def _optrun(who: str, problem: Problem, options: dict[str, Any], max_iter: int | None) -> tuple[Any, Problem]:
-    """Builds the TF problem; returns a function that constructs the interface and runs it, and
-    the problem over the TF copies of its data (NumPy views of them), so that the run, like the
-    anchor's, holds one copy of the constraint rows once the caller drops ``problem``."""
+def tf_problem(problem: Problem) -> tuple[Any, Any, list[Any], Problem]:
+    """The problem in TF: its variable, loss and equalities, and the problem over the TF copies of
+    its data (NumPy views of them), so that a run, like the anchor's, holds one copy of the
+    constraint rows once the caller drops ``problem``."""
     import tensorflow as tf
-
-    import optrun
 
     v = tf.Variable(problem.x0())
     a_rows, c_rows = tf.constant(problem.a), tf.constant(problem.c)
-    # Whole rows of a matrix are views of it in TensorFlow, and .numpy() of a CPU tensor is a view.
+    # Whole rows of a matrix are views of it in TensorFlow, and np.asarray of a CPU tensor is a
+    # view (``.numpy()`` would copy).
     a = [a_rows[k] for k in range(N_LINEAR)]
     c = [c_rows[k] for k in range(N_NONLINEAR)]
-    shared = Problem(a_rows.numpy(), problem.b, c_rows.numpy(), problem.d, problem.feasible)
+    shared = Problem(np.asarray(a_rows), problem.b, np.asarray(c_rows), problem.d, problem.feasible)
     b, d = problem.b.tolist(), problem.d.tolist()
     loss = lambda: tf.reduce_sum(100.0 * (v[1:] - v[:-1] ** 2) ** 2 + (1.0 - v[:-1]) ** 2)
     equalities = [lambda k=k: tf.reduce_sum(a[k] * v) - b[k] for k in range(N_LINEAR)]
     equalities += [lambda k=k: tf.reduce_sum(c[k] * v * v) - d[k] for k in range(N_NONLINEAR)]
+    return v, loss, equalities, shared
+
+
+def _optrun(who: str, problem: Problem, options: dict[str, Any], max_iter: int | None) -> tuple[Any, Problem]:
+    """Builds the TF problem; returns a function that constructs the interface and runs it, and
+    the problem over the TF copies of its data (see :func:`tf_problem`)."""
+    import optrun
+
+    v, loss, equalities, shared = tf_problem(problem)
     bounds = {v.ref(): (-BOUND, BOUND)}
 
     def run() -> dict[str, Any]:

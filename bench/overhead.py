@@ -8,7 +8,11 @@ several tight loops of 1,000 calls over distinct points:
 * the thin path when a NumPy ufunc runs between two calls, as scipy's
   bookkeeping does: TF's runtime then runs with colder CPU caches;
 * one evaluation with and without 10 constraints, with and without XLA
-  (times without XLA vary more from run to run).
+  (times without XLA vary more from run to run);
+* one evaluation of the large constrained chain (``bench.constrained_bench``,
+  n = 10,000, 10 equalities) without XLA, under each ``OPTRUN_GRAPPLER``
+  setting: one round of Grappler's passes (the default), TensorFlow's two,
+  none.
 """
 
 from __future__ import annotations
@@ -54,6 +58,46 @@ def _evaluator(n: int, constraints: int, jit: bool) -> Callable[[np.ndarray], An
         method="SLSQP" if constraints else "L-BFGS-B",
     )
     return opt._backend.evaluator(())
+
+
+def _grappler_rows() -> list[Row]:
+    import os
+
+    from bench.constrained_bench import make_problem, tf_problem
+    from optrun.evaluation.grappler import plain_call_options
+    from optrun.evaluation.switches import GRAPPLER
+
+    v, loss, equalities, _ = tf_problem(make_problem(10_000))
+    opt = optrun.ScipyOptimizerInterface(loss, [v], equalities, method="SLSQP", jit_compile=False)
+    _, concrete, _ = opt._backend.trace()
+    before = os.environ.get(GRAPPLER)
+    calls = {}
+    try:
+        for setting in ("once", "tensorflow", "off"):
+            os.environ[GRAPPLER] = setting
+            calls[setting] = FastCaller(concrete, options=plain_call_options())
+    finally:  # the options are made: the variable has done its work
+        if before is None:
+            del os.environ[GRAPPLER]
+        else:
+            os.environ[GRAPPLER] = before
+    points = [np.random.default_rng(i).uniform(-1.0, 1.0, 10_000) for i in range(100)]
+    took = {setting: _per_call(call, points) for setting, call in calls.items()}
+    labels = {
+        "once": "OPTRUN_GRAPPLER=once (default): one round of Grappler's passes",
+        "tensorflow": "OPTRUN_GRAPPLER=tensorflow: two rounds",
+        "off": "OPTRUN_GRAPPLER=off: no Grappler",
+    }
+    return [
+        {
+            "case": "One evaluation, constrained chain n=10,000, 10 equalities, no XLA" if i == 0 else "",
+            "setup": labels[setting],
+            "us": seconds,
+            "ratio": seconds / took["once"],
+            "target": "",
+        }
+        for i, (setting, seconds) in enumerate(took.items())
+    ]
 
 
 def call_overhead() -> list[Row]:
@@ -125,4 +169,5 @@ def call_overhead() -> list[Row]:
             "ratio": plain[10] / plain[0],
             "target": "",
         },
+        *_grappler_rows(),
     ]

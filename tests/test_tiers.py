@@ -211,7 +211,7 @@ def test_warm_compile_cache_is_a_directory_with_programs(tmp_path, monkeypatch: 
     ("variable", "value", "listed"),
     [
         ("OPTRUN_TIER2", "sometimes", "auto, now or never"),
-        ("OPTRUN_GRAPPLER", "no", "auto, on or off"),
+        ("OPTRUN_GRAPPLER", "no", "once, tensorflow or off"),
         ("OPTRUN_SAFE_CALL", "true", "0 or 1"),
     ],
 )

@@ -212,7 +212,7 @@ class EagerBackend:
 
     def _compile(self, fetches: tuple[Any, ...], gradients: bool) -> Evaluator:
         _, plain, trace_s = self.trace(fetches, gradients)
-        options = plain_call_options(plain)
+        options = plain_call_options()
         if self._jit_compile is False:
             self.xla = False
             return FastCaller(plain, options=options)

@@ -2,8 +2,8 @@
 
 * ``OPTRUN_TIER2``: ``auto`` (default), ``now`` or ``never``; when the default
   (``jit_compile=None``) builds its second tier (see :mod:`optrun.evaluation.tiers`).
-* ``OPTRUN_GRAPPLER``: ``auto`` (default), ``on`` or ``off``; Grappler for
-  the plain evaluation (see :mod:`optrun.evaluation.grappler`).
+* ``OPTRUN_GRAPPLER``: ``once`` (default), ``tensorflow`` or ``off``; how
+  Grappler rewrites the plain evaluation (see :mod:`optrun.evaluation.grappler`).
 * ``OPTRUN_SAFE_CALL``: ``0`` (default) or ``1``; ``1`` calls every compiled
   evaluation through TensorFlow's public path (see :mod:`optrun.evaluation.fastcall`).
 
@@ -25,7 +25,7 @@ SAFE_CALL = "OPTRUN_SAFE_CALL"
 #: Each variable's values, its default first.
 CHOICES: dict[str, tuple[str, ...]] = {
     TIER2: ("auto", "now", "never"),
-    GRAPPLER: ("auto", "on", "off"),
+    GRAPPLER: ("once", "tensorflow", "off"),
     SAFE_CALL: ("0", "1"),
 }
 
