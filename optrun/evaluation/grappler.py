@@ -3,10 +3,12 @@
 Grappler, TensorFlow's graph optimizer, rewrites a traced function at its
 first call, at a cost that grows with the graph, and TensorFlow runs its
 passes twice. On optrun's evaluations the second round finds next to nothing
-to rewrite, while the first is worth a great deal: the constrained Rosenbrock
-chain of ``python -m bench constrained`` (304 ops, 10 constraints) evaluates
-about 4x faster with it, since it folds and shares the constraints' Jacobian
-rows. So by default (``OPTRUN_GRAPPLER=once``) optrun calls the plain
+to rewrite, while the first is worth a great deal: one evaluation of the
+constrained Rosenbrock chain of ``python -m bench constrained`` (304 ops, 10
+constraints) takes about 4x as long without Grappler (``python -m bench
+overhead``), the work its arithmetic and constant-folding rewrites save.
+
+So by default (``OPTRUN_GRAPPLER=once``) optrun calls the plain
 ``tf.function`` (tier 1, and ``jit_compile=False``) with one round of
 Grappler's passes: the first call comes sooner (on the bench's Burgers PINN,
 ``python -m bench firsteval``) and later calls are as fast.
