@@ -287,6 +287,33 @@ def test_a_pruner_that_cannot_prune_the_trials_is_off_and_said(tmp_path: Path) -
     assert (loss.pruner, loss.notes) == ("hyperband", ())
 
 
+def test_a_bad_optrun_switch_stops_a_minimize_sweep_before_any_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPTRUN_GRAPPLER", "twice")
+    rosenbrock = Path(__file__).resolve().parents[1] / "configs" / "rosenbrock_bounds.yaml"
+    out = tmp_path / "study"
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(rosenbrock),
+            "--param",
+            "minimize.options.maxiter=int:5..10",
+            "--trials",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "OPTRUN_GRAPPLER must be once, tensorflow or off; got 'twice'" in result.output
+    assert not out.exists()
+    make_plan(
+        write_spec(tmp_path), [], SweepFlags(params=["model.params.hidden=int:2..4"], trials=2)
+    )  # train
+
+
 def test_show_quiet_of_a_sweep_with_no_completed_trial_prints_nothing_and_fails(tmp_path: Path) -> None:
     import optuna
     from optuna.storages import JournalStorage

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from optrun.errors import ConfigError, Problem
+from optrun.evaluation import switches
 from optrun.spec.load import check_schema, read_spec
 from optrun.spec.sweep import SweepSpec
 from optrun.sweep import check
@@ -139,6 +140,11 @@ def make_plan(config: Path, overrides: list[str], flags: SweepFlags) -> SweepPla
     if isinstance(kind, Problem):
         problems.append(kind)
         kind = "train"
+    if kind == "minimize":  # the environment's, not the spec's: every trial would stop on it
+        try:
+            switches.check_all()
+        except switches.SwitchError as error:
+            problems.append(Problem("", str(error)))
     objective = flags.objective or section.objective or check.DEFAULT_OBJECTIVE[kind]
     said = check.objective_problem(kind, objective)
     problems += [said] if said else []
