@@ -61,26 +61,16 @@ def _evaluator(n: int, constraints: int, jit: bool) -> Callable[[np.ndarray], An
 
 
 def _grappler_rows() -> list[Row]:
-    import os
-
     from bench.constrained_bench import make_problem, tf_problem
     from optrun.evaluation.grappler import plain_call_options
-    from optrun.evaluation.switches import GRAPPLER
 
     v, loss, equalities, _ = tf_problem(make_problem(10_000))
     opt = optrun.ScipyOptimizerInterface(loss, [v], equalities, method="SLSQP", jit_compile=False)
     _, concrete, _ = opt._backend.trace()
-    before = os.environ.get(GRAPPLER)
-    calls = {}
-    try:
-        for setting in ("once", "tensorflow", "off"):
-            os.environ[GRAPPLER] = setting
-            calls[setting] = FastCaller(concrete, options=plain_call_options())
-    finally:  # the options are made: the variable has done its work
-        if before is None:
-            del os.environ[GRAPPLER]
-        else:
-            os.environ[GRAPPLER] = before
+    calls = {
+        setting: FastCaller(concrete, options=plain_call_options(setting))
+        for setting in ("once", "tensorflow", "off")
+    }
     points = [np.random.default_rng(i).uniform(-1.0, 1.0, 10_000) for i in range(100)]
     took = {setting: _per_call(call, points) for setting, call in calls.items()}
     labels = {

@@ -28,9 +28,13 @@ from typing import Any
 from optrun.evaluation import switches
 
 
-def plain_call_options() -> Any:
-    """The ``FunctionCallOptions`` to call the plain evaluation with; None: the thread's own."""
-    setting = switches.read(switches.GRAPPLER)
+def plain_call_options(setting: str | None = None) -> Any:
+    """The ``FunctionCallOptions`` to call the plain evaluation with; None: the thread's own.
+
+    Args:
+        setting: ``once``, ``tensorflow`` or ``off``; None reads ``OPTRUN_GRAPPLER``.
+    """
+    setting = switches.read(switches.GRAPPLER) if setting is None else setting
     if setting == "tensorflow":
         return None
     from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
