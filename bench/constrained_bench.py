@@ -35,6 +35,13 @@ Times per iteration are from the end of the first iteration to the end of the
 last (construction and IPOPT's setup left out), the same way for every
 contender; the wall time covers everything.
 
+Memory: each run's peak RSS, and, in a run of its own (``workset``), the peak
+of what TensorFlow itself allocates while optrun's IPOPT runs
+:data:`WORKSET_ITER` iterations, above the problem's own data (the variable and
+the constraint rows). TensorFlow keeps those statistics only with its BFC
+allocator on the CPU (``TF_CPU_ALLOCATOR_USE_BFC=true``, set for that run
+alone), so that run is not timed.
+
 At n = 100,000 IPOPT is capped at :data:`CAPPED_ITER` iterations and the
 target is on the time per iteration. Targets: n = 10,000, optrun's IPOPT
 converges (constraint violation <= 1e-8) within 1.2x the anchor's wall time;
@@ -76,6 +83,8 @@ MEMORY_SHARE = 0.75
 #: trust-constr's peak RSS growth per n^2, bytes: measured 382 n^2 at n = 1,000 (3 iterations)
 #: and 324 n^2 at n = 1,500 (2 iterations), with the 10 equalities and bounds of this problem.
 TRUST_CONSTR_BYTES_PER_N2 = 300
+#: IPOPT iterations of the ``workset`` run (TensorFlow's own allocations, measured).
+WORKSET_ITER = 3
 #: Best of this many fresh processes for the IPOPT rows that run to convergence.
 REPEATS = 2
 VIOLATION_TARGET = 1e-8
@@ -89,6 +98,7 @@ LABELS = {
     "ipopt-order": "optrun IpoptInterface, mumps_pivot_order {order}",
     "anchor": "cyipopt.Problem, numpy derivatives (anchor)",
     "anchor-order": "cyipopt.Problem, numpy derivatives, mumps_pivot_order {order}",
+    "workset": "optrun IpoptInterface, TensorFlow's allocations (BFC allocator statistics)",
 }
 
 
@@ -329,6 +339,24 @@ def _optrun(who: str, problem: Problem, options: dict[str, Any], max_iter: int |
     return run, shared
 
 
+def _workset(problem: Problem, options: dict[str, Any]) -> tuple[Any, Problem]:
+    """optrun's IPOPT run, and the peak of TensorFlow's own allocations during it above what
+    TensorFlow held before (the variable and the constraint rows). Needs
+    ``TF_CPU_ALLOCATOR_USE_BFC=true`` from the start of the process."""
+    import tensorflow as tf
+
+    inner, shared = _optrun("ipopt", problem, options, None)
+
+    def run() -> dict[str, Any]:
+        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        out = inner()
+        out["workset_bytes"] = tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
+        return out
+
+    return run, shared
+
+
 def child(argv: list[str]) -> None:
     """``python -m bench.constrained_bench WHO N MAX_ITER MEMORY_BUDGET``: one run; JSON on stdout."""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -349,6 +377,8 @@ def child(argv: list[str]) -> None:
     options = ipopt_options(who, max_iter, DEFAULT_OPTIONS)
     if who.startswith("anchor"):
         run = lambda: _anchor(problem, options)
+    elif who == "workset":
+        run, problem = _workset(problem, options)
     else:
         run, problem = _optrun(who, problem, options, max_iter)
     _limit_memory(budget)
@@ -371,6 +401,8 @@ def child(argv: list[str]) -> None:
         "steady": _steady(),
         "peak_gib": _peak_gib(),
     }
+    if "workset_bytes" in out:
+        found["workset_bytes"] = out["workset_bytes"]
     print("result " + json.dumps(found), flush=True)
 
 
@@ -391,7 +423,9 @@ def fresh(who: str, n: int, max_iter: int | None = None) -> dict[str, Any]:
             "error": f"out of memory (would need {need_gib:,.0f} GiB; {free_gib:.0f} GiB available), not run"
         }
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_XLA_FLAGS", "TF_CPU_ALLOCATOR_USE_BFC")}
+    if who == "workset":
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
     with tempfile.TemporaryFile("w+") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.constrained_bench", who, str(n), str(max_iter or 0), str(budget)],
@@ -498,6 +532,22 @@ def _target(who: str, run: dict[str, Any], anchor: dict[str, Any], n: int) -> st
     return ""
 
 
+def _workset_row(run: dict[str, Any], n: int) -> Row:
+    """TensorFlow's own peak during the run, against the Jacobian rows' size; not a timing."""
+    rows_bytes = (N_LINEAR + N_NONLINEAR) * n * 8
+    if "workset_bytes" not in run:
+        what = describe(run)
+    else:
+        peak = run["workset_bytes"]
+        what = (
+            f"{WORKSET_ITER} iterations: peak {peak / 2**20:.1f} MB above the problem's data, "
+            f"{peak / rows_bytes:.1f}x the Jacobian rows ({rows_bytes / 2**20:.1f} MB), "
+            f"{peak / (8 * n):.0f} float64 vectors of length n"
+        )
+    setup = f"{label('workset')}: {what}"
+    return {"case": "", "setup": setup, "us": math.nan, "ratio": math.nan, "target": ""}
+
+
 def size_rows(n: int) -> list[Row]:
     capped = n >= CAPPED_N
     max_iter = CAPPED_ITER if capped else None
@@ -506,12 +556,16 @@ def size_rows(n: int) -> list[Row]:
         ipopt += ["ipopt-unlimited", "ipopt-order", "anchor-order"]
     runs = best_of(ipopt, n, max_iter, 1 if capped else REPEATS)
     runs.update({who: fresh(who, n) for who in ("slsqp", "trust-constr")})
+    runs["workset"] = fresh("workset", n, WORKSET_ITER)
     anchor = runs["anchor"]
     limit = f", IPOPT max_iter {CAPPED_ITER}" if capped else ""
-    order = ["anchor", "ipopt", *ipopt[2:], "slsqp", "trust-constr"]
+    order = ["anchor", "ipopt", *ipopt[2:], "slsqp", "trust-constr", "workset"]
     rows: list[Row] = []
     for who in order:
         run = runs[who]
+        if who == "workset":
+            rows.append(_workset_row(run, n))
+            continue
         rows.append(
             {
                 "case": f"Large constrained: Rosenbrock chain n={n:,}, 10 dense equalities{limit}"
