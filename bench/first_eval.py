@@ -3,8 +3,10 @@
 Rows: optrun with ``jit_compile=True`` and a cold compilation cache
 (construction, then the first evaluation), with a warm cache, without XLA,
 and the bare ``tf.function(jit_compile=True)`` split into tracing and
-compiling, and ``jit_compile=False`` with ``OPTRUN_GRAPPLER=tensorflow`` (TensorFlow's two
-rounds of Grappler's rewrites, where optrun's default runs one). As in the end-to-end case,
+compiling, ``jit_compile=False`` with ``OPTRUN_GRAPPLER=tensorflow`` (TensorFlow's two
+rounds of Grappler's rewrites, where optrun's default runs one), and ``jit_compile=False``
+with the loss marked ``tf.autograph.experimental.do_not_convert`` (what AutoGraph's rewriting
+of the loss and the functions it calls costs). As in the end-to-end case,
 the imports (TensorFlow, scipy.optimize and optrun's interface) and the problem's data are made
 before the clock starts.
 """
@@ -20,11 +22,14 @@ import optrun
 from bench.pinn_bench import Row, burgers
 
 
-def first_evaluation_seconds(jit_compile: bool | None) -> dict[str, float]:
+def first_evaluation_seconds(jit_compile: bool | None, autograph: bool = True) -> dict[str, float]:
     """From a new interface to its first evaluated point: construction (given var_list, the trace,
     which checks shapes and finds the variables with no gradient), then the first evaluation
-    (compiling, one run)."""
+    (compiling, one run). ``autograph=False``: the loss is marked
+    ``tf.autograph.experimental.do_not_convert``, so AutoGraph does not rewrite it (nor what it calls)."""
     weights, loss = burgers(tf.float32)
+    if not autograph:
+        loss = tf.autograph.experimental.do_not_convert(loss)
     interface = optrun.ScipyOptimizerInterface  # its lazy import (scipy.optimize), outside the clock
     started = time.perf_counter()
     opt = interface(loss, var_list=weights, jit_compile=jit_compile)
@@ -60,6 +65,8 @@ if sys.argv[1] != "-":
     optrun.enable_compile_cache(sys.argv[1])
 if sys.argv[2] == "bare":
     print(json.dumps(first_eval.bare_trace_and_compile()))
+elif sys.argv[2] == "plain-no-autograph":
+    print(json.dumps(first_eval.first_evaluation_seconds(False, autograph=False)))
 elif sys.argv[2] == "grappler-twice":
     os.environ["OPTRUN_GRAPPLER"] = "tensorflow"
     print(json.dumps(first_eval.first_evaluation_seconds(False)))
@@ -95,6 +102,7 @@ def time_to_first_evaluation() -> list[Row]:
         warm = _best([_fresh(cache, "xla") for _ in range(2)])
         plain = _best([_fresh("-", "plain") for _ in range(2)])
         grappler = _best([_fresh("-", "grappler-twice") for _ in range(2)])
+        unconverted = _best([_fresh("-", "plain-no-autograph") for _ in range(2)])
         bare = _best([_fresh(tempfile.mkdtemp(dir=cache), "bare") for _ in range(2)], "compile")
 
     def row(setup: str, seconds: float, case: str = "") -> Row:
@@ -116,7 +124,13 @@ def time_to_first_evaluation() -> list[Row]:
         row("  of which: first evaluation (XLA compile, run)", cold["first"]),
         row("optrun, jit_compile=True, warm cache (optrun.enable_compile_cache)", warm["total"]),
         row("optrun, jit_compile=False", plain["total"]),
+        row("  of which: construction (the trace)", plain["construct"]),
         row("  of which: first evaluation (one round of Grappler's rewrites, run)", plain["first"]),
+        row(
+            "optrun, jit_compile=False, loss under tf.autograph.experimental.do_not_convert",
+            unconverted["total"],
+        ),
+        row("  of which: construction (the trace, without AutoGraph)", unconverted["construct"]),
         row("optrun, jit_compile=False, OPTRUN_GRAPPLER=tensorflow", grappler["total"]),
         row("  of which: first evaluation (two rounds of rewrites, run)", grappler["first"]),
         row("bare tf.function(jit_compile=True): tracing", bare["trace"]),

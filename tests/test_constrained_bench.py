@@ -97,7 +97,8 @@ def test_capped_target_states_memory_against_the_anchor_in_jacobian_rows() -> No
 def test_workset_row_in_units_of_the_jacobian_rows() -> None:
     # n = 1,000: the 10 rows are 80,000 bytes; 240,000 bytes are 3.0x that, and 30 vectors of n.
     row = cb._workset_row({"workset_bytes": 240_000}, 1_000)
-    assert "3.0x the Jacobian rows (0.1 MB)" in row["setup"] and "30 float64 vectors of length n" in row["setup"]
+    assert "3.0x the Jacobian rows (0.1 MB)" in row["setup"]
+    assert "30 float64 vectors of length n" in row["setup"]
     assert math.isnan(row["us"]) and math.isnan(row["ratio"]) and row["case"] == ""
     failed = cb._workset_row({"error": "not done in 60 s"}, 1_000)
     assert failed["setup"].endswith(": not done in 60 s")

@@ -374,3 +374,24 @@ def test_python_control_flow_on_tensors_in_the_loss_still_works() -> None:
     assert opt.evaluate()["loss"] == 5.0
     opt.minimize()
     np.testing.assert_allclose(v.numpy(), [1.0, -1.0], atol=1e-6)
+
+
+def test_a_loss_marked_do_not_convert_skips_autograph() -> None:
+    # The guide's advice for a loss without control flow on tensors; the same loss with a tensor
+    # condition then fails as TensorFlow makes it fail, with its own error, when traced.
+    import tensorflow as tf
+
+    import optrun
+
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+    plain = tf.autograph.experimental.do_not_convert(lambda: tf.reduce_sum((v - [1.0, -1.0]) ** 2))
+    opt = optrun.ScipyOptimizerInterface(plain, var_list=[v])
+    assert opt.evaluate()["loss"] == 5.0  # (3 - 1)^2 + (-2 + 1)^2
+    opt.minimize()
+    np.testing.assert_allclose(v.numpy(), [1.0, -1.0], atol=1e-6)
+
+    def branching() -> tf.Tensor:
+        return (v[0] - 1.0) ** 2 if v[0] > 0 else (v[0] + 1.0) ** 2
+
+    with pytest.raises(tf.errors.OperatorNotAllowedInGraphError):
+        optrun.ScipyOptimizerInterface(tf.autograph.experimental.do_not_convert(branching), var_list=[v])
