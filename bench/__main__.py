@@ -62,6 +62,7 @@ def main() -> None:
         "pinn64": pinn_bench.pinn_float64,
         "firsteval": first_eval.time_to_first_evaluation,
         "endtoend": end_to_end.end_to_end,
+        "slowxla": end_to_end.slower_xla,  # where XLA is slower: the default goes back to plain
         "blas": blas_bench.dense_methods,
         "constrained": constrained_bench.large_constrained,
         "stream": stream_bench.streamed_full_batch,

@@ -103,9 +103,12 @@ LABELS = {
 }
 
 
-def fresh(world: str, problem: str, who: str, limit: int) -> dict[str, Any]:
+def fresh(
+    world: str, problem: str, who: str, limit: int, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One run in a new process; its seconds from construction to result, nfev and tiers."""
     env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}  # no compilation cache
+    env.update(extra_env or {})
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, world, problem, who, str(limit)],
@@ -119,7 +122,9 @@ def fresh(world: str, problem: str, who: str, limit: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def best_of(world: str, problem: str, contenders: list[str], limit: int) -> dict[str, dict[str, Any]]:
+def best_of(
+    world: str, problem: str, contenders: list[str], limit: int, extra_env: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Each contender's best of ``REPEATS[problem]`` fresh processes, run in turns (one of each, then
     again), so that a slow spell of the machine does not fall on one contender alone. Each round
     starts with the next contender: the first process of a round tended to run slower, whoever
@@ -128,7 +133,7 @@ def best_of(world: str, problem: str, contenders: list[str], limit: int) -> dict
     for round_ in range(REPEATS[problem]):
         start = round_ % len(contenders)
         for who in contenders[start:] + contenders[:start]:
-            runs[who].append(fresh(world, problem, who, limit))
+            runs[who].append(fresh(world, problem, who, limit, extra_env))
     return {who: min(found, key=lambda r: r["seconds"]) for who, found in runs.items()}
 
 
@@ -171,6 +176,27 @@ def case_rows(world: str, problem: str, limit: int, peer: str) -> list[Row]:
             }
         )
     return rows
+
+
+def slower_xla() -> list[Row]:
+    """The PINN at 1,000 iterations with TensorFlow held to one intra-op thread, where XLA is
+    slower per point than the plain function: the default switches, times XLA's first points
+    and goes back (:mod:`optrun.evaluation.pace`)."""
+    one = {"TF_NUM_INTRAOP_THREADS": "1"}
+    runs = best_of("tf2", "pinn", ["default", "xla", "plain"], 1000, one)
+    base = runs["default"]["seconds"]
+    better = min(runs["xla"]["seconds"], runs["plain"]["seconds"])
+    case = "End to end: Burgers PINN float32, TF2, maxiter 1000, TF_NUM_INTRAOP_THREADS=1"
+    return [
+        {
+            "case": case if who == "default" else "",
+            "setup": f"{LABELS[who]} ({run['nfev']} evaluations){_tier_note(run)}",
+            "us": run["seconds"] * 1e6,
+            "ratio": run["seconds"] / base,
+            "target": f"{base / better:.2f}x the better fixed mode (<= 1.10x)" if who == "default" else "",
+        }
+        for who, run in runs.items()
+    ]
 
 
 def end_to_end() -> list[Row]:

@@ -76,10 +76,14 @@ def summary(console: Console, title: str, result: dict[str, Any]) -> None:
 
 
 def describe_tiers(tiers: dict[str, Any]) -> str:
-    """``plain 130, then xla 870 (switched after evaluation 130, at 1.52 s)``, or one tier's count."""
+    """``plain 130, then xla 870 (switched after evaluation 130, at 1.52 s)``, or one tier's count;
+    with tier 2 dropped as slower, ``plain 130, then xla 6, then plain 864 (...)``."""
     counts = tiers.get("evaluations", {})
     first, second = tiers.get("first", ""), tiers.get("second", "")
     at = tiers.get("switched_at_evaluation")
+    if second and at is not None and tiers.get("dropped_at_evaluation") is not None:
+        served, back = counts.get(second, 0), counts.get(first, 0) - at
+        return f"{first} {at}, then {second} {served}, then {first} {back} ({tiers.get('note')})"
     if second and at is not None:
         text = f"{first} {counts.get(first, 0)}, then {second} {counts.get(second, 0)}"
         return f"{text} (switched after evaluation {at}, at {tiers.get('switched_after_s') or 0:.2f} s)"

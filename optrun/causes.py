@@ -203,3 +203,20 @@ def _is_library(path: str) -> bool:
 def _under(path: str, roots: list[str]) -> bool:
     full = os.path.abspath(path)
     return any(full.startswith(os.path.abspath(root) + os.sep) for root in roots)
+
+
+#: XLA's "No registered 'EagerPyFunc' OpKernel for XLA_CPU_JIT devices": an op it cannot compile.
+_NO_XLA_KERNEL = re.compile(r"No registered '(\w+)' OpKernel for XLA_")
+#: The longest line :func:`build_failure` gives: TensorFlow's first lines can run to kilobytes.
+REASON_CHARS = 200
+
+
+def build_failure(error: BaseException) -> str:
+    """Why a faster evaluation (XLA) could not be built, in one short line: the ops XLA cannot
+    compile, else the error's own line."""
+    text = str(error)
+    ops = list(dict.fromkeys(_NO_XLA_KERNEL.findall(text)))
+    if ops:
+        return f"XLA cannot compile {', '.join(ops)} (the loss uses an op XLA has no kernel for)"
+    line = message_line(text, tensorflow=True) or type(error).__name__
+    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 1] + "…"

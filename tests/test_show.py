@@ -369,3 +369,25 @@ def test_show_and_runs_do_not_import_tensorflow(made: dict[str, Path]) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_tiers_line_tells_each_phase_of_a_run() -> None:
+    from optrun_cli.summary import describe_tiers
+
+    switched = {
+        "first": "plain",
+        "second": "xla",
+        "evaluations": {"plain": 130, "xla": 870},
+        "switched_at_evaluation": 130,
+        "switched_after_s": 1.5234,
+        "dropped_at_evaluation": None,
+        "note": "",
+    }
+    assert describe_tiers(switched) == "plain 130, then xla 870 (switched after evaluation 130, at 1.52 s)"
+    # Dropped as slower after 6 points: 1,111 plain evaluations in all, 207 of them before the switch.
+    note = "xla dropped after evaluation 213: slower than plain here (its fastest point 13.7 ms, ...)"
+    dropped = {**switched, "evaluations": {"plain": 1111, "xla": 6}, "switched_at_evaluation": 207}
+    dropped.update(dropped_at_evaluation=213, note=note)
+    assert describe_tiers(dropped) == f"plain 207, then xla 6, then plain 904 ({note})"
+    never = {**switched, "evaluations": {"plain": 40, "xla": 0}, "switched_at_evaluation": None}
+    assert describe_tiers(never) == "plain 40 (xla not needed: the run ended first)"

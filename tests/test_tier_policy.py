@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 
+from optrun.evaluation import pace
 from optrun.evaluation import tiers as tiers_module
 from optrun.evaluation.tiers import Candidate, Tiered
 
@@ -121,3 +122,32 @@ def test_a_build_that_raises_leaves_tier1_serving(caplog: pytest.LogCaptureFixtu
         _run(tiers, 4, budget=None)
     assert tiers.report.note == "fast not used: cannot compile: unsupported op PyFunc"
     assert tiers.report.evaluations == {"slow": 4, "fast": 0} and caplog.text.count("not used") == 1
+
+
+def test_a_tier_2_slower_than_tier_1_is_dropped_at_an_iteration_end(caplog: pytest.LogCaptureFixture) -> None:
+    # Tier 1: 1 ms a point; the built tier 2: 2 ms a point, beyond the 1.1x allowed.
+    tiers = _tiered(Candidate(_quadratic(), _quadratic(delay=0.002)), estimate=0.0)
+    with caplog.at_level(logging.INFO, logger="optrun"):
+        _run(tiers, 20, budget=None)
+    report = tiers.report
+    assert report.switched_at_evaluation is not None
+    # Timed for PROBATION points after the switch, dropped at the end of the iteration after.
+    assert report.evaluations["fast"] == pace.PROBATION
+    assert report.evaluations["slow"] == 20 - pace.PROBATION and tiers.tier == "slow"
+    assert report.note == (
+        f"fast dropped after evaluation {report.switched_at_evaluation + pace.PROBATION}: slower than "
+        "slow here (its fastest point 2 ms, slow's 1 ms)"
+    )
+    assert caplog.text.count("fast dropped") == 1
+    assert not [r for r in caplog.records if r.levelno > logging.INFO]
+    _run(tiers, 5, budget=None)  # the next run stays on tier 1 and builds nothing again
+    assert tiers.report.evaluations == {"slow": 5, "fast": 0} and "dropped" in tiers.report.note
+
+
+def test_a_tier_2_within_the_margin_is_kept() -> None:
+    # 1.05 ms against 1 ms: within MARGIN (1.1x), so noise cannot flip a run back and forth.
+    tiers = _tiered(Candidate(_quadratic(), _quadratic(delay=0.00105)), estimate=0.0)
+    _run(tiers, 20, budget=None)
+    switched = tiers.report.switched_at_evaluation
+    assert tiers.tier == "fast" and switched is not None and tiers.report.evaluations["fast"] == 20 - switched
+    assert tiers.report.note == ""

@@ -20,6 +20,9 @@ compile before its first point, which a short run never earns back. So:
   start on (at least the point the build started at), and must agree with them;
 * the solver switches only between iterations (:meth:`Tiered.boundary`),
   after tier 2 has also agreed with tier 1 at the current point;
+* tier 2's first evaluations after the switch are timed, and if it is slower
+  than tier 1 after all, tier 1 serves again from the next iteration on
+  (:mod:`optrun.evaluation.pace`);
 * a build that fails or disagrees is logged once and the run stays on tier 1.
 
 ``OPTRUN_TIER2=now`` builds tier 2 from the first point on, whatever the
@@ -36,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,9 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from optrun.causes import message_line
+from optrun.causes import build_failure
 from optrun.evaluation import switches
 from optrun.evaluation.agreement import close
+from optrun.evaluation.pace import Pace
 from optrun.evaluation.point import Evaluator
 
 logger = logging.getLogger("optrun")
@@ -80,6 +83,7 @@ class TierReport:
     evaluations: dict[str, int] = field(default_factory=dict)
     switched_at_evaluation: int | None = None
     switched_after_s: float | None = None
+    dropped_at_evaluation: int | None = None  # tier 2 turned out slower: tier 1 again from here on
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +93,7 @@ class TierReport:
             "evaluations": dict(self.evaluations),
             "switched_at_evaluation": self.switched_at_evaluation,
             "switched_after_s": None if self.switched_after_s is None else round(self.switched_after_s, 4),
+            "dropped_at_evaluation": self.dropped_at_evaluation,
             "note": self.note,
         }
 
@@ -128,6 +133,7 @@ class Tiered:
         self._ready: Candidate | None = None
         self._failed = ""
         self._second: Evaluator | None = None
+        self._speeds = Pace()
         self.budget: int | None = None  # evaluations the current run may still make
         self.report = TierReport(*names, evaluations={names[0]: 0, names[1]: 0})
         # Over the interface's life (a run repeated on one interface pays for a build too) ...
@@ -161,12 +167,18 @@ class Tiered:
     def __call__(self, x: np.ndarray) -> Result:
         if self._second is not None:
             self.report.evaluations[self.report.second] += 1
-            return self._second(x)
+            if not self._speeds.on_probation:
+                return self._second(x)
+            started = perf_counter()
+            served = self._second(x)
+            self._speeds.second(perf_counter() - started)
+            return served
         started = perf_counter()
         result = self._first(x)
         took = perf_counter() - started
         self._spent += took
         self._count += 1
+        self._speeds.first(took, starting=self._count == 1)
         if self._count == 1:
             self._first_s = took
         self._run_count += 1
@@ -233,7 +245,7 @@ class Tiered:
                     return
             self._ready = candidate
         except Exception as error:  # noqa: BLE001 - any failure: stay on tier 1, say why once
-            self._fail(reason(error))
+            self._fail(build_failure(error))
 
     def _fail(self, why: str) -> None:
         self._failed = why
@@ -241,9 +253,14 @@ class Tiered:
         logger.warning("%s; the run goes on with %s", self.report.note, self.report.first)
 
     def boundary(self, xk: np.ndarray) -> None:
-        """Between iterations: switches to tier 2 when it is ready and agrees at ``xk``."""
+        """Between iterations: switches to tier 2 when it is ready and agrees at ``xk``; goes
+        back to tier 1 when tier 2 turned out slower."""
+        if self._second is not None:
+            if self._speeds.keep_second() is False:
+                self._drop_second()
+            return
         ready = self._ready
-        if self._second is not None or ready is None or self._last is None:
+        if ready is None or self._last is None:
             return
         x, expected = self._last
         if not np.array_equal(x, xk):  # check at the current point only when tier 1 has it
@@ -252,7 +269,7 @@ class Tiered:
             agrees = close(ready.evaluator(x), expected, ready.rtol)
         except Exception as error:  # noqa: BLE001
             self._ready = None
-            self._fail(reason(error))
+            self._fail(build_failure(error))
             return
         if not agrees:
             self._ready = None
@@ -262,26 +279,20 @@ class Tiered:
         self.report.switched_at_evaluation = self._run_count
         self.report.switched_after_s = perf_counter() - self._started_at
 
+    def _drop_second(self) -> None:
+        first, second = self.report.first, self.report.second
+        self.report.dropped_at_evaluation = done = sum(self.report.evaluations.values())
+        self._second = None
+        self._failed = self.report.note = (
+            f"{second} dropped after evaluation {done}: slower than {first} here (its fastest point "
+            f"{self._speeds.second_best * 1e3:.3g} ms, {first}'s {self._speeds.tier1_s * 1e3:.3g} ms)"
+        )
+        logger.info("%s; the run goes on with %s", self.report.note, first)
+
     def end(self, raised: bool) -> None:
         """``minimize`` ends: after an error or an interrupt, waits for a running build."""
         if raised and self._thread is not None:
             self._thread.join()
-
-
-#: XLA's "No registered 'EagerPyFunc' OpKernel for XLA_CPU_JIT devices": an op it cannot compile.
-_NO_XLA_KERNEL = re.compile(r"No registered '(\w+)' OpKernel for XLA_")
-#: The longest reason a notice quotes: TensorFlow's first lines can run to kilobytes.
-REASON_CHARS = 200
-
-
-def reason(error: BaseException) -> str:
-    """Why tier 2 failed, in one short line: the ops XLA cannot compile, else the error's own line."""
-    text = str(error)
-    ops = list(dict.fromkeys(_NO_XLA_KERNEL.findall(text)))
-    if ops:
-        return f"XLA cannot compile {', '.join(ops)} (the loss uses an op XLA has no kernel for)"
-    line = message_line(text, tensorflow=True) or type(error).__name__
-    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 1] + "…"
 
 
 def _copy(result: Result) -> Result:

@@ -240,8 +240,9 @@ class ExternalOptimizerInterface(PackedProblem):
     def tiers(self) -> dict[str, Any] | None:
         """Which evaluation served the last :meth:`minimize`: ``first`` and ``second`` (the tiers;
         ``second`` is empty in a fixed mode), ``evaluations`` per tier,
-        ``switched_at_evaluation`` and ``switched_after_s`` (None when it never switched) and a
-        ``note`` on why not. See :mod:`optrun.evaluation.tiers`."""
+        ``switched_at_evaluation`` and ``switched_after_s`` (None when it never switched),
+        ``dropped_at_evaluation`` (tier 2 turned out slower and tier 1 served again; None
+        otherwise) and a ``note`` on why. See :mod:`optrun.evaluation.tiers`."""
         return self._tiers
 
     def _evaluation_budget(self) -> int | None:
