@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -43,6 +44,18 @@ def machine() -> str:
     import tensorflow as tf
 
     return (
-        f"{platform.machine()} {platform.processor() or ''} | Python {platform.python_version()} | "
+        f"{platform.machine()} {_cpu()} x {os.cpu_count()} | Python {platform.python_version()} | "
         f"TF {tf.__version__} | numpy {numpy.__version__} | scipy {scipy.__version__}"
     )
+
+
+def _cpu() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows: figures differ between models."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"

@@ -1,28 +1,34 @@
-"""Whether tier 2 is faster than tier 1, judged on the solver's own evaluations.
+"""Whether tier 2 is faster than tier 1, judged on the solver's own points.
 
 Tier 2 is built because it is expected to be faster per point, but on some
 problems and machines it is not: XLA on a CPU can lose to TensorFlow's own
-kernels (on the bench's PINN with TensorFlow held to one intra-op thread, the
-XLA evaluation took about 1.5x as long as the plain one). So after the switch
-the first :data:`PROBATION` evaluations of tier 2 are timed, and tier 2 is kept
-unless the fastest of them took more than :data:`MARGIN` times the fastest
-tier-1 evaluation::
+kernels (``python -m bench slowxla``: the bench's PINN with TensorFlow held to
+one intra-op thread). So for the first :data:`PROBATION` points after the
+switch both tiers evaluate each point, one after the other (in turns, which
+goes first), and tier 2 is kept unless the fastest of its times is more than
+:data:`MARGIN` times the fastest of tier 1's::
 
-    keep  <=>  min(t2[1..PROBATION]) <= MARGIN * min(t1[2..])
+    keep  <=>  min(t2[1..PROBATION]) <= MARGIN * min(t1[1..PROBATION])
 
-The fastest, not the mean: on a shared machine a time is the evaluation's cost
-plus whatever interrupted it. Tier 1's first evaluation also starts it up
-(tracing, Grappler), so it counts only while it is the only one. Tier 2's
-first calls may check a thin call path against the public one
-(:mod:`optrun.evaluation.fastcall`), which the minimum over several leaves out.
+Timed side by side, at the same points and in the same moments, a slow spell
+of a shared machine falls on both; the fastest, not the mean, since a time is
+the evaluation's cost plus whatever interrupted it. Tier 2's first calls may
+check a thin call path against the public one (:mod:`optrun.evaluation.fastcall`),
+which the minimum over several points leaves out.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
 
-#: Tier 2's evaluations timed after the switch before it is judged.
+import numpy as np
+
+from optrun.evaluation.point import Evaluator
+
+#: Points after the switch that both tiers evaluate, timed, before tier 2 is judged.
 PROBATION = 6
 #: Tier 2 stays unless its fastest point took more than this many times tier 1's fastest.
 MARGIN = 1.10
@@ -30,37 +36,37 @@ MARGIN = 1.10
 
 @dataclass
 class Pace:
-    """The fastest evaluation seen on each tier, in seconds (plain data)."""
+    """The fastest time of each tier over the points timed so far, in seconds (plain data)."""
 
-    first_best: float = math.inf  # tier 1, leaving out its first evaluation
-    first_start: float = math.inf  # tier 1's first evaluation, used while it is the only one
+    first_best: float = math.inf
     second_best: float = math.inf
-    second_timed: int = 0
-
-    def first(self, seconds: float, starting: bool) -> None:
-        """A tier-1 evaluation took ``seconds``; ``starting``: it was the interface's first."""
-        if starting:
-            self.first_start = seconds
-        else:
-            self.first_best = min(self.first_best, seconds)
+    timed: int = 0
 
     @property
     def on_probation(self) -> bool:
-        """Whether tier 2's evaluations are still being timed."""
-        return self.second_timed < PROBATION
+        """Whether points are still being timed on both tiers."""
+        return self.timed < PROBATION
 
-    def second(self, seconds: float) -> None:
-        """A tier-2 evaluation during the probation took ``seconds``."""
-        self.second_timed += 1
-        self.second_best = min(self.second_best, seconds)
+    def both(self, first: Evaluator, second: Evaluator, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """Evaluates ``x`` on both tiers, timed, in turns which goes first; returns tier 2's result."""
+        times, served = [0.0, 0.0], None
+        for tier in (0, 1) if self.timed % 2 == 0 else (1, 0):
+            started = perf_counter()
+            result = (first, second)[tier](x)
+            times[tier] = perf_counter() - started
+            served = result if tier == 1 else served
+        self.pair(*times)
+        assert served is not None
+        return served
 
-    @property
-    def tier1_s(self) -> float:
-        """Tier 1's fastest evaluation (its first, if that is all there is)."""
-        return self.first_best if math.isfinite(self.first_best) else self.first_start
+    def pair(self, first_s: float, second_s: float) -> None:
+        """One point, evaluated by both tiers: their times."""
+        self.timed += 1
+        self.first_best = min(self.first_best, first_s)
+        self.second_best = min(self.second_best, second_s)
 
     def keep_second(self) -> bool | None:
         """None while on probation; then whether tier 2 is fast enough to keep."""
         if self.on_probation:
             return None
-        return not self.second_best > MARGIN * self.tier1_s
+        return not self.second_best > MARGIN * self.first_best

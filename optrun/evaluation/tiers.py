@@ -20,9 +20,9 @@ compile before its first point, which a short run never earns back. So:
   start on (at least the point the build started at), and must agree with them;
 * the solver switches only between iterations (:meth:`Tiered.boundary`),
   after tier 2 has also agreed with tier 1 at the current point;
-* tier 2's first evaluations after the switch are timed, and if it is slower
-  than tier 1 after all, tier 1 serves again from the next iteration on
-  (:mod:`optrun.evaluation.pace`);
+* for its first points after the switch both tiers evaluate each point,
+  timed, and if tier 2 is slower after all, tier 1 serves again from the next
+  iteration on (:mod:`optrun.evaluation.pace`);
 * a build that fails or disagrees is logged once and the run stays on tier 1.
 
 ``OPTRUN_TIER2=now`` builds tier 2 from the first point on, whatever the
@@ -169,16 +169,12 @@ class Tiered:
             self.report.evaluations[self.report.second] += 1
             if not self._speeds.on_probation:
                 return self._second(x)
-            started = perf_counter()
-            served = self._second(x)
-            self._speeds.second(perf_counter() - started)
-            return served
+            return self._speeds.both(self._first, self._second, x)
         started = perf_counter()
         result = self._first(x)
         took = perf_counter() - started
         self._spent += took
         self._count += 1
-        self._speeds.first(took, starting=self._count == 1)
         if self._count == 1:
             self._first_s = took
         self._run_count += 1
@@ -285,7 +281,7 @@ class Tiered:
         self._second = None
         self._failed = self.report.note = (
             f"{second} dropped after evaluation {done}: slower than {first} here (its fastest point "
-            f"{self._speeds.second_best * 1e3:.3g} ms, {first}'s {self._speeds.tier1_s * 1e3:.3g} ms)"
+            f"{self._speeds.second_best * 1e3:.3g} ms, {first}'s {self._speeds.first_best * 1e3:.3g} ms)"
         )
         logger.info("%s; the run goes on with %s", self.report.note, first)
 
