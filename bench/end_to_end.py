@@ -145,9 +145,13 @@ def _tier_note(run: dict[str, Any]) -> str:
     return f" [{counts}]" if counts else ""
 
 
-def case_rows(world: str, problem: str, limit: int, peer: str) -> list[Row]:
-    """One length of one case: every contender, ratios to the default."""
-    runs = best_of(world, problem, ["default", "xla", "plain", peer], limit)
+def case_rows(
+    world: str, problem: str, limit: int, peer: str | None, extra_env: dict[str, str] | None = None
+) -> list[Row]:
+    """One length of one case: every contender (``peer`` too, if any), ratios to the default;
+    ``extra_env`` is set in every process and named in the case."""
+    contenders = ["default", "xla", "plain", *([peer] if peer else [])]
+    runs = best_of(world, problem, contenders, limit, extra_env)
     base = runs["default"]["seconds"]
     better = min(runs["xla"]["seconds"], runs["plain"]["seconds"])
     name = {"rosen": "Rosenbrock N=100", "pinn": "Burgers PINN float32"}[problem]
@@ -166,7 +170,7 @@ def case_rows(world: str, problem: str, limit: int, peer: str) -> list[Row]:
         rows.append(
             {
                 "case": f"End to end: {name}, {'TF2' if world == 'tf2' else 'tf.compat.v1 graph'}, "
-                f"{unit} {limit}"
+                f"{unit} {limit}{''.join(f', {k}={v}' for k, v in (extra_env or {}).items())}"
                 if who == "default"
                 else "",
                 "setup": f"{LABELS[who]} ({run['nfev']} evaluations){_tier_note(run)}",
@@ -180,23 +184,9 @@ def case_rows(world: str, problem: str, limit: int, peer: str) -> list[Row]:
 
 def slower_xla() -> list[Row]:
     """The PINN at 1,000 iterations with TensorFlow held to one intra-op thread, where XLA is
-    slower per point than the plain function: the default switches, times XLA's first points
-    and goes back (:mod:`optrun.evaluation.pace`)."""
-    one = {"TF_NUM_INTRAOP_THREADS": "1"}
-    runs = best_of("tf2", "pinn", ["default", "xla", "plain"], 1000, one)
-    base = runs["default"]["seconds"]
-    better = min(runs["xla"]["seconds"], runs["plain"]["seconds"])
-    case = "End to end: Burgers PINN float32, TF2, maxiter 1000, TF_NUM_INTRAOP_THREADS=1"
-    return [
-        {
-            "case": case if who == "default" else "",
-            "setup": f"{LABELS[who]} ({run['nfev']} evaluations){_tier_note(run)}",
-            "us": run["seconds"] * 1e6,
-            "ratio": run["seconds"] / base,
-            "target": f"{base / better:.2f}x the better fixed mode (<= 1.10x)" if who == "default" else "",
-        }
-        for who, run in runs.items()
-    ]
+    slower per point than the plain function: the default switches, times both tiers at XLA's
+    first points and goes back (:mod:`optrun.evaluation.pace`)."""
+    return case_rows("tf2", "pinn", 1000, None, {"TF_NUM_INTRAOP_THREADS": "1"})
 
 
 def end_to_end() -> list[Row]:

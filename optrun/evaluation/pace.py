@@ -49,15 +49,14 @@ class Pace:
 
     def both(self, first: Evaluator, second: Evaluator, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
         """Evaluates ``x`` on both tiers, timed, in turns which goes first; returns tier 2's result."""
-        times, served = [0.0, 0.0], None
+        times: list[float] = [0.0, 0.0]
+        results: list[Any] = [None, None]
         for tier in (0, 1) if self.timed % 2 == 0 else (1, 0):
             started = perf_counter()
-            result = (first, second)[tier](x)
+            results[tier] = (first, second)[tier](x)
             times[tier] = perf_counter() - started
-            served = result if tier == 1 else served
         self.pair(*times)
-        assert served is not None
-        return served
+        return results[1]
 
     def pair(self, first_s: float, second_s: float) -> None:
         """One point, evaluated by both tiers: their times."""
