@@ -33,6 +33,7 @@ def main() -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
     from bench import (
         blas_bench,
+        compile_cost,
         constrained_bench,
         end_to_end,
         first_eval,
@@ -63,6 +64,7 @@ def main() -> None:
         "firsteval": first_eval.time_to_first_evaluation,
         "endtoend": end_to_end.end_to_end,
         "slowxla": end_to_end.slower_xla,  # where XLA is slower: the default goes back to plain
+        "compilecost": compile_cost.compile_costs,  # XLA's compile against the trace, per problem
         "blas": blas_bench.dense_methods,
         "constrained": constrained_bench.large_constrained,
         "stream": stream_bench.streamed_full_batch,

@@ -5,9 +5,10 @@ construction, tracing, compiling and every evaluation. Each row below is one
 new Python process that imports TensorFlow, scipy.optimize, optrun (and
 GPflow where it runs) and builds the problem *before* the clock starts; the
 clock then covers the optimizer's construction and its ``minimize`` to the
-result. Best of :data:`REPEATS` processes per row (5 for Rosenbrock, 3 for the PINN), the
-contenders taking turns, each round starting with the next one. L-BFGS-B with
-``ftol = gtol = 0``, so every run goes to its limit.
+result. Best of :data:`REPEATS` processes per row, the contenders taking turns, each
+round starting with the next one. L-BFGS-B with ``ftol = gtol = 0``, so every run goes
+to its limit or to where the line search can no longer make progress (Rosenbrock, after
+about 650 evaluations: the :data:`RESTARTS` rows reach 3,000 by starting again).
 
 Cases: Rosenbrock N=100 (float64) and the float32 Burgers PINN of
 :mod:`bench.pinn_bench`, in TF2 (limit: ``maxiter``) and as ``tf.compat.v1``
@@ -17,7 +18,7 @@ TF1's own algorithm (:class:`bench.graph_bench.TF1Algorithm`) in graph mode.
 
 Targets (ratios within one case): the default <= 1.10x the better fixed mode;
 TF2: GPflow >= 1.5x the default's time; graph mode: the default <= 1.0x TF1's
-algorithm, and <= 0.5x at 3,000 evaluations.
+algorithm, and <= 0.5x from 3,000 evaluations on.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ import sys
 from typing import Any
 
 Row = dict[str, Any]
-#: Fresh processes per row: Rosenbrock's runs last a fraction of a second, where a slow spell of
-#: the machine weighs most, so they get more.
-REPEATS = {"rosen": 5, "pinn": 3}
+#: Fresh processes per row, of which the fastest counts: runs of a few seconds still moved by
+#: 5-10% between processes on the bench's 2-core machines, which best of 3 did not even out.
+REPEATS = 5
+
+#: Rosenbrock N=100 converges after about 650 evaluations, so no single run reaches the 3,000 the
+#: long-run targets are set at: these rows run L-BFGS-B this many times from the start, on one
+#: optimizer built once (a fit restarted, or repeated on new data).
+RESTARTS = 5
 
 _CHILD = r"""
 import json, os, sys, time
@@ -42,6 +48,20 @@ import tensorflow as tf
 import optrun
 optrun.ScipyOptimizerInterface  # the lazy import of the interface, outside the clock
 world, problem, who, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+runs = int(sys.argv[5])  # minimize calls from the start, on one interface
+nfev, tiers = 0, None
+
+def count(result):  # each tier's evaluations, summed over the runs
+    global tiers
+    found = getattr(result, "tiers", None)
+    if found is None:
+        return
+    if tiers is None:
+        tiers = found
+    else:
+        for k, v in found["evaluations"].items():
+            tiers["evaluations"][k] = tiers["evaluations"].get(k, 0) + v
+
 options = {"ftol": 0.0, "gtol": 0.0}
 if world == "tf2":
     options["maxiter"] = limit
@@ -55,15 +75,23 @@ if world == "tf2":
     else:
         from bench.pinn_bench import burgers
         weights, loss = burgers(tf.float32)
+    start = [w.numpy() for w in weights]
     started = time.perf_counter()
     if who == "gpflow":
-        result = gpflow.optimizers.Scipy().minimize(loss, weights, method="L-BFGS-B", options=options)
+        opt = gpflow.optimizers.Scipy()
+        run = lambda: opt.minimize(loss, weights, method="L-BFGS-B", options=options)
     else:
         jit = {"default": None, "xla": True, "plain": False}[who]
         opt = optrun.ScipyOptimizerInterface(loss, var_list=weights, jit_compile=jit, options=options)
-        result = opt.minimize()
+        run = opt.minimize
+    for i in range(runs):
+        if i:
+            for w, s in zip(weights, start):
+                w.assign(s)
+        result = run()
+        nfev += int(result.nfev)
+        count(result)
     seconds = time.perf_counter() - started
-    tiers = getattr(result, "tiers", None)
 else:
     from bench import graph_bench
     options.update(maxfun=limit, maxiter=10 * limit)
@@ -74,17 +102,24 @@ else:
             loss, variables = graph_bench._rosenbrock()
         else:
             loss, variables = graph_bench.burgers_pinn()
-        session.run(tf.compat.v1.global_variables_initializer())
+        init = tf.compat.v1.global_variables_initializer()
+        session.run(init)
         started = time.perf_counter()
         if who == "tf1":
-            result = graph_bench.TF1Algorithm(loss, variables).minimize(session, options)
+            opt = graph_bench.TF1Algorithm(loss, variables)
+            run = lambda: opt.minimize(session, options)
         else:
             jit = {"default": None, "xla": True, "plain": False}[who]
             opt = optrun.ScipyOptimizerInterface(loss, var_list=variables, jit_compile=jit, options=options)
-            result = opt.minimize(session)
+            run = lambda: opt.minimize(session)
+        for i in range(runs):
+            if i:
+                session.run(init)
+            result = run()
+            nfev += int(result.nfev)
+            count(result)
         seconds = time.perf_counter() - started
-        tiers = getattr(result, "tiers", None)
-print(json.dumps({"seconds": seconds, "nfev": int(result.nfev), "fun": float(result.fun), "tiers": tiers}))
+print(json.dumps({"seconds": seconds, "nfev": nfev, "fun": float(result.fun), "tiers": tiers}))
 """
 
 #: (world, problem, limits, peer): the lengths the targets are set at.
@@ -104,14 +139,15 @@ LABELS = {
 
 
 def fresh(
-    world: str, problem: str, who: str, limit: int, extra_env: dict[str, str] | None = None
+    world: str, problem: str, who: str, limit: int, extra_env: dict[str, str] | None = None, runs: int = 1
 ) -> dict[str, Any]:
-    """One run in a new process; its seconds from construction to result, nfev and tiers."""
+    """One new process: ``runs`` minimize calls from the start on one optimizer; the seconds from
+    its construction to the last result, the evaluations and each tier's, summed over the runs."""
     env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}  # no compilation cache
     env.update(extra_env or {})
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, world, problem, who, str(limit)],
+        [sys.executable, "-c", _CHILD, world, problem, who, str(limit), str(runs)],
         capture_output=True,
         text=True,
         env={**env, "PYTHONPATH": root},
@@ -123,18 +159,23 @@ def fresh(
 
 
 def best_of(
-    world: str, problem: str, contenders: list[str], limit: int, extra_env: dict[str, str] | None = None
+    world: str,
+    problem: str,
+    contenders: list[str],
+    limit: int,
+    extra_env: dict[str, str] | None = None,
+    runs: int = 1,
 ) -> dict[str, dict[str, Any]]:
-    """Each contender's best of ``REPEATS[problem]`` fresh processes, run in turns (one of each, then
+    """Each contender's best of :data:`REPEATS` fresh processes, run in turns (one of each, then
     again), so that a slow spell of the machine does not fall on one contender alone. Each round
     starts with the next contender: the first process of a round tended to run slower, whoever
     it was."""
-    runs: dict[str, list[dict[str, Any]]] = {who: [] for who in contenders}
-    for round_ in range(REPEATS[problem]):
+    found: dict[str, list[dict[str, Any]]] = {who: [] for who in contenders}
+    for round_ in range(REPEATS):
         start = round_ % len(contenders)
         for who in contenders[start:] + contenders[:start]:
-            runs[who].append(fresh(world, problem, who, limit, extra_env))
-    return {who: min(found, key=lambda r: r["seconds"]) for who, found in runs.items()}
+            found[who].append(fresh(world, problem, who, limit, extra_env, runs))
+    return {who: min(times, key=lambda r: r["seconds"]) for who, times in found.items()}
 
 
 def _tier_note(run: dict[str, Any]) -> str:
@@ -146,24 +187,30 @@ def _tier_note(run: dict[str, Any]) -> str:
 
 
 def case_rows(
-    world: str, problem: str, limit: int, peer: str | None, extra_env: dict[str, str] | None = None
+    world: str,
+    problem: str,
+    limit: int,
+    peer: str | None,
+    extra_env: dict[str, str] | None = None,
+    runs: int = 1,
 ) -> list[Row]:
     """One length of one case: every contender (``peer`` too, if any), ratios to the default;
-    ``extra_env`` is set in every process and named in the case."""
+    ``extra_env`` is set in every process and named in the case, as are ``runs`` from the start."""
     contenders = ["default", "xla", "plain", *([peer] if peer else [])]
-    runs = best_of(world, problem, contenders, limit, extra_env)
-    base = runs["default"]["seconds"]
-    better = min(runs["xla"]["seconds"], runs["plain"]["seconds"])
+    found = best_of(world, problem, contenders, limit, extra_env, runs)
+    base = found["default"]["seconds"]
+    better = min(found["xla"]["seconds"], found["plain"]["seconds"])
     name = {"rosen": "Rosenbrock N=100", "pinn": "Burgers PINN float32"}[problem]
     unit = "maxiter" if world == "tf2" else "maxfun"
     rows = []
-    for who, run in runs.items():
+    for who, run in found.items():
         if who == "default":
             target = f"{base / better:.2f}x the better fixed mode (<= 1.10x)"
         elif who == "gpflow":
             target = f"default {run['seconds'] / base:.2f}x faster (>= 1.5x)"
         elif who == "tf1":
-            bound = "0.5x" if limit >= 3000 else "1.0x"
+            # The 0.5x target is set at 3,000 evaluations: rows that stop short of them get 1.0x.
+            bound = "0.5x" if found["default"]["nfev"] >= 3000 else "1.0x"
             target = f"default at {base / run['seconds']:.2f}x (<= {bound})"
         else:
             target = ""
@@ -171,6 +218,7 @@ def case_rows(
             {
                 "case": f"End to end: {name}, {'TF2' if world == 'tf2' else 'tf.compat.v1 graph'}, "
                 f"{unit} {limit}{''.join(f', {k}={v}' for k, v in (extra_env or {}).items())}"
+                f"{f', {runs} runs from the start on one optimizer' if runs > 1 else ''}"
                 if who == "default"
                 else "",
                 "setup": f"{LABELS[who]} ({run['nfev']} evaluations){_tier_note(run)}",
@@ -194,4 +242,6 @@ def end_to_end() -> list[Row]:
     for world, problem, limits, peer in CASES:
         for limit in limits:
             rows += case_rows(world, problem, limit, peer)
+    for world, peer in (("tf2", "gpflow"), ("graph", "tf1")):
+        rows += case_rows(world, "rosen", 3000, peer, runs=RESTARTS)
     return rows

@@ -98,6 +98,17 @@ def test_runs_on_one_interface_add_up_and_then_switch() -> None:
     assert tiers.report.evaluations == {"slow": 0, "fast": 3} and tiers.report.switched_at_evaluation == 0
 
 
+def test_earlier_runs_count_as_evaluations_still_to_come() -> None:
+    tiers = _tiered(Candidate(_quadratic(), _quadratic()), estimate=0.010)
+    _run(tiers, 20, budget=20)  # by hand: 10 ms spent at the tenth point, 10 left = 10 ms < 3 x 10 ms
+    assert tiers.report.evaluations == {"slow": 20, "fast": 0}
+    assert "could not pay" in tiers.report.note
+    # The next run's first point: 19 left + 20 made before = 39 ms >= 30 ms (19 ms alone would not).
+    _run(tiers, 20, budget=20)
+    assert tiers.report.switched_at_evaluation == 1
+    assert tiers.report.evaluations == {"slow": 1, "fast": 19}
+
+
 def test_a_disagreeing_tier_is_refused_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     wrong = _quadratic(scale=1.01)
     tiers = _tiered(Candidate(wrong, wrong), estimate=0.0)

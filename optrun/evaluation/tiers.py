@@ -9,9 +9,11 @@ compile before its first point, which a short run never earns back. So:
 * tier 2 is built only once the interface has spent, on tier 1, about what
   the build is expected to cost (``compile_estimate``; counted over all its
   runs, so a short run repeated on one interface gets there too), and only
-  while the current run's remaining budget of evaluations at tier 1's speed
-  (its pace after the first point, which also starts tier 1 up) is worth at
-  least :data:`PAYBACK` such builds; a short or nearly finished run never
+  while the evaluations still to come at tier 1's speed (its pace after the
+  first point, which also starts tier 1 up) are worth at least
+  :data:`PAYBACK` such builds. Still to come: the current run's remaining
+  budget, plus as many as the interface's earlier runs made (used before, it
+  is likely used as much again). A short or nearly finished first run never
   starts it;
 * it is built in a background thread while the solver goes on on tier 1
   (at normal priority: on the bench's 2-core PINN, a lowest-priority build
@@ -205,6 +207,8 @@ class Tiered:
             if not self._start_now and (self._spent < self._estimate or self._count < 2):
                 return  # not yet: a run that ends before it has spent this much has nothing to gain
             remaining = math.inf if self.budget is None else self.budget - self._run_count
+            # An interface run before is likely run as much again, and a build serves those runs too.
+            remaining += self._count - self._run_count
             if remaining * self._pace() < PAYBACK * self._estimate:
                 self.report.note = f"{second} not built: the run's remaining budget could not pay for it"
                 return

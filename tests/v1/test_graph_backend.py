@@ -85,6 +85,18 @@ def test_function_path_serves_and_matches_the_session(sess: Any, use_resource: b
     assert results[False].nfev == results[True].nfev
 
 
+def test_a_later_minimize_reports_the_trusted_function(sess: Any, use_resource: bool) -> None:
+    x = var([3.0, -2.0], use_resource, "x", tf.float64)
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(x - 1.0)), jit_compile=False)
+    sess.run(x.initializer)
+    opt.minimize(sess)
+    sess.run(x.initializer)
+    second = opt.minimize(sess)
+    # Checked and trusted at the first minimize's points: the second serves it from its first point.
+    assert second.tiers["evaluations"] == {"function": second.nfev}
+    np.testing.assert_allclose(sess.run(x), [1.0, 1.0], atol=1e-6)
+
+
 def test_random_ops_fall_back_to_the_session(sess: Any, use_resource: bool) -> None:
     v = var([2.0], use_resource)
     noise = tf.random.uniform([], 0.0, 1e-3, seed=7)  # differs per run: the function cannot agree
