@@ -43,9 +43,9 @@ def _run(tiers: Tiered, points: int, budget: int | None) -> None:
     for i in range(points):
         x = np.full(3, float(i + 1))
         tiers(x)
-        tiers.boundary(x)  # an iteration ends at every point
         if tiers._thread is not None:  # the test waits for the build, a solver would not
             tiers._thread.join()
+        tiers.boundary(x)  # an iteration ends at every point
 
 
 def test_a_run_whose_budget_cannot_pay_never_builds() -> None:

@@ -108,8 +108,8 @@ class Tiered:
         build: builds tier 2 (called in the background thread); None when the problem has none.
         names: the two tiers' names for the report, e.g. ``("plain", "xla")``.
         compile_estimate: seconds tier 2 is expected to take to build.
-        start_now: build tier 2 from the first evaluation on, if the run's budget can pay
-            for it (a warm compilation cache, a function checked in an earlier run).
+        start_now: build tier 2 from the first evaluation on, if the evaluations still to come
+            can pay for it (a warm compilation cache, a function checked in an earlier run).
     """
 
     def __init__(
@@ -210,7 +210,7 @@ class Tiered:
             # An interface run before is likely run as much again, and a build serves those runs too.
             remaining += self._count - self._run_count
             if remaining * self._pace() < PAYBACK * self._estimate:
-                self.report.note = f"{second} not built: the run's remaining budget could not pay for it"
+                self.report.note = f"{second} not built: the evaluations still to come could not pay for it"
                 return
         assert self._last is not None
         self._checking = True
