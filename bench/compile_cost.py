@@ -17,15 +17,13 @@ the clock starts:
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from bench.timing import fresh_process
 
 Row = dict[str, Any]
 #: Warm evaluations per mode, each at a point of its own (the interface caches by point).
@@ -146,27 +144,12 @@ print(json.dumps(compile_cost.measure(sys.argv[1])))
 """
 
 
-def _fresh(name: str) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}  # no compilation cache
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, name],
-        capture_output=True,
-        text=True,
-        env={**env, "PYTHONPATH": root},
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"compilecost {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def compile_costs() -> list[Row]:
     from optrun.evaluation.eager import COMPILE_PER_TRACE
 
     rows: list[Row] = []
     for name, label in PROBLEMS.items():
-        got = _fresh(name)
+        got = fresh_process(_CHILD, [name])
         trace = got["trace"]
         rows += [
             {

@@ -23,11 +23,9 @@ algorithm, and <= 0.5x from 3,000 evaluations on.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from typing import Any
+
+from bench.timing import fresh_process
 
 Row = dict[str, Any]
 #: Fresh processes per row, of which the fastest counts: runs of a few seconds still moved by
@@ -143,19 +141,7 @@ def fresh(
 ) -> dict[str, Any]:
     """One new process: ``runs`` minimize calls from the start on one optimizer; the seconds from
     its construction to the last result, the evaluations and each tier's, summed over the runs."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}  # no compilation cache
-    env.update(extra_env or {})
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, world, problem, who, str(limit), str(runs)],
-        capture_output=True,
-        text=True,
-        env={**env, "PYTHONPATH": root},
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{world} {problem} {who} {limit} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return fresh_process(_CHILD, [world, problem, who, str(limit), str(runs)], extra_env)
 
 
 def best_of(

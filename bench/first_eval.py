@@ -20,6 +20,7 @@ import tensorflow as tf
 
 import optrun
 from bench.pinn_bench import Row, burgers
+from bench.timing import fresh_process
 
 
 def first_evaluation_seconds(jit_compile: bool | None, autograph: bool = True) -> dict[str, float]:
@@ -76,16 +77,7 @@ else:
 
 
 def _fresh(cache: str, mode: str) -> dict[str, float]:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
-    done = subprocess.run(
-        [sys.executable, "-c", _FIRST, cache, mode], capture_output=True, text=True, env=env, check=True
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return fresh_process(_FIRST, [cache, mode])
 
 
 def _best(runs: list[dict[str, float]], key: str = "total") -> dict[str, float]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,3 +62,17 @@ def _cpu() -> str:
     except OSError:
         pass
     return platform.processor() or "CPU"
+
+
+def fresh_process(code: str, args: list[str], extra_env: dict[str, str] | None = None) -> Any:
+    """Runs ``code`` with ``args`` in a new Python process (the repository on its path, no
+    compilation cache) and returns the JSON on the last line it printed."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
+    env.update(extra_env or {})
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench child {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
