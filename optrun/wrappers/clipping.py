@@ -29,11 +29,12 @@ logger = logging.getLogger("optrun")
 
 
 def clip_dense(value: Any, max_norm: Any, dims: Sequence[int]) -> tf.Tensor:
-    """``value`` clipped to L2 norm <= ``max_norm`` along ``dims``.
+    """``value`` clipped to L2 norm <= ``max_norm`` along ``dims``: the fast form.
 
-    Same result as ``tf.clip_by_norm`` with one full-size multiply instead of a
-    multiply and a divide; slices within the norm are returned bit for bit.
-    float16 norms are computed in float32, where their squares do not overflow.
+    ``value * max_norm * rsqrt(sum(value**2))`` where the norm is above ``max_norm``: what
+    ``tf.clip_by_norm`` computes to within an ulp, in three passes over the data where it takes
+    five; slices within the norm are returned bit for bit. float16 and bfloat16 norms are
+    computed in float32, where their squares do not overflow.
     """
     value = tf.convert_to_tensor(value)
     work = tf.float32 if value.dtype in (tf.float16, tf.bfloat16) else value.dtype
@@ -44,21 +45,68 @@ def clip_dense(value: Any, max_norm: Any, dims: Sequence[int]) -> tf.Tensor:
     return tf.cast(wide * scale, value.dtype)
 
 
+def write_clip(
+    var: Any,
+    value: Any,
+    max_norm: Any,
+    dims: Sequence[int],
+    rows: tf.Tensor | None = None,
+    use_locking: bool | None = None,
+    tf1: bool = False,
+) -> Any:
+    """Writes ``value`` (all of ``var``, or its ``rows``) back into ``var`` clipped along ``dims``.
+
+    Args:
+        tf1: TF1's arithmetic, for graph mode: subtract ``value - tf.clip_by_norm(value,
+            max_norm, dims)``, which gives TF1's numbers bit for bit in float32 and float64.
+            Otherwise (the Keras wrappers) :func:`clip_dense`'s faster form is assigned. Half
+            precision takes that form either way: TF1, with float16 norms, zeroed a slice of
+            norm above 256, and ``v - (v - c)`` is not ``c`` at that precision.
+
+    Returns:
+        The update (an op or tensor in graph mode).
+    """
+    value = tf.convert_to_tensor(value)
+    locking = {} if use_locking is None else {"use_locking": use_locking}
+    if tf1 and value.dtype not in (tf.float16, tf.bfloat16):
+        delta = value - tf.clip_by_norm(value, max_norm, axes=list(dims))
+        if rows is None:
+            return var.assign_sub(delta, **locking)
+        return var.scatter_sub(tf.IndexedSlices(delta, rows), **locking)
+    clipped = clip_dense(value, max_norm, dims)
+    if rows is None:
+        return var.assign(clipped, **locking)
+    return var.scatter_update(tf.IndexedSlices(clipped, rows), **locking)
+
+
 def clip_rows(
-    var: Any, indices: tf.Tensor, max_norm: Any, dims: Sequence[int], use_locking: bool = False
+    var: Any,
+    indices: tf.Tensor,
+    max_norm: Any,
+    dims: Sequence[int],
+    use_locking: bool = False,
+    after: Sequence[Any] = (),
+    tf1: bool = False,
 ) -> Any:
     """Clips only rows ``indices`` of ``var`` (duplicates once); ``dims`` must not contain 0.
+
+    Args:
+        tf1: TF1's arithmetic (see :func:`write_clip`).
+        after: in a graph, the ops the rows are read after (the wrapped optimizer's update). The
+            read takes them as direct control inputs: an order that only passes through the
+            index computation is lost where Grappler rewrites that away (a reshape of a fed
+            index vector), and the clip would then write the rows from before the update back.
 
     Returns the update (an op or tensor in graph mode).
     """
     unique, _ = tf.unique(tf.reshape(indices, [-1]))
-    # A resource variable gathers only these rows; a TF1 reference variable is read here, so that
-    # the read is ordered after its update (its cached snapshot may be a stale cross-device copy).
-    source = var.read_value() if var.dtype._is_ref_dtype else var
-    rows = tf.gather(source, unique)
-    return var.scatter_update(
-        tf.IndexedSlices(clip_dense(rows, max_norm, dims), unique), use_locking=use_locking
-    )
+    # Through a new op: a scope over ops an enclosing scope already holds would add nothing.
+    with tf.control_dependencies([tf.group(*after)] if after else []):
+        # A resource variable gathers only these rows; a TF1 reference variable is read here, so
+        # that the read is ordered after its update (its cached snapshot may be a stale copy).
+        source = var.read_value() if var.dtype._is_ref_dtype else var
+        rows = tf.gather(source, unique)
+        return write_clip(var, rows, max_norm, dims, rows=unique, use_locking=use_locking, tf1=tf1)
 
 
 def check_clip_args(vars_to_clip_dims: Any, max_norm: Any) -> float:
@@ -174,7 +222,7 @@ class VariableClippingOptimizer(WrapperOptimizer):
             if id(var) not in self._vars_to_clip_dims.warned:
                 self._vars_to_clip_dims.warned.add(id(var))
                 log_dense_fallback(var, dims)
-        var.assign(clip_dense(var, self._max_norm, dims))
+        write_clip(var, var, self._max_norm, dims)
 
     def get_config(self) -> dict[str, Any]:
         """Serializable config (name-keyed ``vars_to_clip_dims`` only)."""

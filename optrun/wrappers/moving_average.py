@@ -4,7 +4,7 @@ The math, as plain functions both the eager and a future graph path call:
 
     d     = min(average_decay, (1 + n) / (10 + n))   if num_updates n is given,
             average_decay                             otherwise;
-    avg  <- avg - (1 - d) * (avg - var)
+    avg  <- avg - (avg - var) * (1 - d)      (d and 1 - d in float32, as TF1)
 
 Each average starts at its variable's value just before the first update.
 With ``sequential_update=True`` the post-update values are averaged; with
@@ -28,25 +28,29 @@ from optrun.wrappers.base import WrapperOptimizer, slot_prefix
 
 
 def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
-    """``min(average_decay, (1 + n) / (10 + n))``, or ``average_decay`` when ``n`` is None (float64)."""
-    decay = tf.constant(float(average_decay), tf.float64)
+    """``min(average_decay, (1 + n) / (10 + n))``, or ``average_decay`` when ``n`` is None.
+
+    In float32, as TF1's ``ExponentialMovingAverage`` formed it (``n`` cast to float32), so
+    the averages are TF1's numbers: with 0.9999, ``1 - d`` is 1.0001659e-4, not 1e-4.
+    """
+    decay = tf.constant(float(average_decay), tf.float32)
     if num_updates is None:
         return decay
-    n = tf.cast(tf.convert_to_tensor(num_updates), tf.float64)
+    n = tf.cast(tf.convert_to_tensor(num_updates), tf.float32)
     return tf.minimum(decay, (1.0 + n) / (10.0 + n))
 
 
 def ema_delta(average: Any, value: Any, decay: Any) -> tf.Tensor:
-    """What to subtract from the average: ``(1 - d) * (avg - value)``, in the average's dtype.
+    """What to subtract from the average: ``(avg - value) * (1 - d)``, in the average's dtype.
 
-    ``1 - d`` is formed in float64 before any cast (in float16, 0.9999 rounds
-    to 1 and the average would never move), and half-precision averages are
-    updated in float32.
+    ``1 - d`` is formed in ``d``'s float32 and then cast, as TF1 did (cast first, in float16
+    0.9999 would round to 1 and the average never move); half-precision averages are updated
+    in float32.
     """
     average = tf.convert_to_tensor(average)
     work = tf.float32 if average.dtype in (tf.float16, tf.bfloat16) else average.dtype
-    rate = tf.cast(1.0 - tf.cast(decay, tf.float64), work)
-    delta = rate * (tf.cast(average, work) - tf.cast(value, work))
+    rate = tf.cast(1.0 - decay, work)
+    delta = (tf.cast(average, work) - tf.cast(value, work)) * rate
     return tf.cast(delta, average.dtype)
 
 

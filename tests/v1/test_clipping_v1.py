@@ -170,3 +170,79 @@ def test_chaining_with_moving_average(sess: Any, use_resource: bool, average_out
     # Outside, the average sees the clipped value; inside, the unclipped SGD result [1.7, 2.7].
     seen = np.array([[-0.3, 0.7], CLIPPED_ROW]) if average_outside else np.array([[-0.3, 0.7], [1.7, 2.7]])
     np.testing.assert_allclose(sess.run(ema.average(var0)), 0.5 * (start + seen), atol=1e-6)
+
+
+# SGD by hand: rows 0 and 2 step by -0.5 each time; row 0 is clipped after the first step
+# ([2.5, 3.5] / 4.3012), row 2 after the third ([-0.9, -0.7] / 1.1402).
+BY_HAND = [[-0.418762, -0.186267], [30.0, 40.0], [-0.789352, -0.613941], [6.0, 8.0]]
+
+
+@pytest.mark.parametrize(
+    ("make_opt", "by_hand"),
+    [
+        (lambda: tf.compat.v1.train.GradientDescentOptimizer(0.5), BY_HAND),
+        (lambda: tf.compat.v1.train.AdamOptimizer(0.5), None),
+    ],
+    ids=["sgd", "adam"],
+)
+def test_fed_sparse_rows_are_clipped_after_the_update(
+    sess: Any, use_resource: bool, make_opt: Any, by_hand: Any
+) -> None:
+    # Indices fed at run time (an embedding lookup): the clip must read the rows the update wrote.
+    start = np.array([[3.0, 4.0], [30.0, 40.0], [0.6, 0.8], [6.0, 8.0]], np.float32)
+    emb = tf.compat.v1.Variable(start, use_resource=use_resource)
+    ids = tf.compat.v1.placeholder(tf.int32, [None])
+    inner = make_opt()
+    train = optrun.VariableClippingOptimizer(inner, {emb: [1]}, 1.0).minimize(
+        tf.reduce_sum(tf.gather(emb, ids))
+    )
+    # The same optimizer alone, then the touched rows clipped in numpy: the independent answer.
+    twin = tf.compat.v1.Variable(start, use_resource=use_resource)
+    step = make_opt().minimize(tf.reduce_sum(tf.gather(twin, ids)))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    expected = start.copy()
+    for _ in range(3):
+        sess.run(train, {ids: [0, 2]})
+        sess.run(twin.assign(expected))
+        sess.run(step, {ids: [0, 2]})
+        expected = sess.run(twin)
+        for row in (0, 2):
+            norm = np.linalg.norm(expected[row])
+            expected[row] *= min(1.0, 1.0 / norm)
+    np.testing.assert_allclose(sess.run(emb), expected, rtol=1e-5, atol=1e-6)
+    if by_hand is not None:
+        np.testing.assert_allclose(expected, by_hand, atol=1e-5)
+
+
+@pytest.mark.parametrize("dims", [[1], [0], [0, 1]], ids=str)
+def test_clips_are_tf1s_numbers_bit_for_bit(sess: Any, use_resource: bool, dims: list[int]) -> None:
+    # TF1's own arithmetic on a twin variable is the reference: after the update,
+    # v -= v - clip_by_norm(v) (densely; for a sparse gradient, on the gathered rows).
+    start = np.random.default_rng(0).normal(0.0, 1.0, (50, 7)).astype(np.float32)
+    ours = tf.compat.v1.Variable(start, use_resource=use_resource)
+    twin = tf.compat.v1.Variable(start, use_resource=use_resource)
+    sparse = dims == [1]
+    ids = tf.constant([3, 7, 11, 40])
+
+    def loss(v: Any) -> Any:
+        return tf.reduce_sum(tf.gather(v, ids)) if sparse else tf.reduce_sum(v)
+
+    train = optrun.VariableClippingOptimizer(
+        tf.compat.v1.train.GradientDescentOptimizer(0.3), {ours: dims}, 1.7
+    )
+    step = train.minimize(loss(ours))
+    update = tf.compat.v1.train.GradientDescentOptimizer(0.3).minimize(loss(twin))
+    with tf.control_dependencies([update]):
+        if sparse:
+            rows = tf.gather(twin.read_value(), ids)
+            delta = tf.IndexedSlices(rows - tf.clip_by_norm(rows, 1.7, dims), ids)
+            reference = twin.scatter_sub(delta)
+        else:
+            value = twin.read_value()
+            reference = twin.assign_sub(value - tf.clip_by_norm(value, 1.7, dims))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for _ in range(3):
+        sess.run(step)
+        sess.run(reference)
+    np.testing.assert_array_equal(sess.run(ours), sess.run(twin))
+    assert not np.array_equal(sess.run(ours), start)

@@ -21,7 +21,7 @@ from typing import Any
 import tensorflow as tf
 
 from optrun.varkeys import resolve_var_keyed
-from optrun.wrappers.clipping import check_clip_args, check_dims, clip_dense, clip_rows, log_dense_fallback
+from optrun.wrappers.clipping import check_clip_args, check_dims, clip_rows, log_dense_fallback, write_clip
 from optrun.wrappers.v1.base import WrapperOptimizerV1
 
 
@@ -69,7 +69,7 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
                     if grad is None or var_dims is None:
                         continue
                     with tf.name_scope("clip_" + var.op.name.replace("/", "_")):
-                        clips.append(self._clip(grad, var, var_dims))
+                        clips.append(self._clip(grad, var, var_dims, update))
             return tf.group(update, *clips, name=name or self._name)
 
     def _dims(self, variables: list[Any]) -> list[tuple[int, ...] | None]:
@@ -88,15 +88,24 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
         )
         return [None if table.get(id(v)) is None else check_dims(table[id(v)], v) for v in variables]
 
-    def _clip(self, grad: Any, var: Any, dims: tuple[int, ...]) -> Any:
+    def _clip(self, grad: Any, var: Any, dims: tuple[int, ...], update: Any) -> Any:
         place = tf.compat.v1.colocate_with(var) if self._colocate else contextlib.nullcontext()
         if isinstance(grad, tf.IndexedSlices):
             if 0 not in dims:
                 with place:
-                    return clip_rows(var, grad.indices, self._max_norm, dims, use_locking=self._use_locking)
+                    return clip_rows(
+                        var,
+                        grad.indices,
+                        self._max_norm,
+                        dims,
+                        use_locking=self._use_locking,
+                        after=[update],
+                        tf1=True,
+                    )
             if var.op.name not in self._warned:
                 self._warned.add(var.op.name)
                 log_dense_fallback(var, dims)
         with place:
-            clipped = clip_dense(var.read_value(), self._max_norm, dims)
-        return var.assign(clipped, use_locking=self._use_locking)
+            return write_clip(
+                var, var.read_value(), self._max_norm, dims, use_locking=self._use_locking, tf1=True
+            )
