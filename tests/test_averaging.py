@@ -180,10 +180,11 @@ def test_inside_tf_function() -> None:
 
 
 def numpy_ema(start: np.ndarray, values: list[np.ndarray], decay: float) -> np.ndarray:
-    """Float64 reference: avg -= (1 - d) * (avg - v) for each post-update value."""
-    avg = start.astype(np.float64)
+    """Float64 reference: avg -= (avg - v) * (1 - d) for each post-update value, with TF1's
+    ``1 - d`` (formed in float32)."""
+    avg, rate = start.astype(np.float64), float(np.float32(1) - np.float32(decay))
     for v in values:
-        avg = avg - (1.0 - decay) * (avg - v.astype(np.float64))
+        avg = avg - (avg - v.astype(np.float64)) * rate
     return avg
 
 

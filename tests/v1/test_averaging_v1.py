@@ -195,7 +195,8 @@ def test_decay_close_to_one_matches_numpy(
     avg = sess.run(var).astype(np.float64)
     for _ in range(50):
         sess.run(update)
-        avg = avg - (1.0 - decay) * (avg - sess.run(var).astype(np.float64))  # numpy, float64
+        # numpy, float64, with TF1's rate: 1 - d formed in float32
+        avg = avg - (avg - sess.run(var).astype(np.float64)) * float(np.float32(1) - np.float32(decay))
     np.testing.assert_allclose(sess.run(opt.average(var)), avg, rtol=rtol, atol=rtol)
 
 
@@ -209,3 +210,36 @@ def test_none_gradient_gets_no_average(sess: Any, use_resource: bool) -> None:
     sess.run(update)
     np.testing.assert_allclose(sess.run(var1), [3.0, 4.0])
     np.testing.assert_allclose(sess.run(opt.average(var0)), [0.9, 1.9], atol=1e-6)
+
+
+@pytest.mark.parametrize("num_updates", [False, True], ids=["fixed", "num_updates"])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=lambda d: d.name)
+def test_averages_are_tf1s_numbers(sess: Any, use_resource: bool, dtype: Any, num_updates: bool) -> None:
+    # TF1's own ExponentialMovingAverage, run after the same updates of a twin variable, is the
+    # reference: at 0.9999 it forms 1 - d in float32, which a float64 1 - d misses by 1.7e-4.
+    def build(name: str) -> tuple[Any, Any, Any]:
+        var = tf.compat.v1.Variable([0.0, 1.0], dtype=dtype, name=name, use_resource=use_resource)
+        step = tf.compat.v1.Variable(0, dtype=tf.int64, name=f"{name}_step", trainable=False)
+        loss = tf.reduce_sum(var * tf.constant([1.0, 0.5], dtype))
+        return var, step, loss
+
+    var, step, loss = build("ours")
+    opt = optrun.MovingAverageOptimizer(
+        tf.compat.v1.train.GradientDescentOptimizer(1.0),
+        average_decay=0.9999,
+        num_updates=step if num_updates else None,
+        sequential_update=True,
+    )
+    ours = opt.minimize(loss, global_step=step)
+    twin, twin_step, twin_loss = build("tf1")
+    ema = tf.compat.v1.train.ExponentialMovingAverage(0.9999, num_updates=twin_step if num_updates else None)
+    update = tf.compat.v1.train.GradientDescentOptimizer(1.0).minimize(twin_loss, global_step=twin_step)
+    with tf.control_dependencies([update]):
+        reference = ema.apply([twin])
+    # TF's average initializer reads the variable under a cond, which needs it initialized first.
+    sess.run(twin.initializer)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for _ in range(300):
+        sess.run([ours, reference])
+    np.testing.assert_array_equal(sess.run(var), sess.run(twin))
+    np.testing.assert_array_equal(sess.run(opt.average(var)), sess.run(ema.average(twin)))
