@@ -19,6 +19,7 @@ itself (the variables found and packed, the bounds, the backend) is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -218,7 +219,7 @@ class ExternalOptimizerInterface(PackedProblem):
                 inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
                 inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
                 packed_bounds=self._packed_bounds,
-                step_callback=run.step_callback(step_callback, self.check_finite),
+                step_callback=run.step_callback(step_callback),
                 optimizer_kwargs=dict(self.optimizer_kwargs),
             )
         except NonFiniteError as error:
@@ -228,6 +229,10 @@ class ExternalOptimizerInterface(PackedProblem):
             raise stop from None
         except BaseException:
             self._tiers = run.end(raised=True, backend=self._backend)
+            # The variables held the optimizer's last trial point (in TF2, and for graph-mode
+            # resource variables); keep its progress instead, as for a non-finite stop.
+            with contextlib.suppress(Exception):  # a failing session: the user's error comes first
+                self._backend.assign(run.kept()[0])
             raise
         self._tiers = run.end(raised=False, backend=self._backend)
         if isinstance(result, dict):

@@ -41,19 +41,13 @@ class RunState:
         if self.tiers is not None:
             self.tiers.begin(budget)
 
-    def step_callback(
-        self, user: Callable[[np.ndarray], Any], check_finite: bool
-    ) -> Callable[[np.ndarray], Any]:
-        """The ``step_callback`` for ``_minimize``: ``user`` itself unless the run must see each iterate.
-
-        It must when tiers may switch (at iteration boundaries only) and when a non-finite stop
-        of a constrained problem is to return to the last accepted iterate.
-        """
-        if self.tiers is None and not (check_finite and self.constrained):
-            return user
+    def step_callback(self, user: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
+        """The ``step_callback`` for ``_minimize``: records each accepted iterate (where a run that
+        raises leaves the variables), lets the tiers switch (at iteration boundaries only), then
+        calls ``user``."""
 
         def step(xk: np.ndarray) -> None:
-            self.accepted, self.iteration = xk, self.iteration + 1
+            self.accepted, self.iteration = np.array(xk, np.float64), self.iteration + 1
             if self.tiers is not None:
                 self.tiers.boundary(xk)
             user(xk)
@@ -77,28 +71,35 @@ class RunState:
         )
         return TierReport(mode, "", {mode: self.cache.evaluations}).as_dict()
 
-    def nonfinite_stop(self, error: NonFiniteError, advice: str) -> tuple[np.ndarray, NonFiniteError]:
-        """Where a non-finite stop leaves the variables, and the error that says so.
+    def kept(self) -> tuple[np.ndarray, str]:
+        """Where a run that raises leaves the variables, and what that point is.
 
-        With constraints: the last accepted iterate. Without: the lowest-loss point evaluated,
-        which is that iterate or better, tracked by the cache at no per-iteration cost. Else the
-        start point.
+        With constraints: the last accepted iterate (a point the optimizer took, not one of its
+        trials, which may break the constraints). Without: the lowest-loss point evaluated, that
+        iterate or better, tracked by the cache at no per-iteration cost (with ``check_finite``;
+        else the last accepted iterate). Before either: the start point.
+        """
+        if not self.constrained and self.cache.best_x is not None:
+            return (
+                self.cache.best_x,
+                f"the finite point of lowest loss evaluated ({self.cache.best_loss:.6g})",
+            )
+        if self.iteration:
+            return np.asarray(self.accepted, np.float64), (
+                f"the last accepted iterate (iteration {self.iteration})"
+            )
+        return np.asarray(self.initial, np.float64), "the start point"
+
+    def nonfinite_stop(self, error: NonFiniteError, advice: str) -> tuple[np.ndarray, NonFiniteError]:
+        """Where a non-finite stop leaves the variables (:meth:`kept`), and the error that says so.
 
         Args:
             error: what the point cache raised.
             advice: the interface's way out (its ``nonfinite_advice``).
         """
-        if self.constrained and self.iteration:
-            keep, where = self.accepted, f"the last accepted iterate (iteration {self.iteration})"
-        elif not self.constrained and self.cache.best_x is not None:
-            keep, where = (
-                self.cache.best_x,
-                f"the finite point of lowest loss evaluated ({self.cache.best_loss:.6g})",
-            )
-        else:
-            keep, where = self.initial, "the start point"
+        keep, where = self.kept()
         stop = NonFiniteError(
             f"minimize stopped: {error}. The variables hold {where}. "
             f"Look for log(0), 0/0 or an overflow in the loss and constraints, or {advice}"
         )
-        return np.asarray(keep, np.float64), stop
+        return keep, stop
