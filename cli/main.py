@@ -6,6 +6,7 @@ TensorFlow is imported only inside the commands that run something, so
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -217,7 +218,8 @@ def schema(
             tmp.write_text(text + "\n", encoding="utf-8")
             os.replace(tmp, write)
         except OSError as error:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder refuses the unlink too
+                tmp.unlink(missing_ok=True)
             raise RunError(f"--write {write}: cannot write the schema: {error.strerror}") from None
     modeline = f"# yaml-language-server: $schema={write}"
     if as_json:

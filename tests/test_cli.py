@@ -567,3 +567,19 @@ def test_json_usage_errors_still_print_json(
     assert outcome["success"] is False and outcome["exit_code"] == 2
     assert fragment in outcome["error"] and fragment in captured.err
     assert list(in_tmp.iterdir()) == []  # nothing written
+
+
+def test_blocked_paths_and_a_missing_kind_are_said_plainly(in_tmp: Path) -> None:
+    (in_tmp / "afile").write_text("")
+    blocked = invoke("minimize", "-q", "--out", "afile/run")
+    assert blocked.exit_code == 2
+    assert "cannot create the run directory: afile is a file, not a folder" in blocked.stderr
+    spec = _write(
+        in_tmp / "s.yaml", "name: s\nmodel: {builder: m.py:build}\nloss: mse\ntrain: {max_steps: 1}\n"
+    )
+    kindless = invoke("validate", str(spec), "--set", "strategy.logical_cpus=2")
+    assert kindless.exit_code == 2
+    assert "strategy: says no kind: set strategy.kind to one of default, mirrored, multi_worker" in " ".join(
+        kindless.stderr.split()
+    )
+    assert not (in_tmp / "runs").exists()

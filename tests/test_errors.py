@@ -139,7 +139,27 @@ def test_bad_fetch_and_callback(vector: tf.Variable) -> None:
         opt.minimize(fetches=[np.ones(2)])
     with pytest.raises(optrun.InvalidTypeError, match="step_callback must be callable"):
         opt.minimize(step_callback=3)
+    for fetches, shown in ((5, "int 5"), (vector, "ResourceVariable <tf.Variable 'vector:0'")):
+        with pytest.raises(optrun.InvalidTypeError, match=f"^fetches must be a list: .*; got {shown}"):
+            opt.minimize(fetches=fetches, loss_callback=lambda *values: None)
     np.testing.assert_allclose(vector.numpy(), [7.0, 7.0])  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("tol", "error", "shown"),
+    [
+        ("abc", optrun.InvalidTypeError, "'abc'"),
+        (-1, optrun.InvalidArgumentError, "-1"),
+        (float("nan"), optrun.InvalidArgumentError, "nan"),
+    ],
+)
+def test_bad_tol_is_refused_at_construction(
+    vector: tf.Variable, tol: object, error: type, shown: str
+) -> None:
+    with pytest.raises(error, match=f"^tol must be .*>= 0.*; got {shown}$"):
+        ScipyOptimizerInterface(sq(vector), tol=tol)
+    # 0 is scipy's own: no tolerance, so L-BFGS-B goes on until its line search stalls at 0.
+    np.testing.assert_allclose(ScipyOptimizerInterface(sq(vector), tol=0.0).minimize().x, 0.0, atol=1e-10)
 
 
 def test_jit_compile_type(vector: tf.Variable) -> None:

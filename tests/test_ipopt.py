@@ -134,6 +134,15 @@ def test_defaults_and_user_options() -> None:
         ),
         ({"hessian_approximation": "exact"}, r"must be 'limited-memory': .*first derivatives only"),
         ([("tol", 1e-8)], r"options must be a dict"),
+        # IPOPT lists HSL's and Pardiso's solvers but loads them only from a library at the solve.
+        (
+            {"linear_solver": "ma27"},
+            r"options\['linear_solver'\] is 'ma27', which IPOPT could not load: libhsl\.so: cannot open "
+            r".*has MUMPS \('mumps', the default\); for 'ma27', give the path of a library that has "
+            r"it as options\['hsllib'\]$",
+        ),
+        ({"linear_solver": "ma57", "hsllib": "/nowhere/libhsl.so"}, r"could not load: /nowhere/libhsl\.so"),
+        ({"linear_solver": "pardiso"}, r"libpardiso\.so.*options\['pardisolib'\]$"),
     ],
 )
 def test_bad_options_are_refused_at_construction(

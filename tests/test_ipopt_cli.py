@@ -119,6 +119,18 @@ def test_bad_values_and_scipys_tol_are_each_placed(tmp_path: Path) -> None:
     }
 
 
+def test_a_linear_solver_ipopt_cannot_load_is_placed(tmp_path: Path) -> None:
+    spec = seed_spec(tmp_path, "{linear_solver: ma27}")
+    out = cli("validate", str(spec), "--json")
+    assert out.exit_code == 2
+    (problem,) = [e for e in json.loads(out.stdout) if e["severity"] == "error"]
+    assert (problem["path"], problem["line"]) == ("minimize.options.linear_solver", 6)
+    assert problem["message"].startswith("is 'ma27', which IPOPT could not load: libhsl.so")
+    run = cli("minimize", str(spec), "--out", str(tmp_path / "run"))
+    assert run.exit_code == 2 and "options['hsllib']" in " ".join(run.output.split())
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("command", ["validate", "minimize"])
 def test_without_the_extra_one_line_says_how_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str

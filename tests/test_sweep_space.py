@@ -328,3 +328,25 @@ def test_show_quiet_of_a_sweep_with_no_completed_trial_prints_nothing_and_fails(
     result = runner.invoke(app, ["show", str(sweep), "-q"])
     assert result.exit_code == 1
     assert result.stdout == "" and "no trial of" in result.stderr, result.output
+
+
+def test_a_bad_sweep_field_is_its_own_problem_not_a_missing_budget(tmp_path: Path) -> None:
+    spec = str(write_spec(tmp_path, extra="sweep:\n  trials: 3\n  params: {seed: 'int:0..3'}\n"))
+    for override, place in (("sweep.sampler=bogus", "sweep.sampler"), ("sweep.trials=0", "sweep.trials")):
+        result = runner.invoke(app, ["sweep", spec, "--json", "--set", override])
+        assert result.exit_code == 2, result.output
+        assert list(_problems(result)) == [place]  # no "--trials: the sweep needs a budget"
+
+
+def test_a_dotted_param_split_by_set_says_to_keep_the_path_whole(tmp_path: Path) -> None:
+    spec = str(write_spec(tmp_path, extra="sweep:\n  trials: 3\n"))
+    result = runner.invoke(
+        app,
+        ["sweep", spec, "--json", "--set", "sweep.params.train.optimizer.args.learning_rate=log:0.001..1"],
+    )
+    assert result.exit_code == 2, result.output
+    assert _problems(result) == {
+        "sweep.params": "'train' holds a mapping; params are keyed by the whole dotted path, as "
+        "'train.optimizer.args.learning_rate: log:0.001..1' (on the command line: "
+        "--param train.optimizer.args.learning_rate=log:0.001..1) (from --set)"
+    }

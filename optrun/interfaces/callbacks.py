@@ -58,7 +58,7 @@ def check_callbacks(step_callback: Any, loss_callback: Any, fetches: Sequence[An
         fetches: what ``minimize`` got; its length is the number of ``loss_callback``'s arguments.
 
     Raises:
-        InvalidTypeError: a callback is not callable.
+        InvalidTypeError: a callback is not callable, or ``fetches`` is not a list.
         InvalidArgumentError: a callback's signature does not accept its arguments.
     """
     for name, cb in (("step_callback", step_callback), ("loss_callback", loss_callback)):
@@ -71,8 +71,12 @@ def check_callbacks(step_callback: Any, loss_callback: Any, fetches: Sequence[An
             "minimize() calls it once per iteration with the packed float64 vector x of all the "
             "variables. Make it take one parameter, e.g. step_callback=lambda x: print(x)."
         )
-    # A fetches that is not a list is refused where it is read; its length is unknown here.
-    if loss_callback is None or not (fetches is None or isinstance(fetches, Sequence)):
+    if fetches is not None and (not isinstance(fetches, Sequence) or isinstance(fetches, (str, bytes))):
+        raise InvalidTypeError(
+            "fetches must be a list: of tensors or variables in graph mode, of zero-argument "
+            f"callables or variables in TF2; got {type(fetches).__name__} {fetches!r:.60}"
+        )
+    if loss_callback is None:
         return
     n = len(fetches) if fetches is not None else 0
     if refused := refusal(loss_callback, n):

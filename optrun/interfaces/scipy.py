@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import scipy.optimize
 
-from optrun.errors import InvalidArgumentError, UnsupportedMethodError
+from optrun.errors import InvalidArgumentError, InvalidTypeError, UnsupportedMethodError
 from optrun.evaluation.packing import PackedBounds
 from optrun.interfaces.constraints import scipy_constraints
 from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc, no_step
@@ -99,6 +100,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                 f"{sorted(_MINIMIZE_KEYWORDS - set(_FORBIDDEN))} (method options such as maxiter "
                 "go in options={...})"
             )
+        _check_tol(optimizer_kwargs.get("tol"))
         constrained = bool(equalities) or bool(inequalities)
         if "method" not in optimizer_kwargs:
             optimizer_kwargs["method"] = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
@@ -221,3 +223,13 @@ def _ticking(
         return fun(x)
 
     return ticked
+
+
+def _check_tol(tol: Any) -> None:
+    """Refuses a ``tol`` scipy would fail on mid-run (a string) or misread (negative, NaN)."""
+    if tol is None:
+        return
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        raise InvalidTypeError(f"tol must be a number >= 0 (scipy's termination tolerance); got {tol!r:.60}")
+    if not float(tol) >= 0:
+        raise InvalidArgumentError(f"tol must be >= 0 (scipy's termination tolerance); got {tol!r}")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from optrun.errors import InvalidArgumentError, spec_error
-from optrun.interfaces.ipopt.options import check_options, import_cyipopt
+from optrun.interfaces.ipopt.options import LIBRARY_OPTIONS, check_options, import_cyipopt
 from optrun.spec.load import LoadedSpec
 
 IPOPT = "ipopt"
@@ -61,8 +61,11 @@ def problems(options: Any, tol: Any = None) -> list[tuple[Path, str]]:
         if name != key and name in options:
             found.append((("minimize", "options", key), f"{key} is IPOPT's {name}, given too; keep one"))
             continue
+        given = {name: value}
+        if name == "linear_solver":  # whether it loads depends on where its library is said to be
+            given.update({k: options[k] for k in LIBRARY_OPTIONS if k in options})
         try:
-            check_options({name: value})  # the library's own check, did-you-mean included
+            check_options(given)  # the library's own check, did-you-mean included
         except InvalidArgumentError as error:
             # Its place is the key now: "options: " and "options['tol'] " would say it twice.
             message = str(error).removeprefix("options: ").removeprefix(f"options[{name!r}] ")

@@ -196,9 +196,11 @@ def claimed(
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise RunError(
-                f"--out {out}: cannot create the run directory: {error.strerror or error}"
-            ) from None
+            blocker = next(
+                (p for p in (out.parent, *out.parent.parents) if p.exists() and not p.is_dir()), None
+            )
+            why = f"{blocker} is a file, not a folder" if blocker else (error.strerror or str(error))
+            raise RunError(f"--out {out}: cannot create the run directory: {why}") from None
         try:
             out.mkdir()
         except FileExistsError:

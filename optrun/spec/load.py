@@ -17,7 +17,7 @@ from pydantic import ValidationError
 # dotted and line_of were defined here: importers of optrun.spec.load still find them.
 from optrun.errors import ConfigError, Problem, dotted, line_of, placed  # noqa: F401
 from optrun.spec.experiment import ExperimentSpec
-from optrun.spec.schema import known_keys
+from optrun.spec.schema import kinds, known_keys
 from optrun.spec.yaml_lines import MAX_BYTES, SpecLimitError, line_map, load_yaml
 from optrun.suggest import suggest
 
@@ -46,11 +46,11 @@ class RawSpec:
     overridden: set[str]
 
 
-def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+def _yaml_path(loc: tuple[Any, ...], data: Any, missing: bool = True) -> tuple[Any, ...]:
     """The YAML path of a pydantic error location.
 
     Parts that are not in the data are union tags ('keras', 'BoundsSpec', ...)
-    and are dropped, except the last: that one is the missing or unknown key.
+    and are dropped, except the last of a ``missing`` key's error: that one is the key.
     """
     path: list[Any] = []
     node = data
@@ -59,8 +59,8 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
         in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         if in_dict or in_list:
             node = node[part]
-        elif not isinstance(node, dict) or i < len(loc) - 1:
-            continue  # a union tag ('keras', 'float', 'BoundsSpec'), not a key of the file
+        elif not isinstance(node, dict) or i < len(loc) - 1 or not missing:
+            continue  # a union tag ('keras', 'float', 'str', 'BoundsSpec'), not a key of the file
         else:
             node = None
         path.append(part)
@@ -89,7 +89,7 @@ def _issues(
     issues: list[tuple[float, int, Problem]] = []  # (line, order found, problem): sorted by line
     reported: set[str] = set()
     for item in error.errors():
-        path = _yaml_path(tuple(item["loc"]), data)
+        path = _yaml_path(tuple(item["loc"]), data, missing=item["type"] == "missing")
         name = dotted(path) or "(top level)"
         if name in reported:  # the other alternatives of a union: one message per place
             continue
@@ -97,6 +97,12 @@ def _issues(
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key; " + _unknown_key_advice(path, data)
+        elif item["type"] == "union_tag_not_found":
+            key = str(item.get("ctx", {}).get("discriminator", "kind")).strip("'")
+            tags = kinds(path) if key == "kind" else []
+            message = f"says no {key}: set {dotted((*path, key))}" + (
+                f" to one of {', '.join(tags)}" if tags else ""
+            )
         elif (
             "input" in item
             and item["type"] not in {"missing", "value_error"}

@@ -58,13 +58,11 @@ def _cached_schema() -> dict[str, Any]:
     return json_schema()
 
 
-def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
-    """The keys the spec allows at ``path``; of a union, the alternative whose ``kind`` the
-    data names there, else every alternative."""
+def _nodes_at(path: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The schema's alternatives for the value at ``path``."""
     schema = _cached_schema()
     defs = schema.get("$defs", {})
     nodes = _alternatives(schema, defs)
-    here = data
     for part in path:
         following: list[dict[str, Any]] = []
         for node in nodes:
@@ -73,6 +71,21 @@ def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
             elif part in node.get("properties", {}):
                 following += _alternatives(node["properties"][part], defs)
         nodes = following
+    return nodes
+
+
+def kinds(path: tuple[Any, ...]) -> list[str]:
+    """The ``kind`` values the spec allows at ``path`` (empty where it takes no ``kind``)."""
+    found = {node.get("properties", {}).get("kind", {}).get("const") for node in _nodes_at(path)}
+    return sorted(k for k in found if isinstance(k, str))
+
+
+def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
+    """The keys the spec allows at ``path``; of a union, the alternative whose ``kind`` the
+    data names there, else every alternative."""
+    nodes = _nodes_at(path)
+    here = data
+    for part in path:
         if isinstance(here, dict):
             here = here.get(part)
         else:

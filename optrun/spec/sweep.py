@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 
 from optrun.spec.base import Strict
 from optrun.spec.yaml_lines import load_yaml
@@ -245,3 +245,20 @@ class SweepSpec(Strict):
         ge=0,
         description="Seeds the sampler; null: the spec's seed. Each trial runs with the spec's seed.",
     )
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _dotted_keys(cls, value: Any) -> Any:
+        """A mapping under a key is a dotted path split up (``--set sweep.params.a.b=...``)."""
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if isinstance(inner, dict) and inner:
+                    path, leaf = str(key), inner
+                    while isinstance(leaf, dict) and len(leaf) == 1:
+                        ((sub, leaf),) = leaf.items()
+                        path = f"{path}.{sub}"
+                    raise ValueError(
+                        f"{key!r} holds a mapping; params are keyed by the whole dotted path, as "
+                        f"'{path}: {leaf}' (on the command line: --param {path}={leaf})"
+                    )
+        return value

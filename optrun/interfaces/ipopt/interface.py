@@ -261,7 +261,8 @@ class IpoptInterface(ExternalOptimizerInterface):
         message = _STATUS_MESSAGES.get(status) or info["status_msg"].decode("utf-8", "replace")
         result = scipy.optimize.OptimizeResult(
             x=np.asarray(x, np.float64),
-            fun=float(info["obj_val"]),
+            # IPOPT reports 0 where it stopped before evaluating (an option it refused at the solve).
+            fun=float(info["obj_val"]) if callbacks.nfev else float(loss_grad_func(x)[0]),
             success=status in SUCCESS_STATUSES,
             status=status,
             message=message,

@@ -24,6 +24,8 @@ from typing import Any
 from optrun.errors import InvalidArgumentError, MissingDependencyError
 from optrun.suggest import close_match, suggest
 
+#: IPOPT's status for an option it refused at the solve (a linear solver it could not load).
+INVALID_OPTION = -12
 #: The one line a missing extra gets.
 INSTALL_HINT = 'IPOPT needs the ipopt extra: pip install "optrun[ipopt]"'
 
@@ -94,39 +96,87 @@ def _parse(name: str, body: str) -> OptionSpec:
     )
 
 
-@functools.lru_cache(maxsize=1)
-def option_table() -> dict[str, OptionSpec]:
-    """Every IPOPT option by name, from the installed IPOPT's documentation (cached)."""
+class _Square:
+    """min x . x: the throwaway problem IPOPT is asked about itself with."""
+
+    def objective(self, x: Any) -> float:
+        return float(x @ x)
+
+    def gradient(self, x: Any) -> Any:
+        return 2 * x
+
+
+def _ask(settings: dict[str, Any], file_print_level: int) -> tuple[int, str]:
+    """A one-variable solve that stops before its first iteration; its status and what IPOPT
+    wrote to its output file (nothing reaches stdout)."""
     cyipopt = import_cyipopt()
     import numpy as np
 
-    class _Square:
-        def objective(self, x: Any) -> float:
-            return float(x @ x)
-
-        def gradient(self, x: Any) -> Any:
-            return 2 * x
-
     with tempfile.TemporaryDirectory(prefix="optrun-ipopt-") as folder:
-        path = Path(folder) / "options.txt"
+        path = Path(folder) / "out.txt"
         problem = cyipopt.Problem(n=1, m=0, problem_obj=_Square())
-        settings: dict[str, Any] = {
+        quiet: dict[str, Any] = {
             "sb": "yes",  # no banner on stdout
             "print_level": 0,
             "option_file_name": "",  # not ./ipopt.opt
+            "output_file": str(path),
+            "file_print_level": file_print_level,
+            "max_iter": 0,
+            "hessian_approximation": "limited-memory",
+        }
+        for key, value in {**quiet, **settings}.items():
+            problem.add_option(key, value)
+        _, info = problem.solve(np.ones(1))
+        text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    return int(info["status"]), text
+
+
+@functools.lru_cache(maxsize=1)
+def option_table() -> dict[str, OptionSpec]:
+    """Every IPOPT option by name, from the installed IPOPT's documentation (cached)."""
+    _, text = _ask(
+        {
             "print_options_documentation": "yes",
             "print_advanced_options": "yes",
             "print_options_mode": "doxygen",  # the form that names each option's type
-            "output_file": str(path),
-            "file_print_level": 5,
-            "max_iter": 0,
-        }
-        for key, value in settings.items():
-            problem.add_option(key, value)
-        problem.solve(np.ones(1))
-        text = path.read_text(encoding="utf-8", errors="replace")
+        },
+        file_print_level=5,
+    )
     table = {name: _parse(name, body) for name, body in _BLOCK.findall(text)}
     return {**_HIDDEN, **table}
+
+
+#: Options that say where IPOPT loads a linear solver from at run time, by the solvers they serve.
+LIBRARY_OPTIONS = {"hsllib": ("ma27", "ma57", "ma77", "ma86", "ma97"), "pardisolib": ("pardiso",)}
+
+
+def check_linear_solver(options: dict[str, Any]) -> None:
+    """Raises :class:`InvalidArgumentError` when ``options['linear_solver']`` cannot be loaded.
+
+    IPOPT lists every solver it can load at run time (HSL's, Pardiso) whether or not their
+    libraries are there, and only finds out at the solve, as "Invalid option encountered". So a
+    solver other than the built-in MUMPS is tried on a throwaway problem, with the options that
+    say where its library is (``hsllib``, ``pardisolib``), before the interface is built.
+    """
+    solver = options.get("linear_solver")
+    if solver is None or solver == "mumps":
+        return
+    related = {key: options[key] for key in ("linear_solver", *LIBRARY_OPTIONS) if key in options}
+    status, text = _ask(related, file_print_level=1)
+    if status != INVALID_OPTION:
+        return
+    said = re.search(r"Exception message: (.+)", text)
+    library = next((key for key, solvers in LIBRARY_OPTIONS.items() if solver in solvers), None)
+    where = (
+        f"give the path of a library that has it as options[{library!r}]"
+        if library
+        else "it needs a solver built into IPOPT"
+    )
+    raise InvalidArgumentError(
+        f"options['linear_solver'] is {solver!r}, which IPOPT could not load"
+        f"{': ' + said.group(1).strip().rstrip('.') if said else ''}. The ipopt extra's IPOPT has MUMPS "
+        f"('mumps', the default); for {solver!r}, {where}"
+    )
 
 
 #: Options the interface fixes, and why.
@@ -209,4 +259,5 @@ def check_options(options: Any) -> dict[str, str | int | float]:
         fixed = _FIXED.get(name)
         if fixed is not None and str(checked[name]).lower() != fixed[0]:
             raise InvalidArgumentError(f"options[{name!r}] must be {fixed[0]!r}: {fixed[1]}; got {value!r}")
+    check_linear_solver(checked)
     return checked
