@@ -108,3 +108,14 @@ def test_an_error_before_the_first_iteration_leaves_the_start_point() -> None:
     )
     run(opt, v, record)
     np.testing.assert_array_equal(v.numpy(), START)
+
+
+def test_with_bounds_it_keeps_the_last_accepted_iterate() -> None:
+    # Bounds count as constraints here: a method may try points outside them.
+    v = tf.Variable(START, dtype=tf.float64)
+    record = Record(2)
+    opt = optrun.ScipyOptimizerInterface(
+        lambda: loss_tf(v), var_list=[v], var_to_bounds={v.ref(): (0.5, 10.0)}, method="trust-constr"
+    )
+    run(opt, v, record)
+    np.testing.assert_array_equal(v.numpy(), record.accepted[-1])

@@ -336,6 +336,10 @@ def test_a_bad_sweep_field_is_its_own_problem_not_a_missing_budget(tmp_path: Pat
         result = runner.invoke(app, ["sweep", spec, "--json", "--set", override])
         assert result.exit_code == 2, result.output
         assert list(_problems(result)) == [place]  # no "--trials: the sweep needs a budget"
+    # A grid needs no budget: the file's sampler counts while another section is wrong.
+    grid = str(write_spec(tmp_path, extra="sweep:\n  sampler: grid\n  params: {seed: 'int:0..3'}\n"))
+    result = runner.invoke(app, ["sweep", grid, "--json", "--set", "train.max_steps=0"])
+    assert result.exit_code == 2 and list(_problems(result)) == ["train.max_steps"], result.output
 
 
 def test_a_dotted_param_split_by_set_says_to_keep_the_path_whole(tmp_path: Path) -> None:

@@ -203,7 +203,8 @@ class ExternalOptimizerInterface(PackedProblem):
             fetches or [], loss_callback, self._needs_gradients(), self.check_finite
         )
         initial = self._backend.read()
-        run = RunState(cache, initial, constrained=bool(n_eq or n_ineq), budget=self._evaluation_budget())
+        kept_feasible = bool(n_eq or n_ineq) or self._packed_bounds is not None
+        run = RunState(cache, initial, constrained=kept_feasible, budget=self._evaluation_budget())
         if self._packed_bounds is not None:
             outside = np.flatnonzero(
                 (initial < self._packed_bounds.lower) | (initial > self._packed_bounds.upper)
@@ -219,7 +220,7 @@ class ExternalOptimizerInterface(PackedProblem):
                 inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
                 inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
                 packed_bounds=self._packed_bounds,
-                step_callback=run.step_callback(step_callback),
+                step_callback=run.step_callback(step_callback, self.check_finite),
                 optimizer_kwargs=dict(self.optimizer_kwargs),
             )
         except NonFiniteError as error:
@@ -277,8 +278,10 @@ class ExternalOptimizerInterface(PackedProblem):
             inequality_funcs: ``x -> h_j(x)``, each to be held ``>= 0``.
             inequality_grad_funcs: ``x -> grad h_j(x)``.
             packed_bounds: element-wise bounds, or None.
-            step_callback: to call once per iteration with ``x`` (always
-                callable; :func:`no_step` when the user gave none).
+            step_callback: to call once per iteration with the accepted ``x`` (always
+                callable; :func:`no_step` when neither the user nor the interface needs it). Beside
+                the user's callback it may switch evaluation tiers and record the iterate a run
+                that raises keeps, so an optimizer that never calls it loses those.
             optimizer_kwargs: the keyword arguments given at construction.
 
         Returns:

@@ -3,8 +3,9 @@
 What :meth:`optrun.interfaces.external.ExternalOptimizerInterface.minimize`
 tracks while a subclass's ``_minimize`` runs: the last accepted iterate (from
 ``step_callback``), the evaluation tiers (a faster tier may take over only at
-an iteration boundary, see :mod:`optrun.evaluation.tiers`), where a
-non-finite stop leaves the variables, and which tier served the run.
+an iteration boundary, see :mod:`optrun.evaluation.tiers`), where a run
+that raises (a non-finite stop, a callback's error, Ctrl-C) leaves the
+variables, and which tier served the run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class RunState:
     Args:
         cache: the run's point cache (its evaluator may be :class:`Tiered`).
         initial: the packed start point.
-        constrained: whether the problem has equality or inequality constraints.
+        constrained: whether the problem has constraints or bounds (a point outside them, which
+            some methods try, is not one to keep).
         budget: the most evaluations the run may make, if known (tiering weighs a faster tier
             against it).
     """
@@ -41,10 +43,17 @@ class RunState:
         if self.tiers is not None:
             self.tiers.begin(budget)
 
-    def step_callback(self, user: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
-        """The ``step_callback`` for ``_minimize``: records each accepted iterate (where a run that
-        raises leaves the variables), lets the tiers switch (at iteration boundaries only), then
-        calls ``user``."""
+    def step_callback(
+        self, user: Callable[[np.ndarray], Any], check_finite: bool
+    ) -> Callable[[np.ndarray], Any]:
+        """The ``step_callback`` for ``_minimize``: ``user`` itself unless the run must see each iterate.
+
+        It must when tiers may switch (at iteration boundaries only), and where a run that raises
+        keeps the last accepted iterate (:meth:`kept`): with constraints or bounds, or without the
+        finite check (which tracks the lowest-loss point at no per-iteration cost).
+        """
+        if self.tiers is None and not self.constrained and check_finite:
+            return user
 
         def step(xk: np.ndarray) -> None:
             self.accepted, self.iteration = np.array(xk, np.float64), self.iteration + 1
@@ -74,8 +83,8 @@ class RunState:
     def kept(self) -> tuple[np.ndarray, str]:
         """Where a run that raises leaves the variables, and what that point is.
 
-        With constraints: the last accepted iterate (a point the optimizer took, not one of its
-        trials, which may break the constraints). Without: the lowest-loss point evaluated, that
+        With constraints or bounds: the last accepted iterate (a point the optimizer took, not one
+        of its trials, which may break them). Without: the lowest-loss point evaluated, that
         iterate or better, tracked by the cache at no per-iteration cost (with ``check_finite``;
         else the last accepted iterate). Before either: the start point.
         """

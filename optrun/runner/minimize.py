@@ -172,9 +172,8 @@ def _minimize(
         )
 
     def stopped(status: str, error: str | None = None) -> None:
-        # The variables hold the last point scipy tried; keep the last accepted iterate instead.
-        if state["x"] is not None:
-            interface.assign(state["x"])
+        # The last iterate on_step saw (the checkpoint's number counts it); before one, the start.
+        interface.assign(state["x"] if state["x"] is not None else start)
         if channel is not None:
             channel.stop(Stop(save=True))
         with held():
@@ -194,11 +193,12 @@ def _minimize(
             record.update(export=None, export_skipped=withheld_export(saved))
         write_result(out, {**record, **({"error": error} if error else {})}, caught)
 
+    start = interface.start_point()  # the restored iterate, on a resumed run
     try:
         # The first evaluation traces and compiles (XLA): timed on its own, so users see
         # where their time goes; it is also the start point of the loss curve.
         compiling = time.perf_counter()
-        first = interface.evaluate(interface.start_point())
+        first = interface.evaluate(start)
         state["compile_s"] = time.perf_counter() - compiling
         logger.info("first evaluation (tracing and compiling) took %.2f s", state["compile_s"])
         if not done:

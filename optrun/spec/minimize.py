@@ -74,7 +74,7 @@ class MinimizeSpec(Strict):
         description="scipy options, e.g. {maxiter: 500}; for ipopt, IPOPT's (maxiter is its max_iter).",
     )
     tol: float | None = Field(
-        None, gt=0, description="scipy's tol: the method's default termination tolerance."
+        None, ge=0, description="scipy's tol: the method's default termination tolerance (0: none)."
     )
     jit_compile: bool | None = Field(
         None,

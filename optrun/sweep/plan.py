@@ -152,9 +152,12 @@ def make_plan(config: Path, overrides: list[str], flags: SweepFlags) -> SweepPla
     trials = flags.trials if flags.trials is not None else section.trials
     timeout = flags.timeout_s if flags.timeout_s is not None else section.timeout_s
     if loaded is None and isinstance(raw_section, dict):
-        # The section did not validate (its problems are said): a budget it gives is not missing.
+        # The spec did not validate (its problems are said), so the section above holds defaults:
+        # the budget and sampler the file gives are what the checks below must see.
         trials = trials if trials is not None else raw_section.get("trials")
         timeout = timeout if timeout is not None else raw_section.get("timeout_s")
+        given = raw_section.get("sampler")
+        sampler = flags.sampler or (given if isinstance(given, str) else sampler)
     if not params and not syntax and not (loaded is None and entries):  # else: said where they are
         problems.append(
             Problem("--param", "nothing to search: give --param PATH=VALUES or the spec's sweep.params")
