@@ -61,11 +61,19 @@ def test_num_updates_variable_follows_iterations() -> None:
     var = keras.Variable(np.array([1.0]), name="w")
     opt = MovingAverageOptimizer(inner, average_decay=0.9999, num_updates=inner.iterations)
     g = tf.constant([0.1])
-    opt.apply_gradients([(g, var)])  # n read before the update: 0 -> d = 0.1
-    np.testing.assert_allclose(opt.average(var).numpy(), [1 - 0.9 * 0.2], atol=1e-6)
-    opt.apply_gradients([(g, var)])  # n = 1 -> d = 2/11
-    expected = 0.82 - (1 - 2 / 11) * (0.82 - 0.6)
-    np.testing.assert_allclose(opt.average(var).numpy(), [expected], atol=1e-6)
+    # As TF1's sequential update: n is read after the step's update, so it counts that step.
+    opt.apply_gradients([(g, var)])  # n = 1 -> d = 2/11; var 1 -> 0.8
+    first = 1 - (1 - 2 / 11) * (1 - 0.8)
+    np.testing.assert_allclose(opt.average(var).numpy(), [first], atol=1e-6)
+    opt.apply_gradients([(g, var)])  # n = 2 -> d = 3/12; var -> 0.6
+    np.testing.assert_allclose(opt.average(var).numpy(), [first - (1 - 3 / 12) * (first - 0.6)], atol=1e-6)
+    # Averaging the values before each update, n is read before it too.
+    inner = keras.optimizers.SGD(2.0)
+    var = keras.Variable(np.array([1.0]), name="w")
+    opt = MovingAverageOptimizer(inner, 0.9999, num_updates=inner.iterations, sequential_update=False)
+    opt.apply_gradients([(g, var)])  # n = 0 -> d = 0.1, of the value 1.0: the average stays 1
+    opt.apply_gradients([(g, var)])  # n = 1 -> d = 2/11, of the value 0.8
+    np.testing.assert_allclose(opt.average(var).numpy(), [1 - (1 - 2 / 11) * 0.2], atol=1e-6)
 
 
 def test_none_gradient_gets_no_average() -> None:

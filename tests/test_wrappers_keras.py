@@ -170,6 +170,24 @@ def test_keras_save_and_load_keep_wrappers_and_state(tmp_path) -> None:
         )
 
 
+def test_keras_save_and_load_keep_a_step_counted_average(tmp_path) -> None:
+    x, y = data()
+    net, inner = model(), keras.optimizers.SGD(0.05)
+    net.compile(optimizer=MovingAverageOptimizer(inner, 0.99, num_updates=inner.iterations), loss="mse")
+    net.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    assert net.optimizer.get_config()["num_updates"] == "iterations"
+    net.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert loaded.optimizer.has_averages and int(loaded.optimizer.iterations.numpy()) == 4
+    # One more step on each: the same decay, (1 + 5) / (10 + 5), gives the same averages.
+    for net_ in (net, loaded):
+        net_.fit(x[:16], y[:16], batch_size=16, epochs=1, verbose=0, shuffle=False)
+    for var, original in zip(loaded.trainable_weights, net.trainable_weights, strict=True):
+        np.testing.assert_allclose(
+            loaded.optimizer.average(var).numpy(), net.optimizer.average(original).numpy(), rtol=1e-6
+        )
+
+
 def test_mirrored_strategy_matches_single_device() -> None:
     """Averages and clipping under tf.distribute: 2 replicas give the single-device numbers."""
     import json

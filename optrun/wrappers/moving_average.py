@@ -26,6 +26,9 @@ from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.varkeys import as_tf_variable, variable_label
 from optrun.wrappers.base import WrapperOptimizer, slot_prefix
 
+#: What the saved config says for ``num_updates=opt.iterations`` (as the spec's wrappers say it).
+ITERATIONS = "iterations"
+
 
 def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
     """``min(average_decay, (1 + n) / (10 + n))``, or ``average_decay`` when ``n`` is None.
@@ -106,7 +109,9 @@ class MovingAverageOptimizer(WrapperOptimizer):
         decay = check_average_args(average_decay, num_updates)
         super().__init__(opt, name=name)
         self._average_decay = decay
-        self._num_updates = num_updates
+        # Held out of Keras' attribute tracking: opt.iterations is the inner optimizer's variable,
+        # and tracked here too it would be saved twice (a saved model would not load back).
+        self._count = _Count(num_updates)
         self._sequential_update = bool(sequential_update)
 
     def _build_own(self, var_list: list[Any]) -> None:
@@ -144,12 +149,13 @@ class MovingAverageOptimizer(WrapperOptimizer):
             lambda: None,
             lambda: _initialize(everything, state.initialized),
         )
-        decay = ema_decay(self._average_decay, self._num_updates)
+        # n is read where TF1 read it: after the update with sequential_update (so
+        # num_updates=opt.iterations counts this step), before it otherwise.
         if self._sequential_update:
             self.inner_optimizer.apply(grads, variables)
-            _update(pairs, decay)
+            _update(pairs, ema_decay(self._average_decay, self._count.value))
         else:
-            _update(pairs, decay)
+            _update(pairs, ema_decay(self._average_decay, self._count.value))
             self.inner_optimizer.apply(grads, variables)
 
     def average(self, var: Any) -> Any:
@@ -220,18 +226,36 @@ class MovingAverageOptimizer(WrapperOptimizer):
             raise NotReadyError(f"Must call apply_gradients or minimize before {what}")
 
     def get_config(self) -> dict[str, Any]:
-        """Serializable config (``num_updates`` only when it is a plain int)."""
+        """Serializable config: ``num_updates`` when it is a plain int, or ``"iterations"`` when it
+        is the wrapped optimizer's step counter (another variable or tensor cannot be saved)."""
         config = super().get_config()
+        count = self._count.value
         config.update(
             average_decay=self._average_decay,
-            num_updates=self._num_updates if isinstance(self._num_updates, int) else None,
+            num_updates=ITERATIONS if count is self.iterations else count if isinstance(count, int) else None,
             sequential_update=self._sequential_update,
         )
         return config
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Any:
+        """Rebuilds from :meth:`get_config`; ``num_updates="iterations"`` is the inner optimizer's."""
+        config = dict(config)
+        inner = keras.saving.deserialize_keras_object(config.pop("opt"), custom_objects=custom_objects)
+        if config.get("num_updates") == ITERATIONS:
+            config["num_updates"] = inner.iterations
+        return cls(inner, **config)
+
     def __repr__(self) -> str:
         averaged = [variable_label(v) for v, _ in self.average_pairs()] if self.built else []
         return f"MovingAverageOptimizer(decay={self._average_decay}, averaged={averaged})"
+
+
+class _Count:
+    """Plain holder for ``num_updates``, kept out of Keras' attribute tracking."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 class _Averages:
