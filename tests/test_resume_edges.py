@@ -66,6 +66,22 @@ def test_resuming_a_finished_run_changes_nothing(spec: Path) -> None:
     assert steps(Path("run")) == list(range(1, 31))
 
 
+def test_a_resume_keeps_the_runs_seed(spec: Path) -> None:
+    # The steps still to come draw with the seed: another one would not continue the same run.
+    assert cli("train", str(spec), "-q", "--out", "run", "--seed", "3").exit_code == 0
+    config = (Path("run") / "config.yaml").read_text()
+    other = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=30")
+    assert other.exit_code == 2
+    assert "differs from the run in run at seed (the run used seed 3: pass --seed 3)" in " ".join(
+        other.stderr.split()
+    )
+    assert (Path("run") / "config.yaml").read_text() == config  # nothing written
+    same = cli(
+        "train", str(spec), "-q", "--out", "run", "--resume", "--seed", "3", "--set", "train.max_steps=30"
+    )
+    assert same.exit_code == 0 and steps(Path("run")) == list(range(1, 31))
+
+
 def test_metrics_are_cut_back_and_temp_checkpoints_removed_on_resume(spec: Path) -> None:
     assert cli("train", str(spec), "-q", "--out", "run").exit_code == 0
     run = Path("run")

@@ -86,8 +86,9 @@ def run_dir(loaded: LoadedSpec, options: RunOptions) -> Path:
     return Path(options.out) if options.out is not None else Path("runs") / loaded.spec.name
 
 
-#: What must not change between a run and its --resume (limits, logging and paths may).
-RESUME_KEYS = ("model", "data", "loss")
+#: What must not change between a run and its --resume (limits, logging and paths may). The seed
+#: too: the steps still to come would draw other batches and dropout masks than the run's.
+RESUME_KEYS = ("seed", "model", "data", "loss")
 RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")}
 
 
@@ -106,9 +107,14 @@ def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
         old, new = saved.get(section) or {}, now.get(section) or {}
         changed += [f"{section}.{key}" for key in keys if old.get(key) != new.get(key)]
     if changed:
+        seed = (
+            f" (the run used seed {saved.get('seed')}: pass --seed {saved.get('seed')})"
+            if "seed" in changed
+            else ""
+        )
         raise RunError(
-            f"--resume: the spec differs from the run in {out} at {', '.join(changed)}; resume with the "
-            "same spec (limits such as train.max_steps, logging and checkpoint policy may change)."
+            f"--resume: the spec differs from the run in {out} at {', '.join(changed)}{seed}; resume with "
+            "the same spec (limits such as train.max_steps, logging and checkpoint policy may change)."
         )
 
 
