@@ -136,7 +136,12 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
         """Rebuilds from :meth:`get_config`."""
         config = dict(config)
         inner = keras.saving.deserialize_keras_object(config.pop("opt"), custom_objects=custom_objects)
-        return cls(inner, **config)
+        return cls(inner, **cls._arguments(config, inner))
+
+    @classmethod
+    def _arguments(cls, config: dict[str, Any], inner: Any) -> dict[str, Any]:
+        """The constructor's keywords from a saved config, once the inner optimizer is rebuilt."""
+        return config
 
     # ----- TF1-style API ------------------------------------------------------
     def compute_gradients(

@@ -1,6 +1,6 @@
 """``MovingAverageOptimizer``: an exponential moving average of the variables.
 
-The math, as plain functions both the eager and a future graph path call:
+The math, as plain functions both the eager and the graph path call:
 
     d     = min(average_decay, (1 + n) / (10 + n))   if num_updates n is given,
             average_decay                             otherwise;
@@ -238,13 +238,11 @@ class MovingAverageOptimizer(WrapperOptimizer):
         return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Any:
-        """Rebuilds from :meth:`get_config`; ``num_updates="iterations"`` is the inner optimizer's."""
-        config = dict(config)
-        inner = keras.saving.deserialize_keras_object(config.pop("opt"), custom_objects=custom_objects)
+    def _arguments(cls, config: dict[str, Any], inner: Any) -> dict[str, Any]:
+        # A saved num_updates="iterations" is the rebuilt inner optimizer's step counter.
         if config.get("num_updates") == ITERATIONS:
-            config["num_updates"] = inner.iterations
-        return cls(inner, **config)
+            return {**config, "num_updates": inner.iterations}
+        return config
 
     def __repr__(self) -> str:
         averaged = [variable_label(v) for v, _ in self.average_pairs()] if self.built else []
