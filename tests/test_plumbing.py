@@ -150,7 +150,7 @@ def test_fast_call_falls_back_when_the_thin_path_disagrees(monkeypatch: pytest.M
 
 @pytest.mark.parametrize("k", [0, 1, 10, 40])
 def test_stack_scalars_is_exact(k: int) -> None:
-    from optrun.evaluation.packing import stack_scalars
+    from optrun.evaluation.outputs import stack_scalars
 
     rng = np.random.default_rng(k)
     want = rng.normal(size=k)

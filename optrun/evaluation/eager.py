@@ -31,7 +31,8 @@ from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.fastcall import FastCaller, shadow_call
 from optrun.evaluation.grappler import plain_call_options
-from optrun.evaluation.packing import Layout, as_scalar, pack_outputs
+from optrun.evaluation.outputs import pack_outputs
+from optrun.evaluation.packing import Layout, as_scalar
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.probe import check_scalar, run_user
 from optrun.evaluation.stack_traces import freeze

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -120,62 +120,6 @@ def as_scalar(value: Any) -> tf.Tensor:
     """``value`` reshaped to ``[]``; the tensor itself where its static shape already is ``[]``."""
     tensor = tf.convert_to_tensor(value)
     return tensor if tensor.shape.rank == 0 else tf.reshape(tensor, [])
-
-
-#: Up to this many constraint values are gathered with a select chain (see :func:`stack_scalars`).
-SELECT_LIMIT = 32
-
-
-def stack_scalars(values: Sequence[tf.Tensor]) -> tf.Tensor:
-    """Scalars -> one float64 vector, in a form XLA fuses into a single kernel.
-
-    A concat gives each operand a kernel of its own; past 8 kernels XLA's CPU
-    runtime runs them on the thread pool, and on small problems the handoffs
-    cost more than the work (see the README's benchmarks). A
-    chain of selects is exact (no arithmetic on the values) and fuses with
-    the constraint computations. It grows with k^2, so long lists are stacked.
-    """
-    values = [tf.cast(v, tf.float64) for v in values]
-    if not values:
-        return tf.zeros([0], tf.float64)
-    if len(values) > SELECT_LIMIT:
-        return tf.stack(values)
-    index = tf.range(len(values))
-    out = tf.zeros([len(values)], tf.float64)
-    for i, value in enumerate(values):
-        out = tf.where(tf.equal(index, i), value, out)
-    return out
-
-
-def pack_outputs(
-    loss: tf.Tensor,
-    equalities: Sequence[tf.Tensor],
-    inequalities: Sequence[tf.Tensor],
-    gradient: Callable[[tf.Tensor], tf.Tensor],
-) -> tf.Tensor:
-    """The one float64 vector both backends return per point::
-
-        [ f | grad f | e | J_e (row-major) | h | J_h (row-major) ]
-
-    Whether it is all finite is checked by the caller, in NumPy: a check in the
-    graph would add ops that every session and every trace builds again, which
-    costs a short graph-mode run more than the check costs per point.
-
-    Args:
-        loss: the loss, shape ``[]``.
-        equalities: equality constraint values, each of shape ``[]``.
-        inequalities: inequality constraint values, each of shape ``[]``.
-        gradient: scalar tensor -> its packed gradient (zeros for gradient-free
-            methods). It is called on the tensors given here, so that a tape
-            that recorded them can differentiate them.
-    """
-    parts = [tf.reshape(tf.cast(loss, tf.float64), [1]), gradient(loss)]
-    for values in (equalities, inequalities):
-        if values:  # an empty part would only add ops
-            parts.append(stack_scalars(values))
-            parts += [gradient(c) for c in values]
-    # One concat of the parts: its Jacobian rows are m x n, so no second copy of the whole.
-    return tf.concat(parts, axis=0)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,17 @@ def test_default_session_and_fetching_a_variable(use_resource: bool) -> None:
             np.testing.assert_allclose(values[0], [4.0])
 
 
+def test_a_variable_as_the_loss(sess: Any, use_resource: bool) -> None:
+    # The loss is the variable's own tensor, the one a reference variable's value is fed to.
+    v = var(1.5, use_resource, dtype=tf.float64)
+    loss = v.op.outputs[0] if not use_resource else v.read_value()
+    opt = optrun.ScipyOptimizerInterface(loss, var_to_bounds={v: (-1.0, 2.0)}, method="L-BFGS-B")
+    sess.run(v.initializer)
+    seen: list[tuple[float, float]] = []
+    result = opt.minimize(sess, fetches=[v, loss], loss_callback=lambda a, b: seen.append((a, b)))
+    assert result.fun == -1.0 and sess.run(v) == -1.0  # the lower bound, by hand
+    assert seen[0] == (1.5, 1.5)
+
 def test_function_path_serves_and_matches_the_session(sess: Any, use_resource: bool) -> None:
     """The cut-out function must give the session's numbers, also for a variable outside var_list."""
     x = var(np.zeros(6), use_resource, "x", tf.float64)

@@ -4,7 +4,7 @@ for a loss and constraints given as graph tensors and run by a ``Session``.
 Everything this backend needs is added to the user's graph once, when the
 interface is built, under the name scope ``optrun_external``: a float64
 placeholder ``x``, the op that assigns it to the variables, the packed read
-of the variables, and the packed outputs (see :func:`optrun.evaluation.packing.pack_outputs`)
+of the variables, and the packed outputs (see :func:`optrun.evaluation.outputs.pack_outputs`)
 with their gradients from ``tf.gradients``, as in TF1. ``minimize`` adds no
 op after that, so a finalized graph works, at any feeds.
 
@@ -34,7 +34,8 @@ from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.evaluation.graph.cut import PrunedFunction
 from optrun.evaluation.graph.fastpath import RTOL_PLAIN, RTOL_XLA, FunctionPath
 from optrun.evaluation.graph.session_call import session_point
-from optrun.evaluation.packing import Layout, as_scalar, pack_outputs
+from optrun.evaluation.outputs import join_parts, output_parts
+from optrun.evaluation.packing import Layout, as_scalar
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.tiers import Candidate, Tiered
 
@@ -90,14 +91,16 @@ class GraphBackend:
             eqs, ineqs = values[1 : 1 + n_eq], values[1 + n_eq :]
             # Only the outputs the method uses: a gradient-free method never asks for gradients,
             # and a gradient method never for the zero-filled outputs.
-            self._outputs: dict[bool, tf.Tensor] = {}
+            # The session fetches the parts; a cut-out function returns them joined.
+            self._outputs: dict[bool, tuple[list[tf.Tensor], tf.Tensor]] = {}
             if gradients:
                 ungraded = set(range(len(self._variables)))
-                self._outputs[True] = pack_outputs(values[0], eqs, ineqs, self._gradient(ungraded))
+                parts = output_parts(values[0], eqs, ineqs, self._gradient(ungraded))
                 self.unused = [self._variables[i] for i in sorted(ungraded)]
             else:
                 zeros = tf.zeros([layout.size], tf.float64)
-                self._outputs[False] = pack_outputs(values[0], eqs, ineqs, lambda _: zeros)
+                parts = output_parts(values[0], eqs, ineqs, lambda _: zeros)
+            self._outputs[gradients] = (parts, join_parts(parts))
         #: Seconds it took to add optrun's ops (and the gradients) to the graph.
         self.setup_s = time.perf_counter() - started
         self._bound: Any = None
@@ -207,9 +210,9 @@ class GraphBackend:
         if key not in self._cache:
             if len(self._cache) >= MAX_EVALUATORS:
                 self._cache.pop(next(iter(self._cache)))
-            outputs = self._outputs[gradients]
+            parts, outputs = self._outputs[gradients]
             variables, layout = self._variables, self._layout
-            point = session_point(session, outputs, fetches, keys, variables, layout, (self._x, self._assign))
+            point = session_point(session, parts, fetches, keys, variables, layout, (self._x, self._assign))
             targets = [outputs, *fetches]
             path = FunctionPath(
                 lambda xla: PrunedFunction.build(self.graph, targets, variables, layout, keys, xla), self._jit

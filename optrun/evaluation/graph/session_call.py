@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from optrun.evaluation.outputs import join_np
 from optrun.evaluation.packing import Layout
 from optrun.evaluation.point import Evaluator
 
@@ -55,46 +56,46 @@ def make_callable(
 
 def session_point(
     session: Any,
-    outputs: tf.Tensor,
+    parts: list[tf.Tensor],
     fetches: list[Any],
     keys: list[Any],
     variables: Sequence[Any],
     layout: Layout,
     assign: tuple[Any, Any],
 ) -> Callable[[dict[Any, Any]], Evaluator]:
-    """The callables for one set of outputs, fetches and feed keys, made once; called with a
-    ``minimize``'s feeds, they give ``x -> (packed, fetched)``: one session call per point
-    (reference variables) or two.
+    """The callables for one set of outputs (:func:`~optrun.evaluation.outputs.output_parts`),
+    fetches and feed keys, made once; called with a ``minimize``'s feeds, they give
+    ``x -> (packed, fetched)``: one session call per point (reference variables) or two.
 
     ``assign`` is ``(placeholder x, assign op)``, used for resource variables.
     """
     if fed_by_value(variables):
         dtypes = [v.dtype.base_dtype.as_numpy_dtype for v in variables]
         fed_tensors = [v.op.outputs[0] for v in variables]
-        # A fetch of a fed variable is its fed value (as session.run gives it); a callable
-        # refuses to feed and fetch one tensor.
+        # A fetch of a fed variable (or a part that is one) is its fed value, as session.run
+        # gives it; a callable refuses to feed and fetch one tensor.
         index = {t.name: i for i, t in enumerate(fed_tensors)}
-        own = [i for i, f in enumerate(fetches) if getattr(f, "name", None) not in index]
-        run = make_callable(session, [outputs, *(fetches[i] for i in own)], [*fed_tensors, *keys])
+        wanted = [*parts, *fetches]
+        own = {i for i, f in enumerate(wanted) if getattr(f, "name", None) not in index}
+        run = make_callable(session, [f for i, f in enumerate(wanted) if i in own], [*fed_tensors, *keys])
 
         def bind_fed(feeds: dict[Any, Any]) -> Evaluator:
             feed_values = _values(feeds, keys)
 
             def fed(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
                 values = [p.astype(d, copy=False) for p, d in zip(layout.unpack_np(x), dtypes, strict=True)]
-                out = run(*values, *feed_values)
-                fetched = iter(out[1:])
-                return np.asarray(out[0]), [
-                    next(fetched) if i in own else np.array(values[index[f.name]])
-                    for i, f in enumerate(fetches)
+                out = iter(run(*values, *feed_values))
+                got = [
+                    next(out) if i in own else np.array(values[index[f.name]]) for i, f in enumerate(wanted)
                 ]
+                return join_np(got[: len(parts)]), got[len(parts) :]
 
             return fed
 
         return bind_fed
     placeholder, assign_op = assign
     write = make_callable(session, [], [placeholder], [assign_op])
-    run = make_callable(session, [outputs, *fetches], keys)
+    run = make_callable(session, [*parts, *fetches], keys)
 
     def bind_assigned(feeds: dict[Any, Any]) -> Evaluator:
         feed_values = _values(feeds, keys)
@@ -102,7 +103,7 @@ def session_point(
         def assigned(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
             write(np.asarray(x, np.float64))
             out = run(*feed_values)
-            return np.asarray(out[0]), list(out[1:])
+            return join_np(out[: len(parts)]), list(out[len(parts) :])
 
         return assigned
 

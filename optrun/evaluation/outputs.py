@@ -1,0 +1,93 @@
+"""What one point evaluates to: the loss, its gradient, the constraints and their Jacobians
+as one float64 vector, the same from either backend.
+
+The vector is built in the graph (:func:`pack_outputs`) where one traced
+function returns it, or fetched in pieces (:func:`output_parts`) and joined in
+NumPy (:func:`join_np`) where a session call does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+#: Up to this many constraint values are gathered with a select chain (see :func:`stack_scalars`).
+SELECT_LIMIT = 32
+
+
+def stack_scalars(values: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Scalars -> one float64 vector, in a form XLA fuses into a single kernel.
+
+    A concat gives each operand a kernel of its own; past 8 kernels XLA's CPU
+    runtime runs them on the thread pool, and on small problems the handoffs
+    cost more than the work (see the README's benchmarks). A
+    chain of selects is exact (no arithmetic on the values) and fuses with
+    the constraint computations. It grows with k^2, so long lists are stacked.
+    """
+    values = [tf.cast(v, tf.float64) for v in values]
+    if not values:
+        return tf.zeros([0], tf.float64)
+    if len(values) > SELECT_LIMIT:
+        return tf.stack(values)
+    index = tf.range(len(values))
+    out = tf.zeros([len(values)], tf.float64)
+    for i, value in enumerate(values):
+        out = tf.where(tf.equal(index, i), value, out)
+    return out
+
+
+def pack_outputs(
+    loss: tf.Tensor,
+    equalities: Sequence[tf.Tensor],
+    inequalities: Sequence[tf.Tensor],
+    gradient: Callable[[tf.Tensor], tf.Tensor],
+) -> tf.Tensor:
+    """The one float64 vector both backends return per point::
+
+        [ f | grad f | e | J_e (row-major) | h | J_h (row-major) ]
+
+    Whether it is all finite is checked by the caller, in NumPy: a check in the
+    graph would add ops that every session and every trace builds again, which
+    costs a short graph-mode run more than the check costs per point.
+
+    Args:
+        loss: the loss, shape ``[]``.
+        equalities: equality constraint values, each of shape ``[]``.
+        inequalities: inequality constraint values, each of shape ``[]``.
+        gradient: scalar tensor -> its packed gradient (zeros for gradient-free
+            methods). It is called on the tensors given here, so that a tape
+            that recorded them can differentiate them.
+    """
+    return join_parts(output_parts(loss, equalities, inequalities, gradient))
+
+
+def output_parts(
+    loss: tf.Tensor,
+    equalities: Sequence[tf.Tensor],
+    inequalities: Sequence[tf.Tensor],
+    gradient: Callable[[tf.Tensor], tf.Tensor],
+) -> list[tf.Tensor]:
+    """The pieces of :func:`pack_outputs`' vector, in its order: the loss as given (shape ``[]``,
+    its own dtype), then 1-D float64 tensors. A session fetches these and joins them with
+    :func:`join_np`: a graph that ends in the join costs a short run more to prepare (about
+    3 ms a callable on Rosenbrock N=100) than the join costs in NumPy over the whole run."""
+    parts = [loss, gradient(loss)]
+    for values in (equalities, inequalities):
+        if values:  # an empty part would only add ops
+            parts.append(stack_scalars(values))
+            parts += [gradient(c) for c in values]
+    return parts
+
+
+def join_parts(parts: Sequence[tf.Tensor]) -> tf.Tensor:
+    """:func:`output_parts` as one float64 vector, in the graph."""
+    # One concat of the parts: its Jacobian rows are m x n, so no second copy of the whole.
+    return tf.concat([tf.reshape(tf.cast(parts[0], tf.float64), [1]), *parts[1:]], axis=0)
+
+
+def join_np(values: Sequence[Any]) -> np.ndarray:
+    """Fetched :func:`output_parts` as one float64 vector, in NumPy."""
+    return np.concatenate([np.asarray(values[0], np.float64).reshape(1), *values[1:]])
