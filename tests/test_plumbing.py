@@ -165,6 +165,23 @@ def test_stack_scalars_is_exact(k: int) -> None:
         assert got32.dtype == np.float64 and got32[0] == float(np.float32(1.1))
 
 
+def test_parts_joined_in_numpy_equal_the_packed_vector() -> None:
+    from optrun.evaluation.outputs import join_parts, joiner, output_parts
+
+    w = tf.Variable([1.5, -2.0, 0.25], dtype=tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        loss = tf.reduce_sum(w**3)  # float32, as a session would fetch it
+        eqs, ineqs = [w[0] * w[1]], [w[2] - 1.0, tf.reduce_sum(w)]
+    parts = output_parts(loss, eqs, ineqs, lambda v: tf.cast(tape.gradient(v, w), tf.float64))
+    got = joiner(parts)([p.numpy() for p in parts])
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, join_parts(parts).numpy())
+    # By hand: f = sum w^3, grad 3 w^2; e = w0 w1, grad (w1, w0, 0); h = (w2 - 1, sum w).
+    x = np.array([1.5, -2.0, 0.25], np.float32).astype(np.float64)
+    want = [np.sum(x**3), *(3 * x**2), x[0] * x[1], x[1], x[0], 0.0, x[2] - 1, np.sum(x), 0, 0, 1, 1, 1, 1]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_fast_call_constant_output_is_copied_and_errors_keep_the_source_line() -> None:
     spec = [tf.TensorSpec([2], tf.float64)]
     # Constant-folded without XLA: TF hands out one shared buffer for every call.

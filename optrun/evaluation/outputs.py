@@ -3,11 +3,12 @@ as one float64 vector, the same from either backend.
 
 The vector is built in the graph (:func:`pack_outputs`) where one traced
 function returns it, or fetched in pieces (:func:`output_parts`) and joined in
-NumPy (:func:`join_np`) where a session call does.
+NumPy (:func:`joiner`) where a session call does.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -72,7 +73,7 @@ def output_parts(
 ) -> list[tf.Tensor]:
     """The pieces of :func:`pack_outputs`' vector, in its order: the loss as given (shape ``[]``,
     its own dtype), then 1-D float64 tensors. A session fetches these and joins them with
-    :func:`join_np`: a graph that ends in the join costs a short run more to prepare (about
+    a :func:`joiner`: a graph that ends in the join costs a short run more to prepare (about
     3 ms a callable on Rosenbrock N=100) than the join costs in NumPy over the whole run."""
     parts = [loss, gradient(loss)]
     for values in (equalities, inequalities):
@@ -88,6 +89,21 @@ def join_parts(parts: Sequence[tf.Tensor]) -> tf.Tensor:
     return tf.concat([tf.reshape(tf.cast(parts[0], tf.float64), [1]), *parts[1:]], axis=0)
 
 
-def join_np(values: Sequence[Any]) -> np.ndarray:
-    """Fetched :func:`output_parts` as one float64 vector, in NumPy."""
-    return np.concatenate([np.asarray(values[0], np.float64).reshape(1), *values[1:]])
+def joiner(parts: Sequence[tf.Tensor]) -> Callable[[Sequence[Any]], np.ndarray]:
+    """``values -> vector``: fetched :func:`output_parts` as one float64 vector, in NumPy."""
+    sizes = [p.shape.num_elements() for p in parts[1:]]
+    if any(size is None for size in sizes):  # not from output_parts; never for optrun's own
+        return lambda values: np.concatenate([np.reshape(v, -1) for v in values]).astype(np.float64)
+    ends = np.cumsum([1, *sizes]).tolist()
+    spans = list(itertools.pairwise(ends))
+    total = ends[-1]
+
+    def join(values: Sequence[Any]) -> np.ndarray:
+        # Filled in place, with the spans worked out once: paid at every point.
+        out = np.empty(total, np.float64)
+        out[0] = values[0]
+        for (start, stop), value in zip(spans, values[1:], strict=True):
+            out[start:stop] = value
+        return out
+
+    return join

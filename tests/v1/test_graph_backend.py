@@ -76,6 +76,7 @@ def test_a_variable_as_the_loss(sess: Any, use_resource: bool) -> None:
     assert result.fun == -1.0 and sess.run(v) == -1.0  # the lower bound, by hand
     assert seen[0] == (1.5, 1.5)
 
+
 def test_function_path_serves_and_matches_the_session(sess: Any, use_resource: bool) -> None:
     """The cut-out function must give the session's numbers, also for a variable outside var_list."""
     x = var(np.zeros(6), use_resource, "x", tf.float64)

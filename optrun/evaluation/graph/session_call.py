@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.evaluation.outputs import join_np
+from optrun.evaluation.outputs import joiner
 from optrun.evaluation.packing import Layout
 from optrun.evaluation.point import Evaluator
 
@@ -69,13 +69,14 @@ def session_point(
 
     ``assign`` is ``(placeholder x, assign op)``, used for resource variables.
     """
+    join = joiner(parts)
     if fed_by_value(variables):
         dtypes = [v.dtype.base_dtype.as_numpy_dtype for v in variables]
         fed_tensors = [v.op.outputs[0] for v in variables]
         # A fetch of a fed variable (or a part that is one) is its fed value, as session.run
         # gives it; a callable refuses to feed and fetch one tensor.
         index = {t.name: i for i, t in enumerate(fed_tensors)}
-        wanted = [*parts, *fetches]
+        wanted, n_parts = [*parts, *fetches], len(parts)
         own = {i for i, f in enumerate(wanted) if getattr(f, "name", None) not in index}
         run = make_callable(session, [f for i, f in enumerate(wanted) if i in own], [*fed_tensors, *keys])
 
@@ -84,18 +85,21 @@ def session_point(
 
             def fed(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
                 values = [p.astype(d, copy=False) for p, d in zip(layout.unpack_np(x), dtypes, strict=True)]
-                out = iter(run(*values, *feed_values))
-                got = [
-                    next(out) if i in own else np.array(values[index[f.name]]) for i, f in enumerate(wanted)
-                ]
-                return join_np(got[: len(parts)]), got[len(parts) :]
+                got = run(*values, *feed_values)
+                if len(own) < len(wanted):
+                    out = iter(got)
+                    got = [
+                        next(out) if i in own else np.array(values[index[f.name]])
+                        for i, f in enumerate(wanted)
+                    ]
+                return join(got[:n_parts]), got[n_parts:]
 
             return fed
 
         return bind_fed
     placeholder, assign_op = assign
     write = make_callable(session, [], [placeholder], [assign_op])
-    run = make_callable(session, [*parts, *fetches], keys)
+    run, n_parts = make_callable(session, [*parts, *fetches], keys), len(parts)
 
     def bind_assigned(feeds: dict[Any, Any]) -> Evaluator:
         feed_values = _values(feeds, keys)
@@ -103,7 +107,7 @@ def session_point(
         def assigned(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
             write(np.asarray(x, np.float64))
             out = run(*feed_values)
-            return join_np(out[: len(parts)]), list(out[len(parts) :])
+            return join(out[:n_parts]), list(out[n_parts:])
 
         return assigned
 
