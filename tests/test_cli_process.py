@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -239,3 +240,56 @@ def test_make_demo_writes_nothing_to_stderr(tmp_path: Path) -> None:
             assert done.returncode == 0, done.stderr
             assert done.stderr == "", f"{' '.join(command)} wrote to stderr:\n{done.stderr}"
             assert "optrun " + command[1] in done.stdout
+
+
+KILLED_AT = """
+import os, signal
+import numpy as np
+import tensorflow as tf
+
+calls = [0]
+
+def _count():
+    calls[0] += 1
+    if calls[0] == int(os.environ.get("KILL_AT_EVALUATION", "0")):
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would: no handler runs
+    return np.float64(0.0)
+
+def point():
+    return tf.Variable(np.zeros(6), name="x")
+
+def rosenbrock(x):
+    value = tf.reduce_sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+    return value + 0.0 * tf.py_function(_count, [], tf.float64)
+"""
+
+
+def test_a_killed_minimize_resumes_from_its_last_periodic_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "k.py").write_text(KILLED_AT)
+    (tmp_path / "s.yaml").write_text(
+        "name: k\nmodel: {builder: k.py:point}\nloss: k.py:rosenbrock\n"
+        "minimize: {method: L-BFGS-B, options: {maxiter: 40}, jit_compile: false}\n"
+        "checkpoint: {every_steps: 5, keep: 20, export: none}\nlogging: {every_steps: 1}\n"
+    )
+    killed = subprocess.run(
+        [*optrun(), "minimize", "s.yaml", "-q", "--out", "run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**ENV, "KILL_AT_EVALUATION": "30"},
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    saved = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))
+    assert saved and all(n % 5 == 0 for n in saved) and not (tmp_path / "run" / "result.json").exists()
+    resumed = run("minimize", "s.yaml", "-q", "--out", "run", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["nit"] == 40  # the whole budget, counted across the kill
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(0, 41))  # each iteration logged once: lines past the checkpoint dropped
+    # The minimum of Rosenbrock's function is all ones (by hand); 40 iterations get close.
+    np.testing.assert_allclose(result["solution"]["x"], np.ones(6), atol=0.2)

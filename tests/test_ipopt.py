@@ -114,6 +114,8 @@ def test_iteration_limit_is_a_budget() -> None:
 def test_defaults_and_user_options() -> None:
     _, problem = seed_problem()
     opt = IpoptInterface(**problem, options={"print_level": 3, "mu_strategy": "Adaptive", "tol": "1e-9"})
+    numpy_scalars = IpoptInterface(**problem, options={"max_iter": np.int64(5), "tol": np.float32(0.5)})
+    assert (numpy_scalars.options["max_iter"], numpy_scalars.options["tol"]) == (5, 0.5)
     assert opt.options["print_level"] == 3  # the user's wins
     assert opt.options["sb"] == "yes" and opt.options["option_file_name"] == ""
     assert opt.options["hessian_approximation"] == "limited-memory"
@@ -127,6 +129,10 @@ def test_defaults_and_user_options() -> None:
         ({"max_iters": 5}, r"'max_iters' is not an IPOPT option; did you mean 'max_iter'\?"),
         ({"max_iter": -1}, r"options\['max_iter'\] must satisfy 0 <= max_iter; got -1"),
         ({"max_iter": 2.5}, r"options\['max_iter'\] must be a whole number; got 2.5"),
+        (
+            {"max_iter": 10**12},
+            r"options\['max_iter'\] is out of IPOPT's range .* 2,147,483,647\); got 1000000000000",
+        ),
         ({"tol": "small"}, r"options\['tol'\] must be a number; got 'small'"),
         (
             {"mu_strategy": "adaptiv"},
@@ -227,3 +233,48 @@ def test_a_near_miss_of_ipopt_given_to_scipy_points_to_the_ipopt_interface() -> 
     v = tf.Variable([1.0, 2.0])
     with pytest.raises(InvalidArgumentError, match=r"got 'IPOP'; for IPOPT use optrun\.IpoptInterface"):
         optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(v**2), method="IPOP")
+
+
+def test_an_early_stop_reports_the_loss_at_x_not_ipopts_zero() -> None:
+    # Three equalities on two variables: IPOPT stops before an iteration (too few degrees of freedom).
+    v = tf.Variable([7.0, 7.0], dtype=tf.float64)
+    eqs = [lambda: v[0] - 1.0, lambda: v[1] - 1.0, lambda: v[0] + v[1] - 2.0]
+    result = IpoptInterface(lambda: tf.reduce_sum(tf.square(v)), equalities=eqs).minimize()
+    assert (result.success, result.status) == (False, -10)
+    np.testing.assert_allclose(result.x, [7.0, 7.0])
+    assert result.fun == 98.0  # 7^2 + 7^2
+
+
+def test_fixed_variables_as_constraints_without_constraints_of_its_own() -> None:
+    # fixed_variable_treatment make_constraint: IPOPT asks for m = 0 constraint values and rows.
+    w = tf.Variable([7.0, 7.0], dtype=tf.float64)
+    result = IpoptInterface(
+        lambda: tf.reduce_sum(tf.square(w - 3.0)),
+        var_to_bounds={w.ref(): ([1.0, -np.inf], [1.0, np.inf])},
+        options={"fixed_variable_treatment": "make_constraint"},
+    ).minimize()
+    assert result.success
+    np.testing.assert_allclose(w.numpy(), [1.0, 3.0], atol=1e-7)  # w0 fixed at 1; w1 free, at 3
+
+
+def test_stop_iteration_from_step_callback_is_a_users_stop() -> None:
+    _, problem = seed_problem()
+    steps: list[int] = []
+
+    def step(_: np.ndarray) -> None:
+        steps.append(1)
+        if len(steps) == 2:
+            raise StopIteration
+
+    result = IpoptInterface(**problem).minimize(step_callback=step)
+    assert (result.success, result.status, result.nit, len(steps)) == (False, 5, 2, 2)
+    assert result.message == "`step_callback` raised `StopIteration`."
+    assert classify("ipopt", result.status, result.success, result.message, fun=result.fun) == "interrupted"
+
+
+@pytest.mark.parametrize("bounds", [(np.inf, np.inf), (None, -np.inf), ([0.0, np.inf], None)])
+def test_bounds_no_value_can_meet_are_refused(bounds: tuple) -> None:
+    v = tf.Variable([1.0, 2.0], dtype=tf.float64)
+    for interface in (IpoptInterface, ScipyOptimizerInterface):
+        with pytest.raises(InvalidArgumentError, match=r"bound of 'Variable.*' is -?inf at index .*Use None"):
+            interface(lambda: tf.reduce_sum(v**2), var_to_bounds={v.ref(): bounds})

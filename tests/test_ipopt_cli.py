@@ -157,6 +157,22 @@ def test_an_iteration_budget_is_reached_not_failed(tmp_path: Path) -> None:
     assert result["message"].startswith("Maximum number of iterations exceeded")
 
 
+@pytest.mark.parametrize(
+    ("options", "flags"),
+    [
+        ("{max_iter: 50}", ["--maxiter", "2"]),  # the sample spec's own spelling
+        ("{maxiter: 50}", ["--set", "minimize.options.max_iter=2"]),
+    ],
+)
+def test_an_override_of_the_limit_replaces_the_other_spelling(
+    tmp_path: Path, options: str, flags: list[str]
+) -> None:
+    run = tmp_path / "run"
+    out = cli("minimize", str(seed_spec(tmp_path, options)), "-q", "--out", str(run), *flags)
+    assert out.exit_code == 0, out.output
+    assert (result_of(run)["nit"], result_of(run)["ipopt_status"]) == (2, -1)
+
+
 def interrupt_at(monkeypatch: pytest.MonkeyPatch, iteration: int) -> None:
     """Ctrl-C while minimize reports ``iteration``: inside IPOPT's intermediate callback."""
     minimize = importlib.import_module("optrun.runner.minimize")  # the module, not the package's name

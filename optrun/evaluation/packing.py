@@ -202,8 +202,8 @@ def pack_bounds(bounds: Sequence[Any | None], layout: Layout) -> PackedBounds | 
         layout: the variables' layout.
 
     Raises:
-        InvalidArgumentError: a pair is malformed, has the wrong shape, or has
-            ``low > high`` somewhere.
+        InvalidArgumentError: a pair is malformed, has the wrong shape, has
+            ``low > high`` somewhere, or a lower bound of +inf (an upper of -inf).
     """
     if all(b is None for b in bounds):
         return None
@@ -223,6 +223,14 @@ def pack_bounds(bounds: Sequence[Any | None], layout: Layout) -> PackedBounds | 
                 f"bounds of {label!r} are empty at index {index}: low {low[index]} > "
                 f"high {high[index]}; swap or widen them."
             )
+        for side, array, wrong in (("lower", low, np.inf), ("upper", high, -np.inf)):
+            at = np.argwhere(array == wrong)
+            if at.size:  # nothing finite lies there: no point satisfies it
+                index = tuple(int(i) for i in at[0])
+                raise InvalidArgumentError(
+                    f"{side} bound of {label!r} is {wrong} at index {index}; no value satisfies it. "
+                    f"Use None for no {side} bound."
+                )
         lowers.append(low.reshape(-1))
         uppers.append(high.reshape(-1))
     return PackedBounds(np.concatenate(lowers), np.concatenate(uppers))

@@ -92,9 +92,17 @@ RESUME_KEYS = ("seed", "model", "data", "loss")
 RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")}
 
 
+def _folded(value: Any) -> Any:
+    """A method name in any case is one method (scipy's and IPOPT's names are case-insensitive)."""
+    return value.lower() if isinstance(value, str) else value
+
+
 def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
     if not (out / CHECKPOINTS).is_dir():
-        raise RunError(f"--resume: {out} has no checkpoints to resume from; run without --resume.")
+        raise RunError(
+            f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
+            "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."
+        )
     saved_file = out / "config.yaml"
     text = saved_file.read_text(encoding="utf-8") if saved_file.is_file() else ""
     saved = yaml.safe_load(text) if text else None
@@ -105,7 +113,7 @@ def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
     changed = [key for key in RESUME_KEYS if saved.get(key) != now.get(key)]
     for section, keys in RESUME_SUBKEYS.items():
         old, new = saved.get(section) or {}, now.get(section) or {}
-        changed += [f"{section}.{key}" for key in keys if old.get(key) != new.get(key)]
+        changed += [f"{section}.{key}" for key in keys if _folded(old.get(key)) != _folded(new.get(key))]
     if changed:
         seed = (
             f" (the run used seed {saved.get('seed')}: pass --seed {saved.get('seed')})"
@@ -166,7 +174,10 @@ def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:
 def restore_latest(checkpoint: Any, manager: Any, out: Path) -> None:
     """Restores the latest checkpoint for --resume, or explains why it cannot."""
     if manager.latest_checkpoint is None:
-        raise RunError(f"--resume: {out} has no checkpoints to resume from; run without --resume.")
+        raise RunError(
+            f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
+            "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."
+        )
     try:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     except Exception as error:  # noqa: BLE001 - TF reports a mismatch in many ways

@@ -96,6 +96,25 @@ def iteration_budget(method: str, options: dict[str, Any]) -> tuple[str, int | N
     return key, value if isinstance(value, int) and not isinstance(value, bool) and value else None
 
 
+def limits(method: str, options: dict[str, Any]) -> tuple[int | None, int | None]:
+    """``(iterations, evaluations)``: the limits the spec's options set for ``method``, None if unset.
+
+    ``maxiter`` counts iterations, except where scipy counts evaluations with it
+    (COBYLA) or renamed it (TNC: the interface passes it on as ``maxfun``);
+    ``maxfun`` / ``maxfev`` count evaluations. IPOPT's ``max_iter`` counts iterations.
+    """
+    if is_ipopt(method):
+        return iteration_budget(method, options)[1], None
+    name = method.lower()
+    iterations, evaluations = options.get("maxiter"), options.get("maxfun", options.get("maxfev"))
+    if name in ("tnc", "cobyla"):
+        iterations, evaluations = None, evaluations or iterations
+    return (
+        iterations if isinstance(iterations, int) else None,
+        evaluations if isinstance(evaluations, int) else None,
+    )
+
+
 def barrier(interface: Any) -> float | None:
     """IPOPT's barrier parameter ``mu`` at its latest iteration (None for scipy's methods)."""
     mu = getattr(interface, "iteration_info", {}).get("mu")

@@ -29,7 +29,7 @@ from optrun.runner.common import (
 from optrun.runner.distribute import full_batch_scale
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
-from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, multipliers, solver_fields
+from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
 from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
@@ -41,25 +41,6 @@ from optrun.spec.load import LoadedSpec
 from optrun.varkeys import variable_label
 
 logger = logging.getLogger("optrun")
-
-
-def limits(method: str, options: dict[str, Any]) -> tuple[int | None, int | None]:
-    """``(iterations, evaluations)``: the limits the spec's options set for ``method``, None if unset.
-
-    ``maxiter`` counts iterations, except where scipy counts evaluations with it
-    (COBYLA) or renamed it (TNC: the interface passes it on as ``maxfun``);
-    ``maxfun`` / ``maxfev`` count evaluations. IPOPT's ``max_iter`` counts iterations.
-    """
-    if is_ipopt(method):
-        return iteration_budget(method, options)[1], None
-    name = method.lower()
-    iterations, evaluations = options.get("maxiter"), options.get("maxfun", options.get("maxfev"))
-    if name in ("tnc", "cobyla"):
-        iterations, evaluations = None, evaluations or iterations
-    return (
-        iterations if isinstance(iterations, int) else None,
-        evaluations if isinstance(evaluations, int) else None,
-    )
 
 
 def run_minimize(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
@@ -126,6 +107,7 @@ def _minimize(
         resume_from=done if options.resume else None,
     )
     state: dict[str, Any] = {"iteration": done, "loss": math.nan, "x": None}
+    every = spec.checkpoint.every_steps
     max_iterations, max_nfev = limits(interface.method, dict(spec.minimize.options if spec.minimize else {}))
     started = time.perf_counter()
     options.reporter.start("minimize", max_iterations, done)
@@ -170,6 +152,12 @@ def _minimize(
         report(
             options.reporter, progress(state["iteration"], point["loss"], point["violation"], logged, mu=mu)
         )
+        # A checkpoint of the iterate, for a resume after a kill; a multi-worker run's saves are
+        # collective, so its chief saves at the end and on Ctrl-C only.
+        if every and channel is None and state["iteration"] % every == 0:
+            interface.assign(x)  # the next evaluation assigns its own point
+            with held():
+                manager.save(checkpoint_number=state["iteration"])
 
     def stopped(status: str, error: str | None = None) -> None:
         # The last iterate on_step saw (the checkpoint's number counts it); before one, the start.

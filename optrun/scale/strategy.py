@@ -192,7 +192,8 @@ def mirrored_devices(spec: MirroredStrategySpec, source: str = "strategy") -> li
         known = ", ".join(sorted(visible)) or "none"
         message = (
             f"{missing} {'is' if len(missing) == 1 else 'are'} not visible to TensorFlow; visible "
-            f"devices: {known}. List visible devices, or set strategy.logical_cpus to split the CPU."
+            f"devices: {known}. List visible devices, or split the CPU: strategy.devices null and "
+            "strategy.logical_cpus N (--set strategy.devices=null --set strategy.logical_cpus=2)."
         )
         raise ConfigError(source, [Problem("strategy.devices", message)])
     return [visible[device_key(d)] for d in spec.devices]

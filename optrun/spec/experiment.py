@@ -148,7 +148,10 @@ class CheckpointSpec(Strict):
     """Checkpoint policy."""
 
     every_steps: int | None = Field(
-        None, gt=0, description="Training checkpoint interval; null: only at the end."
+        None,
+        gt=0,
+        description="Checkpoint interval in training steps or minimize iterations (a run killed "
+        "outright resumes from the last one); null: only at the end and on Ctrl-C or SIGTERM.",
     )
     keep: int = Field(3, gt=0, description="How many training checkpoints to keep.")
     swap: bool = Field(True, description="Also write averaged weights under the original names.")

@@ -131,6 +131,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+#: One limit under two names (scipy's ``maxiter``, IPOPT's ``max_iter``): an override of either
+#: replaces the spec's value under the other, rather than the two being refused as given twice.
+_SAME_LIMIT: dict[tuple[str, ...], str] = {
+    ("minimize", "options", "maxiter"): "max_iter",
+    ("minimize", "options", "max_iter"): "maxiter",
+}
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
     """Sets each ``a.b=value`` into ``data`` (creating maps as needed); returns the dotted keys.
 
@@ -161,6 +169,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
             if last:
                 if keys == ["strategy", "kind"] and node.get("kind") != value:
                     node.clear()  # the other keys belong to the old kind (--strategy KIND)
+                node.pop(_SAME_LIMIT.get(tuple(keys), ""), None)  # --maxiter replaces max_iter too
                 node[key] = value
             else:
                 if node.get(key) is None:

@@ -59,6 +59,7 @@ class IpoptCallbacks:
         error: the first exception a callback raised, or None.
         nit: IPOPT's iteration count at the last ``intermediate``.
         nfev: points where the loss and gradient were computed.
+        stopped: whether ``step`` raised ``StopIteration``, which ends the solve as a user's stop.
         info: the last ``intermediate``'s arguments by name (:data:`INTERMEDIATE`), updated
             in place before ``step`` runs, so that ``step`` can read them.
     """
@@ -82,6 +83,7 @@ class IpoptCallbacks:
         self.error: BaseException | None = None
         self.nit = 0
         self.nfev = 0
+        self.stopped = False  # step raised StopIteration: IPOPT ends with User_Requested_Stop
         self.info: dict[str, float] = {}
 
     def _guarded(self, compute: Callable[[], Any]) -> tuple[bool, Any]:
@@ -114,8 +116,16 @@ class IpoptCallbacks:
             raise import_cyipopt().CyIpoptEvaluationError("stopping")  # IPOPT stops at once
         return value
 
+    def loss_at(self, x: np.ndarray) -> float:
+        """The loss at ``x``: the evaluation's own where IPOPT's last point was ``x``, as it is
+        after a normal end (IPOPT's ``obj_val`` is 0 where it stopped before an iteration)."""
+        return float(self._at(np.asarray(x, np.float64))[0])
+
     def constraints(self, x: np.ndarray) -> np.ndarray:
-        ok, value = self._guarded(lambda: np.concatenate([f(x) for f in self._values]))
+        # m = 0 too: IPOPT asks with fixed_variable_treatment make_constraint.
+        ok, value = self._guarded(
+            lambda: np.concatenate([f(x) for f in self._values]) if self._values else np.zeros(0)
+        )
         return value if ok else np.zeros(self._m)  # feasible: nothing holds the iteration back
 
     def jacobianstructure(self) -> tuple[np.ndarray, np.ndarray]:
@@ -133,14 +143,18 @@ class IpoptCallbacks:
         # Each block is a fresh array: one kind is passed on as it is, as a second copy of
         # m x n rows would raise the peak of every evaluation.
         blocks = [j(x) for j in self._jacobians]
-        return blocks[0].ravel() if len(blocks) == 1 else np.concatenate([b.ravel() for b in blocks])
+        if len(blocks) == 1:
+            return blocks[0].ravel()
+        return np.concatenate([b.ravel() for b in blocks]) if blocks else np.zeros(0)  # m = 0
 
     def intermediate(self, alg_mod: int, iter_count: int, *figures: float) -> bool:
         self.nit = int(iter_count)
         self.info.update(zip(INTERMEDIATE, (alg_mod, iter_count, *figures), strict=False))
         if iter_count > 0 and self._step is not no_step:  # iteration 0 is the start point
             self._guarded(lambda: self._step(self._current_x()))
-        return self.error is None
+        if isinstance(self.error, StopIteration):  # a stop asked for, as scipy's callbacks may
+            self.error, self.stopped = None, True
+        return self.error is None and not self.stopped
 
     def _current_x(self) -> np.ndarray:
         """IPOPT's iterate (Ipopt >= 3.14); else the last point evaluated, usually that iterate."""

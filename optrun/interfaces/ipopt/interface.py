@@ -259,10 +259,11 @@ class IpoptInterface(ExternalOptimizerInterface):
                 raise callbacks.error
         status = int(info["status"])
         message = _STATUS_MESSAGES.get(status) or info["status_msg"].decode("utf-8", "replace")
+        if callbacks.stopped:
+            message = "`step_callback` raised `StopIteration`."
         result = scipy.optimize.OptimizeResult(
             x=np.asarray(x, np.float64),
-            # IPOPT reports 0 where it stopped before evaluating (an option it refused at the solve).
-            fun=float(info["obj_val"]) if callbacks.nfev else float(loss_grad_func(x)[0]),
+            fun=callbacks.loss_at(x),
             success=status in SUCCESS_STATUSES,
             status=status,
             message=message,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import re
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from optrun.suggest import close_match, suggest
 #: IPOPT's status for an option it refused at the solve (a linear solver it could not load).
 INVALID_OPTION = -12
 #: The one line a missing extra gets.
+#: The range of IPOPT's integer options (C ints).
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 INSTALL_HINT = 'IPOPT needs the ipopt extra: pip install "optrun[ipopt]"'
 
 
@@ -209,7 +212,8 @@ def _coerce(spec: OptionSpec, value: Any) -> str | int | float:
     number: float | int
     kind = "a whole number" if spec.kind == "integer" else "a number"
     try:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        # numbers.Real: NumPy's scalars too (np.int64, np.float32).
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
             raise ValueError
         number = float(value)  # a string too: YAML 1.1 reads 1e-8 as one
     except ValueError:
@@ -218,6 +222,10 @@ def _coerce(spec: OptionSpec, value: Any) -> str | int | float:
         if not number.is_integer():
             raise InvalidArgumentError(f"{where} must be a whole number; got {value!r}")
         number = int(number)
+        if not INT_MIN <= number <= INT_MAX:  # IPOPT's integers are C ints
+            raise InvalidArgumentError(
+                f"{where} is out of IPOPT's range for integers ({INT_MIN:,} to {INT_MAX:,}); got {value!r}"
+            )
     elif math.isnan(number):
         raise InvalidArgumentError(f"{where} must be a number; got {value!r}")
     low_ok = number > spec.low if spec.low_strict else number >= spec.low
