@@ -131,3 +131,31 @@ def test_a_signal_during_a_checkpoint_write_waits_for_it(spec: Path, monkeypatch
     assert json.loads((run / "result.json").read_text())["status"] == "interrupted"
     resumed = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=12")
     assert resumed.exit_code == 0
+
+
+def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save = tf.train.CheckpointManager.save
+
+    def save_then_interrupt(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        saved = real_save(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the checkpoint at step 10
+        return saved
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_interrupt)
+    assert cli("train", str(spec), "-q", "--out", "run", "--set", "train.max_steps=1000").exit_code == 130
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    run = Path("run")
+    before = {name: (run / name).read_bytes() for name in ("result.json", "config.yaml", "metrics.jsonl")}
+    assert json.loads(before["result.json"])["status"] == "interrupted"
+    for budget in (5, 10):
+        out = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", f"train.max_steps={budget}")
+        assert out.exit_code == 2, out.output
+        assert f"is at step 10, past train.max_steps {budget}; raise train.max_steps" in " ".join(
+            out.stderr.split()
+        )
+        assert {name: (run / name).read_bytes() for name in before} == before  # nothing written
+    more = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=15")
+    assert more.exit_code == 0 and json.loads((run / "result.json").read_text())["status"] == "completed"
+    assert steps(run) == list(range(1, 16))

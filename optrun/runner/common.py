@@ -126,6 +126,19 @@ def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
         )
 
 
+def resume_budget(step: int, total: int | None, max_steps: int | None, run: Any) -> None:
+    """A resume whose budget the unfinished run already passed has no step to take, nor a
+    result of its own to write: refused, with nothing written (a finished run says so instead)."""
+    before = previous_result(run)
+    if total is None or step < total or (before is not None and before.get("status") == "completed"):
+        return
+    what = f"train.max_steps {max_steps}" if max_steps else f"the {total} steps of train.epochs"
+    raise RunError(
+        f"--resume: the run in {run} is at step {step}, past {what}; raise "
+        f"{'train.max_steps' if max_steps else 'train.epochs'} to go on from there."
+    )
+
+
 @contextlib.contextmanager
 def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions) -> Iterator[None]:
     """Claims, marks and locks the run directory for the block (see :mod:`optrun.runner.rundir`).

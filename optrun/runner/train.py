@@ -33,6 +33,7 @@ from optrun.runner.common import (
     previous_result,
     record_config,
     restore_latest,
+    resume_budget,
     seed_everything,
     write_result,
 )
@@ -116,6 +117,7 @@ def _train(
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
     if options.resume:  # every worker restores the chief's checkpoint
         restore_latest(checkpoint, place.checkpoints_to_resume(checkpoint, manager), place.run)
+        resume_budget(int(step_var.numpy()), total, spec.train.max_steps, place.run)
     record_config(out, "train", loaded)
 
     step = int(step_var.numpy())
