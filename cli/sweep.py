@@ -7,6 +7,8 @@ the worker processes that run the trials (:mod:`optrun.sweep.pool`).
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -251,7 +253,7 @@ def sweep(
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
-        from optrun.sweep.driver import run_sweep
+        from optrun.sweep.driver import SweepInterrupted, run_sweep
         from optrun.sweep.plan import SweepFlags, make_plan
 
         flags = SweepFlags(
@@ -271,7 +273,13 @@ def sweep(
             force=force,
         )
         plan = make_plan(config, [*(overrides or []), *([f"seed={seed}"] if seed is not None else [])], flags)
-        outcome = run_sweep(plan, SweepLines(console, quiet))
+        try:
+            outcome = run_sweep(plan, SweepLines(console, quiet))
+        except SweepInterrupted as stop:  # the command to go on, with every flag given this time
+            again = resume_command(sys.argv[1:], plan.out)
+            raise SweepInterrupted(
+                stop.exit_code, f"interrupted; {stop.marked}. Continue with: {again}"
+            ) from None
     with tolerant(console.file):
         if as_json:
             from optrun.runner.reporting import jsonable
@@ -281,3 +289,12 @@ def sweep(
             _summary(console, outcome)
     if outcome.best is None:
         raise typer.Exit(EXIT_FAILED)
+
+
+def resume_command(args: list[str], out: Path) -> str:
+    """``optrun ARGS --resume``: the command as given, without ``--force`` or a ``--resume`` of
+    its own, with ``--out`` (the sweep directory) where it was left to the default."""
+    kept = [a for a in args if a not in ("--force", "--resume")]
+    if not any(a == "--out" or a.startswith("--out=") for a in kept):
+        kept += ["--out", str(out)]
+    return shlex.join(["optrun", *kept, "--resume"])

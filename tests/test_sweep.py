@@ -229,3 +229,17 @@ def test_validate_checks_the_sweep_sections_paths_and_values(tmp_path: Path) -> 
     assert "unknown key" in errors["sweep.params.train.optimizer.learning_rat"]["message"]
     assert errors["sweep.params.checkpoint.keep"]["line"] == 14
     assert "-5" in errors["sweep.params.checkpoint.keep"]["message"]
+
+
+def test_the_command_to_continue_keeps_every_flag_given() -> None:
+    from optrun_cli.sweep import resume_command
+
+    given = ["sweep", "s.yaml", "--trials", "6", "--pruner", "none", "--set", "train.epochs=200", "--force"]
+    assert resume_command(given, Path("runs/x-sweep")) == (
+        "optrun sweep s.yaml --trials 6 --pruner none --set train.epochs=200 --out runs/x-sweep --resume"
+    )
+    quoted = ["sweep", "my spec.yaml", "--out=/tmp/s", "--resume", "--set", "name=a b"]
+    assert (
+        resume_command(quoted, Path("/tmp/s"))
+        == "optrun sweep 'my spec.yaml' --out=/tmp/s --set 'name=a b' --resume"
+    )

@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 class SweepInterrupted(OptrunError):
     """Ctrl-C (exit 130) or SIGTERM (143) stopped the sweep; its running trials are marked interrupted."""
 
-    def __init__(self, exit_code: int, message: str) -> None:
+    def __init__(self, exit_code: int, message: str, marked: str = "") -> None:
         self.exit_code = exit_code
+        self.marked = marked  # "trials marked interrupted: ...", for a caller that words the rest
         super().__init__(message)
 
 
@@ -149,7 +150,7 @@ class _Sweep:
             if not self.pool.busy() and (self.stopping is not None or not self._can_launch()):
                 break
         if self.stopping is not None:
-            raise SweepInterrupted(interrupt_code(self.stopping), self._interrupted_message())
+            raise SweepInterrupted(interrupt_code(self.stopping), *self._interrupted_message())
         return self._outcome()
 
     def _step(self) -> None:
@@ -283,12 +284,14 @@ class _Sweep:
         except ValueError:
             return None
 
-    def _interrupted_message(self) -> str:
+    def _interrupted_message(self) -> tuple[str, str]:
         marked = [r for r in self.finished if r.state == "interrupted"]
         names = ", ".join(f"trial-{r.number:04d}" for r in marked) or "none was running"
+        what = f"trials marked interrupted: {names}"
         return (
-            f"interrupted; trials marked interrupted: {names}. Continue the sweep with: optrun sweep "
-            f"{self.plan.source} --resume --out {self.plan.out}"
+            f"interrupted; {what}. Continue the sweep with the same spec and flags, adding --resume "
+            f"--out {self.plan.out}",
+            what,
         )
 
     def _outcome(self) -> SweepOutcome:
