@@ -176,10 +176,25 @@ def test_bad_keywords(kwargs: dict, match: str) -> None:
 
 
 def test_dense_jacobian_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("optrun.interfaces.ipopt.interface.MAX_JACOBIAN_ENTRIES", 3)
+    monkeypatch.setattr("optrun.interfaces.ipopt.jacobian.MAX_JACOBIAN_ENTRIES", 3)
     _, problem = seed_problem()  # 2 constraints x 2 variables = 4 entries
     with pytest.raises(InvalidArgumentError, match=r"2 x 2 = 4 entries.*sparse Jacobians are not supported"):
         IpoptInterface(**problem)
+
+
+def test_a_jacobian_that_cannot_fit_in_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optrun.interfaces.ipopt import jacobian
+
+    # 10 rows x 1,000,000 variables at 200 bytes an entry: 2e9 bytes, 1.9 GiB.
+    with pytest.raises(InvalidArgumentError, match=r"would need about 1\.9 GiB .* 1\.0 GiB is available"):
+        jacobian.check_jacobian_size(10, 1_000_000, available=2**30)
+    jacobian.check_jacobian_size(10, 1_000_000, available=2**31)  # 2.0 GiB: it fits
+    monkeypatch.setattr(jacobian, "available_bytes", lambda: 700)  # 2 x 2 entries need 800 bytes
+    _, problem = seed_problem()
+    with pytest.raises(InvalidArgumentError, match=r"\(2 x 2 = 4 entries\) would need"):
+        IpoptInterface(**problem)
+    monkeypatch.setattr(jacobian, "available_bytes", lambda: None)  # unknown: not refused for it
+    IpoptInterface(**problem)
 
 
 def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,8 +13,9 @@ and the interface maps optrun's problem onto it:
   becomes ``-/+2e19``, beyond IPOPT's ``nlp_lower/upper_bound_inf`` (``-/+1e19``),
   which IPOPT reads as no bound;
 * the Jacobian of ``g`` is dense: ``(p + q) * n`` entries, rows in that order.
-  Above :data:`MAX_JACOBIAN_ENTRIES` (about 1.6 GB of float64) the constructor
-  refuses, as sparse Jacobians are not supported yet;
+  Above :data:`MAX_JACOBIAN_ENTRIES`, or where it would not fit in the memory
+  available (:mod:`optrun.interfaces.ipopt.jacobian`), the constructor refuses,
+  as sparse Jacobians are not supported yet;
 * no Hessian: ``hessian_approximation`` is ``limited-memory`` (L-BFGS), so
   ``n`` is not limited by a dense Hessian as in cyipopt's ``minimize_ipopt``.
 
@@ -46,6 +47,7 @@ from optrun.evaluation.packing import PackedBounds
 from optrun.evaluation.point import stack
 from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc
 from optrun.interfaces.ipopt.callbacks import IpoptCallbacks
+from optrun.interfaces.ipopt.jacobian import MAX_JACOBIAN_ENTRIES, check_jacobian_size
 from optrun.interfaces.ipopt.options import (
     check_options,
     import_cyipopt,
@@ -58,8 +60,6 @@ __all__ = ["MAX_JACOBIAN_ENTRIES", "IpoptInterface", "MissingDependencyError"]
 
 logger = logging.getLogger("optrun")
 
-#: The largest dense constraint Jacobian (rows times variables): 2e8 float64 values, 1.6 GB.
-MAX_JACOBIAN_ENTRIES = 200_000_000
 #: An unbounded side, as IPOPT reads it (any value beyond nlp_lower/upper_bound_inf).
 IPOPT_INF = 2e19
 #: IPOPT's default iteration limit (its ``max_iter``).
@@ -169,15 +169,7 @@ class IpoptInterface(ExternalOptimizerInterface):
             check_finite=check_finite,
             options=checked,
         )
-        rows = len(self._equalities) + len(self._inequalities)
-        if rows * self.layout.size > MAX_JACOBIAN_ENTRIES:
-            raise InvalidArgumentError(
-                f"the dense constraint Jacobian would have {rows} x {self.layout.size} = "
-                f"{rows * self.layout.size:,} entries, above IpoptInterface's limit of "
-                f"{MAX_JACOBIAN_ENTRIES:,} (1.6 GB); sparse Jacobians are not supported yet: "
-                "use fewer constraints (e.g. one vector norm instead of one per element) or "
-                "ScipyOptimizerInterface(method='trust-constr')."
-            )
+        check_jacobian_size(len(self._equalities) + len(self._inequalities), self.layout.size)
 
     @property
     def method(self) -> str:

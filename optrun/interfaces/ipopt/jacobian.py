@@ -1,0 +1,59 @@
+"""Whether IPOPT's dense constraint Jacobian can be built: a fixed limit, and the memory it takes.
+
+The Jacobian is dense: ``m x n`` entries for ``m`` constraint rows. IPOPT does not
+keep only the values: with MUMPS, its KKT matrix, the factor and the index
+arrays take about 150 bytes per entry in all (148-196 bytes, measured with
+``cyipopt.Problem`` and numpy derivatives alone, at n = 20,000-100,000 and
+m = 10-100), and optrun's evaluation adds the rows it computes and joins.
+A problem whose Jacobian cannot fit is refused at construction, before any of
+it is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from optrun.errors import InvalidArgumentError
+
+#: The largest dense constraint Jacobian (rows times variables): 2e8 entries, 1.6 GB of values alone.
+MAX_JACOBIAN_ENTRIES = 200_000_000
+#: What one Jacobian entry costs in all, IPOPT's and MUMPS's structures and optrun's copies included.
+BYTES_PER_ENTRY = 200
+_ADVICE = (
+    "sparse Jacobians are not supported yet: use fewer constraints (bounds for element-wise "
+    "conditions, or one aggregated constraint such as a norm)"
+)
+
+
+def available_bytes() -> int | None:
+    """The memory the system can still give (``MemAvailable``); None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_jacobian_size(rows: int, n: int, available: int | None = None) -> None:
+    """Refuses a dense ``rows x n`` Jacobian above :data:`MAX_JACOBIAN_ENTRIES`, or one that would
+    need more memory than is available (``available``: bytes; None reads the system's).
+
+    Raises:
+        InvalidArgumentError: with the size, what it needs, and what to do.
+    """
+    entries = rows * n
+    if entries > MAX_JACOBIAN_ENTRIES:
+        raise InvalidArgumentError(
+            f"the dense constraint Jacobian would have {rows} x {n} = {entries:,} entries, above "
+            f"IpoptInterface's limit of {MAX_JACOBIAN_ENTRIES:,}; {_ADVICE}."
+        )
+    free = available_bytes() if available is None else available
+    need = entries * BYTES_PER_ENTRY
+    if free is not None and need > free:
+        raise InvalidArgumentError(
+            f"the dense constraint Jacobian ({rows} x {n} = {entries:,} entries) would need about "
+            f"{need / 2**30:.1f} GiB with IPOPT's own copies (about {BYTES_PER_ENTRY} bytes an entry); "
+            f"{free / 2**30:.1f} GiB is available. {_ADVICE[0].upper()}{_ADVICE[1:]}."
+        )
