@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from optrun.errors import (
+    ConfigError,
     InvalidArgumentError,
     OptrunError,
     Problem,
@@ -42,7 +43,7 @@ from optrun.runner.build import build_optimizer, clipped_variables
 from optrun.runner.ipopt_method import is_ipopt
 from optrun.runner.ipopt_method import problems as ipopt_problems
 from optrun.spec.experiment import OptimizerSpec, VariableClippingSpec
-from optrun.spec.load import RawSpec
+from optrun.spec.load import LoadedSpec, RawSpec
 from optrun.spec.user_code import load_callable
 from optrun.suggest import suggest
 from optrun.varkeys import resolve_var_keyed
@@ -245,6 +246,21 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
                 placed_one = True
         if not placed_one:
             check_options(method, name, given)
+
+
+def method_problems(loaded: LoadedSpec) -> None:
+    """:func:`check_method` on a loaded spec, before ``minimize`` builds anything: its problems are
+    raised, each at its key or ``(from --set)``, as ``optrun validate`` places them.
+
+    Raises:
+        ConfigError: the problems found.
+    """
+    data = loaded.spec.model_dump(mode="json")
+    raw = RawSpec(data, loaded.base_dir, loaded.source, loaded.lines, loaded.overridden)
+    collector = Collector(raw)
+    check_method(raw, collector)
+    if collector.problems:
+        raise ConfigError(loaded.source, collector.sorted())
 
 
 def check_optimizer(raw: RawSpec, collector: Collector) -> None:

@@ -34,6 +34,7 @@ from optrun.evaluation.compile_cache import enable_compile_cache
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
 from optrun.runner.build import build_data, build_model, train_loss, variables_of
+from optrun.runner.checks import method_problems
 from optrun.runner.ipopt_method import checked_options, is_ipopt
 from optrun.runner.keras_names import keras_loss, loss_name_path
 from optrun.runner.minimize_fit import batch_loss_advice, one_batch_advice, one_number, takes_batch
@@ -187,7 +188,9 @@ def build_interface(
     plan = plan or Plan("default")
     check_strategy(loaded, plan.kind)
     switches.check_all()  # the environment's, not the spec's: raised as it is, before any model is built
-    ipopt = checked_options(loaded) if is_ipopt(spec.method) else None  # before any model is built
+    if not is_ipopt(spec.method):
+        method_problems(loaded)  # the method and its options, each at its key, before any model is built
+    ipopt = checked_options(loaded) if is_ipopt(spec.method) else None
     if model is None:
         with plan.scope():
             model = build_model(loaded)
