@@ -468,7 +468,7 @@ def test_empty_data_and_bad_options_are_usage_errors(in_tmp: Path) -> None:
     assert not (in_tmp / "runs").exists()
     options = invoke("minimize", "--set", "minimize.options={maxiterz: 5}")
     assert options.exit_code == 2
-    assert "minimize.options.maxiterz: SLSQP has no option 'maxiterz'; did you mean 'maxiter'?" in options.stderr
+    assert "minimize.options.maxiterz: SLSQP has no option 'maxiterz'; did you mean" in options.stderr
 
 
 def test_a_bad_optrun_switch_stops_minimize_before_the_run_directory(
