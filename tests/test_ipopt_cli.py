@@ -222,3 +222,22 @@ def test_resume_gets_what_is_left_of_max_iter(tmp_path: Path, monkeypatch: pytes
         again.exit_code == 0
         and "already used its 4 iterations; nothing to do (raise max_iter)" in again.output
     )
+
+
+def test_resume_counts_down_ipopts_default_max_iter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from optrun.interfaces.ipopt.interface import IpoptInterface
+
+    spec, run = seed_spec(tmp_path, "{}"), tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 2)
+        assert cli("minimize", str(spec), "-q", "--out", str(run)).exit_code == 130
+    given: list[Any] = []
+    real = IpoptInterface._minimize
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        given.append(kwargs["optimizer_kwargs"]["options"].get("max_iter"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(IpoptInterface, "_minimize", recording)
+    assert cli("minimize", str(spec), "-q", "--out", str(run), "--resume").exit_code == 0
+    assert given == [2998]  # IPOPT's 3000, less the 2 iterations done

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from optrun.errors import InvalidArgumentError, spec_error
-from optrun.interfaces.ipopt.options import LIBRARY_OPTIONS, check_options, import_cyipopt
+from optrun.interfaces.ipopt.options import DEFAULT_MAX_ITER, LIBRARY_OPTIONS, check_options, import_cyipopt
 from optrun.spec.load import LoadedSpec
 
 IPOPT = "ipopt"
@@ -90,9 +90,11 @@ def checked_options(loaded: LoadedSpec) -> dict[str, Any]:
 
 def iteration_budget(method: str, options: dict[str, Any]) -> tuple[str, int | None]:
     """The option that limits a run's iterations (scipy's ``maxiter``, IPOPT's ``max_iter``) and
-    the spec's value of it (None: unset)."""
+    the spec's value of it (None: unset; for IPOPT, its default, a budget a resume counts down)."""
     key = "max_iter" if is_ipopt(method) else "maxiter"
     value = (ipopt_options(options) if key == "max_iter" else options).get(key)
+    if key == "max_iter" and value is None:
+        value = DEFAULT_MAX_ITER
     return key, value if isinstance(value, int) and not isinstance(value, bool) and value else None
 
 

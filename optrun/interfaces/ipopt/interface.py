@@ -49,6 +49,7 @@ from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, Los
 from optrun.interfaces.ipopt.callbacks import IpoptCallbacks
 from optrun.interfaces.ipopt.jacobian import MAX_JACOBIAN_ENTRIES, check_jacobian_size
 from optrun.interfaces.ipopt.options import (
+    DEFAULT_MAX_ITER,
     check_options,
     import_cyipopt,
     option_table,
@@ -62,8 +63,6 @@ logger = logging.getLogger("optrun")
 
 #: An unbounded side, as IPOPT reads it (any value beyond nlp_lower/upper_bound_inf).
 IPOPT_INF = 2e19
-#: IPOPT's default iteration limit (its ``max_iter``).
-DEFAULT_MAX_ITER = 3000
 #: What the interface sets unless ``options`` says otherwise: quiet, and nothing read from ./ipopt.opt.
 DEFAULT_OPTIONS: dict[str, str | int | float] = {
     "print_level": 0,
