@@ -32,7 +32,7 @@ from .options import (
 )
 from .progress import PipeSafeConsole, tolerant
 from .show import runs, show
-from .startup import end_process, import_tensorflow, setup_logging
+from .startup import end_process, import_tensorflow, setup_logging, stdout_to_stderr
 from .sweep import sweep
 
 app = typer.Typer(
@@ -94,7 +94,8 @@ def _run(
         reporter = NullReporter() if quiet else RichReporter(console)
         try:
             run = run_train if kind == "train" else run_minimize
-            outcome = run(loaded, RunOptions(out=out, resume=resume, force=force, reporter=reporter))
+            with stdout_to_stderr(as_json):
+                outcome = run(loaded, RunOptions(out=out, resume=resume, force=force, reporter=reporter))
         finally:
             if isinstance(reporter, RichReporter):
                 reporter.close()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from typing import NoReturn
 
 from rich.logging import RichHandler
@@ -73,3 +75,28 @@ def end_process(code: int) -> NoReturn:
         with contextlib.suppress(Exception):  # a closed pipe: nothing more can be said
             stream.flush()
     os._exit(code)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(active: bool) -> Iterator[None]:
+    """With ``--json``, stdout carries the JSON alone: within the block, whatever else writes to
+    it (IPOPT's own log at ``print_level`` > 0, a ``print`` in user code) goes to stderr, moved
+    at the file descriptor, where C libraries write."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        _flush_c_stdio()  # what C code buffered belongs to the block's stderr, not to the JSON
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # no C library to ask (not Linux or macOS)
+        ctypes.CDLL(None).fflush(None)

@@ -293,3 +293,15 @@ def test_a_killed_minimize_resumes_from_its_last_periodic_checkpoint(tmp_path: P
     assert steps == list(range(0, 41))  # each iteration logged once: lines past the checkpoint dropped
     # The minimum of Rosenbrock's function is all ones (by hand); 40 iterations get close.
     np.testing.assert_allclose(result["solution"]["x"], np.ones(6), atol=0.2)
+
+
+def test_json_stdout_holds_only_the_json_when_a_c_library_prints(tmp_path: Path) -> None:
+    pytest.importorskip("cyipopt")
+    spec = Path(__file__).resolve().parents[1] / "configs" / "constrained_ipopt.yaml"
+    # print_level 3: IPOPT writes its tables to the process's stdout, from C.
+    done = run(
+        "minimize", str(spec), "--set", "minimize.options.print_level=3", "--json", "--out", "r", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "converged"
+    assert "Total number of variables" in done.stderr  # moved, not lost
