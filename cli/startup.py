@@ -81,22 +81,26 @@ def end_process(code: int) -> NoReturn:
 def stdout_to_stderr(active: bool) -> Iterator[None]:
     """With ``--json``, stdout carries the JSON alone: within the block, whatever else writes to
     it (IPOPT's own log at ``print_level`` > 0, a ``print`` in user code) goes to stderr, moved
-    at the file descriptor, where C libraries write."""
-    if not active:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
+    at the file descriptor, where C libraries write. A closed stdout is left as it is."""
+    saved = None
+    if active and sys.stdout is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            saved = os.dup(1)
+            os.dup2(2, 1)
     try:
         yield
     finally:
-        sys.stdout.flush()
-        _flush_c_stdio()  # what C code buffered belongs to the block's stderr, not to the JSON
-        os.dup2(saved, 1)
-        os.close(saved)
+        if saved is not None:
+            # What Python and C code buffered belongs to the block's stderr, not to the JSON.
+            with contextlib.suppress(Exception):
+                if sys.stdout is not None:
+                    sys.stdout.flush()
+                _flush_c_stdio()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _flush_c_stdio() -> None:
-    with contextlib.suppress(OSError, AttributeError):  # no C library to ask (not Linux or macOS)
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # no C library to ask (Windows)
         ctypes.CDLL(None).fflush(None)

@@ -604,3 +604,6 @@ def test_minimize_places_method_and_option_mistakes_as_validate_does(tmp_path: P
     line = bad.read_text().splitlines().index("  options: {maxitr: 3}") + 1
     assert out.exit_code == 2 and "minimize.options.maxitr: L-BFGS-B has no option 'maxitr'" in out.stderr
     assert f"(line {line})" in out.stderr
+    # An option whose value is infinite is checked as given (BFGS's norm: inf is scipy's own default).
+    norm = ["--method", "BFGS", "--set", "minimize.options.norm=.inf", "-q", "--out", str(tmp_path / "ok")]
+    assert runner.invoke(app, ["minimize", str(spec), *norm]).exit_code == 0

@@ -293,3 +293,13 @@ def test_bounds_no_value_can_meet_are_refused(bounds: tuple) -> None:
     for interface in (IpoptInterface, ScipyOptimizerInterface):
         with pytest.raises(InvalidArgumentError, match=r"bound of 'Variable.*' is -?inf at index .*Use None"):
             interface(lambda: tf.reduce_sum(v**2), var_to_bounds={v.ref(): bounds})
+
+
+@pytest.mark.parametrize("bounds", [(np.inf, None), (3.0, 1.0)])
+def test_a_scalar_variables_impossible_bounds_are_refused(bounds: tuple) -> None:
+    s = tf.Variable(1.0, dtype=tf.float64)
+    said = r"(lower bound of 'Variable.*' is inf; no value|bounds of 'Variable.*' are empty: low 3)"
+    with pytest.raises(InvalidArgumentError, match=said):
+        ScipyOptimizerInterface(
+            lambda: tf.square(s - 2.0), var_to_bounds={s.ref(): bounds}, method="L-BFGS-B"
+        )

@@ -152,9 +152,9 @@ def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
     for budget in (5, 10):
         out = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", f"train.max_steps={budget}")
         assert out.exit_code == 2, out.output
-        assert f"is at step 10, past train.max_steps {budget}; raise train.max_steps" in " ".join(
-            out.stderr.split()
-        )
+        said = " ".join(out.stderr.split())
+        assert f"stopped at step 10, which uses up its budget of {budget} steps (train.max_steps)" in said
+        assert "raise train.max_steps to go on" in said
         assert {name: (run / name).read_bytes() for name in before} == before  # nothing written
     more = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=15")
     assert more.exit_code == 0 and json.loads((run / "result.json").read_text())["status"] == "completed"

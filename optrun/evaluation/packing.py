@@ -192,6 +192,18 @@ def _bound_array(value: Any, default: float, shape: tuple[int, ...], where: str)
     return np.array(array)  # broadcast_to gives a read-only view
 
 
+def _first(mask: np.ndarray) -> tuple[int, ...] | None:
+    """The first index where ``mask`` holds (``()`` for a scalar's), or None."""
+    if mask.ndim == 0:  # np.argwhere finds nothing in a 0-d array
+        return () if bool(mask) else None
+    found = np.argwhere(mask)
+    return tuple(int(i) for i in found[0]) if len(found) else None
+
+
+def _at(index: tuple[int, ...]) -> str:
+    return f" at index {index}" if index else ""
+
+
 def pack_bounds(bounds: Sequence[Any | None], layout: Layout) -> PackedBounds | None:
     """Packs per-variable ``(low, high)`` pairs; None when no variable is bounded.
 
@@ -216,19 +228,17 @@ def pack_bounds(bounds: Sequence[Any | None], layout: Layout) -> PackedBounds | 
             )
         low = _bound_array(bound[0], -np.inf, shape, f"lower bound of {label!r}")
         high = _bound_array(bound[1], np.inf, shape, f"upper bound of {label!r}")
-        bad = np.argwhere(low > high)
-        if bad.size:
-            index = tuple(int(i) for i in bad[0])
+        index = _first(low > high)
+        if index is not None:
             raise InvalidArgumentError(
-                f"bounds of {label!r} are empty at index {index}: low {low[index]} > "
+                f"bounds of {label!r} are empty{_at(index)}: low {low[index]} > "
                 f"high {high[index]}; swap or widen them."
             )
         for side, array, wrong in (("lower", low, np.inf), ("upper", high, -np.inf)):
-            at = np.argwhere(array == wrong)
-            if at.size:  # nothing finite lies there: no point satisfies it
-                index = tuple(int(i) for i in at[0])
+            index = _first(array == wrong)
+            if index is not None:  # nothing finite lies there: no point satisfies it
                 raise InvalidArgumentError(
-                    f"{side} bound of {label!r} is {wrong} at index {index}; no value satisfies it. "
+                    f"{side} bound of {label!r} is {wrong}{_at(index)}; no value satisfies it. "
                     f"Use None for no {side} bound."
                 )
         lowers.append(low.reshape(-1))

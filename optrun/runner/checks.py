@@ -255,7 +255,7 @@ def method_problems(loaded: LoadedSpec) -> None:
     Raises:
         ConfigError: the problems found.
     """
-    data = loaded.spec.model_dump(mode="json")
+    data = loaded.spec.model_dump()  # Python's values: JSON's mode turns an option's inf into None
     raw = RawSpec(data, loaded.base_dir, loaded.source, loaded.lines, loaded.overridden)
     collector = Collector(raw)
     check_method(raw, collector)

@@ -126,16 +126,28 @@ def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
         )
 
 
-def resume_budget(step: int, total: int | None, max_steps: int | None, run: Any) -> None:
-    """A resume whose budget the unfinished run already passed has no step to take, nor a
-    result of its own to write: refused, with nothing written (a finished run says so instead)."""
-    before = previous_result(run)
-    if total is None or step < total or (before is not None and before.get("status") == "completed"):
+def resume_budget(
+    done: int, total: int | None, run: Any, unit: str, budget: str, finished_as: str | None = None
+) -> None:
+    """Refuses, before anything is written, a resume of an unfinished run (interrupted, or killed
+    after a periodic checkpoint) that already used its budget: nothing is left to run, and no
+    result of its own to write. A finished run says so instead (``finished``).
+
+    Args:
+        done: the steps or iterations the checkpoint holds.
+        total: the budget in the same unit (None: none).
+        run: the run directory.
+        unit: "step" or "iteration".
+        budget: the spec's key that sets it, e.g. ``train.max_steps``.
+        finished_as: the result.json status of a finished run (None: any but ``interrupted``).
+    """
+    status = (previous_result(run) or {}).get("status")
+    finished = status == finished_as if finished_as else status not in (None, "interrupted")
+    if finished or total is None or done < total:
         return
-    what = f"train.max_steps {max_steps}" if max_steps else f"the {total} steps of train.epochs"
     raise RunError(
-        f"--resume: the run in {run} is at step {step}, past {what}; raise "
-        f"{'train.max_steps' if max_steps else 'train.epochs'} to go on from there."
+        f"--resume: the run in {run} stopped at {unit} {done}, which uses up its budget of {total} "
+        f"{unit}s ({budget}); raise {budget} to go on from there."
     )
 
 

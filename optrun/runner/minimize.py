@@ -23,6 +23,7 @@ from optrun.runner.common import (
     previous_result,
     record_config,
     restore_latest,
+    resume_budget,
     seed_everything,
     write_result,
 )
@@ -77,20 +78,16 @@ def _minimize(
         return follow(channel, model, manager, place, plan, spec.checkpoint.export, caught)
     if channel is not None:  # the chief: scipy runs here, every evaluation on every worker
         stack.enter_context(channel.leading())
-    done = 0  # iterations of earlier sessions of this run: the count and the budget go on
+    # The whole run's budget: each session gets what is left (IPOPT restarts from the iterate too).
+    key, maxiter = iteration_budget(interface.method, dict(spec.minimize.options if spec.minimize else {}))
+    done, before = 0, None  # iterations of earlier sessions of this run: the count and the budget go on
     if options.resume:
         restore_latest(checkpoint, manager, out)
         done = int(str(manager.latest_checkpoint).rsplit("-", 1)[-1])
+        before = previous_result(out)
+        resume_budget(done, maxiter, out, "iteration", f"minimize.options.{key}")
     record_config(out, "minimize", loaded)
-    # The whole run's budget: each session gets what is left (IPOPT restarts from the iterate too).
-    key, maxiter = iteration_budget(interface.method, dict(spec.minimize.options if spec.minimize else {}))
-    before = previous_result(out) if options.resume else None
-    if (
-        maxiter is not None
-        and done >= maxiter
-        and before is not None
-        and before.get("status") != "interrupted"
-    ):
+    if maxiter is not None and done >= maxiter and before is not None:
         options.reporter.note(f"the run already used its {maxiter} iterations; nothing to do (raise {key})")
         if channel is not None:
             channel.stop(Stop(success=True))

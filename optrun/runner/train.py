@@ -117,7 +117,8 @@ def _train(
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
     if options.resume:  # every worker restores the chief's checkpoint
         restore_latest(checkpoint, place.checkpoints_to_resume(checkpoint, manager), place.run)
-        resume_budget(int(step_var.numpy()), total, spec.train.max_steps, place.run)
+        limit = "train.max_steps" if spec.train.max_steps else "train.epochs"
+        resume_budget(int(step_var.numpy()), total, place.run, "step", limit, finished_as="completed")
     record_config(out, "train", loaded)
 
     step = int(step_var.numpy())

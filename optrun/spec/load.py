@@ -169,7 +169,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
             if last:
                 if keys == ["strategy", "kind"] and node.get("kind") != value:
                     node.clear()  # the other keys belong to the old kind (--strategy KIND)
-                node.pop(_SAME_LIMIT.get(tuple(keys), ""), None)  # --maxiter replaces max_iter too
+                if tuple(keys) in _SAME_LIMIT:  # --maxiter replaces max_iter too
+                    node.pop(_SAME_LIMIT[tuple(keys)], None)
                 node[key] = value
             else:
                 if node.get(key) is None:

@@ -77,6 +77,17 @@ def test_a_variable_as_the_loss(sess: Any, use_resource: bool) -> None:
     assert seen[0] == (1.5, 1.5)
 
 
+def test_a_fed_tensor_as_the_loss_and_a_fetch(sess: Any, use_resource: bool) -> None:
+    # The loss is a placeholder_with_default that feed_dict feeds: its value is the fed one.
+    v = var([3.0], use_resource, dtype=tf.float64)
+    loss = tf.compat.v1.placeholder_with_default(tf.reduce_sum(tf.square(v - 1.0)), [])
+    opt = optrun.ScipyOptimizerInterface(loss, method="Nelder-Mead", options={"maxiter": 3})
+    sess.run(v.initializer)
+    seen: list[float] = []
+    result = opt.minimize(sess, feed_dict={loss: 5.0}, fetches=[loss], loss_callback=seen.append)
+    assert result.fun == 5.0 and seen and all(float(s) == 5.0 for s in seen)
+
+
 def test_function_path_serves_and_matches_the_session(sess: Any, use_resource: bool) -> None:
     """The cut-out function must give the session's numbers, also for a variable outside var_list."""
     x = var(np.zeros(6), use_resource, "x", tf.float64)

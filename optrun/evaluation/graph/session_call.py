@@ -70,48 +70,41 @@ def session_point(
     ``assign`` is ``(placeholder x, assign op)``, used for resource variables.
     """
     join = joiner(parts)
-    if fed_by_value(variables):
-        dtypes = [v.dtype.base_dtype.as_numpy_dtype for v in variables]
-        fed_tensors = [v.op.outputs[0] for v in variables]
-        # A fetch of a fed variable (or a part that is one) is its fed value, as session.run
-        # gives it; a callable refuses to feed and fetch one tensor.
-        index = {t.name: i for i, t in enumerate(fed_tensors)}
-        wanted, n_parts = [*parts, *fetches], len(parts)
-        own = {i for i, f in enumerate(wanted) if getattr(f, "name", None) not in index}
-        run = make_callable(session, [f for i, f in enumerate(wanted) if i in own], [*fed_tensors, *keys])
-
-        def bind_fed(feeds: dict[Any, Any]) -> Evaluator:
-            feed_values = _values(feeds, keys)
-
-            def fed(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-                values = [p.astype(d, copy=False) for p, d in zip(layout.unpack_np(x), dtypes, strict=True)]
-                got = run(*values, *feed_values)
-                if len(own) < len(wanted):
-                    out = iter(got)
-                    got = [
-                        next(out) if i in own else np.array(values[index[f.name]])
-                        for i, f in enumerate(wanted)
-                    ]
-                return join(got[:n_parts]), got[n_parts:]
-
-            return fed
-
-        return bind_fed
+    by_value = fed_by_value(variables)
+    fed_tensors = [v.op.outputs[0] for v in variables] if by_value else []
+    dtypes = [v.dtype.base_dtype.as_numpy_dtype for v in variables]
+    # A part or fetch that is itself fed (a reference variable's value, a feed_dict key) is its
+    # fed value, as session.run gives it: a callable refuses to feed and fetch one tensor.
+    source = {t.name: ("x", i) for i, t in enumerate(fed_tensors)}
+    source.update({k.name: ("feed", j) for j, k in enumerate(keys)})
+    wanted, n_parts = [*parts, *fetches], len(parts)
+    own = {i for i, f in enumerate(wanted) if getattr(f, "name", None) not in source}
+    run = make_callable(session, [f for i, f in enumerate(wanted) if i in own], [*fed_tensors, *keys])
     placeholder, assign_op = assign
-    write = make_callable(session, [], [placeholder], [assign_op])
-    run, n_parts = make_callable(session, [*parts, *fetches], keys), len(parts)
+    write = None if by_value else make_callable(session, [], [placeholder], [assign_op])
 
-    def bind_assigned(feeds: dict[Any, Any]) -> Evaluator:
+    def bind(feeds: dict[Any, Any]) -> Evaluator:
         feed_values = _values(feeds, keys)
 
-        def assigned(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-            write(np.asarray(x, np.float64))
-            out = run(*feed_values)
-            return join(out[:n_parts]), list(out[n_parts:])
+        def point(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+            if write is None:  # reference variables: their values fed, one call
+                values = [p.astype(d, copy=False) for p, d in zip(layout.unpack_np(x), dtypes, strict=True)]
+            else:  # resource variables: assigned first
+                write(np.asarray(x, np.float64))
+                values = []
+            got = list(run(*values, *feed_values))
+            if len(own) < len(wanted):
+                out = iter(got)
+                given = {"x": values, "feed": feed_values}
+                got = [
+                    next(out) if i in own else np.array(given[source[w.name][0]][source[w.name][1]])
+                    for i, w in enumerate(wanted)
+                ]
+            return join(got[:n_parts]), got[n_parts:]
 
-        return assigned
+        return point
 
-    return bind_assigned
+    return bind
 
 
 def _values(feeds: dict[Any, Any], keys: list[Any]) -> list[np.ndarray]:

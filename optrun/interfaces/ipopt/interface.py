@@ -248,13 +248,14 @@ class IpoptInterface(ExternalOptimizerInterface):
             x, info = problem.solve(x0)
             if callbacks.error is not None:  # Ctrl-C, a callback's error, a non-finite evaluation
                 raise callbacks.error
+            fun = callbacks.loss_at(x)  # under the BLAS limit: an evaluation, where x is a new point
         status = int(info["status"])
         message = _STATUS_MESSAGES.get(status) or info["status_msg"].decode("utf-8", "replace")
         if callbacks.stopped:
             message = "`step_callback` raised `StopIteration`."
         result = scipy.optimize.OptimizeResult(
             x=np.asarray(x, np.float64),
-            fun=callbacks.loss_at(x),
+            fun=fun,
             success=status in SUCCESS_STATUSES,
             status=status,
             message=message,

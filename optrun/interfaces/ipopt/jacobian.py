@@ -26,14 +26,23 @@ _ADVICE = (
 
 
 def available_bytes() -> int | None:
-    """The memory the system can still give (``MemAvailable``); None where it cannot be read."""
+    """The memory the system can still give (``MemAvailable``), or what is left under the
+    process's cgroup limit (a container's) where that is less; None where neither can be read."""
+    found: list[int] = []
     try:
         for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+                found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    try:  # cgroup v2: memory.max ("max": no limit) less memory.current
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text(encoding="ascii").strip()
+        if limit != "max":
+            found.append(int(limit) - int((cgroup / "memory.current").read_text(encoding="ascii")))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
 
 
 def check_jacobian_size(rows: int, n: int, available: int | None = None) -> None:

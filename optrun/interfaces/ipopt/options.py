@@ -27,11 +27,11 @@ from optrun.suggest import close_match, suggest
 
 #: IPOPT's status for an option it refused at the solve (a linear solver it could not load).
 INVALID_OPTION = -12
-#: The one line a missing extra gets.
 #: IPOPT's default iteration limit (its ``max_iter``).
 DEFAULT_MAX_ITER = 3000
 #: The range of IPOPT's integer options (C ints).
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+#: The one line a missing extra gets.
 INSTALL_HINT = 'IPOPT needs the ipopt extra: pip install "optrun[ipopt]"'
 
 
