@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,17 @@ def test_minimize_over_batches_matches_one_batch() -> None:
     np.testing.assert_allclose(x6, x1, atol=1e-6)
     np.testing.assert_allclose(x1, np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
     assert nfev6 == nfev1
+
+
+def test_the_default_runs_a_dataset_loss_without_xla(caplog: pytest.LogCaptureFixture) -> None:
+    w = tf.Variable(np.zeros(4))
+    data = tf.data.Dataset.from_tensor_slices((X, Y)).batch(64)
+    opt = optrun.ScipyOptimizerInterface(optrun.dataset_loss(_least_squares(w), data), var_list=[w])
+    with caplog.at_level(logging.INFO, logger="optrun"):
+        r = opt.minimize()
+    assert not opt.xla and set(r.tiers["evaluations"]) == {"plain"}  # as with jit_compile=False
+    assert not [m for m in caplog.messages if "xla" in m.lower()]  # no XLA build tried and logged
+    np.testing.assert_allclose(w.numpy(), np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
 
 
 def test_a_dataset_sum_as_a_constraint() -> None:

@@ -20,6 +20,14 @@ from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.varkeys import as_tf_variable, variable_label
 
 Thunk = Callable[[], Any]
+#: Set (True) on a loss or constraint XLA cannot compile as a whole, such as the loop over a dataset
+#: of :func:`optrun.dataset_loss`: with ``jit_compile=None`` such a problem runs without XLA.
+NO_XLA = "_optrun_no_xla"
+
+
+def wants_no_xla(*thunks: Any) -> bool:
+    """Whether any of the loss and constraints is marked :data:`NO_XLA`."""
+    return any(getattr(t, NO_XLA, False) for t in thunks)
 
 
 def is_graph_tensor(value: Any) -> bool:

@@ -23,7 +23,14 @@ from optrun.evaluation.eager import EagerBackend, Problem
 from optrun.evaluation.graph import GraphBackend
 from optrun.evaluation.packing import Layout, PackedBounds, pack_bounds
 from optrun.evaluation.point import PointCache, as_point
-from optrun.evaluation.probe import Thunk, as_thunks, check_var_list, probe_callables, probe_graph
+from optrun.evaluation.probe import (
+    Thunk,
+    as_thunks,
+    check_var_list,
+    probe_callables,
+    probe_graph,
+    wants_no_xla,
+)
 from optrun.varkeys import resolve_var_keyed, variable_label
 
 logger = logging.getLogger("optrun")
@@ -92,6 +99,8 @@ class PackedProblem:
             )
             unused = backend.unused
         else:
+            if jit_compile is None and wants_no_xla(loss, *(equalities or ()), *(inequalities or ())):
+                jit_compile = False  # e.g. optrun.dataset_loss: a loop over the data, not XLA's
             backend = EagerBackend(
                 Problem(loss, self._equalities, self._inequalities, self._vars, self._layout),
                 jit_compile=jit_compile,

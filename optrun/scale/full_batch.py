@@ -33,7 +33,7 @@ from typing import Any
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
-from optrun.evaluation.probe import check_scalar
+from optrun.evaluation.probe import NO_XLA, check_scalar
 from optrun.varkeys import as_tf_variable
 
 BatchLoss = Callable[[Any], Any]
@@ -114,8 +114,8 @@ def dataset_loss(
             not a mean), since each replica sees a part of the batch.
 
     Returns:
-        The loss, for :class:`~optrun.ScipyOptimizerInterface` (with ``jit_compile=False``)
-        or as an equality or inequality constraint.
+        The loss, for :class:`~optrun.ScipyOptimizerInterface` or as an equality or inequality
+        constraint; an interface's default ``jit_compile`` (None) runs it without XLA.
 
     Raises:
         InvalidArgumentError: an unknown reduction, an empty dataset, or no variables.
@@ -226,4 +226,5 @@ def _full(loop: Callable[[], Any], variables: list[tf.Variable], reduction: str)
         )
         return total + (linear - tf.stop_gradient(linear))
 
+    setattr(full, NO_XLA, True)  # the loop over the data: the per-batch step inside is XLA's
     return full
