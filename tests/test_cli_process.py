@@ -310,3 +310,18 @@ def test_json_stdout_holds_only_the_json_when_a_c_library_prints(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "converged"
     assert "Total number of variables" in done.stderr  # moved, not lost
+
+
+def test_json_with_stdout_closed_still_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*optrun(), "minimize", "--method", "SLSQP", "--json", "-q", "--out", "r"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=180,
+        env=ENV,
+        check=False,
+        preexec_fn=lambda: os.close(1),  # as `>&-` leaves it
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "r" / "result.json").read_text())["status"] == "converged"

@@ -241,3 +241,13 @@ def test_resume_counts_down_ipopts_default_max_iter(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(IpoptInterface, "_minimize", recording)
     assert cli("minimize", str(spec), "-q", "--out", str(run), "--resume").exit_code == 0
     assert given == [2998]  # IPOPT's 3000, less the 2 iterations done
+
+
+def test_resume_takes_the_method_in_any_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, run = seed_spec(tmp_path, "{max_iter: 100}"), tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 2)
+        assert cli("minimize", str(spec), "-q", "--out", str(run)).exit_code == 130
+    resumed = cli("minimize", str(spec), "-q", "--out", str(run), "--resume", "--method", "IPOPT")
+    assert resumed.exit_code == 0, resumed.output
+    assert result_of(run)["status"] == "converged"
