@@ -34,6 +34,7 @@ from optrun.errors import Terminated
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _open: list[Gate] = []
 _stopped: list[int] = []  # the signals that stopped a run of this process, in order
+_heard: list[int] = []  # every signal a gate of this process received, raised or not
 
 
 def stopping() -> bool:
@@ -51,6 +52,7 @@ class Gate:
     def record(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler: remember the signal; stop at once on a second one, unless held."""
         self.received.append(signum)
+        _heard.append(signum)
         if len(self.received) > 1 and self.holds == 0:
             self.check()
 
@@ -109,6 +111,15 @@ def held() -> Iterator[None]:
             yield
         finally:
             gate.holds -= 1
+
+
+def heard_code() -> int | None:
+    """The exit code (143, 130) of the first signal this process received in a run, or None.
+
+    A multi-worker peer stopped by the same Ctrl-C or SIGTERM can break a collective
+    step before this worker reaches its next check: that run was interrupted, not failed.
+    """
+    return None if not _heard else (143 if _heard[0] == signal.SIGTERM else 130)
 
 
 def interrupt_code(error: BaseException) -> int:

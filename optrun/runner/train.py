@@ -38,7 +38,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import DistributedStep, all_finite, check_global_batch, distribute_data
-from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
+from optrun.runner.interrupts import heard_code, held, interrupt_code, interrupts_at_checks
 from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
 from optrun.runner.warning_log import WarningLog, captured_warnings
@@ -54,8 +54,7 @@ def run_train(loaded: LoadedSpec, options: RunOptions) -> RunOutcome:
     result.json lists each once with its count, and warnings.log in the run
     directory says where each came from.
     """
-    # The lock on the run directory is held until the end. A spec's problem is said as
-    # `optrun validate` says it: at its key, with its line or "(from --set)".
+    # The run directory stays locked to the end; a spec's problem is placed as validate places it.
     with problems_in(loaded), captured_warnings() as caught, contextlib.ExitStack() as stack:
         return _train(loaded, options, stack, caught)
 
@@ -147,9 +146,8 @@ def _train(
     try:
         passes = None if spec.train.max_steps else spec.train.epochs
         batches = Batches(data, rebuild, skip=step, passes=passes)
-        # Ctrl-C and SIGTERM stop the loop only at gate.check(), the top of a step: the update,
-        # its step count and its metrics line land together or not at all, so a resume neither
-        # repeats nor skips a step (a batch fetched but not trained is fetched again by `skip`).
+        # Ctrl-C and SIGTERM stop the loop only at gate.check(), the top of a step: a step, its count
+        # and metrics line land whole, so a resume neither repeats nor skips one (`skip` refetches).
         with interrupts_at_checks() as gate:
             for batch in batches:
                 gate.check()
@@ -200,8 +198,12 @@ def _train(
     except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
         kept = f"The checkpoints in {place.run / CHECKPOINTS} are whole."
         message = peer_failure(plan, error, kept) or failure(error, f"step {step + 1}")
-        _write_result(out, caught, scale, "error", step, last_loss, skipped, started, None, message)
+        code = heard_code() if peer_failure(plan, error, kept) else None  # peers left on a signal
+        status, said = ("interrupted", None) if code else ("error", message)
+        _write_result(out, caught, scale, status, step, last_loss, skipped, started, None, said)
         metrics.close()
+        if code:
+            raise Interrupted(code, place.run, plan) from None
         raise RunFailed(message + (f" (result.json written to {out})" if place.kept else "")) from error
     skips.close()
     before = previous_result(place.run) if options.resume and step == first_step else None
@@ -226,8 +228,7 @@ def _train(
     save_all()
     swap = averaging is not None and averaging.has_averages  # a run may end before any update
     context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()
-    # A diverged run exports nothing; its checkpoint holds the last finite weights (a
-    # non-finite update is never applied).
+    # A diverged run exports nothing; its checkpoint holds the last finite weights.
     withheld = status == "diverged" and would_export(model, spec.checkpoint.export)
     with context:
         exported = None if withheld else export_model(model, spec.checkpoint.export, out)
