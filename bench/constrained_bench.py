@@ -172,15 +172,10 @@ def predicted_bytes(who: str, n: int) -> int | None:
 
 
 def available_bytes() -> int:
-    """MemAvailable from /proc/meminfo (0 where it cannot be read)."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    """The memory available, as IpoptInterface's own check reads it (0 where it cannot be read)."""
+    from optrun.interfaces.ipopt.jacobian import available_bytes as library
+
+    return library() or 0
 
 
 def other_pivot_order(defaults: dict[str, Any]) -> int:

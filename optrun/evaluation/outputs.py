@@ -91,10 +91,8 @@ def join_parts(parts: Sequence[tf.Tensor]) -> tf.Tensor:
 
 def joiner(parts: Sequence[tf.Tensor]) -> Callable[[Sequence[Any]], np.ndarray]:
     """``values -> vector``: fetched :func:`output_parts` as one float64 vector, in NumPy."""
-    sizes = [p.shape.num_elements() for p in parts[1:]]
-    if any(size is None for size in sizes):  # not from output_parts; never for optrun's own
-        return lambda values: np.concatenate([np.reshape(v, -1) for v in values]).astype(np.float64)
-    ends = np.cumsum([1, *sizes]).tolist()
+    # Every part's size is static: Layout takes only fully defined variable shapes.
+    ends = np.cumsum([1, *(p.shape.num_elements() for p in parts[1:])]).tolist()
     spans = list(itertools.pairwise(ends))
     total = ends[-1]
 

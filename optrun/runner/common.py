@@ -92,6 +92,13 @@ RESUME_KEYS = ("seed", "model", "data", "loss")
 RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")}
 
 
+def _nothing_to_resume(out: Path) -> RunError:
+    return RunError(
+        f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
+        "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."
+    )
+
+
 def _folded(value: Any) -> Any:
     """A method name in any case is one method (scipy's and IPOPT's names are case-insensitive)."""
     return value.lower() if isinstance(value, str) else value
@@ -99,10 +106,7 @@ def _folded(value: Any) -> Any:
 
 def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
     if not (out / CHECKPOINTS).is_dir():
-        raise RunError(
-            f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
-            "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."
-        )
+        raise _nothing_to_resume(out)
     saved_file = out / "config.yaml"
     text = saved_file.read_text(encoding="utf-8") if saved_file.is_file() else ""
     saved = yaml.safe_load(text) if text else None
@@ -199,10 +203,7 @@ def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:
 def restore_latest(checkpoint: Any, manager: Any, out: Path) -> None:
     """Restores the latest checkpoint for --resume, or explains why it cannot."""
     if manager.latest_checkpoint is None:
-        raise RunError(
-            f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
-            "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."
-        )
+        raise _nothing_to_resume(out)
     try:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     except Exception as error:  # noqa: BLE001 - TF reports a mismatch in many ways

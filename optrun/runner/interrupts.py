@@ -34,7 +34,7 @@ from optrun.errors import Terminated
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _open: list[Gate] = []
 _stopped: list[int] = []  # the signals that stopped a run of this process, in order
-_heard: list[int] = []  # every signal a gate of this process received, raised or not
+_heard: list[int] = []  # the signals received since the outermost block opened, raised or not
 
 
 def stopping() -> bool:
@@ -83,6 +83,7 @@ def interrupts_at_checks() -> Iterator[Gate]:
         yield _open[-1]
         return
     gate = Gate()
+    _heard.clear()  # a new outermost block: what an earlier run of this process heard is past
     if threading.current_thread() is not threading.main_thread():
         yield gate
         return
@@ -114,7 +115,8 @@ def held() -> Iterator[None]:
 
 
 def heard_code() -> int | None:
-    """The exit code (143, 130) of the first signal this process received in a run, or None.
+    """The exit code (143, 130) of the first signal received since the outermost
+    :func:`interrupts_at_checks` block last opened, or None.
 
     A multi-worker peer stopped by the same Ctrl-C or SIGTERM can break a collective
     step before this worker reaches its next check: that run was interrupted, not failed.

@@ -85,8 +85,7 @@ def _train(
     per_epoch = steps_per_epoch(data)
     epochs = spec.train.epochs
     total = spec.train.max_steps or (epochs * per_epoch if epochs and per_epoch else None)
-    # Passes over the data the run makes (max_steps may end one part-way): for the progress line.
-    passes_shown = math.ceil(total / per_epoch) if total and per_epoch else None
+    passes_shown = math.ceil(total / per_epoch) if total and per_epoch else None  # for the progress line
 
     rebuild: Callable[[], Any] = lambda: build_data(loaded)  # noqa: E731 - a one-shot iterator's next pass
     if plan.strategy is None:
@@ -197,8 +196,9 @@ def _train(
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
         kept = f"The checkpoints in {place.run / CHECKPOINTS} are whole."
-        message = peer_failure(plan, error, kept) or failure(error, f"step {step + 1}")
-        code = heard_code() if peer_failure(plan, error, kept) else None  # peers left on a signal
+        peer = peer_failure(plan, error, kept)
+        message = peer or failure(error, f"step {step + 1}")
+        code = heard_code() if peer else None  # peers left on the signal this worker got too
         status, said = ("interrupted", None) if code else ("error", message)
         _write_result(out, caught, scale, status, step, last_loss, skipped, started, None, said)
         metrics.close()

@@ -21,7 +21,7 @@ MAX_JACOBIAN_ENTRIES = 200_000_000
 BYTES_PER_ENTRY = 200
 _ADVICE = (
     "sparse Jacobians are not supported yet: use fewer constraints (bounds for element-wise "
-    "conditions, or one aggregated constraint such as a norm)"
+    "conditions, or one aggregated constraint such as a norm)."
 )
 
 
@@ -56,7 +56,7 @@ def check_jacobian_size(rows: int, n: int, available: int | None = None) -> None
     if entries > MAX_JACOBIAN_ENTRIES:
         raise InvalidArgumentError(
             f"the dense constraint Jacobian would have {rows} x {n} = {entries:,} entries, above "
-            f"IpoptInterface's limit of {MAX_JACOBIAN_ENTRIES:,}; {_ADVICE}."
+            f"IpoptInterface's limit of {MAX_JACOBIAN_ENTRIES:,}; {_ADVICE}"
         )
     free = available_bytes() if available is None else available
     need = entries * BYTES_PER_ENTRY
@@ -64,5 +64,5 @@ def check_jacobian_size(rows: int, n: int, available: int | None = None) -> None
         raise InvalidArgumentError(
             f"the dense constraint Jacobian ({rows} x {n} = {entries:,} entries) would need about "
             f"{need / 2**30:.1f} GiB with IPOPT's own copies (about {BYTES_PER_ENTRY} bytes an entry); "
-            f"{free / 2**30:.1f} GiB is available. {_ADVICE[0].upper()}{_ADVICE[1:]}."
+            f"{free / 2**30:.1f} GiB is available; {_ADVICE}"
         )
