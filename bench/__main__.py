@@ -38,6 +38,7 @@ def main() -> None:
         end_to_end,
         first_eval,
         graph_bench,
+        ipopt_memory,
         overhead,
         pinn_bench,
         scipy_bench,
@@ -67,6 +68,7 @@ def main() -> None:
         "compilecost": compile_cost.compile_costs,  # XLA's compile against the trace, per problem
         "blas": blas_bench.dense_methods,
         "constrained": constrained_bench.large_constrained,
+        "ipoptmem": ipopt_memory.jacobian_memory,  # bytes per dense Jacobian entry, IPOPT and optrun
         "stream": stream_bench.streamed_full_batch,
         "mirrored": strategy_bench.mirrored_overhead,
         "trainscale": strategy_bench.training_overhead,

@@ -50,9 +50,13 @@ def _user_frame(error: BaseException) -> str:
     skip = ("/site-packages/", "/dist-packages/", "/optrun/", "/optrun_cli/", "/cli/", "/lib/python")
     found = ""
     for frame, line in traceback.walk_tb(error.__traceback__):
-        path = frame.f_code.co_filename
+        path, name, at = frame.f_code.co_filename, frame.f_code.co_name, f" (line {line})"
+        if os.path.basename(path).startswith("__autograph_generated_file"):
+            # AutoGraph's rewrite (tf__name) runs with the original's globals: name the original.
+            # Its line numbers are the rewrite's, so none is given.
+            path, name, at = str(frame.f_globals.get("__file__") or path), name.removeprefix("tf__"), ""
         if not any(part in path for part in skip) and not path.startswith("<"):
-            found = f" in {os.path.basename(path)}:{frame.f_code.co_name} (line {line})"
+            found = f" in {os.path.basename(path)}:{name}{at}"
     return found
 
 

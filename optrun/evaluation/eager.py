@@ -68,10 +68,19 @@ def _plain(thunk: Thunk) -> Thunk:
 
 
 def _autograph(thunk: Thunk) -> Thunk:
-    """``thunk`` converted by autograph (as ``tf.function`` would), or as is if it cannot be."""
+    """``thunk`` converted by autograph, as ``tf.function`` would convert it, or as is if it
+    cannot be (a builtin, a callable object, a lambda sharing its line with another).
+
+    Lambdas are converted too, so the functions they call get autograph's rewriting. A thunk
+    marked ``tf.autograph.experimental.do_not_convert`` is left alone: converting its wrapper
+    would parse the wrapped function's source for nothing. The mark is the attribute
+    ``tf.function`` itself checks.
+    """
+    if hasattr(thunk, "autograph_info__"):
+        return thunk
     try:
         return tf.autograph.to_graph(thunk)
-    except Exception:  # noqa: BLE001 - a builtin, a callable object: traced as written
+    except Exception:  # noqa: BLE001 - traced as written, as tf.function does after its warning
         return thunk
 
 
@@ -105,13 +114,7 @@ class EagerBackend:
     """
 
     def __init__(self, problem: Problem, jit_compile: bool | None = None) -> None:
-        self._problem = Problem(
-            _plain(problem.loss),
-            tuple(map(_plain, problem.equalities)),
-            tuple(map(_plain, problem.inequalities)),
-            problem.variables,
-            problem.layout,
-        )
+        self._problem = problem
         self._tf_vars = [as_tf_variable(v) for v in problem.variables]
         self._jit_compile = jit_compile
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}

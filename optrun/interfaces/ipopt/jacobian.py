@@ -2,9 +2,9 @@
 
 The Jacobian is dense: ``m x n`` entries for ``m`` constraint rows. IPOPT does not
 keep only the values: with MUMPS, its KKT matrix, the factor and the index
-arrays take about 150 bytes per entry in all (148-196 bytes, measured with
-``cyipopt.Problem`` and numpy derivatives alone, at n = 20,000-100,000 and
-m = 10-100), and optrun's evaluation adds the rows it computes and joins.
+arrays take 127-152 bytes per entry, and optrun's evaluation (the rows it
+computes and joins) brings it to 157-193 (``python -m bench ipoptmem``: peak
+RSS at n = 20,000 and 100,000, m = 10 and 100).
 A problem whose Jacobian cannot fit is refused at construction, before any of
 it is built.
 """
