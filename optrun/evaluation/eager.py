@@ -120,6 +120,7 @@ class EagerBackend:
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
         self._ungraded = set(range(len(problem.variables)))
+        self._user: list[Thunk] | None = None
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
@@ -173,9 +174,7 @@ class EagerBackend:
                 [tf.zeros_like(v) if g is None else g for v, g in zip(tf_vars, grads, strict=True)]
             )
 
-        # optrun's own code is traced as is (autograph=False below); only the user's loss and
-        # constraints go through autograph, so Python control flow on tensors works in them.
-        user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
+        user = self._converted()
         n_eq = len(problem.equalities)
         names = ["loss", *(f"equalities[{i}]" for i in range(n_eq))]
         names += [f"inequalities[{i}]" for i in range(len(problem.inequalities))]
@@ -198,11 +197,25 @@ class EagerBackend:
 
         return body
 
+    def _converted(self) -> list[Thunk]:
+        """The loss and constraints as autograph converts them, converted once.
+
+        optrun's own code is traced as is (autograph=False below); only the user's loss and
+        constraints go through autograph, so Python control flow on tensors works in them.
+        """
+        if self._user is None:
+            problem = self._problem
+            self._user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
+        return self._user
+
     def trace(self, fetches: tuple[Any, ...] = (), gradients: bool = True) -> Any:
         """The plain (no XLA) concrete function for ``fetches``, traced once and kept."""
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._traces:
             spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
+            # Converting a lambda parses its whole source file: time that is not the graph's
+            # size, so it stays out of the trace time the compile estimate scales.
+            self._converted()
             started = time.perf_counter()
             function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
             concrete = function.get_concrete_function()
