@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Iterator
 from types import FrameType
 
 import typer
 from rich.markup import escape
 
-from optrun.causes import TRACE_HINT
+from optrun.causes import AUTOGRAPH_FILE, TRACE_HINT, traceback_frames
 from optrun.errors import OptrunError, Terminated, describe
 
 from .progress import PipeSafeConsole, tolerant
@@ -49,14 +48,12 @@ def _user_frame(error: BaseException) -> str:
     """`` in file.py:function (line N)`` for the innermost frame outside optrun, TF and the stdlib."""
     skip = ("/site-packages/", "/dist-packages/", "/optrun/", "/optrun_cli/", "/cli/", "/lib/python")
     found = ""
-    for frame, line in traceback.walk_tb(error.__traceback__):
-        path, name, at = frame.f_code.co_filename, frame.f_code.co_name, f" (line {line})"
-        if os.path.basename(path).startswith("__autograph_generated_file"):
-            # AutoGraph's rewrite (tf__name) runs with the original's globals: name the original.
-            # Its line numbers are the rewrite's, so none is given.
-            path, name, at = str(frame.f_globals.get("__file__") or path), name.removeprefix("tf__"), ""
-        if not any(part in path for part in skip) and not path.startswith("<"):
-            found = f" in {os.path.basename(path)}:{name}{at}"
+    for frame in traceback_frames(error.__traceback__):
+        path, name = frame.file, os.path.basename(frame.file)
+        if any(part in path for part in skip) or path.startswith("<") or name.startswith(AUTOGRAPH_FILE):
+            continue
+        at = "" if frame.line is None else f" (line {frame.line})"
+        found = f" in {name}:{frame.function}{at}"
     return found
 
 

@@ -26,6 +26,7 @@ import sys
 import sysconfig
 import traceback
 from dataclasses import dataclass
+from types import TracebackType
 
 #: What a one-line failure adds to say how to see the rest (the CLI's --verbose prints the traceback).
 TRACE_HINT = "run with -v for the full trace"
@@ -48,11 +49,34 @@ class Frame:
     """One traceback frame: the file's path, the line number and the function's name."""
 
     file: str
-    line: int
+    line: int | None
     function: str
 
     def __str__(self) -> str:
-        return f"{os.path.basename(self.file)}:{self.line} in {self.function}"
+        line = "" if self.line is None else f":{self.line}"
+        return f"{os.path.basename(self.file)}{line} in {self.function}"
+
+
+#: How AutoGraph's rewrites of functions are named: ``tf__name`` in a temporary file.
+AUTOGRAPH_FILE = "__autograph_generated_file"
+
+
+def traceback_frames(tb: TracebackType | None) -> list[Frame]:
+    """The frames of a traceback, outermost first.
+
+    AutoGraph's rewrite of a function runs with the original's globals, so its frame is named
+    as the original: that file and function, with no line (the rewrite's lines are not the
+    file's). A rewrite whose module has no ``__file__`` keeps its temporary file's name.
+    """
+    frames = []
+    for frame, line in traceback.walk_tb(tb):
+        file, name = frame.f_code.co_filename, frame.f_code.co_name
+        at: int | None = line
+        original = frame.f_globals.get("__file__")
+        if os.path.basename(file).startswith(AUTOGRAPH_FILE) and original:
+            file, name, at = str(original), name.removeprefix("tf__"), None
+        frames.append(Frame(file, at, name))
+    return frames
 
 
 @dataclass(frozen=True)
@@ -154,10 +178,7 @@ def user_frame_of(error: BaseException) -> Frame | None:
         _parse_frames(nested[1]) if len(nested) == 2 else [],
         _parse_frames(preamble),
         _parse_frames(text),
-        [
-            Frame(f.f_code.co_filename, n or 0, f.f_code.co_name)
-            for f, n in traceback.walk_tb(error.__traceback__)
-        ],
+        traceback_frames(error.__traceback__),
     ]
     for frames in candidates:
         found = user_frame(frames)
@@ -194,7 +215,7 @@ def _is_ours(path: str) -> bool:
 def _is_library(path: str) -> bool:
     if path.startswith("<") or "site-packages" in path or "dist-packages" in path:
         return True  # "<frozen runpy>", "<string>": nothing a user could open
-    if os.path.basename(path).startswith("__autograph_generated_file"):
+    if os.path.basename(path).startswith(AUTOGRAPH_FILE):
         return True  # AutoGraph's rewrite of a function, in a temporary file
     paths = sysconfig.get_paths()
     return _under(path, [paths[key] for key in ("stdlib", "platstdlib", "scripts") if key in paths])

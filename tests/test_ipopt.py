@@ -185,11 +185,11 @@ def test_dense_jacobian_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_jacobian_that_cannot_fit_in_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from optrun.interfaces.ipopt import jacobian
 
-    # 10 rows x 1,000,000 variables at 200 bytes an entry: 2e9 bytes, 1.9 GiB.
-    with pytest.raises(InvalidArgumentError, match=r"would need about 1\.9 GiB .* 1\.0 GiB is available"):
-        jacobian.check_jacobian_size(10, 1_000_000, available=2**30)
-    jacobian.check_jacobian_size(10, 1_000_000, available=2**31)  # 2.0 GiB: it fits
-    monkeypatch.setattr(jacobian, "available_bytes", lambda: 700)  # 2 x 2 entries need 800 bytes
+    # 10 rows x 1,000,000 variables at 240 bytes an entry: 2.4e9 bytes, 2.2 GiB.
+    with pytest.raises(InvalidArgumentError, match=r"would need about 2\.2 GiB .* 2\.0 GiB is available"):
+        jacobian.check_jacobian_size(10, 1_000_000, available=2**31)
+    jacobian.check_jacobian_size(10, 1_000_000, available=2_500_000_000)  # 2.3 GiB: it fits
+    monkeypatch.setattr(jacobian, "available_bytes", lambda: 900)  # 2 x 2 entries need 960 bytes
     _, problem = seed_problem()
     with pytest.raises(InvalidArgumentError, match=r"\(2 x 2 = 4 entries\) would need"):
         IpoptInterface(**problem)

@@ -376,25 +376,6 @@ def test_python_control_flow_on_tensors_in_the_loss_still_works() -> None:
     np.testing.assert_allclose(v.numpy(), [1.0, -1.0], atol=1e-6)
 
 
-def test_a_lambda_calling_a_function_with_tensor_control_flow_works() -> None:
-    # As in tf.function: the lambda is converted, so autograph also rewrites what it calls.
-    import tensorflow as tf
-
-    import optrun
-
-    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
-
-    def branching(w: tf.Variable) -> tf.Tensor:
-        if tf.reduce_sum(w) > 0:  # a tensor condition: fails unless autograph rewrites it
-            return tf.reduce_sum((w - 1.0) ** 2)
-        return tf.reduce_sum((w + 1.0) ** 2)
-
-    opt = optrun.ScipyOptimizerInterface(lambda: branching(v), var_list=[v], jit_compile=False)
-    assert opt.evaluate()["loss"] == 13.0  # sum is 1 > 0: (3 - 1)^2 + (-2 - 1)^2
-    opt.minimize()
-    np.testing.assert_allclose(v.numpy(), [1.0, 1.0], atol=1e-6)
-
-
 def test_a_loss_marked_do_not_convert_skips_autograph() -> None:
     # The guide's advice for a loss without control flow on tensors; the same loss with a tensor
     # condition then fails as TensorFlow makes it fail, with its own error, when traced.

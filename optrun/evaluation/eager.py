@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -59,34 +60,36 @@ class Problem:
     layout: Layout
 
 
-def _plain(thunk: Thunk) -> Thunk:
-    """Keeps AutoGraph off lambdas: they hold no statements to convert, and AutoGraph
-    warns about every pair of lambdas written on one line."""
-    if getattr(thunk, "__name__", "") == "<lambda>":
-        return tf.autograph.experimental.do_not_convert(thunk)
-    return thunk
-
-
 def _autograph(thunk: Thunk) -> Thunk:
-    """``thunk`` converted by autograph, as ``tf.function`` would convert it, or as is if it
-    cannot be (a builtin, a callable object, a lambda sharing its line with another).
+    """``thunk`` converted by autograph, as ``tf.function`` would convert it, or as is where it
+    cannot be (a builtin, a lambda sharing its line with another, source Python cannot find).
 
-    Lambdas are converted too, so the functions they call get autograph's rewriting. A thunk
-    marked ``tf.autograph.experimental.do_not_convert`` is left alone: converting its wrapper
-    would parse the wrapped function's source for nothing. The mark is the attribute
-    ``tf.function`` itself checks.
+    A function or lambda is converted here, once; the functions it calls are converted as it
+    calls them. Any other callable (a bound method, a ``functools.partial``, an object with
+    ``__call__``) is called from a converted function of optrun's, which converts it the way
+    ``tf.function`` converts its argument. A thunk marked
+    ``tf.autograph.experimental.do_not_convert`` (the attribute ``tf.function`` itself checks)
+    is left alone.
     """
     if hasattr(thunk, "autograph_info__"):
         return thunk
+    target = thunk if inspect.isfunction(thunk) else _calling(thunk)
     try:
-        return tf.autograph.to_graph(thunk)
+        return tf.autograph.to_graph(target)
     except Exception:  # noqa: BLE001 - traced as written, as tf.function does after its warning
         return thunk
 
 
+def _calling(thunk: Thunk) -> Thunk:
+    def call() -> Any:
+        return thunk()
+
+    return call
+
+
 def _fetch(item: Any) -> Any:
     if callable(item):
-        return _plain(item)()
+        return _autograph(item)()
     return as_tf_variable(item).read_value()
 
 

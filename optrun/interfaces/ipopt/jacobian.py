@@ -2,9 +2,9 @@
 
 The Jacobian is dense: ``m x n`` entries for ``m`` constraint rows. IPOPT does not
 keep only the values: with MUMPS, its KKT matrix, the factor and the index
-arrays take 127-152 bytes per entry, and optrun's evaluation (the rows it
-computes and joins) brings it to 157-193 (``python -m bench ipoptmem``: peak
-RSS at n = 20,000 and 100,000, m = 10 and 100).
+arrays take 134-151 bytes per entry, and optrun's evaluation (the rows it
+computes and joins) brings it to 182-207 (``python -m bench ipoptmem``: peak
+RSS growth at m = 100 over its entries, n = 20,000 and 100,000).
 A problem whose Jacobian cannot fit is refused at construction, before any of
 it is built.
 """
@@ -17,8 +17,9 @@ from optrun.errors import InvalidArgumentError
 
 #: The largest dense constraint Jacobian (rows times variables): 2e8 entries, 1.6 GB of values alone.
 MAX_JACOBIAN_ENTRIES = 200_000_000
-#: What one Jacobian entry costs in all, IPOPT's and MUMPS's structures and optrun's copies included.
-BYTES_PER_ENTRY = 200
+#: What one Jacobian entry costs in all, IPOPT's and MUMPS's structures and optrun's copies included
+#: (up to 207 bytes measured), with a margin.
+BYTES_PER_ENTRY = 240
 _ADVICE = (
     "sparse Jacobians are not supported yet: use fewer constraints (bounds for element-wise "
     "conditions, or one aggregated constraint such as a norm)."

@@ -1,0 +1,74 @@
+"""The loss, constraints and fetches go through AutoGraph as ``tf.function`` would convert them.
+
+Whatever kind of callable a user passes (a function, a lambda, a bound method, a
+``functools.partial``, an object with ``__call__``), Python control flow on tensors works in
+the code it calls, and an error raised there names the user's file and function.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from optrun import ScipyOptimizerInterface
+from optrun.causes import user_frame_of
+
+
+def branching(w: tf.Variable, scale: float = 1.0) -> tf.Tensor:
+    if tf.reduce_sum(w) > 0:  # a tensor condition: fails in a graph unless AutoGraph rewrites it
+        return scale * tf.reduce_sum((w - 1.0) ** 2)
+    return scale * tf.reduce_sum((w + 1.0) ** 2)
+
+
+class Model:
+    def __init__(self, w: tf.Variable) -> None:
+        self.w = w
+
+    def loss(self) -> tf.Tensor:
+        return branching(self.w)
+
+    def __call__(self) -> tf.Tensor:
+        return branching(self.w)
+
+
+def fails(w: tf.Variable) -> tf.Tensor:
+    raise ValueError(f"no loss for {w.shape}")
+
+
+@pytest.mark.parametrize("kind", ["lambda", "method", "partial", "object"])
+def test_every_kind_of_callable_gets_autographs_rewrite(kind: str) -> None:
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+    loss: Any = {
+        "lambda": lambda: branching(v),
+        "method": Model(v).loss,
+        "partial": functools.partial(branching, v, 1.0),
+        "object": Model(v),
+    }[kind]
+    opt = ScipyOptimizerInterface(loss, var_list=[v], jit_compile=False)
+    assert opt.evaluate()["loss"] == 13.0  # the sum is 1 > 0: (3 - 1)^2 + (-2 - 1)^2
+    opt.minimize()
+    np.testing.assert_allclose(v.numpy(), [1.0, 1.0], atol=1e-6)
+
+
+def test_a_fetch_lambda_gets_it_too() -> None:
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+    seen: list[float] = []
+    opt = ScipyOptimizerInterface(lambda: branching(v), var_list=[v], jit_compile=False)
+    opt.minimize(fetches=[lambda: branching(v, 2.0)], loss_callback=lambda f: seen.append(float(f)))
+    assert seen[0] == 26.0  # 2 x 13 at the start point
+
+
+def test_an_error_in_a_function_a_lambda_calls_names_that_function() -> None:
+    v = tf.Variable([1.0], dtype=tf.float64)
+    with pytest.raises(ValueError, match="no loss") as caught:
+        ScipyOptimizerInterface(lambda: fails(v), var_list=[v]).minimize()
+    frame = user_frame_of(caught.value)
+    assert frame is not None
+    # AutoGraph ran its rewrite of fails(): named as the original, without the rewrite's line.
+    assert (os.path.basename(frame.file), frame.function, frame.line) == ("test_autograph.py", "fails", None)
+    assert str(frame) == "test_autograph.py in fails"
