@@ -216,9 +216,7 @@ class EagerBackend:
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._traces:
             spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
-            # Converting a lambda parses its whole source file: time that is not the graph's
-            # size, so it stays out of the trace time the compile estimate scales.
-            self._converted()
+            # The trace time includes autograph's conversion, as the compile estimate was measured.
             started = time.perf_counter()
             function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
             concrete = function.get_concrete_function()
