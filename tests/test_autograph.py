@@ -72,3 +72,16 @@ def test_an_error_in_a_function_a_lambda_calls_names_that_function() -> None:
     # AutoGraph ran its rewrite of fails(): named as the original, without the rewrite's line.
     assert (os.path.basename(frame.file), frame.function, frame.line) == ("test_autograph.py", "fails", None)
     assert str(frame) == "test_autograph.py in fails"
+
+
+def test_lambdas_sharing_a_line_run_as_written_and_say_so_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    # The seed's constrained example writes its two constraints on one line: AutoGraph cannot
+    # tell them apart, and they need no rewrite.
+    v = tf.Variable([7.0, 7.0], dtype=tf.float64)
+    with caplog.at_level("DEBUG", logger="optrun"):
+        opt = ScipyOptimizerInterface(
+            lambda: tf.reduce_sum(v * v), var_list=[v], equalities=[lambda: v[0] - 1.0, lambda: v[1] - 1.0]
+        )
+        opt.minimize()
+    np.testing.assert_allclose(v.numpy(), [1.0, 1.0], atol=1e-6)
+    assert "AutoGraph cannot convert" in caplog.text

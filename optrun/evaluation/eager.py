@@ -76,7 +76,10 @@ def _autograph(thunk: Thunk) -> Thunk:
     target = thunk if inspect.isfunction(thunk) else _calling(thunk)
     try:
         return tf.autograph.to_graph(target)
-    except Exception:  # noqa: BLE001 - traced as written, as tf.function does after its warning
+    except Exception as error:  # noqa: BLE001 - traced as written, as tf.function does after its warning
+        # Debug, not a warning: the seed's own style (two constraint lambdas on one line) lands
+        # here, and needs no rewrite.
+        logger.debug("AutoGraph cannot convert %r (%s); it is traced as written", thunk, error)
         return thunk
 
 
