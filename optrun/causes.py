@@ -66,15 +66,20 @@ def traceback_frames(tb: TracebackType | None) -> list[Frame]:
 
     AutoGraph's rewrite of a function runs with the original's globals, so its frame is named
     as the original: that file and function, with no line (the rewrite's lines are not the
-    file's). A rewrite whose module has no ``__file__`` keeps its temporary file's name.
+    file's). The bodies of its ``if`` and loops (``if_body``, ``loop_body``: functions nested in
+    the rewrite, in its file) are named as the function they are in. A rewrite whose module has
+    no ``__file__`` keeps its temporary file's name.
     """
     frames = []
+    rewritten: dict[str, str] = {}  # a rewrite's file: the function it rewrote
     for frame, line in traceback.walk_tb(tb):
         file, name = frame.f_code.co_filename, frame.f_code.co_name
         at: int | None = line
         original = frame.f_globals.get("__file__")
         if os.path.basename(file).startswith(AUTOGRAPH_FILE) and original:
-            file, name, at = str(original), name.removeprefix("tf__"), None
+            if name.startswith("tf__"):
+                rewritten[file] = name.removeprefix("tf__")
+            file, name, at = str(original), rewritten.get(file, name), None
         frames.append(Frame(file, at, name))
     return frames
 

@@ -85,3 +85,17 @@ def test_lambdas_sharing_a_line_run_as_written_and_say_so_at_debug(caplog: pytes
         opt.minimize()
     np.testing.assert_allclose(v.numpy(), [1.0, 1.0], atol=1e-6)
     assert "AutoGraph cannot convert" in caplog.text
+
+
+def test_an_error_inside_a_rewritten_if_names_the_function_it_is_in() -> None:
+    # AutoGraph compiles the branch into a nested function (if_body): named as the user's function.
+    v = tf.Variable([1.0], dtype=tf.float64)
+
+    def branch_fails() -> tf.Tensor:
+        if tf.reduce_sum(v) > 0:
+            raise ValueError("no branch")
+        return tf.reduce_sum(v)
+
+    with pytest.raises(ValueError, match="no branch") as caught:
+        ScipyOptimizerInterface(branch_fails, var_list=[v]).minimize()
+    assert str(user_frame_of(caught.value)) == "test_autograph.py in branch_fails"

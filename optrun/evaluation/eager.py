@@ -45,7 +45,8 @@ logger = logging.getLogger("optrun")
 Thunk = Callable[[], Any]
 #: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
 MAX_EVALUATORS = 8
-#: XLA's compile, in multiples of the trace it compiles (measured: 3-7x on the bench's problems).
+#: XLA's compile, in multiples of the trace it compiles, AutoGraph's conversion included (measured:
+#: 1.2-8.6x on the bench's problems, ``python -m bench compilecost``).
 COMPILE_PER_TRACE = 4.0
 
 
@@ -127,6 +128,7 @@ class EagerBackend:
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
         self._ungraded = set(range(len(problem.variables)))
         self._user: list[Thunk] | None = None
+        self._convert_s = 0.0
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
@@ -210,8 +212,9 @@ class EagerBackend:
         constraints go through autograph, so Python control flow on tensors works in them.
         """
         if self._user is None:
-            problem = self._problem
+            problem, started = self._problem, time.perf_counter()
             self._user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
+            self._convert_s = time.perf_counter() - started
         return self._user
 
     def trace(self, fetches: tuple[Any, ...] = (), gradients: bool = True) -> Any:
@@ -219,11 +222,12 @@ class EagerBackend:
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._traces:
             spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
-            # The trace time includes autograph's conversion, as the compile estimate was measured.
+            self._converted()
             started = time.perf_counter()
             function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
             concrete = function.get_concrete_function()
-            self._traces[key] = (fetches, concrete, time.perf_counter() - started)
+            # Every trace's time counts the (one) conversion, as the compile estimate was measured.
+            self._traces[key] = (fetches, concrete, time.perf_counter() - started + self._convert_s)
         return self._traces[key]
 
     @property
