@@ -45,6 +45,7 @@ def main() -> None:
         strategy_bench,
         stream_bench,
         sweep_bench,
+        tf_runtime,
         wrappers_bench,
     )
     from bench.timing import machine
@@ -65,6 +66,7 @@ def main() -> None:
         "firsteval": first_eval.time_to_first_evaluation,
         "endtoend": end_to_end.end_to_end,
         "slowxla": end_to_end.slower_xla,  # where XLA is slower: the default goes back to plain
+        "tfruntime": tf_runtime.runtimes,  # TF1 session against tf.function: the PINN's floor without XLA
         "compilecost": compile_cost.compile_costs,  # XLA's compile against the trace, per problem
         "blas": blas_bench.dense_methods,
         "constrained": constrained_bench.large_constrained,

@@ -13,7 +13,7 @@ from types import FrameType
 import typer
 from rich.markup import escape
 
-from optrun.causes import AUTOGRAPH_FILE, TRACE_HINT, traceback_frames
+from optrun.causes import TRACE_HINT, traceback_frames, user_frame
 from optrun.errors import OptrunError, Terminated, describe
 
 from .progress import PipeSafeConsole, tolerant
@@ -45,16 +45,12 @@ def _report(label: str, color: str, message: str, code: int, as_json: bool) -> N
 
 
 def _user_frame(error: BaseException) -> str:
-    """`` in file.py:function (line N)`` for the innermost frame outside optrun, TF and the stdlib."""
-    skip = ("/site-packages/", "/dist-packages/", "/optrun/", "/optrun_cli/", "/cli/", "/lib/python")
-    found = ""
-    for frame in traceback_frames(error.__traceback__):
-        path, name = frame.file, os.path.basename(frame.file)
-        if any(part in path for part in skip) or path.startswith("<") or name.startswith(AUTOGRAPH_FILE):
-            continue
-        at = "" if frame.line is None else f" (line {frame.line})"
-        found = f" in {name}:{frame.function}{at}"
-    return found
+    """`` in file.py:function (line N)`` for the innermost frame of user code, or ``""``."""
+    frame = user_frame(traceback_frames(error.__traceback__))
+    if frame is None:
+        return ""
+    at = "" if frame.line is None else f" (line {frame.line})"
+    return f" in {os.path.basename(frame.file)}:{frame.function}{at}"
 
 
 @contextlib.contextmanager

@@ -135,7 +135,7 @@ def resume_budget(
 ) -> None:
     """Refuses, before anything is written, a resume of an unfinished run (interrupted, or killed
     after a periodic checkpoint) that already used its budget: nothing is left to run, and no
-    result of its own to write. A finished run says so instead (``finished``).
+    result of its own to write. A run that finished (``finished_as``) is let through.
 
     Args:
         done: the steps or iterations the checkpoint holds.
