@@ -17,6 +17,7 @@ import scipy.optimize
 import tensorflow as tf
 
 import optrun
+from optrun.evaluation.tiers import Tiered, building
 from tests.conftest import rosen_np
 
 N = 30
@@ -307,3 +308,23 @@ def test_the_frames_frozen_before_the_background_compile_cover_every_function_ca
     # The XLA wrapper, the plain trace, the loop's condition and body, the two branches, ``inner``.
     assert freeze(xla) == 7
     assert xla(tf.constant([1.0, 2.0])).numpy() == pytest.approx(2 * 9.0 + 6.0)
+
+
+def test_a_background_build_is_known_while_it_runs() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def build() -> None:
+        started.set()
+        release.wait(10)
+
+    first = lambda x: (np.array([float(np.sum(x))]), [])
+    tiered = Tiered(first, build, ("plain", "xla"), compile_estimate=0.0)  # type: ignore[arg-type]
+    tiered.begin(None)
+    assert not building()
+    tiered(np.zeros(2))
+    tiered(np.ones(2))  # two points spent, more than the estimate: the build starts
+    assert started.wait(10) and building()
+    release.set()
+    tiered.end(raised=True)  # waits for the build
+    assert not building()

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.evaluation.compile_cache import compile_cache_warm
+from optrun.evaluation.compile_estimate import compile_estimate
 from optrun.evaluation.fastcall import FastCaller, shadow_call
 from optrun.evaluation.grappler import plain_call_options
 from optrun.evaluation.outputs import pack_outputs
@@ -45,9 +46,6 @@ logger = logging.getLogger("optrun")
 Thunk = Callable[[], Any]
 #: Compiled evaluators kept per problem (one per distinct fetch list); the oldest goes first.
 MAX_EVALUATORS = 8
-#: XLA's compile, in multiples of the trace it compiles, AutoGraph's conversion included (measured:
-#: 1.2-8.6x on the bench's problems, ``python -m bench compilecost``).
-COMPILE_PER_TRACE = 4.0
 
 
 @dataclass(frozen=True)
@@ -226,7 +224,7 @@ class EagerBackend:
             started = time.perf_counter()
             function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
             concrete = function.get_concrete_function()
-            # Every trace's time counts the (one) conversion, as the compile estimate was measured.
+            # Every trace's time counts the (one) conversion, as COMPILE_PER_TRACE was measured.
             self._traces[key] = (fetches, concrete, time.perf_counter() - started + self._convert_s)
         return self._traces[key]
 
@@ -254,7 +252,7 @@ class EagerBackend:
                 FastCaller(plain, options=options),
                 functools.partial(self._xla_candidate, xla_concrete),
                 ("plain", "xla"),
-                compile_estimate=COMPILE_PER_TRACE * trace_s,
+                compile_estimate=compile_estimate(plain, trace_s),
                 start_now=compile_cache_warm(),
             )
         call = FastCaller(xla_concrete())

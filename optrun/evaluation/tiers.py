@@ -43,7 +43,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
@@ -54,6 +54,7 @@ from optrun.evaluation import switches
 from optrun.evaluation.agreement import close
 from optrun.evaluation.pace import Pace
 from optrun.evaluation.point import Evaluator
+from optrun.evaluation.tier_report import TierReport
 
 logger = logging.getLogger("optrun")
 
@@ -64,6 +65,12 @@ Result = tuple[np.ndarray, list[Any]]
 PAYBACK = 3.0
 #: At most this many distinct points of tier 1 are kept for the background check (the first at least).
 CHECKED_POINTS = 2
+_BUILDS: set[threading.Thread] = set()  # background builds now running, in any interface
+
+
+def building() -> bool:
+    """Whether a tier-2 build is running in the background (it wants a core of its own)."""
+    return bool(_BUILDS)
 
 
 @dataclass
@@ -74,30 +81,6 @@ class Candidate:
     trial: Callable[[np.ndarray], Result]
     evaluator: Evaluator
     rtol: float = 1e-3
-
-
-@dataclass
-class TierReport:
-    """Which tier evaluated how many points, and when the switch happened (plain data)."""
-
-    first: str
-    second: str
-    evaluations: dict[str, int] = field(default_factory=dict)
-    switched_at_evaluation: int | None = None
-    switched_after_s: float | None = None
-    dropped_at_evaluation: int | None = None  # tier 2 turned out slower: tier 1 again from here on
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "first": self.first,
-            "second": self.second,
-            "evaluations": dict(self.evaluations),
-            "switched_at_evaluation": self.switched_at_evaluation,
-            "switched_after_s": None if self.switched_after_s is None else round(self.switched_after_s, 4),
-            "dropped_at_evaluation": self.dropped_at_evaluation,
-            "note": self.note,
-        }
 
 
 class Tiered:
@@ -216,6 +199,7 @@ class Tiered:
         self._checking = True
         self._record(*self._last)
         self._thread = threading.Thread(target=self._work, name="optrun-tier2", daemon=False)
+        _BUILDS.add(self._thread)
         self._thread.start()
 
     def _pace(self) -> float:
@@ -230,6 +214,7 @@ class Tiered:
             self._check()
         finally:
             self._checking, self._recorded = False, []
+            _BUILDS.discard(threading.current_thread())
 
     def _check(self) -> None:
         try:

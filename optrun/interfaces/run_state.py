@@ -17,7 +17,8 @@ import numpy as np
 
 from optrun.errors import NonFiniteError
 from optrun.evaluation.point import PointCache
-from optrun.evaluation.tiers import Tiered, TierReport
+from optrun.evaluation.tier_report import TierReport
+from optrun.evaluation.tiers import Tiered
 
 
 class RunState:

@@ -1,0 +1,35 @@
+"""What XLA's compile of a traced evaluation is expected to cost, before it runs.
+
+The default's tier policy (:mod:`optrun.evaluation.tiers`) decides whether and
+when to build the XLA tier from this estimate, the smaller of two guesses::
+
+    estimate = min(COMPILE_PER_TRACE * trace_s, COMPILE_PER_OP * ops)
+
+``trace_s`` is the trace the XLA tier compiles (AutoGraph's conversion included)
+and ``ops`` the operations in its graph that are not constants. The trace scales
+with the machine, but a small graph's trace is mostly TensorFlow's fixed cost
+per trace (the first in a process most of all), which overstates its compile;
+the operation count caps that. ``python -m bench compilecost`` measures both
+guesses against the compile on five kinds of problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: XLA's compile, in multiples of the trace it compiles, AutoGraph's conversion included (measured:
+#: 1.2-8.6x on the bench's problems, ``python -m bench compilecost``).
+COMPILE_PER_TRACE = 4.0
+#: Seconds of XLA's compile per non-constant operation of the traced graph (measured: 1.3 ms on
+#: Rosenbrock, 2.0 ms on logistic regression and the PINN, 2.9 ms on an MLP, 6.1 ms on a Cholesky).
+COMPILE_PER_OP = 2.0e-3
+
+
+def graph_ops(concrete: Any) -> int:
+    """The operations of a concrete function's graph that are not constants."""
+    return sum(1 for op in concrete.graph.get_operations() if op.type != "Const")
+
+
+def compile_estimate(concrete: Any, trace_s: float) -> float:
+    """Seconds XLA is expected to take to compile ``concrete``, traced in ``trace_s`` seconds."""
+    return min(COMPILE_PER_TRACE * trace_s, COMPILE_PER_OP * graph_ops(concrete))
