@@ -155,15 +155,18 @@ def test_first_blas_limit_waits_for_a_run_long_enough_to_pay_for_finding_the_lib
 @pytest.mark.parametrize(
     ("gaps", "build_at", "applied_at"),
     [
-        # The first evaluation compiles (0.2 s): limited at the second, DEFER_S having passed.
-        ([0.0, 0.2, 0.0001], None, 2),
-        # Light evaluations 1 ms apart: limited at the first tick 50 ms in.
-        ([0.0] + [0.001] * 80, None, 51),
-        ([0.0, 0.01, 0.001], None, None),  # DEFER_S has not passed
-        ([0.0, 0.0001, 0.0001, 0.0001], 3, 3),  # a tier-2 build started: limited at once
+        # The first evaluation compiles (0.2 s); the rest come 0.1 ms apart: never limited.
+        ([0.0, 0.2] + [0.0001] * 50, None, None),
+        # 10 ms apart: limited at the first tick past DEFER_S with a pace to judge (the third).
+        ([0.0, 0.2, 0.01, 0.01, 0.01], None, 3),
+        # A pace is judged on an evaluation after the first, however long the first took.
+        ([0.0, 0.2], None, None),
+        ([0.0, 0.01, 0.001], None, None),  # heavy, but DEFER_S has not passed
+        # Light and short, but a tier-2 build started: limited at once.
+        ([0.0, 0.0001, 0.0001, 0.0001], 3, 3),
     ],
 )
-def test_first_blas_limit_once_the_run_has_lasted_or_a_build_runs(
+def test_first_blas_limit_only_where_it_gains(
     monkeypatch: pytest.MonkeyPatch, gaps: list[float], build_at: int | None, applied_at: int | None
 ) -> None:
     import contextlib
@@ -174,9 +177,9 @@ def test_first_blas_limit_once_the_run_has_lasted_or_a_build_runs(
     clock = itertools.accumulate([0.0, *gaps])  # the limit's start, then each tick's time
     monkeypatch.setattr(threads, "perf_counter", lambda: next(clock))
     monkeypatch.setattr(threads, "_known", lambda: False)
+    applied: list[int] = []
     limit = threads._Limit(1, contextlib.ExitStack())
     monkeypatch.setattr(threads, "building", lambda: build_at is not None and limit._ticks >= build_at)
-    applied: list[int] = []
     monkeypatch.setattr(limit, "apply", lambda: applied.append(limit._ticks))
     for _ in gaps:
         limit.tick()

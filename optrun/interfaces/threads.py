@@ -14,17 +14,17 @@ or ``"unlimited"`` (leave the pools as they are). The policy is measured
 iteration at n = 1,000 and 1.63x at n = 5,000; trust-constr took 0.36x at
 n = 1,000 and 1.05x at n = 5,000, so it gets one thread like the rest.
 
-The workers' spinning slows light evaluations too: ``make bench`` (case
-"endtoend", graph-mode Rosenbrock restarted) ran about 20 us per evaluation
-faster with one thread. But finding the BLAS libraries means inspecting every
-library the process has loaded: 6-14 ms with TensorFlow loaded, once per
-process, which a short run would not earn back. So the first limit of a
-process takes effect once the run has lasted :data:`DEFER_S` (at its second
-evaluation at the earliest), or as soon as the default starts building its
-faster tier in the background (:func:`optrun.evaluation.tiers.building`): the
-build needs a core of its own, and spinning workers took it, slowing both the
-build and the solver. Later runs, with the libraries known, are limited from
-their first evaluation.
+Finding the BLAS libraries means inspecting every library the process has
+loaded: about 10 ms with TensorFlow loaded, once per process. A short run, or
+one whose evaluations are light, would spend more on that than the limit can
+save (``make bench``, case "blas": 1.02x per light evaluation with one thread).
+So the first limit of a process takes effect only once the run has lasted
+:data:`DEFER_S` and its evaluations come at least :data:`HEAVY_S` apart (the
+first, which traces or compiles, not counted), or as soon as the default
+builds its faster tier in the background (:func:`optrun.evaluation.tiers.building`):
+the build needs a core of its own, and spinning workers took it, slowing both
+the build and the solver (case "blas", a run that builds XLA). Later runs,
+with the libraries known, are limited from their first evaluation.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from optrun.evaluation.tiers import building
 DENSE_METHODS = frozenset({"slsqp"})
 #: How long a run goes unlimited before the first limit of a process is set.
 DEFER_S = 0.05
+#: ... and only where evaluations come at least this far apart on average.
+HEAVY_S = 0.001
 
 
 def check_blas_threads(value: Any) -> int | str:
@@ -84,6 +86,7 @@ class _Limit:
         self._stack = stack
         self._started = perf_counter()
         self._ticks = 0
+        self._second = self._started  # when the first evaluation was over
         self.pending = True
         if _known():
             self.apply()
@@ -97,8 +100,16 @@ class _Limit:
             return
         now = perf_counter()
         self._ticks += 1
-        # A build of the faster tier wants a core of its own, which spinning BLAS workers take.
-        if building() or (self._ticks > 1 and now - self._started >= DEFER_S):
+        if self._ticks == 2:
+            self._second = now
+        if building():  # a background build wants a core of its own, which spinning workers take
+            self.apply()
+            return
+        if now - self._started < DEFER_S or self._ticks < 3:
+            return
+        # The pace of the evaluations after the first (which traces or compiles): light ones
+        # gain nothing from the limit that would pay for finding the libraries.
+        if (now - self._second) / (self._ticks - 2) >= HEAVY_S:
             self.apply()
 
 
@@ -107,8 +118,9 @@ def limited_blas(threads: int | None) -> Iterator[Callable[[], None] | None]:
     """Within the block, BLAS libraries use at most ``threads`` threads (None: unchanged).
 
     Yields a function to call at each evaluation, which sets a deferred first
-    limit once the run has lasted :data:`DEFER_S` or a tier-2 build runs, or
-    None when there is nothing to defer. The pools
+    limit once the run has lasted :data:`DEFER_S` with evaluations at least
+    :data:`HEAVY_S` apart or a tier-2 build runs, or None when there is nothing
+    to defer. The pools
     are restored when the block ends, however it ends.
     """
     if threads is None:
