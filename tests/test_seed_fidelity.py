@@ -141,6 +141,7 @@ def test_first_blas_limit_waits_for_a_run_long_enough_to_pay_for_finding_the_lib
     seen: list[list[int]] = []
     threads._controller.cache_clear()
     monkeypatch.setattr(threads, "DEFER_S", 3600.0)
+    monkeypatch.setattr(threads, "building", lambda: False)  # a build of another test's interface
     opt.minimize(loss_callback=lambda: seen.append(blas_threads()))
     assert seen and all(t == before for t in seen)  # a short run: the libraries never looked up
     assert threads._controller.cache_info().currsize == 0
@@ -148,6 +149,14 @@ def test_first_blas_limit_waits_for_a_run_long_enough_to_pay_for_finding_the_lib
     seen.clear()
     v.assign([3.0, 1.0])
     opt.minimize(loss_callback=lambda: seen.append(blas_threads()))
+    assert seen and all(t == [1] * len(before) for t in seen)
+    assert blas_threads() == before
+    # A number asked for is set from the first evaluation, libraries known or not.
+    threads._controller.cache_clear()
+    asked = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(tf.square(v)), blas_threads=1)
+    seen.clear()
+    v.assign([3.0, 1.0])
+    asked.minimize(loss_callback=lambda: seen.append(blas_threads()))
     assert seen and all(t == [1] * len(before) for t in seen)
     assert blas_threads() == before
 
@@ -164,6 +173,7 @@ def test_first_blas_limit_waits_for_a_run_long_enough_to_pay_for_finding_the_lib
         ([0.0, 0.01, 0.001], None, None),  # heavy, but DEFER_S has not passed
         # Light and short, but a tier-2 build started: limited at once.
         ([0.0, 0.0001, 0.0001, 0.0001], 3, 3),
+        ([0.0, 0.2] + [0.0001] * 5, 2, 2),
     ],
 )
 def test_first_blas_limit_only_where_it_gains(

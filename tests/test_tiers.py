@@ -310,7 +310,8 @@ def test_the_frames_frozen_before_the_background_compile_cover_every_function_ca
     assert xla(tf.constant([1.0, 2.0])).numpy() == pytest.approx(2 * 9.0 + 6.0)
 
 
-def test_a_background_build_is_known_while_it_runs() -> None:
+def test_a_background_build_is_known_while_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPTRUN_TIER2", raising=False)
     release = threading.Event()
     started = threading.Event()
 
@@ -322,9 +323,51 @@ def test_a_background_build_is_known_while_it_runs() -> None:
     tiered = Tiered(first, build, ("plain", "xla"), compile_estimate=0.0)  # type: ignore[arg-type]
     tiered.begin(None)
     assert not building()
-    tiered(np.zeros(2))
-    tiered(np.ones(2))  # two points spent, more than the estimate: the build starts
-    assert started.wait(10) and building()
-    release.set()
-    tiered.end(raised=True)  # waits for the build
+    try:
+        tiered(np.zeros(2))
+        tiered(np.ones(2))  # two points spent, more than the estimate: the build starts
+        assert started.wait(10) and building()
+    finally:
+        release.set()
+        tiered.end(raised=True)  # waits for the build
     assert not building()
+
+
+def test_the_compile_estimate_counts_the_operations_of_called_functions() -> None:
+    from optrun.evaluation.compile_estimate import (
+        COMPILE_PER_OP,
+        COMPILE_PER_TRACE,
+        compile_estimate,
+        graph_ops,
+    )
+
+    @tf.function
+    def inner(x: tf.Tensor) -> tf.Tensor:
+        body = lambda i, a: (i + 1, a * tf.sin(a) + tf.cos(a) / (1.0 + a * a))
+        return tf.while_loop(lambda i, a: i < 10, body, [0, x])[1]
+
+    outer = tf.function(lambda x: inner(x) * 2.0).get_concrete_function(tf.TensorSpec([], tf.float64))
+    outer_only = sum(op.type != "Const" for op in outer.graph.get_operations())
+    # The loop's body (sin, cos, mul, add, div, ...) is in the library, not the outer graph.
+    assert graph_ops(outer) >= outer_only + 8
+    assert compile_estimate(outer, 10.0) == COMPILE_PER_OP * graph_ops(outer)  # a slow trace: the cap
+    assert compile_estimate(outer, 1e-6) == COMPILE_PER_TRACE * 1e-6  # a fast one: the trace
+
+
+def test_a_build_thread_that_cannot_start_leaves_the_run_on_the_first_tier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPTRUN_TIER2", raising=False)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    first = lambda x: (np.array([float(np.sum(x))]), [])
+    tiered = Tiered(first, lambda: None, ("plain", "xla"), compile_estimate=0.0)  # type: ignore[arg-type]
+    tiered.begin(None)
+    for point in (np.zeros(2), np.ones(2), np.full(2, 2.0)):
+        assert tiered(point)[0][0] == 2 * point[0]
+    assert not building()
+    assert "can't start new thread" in tiered.report.note and tiered.tier == "plain"
+    tiered.end(raised=True)  # nothing to wait for, and no error

@@ -26,8 +26,12 @@ COMPILE_PER_OP = 2.0e-3
 
 
 def graph_ops(concrete: Any) -> int:
-    """The operations of a concrete function's graph that are not constants."""
-    return sum(1 for op in concrete.graph.get_operations() if op.type != "Const")
+    """The operations of a concrete function's graph that are not constants, those of the
+    functions it calls included (a nested ``tf.function``, the branches and bodies of control
+    flow): XLA compiles them all."""
+    graph = concrete.graph.as_graph_def()
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    return sum(1 for node in nodes if node.op != "Const")
 
 
 def compile_estimate(concrete: Any, trace_s: float) -> float:

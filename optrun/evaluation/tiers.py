@@ -198,9 +198,16 @@ class Tiered:
         assert self._last is not None
         self._checking = True
         self._record(*self._last)
-        self._thread = threading.Thread(target=self._work, name="optrun-tier2", daemon=False)
-        _BUILDS.add(self._thread)
-        self._thread.start()
+        thread = threading.Thread(target=self._work, name="optrun-tier2", daemon=False)
+        _BUILDS.add(thread)
+        try:
+            thread.start()
+        except RuntimeError as error:  # no thread to be had (a limit, interpreter shutdown)
+            _BUILDS.discard(thread)
+            self._checking, self._recorded = False, []
+            self._fail(build_failure(error))
+            return
+        self._thread = thread
 
     def _pace(self) -> float:
         """Seconds per tier-1 evaluation, not counting the first, which also started tier 1 up

@@ -190,7 +190,10 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
 
         if constraints:
             kwargs["constraints"] = constraints
-        with limited_blas(blas_limit_for(self.blas_threads, name)) as tick:
+        # "auto" defers the first lookup of a process where it would not pay; a number asked for
+        # is set from the first evaluation.
+        defer = self.blas_threads == "auto"
+        with limited_blas(blas_limit_for(self.blas_threads, name), defer) as tick:
             result = scipy.optimize.minimize(
                 _ticking(fun, tick),
                 np.asarray(initial_val, np.float64),

@@ -15,16 +15,19 @@ iteration at n = 1,000 and 1.63x at n = 5,000; trust-constr took 0.36x at
 n = 1,000 and 1.05x at n = 5,000, so it gets one thread like the rest.
 
 Finding the BLAS libraries means inspecting every library the process has
-loaded: about 10 ms with TensorFlow loaded, once per process. A short run, or
-one whose evaluations are light, would spend more on that than the limit can
-save (``make bench``, case "blas": 1.02x per light evaluation with one thread).
-So the first limit of a process takes effect only once the run has lasted
+loaded: 5 ms or more with TensorFlow loaded, once per process. With ``"auto"``
+the first limit of a process takes effect only once the run has lasted
 :data:`DEFER_S` and its evaluations come at least :data:`HEAVY_S` apart (the
-first, which traces or compiles, not counted), or as soon as the default
-builds its faster tier in the background (:func:`optrun.evaluation.tiers.building`):
-the build needs a core of its own, and spinning workers took it, slowing both
-the build and the solver (case "blas", a run that builds XLA). Later runs,
-with the libraries known, are limited from their first evaluation.
+first, which traces or compiles, not counted), or as soon as a tier-2 build
+runs in the background (:func:`optrun.evaluation.tiers.building`, of this or
+an earlier ``minimize``): the build needs a core of its own, and spinning
+workers took it, slowing both the build and the solver (case "blas": 0.74x
+per evaluation of a run that builds XLA, with one thread). Light evaluations
+gain too once the workers have been woken (0.82x in case "blas", measured in
+a process that had run other work), but the end-to-end runs, each a fresh
+process, showed no gain on them worth the lookup. Later runs, with the
+libraries known, are limited from their first evaluation; a number given as
+``blas_threads`` is set from the first evaluation of every run.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def blas_limit_for(setting: int | str, method: str | None) -> int | None:
 
 @functools.lru_cache(maxsize=1)
 def _controller() -> Any:
-    # Inspecting the loaded libraries costs ~20 ms with TensorFlow loaded: do it once.
+    # Inspecting the loaded libraries costs 5 ms or more with TensorFlow loaded: do it once.
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
@@ -81,14 +84,14 @@ def _known() -> bool:
 class _Limit:
     """Sets the limit at once, or, before the libraries are known, once the run has lasted DEFER_S."""
 
-    def __init__(self, threads: int, stack: contextlib.ExitStack) -> None:
+    def __init__(self, threads: int, stack: contextlib.ExitStack, defer: bool = True) -> None:
         self._threads = threads
         self._stack = stack
         self._started = perf_counter()
         self._ticks = 0
         self._second = self._started  # when the first evaluation was over
         self.pending = True
-        if _known():
+        if _known() or not defer:
             self.apply()
 
     def apply(self) -> None:
@@ -114,18 +117,18 @@ class _Limit:
 
 
 @contextlib.contextmanager
-def limited_blas(threads: int | None) -> Iterator[Callable[[], None] | None]:
+def limited_blas(threads: int | None, defer: bool = True) -> Iterator[Callable[[], None] | None]:
     """Within the block, BLAS libraries use at most ``threads`` threads (None: unchanged).
 
     Yields a function to call at each evaluation, which sets a deferred first
     limit once the run has lasted :data:`DEFER_S` with evaluations at least
     :data:`HEAVY_S` apart or a tier-2 build runs, or None when there is nothing
-    to defer. The pools
-    are restored when the block ends, however it ends.
+    to defer. ``defer=False`` (a limit the user asked for) sets it at once. The
+    pools are restored when the block ends, however it ends.
     """
     if threads is None:
         yield None
         return
     with contextlib.ExitStack() as stack:
-        limit = _Limit(threads, stack)
+        limit = _Limit(threads, stack, defer)
         yield limit.tick if limit.pending else None
