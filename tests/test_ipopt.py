@@ -101,6 +101,26 @@ def test_counts_and_loss_callback_once_per_point() -> None:
     assert opt.tiers is not None and sum(opt.tiers["evaluations"].values()) <= result.nfev
 
 
+def test_a_blas_thread_count_asked_for_holds_from_the_first_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from threadpoolctl import threadpool_info
+
+    from optrun.interfaces import threads
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    if not before or all(t == 1 for t in before):
+        pytest.skip("BLAS pools of one thread already: nothing to see")
+    threads._controller.cache_clear()  # libraries not yet known: "auto" would wait
+    monkeypatch.setattr(threads, "DEFER_S", 3600.0)
+    _, problem = seed_problem()
+    seen: list[list[int]] = []
+    IpoptInterface(**problem, blas_threads=1).minimize(loss_callback=lambda *_: seen.append(blas_threads()))
+    assert seen and all(t == [1] * len(before) for t in seen)
+    assert blas_threads() == before
+
+
 def test_iteration_limit_is_a_budget() -> None:
     vector, problem = seed_problem()
     result = IpoptInterface(**problem, options={"max_iter": 2}).minimize()

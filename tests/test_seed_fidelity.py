@@ -152,6 +152,8 @@ def test_first_blas_limit_waits_for_a_run_long_enough_to_pay_for_finding_the_lib
     assert seen and all(t == [1] * len(before) for t in seen)
     assert blas_threads() == before
     # A number asked for is set from the first evaluation, libraries known or not.
+    if all(t == 1 for t in before):
+        return  # pools of one thread already (OPENBLAS_NUM_THREADS=1, one core): nothing to see
     threads._controller.cache_clear()
     asked = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(tf.square(v)), blas_threads=1)
     seen.clear()

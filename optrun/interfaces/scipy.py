@@ -35,7 +35,7 @@ from optrun.interfaces.method_options import (
     method_name,
     tnc_maxiter,
 )
-from optrun.interfaces.threads import blas_limit_for, check_blas_threads, limited_blas
+from optrun.interfaces.threads import blas_limit_for, check_blas_threads, deferred, limited_blas
 
 logger = logging.getLogger("optrun")
 
@@ -190,10 +190,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
 
         if constraints:
             kwargs["constraints"] = constraints
-        # "auto" defers the first lookup of a process where it would not pay; a number asked for
-        # is set from the first evaluation.
-        defer = self.blas_threads == "auto"
-        with limited_blas(blas_limit_for(self.blas_threads, name), defer) as tick:
+        with limited_blas(blas_limit_for(self.blas_threads, name), deferred(self.blas_threads)) as tick:
             result = scipy.optimize.minimize(
                 _ticking(fun, tick),
                 np.asarray(initial_val, np.float64),

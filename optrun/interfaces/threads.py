@@ -10,9 +10,9 @@ threads are never touched, and the limit is lifted when ``minimize`` returns.
 ``blas_threads`` takes ``"auto"`` (one thread, except for SLSQP, whose
 least-squares subproblem is dense linear algebra in n), a whole number >= 1,
 or ``"unlimited"`` (leave the pools as they are). The policy is measured
-(``make bench``, case "blas"): with one thread, SLSQP took 1.32x as long per
-iteration at n = 1,000 and 1.63x at n = 5,000; trust-constr took 0.36x at
-n = 1,000 and 1.05x at n = 5,000, so it gets one thread like the rest.
+(``python -m bench blas``): with one thread, SLSQP took 1.23x as long per
+iteration at n = 1,000 and 1.70x at n = 5,000; trust-constr took 0.52x at
+n = 1,000 and 1.00x at n = 5,000, so it gets one thread like the rest.
 
 Finding the BLAS libraries means inspecting every library the process has
 loaded: 5 ms or more with TensorFlow loaded, once per process. With ``"auto"``
@@ -23,9 +23,9 @@ runs in the background (:func:`optrun.evaluation.tiers.building`, of this or
 an earlier ``minimize``): the build needs a core of its own, and spinning
 workers took it, slowing both the build and the solver (case "blas": 0.74x
 per evaluation of a run that builds XLA, with one thread). Light evaluations
-gain too once the workers have been woken (0.82x in case "blas", measured in
-a process that had run other work), but the end-to-end runs, each a fresh
-process, showed no gain on them worth the lookup. Later runs, with the
+gain too (0.82x in case "blas"), but a first run of them in a process is left
+alone, as the lookup would not pay for a short one: ``blas_threads=1`` limits
+it from its start. Later runs, with the
 libraries known, are limited from their first evaluation; a number given as
 ``blas_threads`` is set from the first evaluation of every run.
 """
@@ -58,6 +58,12 @@ def check_blas_threads(value: Any) -> int | str:
     raise InvalidArgumentError(
         f"blas_threads must be 'auto', 'unlimited' or a whole number >= 1; got {value!r}"
     )
+
+
+def deferred(setting: int | str) -> bool:
+    """Whether the first limit of a process waits until it pays (``"auto"``); a number the user
+    asked for is set from the first evaluation."""
+    return setting == "auto"
 
 
 def blas_limit_for(setting: int | str, method: str | None) -> int | None:

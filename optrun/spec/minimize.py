@@ -85,7 +85,8 @@ class MinimizeSpec(Strict):
     )
     blas_threads: Literal["auto", "unlimited"] | Annotated[int, Field(ge=1)] = Field(
         "auto",
-        description="BLAS threads while scipy runs: 'auto' (1, except SLSQP), a number, or 'unlimited'.",
+        description="BLAS threads while the optimizer runs: 'auto' (1, except SLSQP), a number (from "
+        "the first evaluation), or 'unlimited'.",
     )
     compile_cache: str = Field(
         "auto",

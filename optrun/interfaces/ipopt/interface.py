@@ -54,7 +54,7 @@ from optrun.interfaces.ipopt.options import (
     import_cyipopt,
     option_table,
 )
-from optrun.interfaces.threads import blas_limit_for, check_blas_threads, limited_blas
+from optrun.interfaces.threads import blas_limit_for, check_blas_threads, deferred, limited_blas
 from optrun.suggest import close_match
 
 __all__ = ["MAX_JACOBIAN_ENTRIES", "IpoptInterface", "MissingDependencyError"]
@@ -222,7 +222,7 @@ class IpoptInterface(ExternalOptimizerInterface):
         # "auto" is one thread, as for scipy: IPOPT and MUMPS use a BLAS of their own that this
         # limit does not reach, and at n = 10,000 one thread and unlimited took the same time
         # (bench "constrained").
-        with limited_blas(blas_limit_for(self.blas_threads, "ipopt")) as tick:
+        with limited_blas(blas_limit_for(self.blas_threads, "ipopt"), deferred(self.blas_threads)) as tick:
             callbacks = IpoptCallbacks(
                 loss_grad_func,
                 [stack(f) for f in (equality_funcs, inequality_funcs) if f],
