@@ -68,7 +68,7 @@ def main() -> None:
         "slowxla": end_to_end.slower_xla,  # where XLA is slower: the default goes back to plain
         "tfruntime": tf_runtime.runtimes,  # TF1 session against tf.function: the PINN's floor without XLA
         "compilecost": compile_cost.compile_costs,  # XLA's compile against the trace, per problem
-        "blas": blas_bench.dense_methods,
+        "blas": blas_bench.blas_policy,
         "constrained": constrained_bench.large_constrained,
         "ipoptmem": ipopt_memory.jacobian_memory,  # bytes per dense Jacobian entry, IPOPT and optrun
         "stream": stream_bench.streamed_full_batch,

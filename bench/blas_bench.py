@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -70,10 +71,8 @@ def _building(threads: int | str, repeats: int = 5) -> Timing:
     build runs beside the solver. A build that outlasts a run is waited for outside the clock."""
     from bench.scipy_bench import rosen_tf
 
-    before = os.environ.get("OPTRUN_TIER2")
-    os.environ["OPTRUN_TIER2"] = "now"
     samples, units = [], 0
-    try:
+    with mock.patch.dict(os.environ, {"OPTRUN_TIER2": "now"}):
         for i in range(repeats + 1):  # the first warms up
             v = tf.Variable(np.zeros(100))
             started = time.perf_counter()
@@ -85,23 +84,16 @@ def _building(threads: int | str, repeats: int = 5) -> Timing:
                 samples.append((time.perf_counter() - started) / units)
             while building():
                 time.sleep(0.001)
-    finally:
-        os.environ.pop("OPTRUN_TIER2") if before is None else os.environ.update(OPTRUN_TIER2=before)
     return Timing(min(samples), units, repeats)
 
 
-def _pair(case: str, free: Timing, one: Timing) -> list[Row]:
+def _pair(case: str, free: Timing, one: Timing, unit: str) -> list[Row]:
+    """Two rows: unlimited, then one thread, as a ratio to it (< 1: one thread was faster)."""
     return [
-        {
-            "case": case,
-            "setup": "BLAS unlimited, per evaluation",
-            "us": free.micros,
-            "ratio": 1.0,
-            "target": "",
-        },
+        {"case": case, "setup": f"BLAS unlimited, per {unit}", "us": free.micros, "ratio": 1.0, "target": ""},
         {
             "case": "",
-            "setup": "BLAS 1 thread, per evaluation",
+            "setup": f"BLAS 1 thread, per {unit}",
             "us": one.micros,
             "ratio": one.per_unit / free.per_unit,
             "target": "",
@@ -109,37 +101,20 @@ def _pair(case: str, free: Timing, one: Timing) -> list[Row]:
     ]
 
 
-def dense_methods() -> list[Row]:
+def blas_policy() -> list[Row]:
     from optrun.interfaces import threads
 
     # Find the BLAS libraries once, outside the clock: a first limit of a process is otherwise
     # deferred (not set at all for light evaluations), and every row below is to run as it says.
     threads._controller()
-    rows = _pair("L-BFGS-B, Rosenbrock N=100, TF2, light evaluations", _light("unlimited"), _light(1))
-    rows += _pair(
-        "the same, building XLA in the background from the first point (construction included)",
-        _building("unlimited"),
-        _building(1),
-    )
+    light = "L-BFGS-B, Rosenbrock N=100, TF2, light evaluations"
+    rows = _pair(light, _light("unlimited"), _light(1), "evaluation")
+    building_case = "the same, building XLA in the background from the first point (construction included)"
+    rows += _pair(building_case, _building("unlimited"), _building(1), "evaluation")
     for method, sizes in (("SLSQP", (1_000, 5_000)), ("trust-constr", (1_000, 5_000))):
         for n in sizes:
             maxiter = 5 if method == "SLSQP" else 10
             free = _problem(n, method, "unlimited", maxiter)
             one = _problem(n, method, 1, maxiter)
-            rows += [
-                {
-                    "case": f"{method}, n={n:,}, 10 equalities",
-                    "setup": "BLAS unlimited, per iteration",
-                    "us": free.micros,
-                    "ratio": 1.0,
-                    "target": "",
-                },
-                {
-                    "case": "",
-                    "setup": "BLAS 1 thread",
-                    "us": one.micros,
-                    "ratio": one.per_unit / free.per_unit,
-                    "target": "",
-                },
-            ]
+            rows += _pair(f"{method}, n={n:,}, 10 equalities", free, one, "iteration")
     return rows

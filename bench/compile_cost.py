@@ -115,14 +115,13 @@ def _warm(opt: Any, start: np.ndarray) -> float:
 def measure(name: str) -> dict[str, float]:
     """One problem's trace, compile and warm evaluations (run in a new process)."""
     import optrun
+    from optrun.evaluation.compile_estimate import compile_estimate, graph_ops
 
     loss, var_list = problem(name)
     interface = optrun.ScipyOptimizerInterface  # its lazy import (scipy.optimize), outside the clock
     started = time.perf_counter()
     xla = interface(loss, var_list=var_list, jit_compile=True)
     traced = time.perf_counter()
-    from optrun.evaluation.compile_estimate import compile_estimate, graph_ops
-
     # The trace alone, as the default's estimate takes it (construction adds a little to it).
     _, concrete, trace_s = xla._backend.trace((), True)
     start = xla.start_point()

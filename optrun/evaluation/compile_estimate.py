@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from optrun.evaluation.called import called_functions
+
 #: XLA's compile, in multiples of the trace it compiles, AutoGraph's conversion included (measured:
 #: 1.5-8.6x on the bench's problems, ``python -m bench compilecost``).
 COMPILE_PER_TRACE = 4.0
@@ -37,14 +39,8 @@ def graph_ops(concrete: Any) -> int:
     """
     count = sum(1 for op in concrete.graph.get_operations() if op.type != "Const")
     try:
-        todo, seen = list(concrete.inference_fn.children), set()
-        while todo:
-            atomic = todo.pop()
-            if atomic.name in seen:
-                continue
-            seen.add(atomic.name)
+        for atomic in called_functions(concrete):
             count += sum(1 for node in atomic.definition.node_def if node.op != "Const")
-            todo.extend(atomic.children)
     except Exception:  # noqa: BLE001 - internals changed: the outer graph is still a fair guess
         pass
     return count

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from optrun.evaluation.called import called_functions
+
 
 def freeze(concrete: Any) -> int:
     """Freezes the stack traces of ``concrete`` and every function it calls; returns how many
@@ -23,13 +25,8 @@ def freeze(concrete: Any) -> int:
     from tensorflow.python.eager import context
 
     ctx = context.context()
-    seen: set[bytes] = set()
-    todo = [concrete.inference_fn]
-    while todo:
-        atomic = todo.pop()
-        if atomic.name in seen:
-            continue
-        seen.add(atomic.name)
+    frozen = 0
+    for atomic in (concrete.inference_fn, *called_functions(concrete)):
         ctx.get_graph_debug_info(atomic.name)  # builds the frames, which freezes each trace
-        todo.extend(atomic.children)
-    return len(seen)
+        frozen += 1
+    return frozen

@@ -25,9 +25,9 @@ workers took it, slowing both the build and the solver (case "blas": 0.74x
 per evaluation of a run that builds XLA, with one thread). Light evaluations
 gain too (0.82x in case "blas"), but a first run of them in a process is left
 alone, as the lookup would not pay for a short one: ``blas_threads=1`` limits
-it from its start. Later runs, with the
-libraries known, are limited from their first evaluation; a number given as
-``blas_threads`` is set from the first evaluation of every run.
+it from its start. Later runs, with the libraries known, are limited from
+their first evaluation; a number given as ``blas_threads`` is set from the
+first evaluation of every run.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def _known() -> bool:
 
 
 class _Limit:
-    """Sets the limit at once, or, before the libraries are known, once the run has lasted DEFER_S."""
+    """Sets the limit at once (libraries known, or ``defer=False``), else once the run has lasted
+    DEFER_S with evaluations HEAVY_S apart, or as soon as a tier-2 build runs."""
 
     def __init__(self, threads: int, stack: contextlib.ExitStack, defer: bool = True) -> None:
         self._threads = threads
