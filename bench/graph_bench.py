@@ -172,7 +172,7 @@ def _rows(case: str, timings: dict[str, Timing], target: str) -> list[Row]:
             tf1,
             target,
         ),
-        _row("", "optrun graph path, jit_compile=False (TF1's kernels)", timings["plain"], tf1),
+        _row("", "optrun jit_compile=False (the session path throughout)", timings["plain"], tf1),
     ] + [
         _row("", "optrun graph path, blas_threads='unlimited' (BLAS pools as scipy left them)", t, tf1)
         for t in [timings[k] for k in ("unlimited",) if k in timings]

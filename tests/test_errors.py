@@ -23,16 +23,26 @@ def sq(v: tf.Variable):
     ("key", "advice"),
     [
         ("jac", "autodiff"),
-        ("callback", "step_callback"),
         ("constraints", "equalities"),
-        ("bounds", "var_to_bounds"),
     ],
 )
 def test_forbidden_keywords(vector: tf.Variable, key: str, advice: str) -> None:
     with pytest.raises(ValueError, match=advice) as info:
-        ScipyOptimizerInterface(sq(vector), **{key: None if key != "bounds" else [(0, 1)] * 2})
+        ScipyOptimizerInterface(sq(vector), **{key: None})
     assert isinstance(info.value, OptrunError)
     assert repr(key) in str(info.value)
+
+
+def test_scipys_own_bounds_and_callback_are_checked(vector: tf.Variable) -> None:
+    # Taken as TF 1.0 passed them on (see tests/v1), so a wrong form is refused at construction.
+    with pytest.raises(TypeError, match="callback must be callable; got 3") as info:
+        ScipyOptimizerInterface(sq(vector), callback=3)
+    assert isinstance(info.value, OptrunError)
+    size = int(tf.size(vector))
+    with pytest.raises(ValueError, match=rf"pair per element of the packed vector \({size}\)"):
+        ScipyOptimizerInterface(sq(vector), bounds=[(0, 1)] * (size + 1))
+    with pytest.raises(ValueError, match="empty at index"):
+        ScipyOptimizerInterface(sq(vector), bounds=[(1, 0)] * size)
 
 
 def test_non_variable_in_var_list(vector: tf.Variable) -> None:

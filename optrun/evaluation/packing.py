@@ -158,6 +158,10 @@ class PackedBounds:
         """Projects ``x`` onto the box."""
         return np.clip(x, self.lower, self.upper)
 
+    def outside(self, x: np.ndarray) -> int:
+        """How many elements of ``x`` lie outside the box."""
+        return int(np.count_nonzero((x < self.lower) | (x > self.upper)))
+
 
 def _pair(lo: Any, hi: Any) -> tuple[float | None, float | None]:
     return (None if np.isneginf(lo) else float(lo), None if np.isposinf(hi) else float(hi))
@@ -170,6 +174,33 @@ def _none_to(value: Any, default: float) -> Any:
     if isinstance(value, (list, tuple)):
         return [_none_to(item, default) for item in value]
     return value
+
+
+@dataclass(frozen=True)
+class ElementwiseBounds:
+    """scipy's own ``bounds=`` as given, packed by :func:`pack_elementwise_bounds` once the size is known."""
+
+    given: Any
+
+
+def pack_elementwise_bounds(bounds: Any, size: int) -> PackedBounds | None:
+    """scipy's own ``bounds=`` for the packed vector, as TF 1.0 passed it on: a ``Bounds``
+    (``lb``, ``ub``) or one ``(low, high)`` pair per element; checked as :func:`pack_bounds` checks.
+
+    Raises:
+        InvalidArgumentError: not one pair per element, or a pair that :func:`pack_bounds` refuses.
+    """
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        pair = (bounds.lb, bounds.ub)
+    else:
+        pairs = list(bounds) if isinstance(bounds, (list, tuple)) else []
+        if len(pairs) != size or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in pairs):
+            raise InvalidArgumentError(
+                f"bounds= takes one (low, high) pair per element of the packed vector ({size}), or a "
+                f"scipy.optimize.Bounds; got {bounds!r:.80}. Or key them by variable: var_to_bounds."
+            )
+        pair = ([p[0] for p in pairs], [p[1] for p in pairs])
+    return pack_bounds([pair], Layout(("bounds=",), ((size,),), (tf.float64,), (size,)))
 
 
 def _bound_array(value: Any, default: float, shape: tuple[int, ...], where: str) -> np.ndarray:

@@ -20,13 +20,14 @@ itself (the variables found and packed, the bounds, the backend) is
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from optrun.errors import InvalidTypeError, NonFiniteError
+from optrun.errors import InvalidArgumentError, InvalidTypeError, NonFiniteError
 from optrun.evaluation import switches
 from optrun.evaluation.packing import PackedBounds
 from optrun.evaluation.point import Component, Evaluation, PointCache
@@ -101,6 +102,14 @@ class ExternalOptimizerInterface(PackedProblem):
         if check_finite not in (True, False):
             raise InvalidTypeError(f"check_finite must be True or False; got {check_finite!r}")
         switches.check_all()  # an OPTRUN_* typo is refused here, not at the first evaluation
+        # TF 1.0's _minimize had no packed_bounds: a subclass written for it still runs.
+        params = inspect.signature(self._minimize).parameters.values()
+        self._takes_bounds = any(p.name == "packed_bounds" or p.kind is p.VAR_KEYWORD for p in params)
+        if var_to_bounds and not self._takes_bounds:
+            raise InvalidArgumentError(
+                f"{type(self).__name__}._minimize takes no packed_bounds, so it cannot honour "
+                "var_to_bounds; add a packed_bounds parameter to it, or drop var_to_bounds."
+            )
         #: Whether a NaN or Inf in any evaluation stops ``minimize`` with :class:`NonFiniteError`.
         self.check_finite = bool(check_finite)
         #: The keyword arguments for the external optimizer (public, as in TF1).
@@ -205,23 +214,20 @@ class ExternalOptimizerInterface(PackedProblem):
         initial = self._backend.read()
         kept_feasible = bool(n_eq or n_ineq) or self._packed_bounds is not None
         run = RunState(cache, initial, constrained=kept_feasible, budget=self._evaluation_budget())
-        if self._packed_bounds is not None:
-            outside = np.flatnonzero(
-                (initial < self._packed_bounds.lower) | (initial > self._packed_bounds.upper)
-            )
-            if outside.size:
-                logger.info("%d start value(s) lie outside var_to_bounds", outside.size)
+        if self._packed_bounds is not None and (outside := self._packed_bounds.outside(initial)):
+            logger.info("%d start value(s) lie outside var_to_bounds", outside)
         try:
+            bounds = {"packed_bounds": self._packed_bounds} if self._takes_bounds else {}
             result = self._minimize(
-                initial_val=initial,
+                initial_val=initial.astype(self.start_dtype),
                 loss_grad_func=cache.loss_and_grad,
                 equality_funcs=[Component(cache, "equalities", i) for i in range(n_eq)],
                 equality_grad_funcs=[Component(cache, "equality_jacobian", i) for i in range(n_eq)],
                 inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
                 inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
-                packed_bounds=self._packed_bounds,
                 step_callback=run.step_callback(step_callback, self.check_finite),
                 optimizer_kwargs=dict(self.optimizer_kwargs),
+                **bounds,
             )
         except NonFiniteError as error:
             self._tiers = run.end(raised=True, backend=self._backend)
@@ -271,13 +277,14 @@ class ExternalOptimizerInterface(PackedProblem):
         """Runs the external optimizer. Subclasses implement this.
 
         Args:
-            initial_val: packed float64 start point.
+            initial_val: packed start point; float64, in graph mode float32 (float16) as in TF1.
             loss_grad_func: ``x -> (loss, gradient)``.
             equality_funcs: ``x -> e_i(x)``, each to be held at 0.
             equality_grad_funcs: ``x -> grad e_i(x)``.
             inequality_funcs: ``x -> h_j(x)``, each to be held ``>= 0``.
             inequality_grad_funcs: ``x -> grad h_j(x)``.
-            packed_bounds: element-wise bounds, or None.
+            packed_bounds: element-wise bounds, or None; not passed to a ``_minimize`` without
+                it (TF 1.0's), which then refuses ``var_to_bounds``.
             step_callback: to call once per iteration with the accepted ``x`` (always
                 callable; :func:`no_step` when neither the user nor the interface needs it). Beside
                 the user's callback it may switch evaluation tiers and record the iterate a run

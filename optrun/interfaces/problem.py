@@ -21,7 +21,13 @@ import numpy as np
 from optrun.errors import InvalidArgumentError
 from optrun.evaluation.eager import EagerBackend, Problem
 from optrun.evaluation.graph import GraphBackend
-from optrun.evaluation.packing import Layout, PackedBounds, pack_bounds
+from optrun.evaluation.packing import (
+    ElementwiseBounds,
+    Layout,
+    PackedBounds,
+    pack_bounds,
+    pack_elementwise_bounds,
+)
 from optrun.evaluation.point import PointCache, as_point
 from optrun.evaluation.probe import (
     Thunk,
@@ -85,8 +91,18 @@ class PackedProblem:
             )
         self._vars = tuple(found)
         self._layout = Layout.of(self._vars)
-        bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
-        self._packed_bounds = pack_bounds(bounds, self._layout)
+        # TF1 handed the optimizer session.run's values: float32 variables gave a float32 start,
+        # and scipy's BFGS, CG, Powell or Nelder-Mead then work in float32. Graph mode does the same.
+        names = {d.base_dtype.name for d in self._layout.dtypes}
+        narrow = graph_mode and names in ({"float32"}, {"float16"})
+        #: The dtype of the start point ``_minimize`` gets.
+        self.start_dtype: Any = np.dtype(names.pop()) if narrow else np.dtype(np.float64)
+        self._packed_bounds: PackedBounds | None
+        if isinstance(var_to_bounds, ElementwiseBounds):  # scipy's bounds=, TF 1.0's way
+            self._packed_bounds = pack_elementwise_bounds(var_to_bounds.given, self._layout.size)
+        else:
+            bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
+            self._packed_bounds = pack_bounds(bounds, self._layout)
         if graph_mode:  # only now: a bad argument must leave the user's graph as it was
             backend = GraphBackend(
                 loss,

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.optimize
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, UnsupportedMethodError
-from optrun.evaluation.packing import PackedBounds
+from optrun.evaluation.packing import ElementwiseBounds, PackedBounds
 from optrun.interfaces.constraints import scipy_constraints
 from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc, no_step
 from optrun.interfaces.method_options import (
@@ -31,6 +31,7 @@ from optrun.interfaces.method_options import (
     DEFAULT_LIMITS,
     DEFAULT_METHOD,
     GRADIENT_FREE,
+    KEEP_START_DTYPE,
     check_options,
     method_name,
     tnc_maxiter,
@@ -44,9 +45,7 @@ _FORBIDDEN = {
     "x0": "the start point is the variables' current values",
     "args": "the loss is a zero-argument callable; close over what it needs",
     "jac": "the interface computes exact gradients with TF autodiff",
-    "callback": "pass step_callback to minimize() instead",
     "constraints": "pass equalities= and inequalities= instead",
-    "bounds": "use var_to_bounds instead",
 }
 _MINIMIZE_KEYWORDS = set(inspect.signature(scipy.optimize.minimize).parameters)
 
@@ -66,8 +65,11 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
 
     ``method`` defaults to L-BFGS-B, or to SLSQP when there are constraints
     (scipy's own rule). Any other keyword (``method``, ``options``, ``tol``,
-    ``hess``, ...) goes to ``scipy.optimize.minimize``; ``jac``,
-    ``callback``, ``constraints`` and ``bounds`` are set by the interface.
+    ``hess``, ...) goes to ``scipy.optimize.minimize``; ``jac`` and
+    ``constraints`` are set by the interface. ``bounds`` (scipy's, one pair
+    per element of the packed vector) and ``callback`` (called after
+    ``step_callback``) are taken as TF 1.0 passed them on; prefer
+    ``var_to_bounds``, keyed by variable.
     ``blas_threads`` (``"auto"``, a whole number or ``"unlimited"``) caps the
     BLAS thread pools while scipy runs, see :mod:`optrun.interfaces.threads`.
     See :class:`ExternalOptimizerInterface` for the other arguments.
@@ -101,6 +103,12 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                 "go in options={...})"
             )
         _check_tol(optimizer_kwargs.get("tol"))
+        if optimizer_kwargs.get("callback") is not None and not callable(optimizer_kwargs["callback"]):
+            raise InvalidTypeError(f"callback must be callable; got {optimizer_kwargs['callback']!r:.60}")
+        if optimizer_kwargs.get("bounds") is not None:  # scipy's own, per element, as TF 1.0 passed it
+            if var_to_bounds:
+                raise InvalidArgumentError("pass var_to_bounds or bounds=, not both")
+            var_to_bounds = ElementwiseBounds(optimizer_kwargs["bounds"])
         constrained = bool(equalities) or bool(inequalities)
         if "method" not in optimizer_kwargs:
             optimizer_kwargs["method"] = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
@@ -115,6 +123,11 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                 "constraints (scipy would silently ignore them); use SLSQP, trust-constr, "
                 "COBYLA or COBYQA."
             )
+        if name is not None and var_to_bounds and name not in BOUNDED:  # before any op is built
+            raise UnsupportedMethodError(
+                f"method {optimizer_kwargs['method']!r} does not support bounds; use one of "
+                f"{', '.join(sorted(BOUNDED))}, or drop var_to_bounds."
+            )
         super().__init__(
             loss,
             var_list,
@@ -125,11 +138,6 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             check_finite=check_finite,
             **optimizer_kwargs,
         )
-        if name is not None and self.packed_bounds is not None and name not in BOUNDED:
-            raise UnsupportedMethodError(
-                f"method {optimizer_kwargs['method']!r} does not support bounds; use one of "
-                f"{', '.join(sorted(BOUNDED))}, or drop var_to_bounds."
-            )
 
     def _needs_gradients(self) -> bool:
         return method_name(self.optimizer_kwargs["method"]) not in GRADIENT_FREE
@@ -170,12 +178,21 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
     ) -> scipy.optimize.OptimizeResult:
         kwargs = dict(optimizer_kwargs)
         method = kwargs.pop("method")
+        kwargs.pop("bounds", None)  # packed at construction, as var_to_bounds are
+        also = kwargs.pop("callback", None)  # TF 1.0 passed scipy's callback on: called after step_callback
         name = method_name(method)
         if name in GRADIENT_FREE:
             fun: Callable[[np.ndarray], Any] = lambda x: loss_grad_func(x)[0]  # noqa: E731
             jac: bool | None = None
         else:
             fun, jac = loss_grad_func, True
+        start = np.asarray(initial_val)
+        if name not in KEEP_START_DTYPE:
+            start = start.astype(np.float64)
+        if start.dtype != np.float64:  # graph mode, float32 variables: the dtypes TF1's session.run gave
+            tensor: Any = self.loss  # graph mode: the loss is a tensor
+            loss_dtype = np.dtype(tensor.dtype.base_dtype.as_numpy_dtype)
+            fun = _typed(fun, loss_dtype, start.dtype, jac)
         constraints = scipy_constraints(
             name, equality_funcs, equality_grad_funcs, inequality_funcs, inequality_grad_funcs
         )
@@ -183,17 +200,19 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         if packed_bounds is not None:
             bounds = scipy.optimize.Bounds(packed_bounds.lower, packed_bounds.upper)
         callback = None
-        if step_callback is not no_step:  # scipy's per-iteration bookkeeping only when it is used
+        if step_callback is not no_step or also is not None:  # scipy's bookkeeping only when used
 
-            def callback(xk: np.ndarray, *_: Any) -> None:
+            def callback(xk: np.ndarray, *rest: Any) -> None:
                 step_callback(np.array(xk, np.float64))
+                if also is not None:
+                    also(xk, *rest)
 
         if constraints:
             kwargs["constraints"] = constraints
         with limited_blas(blas_limit_for(self.blas_threads, name), deferred(self.blas_threads)) as tick:
             result = scipy.optimize.minimize(
                 _ticking(fun, tick),
-                np.asarray(initial_val, np.float64),
+                start,
                 method=method,
                 jac=jac,
                 bounds=bounds,
@@ -209,6 +228,18 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             result.get("nfev", "n/a"),
         )
         return result
+
+
+def _typed(fun: Callable[[np.ndarray], Any], loss: Any, grad: Any, jac: bool | None) -> Callable[..., Any]:
+    """``fun`` returning the loss as a ``loss`` scalar and the gradient as a ``grad`` array."""
+
+    def typed(x: np.ndarray) -> Any:
+        if not jac:
+            return loss.type(fun(x))
+        value, gradient = fun(x)
+        return loss.type(value), np.asarray(gradient).astype(grad)
+
+    return typed
 
 
 def _ticking(

@@ -137,6 +137,16 @@ def test_minimize_chaining_and_delegation(sess: Any, use_resource: bool) -> None
     np.testing.assert_allclose(sess.run(b), [0.0, 3.0], atol=1e-6)
 
 
+def test_the_train_op_has_tf1s_name(sess: Any) -> None:
+    # TF1 named the returned op after its name scope: minimize(name="train") is the op "train".
+    w = tf.compat.v1.Variable(np.ones((2, 2), np.float32))
+    opt = optrun.VariableClippingOptimizer(tf.compat.v1.train.AdagradOptimizer(0.1), {w: [1]}, 1.0)
+    assert opt.minimize(tf.reduce_sum(w), name="train").name == "train"
+    unnamed = [opt.minimize(tf.reduce_sum(w)).name for _ in range(2)]
+    assert unnamed == ["VariableClipping", "VariableClipping_1"]
+    assert sess.graph.get_operation_by_name("train").type == "NoOp"
+
+
 def test_bad_arguments(sess: Any) -> None:
     v = tf.compat.v1.Variable([[1.0]])
     sgd = tf.compat.v1.train.GradientDescentOptimizer(1.0)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.optimize
 import tensorflow as tf
 
 import optrun
@@ -89,28 +90,49 @@ def test_a_fed_tensor_as_the_loss_and_a_fetch(sess: Any, use_resource: bool) -> 
 
 
 def test_function_path_serves_and_matches_the_session(sess: Any, use_resource: bool) -> None:
-    """The cut-out function must give the session's numbers, also for a variable outside var_list."""
+    """The cut-out XLA function must give the session's numbers, also for a variable outside var_list."""
     x = var(np.zeros(6), use_resource, "x", tf.float64)
     shift = var(1.0, use_resource, "shift", tf.float64)  # read, not optimized: an extra input
     loss = tf.reduce_sum(100.0 * tf.square(x[1:] - tf.square(x[:-1])) + tf.square(shift - x[:-1]))
     sess.run(tf.compat.v1.global_variables_initializer())
-    results = {}
-    for jit in (False, True):
-        sess.run(x.initializer)
-        opt = optrun.ScipyOptimizerInterface(loss, var_list=[x], jit_compile=jit)
-        results[jit] = opt.minimize(sess)
-        assert path_of(opt) == "function"
-        np.testing.assert_allclose(sess.run(x), np.ones(6), atol=1e-4)
-        ev = opt._cache._evaluator
-        point = np.linspace(-1.0, 1.0, 6)
-        fast, reference = ev._fast(point), ev._reference(point)
-        np.testing.assert_allclose(fast[0], reference[0], rtol=1e-12 if not jit else 1e-9)
-    assert results[False].nfev == results[True].nfev
+    opt = optrun.ScipyOptimizerInterface(loss, var_list=[x], jit_compile=True)
+    opt.minimize(sess)
+    assert path_of(opt) == "function"
+    np.testing.assert_allclose(sess.run(x), np.ones(6), atol=1e-4)
+    ev = opt._cache._evaluator
+    point = np.linspace(-1.0, 1.0, 6)
+    fast, reference = ev._fast(point), ev._reference(point)
+    np.testing.assert_allclose(fast[0], reference[0], rtol=1e-9)
+
+
+def test_jit_compile_false_gives_tf1s_numbers(sess: Any, use_resource: bool) -> None:
+    """jit_compile=False is TF1's way throughout: every point a session run, the path TF1's bit for bit."""
+    x = var(np.full(6, -0.5), use_resource, "x", tf.float64)
+    loss = tf.reduce_sum(100.0 * tf.square(x[1:] - tf.square(x[:-1])) + tf.square(1.0 - x[:-1]))
+    grad = tf.gradients(loss, [x])[0]
+    value = tf.compat.v1.placeholder(tf.float64, [6])
+    assign = x.assign(value)
+    sess.run(x.initializer)
+    start = sess.run(x)
+    options = {"maxiter": 400, "ftol": 0.0, "gtol": 0.0}
+
+    def tf1(point: np.ndarray) -> tuple[float, np.ndarray]:  # TF1's own algorithm, independently
+        sess.run(assign, {value: point})
+        return tuple(sess.run([loss, grad]))  # type: ignore[return-value]
+
+    expected = scipy.optimize.minimize(tf1, start, jac=True, method="L-BFGS-B", options=options)
+    sess.run(x.initializer)
+    opt = optrun.ScipyOptimizerInterface(loss, jit_compile=False, options=options)
+    got = opt.minimize(sess)
+    assert got.tiers["evaluations"] == {"session": got.nfev}
+    assert got.nfev == expected.nfev > 50
+    np.testing.assert_array_equal(got.x, expected.x)
+    np.testing.assert_array_equal(sess.run(x), expected.x)
 
 
 def test_a_later_minimize_reports_the_trusted_function(sess: Any, use_resource: bool) -> None:
     x = var([3.0, -2.0], use_resource, "x", tf.float64)
-    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(x - 1.0)), jit_compile=False)
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(x - 1.0)), jit_compile=True)
     sess.run(x.initializer)
     opt.minimize(sess)
     sess.run(x.initializer)
@@ -185,14 +207,16 @@ def test_errors_name_the_problem(sess: Any, use_resource: bool) -> None:
         optrun.ScipyOptimizerInterface(loss, equalities=[first], method="L-BFGS-B")
     with pytest.raises(InvalidArgumentError, match="maxiterr"):
         optrun.ScipyOptimizerInterface(loss, options={"maxiterr": 5})
-    with pytest.raises(InvalidArgumentError, match="use var_to_bounds"):
-        optrun.ScipyOptimizerInterface(loss, bounds=[(0, 1)] * 2)
+    with pytest.raises(InvalidArgumentError, match="pair per element of the packed vector \\(2\\)"):
+        optrun.ScipyOptimizerInterface(loss, bounds=[(0, 1)] * 3)
     with pytest.raises(InvalidArgumentError, match="must return a scalar; got shape \\[2\\]"):
         optrun.ScipyOptimizerInterface(loss, inequalities=[v])
     with pytest.raises(InvalidTypeError, match="scalar tensor of the loss's graph"):
         optrun.ScipyOptimizerInterface(loss, equalities=[lambda: first])
     with pytest.raises(InvalidArgumentError, match="empty at index"):
         optrun.ScipyOptimizerInterface(loss, var_to_bounds={v: (2.0, 1.0)})
+    with pytest.raises(UnsupportedMethodError, match="does not support bounds"):
+        optrun.ScipyOptimizerInterface(loss, method="BFGS", var_to_bounds={v: (0.0, 1.0)})
     assert len(sess.graph.get_operations()) == before
 
 

@@ -6,11 +6,13 @@ they said ``tf.contrib.opt.X``; expected numbers are worked out by hand.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 from unittest import mock
 
 import numpy as np
 import pytest
+import scipy.optimize
 import tensorflow as tf
 
 import optrun
@@ -35,6 +37,40 @@ class Mock(optrun.ExternalOptimizerInterface):
             step_callback(initial_val)
         _, grad = loss_grad_func(initial_val)
         return initial_val - grad
+
+
+class GradientDescent10(optrun.ExternalOptimizerInterface):
+    """A subclass written for TF 1.0, whose ``_minimize`` had no ``packed_bounds``."""
+
+    def _minimize(  # type: ignore[no-untyped-def, override]
+        self,
+        initial_val,
+        loss_grad_func,
+        equality_funcs,
+        equality_grad_funcs,
+        inequality_funcs,
+        inequality_grad_funcs,
+        step_callback,
+        optimizer_kwargs,
+    ):
+        x = initial_val
+        for _ in range(100):
+            x = x - 0.1 * loss_grad_func(x)[1]
+            step_callback(x)
+        return x
+
+
+def test_a_tf10_subclass_without_packed_bounds(sess: Any, use_resource: bool) -> None:
+    v = var([7.0, 7.0], use_resource)
+    loss = tf.reduce_sum(tf.square(v - 3.0))
+    opt = GradientDescent10(loss)
+    sess.run(v.initializer)
+    opt.minimize(sess)
+    np.testing.assert_allclose(sess.run(v), [3.0, 3.0], atol=1e-6)  # x <- x - 0.2 (x - 3), 100 times
+    before = len(sess.graph.get_operations())
+    with pytest.raises(optrun.InvalidArgumentError, match=r"_minimize takes no packed_bounds"):
+        GradientDescent10(loss, var_to_bounds={v: (0.0, 1.0)})
+    assert len(sess.graph.get_operations()) == before
 
 
 def test_mock_subclass_moves_each_variable_to_its_minimum(sess: Any, use_resource: bool) -> None:
@@ -140,3 +176,46 @@ def test_callbacks_see_first_and_last_loss(sess: Any, use_resource: bool) -> Non
     last = sess.run(loss)
     loss_callback.assert_has_calls([mock.call(29.0), mock.call(last)], any_order=True)
     np.testing.assert_allclose(step_callback.call_args[0][0], [0.0, 1.0], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["BFGS", "CG", "Nelder-Mead", "Powell", "L-BFGS-B"])
+def test_float32_variables_give_tf1s_path_bit_for_bit(sess: Any, use_resource: bool, method: str) -> None:
+    """TF1 handed scipy session.run's float32 start point, loss and gradient; methods such as BFGS
+    keep working in them, so the path (nfev, x) is TF1's only with the same dtypes."""
+    v = var([7.0, -3.0], use_resource)
+    loss = tf.reduce_sum(tf.square(v - [1.0, 2.0])) + 0.01 * tf.reduce_sum(tf.square(v)) ** 2
+    grad = tf.gradients(loss, [v])[0]
+    value = tf.compat.v1.placeholder(tf.float32, [2])
+    assign = v.assign(value)
+
+    def tf1(point: np.ndarray) -> tuple[Any, Any]:  # TF1's algorithm: one session.run per request
+        sess.run(assign, {value: point})
+        return tuple(sess.run([loss, grad]))  # type: ignore[return-value]
+
+    sess.run(v.initializer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TF1 passed jac=True to every method: scipy warns for some
+        expected = scipy.optimize.minimize(tf1, sess.run(v), jac=True, method=method)
+    sess.run(v.initializer)
+    got = optrun.ScipyOptimizerInterface(loss, method=method).minimize(sess)
+    assert got.nfev == expected.nfev
+    np.testing.assert_array_equal(sess.run(v), np.asarray(expected.x, np.float32))
+
+
+@pytest.mark.parametrize("form", ["pairs", "Bounds"])
+def test_scipys_own_bounds_and_callback_as_tf10_passed_them(sess: Any, use_resource: bool, form: str) -> None:
+    # TF 1.0 had no var_to_bounds: bounds= (one pair per element) and callback= went to scipy.
+    v = var([7.0, 7.0], use_resource)
+    given = [(4.0, 10.0), (None, 2.0)]
+    bounds = given if form == "pairs" else scipy.optimize.Bounds([4.0, -np.inf], [10.0, 2.0])
+    seen: list[np.ndarray] = []
+    loss = tf.reduce_sum(tf.square(v - 3.0))
+    opt = optrun.ScipyOptimizerInterface(loss, bounds=bounds, callback=seen.append)
+    assert opt.optimizer_kwargs["bounds"] is bounds  # kept as given, as TF1 kept them
+    sess.run(v.initializer)
+    steps: list[np.ndarray] = []
+    result = opt.minimize(sess, step_callback=steps.append)
+    np.testing.assert_allclose(sess.run(v), [4.0, 2.0])  # by hand: 3 clipped into [4, 10] and (-inf, 2]
+    assert result.nit == len(seen) == len(steps) > 0
+    with pytest.raises(optrun.InvalidArgumentError, match="not both"):
+        optrun.ScipyOptimizerInterface(tf.reduce_sum(v), bounds=given, var_to_bounds={v: (0.0, 1.0)})

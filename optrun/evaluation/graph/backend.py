@@ -15,9 +15,9 @@ Per point, by ``jit_compile``:
   resource variables (:mod:`optrun.evaluation.graph.session_call`); on a run long enough to
   pay for it, the subgraph cut out into an XLA function
   (:mod:`optrun.evaluation.graph.cut`), built in the background;
-* True or False: the session path (the reference) until the cut-out
-  function, with or without XLA, has agreed with it at the first points
-  (:mod:`optrun.evaluation.graph.fastpath`).
+* True: the session path (the reference) until the cut-out XLA function has
+  agreed with it at the first points (:mod:`optrun.evaluation.graph.fastpath`);
+* False: the session path throughout, TF1's way, so the numbers are TF1's bit for bit.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ class GraphBackend:
         gradients: whether to build gradient ops (False for gradient-free methods).
         jit_compile: None (default): tiered, one session call per point first,
             the cut-out XLA function once it pays (:mod:`optrun.evaluation.tiers`); True:
-            the XLA function from the start; False: the plain function (TF1's
-            kernels). Where a function cannot serve, the session path does.
+            the XLA function from the start (where it cannot serve, the session path
+            does); False: the session path throughout (TF1's numbers).
     """
 
     def __init__(
@@ -222,6 +222,8 @@ class GraphBackend:
         reference = _friendly(point(feeds))  # the session path
         if self._jit is None:
             return self._tiered(reference, session, feeds, path)
+        if self._jit is False:
+            return reference
         return path.evaluator(reference, session, feeds)
 
 

@@ -37,12 +37,12 @@ class FunctionPath:
     Args:
         build: ``xla -> PrunedFunction | None``.
         jit_compile: None tries XLA, then plain TF; True only XLA (warns when
-            it cannot be used); False only plain TF.
+            it cannot be used, and the session path serves).
     """
 
     def __init__(self, build: Callable[[bool], PrunedFunction | None], jit_compile: bool | None) -> None:
         self._build = build
-        self._modes = {None: [True, False], True: [True], False: [False]}[jit_compile]
+        self._modes = [True, False] if jit_compile is None else [True]
         self._required = jit_compile is True
         self._candidates: dict[bool, PrunedFunction | None] = {}
         self.trusted: PrunedFunction | None = None
@@ -71,7 +71,7 @@ class FunctionPath:
         """Gives up on one candidate."""
         self._candidates[xla] = None
         if xla and self._required:
-            logger.warning("jit_compile=True, but the XLA function cannot serve (%s); using plain TF", why)
+            logger.warning("jit_compile=True, but the XLA function cannot serve (%s); using the session", why)
         else:
             logger.debug("graph function path (xla=%s) not used: %s", xla, why)
 

@@ -61,7 +61,7 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
         """One op: the wrapped optimizer's update, then the clips."""
         grads_and_vars = list(grads_and_vars)
         dims = self._dims([v for _, v in grads_and_vars])
-        with tf.name_scope(name or self._name):
+        with tf.name_scope(name or self._name) as scope:
             update = self._opt.apply_gradients(grads_and_vars, global_step=global_step)
             clips = []
             with tf.control_dependencies([update]):
@@ -70,7 +70,8 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
                         continue
                     with tf.name_scope("clip_" + var.op.name.replace("/", "_")):
                         clips.append(self._clip(grad, var, var_dims, update))
-            return tf.group(update, *clips, name=name or self._name)
+            # The scope's own name ("train/" names the op "train"), as TF1 named it.
+            return tf.group(update, *clips, name=scope)
 
     def _dims(self, variables: list[Any]) -> list[tuple[int, ...] | None]:
         """The dims of each of ``variables``; keys may name any variable of the graph, as in TF1."""

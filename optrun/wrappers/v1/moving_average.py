@@ -10,8 +10,11 @@ wrapper::
 The averages are TF1's, so TF1-era checkpoints keep working: one slot per
 variable named ``<variable>/ExponentialMovingAverage``, of the variable's
 dtype, placed with it, partitioned like it, and initialized from the
-variable's initial value (in the same ``session.run``, the same draw of a
-random initializer).
+variable's value, or from its initial value while the variable is not
+initialized (in the same ``session.run``, the same draw of a random
+initializer). Reference variables under control flow v2 (eager TF's graphs
+without ``disable_v2_behavior()``) always start from the initial value: a
+read there fails while the variable is uninitialized.
 """
 
 from __future__ import annotations
@@ -79,10 +82,10 @@ class MovingAverageOptimizerV1(WrapperOptimizerV1):
         existing = tf.compat.v1.train.Optimizer.get_slot(self, var, "average")
         if existing is not None:
             return existing
-        # Starts at the variable's initial value, as TF1's did when both are initialized
-        # together (tf.cond on is_variable_initialized would read an uninitialized variable
-        # under control flow v2).
-        average = self._get_or_make_slot(var, var.initial_value, "average", SLOT)
+        # Starts at the variable's value when the average is initialized (a restored variable
+        # gives its restored value), or at its initial value before, as TF1's did.
+        with tf.init_scope(), tf.device(var.device):
+            average = self._get_or_make_slot(var, _initialized_value(var), "average", SLOT)
         tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.MOVING_AVERAGE_VARIABLES, var)
         return average
 
@@ -144,6 +147,16 @@ class MovingAverageOptimizerV1(WrapperOptimizerV1):
                 "this breaks MovingAverageOptimizer. Add it to var_list, or leave var_list out."
             )
         return by_name[other]
+
+
+def _initialized_value(var: Any) -> Any:
+    """``var``'s value once it is initialized, its initial value before: TF1's ``initialized_value()``."""
+    if var.op.type != "VarHandleOp" and tf.compat.v1.control_flow_v2_enabled():
+        # A reference variable under control flow v2: a read of it in the slot's initial value
+        # fails while it is uninitialized (TF's own ExponentialMovingAverage fails there too),
+        # so the average starts at the initial value.
+        return var.initial_value
+    return tf.cond(tf.compat.v1.is_variable_initialized(var), var.read_value, lambda: var.initial_value)
 
 
 def _is_partitioned(value: Any) -> bool:
