@@ -179,7 +179,7 @@ def validate(
     """Check specs in one pass: schema, references, arguments, variable names, shapes. Writes nothing.
 
     Every problem of every file is reported, sorted by line; --json prints a list of
-    {file, path, line, severity, message} objects. Exit code 2 if any spec has a problem.
+    {file, path, line, from_set, severity, message} objects. Exit code 2 if any spec has a problem.
     """
     from .validate import run_validate
 

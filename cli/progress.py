@@ -183,8 +183,9 @@ class _Line(ProgressColumn):
             shown = [("counter", start), ("elapsed", f"elapsed {duration(elapsed)}")]
         else:
             shown = parts(event, task.fields.get("rate", math.nan), elapsed)
-            if event.kind == "train" and task.time_remaining is not None:
-                shown.append(("eta", f"ETA {duration(task.time_remaining)}"))
+            # rich's own time_remaining is rounded up to whole seconds: "1.0s" for any short rest.
+            if event.kind == "train" and task.speed and task.remaining is not None:
+                shown.append(("eta", f"ETA {duration(task.remaining / task.speed)}"))
         bar, text = fit(shown, self.console.width)
         line = Text(text, no_wrap=True, overflow="ellipsis")
         if not bar:

@@ -88,5 +88,5 @@ def describe_tiers(tiers: dict[str, Any]) -> str:
         text = f"{first} {counts.get(first, 0)}, then {second} {counts.get(second, 0)}"
         return f"{text} (switched after evaluation {at}, at {tiers.get('switched_after_s') or 0:.2f} s)"
     text = f"{first} {counts.get(first, 0)}"
-    note = tiers.get("note") or (f"{second} not needed: the run ended first" if second else "")
+    note = tiers.get("note")
     return f"{text} ({note})" if note else text

@@ -217,6 +217,26 @@ def test_nonfinite_skip_keeps_going(in_tmp: Path) -> None:
     assert outcome["steps"] == 8 and outcome["skipped_nonfinite"] == 2
 
 
+def test_skipping_every_update_from_some_step_on_is_divergence(in_tmp: Path) -> None:
+    # Steps 3-8 all non-finite (the run's last 6 of 8 updates): it stopped learning, as when a huge
+    # learning rate blows the weights up; interleaved skips (above) are bad batches, not divergence.
+    (in_tmp / "tailmod.py").write_text(
+        "import tensorflow as tf\nimport keras\n"
+        "def model():\n    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, name='d')])\n"
+        "def data():\n"
+        "    return [(tf.constant([[1.0]]), tf.constant([[v]])) for v in [1.0, 2.0] + [float('nan')] * 6]\n"
+    )
+    spec = in_tmp / "tail.yaml"
+    spec.write_text(
+        "name: tail\nmodel: {builder: tailmod.py:model}\ndata: {builder: tailmod.py:data}\nloss: mse\n"
+        "train: {max_steps: 8, on_nonfinite: skip}\ncheckpoint: {export: none}\n"
+    )
+    result = invoke("train", str(spec), "--json")
+    assert result.exit_code == 1, result.output
+    outcome = json.loads(result.stdout)
+    assert (outcome["status"], outcome["steps"], outcome["skipped_nonfinite"]) == ("diverged", 8, 6)
+
+
 def test_validate_reports_and_writes_nothing(in_tmp: Path) -> None:
     module = in_tmp / "two.py"
     module.write_text(
@@ -607,3 +627,27 @@ def test_minimize_places_method_and_option_mistakes_as_validate_does(tmp_path: P
     # An option whose value is infinite is checked as given (BFGS's norm: inf is scipy's own default).
     norm = ["--method", "BFGS", "--set", "minimize.options.norm=.inf", "-q", "--out", str(tmp_path / "ok")]
     assert runner.invoke(app, ["minimize", str(spec), *norm]).exit_code == 0
+
+
+def test_minimize_names_a_loss_that_cannot_take_the_model(in_tmp: Path) -> None:
+    (in_tmp / "sig.py").write_text(
+        "import tensorflow as tf\n"
+        "def build():\n    return tf.Variable([1.0], name='w')\n"
+        "def wrong_sig():\n    return tf.constant(0.0)\n"
+    )
+    (in_tmp / "sig.yaml").write_text("name: sig\nmodel: {builder: sig.py:build}\nloss: sig.py:wrong_sig\n")
+    result = invoke("minimize", "sig.yaml", "--out", "run")
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "sig.py:wrong_sig cannot be called as wrong_sig(model)" in said and "(line 3)" in said, said
+    assert "tf__" not in said and not (in_tmp / "run").exists()
+
+
+def test_a_bad_cache_dir_in_the_environment_is_named(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (in_tmp / "afile").write_text("not a folder")
+    monkeypatch.setenv("OPTRUN_CACHE_DIR", str(in_tmp / "afile"))
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)  # a cache an earlier test in this process turned on
+    result = invoke("minimize", "--out", "run")
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "OPTRUN_CACHE_DIR=" in said and "minimize.compile_cache" not in said.split("or set")[0], said

@@ -222,7 +222,10 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "cyipopt", None)  # import cyipopt raises ImportError
     with pytest.raises(MissingDependencyError) as caught:
         optrun.IpoptInterface(**problem)
-    assert str(caught.value) == 'IPOPT needs the ipopt extra: pip install "optrun[ipopt]"'
+    assert str(caught.value) == (
+        'IPOPT needs the ipopt extra: pip install "/path/to/optrun[ipopt]" from a checkout, or just its '
+        'package: pip install "cyipopt-wheels>=1.7.0.dev0"'
+    )
     assert isinstance(caught.value, OptrunError) and isinstance(caught.value, ImportError)
 
 

@@ -21,7 +21,10 @@ pytest.importorskip("cyipopt")
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "configs" / "constrained_ipopt.yaml"
 SEED = ROOT / "examples" / "seed.py"
-INSTALL = 'IPOPT needs the ipopt extra: pip install "optrun[ipopt]"'
+INSTALL = (
+    'IPOPT needs the ipopt extra: pip install "/path/to/optrun[ipopt]" from a checkout, or just its '
+    'package: pip install "cyipopt-wheels>=1.7.0.dev0"'
+)
 
 
 def cli(*args: str) -> Any:
@@ -220,7 +223,7 @@ def test_resume_gets_what_is_left_of_max_iter(tmp_path: Path, monkeypatch: pytes
     again = cli("minimize", str(spec), "--out", str(run), "--resume")
     assert (
         again.exit_code == 0
-        and "already used its 4 iterations; nothing to do (raise max_iter)" in again.output
+        and "already ran 4 iterations (max_iter: 4); nothing to do (raise max_iter above 4" in again.output
     )
 
 

@@ -104,7 +104,7 @@ def test_minimize_resume_continues_the_count_and_the_budget(spec: Path) -> None:
     assert first.exit_code == 0  # maxiter 5 reached: not converged, a budget reached
     assert json.loads((Path("min") / "result.json").read_text())["nit"] == 5
     same = cli("minimize", str(spec), "--out", "min", "--resume")
-    assert same.exit_code == 0 and "already used its 5 iterations" in same.output
+    assert same.exit_code == 0 and "already ran 5 iterations (maxiter: 5)" in same.output
     more = cli("minimize", str(spec), "-q", "--out", "min", "--resume", "--set", "minimize.options.maxiter=8")
     result = json.loads((Path("min") / "result.json").read_text())
     assert result["nit"] == 8, (more.output, result)
@@ -159,3 +159,61 @@ def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
     more = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=15")
     assert more.exit_code == 0 and json.loads((run / "result.json").read_text())["status"] == "completed"
     assert steps(run) == list(range(1, 16))
+
+
+def test_resuming_a_converged_minimize_changes_nothing(spec: Path) -> None:
+    more = ("--set", "minimize.options.maxiter=500")
+    assert cli("minimize", str(spec), "-q", "--out", "min", *more).exit_code == 0
+    result, metrics = (Path("min") / "result.json").read_bytes(), (Path("min") / "metrics.jsonl").read_bytes()
+    assert json.loads(result)["status"] == "converged"
+    again = cli("minimize", str(spec), "--out", "min", "--resume", *more)
+    assert again.exit_code == 0 and "already converged at iteration" in again.output, again.output
+    assert (Path("min") / "result.json").read_bytes() == result
+    assert (Path("min") / "metrics.jsonl").read_bytes() == metrics
+
+
+@pytest.mark.parametrize("command", ["train", "minimize"])
+def test_an_interrupt_before_the_run_started_leaves_no_directory(
+    spec: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # Ctrl-C after the directory was claimed, before the run wrote anything of its own: the same
+    # command must simply run again (no "already exists", no resume without a checkpoint).
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(f"optrun.runner.{command}.record_config", interrupted)
+        assert cli(command, str(spec), "-q", "--out", "run").exit_code == 130
+    assert not Path("run").exists()
+    assert cli(command, str(spec), "-q", "--out", "run").exit_code == 0
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe", b": : [\n", None])
+def test_a_resume_names_a_damaged_config_yaml(spec: Path, damage: bytes | None) -> None:
+    assert cli("train", str(spec), "-q", "--out", "run").exit_code == 0
+    config = Path("run") / "config.yaml"
+    config.write_bytes(damage) if damage is not None else config.unlink()
+    again = cli("train", str(spec), "--out", "run", "--resume", "--set", "train.max_steps=30")
+    assert again.exit_code == 2, again.output
+    said = " ".join(again.output.split())  # one line, however the console wrapped it
+    assert "config.yaml is missing or damaged" in said and "--force" in said, said
+    assert "Traceback" not in again.output
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(spec: Path) -> None:
+    assert cli("train", str(spec), "-q", "--out", "run").exit_code == 0  # checkpoints at 10 and 20
+    ckpts = Path("run") / "checkpoints"
+    next(ckpts.glob("ckpt-20.data-*")).write_bytes(b"cut short")
+    again = cli("train", str(spec), "--out", "run", "--resume", "--set", "train.max_steps=30")
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert "skipped damaged checkpoint(s) ckpt-20" in said and "resuming from ckpt-10" in said, said
+    assert steps(Path("run")) == list(range(1, 31))  # cut back to step 10, then on to 30
+
+
+def test_a_garbled_checkpoint_state_file_still_finds_the_checkpoints(spec: Path) -> None:
+    assert cli("train", str(spec), "-q", "--out", "run").exit_code == 0
+    (Path("run") / "checkpoints" / "checkpoint").write_text("garbage")
+    again = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=30")
+    assert again.exit_code == 0, again.output
+    assert steps(Path("run")) == list(range(1, 31))

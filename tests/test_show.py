@@ -390,4 +390,6 @@ def test_the_tiers_line_tells_each_phase_of_a_run() -> None:
     dropped.update(dropped_at_evaluation=213, note=note)
     assert describe_tiers(dropped) == f"plain 207, then xla 6, then plain 904 ({note})"
     never = {**switched, "evaluations": {"plain": 40, "xla": 0}, "switched_at_evaluation": None}
-    assert describe_tiers(never) == "plain 40 (xla not needed: the run ended first)"
+    assert describe_tiers(never) == "plain 40"  # the library's note says why, when it knows
+    never["note"] = "xla not built: the run ended before it could pay"
+    assert describe_tiers(never) == "plain 40 (xla not built: the run ended before it could pay)"

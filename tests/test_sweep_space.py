@@ -170,7 +170,7 @@ def test_without_optuna_one_line_says_how_to_install_it(
     )
     assert result.exit_code == 2
     said = [line for line in result.output.splitlines() if line.strip()]
-    assert len(said) == 1 and 'pip install "optrun[sweep]"' in said[0], result.output
+    assert len(said) == 1 and 'pip install "/path/to/optrun[sweep]"' in said[0], result.output
 
 
 def _problems(result: Any) -> dict[str, str]:

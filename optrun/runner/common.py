@@ -92,7 +92,7 @@ RESUME_KEYS = ("seed", "model", "data", "loss")
 RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")}
 
 
-def _nothing_to_resume(out: Path) -> RunError:
+def nothing_to_resume(out: Path) -> RunError:
     return RunError(
         f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
         "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."
@@ -106,12 +106,21 @@ def _folded(value: Any) -> Any:
 
 def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
     if not (out / CHECKPOINTS).is_dir():
-        raise _nothing_to_resume(out)
+        raise nothing_to_resume(out)
     saved_file = out / "config.yaml"
-    text = saved_file.read_text(encoding="utf-8") if saved_file.is_file() else ""
-    saved = yaml.safe_load(text) if text else None
-    was = text.split("\n", 1)[0].removeprefix(KIND_MARK).strip() if text.startswith(KIND_MARK) else "unknown"
-    if not isinstance(saved, dict) or was != kind:
+    try:
+        text = saved_file.read_text(encoding="utf-8")
+        saved = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        text, saved = "", first_line(error)
+    if not isinstance(saved, dict) or not text.startswith(KIND_MARK):
+        why = saved if isinstance(saved, str) and not text else "not the spec optrun wrote"
+        raise RunError(
+            f"--resume: {saved_file} is missing or damaged ({why}); --resume checks the spec against it. "
+            "Put back the run's config.yaml, or start the run again with --force."
+        )
+    was = text.split("\n", 1)[0].removeprefix(KIND_MARK).strip()
+    if was != kind:
         raise RunError(f"--resume: {out} holds a {was} run, not a {kind} run; choose another --out.")
     now = loaded.spec.model_dump(mode="json")
     changed = [key for key in RESUME_KEYS if saved.get(key) != now.get(key)]
@@ -168,12 +177,26 @@ def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions)
             in use, not optrun's, a link or a protected folder; or --resume
             finds nothing to resume, or a run of another spec.
     """
+    existed = out.exists()
     with claimed(out, kind, dump_spec(loaded.spec), loaded.source, options.resume, options.force):
         if options.resume:
             _check_resumable(out, kind, loaded)
             for leftover in (out / CHECKPOINTS).glob("*_temp*"):  # a save cut short by a kill
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-        yield
+        try:
+            yield
+        except BaseException:
+            # Stopped (Ctrl-C, a kill, an error) before the run wrote anything of its own: the
+            # directory this start made goes too, so that the same command can simply run again.
+            if not existed and not _started(out):
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+
+
+def _started(out: Path) -> bool:
+    """Whether the run in ``out`` wrote a result, a checkpoint or a metrics line."""
+    wrote = [out / "result.json", *(out / CHECKPOINTS).glob("*"), out / "metrics.jsonl"]
+    return any(p.exists() and (p.is_dir() or p.stat().st_size > 0) for p in wrote)
 
 
 def previous_result(out: Path) -> dict[str, Any] | None:
@@ -198,18 +221,6 @@ def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:
     """Writes config.yaml: the resolved spec, with the seed used and the run's kind."""
     text = f"{KIND_MARK} {kind}\n" + dump_spec(loaded.spec)
     (out / "config.yaml").write_text(text, encoding="utf-8")
-
-
-def restore_latest(checkpoint: Any, manager: Any, out: Path) -> None:
-    """Restores the latest checkpoint for --resume, or explains why it cannot."""
-    if manager.latest_checkpoint is None:
-        raise _nothing_to_resume(out)
-    try:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    except Exception as error:  # noqa: BLE001 - TF reports a mismatch in many ways
-        raise RunError(
-            f"--resume: the checkpoint in {out} does not fit this model: {first_line(error)}"
-        ) from None
 
 
 def seed_everything(seed: int) -> None:

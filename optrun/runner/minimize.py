@@ -22,7 +22,6 @@ from optrun.runner.common import (
     failure,
     previous_result,
     record_config,
-    restore_latest,
     resume_budget,
     seed_everything,
     write_result,
@@ -32,8 +31,9 @@ from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
 from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data
-from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
+from optrun.runner.outcome import CONVERGED, NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
+from optrun.runner.restore import restore_latest
 from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.scale.multi_worker import Channel, Stop
@@ -82,13 +82,18 @@ def _minimize(
     key, maxiter = iteration_budget(interface.method, dict(spec.minimize.options if spec.minimize else {}))
     done, before = 0, None  # iterations of earlier sessions of this run: the count and the budget go on
     if options.resume:
-        restore_latest(checkpoint, manager, out)
-        done = int(str(manager.latest_checkpoint).rsplit("-", 1)[-1])
+        done = int(restore_latest(checkpoint, manager, out, options.reporter.note).rsplit("-", 1)[-1])
         before = previous_result(out)
         resume_budget(done, maxiter, out, "iteration", f"minimize.options.{key}")
     record_config(out, "minimize", loaded)
-    if maxiter is not None and done >= maxiter and before is not None:
-        options.reporter.note(f"the run already used its {maxiter} iterations; nothing to do (raise {key})")
+    converged = before is not None and before.get("status") == CONVERGED
+    if before is not None and (converged or (maxiter is not None and done >= maxiter)):
+        options.reporter.note(
+            f"the run already converged at iteration {done}; nothing to do"
+            if converged
+            else f"the run already ran {done} iterations ({key}: {maxiter}); nothing to do "
+            f"(raise {key} above {done} to go on)"
+        )
         if channel is not None:
             channel.stop(Stop(success=True))
         return RunOutcome(out, before, True)

@@ -13,6 +13,8 @@ Where each part is in the spec, and its errors placed there: :mod:`optrun.runner
 from __future__ import annotations
 
 import functools
+import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,15 @@ def minimize_loss(
         fn = load_callable(spec.ref, loaded.base_dir, "loss")
         if takes_batch(fn):  # a train spec's loss, given to optrun minimize: say what to change
             raise ConfigError(loaded.source, [Problem("loss", batch_loss_advice(loaded, spec.ref))])
+        try:  # as optrun validate says it, before AutoGraph's converted name could
+            inspect.signature(fn).bind(model)
+        except TypeError as error:
+            said = f"{spec.ref} cannot be called as {getattr(fn, '__name__', 'loss')}(model): {error}"
+            raise ConfigError(
+                loaded.source, [Problem("loss", said, line_of(("loss",), loaded.lines))]
+            ) from None
+        except ValueError:  # no signature to check (a builtin)
+            pass
         return lambda: fn(model)
     loss = keras_loss(spec, loss_name_path(loaded))
     batches = list(build_data(loaded) if data is None else data)
@@ -242,6 +253,11 @@ def compile_cache_for(loaded: LoadedSpec) -> Path | None:
         return enable_compile_cache(where)
     except InvalidArgumentError as error:  # "compile_cache: ...", in the spec's minimize section
         message = str(error).removeprefix("compile_cache: ")
+        if where is None and os.environ.get("OPTRUN_CACHE_DIR"):  # not the spec's: the environment's
+            raise InvalidArgumentError(
+                f"OPTRUN_CACHE_DIR={os.environ['OPTRUN_CACHE_DIR']!r}: {message}; point it at a "
+                "writable folder, unset it, or set minimize.compile_cache: none"
+            ) from None
         raise ConfigError(loaded.source, [Problem("minimize.compile_cache", message)]) from None
 
 

@@ -115,10 +115,13 @@ class NonfiniteSkips:
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
         self.count, self.last = 0, 0
+        #: Consecutive skipped steps up to :attr:`last`.
+        self.streak = 0
         self._said, self._said_at = 0, 0.0
 
     def skipped(self, step: int, loss: float) -> None:
         """Step ``step``'s update was skipped; a finite ``loss`` means a gradient was not finite."""
+        self.streak = self.streak + 1 if step == self.last + 1 else 1
         self.count, self.last = self.count + 1, step
         if self.count == 1:
             what = f"loss at step {step} ({loss})"

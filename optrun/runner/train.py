@@ -32,7 +32,6 @@ from optrun.runner.common import (
     failure,
     previous_result,
     record_config,
-    restore_latest,
     resume_budget,
     seed_everything,
     write_result,
@@ -114,12 +113,12 @@ def _train(
     checkpoint = tf.train.Checkpoint(step=step_var, model=model, optimizer=opt)
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
     if options.resume:  # every worker restores the chief's checkpoint
-        restore_latest(checkpoint, place.checkpoints_to_resume(checkpoint, manager), place.run)
+        place.restore(checkpoint, manager, options.reporter.note)
         limit = "train.max_steps" if spec.train.max_steps else "train.epochs"
         resume_budget(int(step_var.numpy()), total, place.run, "step", limit, finished_as="completed")
     record_config(out, "train", loaded)
 
-    step = int(step_var.numpy())
+    step = first_step = int(step_var.numpy())
     metrics = MetricsWriter(
         out / spec.logging.metrics_file,
         out / "tensorboard" if spec.logging.tensorboard else None,
@@ -127,7 +126,6 @@ def _train(
     )
     started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
     stopped: str | None = None  # why options.stop_check ended the run
-    first_step = step
     skips = NonfiniteSkips(options.reporter)  # the first skip said, later ones counted
     options.reporter.start("train", total, step)
 
@@ -222,9 +220,10 @@ def _train(
             + (f" of {total}" if total else "")
             + ("" if status == "data_exhausted" else "; stopping there (train.on_data_end: stop)")
         )
-    if status == "completed" and step > first_step and skipped == step - first_step:
-        status = "diverged"  # every update was non-finite and skipped: nothing was trained
-        options.reporter.note("every update was non-finite and skipped")
+    run_steps, streak = step - first_step, skips.streak if skips.last == step else 0
+    if status == "completed" and run_steps and 2 * streak > run_steps:  # half the run or more, to its end
+        status = "diverged"  # the updates kept being non-finite: the weights stopped learning
+        options.reporter.note(f"the last {streak} of {run_steps} updates were all non-finite and skipped")
     save_all()
     swap = averaging is not None and averaging.has_averages  # a run may end before any update
     context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from optrun.errors import RunError
 from optrun.runner.common import CHECKPOINTS, RunOptions, run_dir, run_directory
+from optrun.runner.restore import restore_latest
 from optrun.scale.strategy import Plan
 from optrun.spec.load import LoadedSpec
 
@@ -45,13 +46,13 @@ class Place:
             return path
         return str(self.run / Path(path).relative_to(self.out))
 
-    def checkpoints_to_resume(self, checkpoint: Any, manager: Any) -> Any:
-        """The manager to restore from on --resume: the chief's checkpoints, for every worker."""
-        if self.kept:
-            return manager
-        import tensorflow as tf
+    def restore(self, checkpoint: Any, manager: Any, say: Callable[[str], None]) -> str:
+        """--resume: restores the chief's newest checkpoint that reads, for every worker."""
+        if not self.kept:
+            import tensorflow as tf
 
-        return tf.train.CheckpointManager(checkpoint, str(self.run / CHECKPOINTS), max_to_keep=1)
+            manager = tf.train.CheckpointManager(checkpoint, str(self.run / CHECKPOINTS), max_to_keep=1)
+        return restore_latest(checkpoint, manager, self.run, say)
 
 
 @contextlib.contextmanager

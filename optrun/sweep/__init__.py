@@ -10,6 +10,6 @@
 * :mod:`~optrun.sweep.pool` the worker processes, :mod:`~optrun.sweep.driver` the loop;
 * :mod:`~optrun.sweep.objective` and :mod:`~optrun.sweep.results` scores, ranking and importances.
 
-Optuna is an optional dependency (``pip install "optrun[sweep]"``), imported only when a
+Optuna is an optional dependency (the sweep extra), imported only when a
 sweep runs or is read; TensorFlow only in the worker processes.
 """

@@ -21,7 +21,9 @@ from optrun.sweep.space import Param, grid
 if TYPE_CHECKING:
     import optuna
 
-INSTALL = 'pip install "optrun[sweep]"'
+INSTALL = (
+    'pip install "/path/to/optrun[sweep]" from a checkout, or just its packages: pip install optuna cmaes'
+)
 #: Database drivers SQLAlchemy imports for a URL's dialect, and the package that brings each.
 DRIVERS = {
     "psycopg": '"psycopg[binary]"',

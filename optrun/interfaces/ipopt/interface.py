@@ -85,7 +85,7 @@ _ELSEWHERE = {
 
 
 class IpoptInterface(ExternalOptimizerInterface):
-    """Minimizes over TF variables with IPOPT (cyipopt; ``pip install "optrun[ipopt]"``).
+    """Minimizes over TF variables with IPOPT (cyipopt: the ipopt extra).
 
     For instance:
 

@@ -32,7 +32,10 @@ DEFAULT_MAX_ITER = 3000
 #: The range of IPOPT's integer options (C ints).
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 #: The one line a missing extra gets.
-INSTALL_HINT = 'IPOPT needs the ipopt extra: pip install "optrun[ipopt]"'
+INSTALL_HINT = (
+    'IPOPT needs the ipopt extra: pip install "/path/to/optrun[ipopt]" from a checkout, or just its '
+    'package: pip install "cyipopt-wheels>=1.7.0.dev0"'
+)
 
 
 def import_cyipopt() -> Any:

@@ -1,0 +1,64 @@
+"""Which checkpoint a ``--resume`` restores: the newest one that reads.
+
+A kill or a full disk can leave the newest checkpoint damaged (a data file
+cut short or gone, a garbled ``checkpoint`` state file) while older ones are
+whole. ``--resume`` then goes back to the newest checkpoint that reads, says
+which it skipped, and the run continues from there. A checkpoint that reads
+but does not fit the model is a different spec, not damage: that stops.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from optrun.errors import RunError, first_line
+from optrun.runner.common import CHECKPOINTS, nothing_to_resume
+
+
+def _on_disk(out: Path) -> list[str]:
+    """The checkpoints in ``out``, newest first, found by their index files (the state file may be
+    the damaged part)."""
+    found = [
+        (int(m.group(1)), str(p.with_suffix("")))
+        for p in (out / CHECKPOINTS).glob("ckpt-*.index")
+        if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))
+    ]
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def restore_latest(checkpoint: Any, manager: Any, out: Path, say: Callable[[str], None]) -> str:
+    """Restores the newest checkpoint that reads, for --resume; returns its path.
+
+    Args:
+        checkpoint: the ``tf.train.Checkpoint`` to restore into.
+        manager: its ``tf.train.CheckpointManager``.
+        out: the run directory.
+        say: told which damaged checkpoints were skipped, if any.
+
+    Raises:
+        RunError: no checkpoint; none that reads; or one that reads but does not fit the model.
+    """
+    paths = list(dict.fromkeys([*reversed(manager.checkpoints), *_on_disk(out)]))
+    if not paths:
+        raise nothing_to_resume(out)
+    damaged: list[str] = []
+    for path in paths:
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:  # it reads, but holds another model
+            raise RunError(
+                f"--resume: the checkpoint in {out} does not fit this model: {first_line(error)}"
+            ) from None
+        except Exception as error:  # noqa: BLE001 - a file cut short or gone (TF says so in many ways)
+            damaged.append(f"{Path(path).name} ({first_line(error)})")
+            continue
+        if damaged:
+            say(f"skipped damaged checkpoint(s) {', '.join(damaged)}; resuming from {Path(path).name}")
+        return str(path)
+    raise RunError(
+        f"--resume: every checkpoint in {out} is damaged: {'; '.join(damaged)}. "
+        "Start the run again with --force."
+    )
