@@ -651,3 +651,4 @@ def test_a_bad_cache_dir_in_the_environment_is_named(in_tmp: Path, monkeypatch: 
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert "OPTRUN_CACHE_DIR=" in said and "minimize.compile_cache" not in said.split("or set")[0], said
+    assert "'none' to compile every time" not in said, said  # the spec key's advice, not the variable's

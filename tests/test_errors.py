@@ -191,3 +191,12 @@ def test_unknown_and_reserved_scipy_keywords(vector: tf.Variable) -> None:
 def test_loss_returning_a_non_number(vector: tf.Variable, value: object, match: str) -> None:
     with pytest.raises(optrun.InvalidTypeError, match=match):
         ScipyOptimizerInterface(lambda: value, var_list=[vector])
+
+
+def test_bounds_that_bound_nothing_do_not_refuse_a_method(vector: tf.Variable) -> None:
+    # (None, None) or None per variable: no bound, so BFGS (which takes none) is fine.
+    for nothing in ({vector.ref(): None}, [(vector, (None, None))], {"vector": (None, None)}):
+        opt = ScipyOptimizerInterface(sq(vector), method="BFGS", var_to_bounds=nothing)
+        assert opt.packed_bounds is None
+    with pytest.raises(optrun.UnsupportedMethodError, match="drop the bounds"):
+        ScipyOptimizerInterface(sq(vector), method="BFGS", var_to_bounds={vector.ref(): (0.0, None)})

@@ -164,12 +164,17 @@ def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
 def test_resuming_a_converged_minimize_changes_nothing(spec: Path) -> None:
     more = ("--set", "minimize.options.maxiter=500")
     assert cli("minimize", str(spec), "-q", "--out", "min", *more).exit_code == 0
-    result, metrics = (Path("min") / "result.json").read_bytes(), (Path("min") / "metrics.jsonl").read_bytes()
-    assert json.loads(result)["status"] == "converged"
-    again = cli("minimize", str(spec), "--out", "min", "--resume", *more)
-    assert again.exit_code == 0 and "already converged at iteration" in again.output, again.output
-    assert (Path("min") / "result.json").read_bytes() == result
-    assert (Path("min") / "metrics.jsonl").read_bytes() == metrics
+    files = {
+        name: (Path("min") / name).read_bytes() for name in ("result.json", "metrics.jsonl", "config.yaml")
+    }
+    nit = json.loads(files["result.json"])["nit"]
+    assert json.loads(files["result.json"])["status"] == "converged"
+    again = cli(
+        "minimize", str(spec), "--out", "min", "--resume", *more, "--set", "minimize.options.ftol=1e-3"
+    )
+    assert again.exit_code == 0, again.output
+    assert f"already converged at iteration {nit}" in " ".join(again.output.split()), again.output
+    assert {name: (Path("min") / name).read_bytes() for name in files} == files
 
 
 @pytest.mark.parametrize("command", ["train", "minimize"])
@@ -216,4 +221,13 @@ def test_a_garbled_checkpoint_state_file_still_finds_the_checkpoints(spec: Path)
     (Path("run") / "checkpoints" / "checkpoint").write_text("garbage")
     again = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=30")
     assert again.exit_code == 0, again.output
+    assert steps(Path("run")) == list(range(1, 31))
+
+
+def test_an_empty_checkpoint_state_file_is_set_aside(spec: Path) -> None:
+    assert cli("train", str(spec), "-q", "--out", "run").exit_code == 0
+    (Path("run") / "checkpoints" / "checkpoint").write_text("")  # TF's manager refuses to start on it
+    again = cli("train", str(spec), "--out", "run", "--resume", "--set", "train.max_steps=30")
+    assert again.exit_code == 0, again.output
+    assert "set it aside as checkpoint.damaged" in " ".join(again.output.split())
     assert steps(Path("run")) == list(range(1, 31))

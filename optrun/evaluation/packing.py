@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -183,6 +183,19 @@ class ElementwiseBounds:
     given: Any
 
 
+def gives_bounds(var_to_bounds: Any) -> bool:
+    """Whether ``var_to_bounds`` (or an :class:`ElementwiseBounds`) bounds anything, told before the
+    variables are known: ``{v: None}`` or ``(None, None)`` pairs bound nothing."""
+    if isinstance(var_to_bounds, ElementwiseBounds):
+        return True
+    if isinstance(var_to_bounds, Mapping):
+        values = list(var_to_bounds.values())
+    else:
+        values = [p[1] if isinstance(p, (tuple, list)) and len(p) == 2 else p for p in var_to_bounds or []]
+    nothing = [v is None or (isinstance(v, (tuple, list)) and all(s is None for s in v)) for v in values]
+    return not all(nothing)
+
+
 def pack_elementwise_bounds(bounds: Any, size: int) -> PackedBounds | None:
     """scipy's own ``bounds=`` for the packed vector, as TF 1.0 passed it on: a ``Bounds``
     (``lb``, ``ub``) or one ``(low, high)`` pair per element; checked as :func:`pack_bounds` checks.
@@ -193,8 +206,11 @@ def pack_elementwise_bounds(bounds: Any, size: int) -> PackedBounds | None:
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
         pair = (bounds.lb, bounds.ub)
     else:
-        pairs = list(bounds) if isinstance(bounds, (list, tuple)) else []
-        if len(pairs) != size or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in pairs):
+        try:  # pairs as tuples, lists or arrays, or an (n, 2) array, as scipy takes them
+            pairs = [tuple(p) for p in bounds]
+        except TypeError:
+            pairs = []
+        if len(pairs) != size or any(len(p) != 2 for p in pairs):
             raise InvalidArgumentError(
                 f"bounds= takes one (low, high) pair per element of the packed vector ({size}), or a "
                 f"scipy.optimize.Bounds; got {bounds!r:.80}. Or key them by variable: var_to_bounds."
@@ -236,7 +252,7 @@ def _at(index: tuple[int, ...]) -> str:
 
 
 def pack_bounds(bounds: Sequence[Any | None], layout: Layout) -> PackedBounds | None:
-    """Packs per-variable ``(low, high)`` pairs; None when no variable is bounded.
+    """Packs per-variable ``(low, high)`` pairs; None when nothing is bounded (all None or +-inf).
 
     Args:
         bounds: one entry per variable: None, or a ``(low, high)`` pair where
@@ -274,4 +290,5 @@ def pack_bounds(bounds: Sequence[Any | None], layout: Layout) -> PackedBounds | 
                 )
         lowers.append(low.reshape(-1))
         uppers.append(high.reshape(-1))
-    return PackedBounds(np.concatenate(lowers), np.concatenate(uppers))
+    lower, upper = np.concatenate(lowers), np.concatenate(uppers)
+    return None if np.isneginf(lower).all() and np.isposinf(upper).all() else PackedBounds(lower, upper)

@@ -29,7 +29,7 @@ import numpy as np
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, NonFiniteError
 from optrun.evaluation import switches
-from optrun.evaluation.packing import PackedBounds
+from optrun.evaluation.packing import PackedBounds, gives_bounds
 from optrun.evaluation.point import Component, Evaluation, PointCache
 from optrun.evaluation.probe import Thunk, is_graph_tensor
 from optrun.evaluation.tiers import Tiered
@@ -105,7 +105,7 @@ class ExternalOptimizerInterface(PackedProblem):
         # TF 1.0's _minimize had no packed_bounds: a subclass written for it still runs.
         params = inspect.signature(self._minimize).parameters.values()
         self._takes_bounds = any(p.name == "packed_bounds" or p.kind is p.VAR_KEYWORD for p in params)
-        if var_to_bounds and not self._takes_bounds:
+        if gives_bounds(var_to_bounds) and not self._takes_bounds:
             raise InvalidArgumentError(
                 f"{type(self).__name__}._minimize takes no packed_bounds, so it cannot honour "
                 "var_to_bounds; add a packed_bounds parameter to it, or drop var_to_bounds."

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.optimize
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, UnsupportedMethodError
-from optrun.evaluation.packing import ElementwiseBounds, PackedBounds
+from optrun.evaluation.packing import ElementwiseBounds, PackedBounds, gives_bounds
 from optrun.interfaces.constraints import scipy_constraints
 from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc, no_step
 from optrun.interfaces.method_options import (
@@ -123,10 +123,10 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                 "constraints (scipy would silently ignore them); use SLSQP, trust-constr, "
                 "COBYLA or COBYQA."
             )
-        if name is not None and var_to_bounds and name not in BOUNDED:  # before any op is built
+        if name is not None and gives_bounds(var_to_bounds) and name not in BOUNDED:  # before any op
             raise UnsupportedMethodError(
                 f"method {optimizer_kwargs['method']!r} does not support bounds; use one of "
-                f"{', '.join(sorted(BOUNDED))}, or drop var_to_bounds."
+                f"{', '.join(sorted(BOUNDED))}, or drop the bounds."
             )
         super().__init__(
             loss,
@@ -189,10 +189,10 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         start = np.asarray(initial_val)
         if name not in KEEP_START_DTYPE:
             start = start.astype(np.float64)
-        if start.dtype != np.float64:  # graph mode, float32 variables: the dtypes TF1's session.run gave
+        if start.dtype != np.float64:  # graph mode, float32 variables: the start and loss TF1 gave
             tensor: Any = self.loss  # graph mode: the loss is a tensor
             loss_dtype = np.dtype(tensor.dtype.base_dtype.as_numpy_dtype)
-            fun = _typed(fun, loss_dtype, start.dtype, jac)
+            fun = _typed(fun, loss_dtype, jac)
         constraints = scipy_constraints(
             name, equality_funcs, equality_grad_funcs, inequality_funcs, inequality_grad_funcs
         )
@@ -201,11 +201,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             bounds = scipy.optimize.Bounds(packed_bounds.lower, packed_bounds.upper)
         callback = None
         if step_callback is not no_step or also is not None:  # scipy's bookkeeping only when used
-
-            def callback(xk: np.ndarray, *rest: Any) -> None:
-                step_callback(np.array(xk, np.float64))
-                if also is not None:
-                    also(xk, *rest)
+            callback = _per_iteration(step_callback, also)
 
         if constraints:
             kwargs["constraints"] = constraints
@@ -230,14 +226,34 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         return result
 
 
-def _typed(fun: Callable[[np.ndarray], Any], loss: Any, grad: Any, jac: bool | None) -> Callable[..., Any]:
-    """``fun`` returning the loss as a ``loss`` scalar and the gradient as a ``grad`` array."""
+def _per_iteration(step_callback: Callable[[np.ndarray], Any], also: Any) -> Callable[..., None]:
+    """scipy's ``callback``: ``step_callback(x)``, then the user's own ``callback=``, in the style it
+    is written in (scipy passes ``intermediate_result`` to a callback with only that parameter)."""
+    if also is not None and set(inspect.signature(also).parameters) == {"intermediate_result"}:
+
+        def result_style(intermediate_result: Any) -> None:
+            step_callback(np.array(intermediate_result.x, np.float64))
+            also(intermediate_result)
+
+        return result_style
+
+    def callback(xk: np.ndarray, *rest: Any) -> None:
+        step_callback(np.array(xk, np.float64))
+        if also is not None:
+            also(xk, *rest)
+
+    return callback
+
+
+def _typed(fun: Callable[[np.ndarray], Any], loss: Any, jac: bool | None) -> Callable[..., Any]:
+    """``fun`` returning the loss as a ``loss`` scalar, as ``session.run`` gave it to TF1; the
+    gradient stays float64, as TF1's own wrapper made it ("L-BFGS-B requires doubles")."""
 
     def typed(x: np.ndarray) -> Any:
         if not jac:
             return loss.type(fun(x))
         value, gradient = fun(x)
-        return loss.type(value), np.asarray(gradient).astype(grad)
+        return loss.type(value), gradient
 
     return typed
 

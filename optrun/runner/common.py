@@ -15,7 +15,7 @@ import yaml
 from optrun.causes import TRACE_HINT
 from optrun.errors import OptrunError, RunError, cause_of, first_line
 from optrun.runner.reporting import NullReporter, Reporter, write_json_atomic
-from optrun.runner.rundir import KIND_MARK, claimed
+from optrun.runner.rundir import KIND_MARK, claimed, read_marker
 from optrun.runner.warning_log import WarningLog
 from optrun.spec.load import LoadedSpec, dump_spec
 
@@ -183,19 +183,22 @@ def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions)
             _check_resumable(out, kind, loaded)
             for leftover in (out / CHECKPOINTS).glob("*_temp*"):  # a save cut short by a kill
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        # This start's own directory: where it is now (user code may chdir) and the run id it wrote.
+        made = None if existed else (out.resolve(), (read_marker(out) or {}).get("run_id"))
         try:
             yield
         except BaseException:
-            # Stopped (Ctrl-C, a kill, an error) before the run wrote anything of its own: the
+            # Stopped (Ctrl-C, SIGTERM, an error) before the run wrote anything of its own: the
             # directory this start made goes too, so that the same command can simply run again.
-            if not existed and not _started(out):
-                shutil.rmtree(out, ignore_errors=True)
+            ours = made is not None and made[1] and (read_marker(made[0]) or {}).get("run_id") == made[1]
+            if ours and made is not None and not _started(made[0], loaded.spec.logging.metrics_file):
+                shutil.rmtree(made[0], ignore_errors=True)
             raise
 
 
-def _started(out: Path) -> bool:
+def _started(out: Path, metrics_file: str) -> bool:
     """Whether the run in ``out`` wrote a result, a checkpoint or a metrics line."""
-    wrote = [out / "result.json", *(out / CHECKPOINTS).glob("*"), out / "metrics.jsonl"]
+    wrote = [out / "result.json", *(out / CHECKPOINTS).glob("*"), out / metrics_file]
     return any(p.exists() and (p.is_dir() or p.stat().st_size > 0) for p in wrote)
 
 

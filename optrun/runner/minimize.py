@@ -85,11 +85,11 @@ def _minimize(
         done = int(restore_latest(checkpoint, manager, out, options.reporter.note).rsplit("-", 1)[-1])
         before = previous_result(out)
         resume_budget(done, maxiter, out, "iteration", f"minimize.options.{key}")
-    record_config(out, "minimize", loaded)
     converged = before is not None and before.get("status") == CONVERGED
-    if before is not None and (converged or (maxiter is not None and done >= maxiter)):
+    if before is not None and (converged or (maxiter is not None and done >= maxiter)):  # files as they were
         options.reporter.note(
-            f"the run already converged at iteration {done}; nothing to do"
+            f"the run already converged at iteration {before.get('nit', done)}; nothing to do (--force "
+            "runs it again from the start)"
             if converged
             else f"the run already ran {done} iterations ({key}: {maxiter}); nothing to do "
             f"(raise {key} above {done} to go on)"
@@ -97,6 +97,7 @@ def _minimize(
         if channel is not None:
             channel.stop(Stop(success=True))
         return RunOutcome(out, before, True)
+    record_config(out, "minimize", loaded)
     if maxiter is not None and done:
         interface.optimizer_kwargs["options"] = {
             **interface.optimizer_kwargs["options"],

@@ -29,6 +29,24 @@ def _on_disk(out: Path) -> list[str]:
     return [path for _, path in sorted(found, reverse=True)]
 
 
+def set_aside_unreadable_state(out: Path, say: Callable[[str], None]) -> None:
+    """Moves a ``checkpoint`` state file TensorFlow cannot read (empty, or garbled) to
+    ``checkpoint.damaged``: TF's CheckpointManager would refuse to start on it, and the
+    checkpoints themselves are found by their files."""
+    import tensorflow as tf
+
+    state = out / CHECKPOINTS / "checkpoint"
+    if not state.is_file():
+        return
+    try:
+        readable = tf.train.get_checkpoint_state(str(state.parent)) is not None
+    except Exception:  # noqa: BLE001 - TF says it in several ways
+        readable = False
+    if not readable:
+        state.replace(state.with_name("checkpoint.damaged"))
+        say(f"{state} could not be read; set it aside as checkpoint.damaged")
+
+
 def restore_latest(checkpoint: Any, manager: Any, out: Path, say: Callable[[str], None]) -> str:
     """Restores the newest checkpoint that reads, for --resume; returns its path.
 

@@ -220,10 +220,10 @@ def _train(
             + (f" of {total}" if total else "")
             + ("" if status == "data_exhausted" else "; stopping there (train.on_data_end: stop)")
         )
-    run_steps, streak = step - first_step, skips.streak if skips.last == step else 0
-    if status == "completed" and run_steps and 2 * streak > run_steps:  # half the run or more, to its end
+    streak = skips.streak if skips.last == step else 0  # skipped updates up to the run's last step
+    if status == "completed" and streak and 2 * streak >= step:  # half the whole run or more
         status = "diverged"  # the updates kept being non-finite: the weights stopped learning
-        options.reporter.note(f"the last {streak} of {run_steps} updates were all non-finite and skipped")
+        options.reporter.note(f"the last {streak} of {step} updates were all non-finite and skipped")
     save_all()
     swap = averaging is not None and averaging.has_averages  # a run may end before any update
     context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()

@@ -20,7 +20,7 @@ from typing import Any
 
 from optrun.errors import RunError
 from optrun.runner.common import CHECKPOINTS, RunOptions, run_dir, run_directory
-from optrun.runner.restore import restore_latest
+from optrun.runner.restore import restore_latest, set_aside_unreadable_state
 from optrun.scale.strategy import Plan
 from optrun.spec.load import LoadedSpec
 
@@ -67,6 +67,8 @@ def claim_place(loaded: LoadedSpec, options: RunOptions, kind: str, plan: Plan) 
     run = run_dir(loaded, options)
     if plan.is_chief:
         with run_directory(run, kind, loaded, options):
+            if options.resume:
+                set_aside_unreadable_state(run, options.reporter.note)
             yield Place(run, run)
         return
     if options.resume and not (run / CHECKPOINTS).is_dir():

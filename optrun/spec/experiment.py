@@ -129,7 +129,9 @@ class TrainSpec(Strict):
     max_steps: int | None = Field(None, gt=0, description="Stop after this many steps.")
     epochs: int | None = Field(None, gt=0, description="Passes over the data (when max_steps is unset).")
     on_nonfinite: Literal["stop", "skip"] = Field(
-        "stop", description="NaN/Inf loss: 'stop' ends the run (exit 1); 'skip' drops that update."
+        "stop",
+        description="NaN/Inf loss: 'stop' ends the run (exit 1); 'skip' drops that update (a run "
+        "whose last half or more of updates were all skipped ends diverged).",
     )
     on_data_end: Literal["error", "stop"] = Field(
         "error",

@@ -180,8 +180,8 @@ def test_callbacks_see_first_and_last_loss(sess: Any, use_resource: bool) -> Non
 
 @pytest.mark.parametrize("method", ["BFGS", "CG", "Nelder-Mead", "Powell", "L-BFGS-B"])
 def test_float32_variables_give_tf1s_path_bit_for_bit(sess: Any, use_resource: bool, method: str) -> None:
-    """TF1 handed scipy session.run's float32 start point, loss and gradient; methods such as BFGS
-    keep working in them, so the path (nfev, x) is TF1's only with the same dtypes."""
+    """TF1 handed scipy session.run's float32 start point and loss (the gradient cast to float64);
+    methods such as BFGS keep working in x0's dtype, so the path (nfev, x) is TF1's only so."""
     v = var([7.0, -3.0], use_resource)
     loss = tf.reduce_sum(tf.square(v - [1.0, 2.0])) + 0.01 * tf.reduce_sum(tf.square(v)) ** 2
     grad = tf.gradients(loss, [v])[0]
@@ -190,7 +190,8 @@ def test_float32_variables_give_tf1s_path_bit_for_bit(sess: Any, use_resource: b
 
     def tf1(point: np.ndarray) -> tuple[Any, Any]:  # TF1's algorithm: one session.run per request
         sess.run(assign, {value: point})
-        return tuple(sess.run([loss, grad]))  # type: ignore[return-value]
+        f, g = sess.run([loss, grad])
+        return f, g.astype("float64")  # as TF1's wrapper: "L-BFGS-B requires gradients as doubles"
 
     sess.run(v.initializer)
     with warnings.catch_warnings():
@@ -202,12 +203,16 @@ def test_float32_variables_give_tf1s_path_bit_for_bit(sess: Any, use_resource: b
     np.testing.assert_array_equal(sess.run(v), np.asarray(expected.x, np.float32))
 
 
-@pytest.mark.parametrize("form", ["pairs", "Bounds"])
+@pytest.mark.parametrize("form", ["pairs", "array", "Bounds"])
 def test_scipys_own_bounds_and_callback_as_tf10_passed_them(sess: Any, use_resource: bool, form: str) -> None:
     # TF 1.0 had no var_to_bounds: bounds= (one pair per element) and callback= went to scipy.
     v = var([7.0, 7.0], use_resource)
     given = [(4.0, 10.0), (None, 2.0)]
-    bounds = given if form == "pairs" else scipy.optimize.Bounds([4.0, -np.inf], [10.0, 2.0])
+    bounds = {
+        "pairs": given,
+        "array": np.array([[4.0, 10.0], [-np.inf, 2.0]]),  # (n, 2), as scipy takes it too
+        "Bounds": scipy.optimize.Bounds([4.0, -np.inf], [10.0, 2.0]),
+    }[form]
     seen: list[np.ndarray] = []
     loss = tf.reduce_sum(tf.square(v - 3.0))
     opt = optrun.ScipyOptimizerInterface(loss, bounds=bounds, callback=seen.append)
@@ -219,3 +224,17 @@ def test_scipys_own_bounds_and_callback_as_tf10_passed_them(sess: Any, use_resou
     assert result.nit == len(seen) == len(steps) > 0
     with pytest.raises(optrun.InvalidArgumentError, match="not both"):
         optrun.ScipyOptimizerInterface(tf.reduce_sum(v), bounds=given, var_to_bounds={v: (0.0, 1.0)})
+
+
+def test_a_callback_in_scipys_newer_style_gets_the_result(sess: Any, use_resource: bool) -> None:
+    v = var([7.0, 7.0], use_resource)
+    seen: list[float] = []
+
+    def callback(intermediate_result: Any) -> None:  # scipy >= 1.11's style: the OptimizeResult
+        seen.append(float(intermediate_result.fun))
+
+    sess.run(v.initializer)
+    result = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v - 3.0)), callback=callback).minimize(
+        sess
+    )
+    assert len(seen) == result.nit > 0 and seen[-1] == pytest.approx(0.0, abs=1e-10)
