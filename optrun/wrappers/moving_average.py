@@ -36,7 +36,10 @@ def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
     In float32, as TF1's ``ExponentialMovingAverage`` formed it (``n`` cast to float32), so
     the averages are TF1's numbers: with 0.9999, ``1 - d`` is 1.0001659e-4, not 1e-4.
     """
-    decay = tf.constant(float(average_decay), tf.float32)
+    if isinstance(average_decay, numbers.Real):
+        decay = tf.constant(float(average_decay), tf.float32)
+    else:  # a graph tensor or variable (TF1 took them)
+        decay = tf.cast(average_decay, tf.float32)
     if num_updates is None:
         return decay
     n = tf.cast(tf.convert_to_tensor(num_updates), tf.float32)

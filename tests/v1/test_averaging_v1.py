@@ -267,3 +267,14 @@ def test_an_average_made_after_a_restore_starts_from_it(tmp_path: Any, use_resou
         reads = use_resource or not tf.compat.v1.control_flow_v2_enabled()
         expected = [[4.9, 4.9]] if reads else [[1.3, 1.3]]
         np.testing.assert_allclose(sess.run(opt.get_slot(w, "average")), expected, rtol=1e-6)
+
+
+def test_average_decay_as_a_tensor(sess: Any, use_resource: bool) -> None:
+    # w = 1, GD(0.1) on sum(w^2): w -> 0.8; decay 0.9 fed: avg = 1 - 0.1 * (1 - 0.8) = 0.98.
+    w = tf.compat.v1.Variable([1.0], use_resource=use_resource)
+    decay = tf.compat.v1.placeholder(tf.float32, [])
+    opt = optrun.MovingAverageOptimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1), decay)
+    train = opt.minimize(tf.reduce_sum(tf.square(w)))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(train, {decay: 0.9})
+    np.testing.assert_allclose(sess.run(opt.get_slot(w, "average")), [0.98], rtol=1e-6)

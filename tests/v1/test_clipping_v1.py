@@ -256,3 +256,14 @@ def test_clips_are_tf1s_numbers_bit_for_bit(sess: Any, use_resource: bool, dims:
         sess.run(reference)
     np.testing.assert_array_equal(sess.run(ours), sess.run(twin))
     assert not np.array_equal(sess.run(ours), start)
+
+
+def test_max_norm_as_a_tensor(sess: Any, use_resource: bool) -> None:
+    # TF1 handed max_norm to tf.clip_by_norm, so a tensor (a placeholder, to anneal it) worked.
+    var = tf.compat.v1.Variable([[3.0, 4.0], [0.0, 1.0]], use_resource=use_resource)
+    norm = tf.compat.v1.placeholder(tf.float32, [])
+    sgd = tf.compat.v1.train.GradientDescentOptimizer(0.0)  # no move: only the clip acts
+    update = optrun.VariableClippingOptimizer(sgd, {var: [1]}, norm).minimize(tf.reduce_sum(var))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(update, {norm: 2.5})
+    np.testing.assert_allclose(sess.run(var), [[1.5, 2.0], [0.0, 1.0]], atol=1e-6)  # [3, 4] * 2.5 / 5

@@ -20,6 +20,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from optrun.evaluation.probe import is_graph_tensor
 from optrun.varkeys import resolve_var_keyed
 from optrun.wrappers.clipping import check_clip_args, check_dims, clip_rows, log_dense_fallback, write_clip
 from optrun.wrappers.v1.base import WrapperOptimizerV1
@@ -33,7 +34,8 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
         vars_to_clip_dims: variable -> dims (as for ``tf.clip_by_norm``), as a dict keyed by
             the variables themselves (graph variables are hashable), by ``var.ref()`` or by
             name, or a list of ``(variable, dims)`` pairs.
-        max_norm: the L2 norm to clip to, for every listed variable.
+        max_norm: the L2 norm to clip to, for every listed variable: a number, or a scalar
+            tensor or variable of the graph (as TF1 took it).
         use_locking: use locks for the clip updates.
         colocate_clip_ops_with_vars: compute each clip on its variable's device.
         name: the name scope of the ops ``apply_gradients`` adds.
@@ -48,7 +50,11 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
         colocate_clip_ops_with_vars: bool = False,
         name: str = "VariableClipping",
     ) -> None:
-        self._max_norm = check_clip_args(vars_to_clip_dims, max_norm)
+        if is_graph_tensor(max_norm):  # TF1 handed it to tf.clip_by_norm, which takes a tensor
+            check_clip_args(vars_to_clip_dims, 1.0)
+            self._max_norm: Any = max_norm
+        else:
+            self._max_norm = check_clip_args(vars_to_clip_dims, max_norm)
         super().__init__(opt, name=name, use_locking=use_locking)
         # A defensive copy, as TF1 made: later edits of the caller's dict change nothing.
         self._vars_to_clip_dims = (

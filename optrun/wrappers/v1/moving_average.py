@@ -25,6 +25,7 @@ import tensorflow as tf
 from tensorflow.python.training.saving import saveable_object_util
 
 from optrun.errors import InvalidArgumentError, NotReadyError
+from optrun.evaluation.probe import is_graph_tensor
 from optrun.wrappers.moving_average import check_average_args, ema_decay, ema_delta
 from optrun.wrappers.v1.base import WrapperOptimizerV1
 
@@ -36,7 +37,8 @@ class MovingAverageOptimizerV1(WrapperOptimizerV1):
 
     Args:
         opt: the ``tf.compat.v1.train.Optimizer`` that computes and applies the updates.
-        average_decay: the decay ``d`` in [0, 1].
+        average_decay: the decay ``d`` in [0, 1]: a number, or a scalar tensor or variable of
+            the graph (as TF1 took it).
         num_updates: optional update count ``n`` (int, or integer variable or tensor such as
             the global step); then ``d = min(average_decay, (1 + n) / (10 + n))``.
         sequential_update: average the values after the update (True) or run the average
@@ -56,7 +58,11 @@ class MovingAverageOptimizerV1(WrapperOptimizerV1):
         sequential_update: bool = True,
         name: str = "MovingAverage",
     ) -> None:
-        self._average_decay = check_average_args(average_decay, num_updates)
+        if is_graph_tensor(average_decay):  # TF1's ExponentialMovingAverage took a tensor too
+            check_average_args(0.5, num_updates)
+            self._average_decay: Any = average_decay
+        else:
+            self._average_decay = check_average_args(average_decay, num_updates)
         super().__init__(opt, name=name)
         self._num_updates = num_updates
         self._sequential_update = bool(sequential_update)
