@@ -26,8 +26,9 @@ from optrun.errors import (
 from optrun.version import __version__
 
 if TYPE_CHECKING:
+    from optrun.evaluation.bounds import PackedBounds
     from optrun.evaluation.compile_cache import enable_compile_cache
-    from optrun.evaluation.packing import Layout, PackedBounds
+    from optrun.evaluation.packing import Layout
     from optrun.interfaces.external import ExternalOptimizerInterface
     from optrun.interfaces.ipopt.interface import IpoptInterface
     from optrun.interfaces.projected import ProjectedGradientInterface
@@ -48,7 +49,7 @@ _LAZY = {
     "IpoptInterface": "optrun.interfaces.ipopt.interface",
     "ProjectedGradientInterface": "optrun.interfaces.projected",
     "Layout": "optrun.evaluation.packing",
-    "PackedBounds": "optrun.evaluation.packing",
+    "PackedBounds": "optrun.evaluation.bounds",
     "resolve_var_keyed": "optrun.varkeys",
     "MovingAverageOptimizer": "optrun.wrappers.moving_average",
     "VariableClippingOptimizer": "optrun.wrappers.clipping",

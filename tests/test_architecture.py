@@ -34,7 +34,7 @@ PUBLIC = {
     "NonFiniteError": "optrun.errors",
     "NotReadyError": "optrun.errors",
     "OptrunError": "optrun.errors",
-    "PackedBounds": "optrun.evaluation.packing",
+    "PackedBounds": "optrun.evaluation.bounds",
     "ProjectedGradientInterface": "optrun.interfaces.projected",
     "RunError": "optrun.errors",
     "RunOptions": "optrun.runner.common",

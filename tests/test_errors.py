@@ -195,8 +195,10 @@ def test_loss_returning_a_non_number(vector: tf.Variable, value: object, match: 
 
 def test_bounds_that_bound_nothing_do_not_refuse_a_method(vector: tf.Variable) -> None:
     # (None, None) or None per variable: no bound, so BFGS (which takes none) is fine.
-    for nothing in ({vector.ref(): None}, [(vector, (None, None))], {"vector": (None, None)}):
+    for nothing in ({vector.ref(): None}, [(vector, (None, None))], {"vector": (-np.inf, np.inf)}):
         opt = ScipyOptimizerInterface(sq(vector), method="BFGS", var_to_bounds=nothing)
         assert opt.packed_bounds is None
+    for elementwise in ([(None, None)] * 2, np.array([[-np.inf, np.inf]] * 2)):  # scipy's own form
+        assert ScipyOptimizerInterface(sq(vector), method="BFGS", bounds=elementwise).packed_bounds is None
     with pytest.raises(optrun.UnsupportedMethodError, match="drop the bounds"):
         ScipyOptimizerInterface(sq(vector), method="BFGS", var_to_bounds={vector.ref(): (0.0, None)})

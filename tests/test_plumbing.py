@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import optrun
+from optrun.evaluation.bounds import pack_bounds
 from optrun.evaluation.fastcall import FastCaller, _public
-from optrun.evaluation.packing import Layout, pack_bounds
+from optrun.evaluation.packing import Layout
 from optrun.evaluation.point import Evaluation
 from optrun.varkeys import resolve_var_keyed, variable_names
 

@@ -231,3 +231,21 @@ def test_an_empty_checkpoint_state_file_is_set_aside(spec: Path) -> None:
     assert again.exit_code == 0, again.output
     assert "set it aside as checkpoint.damaged" in " ".join(again.output.split())
     assert steps(Path("run")) == list(range(1, 31))
+
+
+def test_a_checkpoint_the_state_file_never_listed_is_still_the_newest(tmp_path: Path) -> None:
+    # A kill between writing a checkpoint and recording it in the state file: it is the newest.
+    from optrun.runner.restore import restore_latest
+
+    step = tf.Variable(0)
+    checkpoint = tf.train.Checkpoint(step=step)
+    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=5)
+    for n in (1, 2, 3):
+        step.assign(n)
+        manager.save(checkpoint_number=n)
+    step.assign(4)
+    checkpoint.write(str(tmp_path / "checkpoints" / "ckpt-4"))
+    step.assign(0)
+    said: list[str] = []
+    assert restore_latest(checkpoint, manager, tmp_path, said.append).endswith("ckpt-4")
+    assert int(step.numpy()) == 4 and not said

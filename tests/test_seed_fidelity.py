@@ -13,7 +13,8 @@ import tensorflow as tf
 
 import optrun
 from optrun.errors import InvalidArgumentError, InvalidTypeError
-from optrun.evaluation.packing import Layout, pack_bounds
+from optrun.evaluation.bounds import pack_bounds
+from optrun.evaluation.packing import Layout
 
 
 class OneStep(optrun.ExternalOptimizerInterface):

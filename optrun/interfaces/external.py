@@ -29,7 +29,7 @@ import numpy as np
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, NonFiniteError
 from optrun.evaluation import switches
-from optrun.evaluation.packing import PackedBounds, gives_bounds
+from optrun.evaluation.bounds import PackedBounds, gives_bounds
 from optrun.evaluation.point import Component, Evaluation, PointCache
 from optrun.evaluation.probe import Thunk, is_graph_tensor
 from optrun.evaluation.tiers import Tiered

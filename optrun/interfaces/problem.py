@@ -19,15 +19,10 @@ from typing import Any
 import numpy as np
 
 from optrun.errors import InvalidArgumentError
+from optrun.evaluation.bounds import ElementwiseBounds, PackedBounds, pack_bounds, pack_elementwise_bounds
 from optrun.evaluation.eager import EagerBackend, Problem
 from optrun.evaluation.graph import GraphBackend
-from optrun.evaluation.packing import (
-    ElementwiseBounds,
-    Layout,
-    PackedBounds,
-    pack_bounds,
-    pack_elementwise_bounds,
-)
+from optrun.evaluation.packing import Layout
 from optrun.evaluation.point import PointCache, as_point
 from optrun.evaluation.probe import (
     Thunk,

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from optrun.errors import InvalidArgumentError, UnsupportedMethodError
-from optrun.evaluation.packing import PackedBounds
+from optrun.evaluation.bounds import PackedBounds
 from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc
 
 logger = logging.getLogger("optrun")

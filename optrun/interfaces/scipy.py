@@ -21,7 +21,7 @@ import numpy as np
 import scipy.optimize
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, UnsupportedMethodError
-from optrun.evaluation.packing import ElementwiseBounds, PackedBounds, gives_bounds
+from optrun.evaluation.bounds import ElementwiseBounds, PackedBounds, gives_bounds
 from optrun.interfaces.constraints import scipy_constraints
 from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc, no_step
 from optrun.interfaces.method_options import (
@@ -106,7 +106,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         if optimizer_kwargs.get("callback") is not None and not callable(optimizer_kwargs["callback"]):
             raise InvalidTypeError(f"callback must be callable; got {optimizer_kwargs['callback']!r:.60}")
         if optimizer_kwargs.get("bounds") is not None:  # scipy's own, per element, as TF 1.0 passed it
-            if var_to_bounds:
+            if gives_bounds(var_to_bounds):
                 raise InvalidArgumentError("pass var_to_bounds or bounds=, not both")
             var_to_bounds = ElementwiseBounds(optimizer_kwargs["bounds"])
         constrained = bool(equalities) or bool(inequalities)
@@ -232,7 +232,8 @@ def _per_iteration(step_callback: Callable[[np.ndarray], Any], also: Any) -> Cal
     if also is not None and set(inspect.signature(also).parameters) == {"intermediate_result"}:
 
         def result_style(intermediate_result: Any) -> None:
-            step_callback(np.array(intermediate_result.x, np.float64))
+            # scipy passes its result, but TNC (which scipy does not wrap) the bare x.
+            step_callback(np.array(getattr(intermediate_result, "x", intermediate_result), np.float64))
             also(intermediate_result)
 
         return result_style

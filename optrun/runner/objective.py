@@ -254,7 +254,7 @@ def compile_cache_for(loaded: LoadedSpec) -> Path | None:
     except InvalidArgumentError as error:  # "compile_cache: ...", in the spec's minimize section
         message = str(error).removeprefix("compile_cache: ")
         if where is None and os.environ.get("OPTRUN_CACHE_DIR"):  # not the spec's: the environment's
-            reason = message.split("; ")[0]  # the spec key's own advice does not fit here
+            reason = message.rsplit("; ", 1)[0]  # the spec key's own advice (last) does not fit here
             raise InvalidArgumentError(
                 f"OPTRUN_CACHE_DIR={os.environ['OPTRUN_CACHE_DIR']!r}: {reason}; point it at a "
                 "writable folder, unset it, or set minimize.compile_cache: none"

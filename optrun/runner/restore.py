@@ -18,6 +18,11 @@ from optrun.errors import RunError, first_line
 from optrun.runner.common import CHECKPOINTS, nothing_to_resume
 
 
+def _number(path: str) -> int:
+    found = re.search(r"-(\d+)$", str(path))
+    return int(found.group(1)) if found else -1
+
+
 def _on_disk(out: Path) -> list[str]:
     """The checkpoints in ``out``, newest first, found by their index files (the state file may be
     the damaged part)."""
@@ -59,7 +64,8 @@ def restore_latest(checkpoint: Any, manager: Any, out: Path, say: Callable[[str]
     Raises:
         RunError: no checkpoint; none that reads; or one that reads but does not fit the model.
     """
-    paths = list(dict.fromkeys([*reversed(manager.checkpoints), *_on_disk(out)]))
+    # Newest first, whether the state file lists it or a kill came before the state was updated.
+    paths = sorted({*manager.checkpoints, *_on_disk(out)}, key=_number, reverse=True)
     if not paths:
         raise nothing_to_resume(out)
     damaged: list[str] = []

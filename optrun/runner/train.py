@@ -220,10 +220,11 @@ def _train(
             + (f" of {total}" if total else "")
             + ("" if status == "data_exhausted" else "; stopping there (train.on_data_end: stop)")
         )
-    streak = skips.streak if skips.last == step else 0  # skipped updates up to the run's last step
-    if status == "completed" and streak and 2 * streak >= step:  # half the whole run or more
+    # Counted in this invocation, as skipped_nonfinite is (a --resume counts afresh).
+    streak, ran = skips.streak if skips.last == step else 0, step - first_step
+    if status == "completed" and streak and 2 * streak >= ran:  # the last half of the updates or more
         status = "diverged"  # the updates kept being non-finite: the weights stopped learning
-        options.reporter.note(f"the last {streak} of {step} updates were all non-finite and skipped")
+        options.reporter.note(f"the last {streak} of {ran} updates were all non-finite and skipped")
     save_all()
     swap = averaging is not None and averaging.has_averages  # a run may end before any update
     context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()

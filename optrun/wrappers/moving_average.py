@@ -38,11 +38,11 @@ def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
     """
     if isinstance(average_decay, numbers.Real):
         decay = tf.constant(float(average_decay), tf.float32)
-    else:  # a graph tensor or variable (TF1 took them)
-        decay = tf.cast(average_decay, tf.float32)
+    else:  # a graph tensor or variable, in its own dtype, as TF1 took it
+        decay = tf.convert_to_tensor(average_decay)
     if num_updates is None:
         return decay
-    n = tf.cast(tf.convert_to_tensor(num_updates), tf.float32)
+    n = tf.cast(tf.convert_to_tensor(num_updates), decay.dtype)
     return tf.minimum(decay, (1.0 + n) / (10.0 + n))
 
 

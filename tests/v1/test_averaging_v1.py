@@ -278,3 +278,16 @@ def test_average_decay_as_a_tensor(sess: Any, use_resource: bool) -> None:
     sess.run(tf.compat.v1.global_variables_initializer())
     sess.run(train, {decay: 0.9})
     np.testing.assert_allclose(sess.run(opt.get_slot(w, "average")), [0.98], rtol=1e-6)
+
+
+def test_a_float64_decay_tensor_forms_one_minus_d_in_float64(sess: Any, use_resource: bool) -> None:
+    # TF1 formed 1 - d in the decay's dtype: float64 here, not float32's 1.0001659e-4.
+    w = tf.compat.v1.Variable([1.0], dtype=tf.float64, use_resource=use_resource)
+    decay = tf.compat.v1.placeholder(tf.float64, [])
+    opt = optrun.MovingAverageOptimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1), decay)
+    train = opt.minimize(tf.reduce_sum(tf.square(w)))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(train, {decay: 0.9999})
+    expected = 1.0 - (1.0 - 0.8) * (1.0 - np.float64(0.9999))  # w: 1 -> 0.8
+    # float32's 1 - d would be 3.3e-9 off; float64's is off by rounding only.
+    np.testing.assert_allclose(sess.run(opt.get_slot(w, "average")), [expected], rtol=1e-11)

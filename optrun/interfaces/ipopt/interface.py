@@ -43,7 +43,7 @@ import numpy as np
 import scipy.optimize
 
 from optrun.errors import InvalidArgumentError, MissingDependencyError
-from optrun.evaluation.packing import PackedBounds
+from optrun.evaluation.bounds import PackedBounds
 from optrun.evaluation.point import stack
 from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc
 from optrun.interfaces.ipopt.callbacks import IpoptCallbacks
