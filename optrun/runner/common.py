@@ -184,15 +184,15 @@ def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions)
             for leftover in (out / CHECKPOINTS).glob("*_temp*"):  # a save cut short by a kill
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         # This start's own directory: where it is now (user code may chdir) and the run id it wrote.
-        made = None if existed else (out.resolve(), (read_marker(out) or {}).get("run_id"))
+        home, run_id = out.resolve(), (read_marker(out) or {}).get("run_id")
         try:
             yield
         except BaseException:
             # Stopped (Ctrl-C, SIGTERM, an error) before the run wrote anything of its own: the
             # directory this start made goes too, so that the same command can simply run again.
-            ours = made is not None and made[1] and (read_marker(made[0]) or {}).get("run_id") == made[1]
-            if ours and made is not None and not _started(made[0], loaded.spec.logging.metrics_file):
-                shutil.rmtree(made[0], ignore_errors=True)
+            ours = not existed and run_id and (read_marker(home) or {}).get("run_id") == run_id
+            if ours and not _started(home, loaded.spec.logging.metrics_file):
+                shutil.rmtree(home, ignore_errors=True)
             raise
 
 

@@ -33,7 +33,7 @@ from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limi
 from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data
 from optrun.runner.outcome import CONVERGED, NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
-from optrun.runner.restore import restore_latest
+from optrun.runner.restore import checkpoint_number, restore_latest
 from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.scale.multi_worker import Channel, Stop
@@ -82,7 +82,7 @@ def _minimize(
     key, maxiter = iteration_budget(interface.method, dict(spec.minimize.options if spec.minimize else {}))
     done, before = 0, None  # iterations of earlier sessions of this run: the count and the budget go on
     if options.resume:
-        done = int(restore_latest(checkpoint, manager, out, options.reporter.note).rsplit("-", 1)[-1])
+        done = checkpoint_number(restore_latest(checkpoint, manager, out, options.reporter.note))
         before = previous_result(out)
         resume_budget(done, maxiter, out, "iteration", f"minimize.options.{key}")
     converged = before is not None and before.get("status") == CONVERGED

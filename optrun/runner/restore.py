@@ -18,20 +18,15 @@ from optrun.errors import RunError, first_line
 from optrun.runner.common import CHECKPOINTS, nothing_to_resume
 
 
-def _number(path: str) -> int:
+def checkpoint_number(path: str) -> int:
+    """The number a checkpoint's path ends in (``.../ckpt-40`` -> 40); -1 for none."""
     found = re.search(r"-(\d+)$", str(path))
     return int(found.group(1)) if found else -1
 
 
 def _on_disk(out: Path) -> list[str]:
-    """The checkpoints in ``out``, newest first, found by their index files (the state file may be
-    the damaged part)."""
-    found = [
-        (int(m.group(1)), str(p.with_suffix("")))
-        for p in (out / CHECKPOINTS).glob("ckpt-*.index")
-        if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))
-    ]
-    return [path for _, path in sorted(found, reverse=True)]
+    """The checkpoints in ``out``, found by their index files (the state file may be the damaged part)."""
+    return [str(p.with_suffix("")) for p in (out / CHECKPOINTS).glob("ckpt-*.index")]
 
 
 def set_aside_unreadable_state(out: Path, say: Callable[[str], None]) -> None:
@@ -65,7 +60,7 @@ def restore_latest(checkpoint: Any, manager: Any, out: Path, say: Callable[[str]
         RunError: no checkpoint; none that reads; or one that reads but does not fit the model.
     """
     # Newest first, whether the state file lists it or a kill came before the state was updated.
-    paths = sorted({*manager.checkpoints, *_on_disk(out)}, key=_number, reverse=True)
+    paths = sorted({*manager.checkpoints, *_on_disk(out)}, key=checkpoint_number, reverse=True)
     if not paths:
         raise nothing_to_resume(out)
     damaged: list[str] = []
