@@ -1,4 +1,5 @@
-"""The loss, constraints and fetches go through AutoGraph as ``tf.function`` would convert them.
+"""The loss, constraints and fetches go through AutoGraph as ``tf.function`` would convert them,
+where they need it: code that traces without the rewrite is traced as written.
 
 Whatever kind of callable a user passes (a function, a lambda, a bound method, a
 ``functools.partial``, an object with ``__call__``), Python control flow on tensors works in
@@ -8,6 +9,7 @@ the code it calls, and an error raised there names the user's file and function.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from typing import Any
 
@@ -74,9 +76,9 @@ def test_an_error_in_a_function_a_lambda_calls_names_that_function() -> None:
     assert str(frame) == "test_autograph.py in fails"
 
 
-def test_lambdas_sharing_a_line_run_as_written_and_say_so_at_debug(caplog: pytest.LogCaptureFixture) -> None:
-    # The seed's constrained example writes its two constraints on one line: AutoGraph cannot
-    # tell them apart, and they need no rewrite.
+def test_lambdas_sharing_a_line_need_no_rewrite(caplog: pytest.LogCaptureFixture) -> None:
+    # The seed's constrained example writes its two constraints on one line: AutoGraph could not
+    # tell them apart, and they need no rewrite, so they are traced as written.
     v = tf.Variable([7.0, 7.0], dtype=tf.float64)
     with caplog.at_level("DEBUG", logger="optrun"):
         opt = ScipyOptimizerInterface(
@@ -84,7 +86,85 @@ def test_lambdas_sharing_a_line_run_as_written_and_say_so_at_debug(caplog: pytes
         )
         opt.minimize()
     np.testing.assert_allclose(v.numpy(), [1.0, 1.0], atol=1e-6)
+    assert "AutoGraph" not in caplog.text
+
+
+def test_lambdas_sharing_a_line_that_need_the_rewrite_say_so_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    v = tf.Variable([3.0], dtype=tf.float64)
+    with caplog.at_level("DEBUG", logger="optrun"), pytest.raises(tf.errors.OperatorNotAllowedInGraphError):
+        ScipyOptimizerInterface(
+            lambda: tf.reduce_sum(v * v),
+            var_list=[v],
+            inequalities=[lambda: v[0] if v[0] > 0 else -v[0], lambda: v[0]],
+        )
     assert "AutoGraph cannot convert" in caplog.text
+
+
+def _frame_file() -> str:
+    """The file of the code that called this: AutoGraph's rewrite runs from a generated file."""
+    caller = inspect.currentframe()
+    assert caller is not None and caller.f_back is not None
+    return caller.f_back.f_code.co_filename
+
+
+def test_a_loss_without_control_flow_on_tensors_is_traced_as_written_once() -> None:
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+    files: list[str] = []
+
+    def loss() -> tf.Tensor:
+        files.append(_frame_file())
+        return tf.reduce_sum((v - [1.0, -1.0]) ** 2)
+
+    opt = ScipyOptimizerInterface(loss, var_list=[v])
+    assert opt.evaluate()["loss"] == 5.0  # (3 - 1)^2 + (-2 + 1)^2
+    opt.minimize()
+    np.testing.assert_allclose(v.numpy(), [1.0, -1.0], atol=1e-6)
+    assert files == [__file__]  # one trace, of the code as written
+
+
+def test_a_loss_with_control_flow_on_tensors_is_traced_again_through_autograph(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+    files: list[str] = []
+
+    def loss() -> tf.Tensor:
+        files.append(_frame_file())
+        return branching(v)
+
+    with caplog.at_level("DEBUG", logger="optrun"):
+        opt = ScipyOptimizerInterface(loss, var_list=[v], jit_compile=False)
+    assert "tracing without AutoGraph failed" in caplog.text
+    # The trace as written stopped at the tensor condition; the second ran AutoGraph's rewrite.
+    assert len(files) == 2 and files[0] == __file__ and files[1] != __file__
+    assert opt.evaluate()["loss"] == 13.0  # the sum is 1 > 0: (3 - 1)^2 + (-2 - 1)^2
+
+
+def test_a_loss_looping_over_a_dataset_is_traced_through_autograph() -> None:
+    # Without AutoGraph, `for batch in dataset` cannot end inside a graph (TensorFlow raises).
+    v = tf.Variable([0.0], dtype=tf.float64)
+    data = tf.data.Dataset.from_tensor_slices(np.array([1.0, 2.0, 6.0])).batch(2)
+
+    def loss() -> tf.Tensor:
+        total = tf.constant(0.0, tf.float64)
+        for batch in data:
+            total += tf.reduce_sum((batch - v[0]) ** 2)
+        return total
+
+    # (TensorFlow passes no gradient through a loop over a dataset: only the value is checked.)
+    opt = ScipyOptimizerInterface(loss, var_list=[v], jit_compile=False)
+    assert opt.evaluate()["loss"] == 1.0 + 4.0 + 36.0
+
+
+def test_a_fetch_that_needs_the_rewrite_gets_it_when_the_loss_does_not() -> None:
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+    seen: list[float] = []
+    opt = ScipyOptimizerInterface(lambda: tf.reduce_sum((v - 1.0) ** 2), var_list=[v], jit_compile=False)
+    opt.minimize(fetches=[lambda: branching(v, 2.0)], loss_callback=lambda f: seen.append(float(f)))
+    assert seen[0] == 26.0  # 2 x 13 at the start point
+    np.testing.assert_allclose(v.numpy(), [1.0, 1.0], atol=1e-6)
 
 
 def test_an_error_inside_a_rewritten_if_names_the_function_it_is_in() -> None:

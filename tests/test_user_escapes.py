@@ -51,6 +51,7 @@ def test_sys_exit_in_a_loss_is_named_by_its_frame(tmp_path: Path) -> None:
     spec = project(tmp_path, "    return tf.Variable([1.0], name='v')\n", "    sys.exit('bye')\n")
     result = runner.invoke(app, ["minimize", str(spec), "--json", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
-    # The loss ran as AutoGraph's rewrite: named by its file and function, without the rewrite's line.
-    assert "user code in m.py:loss called sys.exit('bye')" in result.stderr
+    # The loss is traced as written (it needs no AutoGraph rewrite): named by file, function and
+    # line (m.py's sixth: two imports, build and its body, then loss and its body).
+    assert "user code in m.py:loss (line 6) called sys.exit('bye')" in result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["success"] is False

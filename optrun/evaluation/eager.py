@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.evaluation.autograph import converted
 from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.compile_estimate import compile_estimate
 from optrun.evaluation.fastcall import FastCaller, shadow_call
@@ -59,39 +59,9 @@ class Problem:
     layout: Layout
 
 
-def _autograph(thunk: Thunk) -> Thunk:
-    """``thunk`` converted by autograph, as ``tf.function`` would convert it, or as is where it
-    cannot be (a builtin, a lambda sharing its line with another, source Python cannot find).
-
-    A function or lambda is converted here, once; the functions it calls are converted as it
-    calls them. Any other callable (a bound method, a ``functools.partial``, an object with
-    ``__call__``) is called from a converted function of optrun's, which converts it the way
-    ``tf.function`` converts its argument. A thunk marked
-    ``tf.autograph.experimental.do_not_convert`` (the attribute ``tf.function`` itself checks)
-    is left alone.
-    """
-    if hasattr(thunk, "autograph_info__"):
-        return thunk
-    target = thunk if inspect.isfunction(thunk) else _calling(thunk)
-    try:
-        return tf.autograph.to_graph(target)
-    except Exception as error:  # noqa: BLE001 - traced as written, as tf.function does after its warning
-        # Debug, not a warning: the seed's own style (two constraint lambdas on one line) lands
-        # here, and needs no rewrite.
-        logger.debug("AutoGraph cannot convert %r (%s); it is traced as written", thunk, error)
-        return thunk
-
-
-def _calling(thunk: Thunk) -> Thunk:
-    def call() -> Any:
-        return thunk()
-
-    return call
-
-
-def _fetch(item: Any) -> Any:
+def _fetch(item: Any, convert: bool) -> Any:
     if callable(item):
-        return _autograph(item)()
+        return (converted(item) if convert else item)()
     return as_tf_variable(item).read_value()
 
 
@@ -127,6 +97,8 @@ class EagerBackend:
         self._ungraded = set(range(len(problem.variables)))
         self._user: list[Thunk] | None = None
         self._convert_s = 0.0
+        # Whether the user's code needs AutoGraph: learnt from the first trace that fails without it.
+        self._needs_autograph = False
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
@@ -166,7 +138,7 @@ class EagerBackend:
             self._evaluators[key] = (fetches, self._compile(fetches, gradients))
         return self._evaluators[key][1]
 
-    def _body(self, fetches: tuple[Any, ...], gradients: bool) -> Callable[[tf.Tensor], Any]:
+    def _body(self, fetches: tuple[Any, ...], gradients: bool, convert: bool) -> Callable[[tf.Tensor], Any]:
         problem, tf_vars, layout = self._problem, self._tf_vars, self._problem.layout
         ungraded = self._ungraded
 
@@ -180,7 +152,7 @@ class EagerBackend:
                 [tf.zeros_like(v) if g is None else g for v, g in zip(tf_vars, grads, strict=True)]
             )
 
-        user = self._converted()
+        user = self._converted() if convert else [problem.loss, *problem.equalities, *problem.inequalities]
         n_eq = len(problem.equalities)
         names = ["loss", *(f"equalities[{i}]" for i in range(n_eq))]
         names += [f"inequalities[{i}]" for i in range(len(problem.inequalities))]
@@ -199,34 +171,48 @@ class EagerBackend:
                 values[0], values[1 : 1 + n_eq], values[1 + n_eq :], functools.partial(grad, tape)
             )
             del tape
-            return packed, [_fetch(f) for f in fetches]
+            return packed, [_fetch(f, convert) for f in fetches]
 
         return body
 
     def _converted(self) -> list[Thunk]:
-        """The loss and constraints as autograph converts them, converted once.
-
-        optrun's own code is traced as is (autograph=False below); only the user's loss and
-        constraints go through autograph, so Python control flow on tensors works in them.
-        """
+        """The loss and constraints as AutoGraph converts them, converted once (optrun's own
+        code is never converted: autograph=False below)."""
         if self._user is None:
             problem, started = self._problem, time.perf_counter()
-            self._user = [_autograph(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
+            self._user = [converted(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
             self._convert_s = time.perf_counter() - started
         return self._user
 
     def trace(self, fetches: tuple[Any, ...] = (), gradients: bool = True) -> Any:
-        """The plain (no XLA) concrete function for ``fetches``, traced once and kept."""
+        """The plain (no XLA) concrete function for ``fetches``, traced once and kept.
+
+        The user's code is traced as written first: AutoGraph's rewrite (of its source and of
+        every function it calls) is much of a trace, and code without Python control flow on
+        tensors traces to the same graph without it. Code with such control flow fails that
+        trace (an ``if`` on a tensor, a loop over one or over a dataset raise) and, as any
+        other error, is traced again through AutoGraph, as ``tf.function`` would trace it.
+        """
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._traces:
-            spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
-            self._converted()
-            started = time.perf_counter()
-            function = tf.function(self._body(fetches, gradients), input_signature=spec, autograph=False)
-            concrete = function.get_concrete_function()
-            # Every trace's time counts the (one) conversion, as COMPILE_PER_TRACE was measured.
-            self._traces[key] = (fetches, concrete, time.perf_counter() - started + self._convert_s)
+            try:
+                traced = None if self._needs_autograph else self._traced(fetches, gradients, False)
+            except Exception as error:  # noqa: BLE001 - any error: trace as tf.function would
+                logger.debug("tracing without AutoGraph failed (%s); tracing through it", error)
+                self._needs_autograph = True
+            if self._needs_autograph:
+                self._converted()
+                concrete, trace_s = self._traced(fetches, gradients, True)
+                traced = (concrete, trace_s + self._convert_s)  # as COMPILE_PER_TRACE was measured
+            assert traced is not None
+            self._traces[key] = (fetches, *traced)
         return self._traces[key]
+
+    def _traced(self, fetches: tuple[Any, ...], gradients: bool, convert: bool) -> tuple[Any, float]:
+        spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
+        started = time.perf_counter()
+        function = tf.function(self._body(fetches, gradients, convert), input_signature=spec, autograph=False)
+        return function.get_concrete_function(), time.perf_counter() - started
 
     @property
     def unused(self) -> list[Any]:

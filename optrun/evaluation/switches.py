@@ -6,8 +6,11 @@
   Grappler rewrites the plain evaluation (see :mod:`optrun.evaluation.grappler`).
 * ``OPTRUN_SAFE_CALL``: ``0`` (default) or ``1``; ``1`` calls every compiled
   evaluation through TensorFlow's public path (see :mod:`optrun.evaluation.fastcall`).
+* ``OPTRUN_SESSION_RUN``: ``auto`` (default), ``inline`` or ``pool``; whether
+  graph mode's session calls run on the calling thread (see
+  :mod:`optrun.evaluation.graph.inline`).
 
-An interface checks all three when it is built (:func:`check_all`), so a typo
+An interface checks them all when it is built (:func:`check_all`), so a typo
 is refused before a run starts, not at its first evaluation. An empty value
 counts as unset.
 """
@@ -21,12 +24,14 @@ from optrun.errors import InvalidArgumentError
 TIER2 = "OPTRUN_TIER2"
 GRAPPLER = "OPTRUN_GRAPPLER"
 SAFE_CALL = "OPTRUN_SAFE_CALL"
+SESSION_RUN = "OPTRUN_SESSION_RUN"
 
 #: Each variable's values, its default first.
 CHOICES: dict[str, tuple[str, ...]] = {
     TIER2: ("auto", "now", "never"),
     GRAPPLER: ("once", "tensorflow", "off"),
     SAFE_CALL: ("0", "1"),
+    SESSION_RUN: ("auto", "inline", "pool"),
 }
 
 

@@ -105,8 +105,13 @@ def test_function_path_serves_and_matches_the_session(sess: Any, use_resource: b
     np.testing.assert_allclose(fast[0], reference[0], rtol=1e-9)
 
 
-def test_jit_compile_false_gives_tf1s_numbers(sess: Any, use_resource: bool) -> None:
-    """jit_compile=False is TF1's way throughout: every point a session run, the path TF1's bit for bit."""
+@pytest.mark.parametrize("session_run", ["inline", "pool"])
+def test_jit_compile_false_gives_tf1s_numbers(
+    sess: Any, use_resource: bool, session_run: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jit_compile=False is TF1's way throughout: every point a session run, the path TF1's bit for
+    bit, whether its ops run on the calling thread or in the session's pool."""
+    monkeypatch.setenv("OPTRUN_SESSION_RUN", session_run)
     x = var(np.full(6, -0.5), use_resource, "x", tf.float64)
     loss = tf.reduce_sum(100.0 * tf.square(x[1:] - tf.square(x[:-1])) + tf.square(1.0 - x[:-1]))
     grad = tf.gradients(loss, [x])[0]

@@ -13,6 +13,8 @@ uses) takes a fixed list of feeds and fetches:
   second callable first.
 
 Sessions without that method (``MonitoredSession``) use ``make_callable``.
+On a graph of small tensors the callables run on the calling thread
+(:mod:`optrun.evaluation.graph.inline`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from optrun.evaluation.graph.inline import runs_inline
 from optrun.evaluation.outputs import joiner
 from optrun.evaluation.packing import Layout
 from optrun.evaluation.point import Evaluator
@@ -36,9 +39,10 @@ def fed_by_value(variables: Sequence[Any]) -> bool:
 
 
 def make_callable(
-    session: Any, fetches: list[Any], feeds: list[Any], targets: Sequence[Any] = ()
+    session: Any, fetches: list[Any], feeds: list[Any], targets: Sequence[Any] = (), inline: bool = False
 ) -> Callable:
-    """``(*feed_values) -> [fetched values]`` for fixed feeds and fetches."""
+    """``(*feed_values) -> [fetched values]`` for fixed feeds and fetches; ``inline``: its ops run
+    on the calling thread (:mod:`optrun.evaluation.graph.inline`), where the session allows it."""
     if hasattr(session, "_make_callable_from_options") and all(isinstance(t, tf.Tensor) for t in fetches):
         from tensorflow.core.protobuf import config_pb2
 
@@ -46,6 +50,8 @@ def make_callable(
         options.feed.extend(t.name for t in feeds)
         options.fetch.extend(t.name for t in fetches)
         options.target.extend(op.name for op in targets)
+        if inline:  # RunOptions' documented value for "the caller thread"
+            options.run_options.inter_op_thread_pool = -1
         return session._make_callable_from_options(options)
     run_fetches = [*fetches, *targets]
     run = session.make_callable(run_fetches, feed_list=feeds) if hasattr(session, "make_callable") else None
@@ -79,9 +85,11 @@ def session_point(
     source.update({k.name: ("feed", j) for j, k in enumerate(keys)})
     wanted, n_parts = [*parts, *fetches], len(parts)
     own = {i for i, f in enumerate(wanted) if getattr(f, "name", None) not in source}
-    run = make_callable(session, [f for i, f in enumerate(wanted) if i in own], [*fed_tensors, *keys])
+    computed = [f for i, f in enumerate(wanted) if i in own]
+    inline = runs_inline([t for t in computed if isinstance(t, tf.Tensor)])
+    run = make_callable(session, computed, [*fed_tensors, *keys], inline=inline)
     placeholder, assign_op = assign
-    write = None if by_value else make_callable(session, [], [placeholder], [assign_op])
+    write = None if by_value else make_callable(session, [], [placeholder], [assign_op], inline=inline)
 
     def bind(feeds: dict[Any, Any]) -> Evaluator:
         feed_values = _values(feeds, keys)
