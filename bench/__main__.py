@@ -65,6 +65,7 @@ def main() -> None:
         "pinn64": pinn_bench.pinn_float64,
         "firsteval": first_eval.time_to_first_evaluation,
         "endtoend": end_to_end.end_to_end,
+        "endtoendtf2": end_to_end.end_to_end_tf2,  # its TF2 rows alone
         "endtoendgraph": end_to_end.end_to_end_graph,  # its graph-mode rows alone
         "slowxla": end_to_end.slower_xla,  # where XLA is slower: the default goes back to plain
         "tfruntime": tf_runtime.runtimes,  # TF1 session against tf.function: the PINN's floor without XLA

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +84,7 @@ def _compare(
         ours = optrun.ScipyOptimizerInterface(loss, var_list=variables, options=options)
         xla = optrun.ScipyOptimizerInterface(loss, var_list=variables, options=options, jit_compile=True)
         plain = optrun.ScipyOptimizerInterface(loss, var_list=variables, options=options, jit_compile=False)
+        pooled = optrun.ScipyOptimizerInterface(loss, var_list=variables, options=options, jit_compile=False)
         unlimited = optrun.ScipyOptimizerInterface(
             loss, var_list=variables, options=options, blas_threads="unlimited"
         )
@@ -105,10 +107,25 @@ def _compare(
             "ours": per_unit(timed(lambda: ours.minimize(session)), repeats=repeats),
             "xla": per_unit(timed(lambda: xla.minimize(session)), repeats=repeats),
             "plain": per_unit(timed(lambda: plain.minimize(session)), repeats=repeats),
+            "pool": per_unit(timed(lambda: _in_pool(lambda: pooled.minimize(session))), repeats=repeats),
         }
         if blas:
             timings["unlimited"] = per_unit(timed(lambda: unlimited.minimize(session)), repeats=repeats)
         return timings
+
+
+def _in_pool(minimize: Callable[[], Any]) -> Any:
+    """``minimize()`` with ``OPTRUN_SESSION_RUN=pool``: its session calls run in the session's
+    thread pool (read when its first ``minimize`` makes them), whatever the graph's size."""
+    before = os.environ.get("OPTRUN_SESSION_RUN")
+    os.environ["OPTRUN_SESSION_RUN"] = "pool"
+    try:
+        return minimize()
+    finally:
+        if before is None:
+            del os.environ["OPTRUN_SESSION_RUN"]
+        else:
+            os.environ["OPTRUN_SESSION_RUN"] = before
 
 
 def _rosenbrock() -> tuple[tf.Tensor, list[Any]]:
@@ -173,6 +190,12 @@ def _rows(case: str, timings: dict[str, Timing], target: str) -> list[Row]:
             target,
         ),
         _row("", "optrun jit_compile=False (the session path throughout)", timings["plain"], tf1),
+        _row(
+            "",
+            "optrun jit_compile=False, OPTRUN_SESSION_RUN=pool (every op in the session's thread pool)",
+            timings["pool"],
+            tf1,
+        ),
     ] + [
         _row("", "optrun graph path, blas_threads='unlimited' (BLAS pools as scipy left them)", t, tf1)
         for t in [timings[k] for k in ("unlimited",) if k in timings]

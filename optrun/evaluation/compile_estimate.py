@@ -5,8 +5,9 @@ when to build the XLA tier from this estimate, the smaller of two guesses::
 
     estimate = min(COMPILE_PER_TRACE * trace_s, COMPILE_PER_OP * ops)
 
-``trace_s`` is the trace the XLA tier compiles (AutoGraph's conversion included)
-and ``ops`` the operations in its graph that are not constants. The trace scales
+``trace_s`` is the trace the XLA tier compiles (AutoGraph's conversion included,
+where the user's code needed it) and ``ops`` the operations in its graph that are
+not constants. The trace scales
 with the machine, but a small graph's trace is mostly TensorFlow's fixed cost
 per trace (the first in a process most of all), which overstates its compile;
 the operation count caps that. ``python -m bench compilecost`` measures both
@@ -19,9 +20,10 @@ from typing import Any
 
 from optrun.evaluation.called import called_functions
 
-#: XLA's compile, in multiples of the trace it compiles, AutoGraph's conversion included (measured:
-#: 1.5-8.6x on the bench's problems, ``python -m bench compilecost``).
-COMPILE_PER_TRACE = 4.0
+#: XLA's compile, in multiples of the trace it compiles (measured: 2.8-15.3x on the bench's
+#: problems, 6.5x on the PINN, where the trace is what the estimate rests on; ``python -m bench
+#: compilecost``).
+COMPILE_PER_TRACE = 6.0
 #: Seconds of XLA's compile per non-constant operation of the traced graph (measured: 1.6 ms on
 #: Rosenbrock, 2.0-2.1 ms on logistic regression and the PINN, 2.9 ms on an MLP, 6.3 ms on a
 #: Cholesky; ``python -m bench compilecost``).

@@ -96,7 +96,6 @@ class EagerBackend:
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
         self._ungraded = set(range(len(problem.variables)))
         self._user: list[Thunk] | None = None
-        self._convert_s = 0.0
         # Whether the user's code needs AutoGraph: learnt from the first trace that fails without it.
         self._needs_autograph = False
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
@@ -179,9 +178,8 @@ class EagerBackend:
         """The loss and constraints as AutoGraph converts them, converted once (optrun's own
         code is never converted: autograph=False below)."""
         if self._user is None:
-            problem, started = self._problem, time.perf_counter()
+            problem = self._problem
             self._user = [converted(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)]
-            self._convert_s = time.perf_counter() - started
         return self._user
 
     def trace(self, fetches: tuple[Any, ...] = (), gradients: bool = True) -> Any:
@@ -201,9 +199,8 @@ class EagerBackend:
                 logger.debug("tracing without AutoGraph failed (%s); tracing through it", error)
                 self._needs_autograph = True
             if self._needs_autograph:
-                self._converted()
-                concrete, trace_s = self._traced(fetches, gradients, True)
-                traced = (concrete, trace_s + self._convert_s)  # as COMPILE_PER_TRACE was measured
+                self._converted()  # before the clock: the compile estimate rests on the trace alone
+                traced = self._traced(fetches, gradients, True)
             assert traced is not None
             self._traces[key] = (fetches, *traced)
         return self._traces[key]
