@@ -83,7 +83,7 @@ def main() -> None:
     }
     rows: list[dict] = []
     started = time.perf_counter()
-    named_only = {"endtoendgraph"}  # part of endtoend: run when asked for, not twice in make bench
+    named_only = {"endtoendtf2", "endtoendgraph"}  # parts of endtoend: run when asked for, not twice
     for name, case in cases.items():
         if name in only or (not only and name not in named_only):
             rows += case()

@@ -179,3 +179,19 @@ def test_an_error_inside_a_rewritten_if_names_the_function_it_is_in() -> None:
     with pytest.raises(ValueError, match="no branch") as caught:
         ScipyOptimizerInterface(branch_fails, var_list=[v]).minimize()
     assert str(user_frame_of(caught.value)) == "test_autograph.py in branch_fails"
+
+
+def test_a_loss_converted_by_the_user_is_traced_once(caplog: pytest.LogCaptureFixture) -> None:
+    # The guide's advice for a loss known to need AutoGraph: no first attempt as written.
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+    calls: list[int] = []
+
+    def loss() -> tf.Tensor:
+        calls.append(1)
+        return branching(v)
+
+    with caplog.at_level("DEBUG", logger="optrun"):
+        opt = ScipyOptimizerInterface(tf.autograph.to_graph(loss), var_list=[v], jit_compile=False)
+    assert "tracing without AutoGraph failed" not in caplog.text
+    assert len(calls) == 1
+    assert opt.evaluate()["loss"] == 13.0  # the sum is 1 > 0: (3 - 1)^2 + (-2 - 1)^2
