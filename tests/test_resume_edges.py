@@ -54,12 +54,22 @@ def steps(run: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def _files(run: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of a run directory: its modification time and its bytes."""
+    return {
+        str(p.relative_to(run)): (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file()
+    }
+
+
 def test_resuming_a_finished_run_changes_nothing(spec: Path) -> None:
     assert cli("train", str(spec), "-q", "--out", "run").exit_code == 0
-    before = (Path("run") / "result.json").read_bytes()
+    before = _files(Path("run"))
     again = cli("train", str(spec), "--out", "run", "--resume")
     assert again.exit_code == 0 and "already finished at step 20" in again.output
-    assert (Path("run") / "result.json").read_bytes() == before
+    after = _files(Path("run"))
+    # No file written, none added (a TensorBoard events file), none touched (config.yaml).
+    assert sorted(after) == sorted(before)
+    assert [k for k in before if after[k] != before[k] and not k.startswith(".")] == []
     more = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=30")
     assert more.exit_code == 0
     assert json.loads((Path("run") / "result.json").read_text())["steps"] == 30

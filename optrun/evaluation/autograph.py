@@ -49,3 +49,46 @@ def _calling(thunk: Thunk) -> Thunk:
         return thunk()
 
     return call
+
+
+class CreatesVariables(Exception):
+    """The user's code created a variable in the trace as written, which is then abandoned: a
+    variable created in a trace that fails would stay uninitialized, and the code kept it."""
+
+
+def _refuse(next_creator: Any, **kwargs: Any) -> Any:
+    raise CreatesVariables("the loss creates a variable while tracing")
+
+
+def as_written(trace: Callable[[], Any]) -> Any:
+    """``trace()``, the user's code traced as written; a variable it creates raises
+    :class:`CreatesVariables` before it exists (so the AutoGraph trace creates it, once)."""
+    with tf.variable_creator_scope(_refuse):
+        return trace()
+
+
+def holds_dataset(thunk: Any) -> bool:
+    """Whether ``thunk`` holds a ``tf.data.Dataset`` within reach: in its closure, the globals it
+    names, a ``functools.partial``'s arguments or the attributes of the object it is bound to.
+
+    Without AutoGraph, TensorFlow refuses a loop over a dataset only after tracing its body 32
+    times; code that holds one goes straight to AutoGraph. One further away is not seen.
+    """
+    values: list[Any] = [*getattr(thunk, "args", ()), *(getattr(thunk, "keywords", None) or {}).values()]
+    target = getattr(thunk, "func", thunk)  # a functools.partial's function
+    owner = getattr(target, "__self__", None)  # a bound method's object
+    if not inspect.isfunction(getattr(target, "__func__", target)) and owner is None:
+        owner, target = target, type(target).__call__  # an object with __call__
+    values += list(getattr(owner, "__dict__", {}).values())
+    try:
+        found = inspect.getclosurevars(getattr(target, "__func__", target))
+    except (TypeError, ValueError):  # a builtin, or no source-level function to inspect
+        return any(isinstance(v, tf.data.Dataset) for v in values)
+    values += [*found.nonlocals.values(), *found.globals.values()]
+    return any(isinstance(v, tf.data.Dataset) for v in values)
+
+
+def same_failure(first: BaseException, second: BaseException) -> bool:
+    """Whether two traces failed alike (type and message): then the first, raised from the code
+    as written, names the user's line, which AutoGraph's rewrite does not."""
+    return type(first) is type(second) and str(first) == str(second)

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, InvalidTypeError
-from optrun.evaluation.autograph import converted
+from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
+from optrun.evaluation.autograph import as_written, converted, holds_dataset, same_failure
 from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.compile_estimate import compile_estimate
 from optrun.evaluation.fastcall import FastCaller, shadow_call
@@ -96,8 +96,11 @@ class EagerBackend:
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
         self._ungraded = set(range(len(problem.variables)))
         self._user: list[Thunk] | None = None
-        # Whether the user's code needs AutoGraph: learnt from the first trace that fails without it.
-        self._needs_autograph = False
+        # Whether the user's code needs AutoGraph: learnt from a trace that fails without it, or
+        # known beforehand for code that holds a dataset (see autograph.holds_dataset).
+        self._needs_autograph = any(
+            holds_dataset(f) for f in (problem.loss, *problem.equalities, *problem.inequalities)
+        )
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
@@ -188,20 +191,30 @@ class EagerBackend:
         The user's code is traced as written first: AutoGraph's rewrite (of its source and of
         every function it calls) is much of a trace, and code without Python control flow on
         tensors traces to the same graph without it. Code with such control flow fails that
-        trace (an ``if`` on a tensor, a loop over one or over a dataset raise) and, as any
-        other error, is traced again through AutoGraph, as ``tf.function`` would trace it.
+        trace (an ``if`` on a tensor, a loop over one raise), as does code that creates a
+        variable (refused there, see :func:`~optrun.evaluation.autograph.as_written`); it is
+        traced again through AutoGraph, as ``tf.function`` would trace it, and so is code that
+        failed otherwise, whose error, if AutoGraph's trace fails alike, is the first one.
         """
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._traces:
-            try:
-                traced = None if self._needs_autograph else self._traced(fetches, gradients, False)
-            except Exception as error:  # noqa: BLE001 - any error: trace as tf.function would
-                logger.debug("tracing without AutoGraph failed (%s); tracing through it", error)
+            traced, first = None, None
+            if not self._needs_autograph:
+                try:
+                    traced = as_written(lambda: self._traced(fetches, gradients, False))
+                except OptrunError:  # optrun's own refusal (a loss that is not a scalar): no retry
+                    raise
+                except Exception as error:  # noqa: BLE001 - any other error: trace as tf.function would
+                    logger.debug("tracing without AutoGraph failed (%s); tracing through it", error)
+                    first = error
+            if traced is None:
+                try:
+                    traced = self._traced(fetches, gradients, True)
+                except Exception as error:
+                    if first is not None and same_failure(first, error):
+                        raise first from None  # the same error, at the user's own line
+                    raise
                 self._needs_autograph = True
-            if self._needs_autograph:
-                self._converted()  # before the clock: the compile estimate rests on the trace alone
-                traced = self._traced(fetches, gradients, True)
-            assert traced is not None
             self._traces[key] = (fetches, *traced)
         return self._traces[key]
 

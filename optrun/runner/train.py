@@ -36,10 +36,11 @@ from optrun.runner.common import (
     seed_everything,
     write_result,
 )
-from optrun.runner.distribute import DistributedStep, all_finite, check_global_batch, distribute_data
+from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
 from optrun.runner.interrupts import heard_code, held, interrupt_code, interrupts_at_checks
 from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
+from optrun.runner.step import single_device_step
 from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.scale.strategy import make_strategy, peer_failure
@@ -88,7 +89,7 @@ def _train(
 
     rebuild: Callable[[], Any] = lambda: build_data(loaded)  # noqa: E731 - a one-shot iterator's next pass
     if plan.strategy is None:
-        train_step = _single_device_step(model, variables, loss_fn, opt)
+        train_step = single_device_step(model, variables, loss_fn, opt)
         trace = train_step.get_concrete_function
     else:
         data = distribute_data(plan, data, loaded.spec.data.builder)
@@ -115,7 +116,13 @@ def _train(
     if options.resume:  # every worker restores the chief's checkpoint
         place.restore(checkpoint, manager, options.reporter.note)
         limit = "train.max_steps" if spec.train.max_steps else "train.epochs"
-        resume_budget(int(step_var.numpy()), total, place.run, "step", limit, finished_as="completed")
+        done = int(step_var.numpy())
+        resume_budget(done, total, place.run, "step", limit, finished_as="completed")
+        before = previous_result(place.run)
+        if before is not None and before.get("status") == "completed" and total is not None and done >= total:
+            options.reporter.start("train", total, done)  # before any writer: every file stays as it was
+            _nothing_to_do(options.reporter, spec.train.max_steps, done)
+            return RunOutcome(place.run, before, True)
     record_config(out, "train", loaded)
 
     step = first_step = int(step_var.numpy())
@@ -204,13 +211,11 @@ def _train(
             raise Interrupted(code, place.run, plan) from None
         raise RunFailed(message + (f" (result.json written to {out})" if place.kept else "")) from error
     skips.close()
+    # A finished run over data of unknown length: known to be finished only once no batch is left.
     before = previous_result(place.run) if options.resume and step == first_step else None
     if before is not None and before.get("status") == "completed":
         metrics.close()
-        more = f"train.max_steps above {step}" if spec.train.max_steps else "train.epochs"
-        options.reporter.note(
-            f"the run already finished at step {step}; nothing to do (raise {more} to go on)"
-        )
+        _nothing_to_do(options.reporter, spec.train.max_steps, step)
         return RunOutcome(place.run, before, True)
     if status == "completed" and batches.exhausted and (total is None or step < total):
         if spec.train.on_data_end == "error":
@@ -241,28 +246,9 @@ def _train(
     return RunOutcome(place.run, result, status == "completed")
 
 
-def _single_device_step(
-    model: Any, variables: list[Any], loss_fn: Callable[[Any, Any], Any], opt: Any
-) -> Any:
-    """The compiled step without a strategy: ``step(batch) -> (loss, finite)``."""
-
-    @tf.function
-    def train_step(batch: Any) -> tuple[tf.Tensor, tf.Tensor]:
-        with tf.GradientTape() as tape:
-            loss = tf.cast(loss_fn(model, batch), tf.float32)
-        if loss.shape.rank != 0:  # checked while tracing: a usage error before any file is written
-            raise ValueError(f"the loss must return a scalar; got shape {loss.shape.as_list()}")
-        grads = tape.gradient(loss, variables)
-        finite = all_finite(loss, grads)
-
-        def apply() -> None:
-            opt.apply_gradients(zip(grads, variables, strict=True))
-
-        # A non-finite update is never applied: 'stop' ends the run, 'skip' goes on.
-        tf.cond(finite, apply, lambda: None)
-        return loss, finite
-
-    return train_step
+def _nothing_to_do(reporter: Any, max_steps: int | None, step: int) -> None:
+    more = f"train.max_steps above {step}" if max_steps else "train.epochs"
+    reporter.note(f"the run already finished at step {step}; nothing to do (raise {more} to go on)")
 
 
 def _write_result(

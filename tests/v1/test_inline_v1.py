@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -41,15 +42,50 @@ def test_a_bad_switch_is_refused_with_its_values(monkeypatch: pytest.MonkeyPatch
         optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v)))
 
 
+def test_ops_that_call_functions_keep_the_pool(sess: Any) -> None:
+    # Control flow v2 and nested functions hide their tensors (here one of a million elements).
+    x = tf.compat.v1.placeholder(tf.float64, [4])
+
+    @tf.function
+    def hidden(a: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(tf.zeros([1000, 1000], tf.float64)) + tf.reduce_sum(a)
+
+    assert not runs_inline([hidden(x)])
+    assert runs_inline([tf.reduce_sum(x)])
+
+
+@pytest.mark.parametrize(("setting", "on_caller"), [("inline", True), ("pool", False)])
+def test_inline_calls_run_on_the_calling_thread(
+    sess: Any, monkeypatch: pytest.MonkeyPatch, setting: str, on_caller: bool
+) -> None:
+    # The loss records the thread its op runs on: the caller's inline, a pool thread otherwise.
+    monkeypatch.setenv("OPTRUN_SESSION_RUN", setting)
+    v = tf.compat.v1.Variable([3.0, -2.0], dtype=tf.float64, name="v")
+    threads: list[int] = []
+
+    def record(value: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        return value
+
+    seen = tf.compat.v1.py_func(record, [tf.reduce_sum(tf.square(v - 1.0))], tf.float64)
+    seen.set_shape([])
+    sess.run(tf.compat.v1.global_variables_initializer())
+    opt = optrun.ScipyOptimizerInterface(seen + 0.0 * tf.reduce_sum(v), jit_compile=False)
+    with opt._backend.bound(sess, None):
+        opt._backend.evaluator()(np.array([2.0, 0.0]))
+    assert threads and all((t == threading.get_ident()) is on_caller for t in threads)
+
+
 def test_inline_and_pool_evaluate_the_same_values(sess: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A small tanh network's loss and gradient: identical bits on either thread.
+    # A tanh network's loss and gradient, its tensors at the inline limit (128 x 128 = 16,384
+    # elements, so that kernels split work across threads): identical bits on either thread.
     rng = np.random.default_rng(0)
-    data = tf.constant(rng.normal(size=(64, 3)))
-    w1 = tf.compat.v1.Variable(rng.normal(size=(3, 8)), name="w1")
-    w2 = tf.compat.v1.Variable(rng.normal(size=(8, 1)), name="w2")
+    data = tf.constant(rng.normal(size=(128, 3)))
+    w1 = tf.compat.v1.Variable(rng.normal(size=(3, 128)), name="w1")
+    w2 = tf.compat.v1.Variable(rng.normal(size=(128, 1)), name="w2")
     loss = tf.reduce_mean(tf.square(tf.tanh(data @ w1) @ w2 - 1.0))
     sess.run(tf.compat.v1.global_variables_initializer())
-    points = [np.linspace(-1.0, 1.0, 32) * k for k in (1.0, 0.5, 2.0)]
+    points = [np.linspace(-1.0, 1.0, 512) * k for k in (1.0, 0.5, 2.0)]
     got = {}
     for setting in ("inline", "pool"):
         monkeypatch.setenv("OPTRUN_SESSION_RUN", setting)
@@ -60,5 +96,5 @@ def test_inline_and_pool_evaluate_the_same_values(sess: Any, monkeypatch: pytest
     for a, b in zip(got["inline"], got["pool"], strict=True):
         np.testing.assert_array_equal(a, b)
     # And they are the numbers: session.run of the loss at the last point, by TF1's own feed.
-    sess.run([w1.assign(points[-1][:24].reshape(3, 8)), w2.assign(points[-1][24:].reshape(8, 1))])
+    sess.run([w1.assign(points[-1][:384].reshape(3, 128)), w2.assign(points[-1][384:].reshape(128, 1))])
     assert got["inline"][-1][0] == sess.run(loss)

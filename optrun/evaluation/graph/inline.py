@@ -11,7 +11,11 @@ the pool running independent ops side by side (the bench's PINN took about
 shapes of what the call computes::
 
     inline  <=>  ops <= MAX_OPS  and  every output of every op has a known shape
-                 of at most MAX_ELEMENTS elements
+                 of at most MAX_ELEMENTS elements  and  no op calls a function
+
+over the ops the fetches depend on (all of them, fed or not: the walk errs
+towards the pool). Ops that call functions (control flow v2, a nested
+``tf.function``) hide their own tensors, so they keep the pool.
 
 Kernels keep their intra-op threads either way, and each op computes the same
 values: only which thread runs it changes. ``OPTRUN_SESSION_RUN=inline`` or
@@ -44,7 +48,7 @@ def runs_inline(fetches: Iterable[Any], targets: Iterable[Any] = ()) -> bool:
         if id(op) in seen:
             continue
         seen.add(id(op))
-        if len(seen) > MAX_OPS or not all(_small(t) for t in op.outputs):
+        if len(seen) > MAX_OPS or _calls_functions(op) or not all(_small(t) for t in op.outputs):
             return False
         todo.extend(t.op for t in op.inputs)
         todo.extend(op.control_inputs)
@@ -54,3 +58,9 @@ def runs_inline(fetches: Iterable[Any], targets: Iterable[Any] = ()) -> bool:
 def _small(tensor: Any) -> bool:
     count = tensor.shape.num_elements() if tensor.shape.rank is not None else None
     return count is not None and count <= MAX_ELEMENTS
+
+
+def _calls_functions(op: Any) -> bool:
+    """Whether ``op`` runs functions (``PartitionedCall``, control flow v2's ``If`` and ``While``),
+    whose tensors the walk cannot see and whose ops would run inline too."""
+    return any(value.HasField("func") or len(value.list.func) for value in op.node_def.attr.values())

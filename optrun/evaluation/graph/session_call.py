@@ -89,7 +89,9 @@ def session_point(
     inline = runs_inline([t for t in computed if isinstance(t, tf.Tensor)])
     run = make_callable(session, computed, [*fed_tensors, *keys], inline=inline)
     placeholder, assign_op = assign
-    write = None if by_value else make_callable(session, [], [placeholder], [assign_op], inline=inline)
+    write = None
+    if not by_value:  # x's own size decides for its assignment
+        write = make_callable(session, [], [placeholder], [assign_op], inline=runs_inline([], [assign_op]))
 
     def bind(feeds: dict[Any, Any]) -> Evaluator:
         feed_values = _values(feeds, keys)
