@@ -237,3 +237,58 @@ def test_optruns_own_refusal_is_not_traced_twice() -> None:
     with pytest.raises(optrun.InvalidArgumentError, match="Reduce it"):
         ScipyOptimizerInterface(loss, var_list=[v])
     assert len(calls) == 1
+
+
+def test_a_tf_function_loss_creating_its_variable_on_its_first_call_works() -> None:
+    # tf.function's own first call creates (lifts and initializes) the variable; the trace as
+    # written lets it, or the function would count that call as done and refuse it later.
+    x = tf.Variable([3.0, -2.0])
+    holder: list[tf.Variable] = []
+
+    @tf.function
+    def loss() -> tf.Tensor:
+        if not holder:
+            holder.append(tf.Variable(2.0, trainable=False))
+        return tf.reduce_sum((x - holder[0]) ** 2)
+
+    ScipyOptimizerInterface(loss, var_list=[x], jit_compile=False).minimize()
+    np.testing.assert_allclose(x.numpy(), [2.0, 2.0], atol=1e-5)
+    assert float(loss()) == pytest.approx(0.0, abs=1e-9)  # the function still works outside optrun
+
+
+class _Options:
+    """An object with ``args`` and ``keywords`` of its own (as a CLI's parsed options have)."""
+
+    def __init__(self, target: float) -> None:
+        self.target, self.keywords = target, ["a", "b"]
+
+
+@pytest.mark.parametrize("args", [_Options(1.0), 7])
+def test_a_loss_object_with_attributes_named_like_a_partials_is_looked_into_safely(args: Any) -> None:
+    v = tf.Variable([3.0, -2.0], dtype=tf.float64)
+
+    class Loss:
+        def __init__(self) -> None:
+            self.args, self.keywords = args, ["a", "b"]
+
+        def __call__(self) -> tf.Tensor:
+            return tf.reduce_sum((v - 1.0) ** 2)
+
+    assert ScipyOptimizerInterface(Loss(), var_list=[v]).evaluate()["loss"] == 13.0  # (3-1)^2 + (-2-1)^2
+
+
+def test_an_error_both_traces_raise_keeps_the_users_own_cause() -> None:
+    v = tf.Variable([1.0], dtype=tf.float64)
+    table: dict[str, float] = {}
+
+    def loss() -> tf.Tensor:
+        try:
+            return table["w"] * tf.reduce_sum(v)
+        except KeyError as missing:
+            raise ValueError("no weight w") from missing
+
+    with pytest.raises(ValueError, match="no weight w") as caught:
+        ScipyOptimizerInterface(loss, var_list=[v])
+    assert isinstance(caught.value.__cause__, KeyError)
+    frame = user_frame_of(caught.value)
+    assert frame is not None and frame.function == "loss" and frame.line is not None

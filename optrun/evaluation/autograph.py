@@ -9,6 +9,7 @@ the same graph without it.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -57,12 +58,19 @@ class CreatesVariables(Exception):
 
 
 def _refuse(next_creator: Any, **kwargs: Any) -> Any:
+    graph = tf.compat.v1.get_default_graph()
+    # A tf.function of the user's, traced for its first call inside this trace, creates its
+    # variables as tf.function does (lifted out of it, initialized): refused there, it would
+    # count its first call as done and refuse them in the AutoGraph trace as well.
+    if getattr(getattr(graph, "outer_graph", None), "outer_graph", None) is not None:
+        return next_creator(**kwargs)
     raise CreatesVariables("the loss creates a variable while tracing")
 
 
 def as_written(trace: Callable[[], Any]) -> Any:
-    """``trace()``, the user's code traced as written; a variable it creates raises
-    :class:`CreatesVariables` before it exists (so the AutoGraph trace creates it, once)."""
+    """``trace()``, the user's code traced as written; a variable it creates outside a
+    ``tf.function`` of its own raises :class:`CreatesVariables` before it exists (so the
+    AutoGraph trace creates it, once)."""
     with tf.variable_creator_scope(_refuse):
         return trace()
 
@@ -72,10 +80,21 @@ def holds_dataset(thunk: Any) -> bool:
     names, a ``functools.partial``'s arguments or the attributes of the object it is bound to.
 
     Without AutoGraph, TensorFlow refuses a loop over a dataset only after tracing its body 32
-    times; code that holds one goes straight to AutoGraph. One further away is not seen.
+    times; code that holds one goes straight to AutoGraph. One further away is not seen. Never
+    raises: whatever cannot be looked into counts as holding none.
     """
-    values: list[Any] = [*getattr(thunk, "args", ()), *(getattr(thunk, "keywords", None) or {}).values()]
-    target = getattr(thunk, "func", thunk)  # a functools.partial's function
+    try:
+        return any(isinstance(v, tf.data.Dataset) for v in _within_reach(thunk))
+    except Exception:  # noqa: BLE001 - an object whose attributes raise: the trace as written decides
+        return False
+
+
+def _within_reach(thunk: Any) -> list[Any]:
+    values: list[Any] = []
+    target = thunk
+    if isinstance(thunk, functools.partial):
+        values += [*thunk.args, *thunk.keywords.values()]
+        target = thunk.func
     owner = getattr(target, "__self__", None)  # a bound method's object
     if not inspect.isfunction(getattr(target, "__func__", target)) and owner is None:
         owner, target = target, type(target).__call__  # an object with __call__
@@ -83,9 +102,8 @@ def holds_dataset(thunk: Any) -> bool:
     try:
         found = inspect.getclosurevars(getattr(target, "__func__", target))
     except (TypeError, ValueError):  # a builtin, or no source-level function to inspect
-        return any(isinstance(v, tf.data.Dataset) for v in values)
-    values += [*found.nonlocals.values(), *found.globals.values()]
-    return any(isinstance(v, tf.data.Dataset) for v in values)
+        return values
+    return [*values, *found.nonlocals.values(), *found.globals.values()]
 
 
 def same_failure(first: BaseException, second: BaseException) -> bool:

@@ -208,12 +208,15 @@ class EagerBackend:
                     logger.debug("tracing without AutoGraph failed (%s); tracing through it", error)
                     first = error
             if traced is None:
+                self._converted()  # before the clock: COMPILE_PER_TRACE was measured on traces alone
                 try:
                     traced = self._traced(fetches, gradients, True)
                 except Exception as error:
-                    if first is not None and same_failure(first, error):
-                        raise first from None  # the same error, at the user's own line
-                    raise
+                    if first is None or not same_failure(first, error):
+                        raise
+                if traced is None:
+                    assert first is not None
+                    raise first  # failed alike: the first names the user's own line
                 self._needs_autograph = True
             self._traces[key] = (fetches, *traced)
         return self._traces[key]
