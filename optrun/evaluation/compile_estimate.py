@@ -20,9 +20,9 @@ from typing import Any
 
 from optrun.evaluation.called import called_functions
 
-#: XLA's compile, in multiples of the trace it compiles (measured: 2.8-15.3x on the bench's
-#: problems, 6.5x on the PINN, where the trace is what the estimate rests on; ``python -m bench
-#: compilecost``).
+#: XLA's compile, in multiples of the trace it compiles (measured: 2.8-15.5x on the bench's
+#: problems, 6.3-6.5x on the PINN, where the trace is what the estimate rests on; ``python -m
+#: bench compilecost``).
 COMPILE_PER_TRACE = 6.0
 #: Seconds of XLA's compile per non-constant operation of the traced graph (measured: 1.6 ms on
 #: Rosenbrock, 2.0-2.1 ms on logistic regression and the PINN, 2.9 ms on an MLP, 6.3 ms on a
