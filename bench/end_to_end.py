@@ -226,10 +226,11 @@ def slower_xla() -> list[Row]:
 def end_to_end(worlds: tuple[str, ...] = ("tf2", "graph")) -> list[Row]:
     rows: list[Row] = []
     for world, problem, limits, peer in CASES:
-        for limit in limits:
-            rows += case_rows(world, problem, limit, peer) if world in worlds else []
+        if world in worlds:
+            rows += [row for limit in limits for row in case_rows(world, problem, limit, peer)]
     for world, peer in (("tf2", "gpflow"), ("graph", "tf1")):
-        rows += case_rows(world, "rosen", 3000, peer, runs=RESTARTS) if world in worlds else []
+        if world in worlds:
+            rows += case_rows(world, "rosen", 3000, peer, runs=RESTARTS)
     return rows
 
 

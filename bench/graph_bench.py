@@ -19,6 +19,7 @@ import math
 import os
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import scipy.optimize as so
@@ -117,15 +118,8 @@ def _compare(
 def _in_pool(minimize: Callable[[], Any]) -> Any:
     """``minimize()`` with ``OPTRUN_SESSION_RUN=pool``: its session calls run in the session's
     thread pool (read when its first ``minimize`` makes them), whatever the graph's size."""
-    before = os.environ.get("OPTRUN_SESSION_RUN")
-    os.environ["OPTRUN_SESSION_RUN"] = "pool"
-    try:
+    with mock.patch.dict(os.environ, {"OPTRUN_SESSION_RUN": "pool"}):
         return minimize()
-    finally:
-        if before is None:
-            del os.environ["OPTRUN_SESSION_RUN"]
-        else:
-            os.environ["OPTRUN_SESSION_RUN"] = before
 
 
 def _rosenbrock() -> tuple[tf.Tensor, list[Any]]:

@@ -43,6 +43,14 @@ def test_scipys_own_bounds_and_callback_are_checked(vector: tf.Variable) -> None
         ScipyOptimizerInterface(sq(vector), bounds=[(0, 1)] * (size + 1))
     with pytest.raises(ValueError, match="empty at index"):
         ScipyOptimizerInterface(sq(vector), bounds=[(1, 0)] * size)
+    # Not a list of pairs at all: an optrun error, never Python's own TypeError.
+    for method, advice in [
+        ("L-BFGS-B", r"pair per element of the packed vector.*got 5"),
+        ("BFGS", "or drop"),
+    ]:
+        with pytest.raises(ValueError, match=advice) as bad:
+            ScipyOptimizerInterface(sq(vector), method=method, bounds=5)
+        assert isinstance(bad.value, OptrunError)
 
 
 def test_non_variable_in_var_list(vector: tf.Variable) -> None:

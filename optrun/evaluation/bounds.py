@@ -86,10 +86,13 @@ def gives_bounds(var_to_bounds: Any) -> bool:
     """Whether ``var_to_bounds`` (or :class:`ElementwiseBounds`) bounds anything, told before the
     variables are known, as :func:`pack_bounds` would: None and +-inf sides bound nothing."""
     given = getattr(var_to_bounds, "given", var_to_bounds)
-    if isinstance(var_to_bounds, ElementwiseBounds):
-        pairs = [(given.lb, given.ub)] if hasattr(given, "lb") else list(given)
-    else:
-        pairs = list(given.values()) if isinstance(given, Mapping) else [_second(p) for p in given or []]
+    try:
+        if isinstance(var_to_bounds, ElementwiseBounds):
+            pairs = [(given.lb, given.ub)] if hasattr(given, "lb") else list(given)
+        else:
+            pairs = list(given.values()) if isinstance(given, Mapping) else [_second(p) for p in given or []]
+    except (TypeError, ValueError):  # malformed (bounds=5): counted as given, so packing says what is wrong
+        return True
     return not all(_unbounded(pair) for pair in pairs)
 
 

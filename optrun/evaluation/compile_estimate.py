@@ -5,9 +5,9 @@ when to build the XLA tier from this estimate, the smaller of two guesses::
 
     estimate = min(COMPILE_PER_TRACE * trace_s, COMPILE_PER_OP * ops)
 
-``trace_s`` is the trace the XLA tier compiles (AutoGraph's conversion included,
-where the user's code needed it) and ``ops`` the operations in its graph that are
-not constants. The trace scales
+``trace_s`` is the trace the XLA tier compiles (for code that needs AutoGraph,
+the conversion of the functions it calls happens within it) and ``ops`` the
+operations in its graph that are not constants. The trace scales
 with the machine, but a small graph's trace is mostly TensorFlow's fixed cost
 per trace (the first in a process most of all), which overstates its compile;
 the operation count caps that. ``python -m bench compilecost`` measures both

@@ -44,7 +44,7 @@ from optrun.runner.ipopt_method import is_ipopt
 from optrun.runner.ipopt_method import problems as ipopt_problems
 from optrun.spec.experiment import OptimizerSpec, VariableClippingSpec
 from optrun.spec.load import LoadedSpec, RawSpec
-from optrun.spec.user_code import load_callable
+from optrun.spec.user_code import call_mismatch, load_callable
 from optrun.suggest import suggest
 from optrun.varkeys import resolve_var_keyed
 
@@ -137,16 +137,11 @@ def _check_call(
     collector: Collector, path: Path, ref: str, fn: Callable[..., Any], args: tuple[str, ...], params: Any
 ) -> bool:
     """Whether ``fn(*args, **params)`` would bind; each mismatch is recorded where it is in the spec."""
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # a builtin or C function: nothing to check before calling
-        return True
     params = params if isinstance(params, dict) else {}
-    try:
-        signature.bind(*args, **params)
+    reason = call_mismatch(fn, *args, **params)
+    if reason is None:  # it binds, or a builtin or C function: nothing to check before calling
         return True
-    except TypeError as error:
-        reason = str(error)
+    signature = inspect.signature(fn)
     where = (*path[:-1], "params")
     taken = list(signature.parameters)
     open_kwargs = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())

@@ -108,13 +108,13 @@ def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
     if not (out / CHECKPOINTS).is_dir():
         raise nothing_to_resume(out)
     saved_file = out / "config.yaml"
+    text, saved, why = "", None, "not the spec optrun wrote"
     try:
         text = saved_file.read_text(encoding="utf-8")
         saved = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        text, saved = "", first_line(error)
+        why = first_line(error)
     if not isinstance(saved, dict) or not text.startswith(KIND_MARK):
-        why = saved if isinstance(saved, str) and not text else "not the spec optrun wrote"
         raise RunError(
             f"--resume: {saved_file} is missing or damaged ({why}); --resume checks the spec against it. "
             "Put back the run's config.yaml, or start the run again with --force."

@@ -13,7 +13,6 @@ Where each part is in the spec, and its errors placed there: :mod:`optrun.runner
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +44,7 @@ from optrun.scale.full_batch import dataset_loss
 from optrun.scale.strategy import Plan
 from optrun.spec.experiment import CallableLoss, MinimizeSpec
 from optrun.spec.load import LoadedSpec, line_of
-from optrun.spec.user_code import load_callable
+from optrun.spec.user_code import call_mismatch, load_callable
 
 
 def minimize_loss(
@@ -65,15 +64,10 @@ def minimize_loss(
         fn = load_callable(spec.ref, loaded.base_dir, "loss")
         if takes_batch(fn):  # a train spec's loss, given to optrun minimize: say what to change
             raise ConfigError(loaded.source, [Problem("loss", batch_loss_advice(loaded, spec.ref))])
-        try:  # as optrun validate says it, before AutoGraph's converted name could
-            inspect.signature(fn).bind(model)
-        except TypeError as error:
-            said = f"{spec.ref} cannot be called as {getattr(fn, '__name__', 'loss')}(model): {error}"
-            raise ConfigError(
-                loaded.source, [Problem("loss", said, line_of(("loss",), loaded.lines))]
-            ) from None
-        except ValueError:  # no signature to check (a builtin)
-            pass
+        reason = call_mismatch(fn, model)  # as optrun validate says it, before AutoGraph's name could
+        if reason is not None:
+            said = f"{spec.ref} cannot be called as {getattr(fn, '__name__', 'loss')}(model): {reason}"
+            raise ConfigError(loaded.source, [Problem("loss", said, line_of(("loss",), loaded.lines))])
         return lambda: fn(model)
     loss = keras_loss(spec, loss_name_path(loaded))
     batches = list(build_data(loaded) if data is None else data)

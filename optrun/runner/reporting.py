@@ -119,6 +119,10 @@ class NonfiniteSkips:
         self.streak = 0
         self._said, self._said_at = 0, 0.0
 
+    def streak_to(self, step: int) -> int:
+        """How many consecutive steps were skipped up to and including ``step`` (0: not ``step``)."""
+        return self.streak if self.last == step else 0
+
     def skipped(self, step: int, loss: float) -> None:
         """Step ``step``'s update was skipped; a finite ``loss`` means a gradient was not finite."""
         self.streak = self.streak + 1 if step == self.last + 1 else 1

@@ -226,7 +226,7 @@ def _train(
             + ("" if status == "data_exhausted" else "; stopping there (train.on_data_end: stop)")
         )
     # Counted in this invocation, as skipped_nonfinite is (a --resume counts afresh).
-    streak, ran = skips.streak if skips.last == step else 0, step - first_step
+    streak, ran = skips.streak_to(step), step - first_step
     if status == "completed" and streak and 2 * streak >= ran:  # the last half of the updates or more
         status = "diverged"  # the updates kept being non-finite: the weights stopped learning
         options.reporter.note(f"the last {streak} of {ran} updates were all non-finite and skipped")

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -120,3 +121,17 @@ def call_user(fn: Callable[..., Any], ref: str, what: str, *args: Any, **kwargs:
         raise
     except Exception as error:
         raise LoadError.at(what, f"{ref} raised {_one_line(error)}") from error
+
+
+def call_mismatch(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str | None:
+    """Why ``fn(*args, **kwargs)`` would not bind to ``fn``'s signature (Python's own reason), or
+    None: it binds, or ``fn`` has no signature to check (a builtin or C function)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        return str(error)
+    return None

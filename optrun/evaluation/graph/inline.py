@@ -3,12 +3,11 @@
 A ``Session`` hands each run to its inter-op thread pool and waits for it:
 two thread switches per call, and, between the solver's calls, pool threads
 that have gone to sleep and must be woken. On a graph of small tensors that
-costs more than its arithmetic: on Rosenbrock N=100 (``python -m bench
-endtoendgraph``) an evaluation inside L-BFGS-B took about 80 us through the
-pool and 24 us on the calling thread. A graph with large tensors gains from
-the pool running independent ops side by side (the bench's PINN took about
-2.8 ms longer per point without it), so the choice is made from the static
-shapes of what the call computes::
+costs more than its arithmetic: on Rosenbrock N=100 an evaluation of an
+L-BFGS-B run, scipy's work included, took 101 us through the pool and 54 us
+on the calling thread (``python -m bench tf1rosen``). A graph with large
+tensors gains from the pool running independent ops side by side, so the
+choice is made from the static shapes of what the call computes::
 
     inline  <=>  ops <= MAX_OPS  and  every output of every op has a known shape
                  of at most MAX_ELEMENTS elements  and  no op calls a function
