@@ -219,3 +219,35 @@ def test_none_and_jit_off_leave_the_flags_alone(tmp_path: Path, monkeypatch: pyt
     loaded = load_spec(None, [f"minimize.compile_cache={tmp_path / 'f' / 'c'}"], default="minimize")
     with pytest.raises(Exception, match=r"minimize\.compile_cache: cannot create"):
         compile_cache_for(loaded)
+
+
+def test_an_unusable_directory_is_refused_with_its_reason_as_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optrun.errors import InvalidArgumentError
+    from optrun.evaluation.compile_cache import CompileCacheError, enable_compile_cache
+    from optrun.runner.objective import compile_cache_for
+    from optrun.spec.load import load_spec
+
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    (tmp_path / "f").write_text("x")  # a file where a folder should be: mkdir fails with ENOTDIR
+    base = tmp_path / "f" / "c"
+    with pytest.raises(CompileCacheError) as caught:
+        enable_compile_cache(base)
+    error = caught.value
+    assert error.directory == base and isinstance(error, InvalidArgumentError)
+    assert error.reason == f"cannot create {str(base)!r} (Not a directory)"
+    assert error.advice == "give a writable directory, or 'none' to compile every time"
+    assert "TF_XLA_FLAGS" not in os.environ  # nothing turned on
+    with pytest.raises(CompileCacheError, match="holds a space"):
+        enable_compile_cache(tmp_path / "with space")
+    # The environment's folder: the reason, with advice about the variable, not the spec key.
+    monkeypatch.setenv("OPTRUN_CACHE_DIR", str(tmp_path / "f"))
+    with pytest.raises(InvalidArgumentError) as env_caught:
+        compile_cache_for(load_spec(None, [], default="minimize"))
+    said = str(env_caught.value)
+    xla = tmp_path / "f" / "xla"
+    assert said == (
+        f"OPTRUN_CACHE_DIR={str(tmp_path / 'f')!r}: cannot create {str(xla)!r} (Not a directory); "
+        "point it at a writable folder, unset it, or set minimize.compile_cache: none"
+    )

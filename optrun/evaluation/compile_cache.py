@@ -47,6 +47,23 @@ class CompileCacheWarning(UserWarning):
     """Unreadable entries were removed from the compilation cache (they are compiled anew)."""
 
 
+class CompileCacheError(InvalidArgumentError):
+    """The compilation cache's directory cannot be used.
+
+    Attributes:
+        directory: the directory asked for (the base, before :func:`cache_key`'s subdirectory).
+        reason: what is wrong with it, e.g. ``cannot create '/data/xla' (Permission denied)``.
+        advice: what to do, in the terms of ``enable_compile_cache``'s argument (or the spec's
+            ``minimize.compile_cache``, which takes the same values).
+    """
+
+    def __init__(self, directory: Path, reason: str, advice: str) -> None:
+        super().__init__(f"compile_cache: {reason}; {advice}")
+        self.directory = directory
+        self.reason = reason
+        self.advice = advice
+
+
 def default_cache_dir() -> Path:
     """``$OPTRUN_CACHE_DIR/xla``, else ``$XDG_CACHE_HOME/optrun/xla``, else ``~/.cache/optrun/xla``."""
     if os.environ.get("OPTRUN_CACHE_DIR"):
@@ -78,7 +95,7 @@ def enable_compile_cache(directory: str | Path | None = None) -> Path:
         an earlier call), that one stays and is returned.
 
     Raises:
-        InvalidArgumentError: the directory cannot be created.
+        CompileCacheError: the directory cannot be created, or its path holds a space.
     """
     existing = current_cache_dir()
     if existing is not None:
@@ -86,16 +103,18 @@ def enable_compile_cache(directory: str | Path | None = None) -> Path:
     base = Path(directory).expanduser() if directory is not None else default_cache_dir()
     target = base / cache_key()
     if re.search(r"\s", str(target.resolve())):
-        raise InvalidArgumentError(
-            f"compile_cache: {str(base)!r} holds a space, which TF_XLA_FLAGS cannot carry; "
-            "give a directory without spaces, or 'none'"
+        raise CompileCacheError(
+            base,
+            f"{str(base)!r} holds a space, which TF_XLA_FLAGS cannot carry",
+            "give a directory without spaces, or 'none'",
         )
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise InvalidArgumentError(
-            f"compile_cache: cannot create {str(base)!r} ({error.strerror}); "
-            "give a writable directory, or 'none' to compile every time"
+        raise CompileCacheError(
+            base,
+            f"cannot create {str(base)!r} ({error.strerror})",
+            "give a writable directory, or 'none' to compile every time",
         ) from None
     removed = remove_unreadable_entries(target)
     if removed:

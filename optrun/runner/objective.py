@@ -31,7 +31,7 @@ from optrun.errors import (
     spec_error,
 )
 from optrun.evaluation import switches
-from optrun.evaluation.compile_cache import enable_compile_cache
+from optrun.evaluation.compile_cache import CompileCacheError, enable_compile_cache
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
 from optrun.runner.build import build_data, build_model, train_loss, variables_of
@@ -245,15 +245,14 @@ def compile_cache_for(loaded: LoadedSpec) -> Path | None:
     where = None if spec.compile_cache == "auto" else loaded.base_dir / spec.compile_cache
     try:
         return enable_compile_cache(where)
-    except InvalidArgumentError as error:  # "compile_cache: ...", in the spec's minimize section
-        message = str(error).removeprefix("compile_cache: ")
+    except CompileCacheError as error:
         if where is None and os.environ.get("OPTRUN_CACHE_DIR"):  # not the spec's: the environment's
-            reason = message.rsplit("; ", 1)[0]  # the spec key's own advice (last) does not fit here
             raise InvalidArgumentError(
-                f"OPTRUN_CACHE_DIR={os.environ['OPTRUN_CACHE_DIR']!r}: {reason}; point it at a "
+                f"OPTRUN_CACHE_DIR={os.environ['OPTRUN_CACHE_DIR']!r}: {error.reason}; point it at a "
                 "writable folder, unset it, or set minimize.compile_cache: none"
             ) from None
-        raise ConfigError(loaded.source, [Problem("minimize.compile_cache", message)]) from None
+        problem = Problem("minimize.compile_cache", f"{error.reason}; {error.advice}")
+        raise ConfigError(loaded.source, [problem]) from None
 
 
 class SpecInterface(ScipyOptimizerInterface):
