@@ -159,3 +159,29 @@ def test_a_lock_dies_with_its_process(in_tmp: Path) -> None:
     with claimed(in_tmp / "run", "minimize", "", "spec.yaml", resume=True, force=False):
         assert (in_tmp / "run" / LOCK).read_text().strip() == str(os.getpid())
     assert time.monotonic() < deadline
+
+
+def test_a_claim_says_what_this_start_made_and_which_run_it_holds(in_tmp: Path) -> None:
+    run = in_tmp / "deep" / "run"
+    with claimed(run, "minimize", SPEC, "spec.yaml", resume=False, force=False) as claim:
+        marker = read_marker(run)
+        assert marker is not None and claim.run_id == marker["run_id"] and len(claim.run_id) == 32
+        assert claim.made and claim.home == run.resolve()
+    # Resumed: the run's own id, and a directory this start did not make.
+    with claimed(run, "minimize", SPEC, "spec.yaml", resume=True, force=False) as again:
+        assert (again.run_id, again.made) == (claim.run_id, False)
+    # --force over it: a new run id, still not made by this start (an interrupt must not remove it).
+    with claimed(run, "minimize", SPEC, "spec.yaml", resume=False, force=True) as forced:
+        assert forced.run_id not in (None, claim.run_id) and not forced.made
+
+
+def test_an_interrupt_before_a_forced_run_started_keeps_the_directory(in_tmp: Path) -> None:
+    assert minimize("--out", "run").exit_code == 0
+    with pytest.MonkeyPatch.context() as patch:
+
+        def interrupted(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        patch.setattr("optrun.runner.minimize.record_config", interrupted)
+        assert minimize("--out", "run", "--force").exit_code == 130
+    assert (in_tmp / "run").is_dir() and read_marker(in_tmp / "run") is not None

@@ -177,20 +177,18 @@ def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions)
             in use, not optrun's, a link or a protected folder; or --resume
             finds nothing to resume, or a run of another spec.
     """
-    existed = out.exists()
-    with claimed(out, kind, dump_spec(loaded.spec), loaded.source, options.resume, options.force):
+    with claimed(out, kind, dump_spec(loaded.spec), loaded.source, options.resume, options.force) as claim:
         if options.resume:
             _check_resumable(out, kind, loaded)
             for leftover in (out / CHECKPOINTS).glob("*_temp*"):  # a save cut short by a kill
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-        # This start's own directory: where it is now (user code may chdir) and the run id it wrote.
-        home, run_id = out.resolve(), (read_marker(out) or {}).get("run_id")
         try:
             yield
         except BaseException:
             # Stopped (Ctrl-C, SIGTERM, an error) before the run wrote anything of its own: the
             # directory this start made goes too, so that the same command can simply run again.
-            ours = not existed and run_id and (read_marker(home) or {}).get("run_id") == run_id
+            home = claim.home
+            ours = claim.made and (read_marker(home) or {}).get("run_id") == claim.run_id
             if ours and not _started(home, loaded.spec.logging.metrics_file):
                 shutil.rmtree(home, ignore_errors=True)
             raise

@@ -24,6 +24,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +104,16 @@ def _lock(out: Path) -> int:
     return fd
 
 
-def _write_marker(out: Path, kind: str, digest: str) -> None:
+def _write_marker(out: Path, kind: str, digest: str) -> str:
+    """Writes a new marker; returns its run id."""
     from optrun.version import __version__
 
-    marker = {
-        "made_by": f"optrun {__version__}",
-        "kind": kind,
-        "run_id": uuid.uuid4().hex,
-        "spec_hash": digest,
-    }
+    run_id = uuid.uuid4().hex
+    marker = {"made_by": f"optrun {__version__}", "kind": kind, "run_id": run_id, "spec_hash": digest}
     tmp = out / (MARKER + ".tmp")
     tmp.write_text(json.dumps(marker) + "\n", encoding="utf-8")
     os.replace(tmp, out / MARKER)
+    return run_id
 
 
 def read_marker(out: Path) -> dict[str, Any] | None:
@@ -178,10 +177,25 @@ def _refuse_foreign(out: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A run directory as one start claimed it.
+
+    Attributes:
+        home: the directory, resolved when it was claimed (user code may ``chdir`` later).
+        run_id: the run id of its marker: the one this start wrote, or, resumed, the run's.
+        made: whether this start created the directory.
+    """
+
+    home: Path
+    run_id: str | None
+    made: bool
+
+
 @contextlib.contextmanager
 def claimed(
     out: Path, kind: str, spec_text: str, spec_source: str, resume: bool, force: bool
-) -> Iterator[Path]:
+) -> Iterator[Claim]:
     """Claims and locks ``out`` for one run; the lock is released when the block ends.
 
     Raises:
@@ -192,6 +206,7 @@ def claimed(
     if resume and force:
         raise RunError("--resume and --force contradict each other; pass one of them.")
     _check_target(out, spec_source)
+    made = False
     if not out.exists() and not resume:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +218,7 @@ def claimed(
             raise RunError(f"--out {out}: cannot create the run directory: {why}") from None
         try:
             out.mkdir()
+            made = True
         except FileExistsError:
             pass  # another start got there first: the checks below refuse or share nothing
         except OSError as error:
@@ -231,8 +247,9 @@ def claimed(
                     "continue it, or --out to choose another."
                 )
             _clear(out)
+        run_id = marker.get("run_id") if resume and marker is not None else None
         if not resume:
-            _write_marker(out, kind, spec_hash(spec_text))
-        yield out
+            run_id = _write_marker(out, kind, spec_hash(spec_text))
+        yield Claim(out.resolve(), str(run_id) if run_id else None, made)
     finally:
         os.close(fd)  # releases the lock
