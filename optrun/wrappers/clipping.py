@@ -111,16 +111,28 @@ def clip_rows(
 
 def check_clip_args(vars_to_clip_dims: Any, max_norm: Any) -> float:
     """Validates the arguments both worlds share; returns ``max_norm`` as a float."""
+    norm = check_max_norm(max_norm)
+    check_clip_targets(vars_to_clip_dims)
+    return norm
+
+
+def check_max_norm(max_norm: Any) -> float:
+    """``max_norm`` as a float; raises unless it is a number > 0."""
     if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
         raise InvalidTypeError(f"max_norm must be a positive number; got {max_norm!r}")
     if not float(max_norm) > 0:
         raise InvalidArgumentError(f"max_norm must be > 0; got {max_norm}")
+    return float(max_norm)
+
+
+def check_clip_targets(vars_to_clip_dims: Any) -> None:
+    """Raises unless ``vars_to_clip_dims`` is a mapping or a list of pairs (each pair is checked
+    when its variable is clipped)."""
     if not isinstance(vars_to_clip_dims, (Mapping, list, tuple)):
         raise InvalidTypeError(
             "vars_to_clip_dims must be a dict keyed by variable, var.ref() or variable name, or a "
             f"list of (variable, dims) pairs; got {type(vars_to_clip_dims).__name__}"
         )
-    return float(max_norm)
 
 
 def log_dense_fallback(var: Any, dims: Sequence[int]) -> None:

@@ -62,10 +62,22 @@ def ema_delta(average: Any, value: Any, decay: Any) -> tf.Tensor:
 
 def check_average_args(average_decay: Any, num_updates: Any) -> float:
     """Validates ``average_decay`` and ``num_updates`` (both worlds); returns the decay as a float."""
+    decay = check_decay(average_decay)
+    check_num_updates(num_updates)
+    return decay
+
+
+def check_decay(average_decay: Any) -> float:
+    """``average_decay`` as a float; raises unless it is a number in [0, 1]."""
     if isinstance(average_decay, bool) or not isinstance(average_decay, numbers.Real):
         raise InvalidTypeError(f"average_decay must be a number in [0, 1]; got {average_decay!r}")
     if not 0.0 <= float(average_decay) <= 1.0:
         raise InvalidArgumentError(f"average_decay must be in [0, 1]; got {average_decay}")
+    return float(average_decay)
+
+
+def check_num_updates(num_updates: Any) -> None:
+    """Raises unless ``num_updates`` is None, an int >= 0, or an integer variable or tensor."""
     if num_updates is not None and not (
         isinstance(num_updates, numbers.Integral) or getattr(num_updates, "dtype", None) is not None
     ):
@@ -74,7 +86,6 @@ def check_average_args(average_decay: Any, num_updates: Any) -> float:
         )
     if isinstance(num_updates, numbers.Integral) and num_updates < 0:
         raise InvalidArgumentError(f"num_updates must be >= 0; got {num_updates}")
-    return float(average_decay)
 
 
 @keras.saving.register_keras_serializable(package="optrun")

@@ -291,3 +291,12 @@ def test_a_float64_decay_tensor_forms_one_minus_d_in_float64(sess: Any, use_reso
     expected = 1.0 - (1.0 - 0.8) * (1.0 - np.float64(0.9999))  # w: 1 -> 0.8
     # float32's 1 - d would be 3.3e-9 off; float64's is off by rounding only.
     np.testing.assert_allclose(sess.run(opt.get_slot(w, "average")), [expected], rtol=1e-11)
+
+
+def test_a_decay_tensor_still_has_num_updates_checked(sess: Any) -> None:
+    decay = tf.compat.v1.placeholder(tf.float32, [])
+    sgd = tf.compat.v1.train.GradientDescentOptimizer(0.1)
+    with pytest.raises(optrun.InvalidArgumentError, match=r"num_updates must be >= 0; got -1"):
+        optrun.MovingAverageOptimizer(sgd, decay, num_updates=-1)
+    with pytest.raises(optrun.InvalidTypeError, match=r"num_updates must be None, an int"):
+        optrun.MovingAverageOptimizer(sgd, decay, num_updates="7")

@@ -267,3 +267,10 @@ def test_max_norm_as_a_tensor(sess: Any, use_resource: bool) -> None:
     sess.run(tf.compat.v1.global_variables_initializer())
     sess.run(update, {norm: 2.5})
     np.testing.assert_allclose(sess.run(var), [[1.5, 2.0], [0.0, 1.0]], atol=1e-6)  # [3, 4] * 2.5 / 5
+
+
+def test_a_max_norm_tensor_still_has_vars_to_clip_dims_checked(sess: Any) -> None:
+    norm = tf.compat.v1.placeholder(tf.float32, [])
+    sgd = tf.compat.v1.train.GradientDescentOptimizer(0.1)
+    with pytest.raises(optrun.InvalidTypeError, match=r"vars_to_clip_dims must be a dict .* got set"):
+        optrun.VariableClippingOptimizer(sgd, {"a"}, norm)

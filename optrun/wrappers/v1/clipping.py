@@ -22,7 +22,14 @@ import tensorflow as tf
 
 from optrun.evaluation.probe import is_graph_tensor
 from optrun.varkeys import resolve_var_keyed
-from optrun.wrappers.clipping import check_clip_args, check_dims, clip_rows, log_dense_fallback, write_clip
+from optrun.wrappers.clipping import (
+    check_clip_targets,
+    check_dims,
+    check_max_norm,
+    clip_rows,
+    log_dense_fallback,
+    write_clip,
+)
 from optrun.wrappers.v1.base import WrapperOptimizerV1
 
 
@@ -50,11 +57,9 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
         colocate_clip_ops_with_vars: bool = False,
         name: str = "VariableClipping",
     ) -> None:
-        if is_graph_tensor(max_norm):  # TF1 handed it to tf.clip_by_norm, which takes a tensor
-            check_clip_args(vars_to_clip_dims, 1.0)
-            self._max_norm: Any = max_norm
-        else:
-            self._max_norm = check_clip_args(vars_to_clip_dims, max_norm)
+        # A graph tensor is taken as it is: TF1 handed it to tf.clip_by_norm, which takes one.
+        self._max_norm: Any = max_norm if is_graph_tensor(max_norm) else check_max_norm(max_norm)
+        check_clip_targets(vars_to_clip_dims)
         super().__init__(opt, name=name, use_locking=use_locking)
         # A defensive copy, as TF1 made: later edits of the caller's dict change nothing.
         self._vars_to_clip_dims = (

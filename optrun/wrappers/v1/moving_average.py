@@ -26,7 +26,7 @@ from tensorflow.python.training.saving import saveable_object_util
 
 from optrun.errors import InvalidArgumentError, NotReadyError
 from optrun.evaluation.probe import is_graph_tensor
-from optrun.wrappers.moving_average import check_average_args, ema_decay, ema_delta
+from optrun.wrappers.moving_average import check_decay, check_num_updates, ema_decay, ema_delta
 from optrun.wrappers.v1.base import WrapperOptimizerV1
 
 SLOT = "ExponentialMovingAverage"
@@ -58,11 +58,11 @@ class MovingAverageOptimizerV1(WrapperOptimizerV1):
         sequential_update: bool = True,
         name: str = "MovingAverage",
     ) -> None:
-        if is_graph_tensor(average_decay):  # TF1's ExponentialMovingAverage took a tensor too
-            check_average_args(0.5, num_updates)
-            self._average_decay: Any = average_decay
-        else:
-            self._average_decay = check_average_args(average_decay, num_updates)
+        # A graph tensor is taken as it is: TF1's ExponentialMovingAverage took one too.
+        self._average_decay: Any = (
+            average_decay if is_graph_tensor(average_decay) else check_decay(average_decay)
+        )
+        check_num_updates(num_updates)
         super().__init__(opt, name=name)
         self._num_updates = num_updates
         self._sequential_update = bool(sequential_update)
