@@ -18,6 +18,7 @@ from typing import Any
 
 from optrun.errors import ERROR, INFO, SKIPPED, Problem
 from optrun.spec.load import RawSpec
+from optrun.spec.overrides import as_argv
 
 Found = tuple[str, list[Problem], list[dict[str, Any]]]
 
@@ -53,7 +54,7 @@ def validate_elsewhere(raw: RawSpec, overrides: list[str]) -> Found:
     """Checks one spec file in a new ``optrun validate`` process; its problems and reports."""
     args = [sys.executable, "-m", "optrun", "validate", raw.source, "--json"]
     for override in overrides:
-        args += ["--set", override]
+        args += as_argv(override)  # a flag's override as that flag, so the child names it too
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     try:
         entries = json.loads(done.stdout)

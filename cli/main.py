@@ -28,6 +28,7 @@ from .options import (
     SetOpt,
     StrategyOpt,
     VerboseOpt,
+    seed_override,
     strategy_override,
 )
 from .progress import PipeSafeConsole, tolerant
@@ -111,7 +112,7 @@ def _run(
 
 
 def _common(overrides: list[str] | None, seed: int | None) -> list[str]:
-    return [*(overrides or []), *([f"seed={seed}"] if seed is not None else [])]
+    return [*(overrides or []), *seed_override(seed)]
 
 
 @app.command(cls=FlagCommand)
@@ -154,10 +155,12 @@ def minimize(
 ) -> None:
     """Minimize with scipy (or IPOPT) over the model's variables, with the spec's constraints and bounds."""
     extra = [*strategy_override(strategy), *_common(overrides, seed)]
+    from optrun.spec.overrides import FlagOverride
+
     if method is not None:
-        extra.append(f"minimize.method={method}")
+        extra.append(FlagOverride(f"minimize.method={method}", "--method", method))
     if maxiter is not None:
-        extra.append(f"minimize.options.maxiter={maxiter}")
+        extra.append(FlagOverride(f"minimize.options.maxiter={maxiter}", "--maxiter", maxiter))
     _run("minimize", config, extra, out, resume, force, quiet, verbose, as_json)
 
 

@@ -55,7 +55,16 @@ StrategyOpt = Annotated[
 
 def strategy_override(kind: StrategyKind | None) -> list[str]:
     """``--strategy KIND`` as the override it stands for (applied before any --set)."""
-    return [] if kind is None else [f"strategy.kind={kind.value}"]
+    from optrun.spec.overrides import FlagOverride
+
+    return [] if kind is None else [FlagOverride(f"strategy.kind={kind.value}", "--strategy", kind.value)]
+
+
+def seed_override(seed: int | None) -> list[str]:
+    """``--seed N`` as the override it stands for."""
+    from optrun.spec.overrides import FlagOverride
+
+    return [] if seed is None else [FlagOverride(f"seed={seed}", "--seed", seed)]
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import EXIT_FAILED, error_boundary, install_sigterm
-from .options import JsonOpt, QuietOpt, SetOpt, VerboseOpt
+from .options import JsonOpt, QuietOpt, SetOpt, VerboseOpt, seed_override
 from .progress import PipeSafeConsole, tolerant
 from .startup import setup_logging
 from .summary import cell
@@ -272,7 +272,7 @@ def sweep(
             resume=resume,
             force=force,
         )
-        plan = make_plan(config, [*(overrides or []), *([f"seed={seed}"] if seed is not None else [])], flags)
+        plan = make_plan(config, [*(overrides or []), *seed_override(seed)], flags)
         try:
             outcome = run_sweep(plan, SweepLines(console, quiet))
         except SweepInterrupted as stop:  # the command to go on, with every flag given this time

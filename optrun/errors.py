@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
@@ -115,8 +115,9 @@ class NotReadyError(OptrunError, RuntimeError):
 class Problem:
     """One problem in a spec: its YAML path (dotted, '' for the whole file), message and line.
 
-    ``from_set``: the value came from a ``--set`` override (the message ends
-    with "(from --set)"; a problem that has a line or this mark is placed).
+    ``from_set``: the value came from the command line, a ``--set`` override or a
+    flag that stands for one (the message ends with "(from --set)", "(from --seed)",
+    ...; a problem that has a line or this mark is placed).
     """
 
     path: str
@@ -208,26 +209,27 @@ class SpecPlaces(Protocol):
     @property
     def lines(self) -> dict[tuple[Any, ...], int]: ...  # YAML path -> line in the file
     @property
-    def overridden(self) -> set[str]: ...  # dotted keys a --set override gave
+    def overridden(self) -> Mapping[str, str]: ...  # dotted key -> the flag that set it (--set, --seed)
 
 
 def placed(
-    path: tuple[Any, ...], message: str, lines: dict[tuple[Any, ...], int], overridden: set[str]
+    path: tuple[Any, ...], message: str, lines: dict[tuple[Any, ...], int], overridden: Mapping[str, str]
 ) -> Problem:
-    """A problem at ``path``: with the line of its key, or marked as coming from a --set override."""
+    """A problem at ``path``: with the line of its key, or marked with the command-line flag
+    (``--set``, ``--seed``, ...) that gave its value."""
     plain = ".".join(str(p) for p in path)
     # An override that set this key or a section holding it (`--set loss=mse` for loss.name),
     # or that created a key below it (absent from the file), is the source.
-    from_set = any(plain == key or plain.startswith(key + ".") for key in overridden) or (
-        path not in lines and any(key.startswith(plain + ".") for key in overridden)
-    )
-    if from_set:
-        return Problem(dotted(path) or "(top level)", f"{message} (from --set)", from_set=True)
+    flag = next((f for key, f in overridden.items() if plain == key or plain.startswith(key + ".")), None)
+    if flag is None and path not in lines:
+        flag = next((f for key, f in overridden.items() if key.startswith(plain + ".")), None)
+    if flag is not None:
+        return Problem(dotted(path) or "(top level)", f"{message} (from {flag})", from_set=True)
     return Problem(dotted(path) or "(top level)", message, line_of(path, lines))
 
 
 def in_spec(spec: SpecPlaces, problems: Iterable[Problem]) -> list[Problem]:
-    """``problems`` placed in ``spec`` by :func:`placed`: each with its line or marked as from --set.
+    """``problems`` placed in ``spec`` by :func:`placed`: each with its line or its flag's mark.
 
     One already placed (it has a line or the mark) or about the whole file is kept as it is.
     """

@@ -605,7 +605,7 @@ def test_minimize_places_method_and_option_mistakes_as_validate_does(tmp_path: P
     ):
         out = runner.invoke(app, ["minimize", str(spec), "--out", str(tmp_path / "run"), *flags])
         text = " ".join(out.stderr.split())
-        assert out.exit_code == 2 and said in text and "(from --set)" in text, text
+        assert out.exit_code == 2 and said in text and f"(from {flags[0]})" in text, text
         assert not (tmp_path / "run").exists()
     bad = tmp_path / "s.yaml"
     text = spec.read_text().replace("../examples", str(ROOT / "examples"))

@@ -138,3 +138,20 @@ def test_schema_is_json_and_complete() -> None:
         "logging",
     }
     assert schema["additionalProperties"] is False
+
+
+def test_a_flags_override_remembers_its_flag_through_copies_and_pickles() -> None:
+    import copy
+    import pickle
+
+    from optrun.spec.overrides import FlagOverride, as_argv
+
+    seed = FlagOverride("seed=3", "--seed", 3)
+    for same in (copy.deepcopy(seed), pickle.loads(pickle.dumps(seed))):
+        assert (same, same.flag, same.argv) == ("seed=3", "--seed", ("--seed", "3"))
+    # A child `optrun validate` is given the flag itself, a plain override as --set.
+    assert as_argv(seed) == ["--seed", "3"] and as_argv("a.b=1") == ["--set", "a.b=1"]
+    data: dict = {"minimize": {"options": {"max_iter": 5}}}
+    done = apply_overrides(data, [seed, FlagOverride("minimize.options.maxiter=9", "--maxiter", 9), "x=1"])
+    assert done == {"seed": "--seed", "minimize.options.maxiter": "--maxiter", "x": "--set"}
+    assert data == {"minimize": {"options": {"maxiter": 9}}, "seed": 3, "x": 1}  # max_iter replaced

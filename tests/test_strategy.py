@@ -357,3 +357,17 @@ def test_a_worker_that_is_not_the_chief_writes_a_scratch_directory_it_removes(tm
     # The chief claims the run directory itself.
     with claim_place(loaded, RunOptions(out=run), "train", Plan("multi_worker")) as place:
         assert place.kept and place.out == run and (run / ".optrun-run").is_file()
+
+
+def test_a_problem_with_a_flags_value_names_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    spec = write_spec(tmp_path)
+    for command, flags, said in (
+        ("validate", ["--strategy", "multi_worker"], "strategy.kind: multi_worker: the environment variable"),
+        ("train", ["--seed", str(2**32)], "seed: Input should be less than or equal to 4294967295"),
+    ):
+        out_dir = [] if command == "validate" else ["--out", str(tmp_path / "run")]
+        result = runner.invoke(app, [command, str(spec), *out_dir, *flags])
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and said in text and f"(from {flags[0]})" in text, text
+        assert "(from --set)" not in text and not (tmp_path / "run").exists()

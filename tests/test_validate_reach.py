@@ -148,11 +148,17 @@ def test_loss_name_typo_from_set_is_marked_from_set_not_placed_at_the_files_line
 
 def test_a_key_under_a_section_set_by_set_is_from_set() -> None:
     lines = {("loss",): 4, ("loss", "name"): 5}
-    assert placed(("loss", "name"), "bad", lines, {"loss"}) == Problem(
+    assert placed(("loss", "name"), "bad", lines, {"loss": "--set"}) == Problem(
         "loss.name", "bad (from --set)", None, True
     )
-    assert placed(("loss", "name"), "bad", lines, {"seed"}) == Problem("loss.name", "bad", 5)
-    assert placed(("lossy",), "bad", {("lossy",): 2}, {"loss"}) == Problem("lossy", "bad", 2)
+    assert placed(("loss", "name"), "bad", lines, {"seed": "--seed"}) == Problem("loss.name", "bad", 5)
+    assert placed(("lossy",), "bad", {("lossy",): 2}, {"loss": "--set"}) == Problem("lossy", "bad", 2)
+    # A flag that stands for an override is named as given.
+    flags = {"strategy.kind": "--strategy", "seed": "--seed"}
+    assert placed(("strategy", "kind"), "bad", {("strategy",): 3}, flags) == Problem(
+        "strategy.kind", "bad (from --strategy)", None, True
+    )
+    assert placed(("strategy",), "bad", {}, flags) == Problem("strategy", "bad (from --strategy)", None, True)
 
 
 @pytest.mark.parametrize("section", ["train: {max_steps: 2}", "minimize: {data: {reduction: mean}}"])

@@ -139,7 +139,10 @@ def unstarted_plan(spec: StrategySpec, source: str) -> Plan:
     """The plan to validate with: the strategy itself, except that a multi_worker one has its
     TF_CONFIG checked but starts no worker (that would wait for the whole cluster)."""
     if spec.kind == "multi_worker":
-        read_tf_config(os.environ.get("TF_CONFIG"))
+        try:
+            read_tf_config(os.environ.get("TF_CONFIG"))
+        except RunError as error:  # the kind is what needs TF_CONFIG: the place is strategy.kind
+            raise naming(error, "strategy.kind") from None
         return Plan("multi_worker")
     try:
         return make_strategy(spec, source)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 # dotted and line_of were defined here: importers of optrun.spec.load still find them.
 from optrun.errors import ConfigError, Problem, dotted, line_of, placed  # noqa: F401
 from optrun.spec.experiment import ExperimentSpec
+from optrun.spec.overrides import Overridden, apply_overrides, parse_override  # noqa: F401
 from optrun.spec.schema import kinds, known_keys
 from optrun.spec.yaml_lines import MAX_BYTES, SpecLimitError, line_map, load_yaml
 from optrun.suggest import suggest
@@ -32,7 +33,7 @@ class LoadedSpec:
     base_dir: Path  # relative references resolve from here
     source: str  # file path, or 'built-in <name>'
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict)  # YAML path -> line in the file
-    overridden: set[str] = field(default_factory=set)  # dotted keys --set gave (see RawSpec)
+    overridden: Overridden = field(default_factory=dict)  # dotted key -> the flag that set it
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class RawSpec:
     base_dir: Path
     source: str
     lines: dict[tuple[Any, ...], int]
-    overridden: set[str]
+    overridden: Overridden  # dotted key -> the command-line flag that set it (--set, --seed, ...)
 
 
 def _yaml_path(loc: tuple[Any, ...], data: Any, missing: bool = True) -> tuple[Any, ...]:
@@ -84,7 +85,7 @@ def _unknown_key_advice(path: tuple[Any, ...], data: Any) -> str:
 
 
 def _issues(
-    error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: set[str]
+    error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: Overridden
 ) -> list[Problem]:
     issues: list[tuple[float, int, Problem]] = []  # (line, order found, problem): sorted by line
     reported: set[str] = set()
@@ -113,71 +114,6 @@ def _issues(
         line = problem.line if problem.line is not None else float("inf")
         issues.append((line, len(issues), problem))
     return [problem for _, _, problem in sorted(issues, key=lambda item: item[:2])]
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"a.b=value"`` -> (["a", "b"], value parsed as YAML, so numbers and lists work)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(
-            "--set", [Problem("", f"{text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=100")]
-        )
-    try:
-        value = load_yaml(raw) if raw.strip() else None
-    except yaml.YAMLError as error:
-        raise ConfigError(
-            "--set", [Problem("", f"{text!r}: the value is not valid YAML ({error.__class__.__name__})")]
-        ) from None
-    return key.split("."), value
-
-
-#: One limit under two names (scipy's ``maxiter``, IPOPT's ``max_iter``): an override of either
-#: replaces the spec's value under the other, rather than the two being refused as given twice.
-_SAME_LIMIT: dict[tuple[str, ...], str] = {
-    ("minimize", "options", "maxiter"): "max_iter",
-    ("minimize", "options", "max_iter"): "maxiter",
-}
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[str]:
-    """Sets each ``a.b=value`` into ``data`` (creating maps as needed); returns the dotted keys.
-
-    ``strategy.kind`` set to another kind than the spec's starts that section afresh: its
-    other keys (``devices``, ``logical_cpus``) belong to the old kind.
-    """
-    done = set()
-    for text in overrides:
-        keys, value = parse_override(text)
-        node: Any = data
-        for i, key in enumerate(keys):
-            last = i == len(keys) - 1
-            if isinstance(node, list):
-                if not key.isdigit() or int(key) >= len(node):
-                    where = ".".join(keys[:i])
-                    message = f"{text!r}: {where} is a list of {len(node)}; {key!r} is not an index in it"
-                    raise ConfigError("--set", [Problem("", message)])
-                if last:
-                    node[int(key)] = value
-                else:
-                    node = node[int(key)]
-                continue
-            if not isinstance(node, dict):
-                where = ".".join(keys[:i])
-                raise ConfigError(
-                    "--set", [Problem("", f"{text!r}: {where} is not a mapping (it is {node!r:.80})")]
-                )
-            if last:
-                if keys == ["strategy", "kind"] and node.get("kind") != value:
-                    node.clear()  # the other keys belong to the old kind (--strategy KIND)
-                if tuple(keys) in _SAME_LIMIT:  # --maxiter replaces max_iter too
-                    node.pop(_SAME_LIMIT[tuple(keys)], None)
-                node[key] = value
-            else:
-                if node.get(key) is None:
-                    node[key] = {}
-                node = node[key]
-        done.add(".".join(keys))
-    return done
 
 
 def load_spec(

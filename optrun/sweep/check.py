@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 from typing import TYPE_CHECKING, Any
 
 from optrun.errors import ConfigError, Problem
-from optrun.spec.load import RawSpec, apply_overrides, check_schema, read_spec
+from optrun.spec.load import RawSpec, check_schema, read_spec
+from optrun.spec.overrides import Overridden, apply_overrides
 from optrun.spec.sweep import MAX_GRID, Scalar
 from optrun.suggest import suggest
 from optrun.sweep.pool import Worker, start_checker
@@ -49,7 +51,7 @@ DEFAULT_OBJECTIVE = {"train": "final_loss", "minimize": "fun"}
 
 
 def _said(path: str, value: Scalar, problem: Problem) -> str:
-    message = problem.message.removesuffix(" (from --set)")
+    message = re.sub(r" \(from --[\w-]+\)$", "", problem.message)  # the parameter set it, not a flag
     where = "" if problem.path in (path, "(top level)", "") else f"{problem.path}: "
     refused = not where and (" takes no argument " in message or " has no option " in message)
     if message.startswith("unknown key") or refused:  # the path itself names nothing the run takes
@@ -67,7 +69,7 @@ def value_problems(raw: RawSpec, params: list[Param]) -> list[Problem]:
             data = copy.deepcopy(base)
             try:
                 apply_overrides(data, [override(param.path, value)])
-                check_schema(RawSpec(data, raw.base_dir, raw.source, raw.lines, {param.path}))
+                check_schema(RawSpec(data, raw.base_dir, raw.source, raw.lines, {param.path: "--set"}))
             except ConfigError as error:
                 first = error.problems[0] if error.problems else Problem("", str(error))
                 if error.source == "--set":  # the path runs through a scalar or past a list's end
@@ -103,7 +105,7 @@ def deep_problems(spec: str, overrides: list[str], tried: list[dict[str, Any]]) 
         raw = read_spec(spec, overrides)
         base = {key: value for key, value in raw.data.items() if key != "sweep"}
 
-        def found(data: dict[str, Any], overridden: set[str]) -> list[Problem]:
+        def found(data: dict[str, Any], overridden: Overridden) -> list[Problem]:
             probe = RawSpec(data, raw.base_dir, raw.source, raw.lines, overridden)
             collector = Collector(probe)
             check_references(probe, collector)
@@ -113,7 +115,7 @@ def deep_problems(spec: str, overrides: list[str], tried: list[dict[str, Any]]) 
                 train_loss(check_schema(probe))  # a Keras loss name that does not exist
             return collector.problems
 
-        known = {(p.path, p.message) for p in found(copy.deepcopy(base), set(raw.overridden))}
+        known = {(p.path, p.message) for p in found(copy.deepcopy(base), dict(raw.overridden))}
         said = []
         for param in tried:
             for value in param["values"]:
@@ -121,7 +123,7 @@ def deep_problems(spec: str, overrides: list[str], tried: list[dict[str, Any]]) 
                 apply_overrides(data, [override(param["path"], value)])
                 new = [
                     p
-                    for p in found(data, {*raw.overridden, param["path"]})
+                    for p in found(data, {**raw.overridden, param["path"]: "--set"})
                     if (p.path, p.message) not in known
                 ]
                 if new:

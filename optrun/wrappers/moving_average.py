@@ -78,9 +78,8 @@ def check_decay(average_decay: Any) -> float:
 
 def check_num_updates(num_updates: Any) -> None:
     """Raises unless ``num_updates`` is None, an int >= 0, or an integer variable or tensor."""
-    if num_updates is not None and not (
-        isinstance(num_updates, numbers.Integral) or getattr(num_updates, "dtype", None) is not None
-    ):
+    tensor = getattr(num_updates, "dtype", None) is not None
+    if num_updates is not None and not (isinstance(num_updates, numbers.Integral) or tensor):
         raise InvalidTypeError(
             f"num_updates must be None, an int, or an integer variable/tensor; got {num_updates!r}"
         )
