@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -259,3 +260,27 @@ def test_a_checkpoint_the_state_file_never_listed_is_still_the_newest(tmp_path: 
     said: list[str] = []
     assert restore_latest(checkpoint, manager, tmp_path, said.append).endswith("ckpt-4")
     assert int(step.numpy()) == 4 and not said
+
+
+def test_a_finished_run_over_data_of_unknown_length_changes_nothing(spec: Path) -> None:
+    # A generator's length is unknown to TensorFlow: the resume learns the run is finished only
+    # when no batch is left, and must still leave every file as it was.
+    (Path("g.py")).write_text(
+        MODULE
+        + "\ndef gen():\n"
+        + "    return tf.data.Dataset.from_generator(lambda: iter([0.0] * 6),\n"
+        + "        output_signature=tf.TensorSpec([], tf.float32))\n"
+    )
+    text = SPEC.replace("m.py", "g.py").replace("g.py:data", "g.py:gen")
+    text = text.replace("max_steps: 20", "epochs: 2").replace("logging: {every_steps: 1}", "")
+    Path("u.yaml").write_text(text + "logging: {every_steps: 1, tensorboard: true}\n")
+    assert cli("train", "u.yaml", "-q", "--out", "run").exit_code == 0
+    run = Path("run")
+    assert json.loads((run / "result.json").read_text())["steps"] == 12  # 2 epochs of 6
+    shutil.rmtree(run / "tensorboard")  # so that a new events file would show
+    before = _files(run)
+    again = cli("train", "u.yaml", "--out", "run", "--resume")
+    assert again.exit_code == 0 and "already finished at step 12" in again.output, again.output
+    after = _files(run)
+    assert sorted(after) == sorted(before) and not (run / "tensorboard").exists()
+    assert [k for k in before if after[k] != before[k] and not k.startswith(".")] == []

@@ -167,14 +167,16 @@ def cut_metrics(path: Path, step: int) -> None:
     """Drops the lines after ``step`` (a resume restarts there) and any torn last line."""
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    kept, text = [], path.read_text(encoding="utf-8")
+    for line in text.splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue  # a line cut short by a kill or a broken pipe
         if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
             kept.append(line)
+    if "".join(line + "\n" for line in kept) == text:  # nothing to drop: the file stays untouched
+        return
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     os.replace(tmp, path)
@@ -194,11 +196,8 @@ class MetricsWriter:
             cut_metrics(path, resume_from)
         self._file = path.open("a", encoding="utf-8")
         self._start = time.perf_counter()
-        self._writer = None
-        if tensorboard_dir is not None:
-            import tensorflow as tf
-
-            self._writer = tf.summary.create_file_writer(str(tensorboard_dir))
+        self._tensorboard = tensorboard_dir
+        self._writer: Any = None  # made at the first step logged: a run that logs none leaves no file
 
     def write(self, step: int, **metrics: float) -> None:
         """Writes ``{"step", "wall_time", **metrics}``."""
@@ -206,9 +205,11 @@ class MetricsWriter:
         record.update({k: jsonable(float(v)) for k, v in metrics.items()})
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        if self._writer is not None:
+        if self._tensorboard is not None:
             import tensorflow as tf
 
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(str(self._tensorboard))
             with self._writer.as_default(step=step):
                 for key, value in metrics.items():
                     tf.summary.scalar(key, float(value))

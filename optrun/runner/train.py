@@ -123,7 +123,8 @@ def _train(
             options.reporter.start("train", total, done)  # before any writer: every file stays as it was
             _nothing_to_do(options.reporter, spec.train.max_steps, done)
             return RunOutcome(place.run, before, True)
-    record_config(out, "train", loaded)
+    if not options.resume:  # a resume records the spec it was called with at its first step
+        record_config(out, "train", loaded)
 
     step = first_step = int(step_var.numpy())
     metrics = MetricsWriter(
@@ -157,6 +158,8 @@ def _train(
                 gate.check()
                 if total is not None and step >= total:
                     break
+                if options.resume and step == first_step:  # a finished run never gets here
+                    record_config(out, "train", loaded)
                 loss, finite = train_step(batch)
                 step += 1
                 step_var.assign(step)
