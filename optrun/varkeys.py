@@ -124,6 +124,30 @@ def _items(mapping: Any, argument: str) -> list[tuple[Any, Any]]:
     )
 
 
+def among(
+    mapping: Mapping[Any, V] | Sequence[tuple[Any, V]], variables: Sequence[Any], argument: str
+) -> tuple[list[tuple[Any, V]], list[Any]]:
+    """``mapping``'s items without those keyed by a variable (or its ``ref()``) that is not in
+    ``variables``, and those variables: TF1 looked up only the variables it optimized, so a TF1
+    script may key more. Names are kept, so that one that matches nothing is still refused."""
+    kept: list[tuple[Any, V]] = []
+    dropped: list[Any] = []
+    for key, value in _items(mapping, argument):
+        var = key.deref() if hasattr(key, "deref") else key
+        if not isinstance(key, str) and not any(v is var or _same(v, var) for v in variables):
+            dropped.append(var)
+        else:
+            kept.append((key, value))
+    return kept, dropped
+
+
+def _same(var: Any, other: Any) -> bool:
+    try:
+        return as_tf_variable(var) is as_tf_variable(other)
+    except InvalidTypeError:  # not a variable: resolve_var_keyed says what is wrong with it
+        return True
+
+
 def resolve_var_keyed(
     mapping: Mapping[Any, V] | Sequence[tuple[Any, V]] | None,
     variables: Sequence[Any],

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import optrun
 from optrun import MovingAverageOptimizer
-from optrun.wrappers.moving_average import ema_decay
+from optrun.wrappers.ema import ema_decay
 
 DTYPES = [("float16", 1e-3), ("float32", 1e-6), ("float64", 1e-6)]
 

@@ -182,6 +182,8 @@ def pack_bounds(bounds: Sequence[Any | None], layout: Layout) -> PackedBounds | 
     lowers, uppers = [], []
     for given, label, shape in zip(bounds, layout.labels, layout.shapes, strict=True):
         bound = (None, None) if given is None else given
+        if isinstance(bound, np.ndarray) and bound.ndim >= 1 and len(bound) == 2:
+            bound = (bound[0], bound[1])  # TF1 read bounds[0] and bounds[1]: an array's rows work too
         if not isinstance(bound, (tuple, list)) or len(bound) != 2:
             raise InvalidArgumentError(
                 f"var_to_bounds for {label!r} must be a (low, high) pair; got {bound!r:.80}"

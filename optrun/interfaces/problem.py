@@ -32,7 +32,7 @@ from optrun.evaluation.probe import (
     probe_graph,
     wants_no_xla,
 )
-from optrun.varkeys import resolve_var_keyed, variable_label
+from optrun.varkeys import among, resolve_var_keyed, variable_label
 
 logger = logging.getLogger("optrun")
 
@@ -96,6 +96,14 @@ class PackedProblem:
         if isinstance(var_to_bounds, ElementwiseBounds):  # scipy's bounds=, TF 1.0's way
             self._packed_bounds = pack_elementwise_bounds(var_to_bounds.given, self._layout.size)
         else:
+            if graph_mode and var_to_bounds is not None:  # as TF1: bounds of other variables go unused
+                var_to_bounds, others = among(var_to_bounds, self._vars, "var_to_bounds")
+                if others:
+                    logger.warning(
+                        "var_to_bounds bounds %s, which %s not optimized here: ignored, as TF1 did",
+                        ", ".join(repr(variable_label(v)) for v in others),
+                        "is" if len(others) == 1 else "are",
+                    )
             bounds = resolve_var_keyed(var_to_bounds, self._vars, argument="var_to_bounds")
             self._packed_bounds = pack_bounds(bounds, self._layout)
         if graph_mode:  # only now: a bad argument must leave the user's graph as it was

@@ -22,6 +22,10 @@ import tensorflow as tf
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 
 
+def _public_base(cls: type) -> str:
+    return next((c.__name__ for c in cls.__mro__ if "V1_CLASS" in c.__dict__), "wrapper")
+
+
 def slot_prefix(var: Any) -> str:
     """The prefix Keras gives slot variables created from ``var``."""
     path = getattr(var, "path", None)
@@ -30,7 +34,28 @@ def slot_prefix(var: Any) -> str:
     return str(var.name).replace("/", "_").replace(":", "_") + "_"
 
 
-class WrapperOptimizer(keras.optimizers.Optimizer):
+def _v1_class(cls: type) -> type | None:
+    """The graph-mode class a wrapper's name stands for, given a ``tf.compat.v1`` optimizer."""
+    where = getattr(cls, "V1_CLASS", "")
+    if not where:
+        return None
+    module, name = where.rsplit(".", 1)
+    found: type = getattr(importlib.import_module(module), name)
+    return found
+
+
+class _BothWorlds(type):
+    """``isinstance(x, optrun.MovingAverageOptimizer)`` holds for what that name returns in
+    either world (TF1 code checks it), though the graph-mode object is of another class."""
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        if type.__instancecheck__(cls, instance):
+            return True
+        v1 = _v1_class(cls) if "V1_CLASS" in cls.__dict__ else None  # the public class itself
+        return v1 is not None and isinstance(instance, v1)
+
+
+class WrapperOptimizer(keras.optimizers.Optimizer, metaclass=_BothWorlds):
     """Base class: a Keras optimizer that wraps another one.
 
     Subclasses implement :meth:`_wrapped_apply`, which must call
@@ -40,12 +65,19 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         """One name for both worlds: a ``tf.compat.v1.train.Optimizer`` gets the graph-mode class."""
         opt = args[0] if args else kwargs.get("opt")
-        if isinstance(opt, tf.compat.v1.train.Optimizer):
-            module, name = cls.V1_CLASS.rsplit(".", 1)
-            return getattr(importlib.import_module(module), name)(*args, **kwargs)
+        v1 = _v1_class(cls) if isinstance(opt, tf.compat.v1.train.Optimizer) else None
+        if v1 is not None:
+            if "V1_CLASS" not in cls.__dict__:  # a user's subclass: its code is for the Keras class
+                raise InvalidTypeError(
+                    f"{cls.__name__} subclasses the Keras {_public_base(cls)}, but was given a "
+                    f"tf.compat.v1 optimizer ({type(opt).__name__}); for graph-mode code, "
+                    f"subclass {v1.__module__}.{v1.__name__} instead (TF1's methods and arguments)."
+                )
+            return v1(*args, **kwargs)
         return super().__new__(cls)
 
-    #: Where the ``tf.compat.v1.train.Optimizer`` counterpart of this wrapper lives.
+    #: Where the ``tf.compat.v1.train.Optimizer`` counterpart of this wrapper lives (set on each
+    #: public wrapper class, and only there).
     V1_CLASS = ""
 
     def __init__(self, opt: keras.optimizers.Optimizer, name: str) -> None:

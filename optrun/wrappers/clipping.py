@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
@@ -148,14 +149,14 @@ def log_dense_fallback(var: Any, dims: Sequence[int]) -> None:
 def check_dims(dims: Any, var: Any, argument: str = "vars_to_clip_dims") -> tuple[int, ...]:
     """``dims`` as a sorted tuple of non-negative axes of ``var``; raises if they do not fit."""
     label, rank = variable_label(var), len(as_tf_variable(var).shape)
-    if isinstance(dims, int) and not isinstance(dims, bool):
+    axis = lambda d: isinstance(d, numbers.Integral) and not isinstance(d, (bool, np.bool_))  # noqa: E731
+    if axis(dims):
         dims = [dims]
-    if (
-        not isinstance(dims, (list, tuple))
-        or not dims
-        or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
-    ):
+    elif isinstance(dims, (range, np.ndarray)) and np.ndim(dims) <= 1:  # tf.clip_by_norm took these
+        dims = list(np.atleast_1d(dims))
+    if not isinstance(dims, (list, tuple)) or not dims or not all(axis(d) for d in dims):
         raise InvalidArgumentError(f"{argument} for {label!r} must be a non-empty list of ints; got {dims!r}")
+    dims = [int(d) for d in dims]  # NumPy integers, as tf.clip_by_norm took them
     normalized = tuple(sorted({d % rank if -rank <= d < rank else d for d in dims}))
     bad = [d for d in normalized if not 0 <= d < rank]
     if bad:

@@ -1,11 +1,6 @@
 """``MovingAverageOptimizer``: an exponential moving average of the variables.
 
-The math, as plain functions both the eager and the graph path call:
-
-    d     = min(average_decay, (1 + n) / (10 + n))   if num_updates n is given,
-            average_decay                             otherwise;
-    avg  <- avg - (avg - var) * (1 - d)      (d and 1 - d in float32, as TF1)
-
+The math is :mod:`optrun.wrappers.ema`, which the graph-mode class calls too.
 Each average starts at its variable's value just before the first update.
 With ``sequential_update=True`` the post-update values are averaged; with
 False the pre-update ones, so the update and the average do not depend on
@@ -15,76 +10,19 @@ each other.
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
+from optrun.errors import NotReadyError
 from optrun.varkeys import as_tf_variable, variable_label
 from optrun.wrappers.base import WrapperOptimizer, slot_prefix
+from optrun.wrappers.ema import check_average_args, ema_decay, ema_delta
 
 #: What the saved config says for ``num_updates=opt.iterations`` (as the spec's wrappers say it).
 ITERATIONS = "iterations"
-
-
-def ema_decay(average_decay: Any, num_updates: Any = None) -> tf.Tensor:
-    """``min(average_decay, (1 + n) / (10 + n))``, or ``average_decay`` when ``n`` is None.
-
-    In float32, as TF1's ``ExponentialMovingAverage`` formed it (``n`` cast to float32), so
-    the averages are TF1's numbers: with 0.9999, ``1 - d`` is 1.0001659e-4, not 1e-4.
-    """
-    if isinstance(average_decay, numbers.Real):
-        decay = tf.constant(float(average_decay), tf.float32)
-    else:  # a graph tensor or variable, in its own dtype, as TF1 took it
-        decay = tf.convert_to_tensor(average_decay)
-    if num_updates is None:
-        return decay
-    n = tf.cast(tf.convert_to_tensor(num_updates), decay.dtype)
-    return tf.minimum(decay, (1.0 + n) / (10.0 + n))
-
-
-def ema_delta(average: Any, value: Any, decay: Any) -> tf.Tensor:
-    """What to subtract from the average: ``(avg - value) * (1 - d)``, in the average's dtype.
-
-    ``1 - d`` is formed in ``d``'s float32 and then cast, as TF1 did (cast first, in float16
-    0.9999 would round to 1 and the average never move); half-precision averages are updated
-    in float32.
-    """
-    average = tf.convert_to_tensor(average)
-    work = tf.float32 if average.dtype in (tf.float16, tf.bfloat16) else average.dtype
-    rate = tf.cast(1.0 - decay, work)
-    delta = (tf.cast(average, work) - tf.cast(value, work)) * rate
-    return tf.cast(delta, average.dtype)
-
-
-def check_average_args(average_decay: Any, num_updates: Any) -> float:
-    """Validates ``average_decay`` and ``num_updates`` (both worlds); returns the decay as a float."""
-    decay = check_decay(average_decay)
-    check_num_updates(num_updates)
-    return decay
-
-
-def check_decay(average_decay: Any) -> float:
-    """``average_decay`` as a float; raises unless it is a number in [0, 1]."""
-    if isinstance(average_decay, bool) or not isinstance(average_decay, numbers.Real):
-        raise InvalidTypeError(f"average_decay must be a number in [0, 1]; got {average_decay!r}")
-    if not 0.0 <= float(average_decay) <= 1.0:
-        raise InvalidArgumentError(f"average_decay must be in [0, 1]; got {average_decay}")
-    return float(average_decay)
-
-
-def check_num_updates(num_updates: Any) -> None:
-    """Raises unless ``num_updates`` is None, an int >= 0, or an integer variable or tensor."""
-    tensor = getattr(num_updates, "dtype", None) is not None
-    if num_updates is not None and not (isinstance(num_updates, numbers.Integral) or tensor):
-        raise InvalidTypeError(
-            f"num_updates must be None, an int, or an integer variable/tensor; got {num_updates!r}"
-        )
-    if isinstance(num_updates, numbers.Integral) and num_updates < 0:
-        raise InvalidArgumentError(f"num_updates must be >= 0; got {num_updates}")
 
 
 @keras.saving.register_keras_serializable(package="optrun")

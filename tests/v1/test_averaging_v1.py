@@ -300,3 +300,60 @@ def test_a_decay_tensor_still_has_num_updates_checked(sess: Any) -> None:
         optrun.MovingAverageOptimizer(sgd, decay, num_updates=-1)
     with pytest.raises(optrun.InvalidTypeError, match=r"num_updates must be None, an int"):
         optrun.MovingAverageOptimizer(sgd, decay, num_updates="7")
+
+
+def test_the_names_are_the_classes_of_what_they_return_in_graph_mode(sess: Any) -> None:
+    # TF1 code checks isinstance(opt, tf.contrib.opt.MovingAverageOptimizer); after the one-word
+    # change it must still hold for the graph-mode object the name returns.
+    sgd = tf.compat.v1.train.GradientDescentOptimizer(0.1)
+    averaged = optrun.MovingAverageOptimizer(sgd)
+    clipped = optrun.VariableClippingOptimizer(sgd, {}, 1.0)
+    assert isinstance(averaged, optrun.MovingAverageOptimizer)
+    assert isinstance(clipped, optrun.VariableClippingOptimizer)
+    assert not isinstance(averaged, optrun.VariableClippingOptimizer)
+    assert not isinstance(sgd, optrun.MovingAverageOptimizer)
+
+
+def test_a_subclass_of_the_keras_class_given_a_v1_optimizer_says_what_to_subclass(sess: Any) -> None:
+    from optrun.wrappers.v1.moving_average import MovingAverageOptimizerV1
+
+    class Mine(optrun.MovingAverageOptimizer):
+        pass
+
+    sgd = tf.compat.v1.train.GradientDescentOptimizer(0.1)
+    with pytest.raises(optrun.InvalidTypeError, match=r"Mine subclasses the Keras MovingAverageOptimizer"):
+        Mine(sgd)
+
+    class MineV1(MovingAverageOptimizerV1):  # the graph-mode class: TF1's methods, and they run
+        def __init__(self, opt: Any, average_decay: float = 0.5, **kwargs: Any) -> None:
+            super().__init__(opt, average_decay, **kwargs)
+
+    w = tf.compat.v1.Variable([1.0, 2.0])
+    opt = MineV1(sgd)
+    train = opt.minimize(tf.reduce_sum(tf.square(w)))
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(train)
+    # Decay 0.5 from the subclass: w 1 -> 0.8, 2 -> 1.6; averages 0.5 w0 + 0.5 w1 = [0.9, 1.8].
+    np.testing.assert_allclose(sess.run(opt.get_slot(w, "average")), [0.9, 1.8], rtol=1e-6)
+    assert isinstance(opt, optrun.MovingAverageOptimizer)
+
+
+def test_float16_averages_are_tf1s_numbers(sess: Any) -> None:
+    # TF1's assign_moving_average ran in the variable's own dtype: (avg - v) * cast(1 - d) in
+    # float16. The twin below is what tf.contrib.opt ran (ExponentialMovingAverage after the update).
+    values = np.array([0.0, 1.0, 100.0], np.float16)
+    grad_scale = np.array([1.0, 0.5, 0.25], np.float16)
+    ours_var = tf.compat.v1.Variable(values)
+    twin_var = tf.compat.v1.Variable(values)
+    sgd = tf.compat.v1.train.GradientDescentOptimizer(1.0)
+    ours = optrun.MovingAverageOptimizer(sgd)  # 0.9999: 1 - d = 1.0001659e-4 in float16
+    train = ours.minimize(tf.reduce_sum(ours_var * grad_scale), var_list=[ours_var])
+    update = sgd.minimize(tf.reduce_sum(twin_var * grad_scale), var_list=[twin_var])
+    ema = tf.compat.v1.train.ExponentialMovingAverage(0.9999)
+    with tf.control_dependencies([update]):
+        twin = ema.apply([twin_var])
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for _ in range(200):
+        sess.run([train, twin])
+    np.testing.assert_array_equal(sess.run(ours_var), sess.run(twin_var))
+    np.testing.assert_array_equal(sess.run(ours.get_slot(ours_var, "average")), sess.run(ema.average(twin_var)))

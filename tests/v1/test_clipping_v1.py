@@ -274,3 +274,14 @@ def test_a_max_norm_tensor_still_has_vars_to_clip_dims_checked(sess: Any) -> Non
     sgd = tf.compat.v1.train.GradientDescentOptimizer(0.1)
     with pytest.raises(optrun.InvalidTypeError, match=r"vars_to_clip_dims must be a dict .* got set"):
         optrun.VariableClippingOptimizer(sgd, {"a"}, norm)
+
+
+def test_numpy_integer_dims_are_taken_as_tf_clip_by_norm_took_them(sess: Any) -> None:
+    # Row norms of [[3, 4], [0, 1]] along dim 1: 5 and 1; clipped to 1: [[0.6, 0.8], [0, 1]].
+    for dims in (list(np.arange(1, 2)), np.array([1]), range(1, 2), np.int64(1)):
+        w = tf.compat.v1.Variable([[3.0, 4.0], [0.0, 1.0]])
+        sgd = tf.compat.v1.train.GradientDescentOptimizer(0.0)
+        update = optrun.VariableClippingOptimizer(sgd, {w: dims}, 1.0).minimize(tf.reduce_sum(w))
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(update)
+        np.testing.assert_allclose(sess.run(w), [[0.6, 0.8], [0.0, 1.0]], atol=1e-6)

@@ -243,3 +243,33 @@ def test_a_callback_in_scipys_newer_style(sess: Any, use_resource: bool, method:
     np.testing.assert_allclose(steps[-1], [3.0, 3.0], atol=1e-4)  # by hand: the minimum
     if method == "L-BFGS-B":  # scipy's OptimizeResult; TNC passes the bare x
         assert seen[-1].fun == pytest.approx(0.0, abs=1e-10)
+
+
+def test_bounds_of_a_variable_not_optimized_are_ignored_as_tf1_did(
+    sess: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # min (w - 3)^2 elementwise with w in [1, 5]: w = 3; v's bounds go unused (TF1 looked up
+    # only the variables it optimized), with one warning that says so.
+    w = tf.compat.v1.Variable([0.0, 10.0], name="w")
+    v = tf.compat.v1.Variable([0.0], name="v")
+    loss = tf.reduce_sum(tf.square(w - 3.0)) + tf.reduce_sum(v)
+    with caplog.at_level("WARNING", logger="optrun"):
+        opt = optrun.ScipyOptimizerInterface(loss, var_list=[w], var_to_bounds={w: (1.0, 5.0), v: (0.0, 1.0)})
+    assert "var_to_bounds bounds 'v', which is not optimized here: ignored, as TF1 did" in caplog.text
+    sess.run(tf.compat.v1.global_variables_initializer())
+    opt.minimize(sess)
+    np.testing.assert_allclose(sess.run(w), [3.0, 3.0], atol=1e-6)
+    # A name that matches nothing is still refused: it cannot be another variable's.
+    with pytest.raises(optrun.UnknownVariableError, match="'nope', which matches no variable"):
+        optrun.ScipyOptimizerInterface(loss, var_list=[w], var_to_bounds={"nope": (0.0, 1.0)})
+
+
+def test_a_numpy_array_of_two_rows_is_a_low_high_pair(sess: Any) -> None:
+    # TF1 read bounds[0] and bounds[1]: np.array([-1, 1]) bounds every element to [-1, 1].
+    a = tf.compat.v1.Variable([[5.0, -5.0], [0.5, 3.0]])
+    opt = optrun.ScipyOptimizerInterface(
+        tf.reduce_sum(tf.square(a - 4.0 * tf.sign(a))), var_to_bounds={a: np.array([-1.0, 1.0])}
+    )
+    sess.run(tf.compat.v1.global_variables_initializer())
+    opt.minimize(sess)
+    np.testing.assert_allclose(sess.run(a), [[1.0, -1.0], [1.0, 1.0]], atol=1e-6)

@@ -26,7 +26,7 @@ from tensorflow.python.training.saving import saveable_object_util
 
 from optrun.errors import InvalidArgumentError, NotReadyError
 from optrun.evaluation.probe import is_graph_tensor
-from optrun.wrappers.moving_average import check_decay, check_num_updates, ema_decay, ema_delta
+from optrun.wrappers.ema import check_decay, check_num_updates, ema_decay, ema_delta
 from optrun.wrappers.v1.base import WrapperOptimizerV1
 
 SLOT = "ExponentialMovingAverage"
@@ -100,7 +100,9 @@ class MovingAverageOptimizerV1(WrapperOptimizerV1):
             decay = ema_decay(self._average_decay, self._num_updates)
             # read_value() inside the control dependencies: the value after the update.
             updates = [
-                avg.assign_sub(ema_delta(avg, var.read_value(), decay), use_locking=self._use_locking)
+                avg.assign_sub(
+                    ema_delta(avg, var.read_value(), decay, widen_half=False), use_locking=self._use_locking
+                )
                 for var, avg in zip(var_list, averages, strict=True)
             ]
             return tf.group(*updates)
