@@ -356,4 +356,5 @@ def test_float16_averages_are_tf1s_numbers(sess: Any) -> None:
     for _ in range(200):
         sess.run([train, twin])
     np.testing.assert_array_equal(sess.run(ours_var), sess.run(twin_var))
-    np.testing.assert_array_equal(sess.run(ours.get_slot(ours_var, "average")), sess.run(ema.average(twin_var)))
+    averages = sess.run([ours.get_slot(ours_var, "average"), ema.average(twin_var)])
+    np.testing.assert_array_equal(*averages)

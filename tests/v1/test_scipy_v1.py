@@ -273,3 +273,20 @@ def test_a_numpy_array_of_two_rows_is_a_low_high_pair(sess: Any) -> None:
     sess.run(tf.compat.v1.global_variables_initializer())
     opt.minimize(sess)
     np.testing.assert_allclose(sess.run(a), [[1.0, -1.0], [1.0, 1.0]], atol=1e-6)
+
+
+def test_a_sparse_placeholder_is_fed_as_session_run_feeds_it(sess: Any) -> None:
+    # min sum((w - dense(sp))^2): w becomes the fed sparse tensor's dense value.
+    w = tf.compat.v1.Variable([0.0, 0.0, 0.0])
+    sp = tf.compat.v1.sparse_placeholder(tf.float32, [3])
+    loss = tf.reduce_sum(tf.square(w - tf.sparse.to_dense(sp)))
+    opt = optrun.ScipyOptimizerInterface(loss, options={"gtol": 1e-10, "ftol": 0.0})
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for feed, expected in (
+        (tf.compat.v1.SparseTensorValue([[1]], [7.0], [3]), [0.0, 7.0, 0.0]),
+        (([[2]], [5.0], [3]), [0.0, 0.0, 5.0]),  # the triple session.run takes too
+    ):
+        opt.minimize(sess, feed_dict={sp: feed})
+        np.testing.assert_allclose(sess.run(w), expected, atol=1e-5)
+    with pytest.raises(optrun.InvalidArgumentError, match=r"SparseTensorValue or an \(indices, values"):
+        opt.minimize(sess, feed_dict={sp: 3.0})

@@ -128,7 +128,7 @@ class GraphBackend:
                 f"feed_dict must be a dict of {{placeholder: value}}; got {type(feed_dict).__name__}"
             )
         feeds: dict[Any, Any] = {}
-        for key, value in (feed_dict or {}).items():
+        for key, value in (pair for item in (feed_dict or {}).items() for pair in _sparse_parts(*item)):
             try:
                 feeds[self.graph.as_graph_element(key, allow_operation=False)] = value
             except (TypeError, ValueError, KeyError) as error:
@@ -257,3 +257,17 @@ def _friendly(reference: Evaluator) -> Evaluator:
             ) from None
 
     return call
+
+
+def _sparse_parts(key: Any, value: Any) -> list[tuple[Any, Any]]:
+    """A feed as ``session.run`` takes it: a ``SparseTensor`` key (a sparse placeholder) fed a
+    ``SparseTensorValue`` or an ``(indices, values, dense_shape)`` triple is three feeds."""
+    if not isinstance(key, tf.SparseTensor):
+        return [(key, value)]
+    parts = (value.indices, value.values, value.dense_shape) if hasattr(value, "indices") else value
+    if not isinstance(parts, (tuple, list)) or len(parts) != 3:
+        raise InvalidArgumentError(
+            f"feed_dict value for the sparse tensor {key.values.name!r} must be a "
+            f"tf.compat.v1.SparseTensorValue or an (indices, values, dense_shape) triple; got {value!r:.60}"
+        )
+    return list(zip((key.indices, key.values, key.dense_shape), parts, strict=True))
