@@ -23,6 +23,7 @@ from optrun.evaluation.switches import GRAPPLER as GRAPPLER_VARIABLE
 SCRIPT = """
 import os
 os.environ["OPTRUN_TIER2"] = "never"
+os.environ["OPTRUN_TIER1"] = "function"  # the default's first tier as a function (a session below)
 import numpy as np
 import tensorflow as tf
 import optrun
@@ -45,6 +46,12 @@ for jit in (None, False):
     opt = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum((v - 1.0) ** 2), jit_compile=jit)
     result = opt.minimize()
     print("minimum", jit, f"{result.fun:.6f}", opt._backend.trace()[1].name.decode(), flush=True)
+
+# The default's first tier on a small graph: a session, whose graph Grappler knows as tf_graph.
+os.environ["OPTRUN_TIER1"] = "auto"
+opt = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum((v - 1.0) ** 2))
+v.assign([3.0, -1.0])
+print("session", f"{opt.minimize().fun:.6f}", flush=True)
 """
 
 
@@ -82,6 +89,8 @@ def test_the_plain_evaluation_gets_the_rounds_asked_for_and_other_functions_keep
     assert [m[1:3] for m in minima] == [["None", "0.000000"], ["False", "0.000000"]]
     for _, _, _, body in minima:  # the interface's traced evaluation, in both modes
         assert passes.get(body, []).count("constant_folding") == rounds
+    assert [line.split()[1] for line in out if line.startswith("session")] == ["0.000000"]
+    assert passes.get("tf_graph", []).count("constant_folding") == rounds  # the session's graph
 
 
 def test_each_setting_gives_its_options_and_a_bad_one_says_what_to_do(

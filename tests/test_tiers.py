@@ -52,7 +52,12 @@ def tier2_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPTRUN_TIER2", "now")
 
 
-def test_long_run_switches_and_reaches_the_fixed_optimum(tier2_now: None) -> None:
+def test_long_run_switches_and_reaches_the_fixed_optimum(
+    tier2_now: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tier 1 as the plain function: on this small graph the session tier is faster than XLA, and
+    # XLA would be dropped (test_pure_graph.py).
+    monkeypatch.setenv("OPTRUN_TIER1", "function")
     v = tf.Variable(np.zeros(N))
     fixed = optrun.ScipyOptimizerInterface(lambda: _rosen(v), jit_compile=False, options=OPTIONS).minimize()
     v.assign(np.zeros(N))
@@ -219,6 +224,7 @@ def test_warm_compile_cache_is_a_directory_with_programs(tmp_path, monkeypatch: 
         ("OPTRUN_TIER2", "sometimes", "auto, now or never"),
         ("OPTRUN_GRAPPLER", "no", "once, tensorflow or off"),
         ("OPTRUN_SAFE_CALL", "true", "0 or 1"),
+        ("OPTRUN_TIER1", "session", "auto or function"),
     ],
 )
 def test_a_bad_switch_is_refused_when_the_interface_is_built(

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
+from optrun.evaluation import switches
 from optrun.evaluation.autograph import as_written, converted, holds_dataset, same_failure
 from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.compile_estimate import compile_estimate
@@ -37,6 +38,7 @@ from optrun.evaluation.outputs import pack_outputs
 from optrun.evaluation.packing import Layout, as_scalar
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.probe import check_scalar, run_user
+from optrun.evaluation.pure_graph import SessionCall, pure_graph_def
 from optrun.evaluation.stack_traces import freeze
 from optrun.evaluation.tiers import Candidate, Tiered
 from optrun.varkeys import as_tf_variable
@@ -248,7 +250,7 @@ class EagerBackend:
 
         if self._jit_compile is None:
             return Tiered(
-                FastCaller(plain, options=options),
+                self._first_tier(plain, options),
                 functools.partial(self._xla_candidate, xla_concrete),
                 ("plain", "xla"),
                 compile_estimate=compile_estimate(plain, trace_s),
@@ -274,6 +276,20 @@ class EagerBackend:
             return result
 
         return evaluate
+
+    def _first_tier(self, plain: Any, options: Any) -> Evaluator:
+        """The default's tier 1: on a small graph the pure graph run by a session inline
+        (:mod:`optrun.evaluation.pure_graph`), else the plain function."""
+        make_plain = functools.partial(FastCaller, plain, options=options)
+        if switches.read(switches.TIER1) == "function":
+            return make_plain()
+        definition = pure_graph_def(plain, self._tf_vars)
+        if definition is not None:
+            try:
+                return SessionCall(definition, plain, make_plain, options)
+            except Exception as error:  # noqa: BLE001 - the plain function serves as well
+                logger.debug("no session for the first tier (%s)", error)
+        return make_plain()
 
     def _xla_candidate(self, xla_concrete: Callable[[], Any]) -> Candidate:
         """Tier 2, built in the background: compiled and tried on shadow copies of the variables,

@@ -2,6 +2,10 @@
 
 * ``OPTRUN_TIER2``: ``auto`` (default), ``now`` or ``never``; when the default
   (``jit_compile=None``) builds its second tier (see :mod:`optrun.evaluation.tiers`).
+* ``OPTRUN_TIER1``: ``auto`` (default) or ``function``; whether the default's
+  first tier in TF2 runs a small graph through a session on the calling
+  thread or always calls the plain ``tf.function`` (see
+  :mod:`optrun.evaluation.pure_graph`).
 * ``OPTRUN_GRAPPLER``: ``once`` (default), ``tensorflow`` or ``off``; how
   Grappler rewrites the plain evaluation (see :mod:`optrun.evaluation.grappler`).
 * ``OPTRUN_SAFE_CALL``: ``0`` (default) or ``1``; ``1`` calls every compiled
@@ -22,6 +26,7 @@ import os
 from optrun.errors import InvalidArgumentError
 
 TIER2 = "OPTRUN_TIER2"
+TIER1 = "OPTRUN_TIER1"
 GRAPPLER = "OPTRUN_GRAPPLER"
 SAFE_CALL = "OPTRUN_SAFE_CALL"
 SESSION_RUN = "OPTRUN_SESSION_RUN"
@@ -29,6 +34,7 @@ SESSION_RUN = "OPTRUN_SESSION_RUN"
 #: Each variable's values, its default first.
 CHOICES: dict[str, tuple[str, ...]] = {
     TIER2: ("auto", "now", "never"),
+    TIER1: ("auto", "function"),
     GRAPPLER: ("once", "tensorflow", "off"),
     SAFE_CALL: ("0", "1"),
     SESSION_RUN: ("auto", "inline", "pool"),

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 import optrun
-from optrun.evaluation.graph.inline import MAX_ELEMENTS, runs_inline
+from optrun.evaluation.graph.inline import runs_inline
+from optrun.evaluation.small_graph import MAX_ELEMENTS
 
 
 def test_small_tensors_run_inline_large_or_unknown_ones_in_the_pool(sess: Any) -> None:

@@ -1,0 +1,170 @@
+"""The TF2 default's first tier on small graphs: the traced evaluation, pure, run by a session inline.
+
+A plain ``tf.function`` call pays TensorFlow's function runtime on every
+point, and hands its ops to the inter-op thread pool: on a graph of small
+tensors (:mod:`optrun.evaluation.small_graph`) that is most of its time.
+A TF1 ``Session`` callable running on the calling thread pays much less, as
+graph mode does (:mod:`optrun.evaluation.graph.inline`). A session cannot use
+the eager variables, but the traced evaluation (:mod:`optrun.evaluation.eager`)
+only writes ``x`` into them and reads it back, so a copy of its graph in
+which every read of a variable is the value the evaluation assigned to it::
+
+    ReadVariableOp(v)  ->  Identity(value assigned to v)      AssignVariableOp(v, .) dropped
+
+computes the same outputs from ``x`` alone. Captured tensors (data) become
+constants. The graph qualifies only when that rewrite is exact: it is small,
+every captured resource is one of the optimized variables, each assigned
+once and otherwise only read, and no op runs Python or holds a variant
+(a dataset, a tensor list). Otherwise the plain ``tf.function`` serves.
+
+On this tier the variables keep their values while the solver evaluates (as
+TF1's interface fed them); ``minimize`` assigns the result at the end, and
+tier 2, once it serves, writes each point as the plain function does. An
+error in the session is raised again through the plain function, so that it
+names the user's own line.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from optrun.evaluation.small_graph import small_graph
+
+logger = logging.getLogger("optrun")
+
+Result = tuple[np.ndarray, list[np.ndarray]]
+Evaluate = Callable[[np.ndarray], Result]
+#: Ops that run Python: their functions live in the process's registry, tied to the traced graph.
+PYTHON_OPS = frozenset({"EagerPyFunc", "PyFunc", "PyFuncStateless"})
+
+
+def pure_graph_def(concrete: Any, variables: Sequence[Any]) -> Any:
+    """``concrete``'s graph with the variables' reads replaced by the values assigned to them, as
+    a ``GraphDef`` fed only ``x``; None when the graph does not qualify (see the module)."""
+    graph = concrete.graph
+    ops = graph.get_operations()
+    if not small_graph(ops) or any(op.type in PYTHON_OPS for op in ops):
+        return None
+    if any(t.dtype == tf.variant for op in ops for t in (*op.inputs, *op.outputs)):
+        return None
+    handles = {id(v.handle) for v in variables}
+    resources: set[str] = set()
+    constants: dict[str, Any] = {}
+    for external, internal in graph.captures:
+        if internal.dtype == tf.resource:
+            if id(external) not in handles:  # another variable, a table, ...: its state is not ours
+                return None
+            resources.add(internal.op.name)
+        else:
+            constants[internal.op.name] = external
+    definition = graph.as_graph_def()
+    assigned: dict[str, tuple[str, str]] = {}  # resource -> (the assign op, the value it assigns)
+    reads: dict[str, str] = {}  # a read op -> its resource
+    for node in definition.node:
+        sources = [name.split(":")[0] for name in node.input if not name.startswith("^")]
+        used = [s for s in sources if s in resources]
+        if not used:
+            continue
+        if node.op == "AssignVariableOp" and sources[0] in resources and sources[0] not in assigned:
+            assigned[sources[0]] = (node.name, node.input[1])
+        elif node.op == "ReadVariableOp":
+            reads[node.name] = sources[0]
+        else:  # a second assign, a gather, a shape read: not a plain write-then-read
+            return None
+    if set(assigned) != resources:
+        return None
+    return _rewritten(definition, resources, assigned, reads, constants)
+
+
+def _rewritten(
+    definition: Any,
+    resources: set[str],
+    assigned: dict[str, tuple[str, str]],
+    reads: dict[str, str],
+    constants: dict[str, Any],
+) -> Any:
+    from tensorflow.core.framework import graph_pb2
+    from tensorflow.python.framework import tensor_util
+
+    dropped = resources | {op for op, _ in assigned.values()}
+    pure = graph_pb2.GraphDef()
+    pure.versions.CopyFrom(definition.versions)
+    for node in definition.node:
+        if node.name in dropped:
+            continue
+        new = pure.node.add()
+        new.CopyFrom(node)
+        if node.name in reads:
+            new.op, dtype = "Identity", node.attr["dtype"]
+            del new.input[:]
+            new.input.append(assigned[reads[node.name]][1])
+            new.attr.clear()
+            new.attr["T"].CopyFrom(dtype)
+        elif node.name in constants:
+            value = constants[node.name].numpy()
+            new.op = "Const"
+            del new.input[:]
+            new.attr.clear()
+            new.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+            new.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+        kept = [name for name in new.input if name.lstrip("^").split(":")[0] not in dropped]
+        del new.input[:]
+        new.input.extend(kept)
+    return pure
+
+
+class SessionCall:
+    """``x -> (packed, fetched)``: a pure graph (:func:`pure_graph_def`) run by its own session on
+    the calling thread.
+
+    Args:
+        definition: the pure graph.
+        concrete: the traced function it was made from (its input and output names).
+        fallback: makes the plain evaluation, which raises an error the session met with the
+            user's own source line (made only then).
+        options: the plain function's ``FunctionCallOptions`` (:mod:`optrun.evaluation.grappler`),
+            whose Grappler settings the session takes; None: TensorFlow's own.
+    """
+
+    path = "session"
+
+    def __init__(
+        self, definition: Any, concrete: Any, fallback: Callable[[], Evaluate], options: Any = None
+    ) -> None:
+        from tensorflow.core.protobuf import config_pb2
+
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.graph_util.import_graph_def(definition, name="")
+        config = None
+        if options is not None:  # Grappler's rounds as for the plain function (OPTRUN_GRAPPLER)
+            config = config_pb2.ConfigProto.FromString(options.config_proto_serialized)
+        self._session = tf.compat.v1.Session(graph=graph, config=config)
+        weakref.finalize(self, self._session.close)
+        options = config_pb2.CallableOptions(
+            feed=[concrete.inputs[0].name], fetch=[t.name for t in concrete.outputs]
+        )
+        options.run_options.inter_op_thread_pool = -1  # the calling thread runs the ops
+        self._run = self._session._make_callable_from_options(options)
+        self._fallback = fallback
+        self._plain: Evaluate | None = None
+        self._trusted = True
+
+    def __call__(self, x: np.ndarray) -> Result:
+        if self._trusted:
+            try:
+                outputs = self._run(x)
+                return outputs[0], list(outputs[1:])
+            except tf.errors.OpError as error:
+                logger.debug("session call failed (%s); evaluating with the plain function", error)
+        if self._plain is None:
+            self._plain = self._fallback()
+        result = self._plain(x)  # raises the session's error again, with the user's line in it
+        self._trusted = False  # it did not: the plain function serves from now on
+        return result

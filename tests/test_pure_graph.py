@@ -1,0 +1,125 @@
+"""The TF2 default's first tier on small graphs: the traced evaluation made pure (each variable read
+replaced by the value the evaluation assigned to it) and run by a session on the calling thread.
+It must give the plain function's numbers, and refuse every graph the rewrite would not be exact for."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import scipy.optimize
+import tensorflow as tf
+
+import optrun
+from optrun.evaluation.pure_graph import SessionCall, pure_graph_def
+from optrun.evaluation.small_graph import MAX_ELEMENTS
+
+OPTIONS = {"maxiter": 200, "ftol": 0.0, "gtol": 0.0}
+
+
+def _rosen(v: tf.Variable) -> tf.Tensor:
+    return tf.reduce_sum(100.0 * (v[1:] - v[:-1] ** 2) ** 2 + (1.0 - v[:-1]) ** 2)
+
+
+def _first_tier(opt: optrun.ScipyOptimizerInterface, fetches: tuple = ()) -> object:
+    return opt._backend.evaluator(fetches)._first
+
+
+@pytest.fixture(autouse=True)
+def _no_tier2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTRUN_TIER2", "never")  # these tests are about tier 1 alone
+
+
+def test_a_small_graph_is_evaluated_by_a_session_with_the_plain_functions_numbers() -> None:
+    v = tf.Variable(np.zeros(20))
+    opt = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options=OPTIONS)
+    assert isinstance(_first_tier(opt), SessionCall)
+    # One point by hand: numpy's Rosenbrock and its gradient, the same digits.
+    x = np.random.default_rng(0).normal(size=20)
+    packed, _ = _first_tier(opt)(x)
+    np.testing.assert_allclose(packed[0], scipy.optimize.rosen(x), rtol=1e-14)
+    np.testing.assert_allclose(packed[1:], scipy.optimize.rosen_der(x), rtol=1e-12, atol=1e-12)
+    result = opt.minimize()
+    v.assign(np.zeros(20))
+    fixed = optrun.ScipyOptimizerInterface(lambda: _rosen(v), jit_compile=False, options=OPTIONS).minimize()
+    reference = scipy.optimize.minimize(
+        scipy.optimize.rosen, np.zeros(20), jac=scipy.optimize.rosen_der, method="L-BFGS-B", options=OPTIONS
+    )
+    np.testing.assert_allclose(result.x, fixed.x, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(result.x, reference.x, rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(v.numpy(), result.x)  # assigned at the end
+    assert result.tiers["evaluations"] == {"plain": result.nfev, "xla": 0}
+
+
+def test_fetches_and_captured_data_are_computed_from_x_alone() -> None:
+    data = tf.constant(np.linspace(-1.0, 1.0, 50))  # captured: becomes a constant of the pure graph
+    w = tf.Variable(np.zeros(2))
+    loss = lambda: tf.reduce_sum((w[0] * data + w[1] - 3.0 * data - 0.5) ** 2)
+    opt = optrun.ScipyOptimizerInterface(loss, options={"gtol": 1e-12})
+    double_w = lambda: 2.0 * w
+    assert isinstance(_first_tier(opt, (double_w,)), SessionCall)
+    seen: list[tuple[float, np.ndarray]] = []
+    result = opt.minimize(fetches=[double_w], loss_callback=lambda value: None, step_callback=None)
+    np.testing.assert_allclose(result.x, [3.0, 0.5], atol=1e-7)  # least squares, by hand
+    w.assign([1.0, 2.0])
+    result = opt.minimize(fetches=[loss, double_w], loss_callback=lambda a, b: seen.append((a, b)))
+    # The first point: w = (1, 2): sum((-2 d + 1.5)^2) over d, and 2 w, as fetched on tier 1.
+    d = np.linspace(-1.0, 1.0, 50)
+    assert seen[0][0] == pytest.approx(np.sum((-2.0 * d + 1.5) ** 2), rel=1e-12)
+    np.testing.assert_array_equal(seen[0][1], [2.0, 4.0])
+
+
+def _pure(loss, variables) -> object:
+    opt = optrun.ScipyOptimizerInterface(loss, var_list=variables)
+    _, concrete, _ = opt._backend.trace()
+    return pure_graph_def(concrete, opt._backend._tf_vars)
+
+
+def test_graphs_the_rewrite_would_not_be_exact_for_keep_the_plain_function() -> None:
+    v = tf.Variable(np.ones(3))
+    other = tf.Variable(2.0, dtype=tf.float64)
+    big = tf.constant(np.ones(MAX_ELEMENTS + 1))
+    table = tf.Variable(np.arange(6.0).reshape(3, 2))
+    assert _pure(lambda: tf.reduce_sum(v**2), [v]) is not None  # the control
+    # Another variable's state is not the evaluation's to rewrite.
+    assert _pure(lambda: tf.reduce_sum(v**2) * other, [v]) is None
+    # Data too large for a session on the calling thread.
+    assert _pure(lambda: tf.reduce_sum(v**2) + tf.reduce_sum(big), [v]) is None
+    # A gather reads the variable by handle, not through a plain read.
+    assert _pure(lambda: tf.reduce_sum(tf.gather(table, [0, 2]) ** 2), [table]) is None
+    # Python inside the graph.
+    assert _pure(lambda: tf.py_function(lambda a: a * 2.0, [tf.reduce_sum(v)], tf.float64), [v]) is None
+    # A nested tf.function: its ops are out of sight.
+    inner = tf.function(lambda: tf.reduce_sum(v**2))
+    assert _pure(lambda: inner(), [v]) is None
+
+
+def test_a_session_error_is_raised_as_the_plain_function_raises_it() -> None:
+    v = tf.Variable([20.0])
+
+    def loss() -> tf.Tensor:  # log(10 - v) is NaN for v > 10: CheckNumerics raises
+        return tf.reduce_sum(v**2) + tf.reduce_sum(
+            tf.debugging.check_numerics(tf.math.log(10.0 - v), "v ran away")
+        )
+
+    messages = []
+    for jit in (None, False):
+        v.assign([20.0])
+        opt = optrun.ScipyOptimizerInterface(loss, var_list=[v], jit_compile=jit)  # no eager probe
+        if jit is None:
+            assert isinstance(_first_tier(opt), SessionCall)
+        with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+            opt.minimize()
+        messages.append(re.sub(r"__inference_body_\d+", "", caught.value.message))  # two traces
+    # The plain function's error, with the user's own line in TensorFlow's trace of it.
+    assert "v ran away" in messages[0] and messages[0] == messages[1]
+    assert "test_pure_graph.py" in messages[0], messages[0]
+
+
+def test_the_switch_keeps_the_plain_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTRUN_TIER1", "function")
+    v = tf.Variable(np.zeros(5))
+    opt = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options=OPTIONS)
+    assert not isinstance(_first_tier(opt), SessionCall)
+    np.testing.assert_allclose(opt.minimize().x, np.ones(5), atol=1e-6)
