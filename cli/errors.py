@@ -87,3 +87,9 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
     except Terminated:
         _report("terminated", "yellow", "terminated before the run started", 143, as_json)
         raise typer.Exit(143) from None
+    except BaseException as error:  # noqa: BLE001 - user code's GeneratorExit, CancelledError, ...
+        if verbose:
+            stderr.print_exception()
+        hint = "" if verbose else " (run with --verbose for the traceback)"
+        _report("error", "red", describe(error) + hint, EXIT_USAGE, as_json)
+        raise typer.Exit(EXIT_USAGE) from None

@@ -217,6 +217,8 @@ def schema(
     with error_boundary(verbose, as_json):
         from optrun.errors import RunError
 
+        if os.path.lexists(write) and not write.is_file():  # a rename would replace a device or pipe
+            raise RunError(f"--write {write}: not a regular file; give the path of a .json file")
         tmp = write.with_name(f".{write.name}.tmp")
         try:  # via a temporary file and a rename: never half a schema
             tmp.write_text(text + "\n", encoding="utf-8")

@@ -90,12 +90,12 @@ def chart(
     first, last = points[0][0], points[-1][0]
     canvas = _Canvas(width, height)
     span_x = (last - first) or 1
-    span_y = high - low
+    span_y = high / 2 - low / 2  # halves: high - low may overflow (1e308 and -1e308)
     dots_x, dots_y = width * 2 - 1, height * 4 - 1
 
     def place(step: int, y: float) -> tuple[int, int]:
         px = round((step - first) / span_x * dots_x) if last != first else dots_x // 2
-        py = round((high - y) / span_y * dots_y) if span_y > 0 else dots_y // 2
+        py = round((high / 2 - y / 2) / span_y * dots_y) if span_y > 0 else dots_y // 2
         return px, py
 
     placed = [place(step, y) for (step, _), y in zip(points, ys, strict=True)]

@@ -66,7 +66,10 @@ def summary(console: Console, title: str, result: dict[str, Any]) -> None:
         elif key == "export" and value is None and result.get("export_skipped"):
             text = str(result["export_skipped"])
         elif key == "tiers" and isinstance(value, dict):
-            text = describe_tiers(value)
+            try:
+                text = describe_tiers(value)
+            except (TypeError, ValueError, AttributeError):  # a result.json edited or not optrun's
+                text = _cut(cell(value), 200)
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             text = "\n".join(_cut(v, 400) for v in value)
         else:

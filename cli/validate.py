@@ -14,7 +14,7 @@ from optrun.errors import ERROR, INFO, SKIPPED, WARNING
 
 from .errors import EXIT_USAGE, error_boundary, stderr
 from .progress import PipeSafeConsole, tolerant
-from .startup import import_tensorflow
+from .startup import import_tensorflow, stdout_to_stderr
 from .summary import summary
 
 
@@ -108,7 +108,8 @@ def run_validate(
             if count is not None:
                 with contextlib.suppress(RunError):  # TF already set up: the spec's own check says so
                     configure_logical_cpus(count)
-            checked = {id(raw): (raw.source, *validate_raw(raw)) for raw in here}
+            with stdout_to_stderr(as_json):  # a print in user code must not break the JSON
+                checked = {id(raw): (raw.source, *validate_raw(raw)) for raw in here}
             checked.update({id(raw): validate_elsewhere(raw, overrides) for raw in elsewhere})
             for raw in read:  # the sweep: section, whose values only `optrun sweep` sets
                 source, problems, reports = checked[id(raw)]

@@ -39,6 +39,12 @@ def write_all(where: Path) -> dict[str, tuple[Path, str]]:
         "long-list": ((base + "extra: [" + ",".join(["0"] * 300_000) + "]\n").encode(), "more than 50000"),
         "million-list": ((base + "extra: [" + ",".join(["0"] * 1_000_000) + "]\n").encode(), "at most"),
         "self-alias": ((base + "extra: &a [1, *a]\n").encode(), "refers to the collection"),
+        # One long string aliased many times: few values, but 270 MB of text once expanded.
+        "text-bomb": (
+            (base + 'a: &a "' + "x" * 900_000 + '"\nmore: [' + ", ".join(["*a"] * 300) + "]\n").encode(),
+            "more than 8 MiB of text",
+        ),
+        "list-key": ((base + "? [1, 2]\n: x\n").encode(), "a key must be a name or a number; got a list"),
         "latin-1": ((base + "name: caf\xe9\n").encode("latin-1"), "not UTF-8"),
         "binary": (bytes(range(256)) * 4, "not"),
     }

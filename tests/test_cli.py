@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -642,3 +643,25 @@ def test_a_bad_cache_dir_in_the_environment_is_named(in_tmp: Path, monkeypatch: 
     said = " ".join(result.output.split())
     assert "OPTRUN_CACHE_DIR=" in said and "minimize.compile_cache" not in said.split("or set")[0], said
     assert "'none' to compile every time" not in said, said  # the spec key's advice, not the variable's
+
+
+@pytest.mark.parametrize(
+    "name", ["result.json", "config.yaml", ".optrun-run", "checkpoints", "export", ".hidden"]
+)
+def test_a_metrics_file_named_as_a_runs_own_file_is_refused(tmp_path: Path, name: str) -> None:
+    spec = ROOT / "configs" / "sum_of_squares.yaml"
+    out = CliRunner().invoke(
+        app, ["minimize", str(spec), "--out", str(tmp_path / "run"), "--set", f"logging.metrics_file={name}"]
+    )
+    said = " ".join(out.stderr.split())
+    assert out.exit_code == 2 and "logging.metrics_file" in said and "(from --set)" in said, said
+    assert not (tmp_path / "run").exists()
+
+
+def test_schema_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for target in (pipe, tmp_path):
+        out = CliRunner().invoke(app, ["schema", "--write", str(target)])
+        assert out.exit_code == 2 and "not a regular file" in out.stderr, out.output
+    assert pipe.exists() and not pipe.is_file()  # still the pipe

@@ -325,3 +325,16 @@ def test_json_with_stdout_closed_still_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "r" / "result.json").read_text())["status"] == "converged"
+
+
+def test_validate_json_stays_json_when_user_code_prints(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(
+        "import tensorflow as tf\nprint('hello from the module')\n"
+        "def build():\n    print('building')\n    return tf.Variable([1.0])\n"
+        "def loss(v):\n    print('loss')\n    return tf.reduce_sum(v * v)\n"
+    )
+    (tmp_path / "s.yaml").write_text("name: p\nmodel: {builder: m.py:build}\nloss: m.py:loss\n")
+    done = run("validate", "s.yaml", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(done.stdout)  # nothing but the JSON on stdout
+    assert isinstance(entries, list) and entries and "building" in done.stderr

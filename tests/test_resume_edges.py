@@ -160,13 +160,17 @@ def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
     run = Path("run")
     before = {name: (run / name).read_bytes() for name in ("result.json", "config.yaml", "metrics.jsonl")}
     assert json.loads(before["result.json"])["status"] == "interrupted"
-    for budget in (5, 10):
-        out = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", f"train.max_steps={budget}")
-        assert out.exit_code == 2, out.output
-        said = " ".join(out.stderr.split())
-        assert f"stopped at step 10, which uses up its budget of {budget} steps (train.max_steps)" in said
-        assert "raise train.max_steps to go on" in said
-        assert {name: (run / name).read_bytes() for name in before} == before  # nothing written
+    out = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=5")
+    assert out.exit_code == 2, out.output
+    said = " ".join(out.stderr.split())
+    assert "stopped at step 10, which uses up its budget of 5 steps (train.max_steps)" in said
+    assert "raise train.max_steps to go on" in said
+    assert {name: (run / name).read_bytes() for name in before} == before  # nothing written
+    # A budget the run has just reached: nothing to train, and the run's end is written.
+    out = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=10")
+    assert out.exit_code == 0, out.output
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"
+    assert steps(run) == list(range(1, 11))
     more = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=15")
     assert more.exit_code == 0 and json.loads((run / "result.json").read_text())["status"] == "completed"
     assert steps(run) == list(range(1, 16))
@@ -284,3 +288,47 @@ def test_a_finished_run_over_data_of_unknown_length_changes_nothing(spec: Path) 
     after = _files(run)
     assert sorted(after) == sorted(before) and not (run / "tensorboard").exists()
     assert [k for k in before if after[k] != before[k] and not k.startswith(".")] == []
+
+
+@pytest.mark.parametrize("command", ["train", "minimize"])
+def test_a_failure_writing_the_finished_run_is_recorded_and_a_resume_writes_it(
+    spec: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # The steps (iterations) are done when the disk fills up at the end: exit 1 with result.json
+    # saying so, and --resume writes the run's end without training again.
+    def full_disk(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    checkpoints = ("--set", "checkpoint.every_steps=1") if command == "minimize" else ()
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            f"optrun.runner.{command}.write_result"
+            if command == "minimize"
+            else "optrun.runner.train._write_result",
+            full_disk,
+        )
+        out = cli(command, str(spec), "-q", "--out", "run", *checkpoints)
+    assert out.exit_code == 1, out.output
+    said = " ".join(out.output.split())
+    assert "No space left on device" in said and "--resume" in said, said
+    assert "Traceback" not in out.output and not (Path("run") / "result.json").exists()  # the disk refused it
+    # Train writes its end; minimize, at its budget, goes on with a larger one.
+    more = ("--set", "minimize.options.maxiter=8") if command == "minimize" else ()
+    again = cli(command, str(spec), "-q", "--out", "run", "--resume", *checkpoints, *more)
+    assert again.exit_code == 0, again.output
+    result = json.loads((Path("run") / "result.json").read_text())
+    assert result["status"] in ("completed", "converged", "budget_reached"), result
+    if command == "train":
+        assert steps(Path("run")) == list(range(1, 21))  # trained once, not again
+
+
+def test_a_generator_exit_from_user_code_is_a_failed_run_not_a_traceback(spec: Path) -> None:
+    Path("m.py").write_text(
+        MODULE + "\ndef data():\n    def gen():\n        for i in range(1000):\n"
+        "            if i == 5:\n                raise GeneratorExit\n            yield 0.0\n"
+        "    return tf.data.Dataset.from_generator(gen, output_signature=tf.TensorSpec([], tf.float32))\n"
+    )
+    out = cli("train", str(spec), "--out", "run", "--json")
+    assert out.exit_code == 1 and "Traceback" not in out.output, out.output
+    assert json.loads(out.stdout)["success"] is False
+    assert json.loads((Path("run") / "result.json").read_text())["status"] == "error"

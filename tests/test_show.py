@@ -393,3 +393,39 @@ def test_the_tiers_line_tells_each_phase_of_a_run() -> None:
     assert describe_tiers(never) == "plain 40"  # the library's note says why, when it knows
     never["note"] = "xla not built: the run ended before it could pay"
     assert describe_tiers(never) == "plain 40 (xla not built: the run ended before it could pay)"
+
+
+def test_damaged_or_foreign_fields_never_give_a_traceback(copy: Any) -> None:
+    # Each from a copy of a real run: a marker kind that is not text, a result.json whose tiers
+    # have another shape, metrics spanning the float range, a number too large for a float.
+    run = copy("minimize")
+    marker = read_json(run / ".optrun-run")
+    (run / ".optrun-run").write_text(json.dumps({**marker, "kind": 5}))
+    listed = invoke("runs", str(run.parent), "--json")
+    assert listed.exit_code == 0 and "Traceback" not in listed.output, listed.output
+    assert [r["kind"] for r in json.loads(listed.stdout)] == ["unknown"]
+    result = read_json(run / "result.json")
+    for tiers in ({"first": "plain", "evaluations": [1, 2]}, {**result["tiers"], "switched_after_s": "x"}):
+        (run / "result.json").write_text(json.dumps({**result, "tiers": tiers}))
+        shown = invoke("show", str(run))
+        assert shown.exit_code == 0 and "Traceback" not in shown.output, shown.output
+    (run / "result.json").write_text(json.dumps(result))
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 1e308}\n{"step": 2, "loss": -1e308}\n')
+    shown = invoke("show", str(run))
+    assert shown.exit_code == 0 and "Traceback" not in shown.output, shown.output
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": ' + "9" * 400 + "}\n")
+    assert invoke("show", str(run)).exit_code == 0
+
+
+def test_a_pipe_in_place_of_a_runs_file_is_refused_not_waited_on(copy: Any) -> None:
+    run = copy("minimize")
+    for name in ("result.json", "metrics.jsonl"):
+        keep = (run / name).read_bytes()
+        (run / name).unlink()
+        os.mkfifo(run / name)  # a read would block forever
+        shown = invoke("show", str(run))
+        assert shown.exit_code == 2 and "not a regular file" in shown.output, shown.output
+        listed = invoke("runs", str(run.parent))
+        assert listed.exit_code == 0 and "Traceback" not in listed.output
+        (run / name).unlink()
+        (run / name).write_bytes(keep)

@@ -243,3 +243,17 @@ def test_the_command_to_continue_keeps_every_flag_given() -> None:
         resume_command(quoted, Path("/tmp/s"))
         == "optrun sweep 'my spec.yaml' --out=/tmp/s --set 'name=a b' --resume"
     )
+
+
+def test_show_never_creates_the_database_a_foreign_marker_names(tmp_path: Path) -> None:
+    sweep = tmp_path / "s"
+    sweep.mkdir()
+    database = tmp_path / "new.sqlite"
+    marker = {"study": "x", "storage": f"sqlite:///{database}", "objective": ["not", "text"]}
+    (sweep / ".optrun-sweep").write_text(json.dumps(marker))
+    out = run("show", str(sweep), cwd=tmp_path)
+    assert out.returncode == 2 and "objective of the wrong type" in out.stderr, out.stderr
+    (sweep / ".optrun-sweep").write_text(json.dumps({**marker, "objective": "fun"}))
+    out = run("show", str(sweep), cwd=tmp_path)
+    assert out.returncode == 2 and "is missing" in out.stderr, out.stderr
+    assert not database.exists()  # show only reads

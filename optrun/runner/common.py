@@ -18,13 +18,10 @@ from optrun.runner.reporting import NullReporter, Reporter, write_json_atomic
 from optrun.runner.rundir import KIND_MARK, claimed, read_marker
 from optrun.runner.warning_log import WarningLog
 from optrun.spec.load import LoadedSpec, dump_spec
+from optrun.spec.run_layout import AVERAGED, CHECKPOINTS, EXPORT  # noqa: F401 - names importers use
 
 if TYPE_CHECKING:  # optrun.scale.strategy imports TensorFlow, which this module loads only when it runs
     from optrun.scale.strategy import Plan
-
-CHECKPOINTS = "checkpoints"
-AVERAGED = "averaged"
-EXPORT = "export"
 
 
 class Interrupted(OptrunError):

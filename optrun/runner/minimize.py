@@ -27,6 +27,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import full_batch_scale
+from optrun.runner.finish import written_whole
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
@@ -202,7 +203,7 @@ def _minimize(
     except NonFiniteError as error:  # the interface restored the last accepted iterate
         stopped("nonfinite", str(error))
         raise RunFailed(f"{error} (result.json written to {out})") from None
-    except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
+    except BaseException as error:  # user code failed, exited or raised a BaseException: recorded, exit 1
         kept = f"The checkpoints in {out / CHECKPOINTS} are whole."
         message = peer_failure(plan, error, kept) or failure(error, f"iteration {state['iteration'] + 1}")
         stopped("error", message)
@@ -227,60 +228,66 @@ def _minimize(
         metrics.write(last, loss=final["loss"], constraint_violation=final["violation"])
     if channel is not None:
         channel.stop(Stop(save=True, export=exports, success=succeeded(status)))
-    saved = manager.save(checkpoint_number=state["iteration"])
-    exported = export_model(model, spec.checkpoint.export, out) if exports else None
-    metrics.close()
-    nit = done + int(scipy_result.get("nit", state["iteration"] - done))
-    nfev = int(scipy_result.get("nfev", interface.nfev))
-    time_s = round(time.perf_counter() - started, 3)
-    if interface.xla and state["compile_s"] > time_s - state["compile_s"]:
-        logger.info(
-            "compiling took %.2f s, longer than the solve (%.2f s, %d evaluations): for runs this short, "
-            "minimize.jit_compile: false or a warm minimize.compile_cache starts sooner",
-            state["compile_s"],
-            time_s - state["compile_s"],
-            nfev,
-        )
-    result = {
-        "kind": "minimize",
-        "status": status,
-        "success": succeeded(status),
-        **solver_fields(interface.method, scipy_result),  # scipy_status, or ipopt_status
-        "message": str(scipy_result.message),
-        "method": interface.method,
-        "fun": float(scipy_result.fun),
-        "nit": nit,
-        "nfev": nfev,
-        "solution": {variable_label(v): np.asarray(v.numpy()).tolist() for v in interface.var_list},
-        "constraint_residuals": {
-            "equalities": final["equalities"],
-            "inequalities": final["inequalities"],
-            "violation": final["violation"],
-        },
-        **multipliers(interface.method, scipy_result),
-        "time_s": time_s,
-        "compile_s": round(state["compile_s"], 3),
-        "xla": interface.xla,
-        "tiers": interface.tiers,
-        "strategy": plan.kind,
-        "replicas": plan.replicas,
-        **scale,
-        **worker_fields(plan, place),
-        "compile_cache": None if cache is None else str(cache),
-        "solve_s": round(time_s - state["compile_s"], 3),
-        "export": exported,
-        **({"export_skipped": withheld_export(saved)} if withheld else {}),
-    }
-    result = write_result(out, result, caught)
+
+    def write() -> dict[str, Any]:
+        saved = manager.save(checkpoint_number=state["iteration"])
+        exported = export_model(model, spec.checkpoint.export, out) if exports else None
+        metrics.close()
+        nit = done + int(scipy_result.get("nit", state["iteration"] - done))
+        nfev = int(scipy_result.get("nfev", interface.nfev))
+        time_s = round(time.perf_counter() - started, 3)
+        if interface.xla and state["compile_s"] > time_s - state["compile_s"]:
+            logger.info(
+                "compiling took %.2f s, longer than the solve (%.2f s, %d evaluations): for runs "
+                "this short, minimize.jit_compile: false or a warm minimize.compile_cache starts sooner",
+                state["compile_s"],
+                time_s - state["compile_s"],
+                nfev,
+            )
+        result = {
+            "kind": "minimize",
+            "status": status,
+            "success": succeeded(status),
+            **solver_fields(interface.method, scipy_result),  # scipy_status, or ipopt_status
+            "message": str(scipy_result.message),
+            "method": interface.method,
+            "fun": float(scipy_result.fun),
+            "nit": nit,
+            "nfev": nfev,
+            "solution": {variable_label(v): np.asarray(v.numpy()).tolist() for v in interface.var_list},
+            "constraint_residuals": {
+                "equalities": final["equalities"],
+                "inequalities": final["inequalities"],
+                "violation": final["violation"],
+            },
+            **multipliers(interface.method, scipy_result),
+            "time_s": time_s,
+            "compile_s": round(state["compile_s"], 3),
+            "xla": interface.xla,
+            "tiers": interface.tiers,
+            "strategy": plan.kind,
+            "replicas": plan.replicas,
+            **scale,
+            **worker_fields(plan, place),
+            "compile_cache": None if cache is None else str(cache),
+            "solve_s": round(time_s - state["compile_s"], 3),
+            "export": exported,
+            **({"export_skipped": withheld_export(saved)} if withheld else {}),
+        }
+        return write_result(out, result, caught)
+
+    where = f"writing the run after iteration {state['iteration']}"
+    advice = "The checkpoint holds the last iterate: --resume (with a larger maxiter) goes on from it."
+    result = written_whole(write, lambda message: stopped("error", message), where, advice)
     report(
         options.reporter,
         progress(
-            nit,
+            result["nit"],
             float(scipy_result.fun),
             final["violation"],
             True,
-            nfev=nfev,
-            elapsed=time_s,
+            nfev=result["nfev"],
+            elapsed=result["time_s"],
             final=True,
             converged=bool(scipy_result.success),
             message=str(scipy_result.message),

@@ -234,7 +234,7 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) if abs(value) < 1e308 or isinstance(value, float) else None  # no overflow
     if isinstance(value, str):
         try:
             return float(value)
@@ -261,6 +261,8 @@ def read_metrics(path: Path) -> dict[str, Any]:
     empty: dict[str, Any] = {"file": str(path), "count": 0, "torn": False, "last": None}
     if not path.exists():
         return {**empty, "steps": [], "series": {}}
+    if not path.is_file():  # a pipe would block the read forever
+        raise RunError(f"{path}: not a regular file, so not optrun's metrics file")
     steps: list[int] = []
     series: dict[str, list[float]] = {}
     last: dict[str, Any] | None = None

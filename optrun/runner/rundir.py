@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from optrun.errors import RunError
+from optrun.spec.run_layout import LOCK, MARKER
 
-MARKER = ".optrun-run"
-LOCK = ".optrun-lock"
 #: First line of a run's config.yaml (a comment, so the file stays a valid spec).
 KIND_MARK = "# optrun run:"
 
@@ -119,6 +118,8 @@ def _write_marker(out: Path, kind: str, digest: str) -> str:
 def read_marker(out: Path) -> dict[str, Any] | None:
     """The marker of ``out``, or None when optrun did not make it."""
     try:
+        if not (out / MARKER).is_file():  # missing, or a pipe that would block the read
+            return None
         marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None

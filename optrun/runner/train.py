@@ -37,6 +37,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
+from optrun.runner.finish import RESUME_WRITES_THE_REST, written_whole
 from optrun.runner.interrupts import heard_code, held, interrupt_code, interrupts_at_checks
 from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
@@ -115,9 +116,11 @@ def _train(
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
     if options.resume:  # every worker restores the chief's checkpoint
         place.restore(checkpoint, manager, options.reporter.note)
-        limit = "train.max_steps" if spec.train.max_steps else "train.epochs"
+        # At the budget but its end unwritten (a full disk): nothing is trained, the end is written.
         done = int(step_var.numpy())
-        resume_budget(done, total, place.run, "step", limit, finished_as="completed")
+        if total is not None and done > total:
+            limit = "train.max_steps" if spec.train.max_steps else "train.epochs"
+            resume_budget(done, total, place.run, "step", limit, finished_as="completed")
         before = previous_result(place.run)
         if before is not None and before.get("status") == "completed" and total is not None and done >= total:
             options.reporter.start("train", total, done)  # before any writer: every file stays as it was
@@ -202,7 +205,7 @@ def _train(
         _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
         metrics.close()
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
-    except (Exception, SystemExit) as error:  # user code failed (or exited) mid-run: record it, exit 1
+    except BaseException as error:  # user code failed, exited or raised a BaseException: recorded, exit 1
         kept = f"The checkpoints in {place.run / CHECKPOINTS} are whole."
         peer = peer_failure(plan, error, kept)
         message = peer or failure(error, f"step {step + 1}")
@@ -233,19 +236,27 @@ def _train(
     if status == "completed" and streak and 2 * streak >= ran:  # the last half of the updates or more
         status = "diverged"  # the updates kept being non-finite: the weights stopped learning
         options.reporter.note(f"the last {streak} of {ran} updates were all non-finite and skipped")
-    save_all()
     swap = averaging is not None and averaging.has_averages  # a run may end before any update
     context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()
     # A diverged run exports nothing; its checkpoint holds the last finite weights.
     withheld = status == "diverged" and would_export(model, spec.checkpoint.export)
-    with context:
-        exported = None if withheld else export_model(model, spec.checkpoint.export, out)
-    metrics.close()
-    averaged = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
-    exported, averaged = place.as_kept(exported), place.as_kept(averaged)
-    why = withheld_export(place.as_kept(manager.latest_checkpoint)) if withheld else None
-    extra = {"averaged": averaged, "no_export": why, "message": stopped}
-    result = _write_result(out, caught, scale, status, step, last_loss, skipped, started, exported, **extra)
+
+    def write() -> dict[str, Any]:
+        save_all()
+        with context:
+            exported = None if withheld else export_model(model, spec.checkpoint.export, out)
+        metrics.close()
+        averaged = str(out / AVERAGED / "ckpt") if swap and spec.checkpoint.swap else None
+        exported, averaged = place.as_kept(exported), place.as_kept(averaged)
+        why = withheld_export(place.as_kept(manager.latest_checkpoint)) if withheld else None
+        extra = {"averaged": averaged, "no_export": why, "message": stopped}
+        return _write_result(out, caught, scale, status, step, last_loss, skipped, started, exported, **extra)
+
+    def record_error(message: str) -> None:
+        metrics.close()
+        _write_result(out, caught, scale, "error", step, last_loss, skipped, started, None, message)
+
+    result = written_whole(write, record_error, f"writing the run after step {step}", RESUME_WRITES_THE_REST)
     return RunOutcome(place.run, result, status == "completed")
 
 

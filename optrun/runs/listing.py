@@ -37,6 +37,8 @@ def _mtime(path: Path) -> float:
 
 def _last_record(path: Path) -> dict[str, Any] | None:
     """The last whole record of a metrics file, reading only its end (for a run without result.json)."""
+    if not path.is_file():  # missing, or a pipe that would block the read
+        return None
     try:
         with path.open("rb") as stream:
             stream.seek(max(0, stream.seek(0, os.SEEK_END) - 65536))
@@ -62,7 +64,7 @@ def summarize(out: Path) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "run_dir": str(out),
         "name": out.name,
-        "kind": marker.get("kind", "unknown"),
+        "kind": marker["kind"] if isinstance(marker.get("kind"), str) else "unknown",
         "status": "unreadable",
         "steps": None,
         "final_loss": None,

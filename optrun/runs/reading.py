@@ -48,6 +48,8 @@ def status_of(result: dict[str, Any] | None, locked: bool) -> str:
 def _text(path: Path, what: str) -> str | None:
     """The file's text, None when it does not exist; RunError when it cannot be read."""
     try:
+        if path.exists() and not path.is_file():  # a pipe would block the read forever
+            raise RunError(f"{path}: the {what} is not a regular file; this is not optrun's file.")
         if path.stat().st_size > MAX_BYTES:
             raise RunError(f"{path}: {what} is larger than {MAX_BYTES >> 20} MiB; this is not optrun's file.")
         return path.read_text(encoding="utf-8")

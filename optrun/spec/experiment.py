@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from optrun.spec.base import Ref, Strict
 from optrun.spec.minimize import MinimizeSpec
+from optrun.spec.run_layout import RESERVED
 from optrun.spec.strategy import DefaultStrategySpec, StrategySpec
 from optrun.spec.sweep import SweepSpec
 
@@ -174,9 +175,14 @@ class LoggingSpec(Strict):
     @field_validator("metrics_file")
     @classmethod
     def _plain_name(cls, value: str) -> str:
-        if not value or "/" in value or "\\" in value or value in {".", ".."}:
+        if not value or "/" in value or "\\" in value or value.startswith("."):
             raise ValueError(
-                f"metrics_file must be a plain file name inside the run directory; got {value!r}"
+                f"metrics_file must be a plain file name inside the run directory (not hidden); got {value!r}"
+            )
+        if value in RESERVED:
+            raise ValueError(
+                f"metrics_file {value!r} is a name optrun gives a file or folder of the run directory "
+                f"({', '.join(sorted(RESERVED))}); choose another, e.g. metrics.jsonl"
             )
         return value
 

@@ -19,6 +19,7 @@ import yaml
 MAX_BYTES = 1 << 20
 MAX_NODES = 50_000
 MAX_EXPANDED = 100_000
+MAX_EXPANDED_BYTES = 8 << 20  # the text the values expand to: one long string aliased many times
 MAX_DEPTH = 64
 
 
@@ -39,7 +40,8 @@ class Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._nodes = 0
-        self._expanded: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+        # id(node) -> the values it stands for and their text's length, aliases expanded
+        self._expanded: dict[int, tuple[int, int]] = {}
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         mark = self.peek_event().start_mark
@@ -62,10 +64,16 @@ class Loader(yaml.SafeLoader):
             children = [child for pair in node.value for child in pair]
         else:
             children = node.value if isinstance(node, yaml.SequenceNode) else []
-        size = 1 + sum(self._expanded.get(id(child), 1) for child in children)
+        counted = [self._expanded.get(id(child), (1, 0)) for child in children]
+        size = 1 + sum(values for values, _ in counted)
+        scalar = getattr(node, "value", None)
+        text = sum(chars for _, chars in counted) + (len(scalar) if isinstance(scalar, str) else 0)
         if size > MAX_EXPANDED:
             raise SpecLimitError(f"aliases expand the spec to more than {MAX_EXPANDED} values", mark)
-        self._expanded[id(node)] = size
+        if text > MAX_EXPANDED_BYTES:
+            limit = f"{MAX_EXPANDED_BYTES >> 20} MiB"
+            raise SpecLimitError(f"aliases expand the spec to more than {limit} of text", mark)
+        self._expanded[id(node)] = (size, text)
         return node
 
 
@@ -97,6 +105,13 @@ def _construct_mapping(loader: Loader, node: yaml.MappingNode, deep: bool = Fals
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
+        if isinstance(key, (list, dict)):  # `? [1, 2]` or `{[1]: 2}`: no spec key is one
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a key must be a name or a number; got a {type(key).__name__}",
+                key_node.start_mark,
+            )
         if key in seen:
             raise DuplicateKeyError(key, seen[key], line)
         seen[key] = line

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 def _study(out: Path, marker: dict[str, Any]) -> optuna.Study:
     storage = storage_of(out, marker)
-    if not is_url(storage) and not Path(storage).is_file():
+    # A sqlite URL names a file too: reading must not create it (show and runs only read).
+    file = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage
+    if (not is_url(storage) or storage.startswith("sqlite:///")) and not Path(file).is_file():
         raise RunError(f"{out}: the sweep's storage {storage} is missing; the sweep never started a trial.")
     return open_study(storage, str(marker["study"]), None, None, create=False)
 

@@ -67,6 +67,13 @@ def read_sweep_marker(out: Path) -> dict[str, Any]:
         raise RunError(f"{out / MARKER} cannot be read ({error}); the file is damaged.") from None
     if not isinstance(marker, dict) or not isinstance(marker.get("study"), str):
         raise RunError(f"{out / MARKER} holds no sweep marker; the file is damaged.")
+    texts = ("storage", "spec", "kind", "objective", "direction")
+    bad = [k for k in texts if marker.get(k) is not None and not isinstance(marker[k], str)]
+    params = marker.get("params")
+    if params is not None and not (isinstance(params, list) and all(isinstance(p, str) for p in params)):
+        bad.append("params")
+    if bad:
+        raise RunError(f"{out / MARKER}: {', '.join(bad)} of the wrong type; the file is damaged.")
     return marker
 
 
