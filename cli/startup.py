@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -65,6 +66,11 @@ def end_process(code: int) -> NoReturn:
     (an XLA build in the background finishes), the ``atexit`` functions run
     (user code's too), and the standard streams are flushed.
     """
+    # The command is done and said so: a late Ctrl-C or SIGTERM (one of a burst) would only break
+    # what is left, with a traceback from an atexit function or an exit code of its own.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            signal.signal(number, signal.SIG_IGN)
     current = threading.current_thread()
     for thread in threading.enumerate():
         if thread is not current and not thread.daemon:

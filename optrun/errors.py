@@ -220,9 +220,10 @@ def placed(
     plain = ".".join(str(p) for p in path)
     # An override that set this key or a section holding it (`--set loss=mse` for loss.name),
     # or that created a key below it (absent from the file), is the source.
-    flag = next((f for key, f in overridden.items() if plain == key or plain.startswith(key + ".")), None)
+    last_first = list(overridden.items())[::-1]  # the override applied last gave the value
+    flag = next((f for key, f in last_first if plain == key or plain.startswith(key + ".")), None)
     if flag is None and path not in lines:
-        flag = next((f for key, f in overridden.items() if key.startswith(plain + ".")), None)
+        flag = next((f for key, f in last_first if key.startswith(plain + ".")), None)
     if flag is not None:
         return Problem(dotted(path) or "(top level)", f"{message} (from {flag})", from_set=True)
     return Problem(dotted(path) or "(top level)", message, line_of(path, lines))

@@ -123,3 +123,11 @@ def test_the_switch_keeps_the_plain_function(monkeypatch: pytest.MonkeyPatch) ->
     opt = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options=OPTIONS)
     assert not isinstance(_first_tier(opt), SessionCall)
     np.testing.assert_allclose(opt.minimize().x, np.ones(5), atol=1e-6)
+
+
+def test_evaluate_leaves_x_in_the_variables_on_every_tier() -> None:
+    v = tf.Variable(np.zeros(3))
+    opt = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum((v - 1.0) ** 2), var_list=[v])
+    assert isinstance(_first_tier(opt), SessionCall)
+    assert opt.evaluate(np.array([5.0, 5.0, 5.0]))["loss"] == pytest.approx(48.0)  # 3 * 4^2
+    np.testing.assert_array_equal(v.numpy(), [5.0, 5.0, 5.0])

@@ -332,3 +332,29 @@ def test_a_generator_exit_from_user_code_is_a_failed_run_not_a_traceback(spec: P
     assert out.exit_code == 1 and "Traceback" not in out.output, out.output
     assert json.loads(out.stdout)["success"] is False
     assert json.loads((Path("run") / "result.json").read_text())["status"] == "error"
+
+
+def test_a_diverged_run_at_its_budget_is_not_finished_again_by_a_resume(spec: Path) -> None:
+    # Every update non-finite and skipped: the run ends "diverged" at its budget, export withheld.
+    Path("m.py").write_text(
+        MODULE + "\ndef loss(w, batch=None):\n    return tf.reduce_sum(w) * float('nan')\n"
+    )
+    text = SPEC.replace("max_steps: 20", "max_steps: 4, on_nonfinite: skip")
+    Path("d.yaml").write_text(text)
+    assert cli("train", "d.yaml", "-q", "--out", "run").exit_code == 1
+    before = _files(Path("run"))
+    assert json.loads((Path("run") / "result.json").read_text())["status"] == "diverged"
+    again = cli("train", "d.yaml", "--out", "run", "--resume")
+    assert again.exit_code == 2 and "uses up its budget of 4 steps" in " ".join(again.stderr.split())
+    after = _files(Path("run"))
+    assert [k for k in before if after[k] != before[k] and not k.startswith(".")] == []  # nothing written
+
+
+def test_a_resumed_minimize_with_nothing_to_do_exits_as_its_result_says(spec: Path) -> None:
+    assert cli("minimize", str(spec), "-q", "--out", "min").exit_code == 0
+    path = Path("min") / "result.json"
+    result = json.loads(path.read_text())
+    assert result["status"] == "budget_reached"
+    path.write_text(json.dumps({**result, "status": "error", "success": False}))  # its end failed
+    again = cli("minimize", str(spec), "-q", "--out", "min", "--resume")
+    assert again.exit_code == 1, again.output  # not 0: the run on disk did not succeed

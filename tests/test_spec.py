@@ -155,3 +155,19 @@ def test_a_flags_override_remembers_its_flag_through_copies_and_pickles() -> Non
     done = apply_overrides(data, [seed, FlagOverride("minimize.options.maxiter=9", "--maxiter", 9), "x=1"])
     assert done == {"seed": "--seed", "minimize.options.maxiter": "--maxiter", "x": "--set"}
     assert data == {"minimize": {"options": {"maxiter": 9}}, "seed": 3, "x": 1}  # max_iter replaced
+
+
+def test_the_flag_named_is_that_of_the_override_applied_last() -> None:
+    from optrun.errors import placed
+    from optrun.spec.overrides import FlagOverride
+
+    data: dict = {"minimize": {"options": {"maxiter": 10}}}
+    done = apply_overrides(
+        data, ["minimize.options={maxiter: 3}", FlagOverride("minimize.options.maxiter=-5", "--maxiter", -5)]
+    )
+    assert placed(("minimize", "options", "maxiter"), "bad", {}, done).message == "bad (from --maxiter)"
+    data = {"strategy": {"kind": "default"}}
+    done = apply_overrides(
+        data, [FlagOverride("strategy.kind=mirrored", "--strategy", "mirrored"), "strategy={kind: x}"]
+    )
+    assert placed(("strategy", "kind"), "bad", {}, done).message == "bad (from --set)"

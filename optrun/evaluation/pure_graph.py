@@ -11,8 +11,9 @@ which every read of a variable is the value the evaluation assigned to it::
 
     ReadVariableOp(v)  ->  Identity(value assigned to v)      AssignVariableOp(v, .) dropped
 
-computes the same outputs from ``x`` alone. Captured tensors (data) become
-constants. The graph qualifies only when that rewrite is exact: it is small,
+computes the same outputs from ``x`` alone (Grappler may rewrite the session's
+copy a little differently from the function: the last bits can differ).
+Captured tensors (data) become constants. The graph qualifies only when that rewrite is exact: it is small,
 every captured resource is one of the optimized variables, each assigned
 once and otherwise only read, and no op runs Python or holds a variant
 (a dataset, a tensor list). Otherwise the plain ``tf.function`` serves.

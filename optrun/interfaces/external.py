@@ -129,9 +129,8 @@ class ExternalOptimizerInterface(PackedProblem):
     def evaluate(self, x: np.ndarray | None = None) -> dict[str, Any]:
         """Loss and constraint residuals at ``x`` (default: the variables' current values).
 
-        Served from the last :meth:`minimize` evaluation when it was at ``x``;
-        otherwise one compiled evaluation (the one ``minimize`` uses without
-        fetches, so nothing is traced again), which assigns ``x``.
+        Served from the last :meth:`minimize` evaluation when it was at ``x``; otherwise one compiled
+        evaluation (``minimize``'s without fetches: nothing is traced again). ``x`` is left in the variables.
 
         Returns:
             ``{"loss", "equalities", "inequalities", "violation"}`` where
@@ -139,6 +138,8 @@ class ExternalOptimizerInterface(PackedProblem):
         """
         point = self._backend.read() if x is None else np.asarray(x, np.float64)
         ev = self.peek(point) or self._point_cache((), gradients=self._needs_gradients())(point)
+        if x is not None:
+            self._backend.assign(point)  # the session tier never writes them
         return {
             "loss": ev.loss,
             "equalities": ev.equalities.tolist(),
@@ -148,10 +149,8 @@ class ExternalOptimizerInterface(PackedProblem):
 
     @property
     def nfev(self) -> int:
-        """How many times the optimizer asked for the loss in the current (or last) :meth:`minimize`.
-
-        scipy's ``nfev`` for every ``scipy.optimize.minimize`` method, read as it
-        runs (e.g. from ``step_callback``); 0 before the first minimize.
+        """How many times the optimizer asked for the loss in the current (or last) :meth:`minimize`:
+        scipy's ``nfev`` for every method, read as it runs (e.g. from ``step_callback``); 0 before.
         """
         return self._cache.loss_requests if self._cache is not None else 0
 

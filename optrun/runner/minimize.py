@@ -97,7 +97,7 @@ def _minimize(
         )
         if channel is not None:
             channel.stop(Stop(success=True))
-        return RunOutcome(out, before, True)
+        return RunOutcome(out, before, succeeded(str(before.get("status"))))
     record_config(out, "minimize", loaded)
     if maxiter is not None and done:
         interface.optimizer_kwargs["options"] = {
@@ -163,13 +163,13 @@ def _minimize(
             with held():
                 manager.save(checkpoint_number=state["iteration"])
 
-    def stopped(status: str, error: str | None = None) -> None:
+    def stopped(status: str, error: str | None = None, save: bool = True) -> None:
         # The last iterate on_step saw (the checkpoint's number counts it); before one, the start.
         interface.assign(state["x"] if state["x"] is not None else start)
-        if channel is not None:
+        if channel is not None and save:
             channel.stop(Stop(save=True))
         with held():
-            saved = manager.save(checkpoint_number=state["iteration"])
+            saved = manager.save(checkpoint_number=state["iteration"]) if save else manager.latest_checkpoint
         metrics.close()
         record: dict[str, Any] = {
             "kind": "minimize",
@@ -278,7 +278,8 @@ def _minimize(
 
     where = f"writing the run after iteration {state['iteration']}"
     advice = "The checkpoint holds the last iterate: --resume (with a larger maxiter) goes on from it."
-    result = written_whole(write, lambda message: stopped("error", message), where, advice)
+    # The checkpoint was saved (a worker's part of it too) or failed: only the result is written.
+    result = written_whole(write, lambda message: stopped("error", message, save=False), where, advice)
     report(
         options.reporter,
         progress(

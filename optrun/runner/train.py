@@ -10,15 +10,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from optrun.errors import (
-    ConfigError,
-    LoadError,
-    Problem,
-    RunFailed,
-    Terminated,
-    describe,
-    problems_in,
-)
+from optrun.errors import ConfigError, LoadError, Problem, RunFailed, Terminated, describe, problems_in
 from optrun.runner.batches import Batches, build_on_first_batch, first_batch, steps_per_epoch
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
@@ -116,9 +108,9 @@ def _train(
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
     if options.resume:  # every worker restores the chief's checkpoint
         place.restore(checkpoint, manager, options.reporter.note)
-        # At the budget but its end unwritten (a full disk): nothing is trained, the end is written.
-        done = int(step_var.numpy())
-        if total is not None and done > total:
+        done, ended = int(step_var.numpy()), (previous_result(place.run) or {}).get("status")
+        unwritten = ended in (None, "interrupted", "error")  # at the budget, its end is written now
+        if total is not None and (done > total or (done == total and not unwritten)):
             limit = "train.max_steps" if spec.train.max_steps else "train.epochs"
             resume_budget(done, total, place.run, "step", limit, finished_as="completed")
         before = previous_result(place.run)

@@ -107,5 +107,6 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> Overridde
                 if node.get(key) is None:
                     node[key] = {}
                 node = node[key]
+        done.pop(".".join(keys), None)  # re-set: it moves to the end, the last applied
         done[".".join(keys)] = getattr(text, "flag", "--set")
     return done
