@@ -133,8 +133,6 @@ class SessionCall:
             whose Grappler settings the session takes; None: TensorFlow's own.
     """
 
-    path = "session"
-
     def __init__(
         self, definition: Any, concrete: Any, fallback: Callable[[], Evaluate], options: Any = None
     ) -> None:

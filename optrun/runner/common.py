@@ -137,7 +137,13 @@ def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
 
 
 def resume_budget(
-    done: int, total: int | None, run: Any, unit: str, budget: str, finished_as: str | None = None
+    done: int,
+    total: int | None,
+    run: Any,
+    unit: str,
+    budget: str,
+    finished_as: str | None = None,
+    end_left: bool = False,
 ) -> None:
     """Refuses, before anything is written, a resume of an unfinished run (interrupted, or killed
     after a periodic checkpoint) that already used its budget: nothing is left to run, and no
@@ -150,10 +156,13 @@ def resume_budget(
         unit: "step" or "iteration".
         budget: the spec's key that sets it, e.g. ``train.max_steps``.
         finished_as: the result.json status of a finished run (None: any but ``interrupted``).
+        end_left: a run exactly at its budget whose end was never written (no result, stopped
+            there, or an error writing it) is let through, to write that end.
     """
     status = (previous_result(run) or {}).get("status")
     finished = status == finished_as if finished_as else status not in (None, "interrupted")
-    if finished or total is None or done < total:
+    unwritten = end_left and done == total and status in (None, "interrupted", "error")
+    if finished or unwritten or total is None or done < total:
         return
     raise RunError(
         f"--resume: the run in {run} stopped at {unit} {done}, which uses up its budget of {total} "

@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class MetricsWriter:
 
     Args:
         path: the metrics file (appended to, so a resumed run continues it).
-        tensorboard_dir: where to write TensorBoard events, or None.
+        tensorboard_dir: where to write TensorBoard events, or None (made at the first step logged).
         resume_from: for a resumed run, the restored step: lines after it are dropped first.
     """
 
@@ -196,8 +196,7 @@ class MetricsWriter:
             cut_metrics(path, resume_from)
         self._file = path.open("a", encoding="utf-8")
         self._start = time.perf_counter()
-        self._tensorboard = tensorboard_dir
-        self._writer: Any = None  # made at the first step logged: a run that logs none leaves no file
+        self._tensorboard, self._writer = tensorboard_dir, cast(Any, None)
 
     def write(self, step: int, **metrics: float) -> None:
         """Writes ``{"step", "wall_time", **metrics}``."""
@@ -234,7 +233,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value) if abs(value) < 1e308 or isinstance(value, float) else None  # no overflow
+        try:
+            return float(value)
+        except OverflowError:  # an int too large for a float
+            return None
     if isinstance(value, str):
         try:
             return float(value)

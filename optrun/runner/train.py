@@ -108,11 +108,9 @@ def _train(
     manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=spec.checkpoint.keep)
     if options.resume:  # every worker restores the chief's checkpoint
         place.restore(checkpoint, manager, options.reporter.note)
-        done, ended = int(step_var.numpy()), (previous_result(place.run) or {}).get("status")
-        unwritten = ended in (None, "interrupted", "error")  # at the budget, its end is written now
-        if total is not None and (done > total or (done == total and not unwritten)):
-            limit = "train.max_steps" if spec.train.max_steps else "train.epochs"
-            resume_budget(done, total, place.run, "step", limit, finished_as="completed")
+        limit = "train.max_steps" if spec.train.max_steps else "train.epochs"
+        done = int(step_var.numpy())
+        resume_budget(done, total, place.run, "step", limit, finished_as="completed", end_left=True)
         before = previous_result(place.run)
         if before is not None and before.get("status") == "completed" and total is not None and done >= total:
             options.reporter.start("train", total, done)  # before any writer: every file stays as it was
