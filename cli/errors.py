@@ -10,11 +10,13 @@ import sys
 from collections.abc import Iterator
 from types import FrameType
 
+import click
 import typer
 from rich.markup import escape
 
 from optrun.causes import TRACE_HINT, traceback_frames, user_frame
 from optrun.errors import OptrunError, Terminated, describe
+from optrun.runner.interrupts import stops
 
 from .progress import PipeSafeConsole, tolerant
 
@@ -25,13 +27,56 @@ EXIT_USAGE = 2
 stderr = PipeSafeConsole(stderr=True)
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def install_sigterm() -> None:
-    """SIGTERM interrupts the run like Ctrl-C, so it checkpoints and exits 143."""
-    signal.signal(signal.SIGTERM, _raise_terminated)
+class _Signals:
+    ending = False  # the command is ending: a signal now is ignored
+    stops = 0  # runs stopped by a signal in this process before the command began
+    own_process = False  # the command is the process's (main()), not a call from Python (a test)
+
+
+def install_signal_handlers() -> None:
+    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`, once per command.
+
+    A run's loop replaces these with its own (:mod:`optrun.runner.interrupts`:
+    it checkpoints, exits 130 or 143); they serve around it. The first signal
+    raises; later ones (a burst of Ctrl-C), and any signal once a run has been
+    stopped by one or the command is ending (:func:`ending`), are ignored, so a
+    late one cannot cut the report short with a traceback or replace the
+    run's own message.
+    """
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    _Signals.ending, _Signals.stops = False, stops()
+    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGTERM, _stop_once)
+    context = click.get_current_context(silent=True)
+    if context is not None and not _Signals.own_process:  # a caller in Python gets its own back
+
+        def restore() -> None:
+            for number, handler in zip(_SIGNALS, previous, strict=True):
+                signal.signal(number, handler)
+
+        context.call_on_close(restore)
+
+
+def command_is_the_process() -> None:
+    """The command runs as the process's own (the console script): its signal handlers stay."""
+    _Signals.own_process = True
+
+
+def ending() -> None:
+    """The command's work is done (or failed): from now on signals are ignored."""
+    _Signals.ending = True
+
+
+def _stop_once(signum: int, frame: FrameType | None) -> None:
+    if _Signals.ending or stops() > _Signals.stops:  # on its way out, its run written
+        return
+    _Signals.ending = True
+    if signum == signal.SIGTERM:
+        raise Terminated()
+    raise KeyboardInterrupt
 
 
 def _report(label: str, color: str, message: str, code: int, as_json: bool) -> None:
@@ -57,7 +102,11 @@ def _user_frame(error: BaseException) -> str:
 def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[None]:
     """Runs the body; errors exit 2 (1 for a failed run, 130/143 for interrupts), no traceback."""
     try:
-        yield
+        try:
+            yield
+        except BaseException:
+            ending()  # whatever ended the command, a signal now must not cut its report short
+            raise
     except OptrunError as error:
         code = getattr(error, "exit_code", EXIT_USAGE)
         if verbose:

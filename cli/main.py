@@ -6,7 +6,6 @@ TensorFlow is imported only inside the commands that run something, so
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .errors import EXIT_FAILED, error_boundary, install_sigterm
+from .errors import EXIT_FAILED, command_is_the_process, ending, error_boundary, install_signal_handlers
 from .options import (
     ConfigArg,
     FlagCommand,
@@ -32,8 +31,9 @@ from .options import (
     strategy_override,
 )
 from .progress import PipeSafeConsole, tolerant
+from .schema import schema
 from .show import runs, show
-from .startup import end_process, import_tensorflow, setup_logging, stdout_to_stderr
+from .startup import end_process, ignore_signals, import_tensorflow, setup_logging, stdout_to_stderr
 from .sweep import sweep
 
 app = typer.Typer(
@@ -78,7 +78,7 @@ def _run(
     as_json: bool,
 ) -> None:
     setup_logging(verbose, quiet)
-    install_sigterm()
+    install_signal_handlers()
     console = PipeSafeConsole(stderr=as_json)  # with --json, stdout carries the JSON only
     reporter: Any = None
     with error_boundary(verbose, as_json):
@@ -97,6 +97,7 @@ def _run(
             run = run_train if kind == "train" else run_minimize
             with stdout_to_stderr(as_json):
                 outcome = run(loaded, RunOptions(out=out, resume=resume, force=force, reporter=reporter))
+            ending()  # the run is written: a signal now would only cut the summary short
         finally:
             if isinstance(reporter, RichReporter):
                 reporter.close()
@@ -190,51 +191,7 @@ def validate(
     run_validate(configs or [], [*strategy_override(strategy), *(overrides or [])], quiet, verbose, as_json)
 
 
-@app.command(cls=FlagCommand)
-def schema(
-    write: Annotated[
-        Path | None,
-        typer.Option(
-            "--write",
-            metavar="FILE",
-            help="Write the schema to FILE (e.g. optrun.schema.json); print the line to put in a spec.",
-        ),
-    ] = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Print the JSON Schema of the experiment spec (for editor completion and checks).
-
-    The schema is JSON either way; with --write, --json reports the file and the modeline as JSON.
-    """
-    from optrun.spec.schema import json_schema
-
-    text = json.dumps(json_schema(), indent=2)
-    if write is None:
-        typer.echo(text)
-        return
-    with error_boundary(verbose, as_json):
-        from optrun.errors import RunError
-
-        if os.path.lexists(write) and not write.is_file():  # a rename would replace a device or pipe
-            raise RunError(f"--write {write}: not a regular file; give the path of a .json file")
-        tmp = write.with_name(f".{write.name}.tmp")
-        try:  # via a temporary file and a rename: never half a schema
-            tmp.write_text(text + "\n", encoding="utf-8")
-            os.replace(tmp, write)
-        except OSError as error:
-            with contextlib.suppress(OSError):  # a read-only folder refuses the unlink too
-                tmp.unlink(missing_ok=True)
-            raise RunError(f"--write {write}: cannot write the schema: {error.strerror}") from None
-    modeline = f"# yaml-language-server: $schema={write}"
-    if as_json:
-        typer.echo(json.dumps({"written": str(write), "modeline": modeline}))
-    elif not quiet:
-        typer.echo(f"wrote {write}; for editor completion, start a spec with this line:")
-        typer.echo(modeline)
-
-
+app.command(cls=FlagCommand)(schema)
 app.command(cls=FlagCommand)(show)
 app.command(cls=FlagCommand)(runs)
 app.command(cls=FlagCommand)(sweep)
@@ -263,9 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     """
     import sys
 
+    if argv is None:
+        command_is_the_process()
     try:
         _dispatch(sys.argv[1:] if argv is None else argv)
     except SystemExit as done:
+        if argv is None:
+            ignore_signals()
         # A worker of a multi-worker cluster (TF_CONFIG) keeps its teardown: TensorFlow's
         # shutdown barrier with the other workers is in it.
         ran_tensorflow = "tensorflow" in sys.modules and not os.environ.get("TF_CONFIG")

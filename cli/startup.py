@@ -55,6 +55,15 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
 
 
+def ignore_signals() -> None:
+    """The process's command is done and said so: a late Ctrl-C or SIGTERM (one of a burst) would
+    only break what is left, with a traceback from an atexit function, or kill the process as it
+    ends (Python gives a handler of its own back to the system's default then, but not an ignore)."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            signal.signal(number, signal.SIG_IGN)
+
+
 def end_process(code: int) -> NoReturn:
     """Ends the process with ``code`` now that its command is done, skipping the interpreter's teardown.
 
@@ -66,11 +75,7 @@ def end_process(code: int) -> NoReturn:
     (an XLA build in the background finishes), the ``atexit`` functions run
     (user code's too), and the standard streams are flushed.
     """
-    # The command is done and said so: a late Ctrl-C or SIGTERM (one of a burst) would only break
-    # what is left, with a traceback from an atexit function or an exit code of its own.
-    for number in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError, OSError):  # not the main thread
-            signal.signal(number, signal.SIG_IGN)
+    ignore_signals()
     current = threading.current_thread()
     for thread in threading.enumerate():
         if thread is not current and not thread.daemon:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import EXIT_FAILED, error_boundary, install_sigterm
+from .errors import EXIT_FAILED, ending, error_boundary, install_signal_handlers
 from .options import JsonOpt, QuietOpt, SetOpt, VerboseOpt, seed_override
 from .progress import PipeSafeConsole, tolerant
 from .startup import setup_logging
@@ -83,8 +83,7 @@ class SweepLines:
     """The sweep's progress as lines: one when it starts, one per finished trial, then a table."""
 
     def __init__(self, console: Console, quiet: bool) -> None:
-        self.console, self.quiet = console, quiet
-        self.objective = "value"
+        self.console, self.quiet, self.objective = console, quiet, "value"
 
     def start(self, plan: Any, existing: int, threads: int) -> None:
         self.objective = plan.objective
@@ -244,7 +243,7 @@ def sweep(
     Exit code 0 when a trial completed, 1 when none did, 2 for a bad spec or space, 130/143 when interrupted.
     """
     setup_logging(verbose, quiet)
-    install_sigterm()
+    install_signal_handlers()
     console = PipeSafeConsole(stderr=as_json)
     with error_boundary(verbose, as_json):
         from optrun.sweep.study import require_optuna
@@ -275,6 +274,7 @@ def sweep(
         plan = make_plan(config, [*(overrides or []), *seed_override(seed)], flags)
         try:
             outcome = run_sweep(plan, SweepLines(console, quiet))
+            ending()  # every trial is written: a signal now would only cut the summary short
         except SweepInterrupted as stop:  # the command to go on, with every flag given this time
             again = resume_command(sys.argv[1:], plan.out)
             raise SweepInterrupted(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import keras
@@ -38,7 +39,10 @@ def test_minimize_builtin_default(in_tmp: Path) -> None:
     assert outcome["constraint_residuals"]["violation"] == pytest.approx(0.0, abs=1e-8)
     tiers = outcome["tiers"]  # the default evaluation is tiered: plain first, XLA once it pays
     assert (tiers["first"], tiers["second"]) == ("plain", "xla") and tiers["evaluations"]["plain"] >= 1
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     shown = invoke("minimize", "--method", "SLSQP", "--out", "again")  # the summary table says it too
+    # Called from Python, the command gives the caller's signal handlers back when it is done.
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     assert shown.exit_code == 0, shown.output
     assert "tiers" in shown.output and "plain " in shown.output.split("tiers", 1)[1]
     run = in_tmp / "runs" / "constrained-example"

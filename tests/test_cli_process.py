@@ -283,11 +283,17 @@ def test_a_killed_minimize_resumes_from_its_last_periodic_checkpoint(tmp_path: P
     assert killed.returncode == -signal.SIGKILL
     saved = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))
     assert saved and all(n % 5 == 0 for n in saved) and not (tmp_path / "run" / "result.json").exists()
+    over = run(
+        "minimize", "s.yaml", "-q", "--out", "run", "--resume", "--maxiter", str(saved[-1] - 1), cwd=tmp_path
+    )
+    assert over.returncode == 2 and "which uses up its budget" in over.stderr  # past it: refused
+    assert not (tmp_path / "run" / "result.json").exists()
     used = run(
         "minimize", "s.yaml", "-q", "--out", "run", "--resume", "--maxiter", str(saved[-1]), cwd=tmp_path
     )
-    assert used.returncode == 2 and "which uses up its budget" in used.stderr  # nothing left to run
-    assert not (tmp_path / "run" / "result.json").exists()
+    assert used.returncode == 0, used.stderr  # at it: the end the kill left unwritten is written
+    ended = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert (ended["status"], ended["nit"]) == ("budget_reached", saved[-1]), ended
     resumed = run("minimize", "s.yaml", "-q", "--out", "run", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads((tmp_path / "run" / "result.json").read_text())

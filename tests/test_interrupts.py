@@ -129,3 +129,44 @@ def test_end_process_exits_as_python_would_but_frees_nothing(tmp_path: Path) -> 
     assert (tmp_path / "atexit").read_text() == "ran"  # atexit functions ran
     assert (tmp_path / "thread").read_text() == "done"  # a thread that is not a daemon was waited for
     assert not (tmp_path / "teardown").exists()  # no teardown: nothing was freed
+
+
+def test_a_stopping_run_is_written_whole_through_a_burst() -> None:
+    from optrun.runner.finish import written_while_stopping
+
+    written = []
+
+    def write() -> None:
+        _send(signal.SIGINT)
+        _send(signal.SIGTERM)
+        written.append("whole")
+
+    written_while_stopping(write)  # the run stops for a signal already: these are not raised
+    assert written == ["whole"]
+    with pytest.raises(OSError, match="disk full"):  # an error writing is the caller's to record
+
+        def failing() -> None:
+            raise OSError("disk full")
+
+        written_while_stopping(failing)
+
+
+def test_the_cli_raises_for_the_first_signal_only() -> None:
+    from optrun_cli.errors import ending, install_signal_handlers
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        install_signal_handlers()
+        with pytest.raises(Terminated):
+            _send(signal.SIGTERM)
+        _send(signal.SIGINT)  # the command is ending: ignored
+        _send(signal.SIGTERM)
+        install_signal_handlers()  # the next command
+        with pytest.raises(KeyboardInterrupt):
+            _send(signal.SIGINT)
+        install_signal_handlers()
+        ending()
+        _send(signal.SIGINT)  # its work is done: ignored
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])

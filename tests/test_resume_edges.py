@@ -312,14 +312,19 @@ def test_a_failure_writing_the_finished_run_is_recorded_and_a_resume_writes_it(
     said = " ".join(out.output.split())
     assert "No space left on device" in said and "--resume" in said, said
     assert "Traceback" not in out.output and not (Path("run") / "result.json").exists()  # the disk refused it
-    # Train writes its end; minimize, at its budget, goes on with a larger one.
-    more = ("--set", "minimize.options.maxiter=8") if command == "minimize" else ()
-    again = cli(command, str(spec), "-q", "--out", "run", "--resume", *checkpoints, *more)
+    logged = steps(Path("run"))
+    # Both write their end, from the last checkpoint, without another step or iteration.
+    again = cli(command, str(spec), "-q", "--out", "run", "--resume", *checkpoints)
     assert again.exit_code == 0, again.output
     result = json.loads((Path("run") / "result.json").read_text())
-    assert result["status"] in ("completed", "converged", "budget_reached"), result
+    assert steps(Path("run")) == logged  # trained once, not again; no line twice
     if command == "train":
-        assert steps(Path("run")) == list(range(1, 21))  # trained once, not again
+        assert result["status"] == "completed" and logged == list(range(1, 21)), result
+    else:  # maxiter 5, the Rosenbrock start (3, -1): not converged in 5 iterations
+        assert (result["status"], result["nit"], result["success"]) == ("budget_reached", 5, True), result
+        assert "iteration limit reached" in result["message"] and logged[-1] == 5
+    assert cli(command, str(spec), "-q", "--out", "run", "--resume", *checkpoints).exit_code == 0
+    assert json.loads((Path("run") / "result.json").read_text()) == result  # nothing left to do
 
 
 def test_a_generator_exit_from_user_code_is_a_failed_run_not_a_traceback(spec: Path) -> None:
@@ -355,6 +360,31 @@ def test_a_resumed_minimize_with_nothing_to_do_exits_as_its_result_says(spec: Pa
     path = Path("min") / "result.json"
     result = json.loads(path.read_text())
     assert result["status"] == "budget_reached"
-    path.write_text(json.dumps({**result, "status": "error", "success": False}))  # its end failed
+    path.write_text(json.dumps({**result, "status": "stalled", "success": False}))  # a stalled end
     again = cli("minimize", str(spec), "-q", "--out", "min", "--resume")
     assert again.exit_code == 1, again.output  # not 0: the run on disk did not succeed
+    assert json.loads(path.read_text())["status"] == "stalled"  # and it is not written again
+
+
+@pytest.mark.parametrize(
+    ("resumed", "done", "budget", "status", "want"),
+    [
+        (False, 0, 5, None, "run"),  # a new run
+        (True, 3, 5, "interrupted", "run"),  # budget left
+        (True, 3, 5, "budget_reached", "run"),  # a larger budget given since
+        (True, 3, None, None, "run"),  # no budget: the solver decides
+        (True, 3, 5, "converged", "nothing"),
+        (True, 5, 5, "budget_reached", "nothing"),
+        (True, 5, 5, "stalled", "nothing"),
+        (True, 5, 5, None, "end"),  # killed after its last iteration's checkpoint
+        (True, 5, 5, "interrupted", "end"),
+        (True, 5, 5, "error", "end"),  # a full disk while its end was written
+    ],
+)
+def test_what_a_resumed_minimize_has_left_to_do(
+    resumed: bool, done: int, budget: int | None, status: str | None, want: str
+) -> None:
+    from optrun.runner.left_to_do import left_to_do
+
+    before = None if status is None else {"status": status}
+    assert left_to_do(resumed, done, budget, before) == want

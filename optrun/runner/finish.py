@@ -1,7 +1,8 @@
-"""Writing a finished run whole: its last checkpoint, export and result.json.
+"""Writing a finished or stopped run whole: its last checkpoint, export and result.json.
 
 The steps or iterations are done, so a signal now waits until the run is
-written (then it is moot: the run is complete). An error while writing (a
+written (then it is moot: the run is complete); a run a signal stopped is
+written whole too, and a signal meanwhile (a burst of Ctrl-C) is moot as well. An error while writing (a
 full disk, an export path that is taken) is recorded in result.json where the
 disk allows and raised as :class:`~optrun.errors.RunFailed` (exit 1); the
 checkpoints are whole.
@@ -39,3 +40,10 @@ def written_whole(
             record_error(message)
         raise RunFailed(f"{message}. {advice}") from error
     return result
+
+
+def written_while_stopping(write: Callable[[], Any]) -> None:
+    """``write()`` for a run a signal stopped, with signals held; one that comes meanwhile is
+    not raised (the run is stopping for one already). Errors of ``write`` propagate."""
+    with contextlib.suppress(KeyboardInterrupt, Terminated), held():
+        write()

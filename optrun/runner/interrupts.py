@@ -42,6 +42,12 @@ def stopping() -> bool:
     return bool(_stopped)
 
 
+def stops() -> int:
+    """How many times a signal has stopped a run of this process: a caller compares two counts
+    to tell whether one did in between."""
+    return len(_stopped)
+
+
 class Gate:
     """The signals a run received since its last safe point."""
 

@@ -27,12 +27,13 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import full_batch_scale
-from optrun.runner.finish import written_whole
+from optrun.runner.finish import written_while_stopping, written_whole
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
+from optrun.runner.left_to_do import END, NOTHING, budget_used, left_to_do, nothing_note
 from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data
-from optrun.runner.outcome import CONVERGED, NONFINITE, classify, succeeded, withheld_export, would_export
+from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
 from optrun.runner.restore import checkpoint_number, restore_latest
 from optrun.runner.warning_log import WarningLog, captured_warnings
@@ -85,16 +86,10 @@ def _minimize(
     if options.resume:
         done = checkpoint_number(restore_latest(checkpoint, manager, out, options.reporter.note))
         before = previous_result(out)
-        resume_budget(done, maxiter, out, "iteration", f"minimize.options.{key}")
-    converged = before is not None and before.get("status") == CONVERGED
-    if before is not None and (converged or (maxiter is not None and done >= maxiter)):  # files as they were
-        options.reporter.note(
-            f"the run already converged at iteration {before.get('nit', done)}; nothing to do (--force "
-            "runs it again from the start)"
-            if converged
-            else f"the run already ran {done} iterations ({key}: {maxiter}); nothing to do "
-            f"(raise {key} above {done} to go on)"
-        )
+        resume_budget(done, maxiter, out, "iteration", f"minimize.options.{key}", end_left=True)
+    todo = left_to_do(options.resume, done, maxiter, before)
+    if todo == NOTHING and before is not None:  # the files stay as they were
+        options.reporter.note(nothing_note(before, done, key, maxiter))
         if channel is not None:
             channel.stop(Stop(success=True))
         return RunOutcome(out, before, succeeded(str(before.get("status"))))
@@ -196,9 +191,12 @@ def _minimize(
         if not done:
             metrics.write(0, loss=first["loss"], constraint_violation=first["violation"])
         with interrupts_at_checks() as gate:
-            scipy_result = interface.minimize(step_callback=on_step)
+            if todo == END:  # its final line was logged with its last iteration
+                state["logged"], scipy_result = done, budget_used(start, first["loss"], done)
+            else:
+                scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
-        stopped("interrupted")
+        written_while_stopping(lambda: stopped("interrupted"))
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except NonFiniteError as error:  # the interface restored the last accepted iterate
         stopped("nonfinite", str(error))

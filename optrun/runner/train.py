@@ -29,7 +29,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
-from optrun.runner.finish import RESUME_WRITES_THE_REST, written_whole
+from optrun.runner.finish import RESUME_WRITES_THE_REST, written_while_stopping, written_whole
 from optrun.runner.interrupts import heard_code, held, interrupt_code, interrupts_at_checks
 from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
@@ -190,10 +190,14 @@ def _train(
                         status = PRUNED
                         break
     except (KeyboardInterrupt, Terminated) as interrupt:
-        skips.close()
-        save_all()
-        _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
-        metrics.close()
+
+        def on_stop() -> None:
+            skips.close()
+            save_all()
+            _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
+            metrics.close()
+
+        written_while_stopping(on_stop)
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except BaseException as error:  # user code failed, exited or raised a BaseException: recorded, exit 1
         kept = f"The checkpoints in {place.run / CHECKPOINTS} are whole."

@@ -1,0 +1,69 @@
+"""What a resumed ``optrun minimize`` has left to do, from its checkpoint and its result.json.
+
+::
+
+    nothing  <=>  result.json says converged, or a finished run used its budget
+    end      <=>  the checkpoint is at the budget, but the run's end was never written
+                  (no result.json, or one that says interrupted or error)
+    run      otherwise: the solver goes on from the checkpoint with what is left
+
+A run whose end is left (a full disk while its export or result.json was
+written, a kill or Ctrl-C after its last iteration) gets that end written,
+from the checkpoint's iterate and without another iteration, as a run that
+used its budget; a later ``--resume`` then has nothing to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from optrun.runner.outcome import CONVERGED, ERROR, INTERRUPTED
+
+RUN, NOTHING, END = "run", "nothing", "end"
+
+
+def left_to_do(resumed: bool, done: int, budget: int | None, before: dict[str, Any] | None) -> str:
+    """``RUN``, ``NOTHING`` or ``END`` (see the module).
+
+    Args:
+        resumed: whether this is a ``--resume``.
+        done: the iterations the checkpoint holds.
+        budget: the run's iteration budget (None: none).
+        before: the run's result.json, or None.
+    """
+    if not resumed:
+        return RUN
+    status = None if before is None else before.get("status")
+    at_budget = budget is not None and done >= budget
+    if at_budget and status in (None, INTERRUPTED, ERROR):
+        return END
+    if before is not None and (status == CONVERGED or at_budget):
+        return NOTHING
+    return RUN
+
+
+def nothing_note(before: dict[str, Any], done: int, key: str, budget: int | None) -> str:
+    """What the reporter says of a resume with nothing to do."""
+    if before.get("status") == CONVERGED:
+        return (
+            f"the run already converged at iteration {before.get('nit', done)}; nothing to do (--force "
+            "runs it again from the start)"
+        )
+    return (
+        f"the run already ran {done} iterations ({key}: {budget}); nothing to do "
+        f"(raise {key} above {done} to go on)"
+    )
+
+
+def budget_used(x: np.ndarray, loss: float, done: int) -> Any:
+    """The solver's result for a run whose end is left: its checkpoint's iterate, no iteration more."""
+    import scipy.optimize
+
+    message = (
+        f"iteration limit reached: the budget of {done} iterations was used before the run's end was written"
+    )
+    return scipy.optimize.OptimizeResult(
+        x=np.asarray(x), fun=loss, success=False, status=None, message=message, nit=0, nfev=1
+    )
