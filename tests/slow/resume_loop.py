@@ -82,7 +82,8 @@ def make_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict
     return where, weights(where / "ref")
 
 
-def _cycle(where: Path, name: str, sig: int, at: int) -> tuple[int, int]:
+def started(where: Path, name: str, at: int) -> subprocess.Popen[str]:
+    """A training run into ``name``, once it has logged ``at`` steps (or ended)."""
     proc = subprocess.Popen(
         [*optrun(), "train", "s.yaml", "-q", "--out", name],
         cwd=where,
@@ -93,6 +94,11 @@ def _cycle(where: Path, name: str, sig: int, at: int) -> tuple[int, int]:
     deadline = time.monotonic() + 240
     while lines(where / name) < at and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    return proc
+
+
+def _cycle(where: Path, name: str, sig: int, at: int) -> tuple[int, int]:
+    proc = started(where, name, at)
     proc.send_signal(sig)
     code = proc.wait(timeout=240)
     resumed = subprocess.run(

@@ -1,4 +1,4 @@
-"""Exact resume after 8 signals (SIGINT, SIGTERM): see resume_loop.py."""
+"""Exact resume after 8 signals (SIGINT, SIGTERM), see resume_loop.py; and bursts of signals."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.slow.resume_loop import ENV, lines, make_reference, optrun, run_loop, weights
+from tests.slow.resume_loop import ENV, lines, make_reference, optrun, run_loop, started, weights
 
 pytestmark = pytest.mark.slow
 
@@ -42,16 +42,7 @@ def test_a_burst_of_signals_mid_run_still_writes_the_run_whole(
     no traceback, result.json written, and --resume ends at the uninterrupted weights."""
     where, want = reference
     name = f"burst-{signal.Signals(sig).name}"
-    proc = subprocess.Popen(
-        [*optrun(), "train", "s.yaml", "-q", "--out", name],
-        cwd=where,
-        env=ENV,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 240
-    while lines(where / name) < 200 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    proc = started(where, name, 200)
     _burst(proc, sig)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
