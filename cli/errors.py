@@ -10,13 +10,12 @@ import sys
 from collections.abc import Iterator
 from types import FrameType
 
-import click
 import typer
 from rich.markup import escape
 
 from optrun.causes import TRACE_HINT, traceback_frames, user_frame
 from optrun.errors import OptrunError, Terminated, describe
-from optrun.runner.interrupts import stops
+from optrun.runner.interrupts import loops_started
 
 from .progress import PipeSafeConsole, tolerant
 
@@ -32,32 +31,34 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class _Signals:
     ending = False  # the command is ending: a signal now is ignored
-    stops = 0  # runs stopped by a signal in this process before the command began
+    loops = 0  # run loops this process started before the command began
     own_process = False  # the command is the process's (main()), not a call from Python (a test)
+    raised = 0  # the signal _stop_once raised in this command, if any
 
 
-def install_signal_handlers() -> None:
-    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`, once per command.
+@contextlib.contextmanager
+def command_signals() -> Iterator[None]:
+    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated` in the block, once.
 
-    A run's loop replaces these with its own (:mod:`optrun.runner.interrupts`:
-    it checkpoints, exits 130 or 143); they serve around it. The first signal
-    raises; later ones (a burst of Ctrl-C), and any signal once a run has been
-    stopped by one or the command is ending (:func:`ending`), are ignored, so a
-    late one cannot cut the report short with a traceback or replace the
-    run's own message.
+    They stop the command while it loads and builds. Once a run's loop has
+    started (:func:`optrun.runner.interrupts.loops_started`), the run handles
+    them: it checkpoints, writes result.json and exits 130 or 143, and a signal
+    that comes after its loop, while it writes its end or the command reports,
+    is ignored, as are a second signal (a burst of Ctrl-C) and any once the
+    command is ending (:func:`ending`). So a late one cannot cut a write or the
+    report short, or replace the run's own message. A command called from
+    Python (not :func:`command_is_the_process`) gives the caller's handlers back.
     """
-    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    _Signals.ending, _Signals.stops = False, stops()
-    signal.signal(signal.SIGINT, _stop_once)
-    signal.signal(signal.SIGTERM, _stop_once)
-    context = click.get_current_context(silent=True)
-    if context is not None and not _Signals.own_process:  # a caller in Python gets its own back
-
-        def restore() -> None:
+    previous = [signal.getsignal(number) for number in _SIGNALS]
+    _Signals.ending, _Signals.loops, _Signals.raised = False, loops_started(), 0
+    for number in _SIGNALS:
+        signal.signal(number, _stop_once)
+    try:
+        yield
+    finally:
+        if not _Signals.own_process:
             for number, handler in zip(_SIGNALS, previous, strict=True):
                 signal.signal(number, handler)
-
-        context.call_on_close(restore)
 
 
 def command_is_the_process() -> None:
@@ -71,9 +72,9 @@ def ending() -> None:
 
 
 def _stop_once(signum: int, frame: FrameType | None) -> None:
-    if _Signals.ending or stops() > _Signals.stops:  # on its way out, its run written
+    if _Signals.ending or loops_started() > _Signals.loops:  # the run is its own to stop and write
         return
-    _Signals.ending = True
+    _Signals.ending, _Signals.raised = True, signum
     if signum == signal.SIGTERM:
         raise Terminated()
     raise KeyboardInterrupt
@@ -104,8 +105,13 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
     try:
         try:
             yield
-        except BaseException:
+        except BaseException as error:
             ending()  # whatever ended the command, a signal now must not cut its report short
+            # An error after the signal (exit 2 otherwise) is of what the signal cut short, such as
+            # an import of TensorFlow's, which can swallow the KeyboardInterrupt and fail later.
+            cut_short = isinstance(error, Exception) and not isinstance(error, typer.Exit)
+            if _Signals.raised and cut_short and getattr(error, "exit_code", EXIT_USAGE) == EXIT_USAGE:
+                raise (Terminated() if _Signals.raised == signal.SIGTERM else KeyboardInterrupt()) from error
             raise
     except OptrunError as error:
         code = getattr(error, "exit_code", EXIT_USAGE)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .errors import EXIT_FAILED, command_is_the_process, ending, error_boundary, install_signal_handlers
+from .errors import EXIT_FAILED, command_is_the_process, command_signals, ending, error_boundary
 from .options import (
     ConfigArg,
     FlagCommand,
@@ -78,38 +78,38 @@ def _run(
     as_json: bool,
 ) -> None:
     setup_logging(verbose, quiet)
-    install_signal_handlers()
-    console = PipeSafeConsole(stderr=as_json)  # with --json, stdout carries the JSON only
-    reporter: Any = None
-    with error_boundary(verbose, as_json):
-        from optrun.spec.load import load_spec
+    with command_signals():
+        console = PipeSafeConsole(stderr=as_json)  # with --json, stdout carries the JSON only
+        reporter: Any = None
+        with error_boundary(verbose, as_json):
+            from optrun.spec.load import load_spec
 
-        loaded = load_spec(config, overrides, default=kind)
-        import_tensorflow(verbose)
-        from optrun.runner import RunOptions, run_minimize, run_train
-        from optrun.runner.reporting import NullReporter
+            loaded = load_spec(config, overrides, default=kind)
+            import_tensorflow(verbose)
+            from optrun.runner import RunOptions, run_minimize, run_train
+            from optrun.runner.reporting import NullReporter
 
-        from .progress import RichReporter
-        from .summary import summary
+            from .progress import RichReporter
+            from .summary import summary
 
-        reporter = NullReporter() if quiet else RichReporter(console)
-        try:
-            run = run_train if kind == "train" else run_minimize
-            with stdout_to_stderr(as_json):
-                outcome = run(loaded, RunOptions(out=out, resume=resume, force=force, reporter=reporter))
-            ending()  # the run is written: a signal now would only cut the summary short
-        finally:
-            if isinstance(reporter, RichReporter):
-                reporter.close()
-    with tolerant(console.file):  # the run is done and its files written, whoever reads stdout
-        if as_json:
-            from optrun.runner.reporting import jsonable
+            reporter = NullReporter() if quiet else RichReporter(console)
+            try:
+                run = run_train if kind == "train" else run_minimize
+                with stdout_to_stderr(as_json):
+                    outcome = run(loaded, RunOptions(out=out, resume=resume, force=force, reporter=reporter))
+                ending()  # the run is written: a signal now would only cut the summary short
+            finally:
+                if isinstance(reporter, RichReporter):
+                    reporter.close()
+        with tolerant(console.file):  # the run is done and its files written, whoever reads stdout
+            if as_json:
+                from optrun.runner.reporting import jsonable
 
-            typer.echo(json.dumps(jsonable(outcome.result), indent=2, allow_nan=False))
-        elif not quiet:
-            summary(console, f"optrun {kind}: {loaded.spec.name} -> {outcome.out_dir}", outcome.result)
-    if not outcome.success:
-        raise typer.Exit(EXIT_FAILED)
+                typer.echo(json.dumps(jsonable(outcome.result), indent=2, allow_nan=False))
+            elif not quiet:
+                summary(console, f"optrun {kind}: {loaded.spec.name} -> {outcome.out_dir}", outcome.result)
+        if not outcome.success:
+            raise typer.Exit(EXIT_FAILED)
 
 
 def _common(overrides: list[str] | None, seed: int | None) -> list[str]:

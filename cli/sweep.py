@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import EXIT_FAILED, ending, error_boundary, install_signal_handlers
+from .errors import EXIT_FAILED, command_signals, ending, error_boundary
 from .options import JsonOpt, QuietOpt, SetOpt, VerboseOpt, seed_override
 from .progress import PipeSafeConsole, tolerant
 from .startup import setup_logging
@@ -243,52 +243,52 @@ def sweep(
     Exit code 0 when a trial completed, 1 when none did, 2 for a bad spec or space, 130/143 when interrupted.
     """
     setup_logging(verbose, quiet)
-    install_signal_handlers()
-    console = PipeSafeConsole(stderr=as_json)
-    with error_boundary(verbose, as_json):
-        from optrun.sweep.study import require_optuna
+    with command_signals():
+        console = PipeSafeConsole(stderr=as_json)
+        with error_boundary(verbose, as_json):
+            from optrun.sweep.study import require_optuna
 
-        require_optuna()
-        import optuna
+            require_optuna()
+            import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
-        from optrun.sweep.driver import SweepInterrupted, run_sweep
-        from optrun.sweep.plan import SweepFlags, make_plan
+            optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
+            from optrun.sweep.driver import SweepInterrupted, run_sweep
+            from optrun.sweep.plan import SweepFlags, make_plan
 
-        flags = SweepFlags(
-            params=list(params or []),
-            trials=trials,
-            timeout_s=timeout,
-            sampler=sampler.value if sampler else None,
-            pruner=pruner.value if pruner else None,
-            objective=objective,
-            direction=direction.value if direction else None,
-            jobs=jobs,
-            kind=kind.value if kind else None,
-            storage=storage,
-            study=study,
-            out=out,
-            resume=resume,
-            force=force,
-        )
-        plan = make_plan(config, [*(overrides or []), *seed_override(seed)], flags)
-        try:
-            outcome = run_sweep(plan, SweepLines(console, quiet))
-            ending()  # every trial is written: a signal now would only cut the summary short
-        except SweepInterrupted as stop:  # the command to go on, with every flag given this time
-            again = resume_command(sys.argv[1:], plan.out)
-            raise SweepInterrupted(
-                stop.exit_code, f"interrupted; {stop.marked}. Continue with: {again}"
-            ) from None
-    with tolerant(console.file):
-        if as_json:
-            from optrun.runner.reporting import jsonable
+            flags = SweepFlags(
+                params=list(params or []),
+                trials=trials,
+                timeout_s=timeout,
+                sampler=sampler.value if sampler else None,
+                pruner=pruner.value if pruner else None,
+                objective=objective,
+                direction=direction.value if direction else None,
+                jobs=jobs,
+                kind=kind.value if kind else None,
+                storage=storage,
+                study=study,
+                out=out,
+                resume=resume,
+                force=force,
+            )
+            plan = make_plan(config, [*(overrides or []), *seed_override(seed)], flags)
+            try:
+                outcome = run_sweep(plan, SweepLines(console, quiet))
+                ending()  # every trial is written: a signal now would only cut the summary short
+            except SweepInterrupted as stop:  # the command to go on, with every flag given this time
+                again = resume_command(sys.argv[1:], plan.out)
+                raise SweepInterrupted(
+                    stop.exit_code, f"interrupted; {stop.marked}. Continue with: {again}"
+                ) from None
+        with tolerant(console.file):
+            if as_json:
+                from optrun.runner.reporting import jsonable
 
-            typer.echo(json.dumps(jsonable(_data(outcome)), indent=2, allow_nan=False))
-        elif not quiet:
-            _summary(console, outcome)
-    if outcome.best is None:
-        raise typer.Exit(EXIT_FAILED)
+                typer.echo(json.dumps(jsonable(_data(outcome)), indent=2, allow_nan=False))
+            elif not quiet:
+                _summary(console, outcome)
+        if outcome.best is None:
+            raise typer.Exit(EXIT_FAILED)
 
 
 def resume_command(args: list[str], out: Path) -> str:

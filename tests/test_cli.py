@@ -40,9 +40,18 @@ def test_minimize_builtin_default(in_tmp: Path) -> None:
     tiers = outcome["tiers"]  # the default evaluation is tiered: plain first, XLA once it pays
     assert (tiers["first"], tiers["second"]) == ("plain", "xla") and tiers["evaluations"]["plain"] >= 1
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    shown = invoke("minimize", "--method", "SLSQP", "--out", "again")  # the summary table says it too
-    # Called from Python, the command gives the caller's signal handlers back when it is done.
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+    def sentinel(signum: int, frame: object) -> None:
+        raise AssertionError("not called")
+
+    signal.signal(signal.SIGINT, sentinel)
+    try:
+        shown = invoke("minimize", "--method", "SLSQP", "--out", "again")  # the summary table says it too
+        # Called from Python, the command gives the caller's signal handlers back when it is done.
+        assert signal.getsignal(signal.SIGINT) is sentinel
+        assert signal.getsignal(signal.SIGTERM) == before[1]
+    finally:
+        signal.signal(signal.SIGINT, before[0])
     assert shown.exit_code == 0, shown.output
     assert "tiers" in shown.output and "plain " in shown.output.split("tiers", 1)[1]
     run = in_tmp / "runs" / "constrained-example"

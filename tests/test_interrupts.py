@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -131,42 +132,78 @@ def test_end_process_exits_as_python_would_but_frees_nothing(tmp_path: Path) -> 
     assert not (tmp_path / "teardown").exists()  # no teardown: nothing was freed
 
 
-def test_a_stopping_run_is_written_whole_through_a_burst() -> None:
-    from optrun.runner.finish import written_while_stopping
+def test_a_run_that_ends_anyway_is_written_whole_through_a_burst() -> None:
+    from optrun.errors import RunFailed
+    from optrun.runner.finish import signals_moot, stopped_run_written
 
     written = []
-
-    def write() -> None:
+    with signals_moot():  # the run ends either way: these are held, and not raised after
         _send(signal.SIGINT)
         _send(signal.SIGTERM)
         written.append("whole")
-
-    written_while_stopping(write)  # the run stops for a signal already: these are not raised
     assert written == ["whole"]
-    with pytest.raises(OSError, match="disk full"):  # an error writing is the caller's to record
+    with pytest.raises(OSError, match="disk full"), signals_moot():  # errors are the caller's
+        raise OSError("disk full")
+    # A run a signal stopped: an error writing it is a failed run (exit 1) that says what to do.
+    wanted = r"writing the run stopped at step 7: .*disk full.*--resume goes on"
+    with (
+        pytest.raises(RunFailed, match=wanted),
+        stopped_run_written("writing the run stopped at step 7", "--resume goes on."),
+    ):
+        _send(signal.SIGINT)
+        raise OSError("disk full")
 
-        def failing() -> None:
-            raise OSError("disk full")
 
-        written_while_stopping(failing)
+def test_the_cli_raises_for_the_first_signal_only_and_not_once_a_run_loop_started() -> None:
+    from optrun_cli.errors import command_signals, ending
 
-
-def test_the_cli_raises_for_the_first_signal_only() -> None:
-    from optrun_cli.errors import ending, install_signal_handlers
+    def sentinel(signum: int, frame: object) -> None:
+        raise AssertionError("the caller's handler, called inside the command")
 
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, sentinel)
     try:
-        install_signal_handlers()
-        with pytest.raises(Terminated):
+        with command_signals():
+            with pytest.raises(Terminated):
+                _send(signal.SIGTERM)
+            _send(signal.SIGINT)  # a burst: the command is ending, ignored
             _send(signal.SIGTERM)
-        _send(signal.SIGINT)  # the command is ending: ignored
-        _send(signal.SIGTERM)
-        install_signal_handlers()  # the next command
-        with pytest.raises(KeyboardInterrupt):
+        assert signal.getsignal(signal.SIGINT) is sentinel  # a caller in Python gets its own back
+        with command_signals(), pytest.raises(KeyboardInterrupt):  # the next command
             _send(signal.SIGINT)
-        install_signal_handlers()
-        ending()
-        _send(signal.SIGINT)  # its work is done: ignored
+        with command_signals():
+            ending()
+            _send(signal.SIGINT)  # its work is done: ignored
+        with command_signals():
+            with pytest.raises(KeyboardInterrupt), interrupts_at_checks() as gate:
+                _send(signal.SIGINT)  # the run's loop stops at its check
+                gate.check()
+            _send(signal.SIGINT)  # after it, while the run writes its end: the run's own, ignored
+            _send(signal.SIGTERM)
     finally:
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])
+
+
+def test_an_error_after_a_swallowed_ctrl_c_is_reported_as_the_interrupt() -> None:
+    # A KeyboardInterrupt inside an import can be swallowed by the imported code, which then
+    # fails in some other way: the user pressed Ctrl-C, so that is what the command reports.
+    import typer
+
+    from optrun_cli.errors import command_signals, error_boundary
+
+    def broken_import() -> None:
+        with contextlib.suppress(BaseException):  # as code that swallows it does
+            _send(signal.SIGINT)
+        raise AttributeError("'tuple' object has no attribute '_type_spec'")
+
+    with command_signals():
+        with pytest.raises(typer.Exit) as stopped, error_boundary():
+            broken_import()
+        assert stopped.value.exit_code == 130
+        with pytest.raises(typer.Exit) as failed, error_boundary():
+            raise AttributeError("x")
+    assert failed.value.exit_code == 130  # the same command: its signal came first
+    with command_signals(), pytest.raises(typer.Exit) as failed, error_boundary():
+        raise AttributeError("x")
+    assert failed.value.exit_code == 2  # no signal: the error's own exit

@@ -379,6 +379,8 @@ def test_a_resumed_minimize_with_nothing_to_do_exits_as_its_result_says(spec: Pa
         (True, 5, 5, None, "end"),  # killed after its last iteration's checkpoint
         (True, 5, 5, "interrupted", "end"),
         (True, 5, 5, "error", "end"),  # a full disk while its end was written
+        (True, 6, 4, "error", "nothing"),  # past a smaller budget: no end made up
+        (True, 6, 4, "interrupted", "nothing"),  # (refused before, by resume_budget)
     ],
 )
 def test_what_a_resumed_minimize_has_left_to_do(
@@ -388,3 +390,43 @@ def test_what_a_resumed_minimize_has_left_to_do(
 
     before = None if status is None else {"status": status}
     assert left_to_do(resumed, done, budget, before) == want
+
+
+def test_a_resumed_minimize_writes_the_final_metrics_line_its_end_left(spec: Path) -> None:
+    # Logged every 2 iterations: the final line (iteration 5) is the end's. Killed before it.
+    text = SPEC.replace("logging: {every_steps: 1}", "logging: {every_steps: 2}")
+    Path("e.yaml").write_text(text)
+    assert cli("minimize", "e.yaml", "-q", "--out", "m", "--set", "checkpoint.every_steps=1").exit_code == 0
+    run = Path("m")
+    assert steps(run) == [0, 2, 4, 5]
+    (run / "result.json").unlink()
+    (run / "metrics.jsonl").write_text(
+        "".join(line + "\n" for line in (run / "metrics.jsonl").read_text().splitlines()[:-1])
+    )
+    again = cli("minimize", "e.yaml", "-q", "--out", "m", "--resume")
+    assert again.exit_code == 0, again.output
+    assert steps(run) == [0, 2, 4, 5]  # written once more, once
+    assert json.loads((run / "result.json").read_text())["nit"] == 5
+
+
+def test_a_failed_minimize_writes_its_result_through_a_signal(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its loss is NaN at the start: the run fails (nonfinite); Ctrl-C comes while its checkpoint is saved.
+    Path("n.py").write_text(
+        MODULE.replace(
+            "def loss(w, batch=None):",
+            "def loss(w, batch=None):\n    return tf.reduce_sum(tf.math.log(w))\n\ndef old(w, batch=None):",
+        )
+    )
+    Path("n.yaml").write_text(SPEC.replace("m.py", "n.py"))
+    save = tf.train.CheckpointManager.save
+
+    def interrupted_save(self: tf.train.CheckpointManager, *args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGINT)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", interrupted_save)
+    out = cli("minimize", "n.yaml", "-q", "--out", "run")
+    assert out.exit_code == 1, out.output  # the run's failure, not the signal's
+    assert json.loads((Path("run") / "result.json").read_text())["status"] == "nonfinite"

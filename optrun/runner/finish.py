@@ -1,8 +1,9 @@
 """Writing a finished or stopped run whole: its last checkpoint, export and result.json.
 
 The steps or iterations are done, so a signal now waits until the run is
-written (then it is moot: the run is complete); a run a signal stopped is
-written whole too, and a signal meanwhile (a burst of Ctrl-C) is moot as well. An error while writing (a
+written (then it is moot: the run is complete). A run a signal stopped, or
+one that failed, is written whole too, and a signal meanwhile (a burst of
+Ctrl-C) is moot as well: the run ends either way. An error while writing (a
 full disk, an export path that is taken) is recorded in result.json where the
 disk allows and raised as :class:`~optrun.errors.RunFailed` (exit 1); the
 checkpoints are whole.
@@ -11,7 +12,7 @@ checkpoints are whole.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from optrun.errors import RunFailed, Terminated
@@ -42,8 +43,20 @@ def written_whole(
     return result
 
 
-def written_while_stopping(write: Callable[[], Any]) -> None:
-    """``write()`` for a run a signal stopped, with signals held; one that comes meanwhile is
-    not raised (the run is stopping for one already). Errors of ``write`` propagate."""
+@contextlib.contextmanager
+def signals_moot() -> Iterator[None]:
+    """For writing a run that ends either way (a signal stopped it, or it failed): signals are
+    held in the block and not raised after it. Errors of the block propagate."""
     with contextlib.suppress(KeyboardInterrupt, Terminated), held():
-        write()
+        yield
+
+
+@contextlib.contextmanager
+def stopped_run_written(where: str, advice: str) -> Iterator[None]:
+    """:func:`signals_moot`, for a run a signal stopped: an error writing it is raised as
+    ``RunFailed`` (exit 1) with ``advice``, not as the bare error."""
+    try:
+        with signals_moot():
+            yield
+    except Exception as error:
+        raise RunFailed(f"{failure(error, where)}. {advice}") from error

@@ -35,6 +35,7 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _open: list[Gate] = []
 _stopped: list[int] = []  # the signals that stopped a run of this process, in order
 _heard: list[int] = []  # the signals received since the outermost block opened, raised or not
+_loops: list[None] = []  # one per run loop started (see loops_started)
 
 
 def stopping() -> bool:
@@ -42,10 +43,11 @@ def stopping() -> bool:
     return bool(_stopped)
 
 
-def stops() -> int:
-    """How many times a signal has stopped a run of this process: a caller compares two counts
-    to tell whether one did in between."""
-    return len(_stopped)
+def loops_started() -> int:
+    """How many run loops this process has started (outermost :func:`interrupts_at_checks`
+    blocks, not :func:`held` ones): a caller compares two counts to tell whether a run got to
+    its loop in between."""
+    return len(_loops)
 
 
 class Gate:
@@ -80,15 +82,21 @@ class Gate:
 
 
 @contextlib.contextmanager
-def interrupts_at_checks() -> Iterator[Gate]:
+def interrupts_at_checks(loop: bool = True) -> Iterator[Gate]:
     """Holds SIGINT/SIGTERM for the block; they stop it at its :meth:`Gate.check` calls.
 
     Nested inside another such block, it hands out the outer block's gate.
+
+    Args:
+        loop: the block is a run's loop (counted by :func:`loops_started`); False for
+            :func:`held`'s own.
     """
     if _open:
         yield _open[-1]
         return
     gate = Gate()
+    if loop:
+        _loops.append(None)
     _heard.clear()  # a new outermost block: what an earlier run of this process heard is past
     if threading.current_thread() is not threading.main_thread():
         yield gate
@@ -112,7 +120,7 @@ def held() -> Iterator[None]:
 
     Outside :func:`interrupts_at_checks`, it is raised when the block ends.
     """
-    with interrupts_at_checks() as gate:
+    with interrupts_at_checks(loop=False) as gate:
         gate.holds += 1
         try:
             yield

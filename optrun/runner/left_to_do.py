@@ -2,9 +2,10 @@
 
 ::
 
-    nothing  <=>  result.json says converged, or a finished run used its budget
-    end      <=>  the checkpoint is at the budget, but the run's end was never written
-                  (no result.json, or one that says interrupted or error)
+    end      <=>  the checkpoint is at the budget exactly, but the run's end was never
+                  written (no result.json, or one that says interrupted or error)
+    nothing  <=>  otherwise, result.json says converged, or the checkpoint is at or past
+                  the budget
     run      otherwise: the solver goes on from the checkpoint with what is left
 
 A run whose end is left (a full disk while its export or result.json was
@@ -15,6 +16,8 @@ used its budget; a later ``--resume`` then has nothing to do.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,10 +39,9 @@ def left_to_do(resumed: bool, done: int, budget: int | None, before: dict[str, A
     if not resumed:
         return RUN
     status = None if before is None else before.get("status")
-    at_budget = budget is not None and done >= budget
-    if at_budget and status in (None, INTERRUPTED, ERROR):
+    if budget is not None and done == budget and status in (None, INTERRUPTED, ERROR):
         return END
-    if before is not None and (status == CONVERGED or at_budget):
+    if before is not None and (status == CONVERGED or (budget is not None and done >= budget)):
         return NOTHING
     return RUN
 
@@ -67,3 +69,19 @@ def budget_used(x: np.ndarray, loss: float, done: int) -> Any:
     return scipy.optimize.OptimizeResult(
         x=np.asarray(x), fun=loss, success=False, status=None, message=message, nit=0, nfev=1
     )
+
+
+def last_logged(path: Path) -> int | None:
+    """The step of the metrics file's last whole line; None: no such line (or no file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in reversed(text.splitlines()):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            return int(record["step"])
+    return None

@@ -27,11 +27,11 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import full_batch_scale
-from optrun.runner.finish import written_while_stopping, written_whole
+from optrun.runner.finish import signals_moot, stopped_run_written, written_whole
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
-from optrun.runner.left_to_do import END, NOTHING, budget_used, left_to_do, nothing_note
+from optrun.runner.left_to_do import END, NOTHING, budget_used, last_logged, left_to_do, nothing_note
 from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
@@ -160,25 +160,25 @@ def _minimize(
 
     def stopped(status: str, error: str | None = None, save: bool = True) -> None:
         # The last iterate on_step saw (the checkpoint's number counts it); before one, the start.
-        interface.assign(state["x"] if state["x"] is not None else start)
-        if channel is not None and save:
-            channel.stop(Stop(save=True))
-        with held():
+        with signals_moot():  # the run ends either way: its checkpoint and result are written whole
+            interface.assign(state["x"] if state["x"] is not None else start)
+            if channel is not None and save:
+                channel.stop(Stop(save=True))
             saved = manager.save(checkpoint_number=state["iteration"]) if save else manager.latest_checkpoint
-        metrics.close()
-        record: dict[str, Any] = {
-            "kind": "minimize",
-            "status": status,
-            "success": False,
-            "method": interface.method,
-            "nit": state["iteration"],
-            "nfev": interface.nfev,
-            "fun": state["loss"],
-            "time_s": round(time.perf_counter() - started, 3),
-        }
-        if status == NONFINITE and would_export(model, spec.checkpoint.export):
-            record.update(export=None, export_skipped=withheld_export(saved))
-        write_result(out, {**record, **({"error": error} if error else {})}, caught)
+            metrics.close()
+            record: dict[str, Any] = {
+                "kind": "minimize",
+                "status": status,
+                "success": False,
+                "method": interface.method,
+                "nit": state["iteration"],
+                "nfev": interface.nfev,
+                "fun": state["loss"],
+                "time_s": round(time.perf_counter() - started, 3),
+            }
+            if status == NONFINITE and would_export(model, spec.checkpoint.export):
+                record.update(export=None, export_skipped=withheld_export(saved))
+            write_result(out, {**record, **({"error": error} if error else {})}, caught)
 
     start = interface.start_point()  # the restored iterate, on a resumed run
     try:
@@ -191,12 +191,15 @@ def _minimize(
         if not done:
             metrics.write(0, loss=first["loss"], constraint_violation=first["violation"])
         with interrupts_at_checks() as gate:
-            if todo == END:  # its final line was logged with its last iteration
-                state["logged"], scipy_result = done, budget_used(start, first["loss"], done)
+            if todo == END:  # the final metrics line, unless the last iteration logged it
+                state["logged"] = last_logged(out / spec.logging.metrics_file)
+                scipy_result = budget_used(start, first["loss"], done)
             else:
                 scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
-        written_while_stopping(lambda: stopped("interrupted"))
+        advice = "The checkpoints are whole: --resume goes on."
+        with stopped_run_written(f"writing the run stopped at iteration {state['iteration']}", advice):
+            stopped("interrupted")
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except NonFiniteError as error:  # the interface restored the last accepted iterate
         stopped("nonfinite", str(error))

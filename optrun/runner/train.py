@@ -29,7 +29,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
-from optrun.runner.finish import RESUME_WRITES_THE_REST, written_while_stopping, written_whole
+from optrun.runner.finish import RESUME_WRITES_THE_REST, signals_moot, stopped_run_written, written_whole
 from optrun.runner.interrupts import heard_code, held, interrupt_code, interrupts_at_checks
 from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
@@ -190,14 +190,11 @@ def _train(
                         status = PRUNED
                         break
     except (KeyboardInterrupt, Terminated) as interrupt:
-
-        def on_stop() -> None:
+        with stopped_run_written(f"writing the run stopped at step {step}", RESUME_WRITES_THE_REST):
             skips.close()
             save_all()
             _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
             metrics.close()
-
-        written_while_stopping(on_stop)
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except BaseException as error:  # user code failed, exited or raised a BaseException: recorded, exit 1
         kept = f"The checkpoints in {place.run / CHECKPOINTS} are whole."
@@ -205,8 +202,9 @@ def _train(
         message = peer or failure(error, f"step {step + 1}")
         code = heard_code() if peer else None  # peers left on the signal this worker got too
         status, said = ("interrupted", None) if code else ("error", message)
-        _write_result(out, caught, scale, status, step, last_loss, skipped, started, None, said)
-        metrics.close()
+        with signals_moot():
+            _write_result(out, caught, scale, status, step, last_loss, skipped, started, None, said)
+            metrics.close()
         if code:
             raise Interrupted(code, place.run, plan) from None
         raise RunFailed(message + (f" (result.json written to {out})" if place.kept else "")) from error
