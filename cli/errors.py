@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from types import FrameType
 
@@ -29,22 +30,29 @@ stderr = PipeSafeConsole(stderr=True)
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+#: After a signal the CLI raised, the rest of a burst (Ctrl-C held down, a supervisor's second
+#: signal) for this long is ignored while the command unwinds; one that comes later, after the
+#: first was swallowed (a retry loop in user code), stops the command again.
+BURST_S = 1.0
+
+
 class _Signals:
     ending = False  # the command is ending: a signal now is ignored
     loops = 0  # run loops this process started before the command began
     own_process = False  # the command is the process's (main()), not a call from Python (a test)
-    raised = 0  # the signal _stop_once raised in this command, if any
+    raised = 0  # the signal _stop_once last raised in this command, if any
+    raised_at = 0.0  # and when (time.monotonic())
 
 
 @contextlib.contextmanager
 def command_signals() -> Iterator[None]:
-    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated` in the block, once.
+    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated` in the block.
 
     They stop the command while it loads and builds. Once a run's loop has
     started (:func:`optrun.runner.interrupts.loops_started`), the run handles
     them: it checkpoints, writes result.json and exits 130 or 143, and a signal
     that comes after its loop, while it writes its end or the command reports,
-    is ignored, as are a second signal (a burst of Ctrl-C) and any once the
+    is ignored, as is the rest of a burst (:data:`BURST_S`) and any once the
     command is ending (:func:`ending`). So a late one cannot cut a write or the
     report short, or replace the run's own message. A command called from
     Python (not :func:`command_is_the_process`) gives the caller's handlers back.
@@ -56,6 +64,7 @@ def command_signals() -> Iterator[None]:
     try:
         yield
     finally:
+        _Signals.raised = 0  # for the commands that run without these handlers
         if not _Signals.own_process:
             for number, handler in zip(_SIGNALS, previous, strict=True):
                 signal.signal(number, handler)
@@ -74,7 +83,10 @@ def ending() -> None:
 def _stop_once(signum: int, frame: FrameType | None) -> None:
     if _Signals.ending or loops_started() > _Signals.loops:  # the run is its own to stop and write
         return
-    _Signals.ending, _Signals.raised = True, signum
+    now = time.monotonic()
+    if _Signals.raised and now - _Signals.raised_at < BURST_S:
+        return
+    _Signals.raised, _Signals.raised_at = signum, now
     if signum == signal.SIGTERM:
         raise Terminated()
     raise KeyboardInterrupt
@@ -99,6 +111,15 @@ def _user_frame(error: BaseException) -> str:
     return f" in {os.path.basename(frame.file)}:{frame.function}{at}"
 
 
+class _AfterSignal(Exception):
+    """An error that came after the CLI raised for a signal: reported with the signal's exit code."""
+
+    def __init__(self, signum: int, failure: str) -> None:
+        super().__init__(failure)
+        self.signum, self.failure = signum, failure
+        self.code = 143 if signum == signal.SIGTERM else 130
+
+
 @contextlib.contextmanager
 def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[None]:
     """Runs the body; errors exit 2 (1 for a failed run, 130/143 for interrupts), no traceback."""
@@ -107,11 +128,11 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
             yield
         except BaseException as error:
             ending()  # whatever ended the command, a signal now must not cut its report short
-            # An error after the signal (exit 2 otherwise) is of what the signal cut short, such as
-            # an import of TensorFlow's, which can swallow the KeyboardInterrupt and fail later.
+            # An error after the signal (exit 2 otherwise) may be of what the signal cut short, such
+            # as an import of TensorFlow's, which can swallow the KeyboardInterrupt and fail later.
             cut_short = isinstance(error, Exception) and not isinstance(error, typer.Exit)
             if _Signals.raised and cut_short and getattr(error, "exit_code", EXIT_USAGE) == EXIT_USAGE:
-                raise (Terminated() if _Signals.raised == signal.SIGTERM else KeyboardInterrupt()) from error
+                raise _AfterSignal(_Signals.raised, describe(error)) from error
             raise
     except OptrunError as error:
         code = getattr(error, "exit_code", EXIT_USAGE)
@@ -125,6 +146,13 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
     except KeyboardInterrupt:
         _report("interrupted", "yellow", "interrupted before the run started", 130, as_json)
         raise typer.Exit(130) from None
+    except _AfterSignal as error:
+        if verbose:
+            stderr.print_exception()
+        word = "terminated" if error.signum == signal.SIGTERM else "interrupted"
+        message = f"{word} before the run started; what was running then failed: {error.failure}"
+        _report(word, "yellow", message, error.code, as_json)
+        raise typer.Exit(error.code) from None
     except SystemExit as error:  # sys.exit() in user code that optrun ran outside a loader
         if verbose:
             stderr.print_exception()

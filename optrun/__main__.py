@@ -1,6 +1,6 @@
 """``python -m optrun``: the same CLI as the ``optrun`` console script."""
 
-from optrun_cli.main import main
+from optrun_cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -154,8 +155,13 @@ def test_a_run_that_ends_anyway_is_written_whole_through_a_burst() -> None:
         raise OSError("disk full")
 
 
-def test_the_cli_raises_for_the_first_signal_only_and_not_once_a_run_loop_started() -> None:
+def test_the_cli_raises_for_the_first_signal_only_and_not_once_a_run_loop_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from optrun_cli import errors
     from optrun_cli.errors import command_signals, ending
+
+    monkeypatch.setattr(errors, "BURST_S", 0.2)
 
     def sentinel(signum: int, frame: object) -> None:
         raise AssertionError("the caller's handler, called inside the command")
@@ -174,6 +180,13 @@ def test_the_cli_raises_for_the_first_signal_only_and_not_once_a_run_loop_starte
         with command_signals():
             ending()
             _send(signal.SIGINT)  # its work is done: ignored
+        with command_signals():  # a signal that user code swallowed: a later one stops it again
+            with contextlib.suppress(KeyboardInterrupt):
+                _send(signal.SIGINT)
+            _send(signal.SIGINT)  # the same burst: ignored
+            time.sleep(errors.BURST_S + 0.05)
+            with pytest.raises(KeyboardInterrupt):
+                _send(signal.SIGINT)
         with command_signals():
             with pytest.raises(KeyboardInterrupt), interrupts_at_checks() as gate:
                 _send(signal.SIGINT)  # the run's loop stops at its check
@@ -207,3 +220,6 @@ def test_an_error_after_a_swallowed_ctrl_c_is_reported_as_the_interrupt() -> Non
     with command_signals(), pytest.raises(typer.Exit) as failed, error_boundary():
         raise AttributeError("x")
     assert failed.value.exit_code == 2  # no signal: the error's own exit
+    with pytest.raises(typer.Exit) as failed, error_boundary():  # a command without the handlers
+        raise AttributeError("x")
+    assert failed.value.exit_code == 2  # an earlier command's signal is not this one's

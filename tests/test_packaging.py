@@ -50,9 +50,10 @@ def test_wheel_installs_only_optrun_owned_top_level_names(wheel: Path) -> None:
     assert top == {"optrun", "optrun_cli", "optrun-0.1.0.dist-info"}
     assert "optrun/py.typed" in names and "optrun_cli/py.typed" in names
     assert {"optrun/spec/defaults/train.yaml", "optrun/spec/defaults/minimize.yaml"} <= set(names)
-    assert {"optrun_cli/main.py", "optrun_cli/errors.py", "optrun_cli/progress.py"} <= set(names)
+    cli = {"optrun_cli/entry.py", "optrun_cli/main.py", "optrun_cli/errors.py", "optrun_cli/progress.py"}
+    assert cli <= set(names)
     entry_points = zipfile.ZipFile(wheel).read("optrun-0.1.0.dist-info/entry_points.txt").decode()
-    assert "optrun = optrun_cli.main:main" in entry_points
+    assert "optrun = optrun_cli.entry:main" in entry_points
 
 
 def test_wheel_in_a_fresh_venv_runs_both_entry_points(wheel: Path, tmp_path: Path) -> None:

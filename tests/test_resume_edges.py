@@ -369,6 +369,9 @@ def test_a_resumed_minimize_with_nothing_to_do_exits_as_its_result_says(spec: Pa
 @pytest.mark.parametrize(
     ("resumed", "done", "budget", "status", "want"),
     [
+        (True, 5, 5, "budget_reached!", "end"),  # ! its result older than its checkpoint
+        (True, 5, 5, "converged!", "end"),
+        (True, 3, 5, "budget_reached!", "run"),
         (False, 0, 5, None, "run"),  # a new run
         (True, 3, 5, "interrupted", "run"),  # budget left
         (True, 3, 5, "budget_reached", "run"),  # a larger budget given since
@@ -388,8 +391,41 @@ def test_what_a_resumed_minimize_has_left_to_do(
 ) -> None:
     from optrun.runner.left_to_do import left_to_do
 
-    before = None if status is None else {"status": status}
-    assert left_to_do(resumed, done, budget, before) == want
+    stale = status is not None and status.endswith("!")
+    before = None if status is None else {"status": status.rstrip("!")}
+    assert left_to_do(resumed, done, budget, before, stale) == want
+
+
+@pytest.mark.parametrize("command", ["train", "minimize"])
+def test_a_resume_whose_own_end_failed_writes_it_over_the_earlier_result(
+    spec: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # Finished once; resumed with a larger budget, whose end the disk refuses: result.json is the
+    # first session's. Resumed again, the run writes its own end, not "nothing to do".
+    larger = "train.max_steps=30" if command == "train" else "minimize.options.maxiter=8"
+    checkpoints = ("--set", "checkpoint.every_steps=1") if command == "minimize" else ()
+    assert cli(command, str(spec), "-q", "--out", "run", *checkpoints).exit_code == 0
+
+    def full_disk(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        target = (
+            "optrun.runner.minimize.write_result"
+            if command == "minimize"
+            else "optrun.runner.train._write_result"
+        )
+        patch.setattr(target, full_disk)
+        assert (
+            cli(command, str(spec), "-q", "--out", "run", "--resume", "--set", larger, *checkpoints).exit_code
+            == 1
+        )
+    again = cli(command, str(spec), "-q", "--out", "run", "--resume", "--set", larger, *checkpoints)
+    assert again.exit_code == 0, again.output
+    result = json.loads((Path("run") / "result.json").read_text())
+    assert (result.get("steps"), result.get("nit")) == ((30, None) if command == "train" else (None, 8)), (
+        result
+    )
 
 
 def test_a_resumed_minimize_writes_the_final_metrics_line_its_end_left(spec: Path) -> None:

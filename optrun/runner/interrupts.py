@@ -95,8 +95,6 @@ def interrupts_at_checks(loop: bool = True) -> Iterator[Gate]:
         yield _open[-1]
         return
     gate = Gate()
-    if loop:
-        _loops.append(None)
     _heard.clear()  # a new outermost block: what an earlier run of this process heard is past
     if threading.current_thread() is not threading.main_thread():
         yield gate
@@ -104,6 +102,8 @@ def interrupts_at_checks(loop: bool = True) -> Iterator[Gate]:
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     for sig in _SIGNALS:
         signal.signal(sig, gate.record)
+    if loop:  # counted once the gate records signals: none falls between the two
+        _loops.append(None)
     _open.append(gate)
     try:
         yield gate

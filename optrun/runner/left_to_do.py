@@ -3,7 +3,8 @@
 ::
 
     end      <=>  the checkpoint is at the budget exactly, but the run's end was never
-                  written (no result.json, or one that says interrupted or error)
+                  written (no result.json, one that says interrupted or error, or one
+                  older than the checkpoint: an earlier session's)
     nothing  <=>  otherwise, result.json says converged, or the checkpoint is at or past
                   the budget
     run      otherwise: the solver goes on from the checkpoint with what is left
@@ -27,7 +28,9 @@ from optrun.runner.outcome import CONVERGED, ERROR, INTERRUPTED
 RUN, NOTHING, END = "run", "nothing", "end"
 
 
-def left_to_do(resumed: bool, done: int, budget: int | None, before: dict[str, Any] | None) -> str:
+def left_to_do(
+    resumed: bool, done: int, budget: int | None, before: dict[str, Any] | None, stale: bool = False
+) -> str:
     """``RUN``, ``NOTHING`` or ``END`` (see the module).
 
     Args:
@@ -35,11 +38,14 @@ def left_to_do(resumed: bool, done: int, budget: int | None, before: dict[str, A
         done: the iterations the checkpoint holds.
         budget: the run's iteration budget (None: none).
         before: the run's result.json, or None.
+        stale: ``before`` was written before the checkpoint (:func:`older_than`): an earlier
+            session's, which does not say how this checkpoint's session ended.
     """
     if not resumed:
         return RUN
     status = None if before is None else before.get("status")
-    if budget is not None and done == budget and status in (None, INTERRUPTED, ERROR):
+    unwritten = status in (None, INTERRUPTED, ERROR) or stale
+    if budget is not None and done == budget and unwritten:
         return END
     if before is not None and (status == CONVERGED or (budget is not None and done >= budget)):
         return NOTHING
@@ -85,3 +91,15 @@ def last_logged(path: Path) -> int | None:
         if isinstance(record, dict) and isinstance(record.get("step"), int):
             return int(record["step"])
     return None
+
+
+def older_than(path: Path, checkpoint: str | None) -> bool:
+    """Whether the file ``path`` was last written before the checkpoint ``checkpoint`` (a prefix,
+    as ``CheckpointManager.latest_checkpoint`` gives it); False when either is missing."""
+    try:
+        return (
+            checkpoint is not None
+            and path.stat().st_mtime_ns < Path(checkpoint + ".index").stat().st_mtime_ns
+        )
+    except OSError:
+        return False

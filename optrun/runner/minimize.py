@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.errors import NonFiniteError, RunFailed, Terminated, problems_in
+from optrun.runner import left_to_do as left
 from optrun.runner.common import (
     CHECKPOINTS,
     Interrupted,
@@ -31,7 +32,6 @@ from optrun.runner.finish import signals_moot, stopped_run_written, written_whol
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
-from optrun.runner.left_to_do import END, NOTHING, budget_used, last_logged, left_to_do, nothing_note
 from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
@@ -87,9 +87,10 @@ def _minimize(
         done = checkpoint_number(restore_latest(checkpoint, manager, out, options.reporter.note))
         before = previous_result(out)
         resume_budget(done, maxiter, out, "iteration", f"minimize.options.{key}", end_left=True)
-    todo = left_to_do(options.resume, done, maxiter, before)
-    if todo == NOTHING and before is not None:  # the files stay as they were
-        options.reporter.note(nothing_note(before, done, key, maxiter))
+    stale = left.older_than(out / "result.json", manager.latest_checkpoint)
+    todo = left.left_to_do(options.resume, done, maxiter, before, stale)
+    if todo == left.NOTHING and before is not None:  # the files stay as they were
+        options.reporter.note(left.nothing_note(before, done, key, maxiter))
         if channel is not None:
             channel.stop(Stop(success=True))
         return RunOutcome(out, before, succeeded(str(before.get("status"))))
@@ -182,8 +183,7 @@ def _minimize(
 
     start = interface.start_point()  # the restored iterate, on a resumed run
     try:
-        # The first evaluation traces and compiles (XLA): timed on its own, so users see
-        # where their time goes; it is also the start point of the loss curve.
+        # Tracing and XLA's compile, timed on their own (compile_s); the loss curve's start point.
         compiling = time.perf_counter()
         first = interface.evaluate(start)
         state["compile_s"] = time.perf_counter() - compiling
@@ -191,9 +191,9 @@ def _minimize(
         if not done:
             metrics.write(0, loss=first["loss"], constraint_violation=first["violation"])
         with interrupts_at_checks() as gate:
-            if todo == END:  # the final metrics line, unless the last iteration logged it
-                state["logged"] = last_logged(out / spec.logging.metrics_file)
-                scipy_result = budget_used(start, first["loss"], done)
+            if todo == left.END:  # the final metrics line, unless the last iteration logged it
+                state["logged"] = left.last_logged(out / spec.logging.metrics_file)
+                scipy_result = left.budget_used(start, first["loss"], done)
             else:
                 scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:

@@ -6,7 +6,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import tensorflow as tf
 
@@ -112,7 +112,7 @@ def _train(
         done = int(step_var.numpy())
         resume_budget(done, total, place.run, "step", limit, finished_as="completed", end_left=True)
         before = previous_result(place.run)
-        if before is not None and before.get("status") == "completed" and total is not None and done >= total:
+        if _finished(before, done) and total is not None and done >= total:
             options.reporter.start("train", total, done)  # before any writer: every file stays as it was
             _nothing_to_do(options.reporter, spec.train.max_steps, done)
             return RunOutcome(place.run, before, True)
@@ -211,7 +211,7 @@ def _train(
     skips.close()
     # A finished run over data of unknown length: known to be finished only once no batch is left.
     before = previous_result(place.run) if options.resume and step == first_step else None
-    if before is not None and before.get("status") == "completed":
+    if _finished(before, step):
         metrics.close()
         _nothing_to_do(options.reporter, spec.train.max_steps, step)
         return RunOutcome(place.run, before, True)
@@ -250,6 +250,11 @@ def _train(
 
     result = written_whole(write, record_error, f"writing the run after step {step}", RESUME_WRITES_THE_REST)
     return RunOutcome(place.run, result, status == "completed")
+
+
+def _finished(result: dict[str, Any] | None, step: int) -> TypeGuard[dict[str, Any]]:
+    """Whether ``result`` says the run completed at ``step`` (not an earlier session's end)."""
+    return result is not None and result.get("status") == "completed" and result.get("steps") == step
 
 
 def _nothing_to_do(reporter: Any, max_steps: int | None, step: int) -> None:

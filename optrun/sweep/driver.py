@@ -151,7 +151,9 @@ class _Sweep:
                 break
         if self.stopping is not None:
             raise SweepInterrupted(interrupt_code(self.stopping), *self._interrupted_message())
-        return self._outcome()
+        outcome = self._outcome()
+        self.gate.received.clear()  # a signal after the last check: the sweep is done, it is moot
+        return outcome
 
     def _step(self) -> None:
         self.gate.check()  # a first signal surfaces here, between two steps, never inside a write
@@ -288,11 +290,8 @@ class _Sweep:
         marked = [r for r in self.finished if r.state == "interrupted"]
         names = ", ".join(f"trial-{r.number:04d}" for r in marked) or "none was running"
         what = f"trials marked interrupted: {names}"
-        return (
-            f"interrupted; {what}. Continue the sweep with the same spec and flags, adding --resume "
-            f"--out {self.plan.out}",
-            what,
-        )
+        again = f"Continue the sweep with the same spec and flags, adding --resume --out {self.plan.out}"
+        return f"interrupted; {what}. {again}", what
 
     def _outcome(self) -> SweepOutcome:
         counts = dict(Counter(record_of(t).state for t in self.study.get_trials(deepcopy=False)))

@@ -62,7 +62,7 @@ def test_a_burst_of_ctrl_c_at_start_up_exits_130_and_writes_nothing(
     reference: tuple[Path, dict[str, np.ndarray]],
 ) -> None:
     where, _ = reference
-    for delay in (0.8, 2.0):  # while the spec loads and TensorFlow imports
+    for delay in (0.25, 0.8, 2.0):  # while the CLI itself imports, the spec loads, TensorFlow imports
         proc = subprocess.Popen(
             [*optrun(), "train", "s.yaml", "-q", "--out", "early"],
             cwd=where, env=ENV, stderr=subprocess.PIPE, text=True,
