@@ -223,7 +223,14 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:
         command_is_the_process()
     try:
-        _dispatch(sys.argv[1:] if argv is None else argv)
+        try:
+            _dispatch(sys.argv[1:] if argv is None else argv)
+        except KeyboardInterrupt:  # before Typer or a command took charge of it: no traceback
+            if argv is not None:
+                raise
+            ignore_signals()
+            sys.stderr.write("interrupted: interrupted before the run started\n")
+            sys.exit(130)
     except SystemExit as done:
         if argv is None:
             ignore_signals()
@@ -238,12 +245,12 @@ def main(argv: list[str] | None = None) -> None:
 def _dispatch(args: list[str]) -> None:
     import sys
 
-    from typer import rich_utils
-    from typer.exceptions import Abort, TyperException
-
     if "--json" not in args:
         app(args=args, prog_name="optrun")
         return
+    from typer import rich_utils
+    from typer.exceptions import Abort, TyperException
+
     try:
         code = app(args=args, prog_name="optrun", standalone_mode=False)
     except TyperException as error:  # Click's usage errors, found before any command runs

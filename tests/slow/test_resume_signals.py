@@ -75,7 +75,7 @@ def test_a_burst_of_ctrl_c_at_start_up_exits_130_and_writes_nothing(
         _burst(proc, signal.SIGINT)
         _, err = proc.communicate(timeout=240)
         assert proc.returncode == 130, err
-        assert "Traceback" not in err and "interrupted" in err, err
+        assert "Traceback" not in err, err  # (Typer's own exit 130, while it parses, says nothing)
         if "before the run started" in err:
             assert not (where / "early" / "result.json").exists()
         shutil.rmtree(where / "early", ignore_errors=True)
