@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from optrun.causes import TRACE_HINT, traceback_frames, user_frame
 from optrun.errors import OptrunError, Terminated, describe
-from optrun.runner.interrupts import loops_started
+from optrun.runner.interrupts import defer, loops_started
 
 from .progress import PipeSafeConsole, tolerant
 
@@ -31,8 +31,8 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 #: After a signal the CLI raised, the rest of a burst (Ctrl-C held down, a supervisor's second
-#: signal) for this long is ignored while the command unwinds; one that comes later, after the
-#: first was swallowed (a retry loop in user code), stops the command again.
+#: signal) for this long is put off while the command unwinds (raised at its next safe point,
+#: should the first have been swallowed); one that comes later stops the command again.
 BURST_S = 1.0
 
 
@@ -59,6 +59,7 @@ def command_signals() -> Iterator[None]:
     """
     previous = [signal.getsignal(number) for number in _SIGNALS]
     _Signals.ending, _Signals.loops, _Signals.raised = False, loops_started(), 0
+    defer(None)
     for number in _SIGNALS:
         signal.signal(number, _stop_once)
     try:
@@ -78,6 +79,7 @@ def command_is_the_process() -> None:
 def ending() -> None:
     """The command's work is done (or failed): from now on signals are ignored."""
     _Signals.ending = True
+    defer(None)
 
 
 def _stop_once(signum: int, frame: FrameType | None) -> None:
@@ -85,6 +87,7 @@ def _stop_once(signum: int, frame: FrameType | None) -> None:
         return
     now = time.monotonic()
     if _Signals.raised and now - _Signals.raised_at < BURST_S:
+        defer(signum)  # not raised into the first one's unwinding; not lost if that was swallowed
         return
     _Signals.raised, _Signals.raised_at = signum, now
     if signum == signal.SIGTERM:

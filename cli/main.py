@@ -82,10 +82,12 @@ def _run(
         console = PipeSafeConsole(stderr=as_json)  # with --json, stdout carries the JSON only
         reporter: Any = None
         with error_boundary(verbose, as_json):
+            from optrun.runner.interrupts import raise_deferred
             from optrun.spec.load import load_spec
 
             loaded = load_spec(config, overrides, default=kind)
             import_tensorflow(verbose)
+            raise_deferred()  # a signal put off while an import (of user code's) swallowed the first
             from optrun.runner import RunOptions, run_minimize, run_train
             from optrun.runner.reporting import NullReporter
 

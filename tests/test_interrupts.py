@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from optrun.errors import Terminated
-from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
+from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks, raise_deferred
 
 
 def _send(sig: int) -> None:
@@ -180,13 +180,21 @@ def test_the_cli_raises_for_the_first_signal_only_and_not_once_a_run_loop_starte
         with command_signals():
             ending()
             _send(signal.SIGINT)  # its work is done: ignored
-        with command_signals():  # a signal that user code swallowed: a later one stops it again
+        with command_signals():  # a signal that user code swallowed: not lost
             with contextlib.suppress(KeyboardInterrupt):
                 _send(signal.SIGINT)
-            _send(signal.SIGINT)  # the same burst: ignored
-            time.sleep(errors.BURST_S + 0.05)
+            _send(signal.SIGINT)  # the same burst: put off to the next safe point
             with pytest.raises(KeyboardInterrupt):
+                raise_deferred()
+            time.sleep(errors.BURST_S + 0.05)
+            with pytest.raises(KeyboardInterrupt):  # later: raised again
                 _send(signal.SIGINT)
+        with command_signals():
+            with contextlib.suppress(KeyboardInterrupt):
+                _send(signal.SIGINT)
+            _send(signal.SIGTERM)  # put off: the run's loop, when it starts, stops at its first check
+            with pytest.raises(Terminated), interrupts_at_checks() as gate:
+                gate.check()
         with command_signals():
             with pytest.raises(KeyboardInterrupt), interrupts_at_checks() as gate:
                 _send(signal.SIGINT)  # the run's loop stops at its check

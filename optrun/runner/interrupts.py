@@ -36,11 +36,35 @@ _open: list[Gate] = []
 _stopped: list[int] = []  # the signals that stopped a run of this process, in order
 _heard: list[int] = []  # the signals received since the outermost block opened, raised or not
 _loops: list[None] = []  # one per run loop started (see loops_started)
+_deferred: list[int] = []  # signals a caller put off (see defer)
 
 
 def stopping() -> bool:
     """Whether a signal has stopped a run of this process (a :meth:`Gate.check` raised)."""
     return bool(_stopped)
+
+
+def defer(signum: int | None) -> None:
+    """Puts ``signum`` off to the next :func:`raise_deferred` or the next block's first check
+    (None: forgets those put off). For a signal that came while an earlier one's exception may
+    still be unwinding, or may have been swallowed by the code it came in."""
+    if signum is None:
+        _deferred.clear()
+    else:
+        _deferred.append(signum)
+
+
+def raise_deferred() -> None:
+    """Raises the first signal put off (:func:`defer`), if any.
+
+    Raises:
+        Terminated: SIGTERM was put off.
+        KeyboardInterrupt: SIGINT was.
+    """
+    if _deferred:
+        first = _deferred[0]
+        _deferred.clear()
+        raise Terminated() if first == signal.SIGTERM else KeyboardInterrupt
 
 
 def loops_started() -> int:
@@ -104,6 +128,8 @@ def interrupts_at_checks(loop: bool = True) -> Iterator[Gate]:
         signal.signal(sig, gate.record)
     if loop:  # counted once the gate records signals: none falls between the two
         _loops.append(None)
+    gate.received.extend(_deferred)  # put off before the block: its first check raises them
+    _deferred.clear()
     _open.append(gate)
     try:
         yield gate
