@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,16 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 def test_signals_then_resume(reference: tuple[Path, dict[str, np.ndarray]]) -> None:
     run_loop(reference, [signal.SIGINT, signal.SIGTERM] * 4, seed=1)
+
+
+#: Runs a command with SIGINT's default action, as from a terminal: a suite started in the
+#: background (``cmd &``) passes SIGINT on ignored, and Python keeps an ignored SIGINT ignored
+#: until optrun installs its own handlers.
+AS_FROM_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal as s, sys; s.signal(s.SIGINT, s.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
+]
 
 
 def _burst(proc: subprocess.Popen[str], sig: int, count: int = 5, gap_s: float = 0.02) -> None:
@@ -64,7 +75,7 @@ def test_a_burst_of_ctrl_c_at_start_up_exits_130_and_writes_nothing(
     where, _ = reference
     for delay in (0.25, 0.8, 2.0):  # while the CLI itself imports, the spec loads, TensorFlow imports
         proc = subprocess.Popen(
-            [*optrun(), "train", "s.yaml", "-q", "--out", "early"],
+            [*AS_FROM_A_TERMINAL, *optrun(), "train", "s.yaml", "-q", "--out", "early"],
             cwd=where, env=ENV, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         time.sleep(delay)
@@ -74,7 +85,8 @@ def test_a_burst_of_ctrl_c_at_start_up_exits_130_and_writes_nothing(
             break
         _burst(proc, signal.SIGINT)
         _, err = proc.communicate(timeout=240)
-        assert proc.returncode == 130, err
+        # -2: killed by SIGINT's default action before Python itself had started (a slow machine).
+        assert proc.returncode in (130, -signal.SIGINT), err
         assert "Traceback" not in err, err  # (Typer's own exit 130, while it parses, says nothing)
         if "before the run started" in err:
             assert not (where / "early" / "result.json").exists()
