@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from bench.timing import Timing, per_unit
 from optrun import MovingAverageOptimizer, VariableClippingOptimizer
-from optrun.wrappers.clipping import clip_dense, clip_rows
+from optrun.wrappers.max_norm import clip_dense, clip_rows
 
 Row = dict[str, Any]
 STEPS = 50

@@ -9,7 +9,9 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -95,14 +97,26 @@ def _stop_once(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _report(label: str, color: str, message: str, code: int, as_json: bool) -> None:
+def _report(
+    label: str, color: str, message: str, code: int, as_json: bool, record: Path | None = None
+) -> None:
     # The message is user text: escape it, or '[batch, features]' vanishes as rich markup.
     # A message that starts with the label's word says it once: not 'interrupted: interrupted; ...'.
     shown = message.removeprefix(f"{label}; ")
     stderr.print(f"[bold {color}]{label}:[/] {escape(shown)}", highlight=False, soft_wrap=True)
-    if as_json:  # a script reading stdout still gets a JSON answer
+    if as_json:  # a script reading stdout still gets a JSON answer: the run's record, if it wrote one
         with tolerant(sys.stdout):
-            typer.echo(json.dumps({"success": False, "error": message, "exit_code": code}))
+            answer = {**_record(record), "success": False, "error": message, "exit_code": code}
+            typer.echo(json.dumps(answer, indent=2 if len(answer) > 3 else None, allow_nan=False))
+
+
+def _record(path: Path | None) -> dict[str, Any]:
+    """The result.json a failed run wrote, as written (non-finite values are strings there)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"), parse_constant=str) if path is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _user_frame(error: BaseException) -> str:
@@ -144,7 +158,10 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
         label = {EXIT_USAGE: "error", EXIT_FAILED: "failed"}.get(code, "interrupted")
         # The trace was just printed: the hint to ask for it (also in result.json) would be noise.
         message = str(error).replace(f"; {TRACE_HINT}", "") if verbose else str(error)
-        _report(label, "red" if code in (EXIT_USAGE, EXIT_FAILED) else "yellow", message, code, as_json)
+        record = getattr(error, "result_file", None)
+        _report(
+            label, "red" if code in (EXIT_USAGE, EXIT_FAILED) else "yellow", message, code, as_json, record
+        )
         raise typer.Exit(code) from None
     except KeyboardInterrupt:
         _report("interrupted", "yellow", "interrupted before the run started", 130, as_json)

@@ -12,6 +12,7 @@ import contextlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, Self
 
 from optrun.causes import Cause, message_line, user_frame_of
@@ -277,9 +278,17 @@ class UserInterrupt(OptrunError):
 
 
 class RunFailed(OptrunError, RuntimeError):
-    """The run started but user code raised mid-way; result.json records it (exit code 1)."""
+    """The run started but user code raised mid-way; result.json records it (exit code 1): as
+    data, ``result_file``, when the run wrote one (``--json`` shows the record itself)."""
 
     exit_code = 1
+    result_file: Path | None = None
+
+    @classmethod
+    def recorded(cls, message: str, result_file: Path) -> RunFailed:
+        """The failure of a run whose ``result_file`` records it."""
+        (error := cls(message)).result_file = result_file
+        return error
 
 
 class Terminated(BaseException):

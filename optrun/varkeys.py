@@ -90,9 +90,15 @@ def _index_of_name(name: str, variables: Sequence[Any], argument: str) -> int:
             f"{argument} names {name!r}, which matches no variable; known names: {_known(variables)}"
         )
     if len(matches) > 1:
+        labels = [variable_label(variables[i]) for i in matches]
+        advice = (
+            "Use the full Keras path instead, or key by var.ref()."
+            if len(set(labels)) == len(labels)
+            else "They share that name: key them by var.ref(), or pass (variable, value) pairs."
+        )
         raise UnknownVariableError(
             f"{argument} name {name!r} is ambiguous: it matches "
-            f"{_known([variables[i] for i in matches])}. Use the full Keras path instead."
+            f"{_known([variables[i] for i in matches])}. {advice}"
         )
     return matches[0]
 

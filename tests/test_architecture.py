@@ -17,7 +17,7 @@ import optrun
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 300
-# Lower layers never import higher ones (the root modules errors, causes, suggest, varkeys
+# Lower layers never import higher ones (the root modules errors, causes, signatures, suggest, varkeys
 # and version are the base every layer may use). A package may import its own modules.
 LAYERS = ["spec", "evaluation", "interfaces", "wrappers", "scale", "runner", "runs", "sweep", "cli"]
 PUBLIC = {

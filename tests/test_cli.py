@@ -411,6 +411,8 @@ def test_nan_result_is_strict_json(in_tmp: Path) -> None:
     assert parsed["success"] is False and "the loss is nan" in parsed["error"]
     record = json.loads((in_tmp / "n" / "result.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert record["status"] == "nonfinite" and record["fun"] == "nan"
+    # stdout carries the run's record, as for a run that ends without raising, plus the exit code.
+    assert (parsed["status"], parsed["fun"], parsed["exit_code"]) == ("nonfinite", "nan", 1)
 
 
 def test_messages_are_printed_literally(in_tmp: Path) -> None:
@@ -447,7 +449,22 @@ def test_resume_refuses_another_spec_and_changes_nothing(in_tmp: Path) -> None:
     assert other.exit_code == 2 and "holds a train run, not a minimize run" in other.stderr
     changed = invoke("train", "--out", "run", "--resume", "--set", "model.params.hidden=8", "-q")
     assert changed.exit_code == 2 and "differs from the run" in changed.stderr and "model" in changed.stderr
+    data = invoke("train", "--out", "run", "--resume", "--set", "data.params.n=256", "-q")
+    assert data.exit_code == 2 and "differs from the run in run at data" in data.stderr
     assert (in_tmp / "run" / "config.yaml").read_text() == before
+    # Stating the batches' size (as a strategy needs) changes no data: the run goes on.
+    stated = invoke(
+        "train",
+        "--out",
+        "run",
+        "--resume",
+        "--set",
+        "data.global_batch_size=32",
+        "--set",
+        "train.max_steps=12",
+    )
+    assert stated.exit_code == 0, stated.stderr
+    assert json.loads((in_tmp / "run" / "result.json").read_text())["steps"] == 12
 
 
 def test_keras_loss_with_args_and_bad_args(in_tmp: Path) -> None:

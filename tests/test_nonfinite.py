@@ -78,6 +78,27 @@ def test_cli_nan_is_exit_1_with_status_nonfinite(tmp_path: Path, monkeypatch: py
     assert json.loads(result.stdout)["success"] is False
 
 
+def test_cli_nan_mid_run_says_what_the_checkpoint_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text(
+        "import tensorflow as tf\n"
+        "def build():\n    return tf.Variable([2.0, 2.0], dtype=tf.float64, name='v')\n"
+        "def loss(v):\n    return tf.reduce_sum(tf.math.log(v))\n"  # NaN once BFGS steps below 0
+    )
+    (tmp_path / "s.yaml").write_text(
+        "name: nan\nmodel: {builder: m.py:build}\nloss: m.py:loss\nminimize: {method: BFGS}\n"
+    )
+    result = CliRunner().invoke(app, ["minimize", "s.yaml", "-q", "--out", "run"])
+    assert result.exit_code == 1
+    # BFGS's first trial, [1.5, 1.5], is finite (the variables' best); the run saves the start.
+    assert "The checkpoint keeps the start point (loss 1.38629)" in result.stderr
+    assert "The variables hold" not in result.stderr
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert record["status"] == "nonfinite" and record["fun"] == pytest.approx(2 * math.log(2.0), rel=1e-15)
+
+
 def test_finite_values_whose_sum_overflows_are_not_taken_for_inf() -> None:
     import warnings
 

@@ -175,6 +175,16 @@ def test_a_claim_says_what_this_start_made_and_which_run_it_holds(in_tmp: Path) 
         assert forced.run_id not in (None, claim.run_id) and not forced.made
 
 
+def test_a_refused_resume_leaves_an_empty_folder_empty(in_tmp: Path) -> None:
+    (in_tmp / "empty").mkdir()
+    with (
+        pytest.raises(RunError, match="holds no optrun run"),
+        claimed(in_tmp / "empty", "train", SPEC, "spec.yaml", resume=True, force=False),
+    ):
+        pass
+    assert list((in_tmp / "empty").iterdir()) == []
+
+
 def test_an_interrupt_before_a_forced_run_started_keeps_the_directory(in_tmp: Path) -> None:
     assert minimize("--out", "run").exit_code == 0
     with pytest.MonkeyPatch.context() as patch:

@@ -62,6 +62,23 @@ def test_a_grid_sweep_runs_exactly_the_grid(grid_sweep: tuple[Path, dict]) -> No
     assert len(study_trials(sweep / "study.journal")) == 4
 
 
+def test_resuming_with_another_base_spec_is_refused(grid_sweep: tuple[Path, dict]) -> None:
+    sweep, _ = grid_sweep
+    marker = (sweep / ".optrun-sweep").read_text()
+    refused = run(
+        "sweep", "spec.yaml", "--sampler", "grid", "--pruner", "none", "--out", "sweep", "--resume",
+        "--param", "train.optimizer.args.learning_rate=choice:0.01,0.1",
+        "--param", "model.params.hidden=choice:2,8",
+        "--set", "train.max_steps=10",
+        cwd=sweep.parent,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "differs at base (the spec its trials start from" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (sweep / ".optrun-sweep").read_text() == marker
+    assert trial_dirs(sweep) == ["trial-0000", "trial-0001", "trial-0002", "trial-0003"]
+
+
 def test_runs_ranks_the_trials_and_show_names_the_best(grid_sweep: tuple[Path, dict]) -> None:
     sweep, outcome = grid_sweep
     listed = run("runs", str(sweep), "--json", cwd=sweep.parent)

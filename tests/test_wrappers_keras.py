@@ -196,10 +196,25 @@ def test_mirrored_strategy_matches_single_device() -> None:
     import sys
 
     script = pathlib.Path(__file__).parent / "scripts" / "mirrored_wrappers.py"
-    proc = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def run(*args: str) -> dict:
+        proc = subprocess.run(
+            [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300, check=False
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        found: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+        return found
+
+    result = run()
     for mirrored, single in zip(result["mirrored"], result["single"], strict=True):
         np.testing.assert_allclose(mirrored, single, atol=1e-6)
+    # Sparse clipping: each replica saw rows {0, 1} or {4, 5}; both copies clip all four.
+    result = run("sparse")
+    copies, (single,) = np.array(result["mirrored"]), np.array(result["single"])
+    start = np.array(result["start"])
+    assert len(copies) == 2
+    np.testing.assert_array_equal(copies[0], copies[1])
+    np.testing.assert_allclose(copies[0], single, atol=1e-6)
+    touched = [0, 1, 4, 5]
+    np.testing.assert_allclose(np.linalg.norm(copies[0][touched], axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(copies[0][[2, 3, 6, 7]], start[[2, 3, 6, 7]])  # untouched: as they were

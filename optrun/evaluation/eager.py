@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
+from optrun.errors import InvalidArgumentError, OptrunError
 from optrun.evaluation import switches
 from optrun.evaluation.autograph import as_written, converted, holds_dataset, same_failure
 from optrun.evaluation.compile_cache import compile_cache_warm
@@ -37,7 +37,7 @@ from optrun.evaluation.grappler import plain_call_options
 from optrun.evaluation.outputs import pack_outputs
 from optrun.evaluation.packing import Layout, as_scalar
 from optrun.evaluation.point import Evaluator
-from optrun.evaluation.probe import check_scalar, run_user
+from optrun.evaluation.probe import check_fetches, check_scalar, run_user
 from optrun.evaluation.pure_graph import SessionCall, pure_graph_def
 from optrun.evaluation.stack_traces import freeze
 from optrun.evaluation.tiers import Candidate, Tiered
@@ -65,19 +65,6 @@ def _fetch(item: Any, convert: bool) -> Any:
     if callable(item):
         return (converted(item) if convert else item)()
     return as_tf_variable(item).read_value()
-
-
-def _check_fetches(fetches: Sequence[Any]) -> None:
-    for i, item in enumerate(fetches):
-        if callable(item):
-            continue
-        try:
-            as_tf_variable(item)
-        except InvalidTypeError:
-            raise InvalidTypeError(
-                f"fetches[{i}] must be a zero-argument callable or a variable; got "
-                f"{type(item).__name__}: {item!r:.80}"
-            ) from None
 
 
 class EagerBackend:
@@ -134,7 +121,7 @@ class EagerBackend:
         fetches = tuple(fetches)
         key = (gradients, *(id(f) for f in fetches))
         if key not in self._evaluators:
-            _check_fetches(fetches)
+            check_fetches(fetches)
             if len(self._evaluators) >= MAX_EVALUATORS:  # new fetch lists each call: keep memory bounded
                 self._evaluators.pop(next(iter(self._evaluators)))
                 self._traces.pop(next(iter(self._traces)), None)

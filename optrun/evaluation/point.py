@@ -176,23 +176,28 @@ class PointCache:
 
 
 class Component:
-    """``x -> getattr(cache(x), field)[index]``: one constraint value or gradient.
+    """``x -> getattr(cache(x), field)[index : index + 1]``: one constraint value, as an array of
+    shape ``(1,)``, or its gradient, as a ``(1, n)`` Jacobian row.
 
-    A plain callable for any external optimizer; :func:`stack` recognises a
-    list of them and reads all rows with one cache lookup.
+    TF1's constraint functions returned one-element lists (``[value]``, ``[gradient]``), so code
+    written for them indexes ``[0]`` or concatenates; a one-element array serves both. A plain
+    callable for any external optimizer; :func:`stack` recognises a list of them and reads all
+    rows with one cache lookup.
     """
 
     def __init__(self, cache: PointCache, field: str, index: int) -> None:
         self.cache, self.field, self.index = cache, field, index
 
-    def __call__(self, x: np.ndarray) -> Any:
-        item = getattr(self.cache(x), self.field)[self.index]
-        # Copy: the caller may keep or mutate what it gets.
-        return item.copy() if isinstance(item, np.ndarray) else float(item)
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        # A copy: the caller may keep or mutate what it gets.
+        return np.array(getattr(self.cache(x), self.field)[self.index : self.index + 1])
 
 
-def stack(funcs: Sequence[Callable[[np.ndarray], Any]]) -> Callable[[np.ndarray], np.ndarray]:
-    """Turns per-constraint callables into one ``x -> array`` (values, or Jacobian rows)."""
+def stack(
+    funcs: Sequence[Callable[[np.ndarray], Any]], jacobian: bool = False
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Turns per-constraint callables into one ``x -> array``: values ``(m,)``, or with ``jacobian``
+    the rows ``(m, n)``; each callable may give its value or row bare or in a one-element list."""
     first = funcs[0] if funcs else None
     if (
         isinstance(first, Component)
@@ -201,4 +206,6 @@ def stack(funcs: Sequence[Callable[[np.ndarray], Any]]) -> Callable[[np.ndarray]
     ):
         cache, field = first.cache, first.field
         return lambda x: np.array(getattr(cache(x), field))
-    return lambda x: np.array([f(x) for f in funcs], dtype=np.float64)
+    if jacobian:
+        return lambda x: np.vstack([np.reshape(np.asarray(f(x), np.float64), (1, -1)) for f in funcs])
+    return lambda x: np.concatenate([np.reshape(np.asarray(f(x), np.float64), -1) for f in funcs])

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.signatures import check_zero_argument
 from optrun.varkeys import as_tf_variable, variable_label
 
 Thunk = Callable[[], Any]
@@ -89,7 +90,23 @@ def as_thunks(items: Sequence[Thunk] | None, argument: str) -> tuple[Thunk, ...]
                 f"{argument}[{i}] must be a zero-argument callable returning a scalar tensor "
                 f"(e.g. lambda: v[0] - 1.); got {type(item).__name__}: {item!r:.60}"
             )
+        check_zero_argument(item, f"{argument}[{i}]")
     return tuple(items)
+
+
+def check_fetches(fetches: Sequence[Any]) -> None:
+    """Refuses a TF2 fetch that is neither a zero-argument callable nor a variable."""
+    for i, item in enumerate(fetches):
+        if callable(item):
+            check_zero_argument(item, f"fetches[{i}]")
+            continue
+        try:
+            as_tf_variable(item)
+        except InvalidTypeError:
+            raise InvalidTypeError(
+                f"fetches[{i}] must be a zero-argument callable or a variable; got "
+                f"{type(item).__name__}: {item!r:.80}"
+            ) from None
 
 
 def scalar_advice(what: str) -> str:

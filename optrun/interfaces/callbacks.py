@@ -9,43 +9,15 @@ before the first one, the error names the callback and says what to do.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.signatures import refusal
 
 
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
-
-
-def _describe(func: Callable[..., Any], signature: inspect.Signature) -> str:
-    """``name(signature)``, plus where it is defined when Python knows (a lambda has no other name)."""
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
-    code = getattr(inspect.unwrap(getattr(func, "__func__", func)), "__code__", None)
-    # Annotations left out: under postponed evaluation they print as quoted strings, and
-    # the parameters' names and kinds are what the message is about.
-    signature = signature.replace(
-        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
-        return_annotation=signature.empty,
-    )
-    where = f" (defined at {code.co_filename}:{code.co_firstlineno})" if code is not None else ""
-    return f"{name}{signature}{where}"
-
-
-def refusal(func: Callable[..., Any], n_args: int) -> tuple[str, str] | None:
-    """``(description, reason)`` when ``func`` cannot be called with ``n_args`` positional arguments;
-    None when it can, or when its signature cannot be inspected (a builtin, a C function)."""
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):  # nothing to check against: let the call itself decide
-        return None
-    try:
-        signature.bind(*([None] * n_args))
-    except TypeError as error:
-        return _describe(func, signature), str(error)
-    return None
 
 
 def check_callbacks(step_callback: Any, loss_callback: Any, fetches: Sequence[Any] | None) -> None:

@@ -29,14 +29,20 @@ def scipy_constraints(
     out: list[Any] = []
     if name == "trust-constr":
         if eq_funcs:
-            out.append(scipy.optimize.NonlinearConstraint(stack(eq_funcs), 0.0, 0.0, jac=stack(eq_grads)))
+            out.append(
+                scipy.optimize.NonlinearConstraint(
+                    stack(eq_funcs), 0.0, 0.0, jac=stack(eq_grads, jacobian=True)
+                )
+            )
         if ineq_funcs:
             out.append(
-                scipy.optimize.NonlinearConstraint(stack(ineq_funcs), 0.0, np.inf, jac=stack(ineq_grads))
+                scipy.optimize.NonlinearConstraint(
+                    stack(ineq_funcs), 0.0, np.inf, jac=stack(ineq_grads, jacobian=True)
+                )
             )
         return out
     if eq_funcs:
-        values, jacobian = stack(eq_funcs), stack(eq_grads)
+        values, jacobian = stack(eq_funcs), stack(eq_grads, jacobian=True)
         if name == "cobyla":
             # COBYLA takes inequalities only: e(x) == 0 as e(x) >= 0 and -e(x) >= 0.
             out.append({"type": "ineq", "fun": values, "jac": jacobian})
@@ -44,5 +50,5 @@ def scipy_constraints(
         else:
             out.append({"type": "eq", "fun": values, "jac": jacobian})
     if ineq_funcs:
-        out.append({"type": "ineq", "fun": stack(ineq_funcs), "jac": stack(ineq_grads)})
+        out.append({"type": "ineq", "fun": stack(ineq_funcs), "jac": stack(ineq_grads, jacobian=True)})
     return out

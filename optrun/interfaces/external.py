@@ -40,7 +40,7 @@ from optrun.interfaces.run_state import RunState
 logger = logging.getLogger("optrun")
 
 LossGradFunc = Callable[[np.ndarray], tuple[float, np.ndarray]]
-ValueFunc = Callable[[np.ndarray], float]
+ValueFunc = Callable[[np.ndarray], np.ndarray]
 GradFunc = Callable[[np.ndarray], np.ndarray]
 
 
@@ -243,8 +243,7 @@ class ExternalOptimizerInterface(PackedProblem):
         self._tiers = run.end(raised=False, backend=self._backend)
         if isinstance(result, dict):
             result["tiers"] = self.tiers
-        solution = getattr(result, "x", result)
-        self._backend.assign(np.asarray(solution, np.float64))
+        self._backend.assign(run.solution(result, type(self).__name__, self._backend))
         return result
 
     @property
@@ -278,10 +277,11 @@ class ExternalOptimizerInterface(PackedProblem):
         Args:
             initial_val: packed start point; float64, in graph mode float32 (float16) as in TF1.
             loss_grad_func: ``x -> (loss, gradient)``.
-            equality_funcs: ``x -> e_i(x)``, each to be held at 0.
-            equality_grad_funcs: ``x -> grad e_i(x)``.
-            inequality_funcs: ``x -> h_j(x)``, each to be held ``>= 0``.
-            inequality_grad_funcs: ``x -> grad h_j(x)``.
+            equality_funcs: ``x -> [e_i(x)]``, each to be held at 0 (a ``(1,)`` array, as
+                TF1's functions gave one-element lists).
+            equality_grad_funcs: ``x -> [grad e_i(x)]``, a ``(1, n)`` array.
+            inequality_funcs: ``x -> [h_j(x)]``, each to be held ``>= 0``.
+            inequality_grad_funcs: ``x -> [grad h_j(x)]``.
             packed_bounds: element-wise bounds, or None; not passed to a ``_minimize`` without
                 it (TF 1.0's), which then refuses ``var_to_bounds``.
             step_callback: to call once per iteration with the accepted ``x`` (always

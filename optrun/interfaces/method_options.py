@@ -36,6 +36,12 @@ KEEP_START_DTYPE = {"bfgs", "cg", "nelder-mead", "powell"}
 #: Every method scipy.optimize.minimize names (lower case).
 KNOWN = BOUNDED | {"bfgs", "cg", "newton-cg", "dogleg", "trust-ncg", "trust-exact", "trust-krylov"}
 
+#: The methods that use ``hess=`` and ``hessp=`` (scipy only warns that others ignore them).
+USES_HESS = {"newton-cg", "dogleg", "trust-ncg", "trust-krylov", "trust-exact", "trust-constr"}
+USES_HESSP = {"newton-cg", "trust-ncg", "trust-krylov", "trust-constr"}
+#: The methods that cannot run without ``hess=`` (or, where they take one, ``hessp=``).
+NEEDS_HESSIAN = {"dogleg", "trust-ncg", "trust-krylov", "trust-exact"}
+
 #: scipy's own limit (maxfun, maxiter or maxfev) where it does not depend on the problem's size.
 DEFAULT_LIMITS = {"l-bfgs-b": 15000, "tnc": 15000, "slsqp": 100, "cobyla": 1000, "trust-constr": 1000}
 
@@ -62,6 +68,37 @@ def method_name(method: Any) -> str | None:
     return method.lower()
 
 
+def check_hessian(method: str, name: str, hess: Any, hessp: Any) -> None:
+    """Refuses a method that needs a Hessian without one, and ``hess``/``hessp`` that it ignores.
+
+    scipy raises the first only once the run starts, and only warns about the second.
+    """
+    if name in NEEDS_HESSIAN and hess is None and (hessp is None or name not in USES_HESSP):
+        what = "hess= (or hessp=, a Hessian-vector product)" if name in USES_HESSP else "hess="
+        raise InvalidArgumentError(
+            f"method {method!r} needs second derivatives: pass {what}, a callable of the packed "
+            "float64 x, or use a method that needs only the gradient, such as L-BFGS-B, BFGS, "
+            "Newton-CG or trust-constr."
+        )
+    for key, value, users in (("hess", hess, USES_HESS), ("hessp", hessp, USES_HESSP)):
+        if value is not None and name not in users:
+            raise InvalidArgumentError(
+                f"method {method!r} does not use {key}= (scipy would ignore it); use one of "
+                f"{', '.join(sorted(users))}, or drop {key}."
+            )
+
+
+def hessian_in_a_spec(method: str, name: str | None) -> str | None:
+    """What a spec naming ``method`` is told when it needs second derivatives, which a spec
+    cannot give (``hess`` is a callable); None for the other methods."""
+    if name not in NEEDS_HESSIAN:
+        return None
+    return (
+        f"method {method!r} needs second derivatives (hess=), which a spec cannot give; use one that "
+        "needs only the gradient, such as L-BFGS-B, BFGS, Newton-CG or trust-constr."
+    )
+
+
 def check_options(method: str, name: str, options: Any) -> None:
     """Runs the method on a 1-D quadratic with the user's options, to refuse bad ones up front.
 
@@ -86,8 +123,15 @@ def check_options(method: str, name: str, options: Any) -> None:
             if name in GRADIENT_FREE:
                 scipy.optimize.minimize(lambda x: float(x @ x), np.ones(1), method=method, options=trial)
             else:
+                # Methods that need a Hessian get x^2's, whether or not the user passed one.
+                hess = (lambda x: np.full((1, 1), 2.0)) if name in NEEDS_HESSIAN else None
                 scipy.optimize.minimize(
-                    lambda x: (float(x @ x), 2 * x), np.ones(1), jac=True, method=method, options=trial
+                    lambda x: (float(x @ x), 2 * x),
+                    np.ones(1),
+                    jac=True,
+                    hess=hess,
+                    method=method,
+                    options=trial,
                 )
         except (TypeError, ValueError) as error:
             raise InvalidArgumentError(f"options {options} do not work with {method}: {error}") from None

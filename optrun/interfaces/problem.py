@@ -32,6 +32,7 @@ from optrun.evaluation.probe import (
     probe_graph,
     wants_no_xla,
 )
+from optrun.signatures import check_zero_argument
 from optrun.varkeys import among, resolve_var_keyed, variable_label
 
 logger = logging.getLogger("optrun")
@@ -71,6 +72,7 @@ class PackedProblem:
             self._equalities, self._inequalities, found = probe_graph(loss, equalities, inequalities, given)
             unused: list[Any] = []
         else:
+            check_zero_argument(loss, "loss")
             self._equalities = as_thunks(equalities, "equalities")
             self._inequalities = as_thunks(inequalities, "inequalities")
             # Given var_list, nothing runs eagerly: the trace below checks the shapes and finds

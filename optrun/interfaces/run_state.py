@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from optrun.errors import NonFiniteError
+from optrun.errors import InvalidArgumentError, NonFiniteError
 from optrun.evaluation.point import PointCache
 from optrun.evaluation.tier_report import TierReport
 from optrun.evaluation.tiers import Tiered
@@ -108,8 +108,36 @@ class RunState:
             advice: the interface's way out (its ``nonfinite_advice``).
         """
         keep, where = self.kept()
-        stop = NonFiniteError(
-            f"minimize stopped: {error}. The variables hold {where}. "
-            f"Look for log(0), 0/0 or an overflow in the loss and constraints, or {advice}"
-        )
+        look = f"Look for log(0), 0/0 or an overflow in the loss and constraints, or {advice}"
+        stop = NonFiniteError(f"minimize stopped: {error}. The variables hold {where}. {look}")
+        # As data, for a caller that keeps another point (the CLI's checkpoint) to say it its way.
+        stop.reason, stop.advice = str(error), look  # type: ignore[attr-defined]
         return keep, stop
+
+    def solution(self, result: Any, owner: str, backend: Any) -> np.ndarray:
+        """The packed solution ``_minimize`` returned: ``result.x``, or ``result`` itself.
+
+        Args:
+            result: what ``_minimize`` returned.
+            owner: the interface's class name, for the error.
+            backend: the interface's backend; on an error it gets :meth:`kept` back.
+
+        Raises:
+            InvalidArgumentError: it is not a flat vector of the packed length (a longer one would
+                otherwise be cut to fit without a word).
+        """
+        found = getattr(result, "x", result)
+        try:
+            point = np.asarray(found, np.float64)
+        except (TypeError, ValueError):
+            point = None
+        if point is not None and point.shape == self.initial.shape:
+            return point
+        keep, where = self.kept()
+        backend.assign(keep)
+        got = f"shape {point.shape}" if point is not None else f"{type(found).__name__}"
+        raise InvalidArgumentError(
+            f"{owner}._minimize returned {got} ({found!r:.60}) as its solution; it must return a "
+            f"flat vector of {self.initial.size} values (the packed variables), or a result whose .x "
+            f"is one, such as scipy's OptimizeResult. The variables hold {where}."
+        )

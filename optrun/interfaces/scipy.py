@@ -32,6 +32,7 @@ from optrun.interfaces.method_options import (
     DEFAULT_METHOD,
     GRADIENT_FREE,
     KEEP_START_DTYPE,
+    check_hessian,
     check_options,
     method_name,
     tnc_maxiter,
@@ -109,7 +110,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             if gives_bounds(var_to_bounds):
                 raise InvalidArgumentError("pass var_to_bounds or bounds=, not both")
             var_to_bounds = ElementwiseBounds(optimizer_kwargs["bounds"])
-        constrained = bool(equalities) or bool(inequalities)
+        constrained = _given(equalities) or _given(inequalities)
         if "method" not in optimizer_kwargs:
             optimizer_kwargs["method"] = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
         name = method_name(optimizer_kwargs["method"])
@@ -117,6 +118,9 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             optimizer_kwargs["options"] = tnc_maxiter(optimizer_kwargs.get("options"))
         if name is not None:
             check_options(optimizer_kwargs["method"], name, optimizer_kwargs.get("options"))
+            check_hessian(
+                optimizer_kwargs["method"], name, optimizer_kwargs.get("hess"), optimizer_kwargs.get("hessp")
+            )
         if name is not None and constrained and name not in CONSTRAINED:
             raise UnsupportedMethodError(
                 f"method {optimizer_kwargs['method']!r} cannot handle equality or inequality "
@@ -215,13 +219,13 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
                 callback=callback,
                 **kwargs,
             )
+        # A custom method's result may hold only x: what it lacks is logged as n/a.
         logger.info(
-            "Optimization terminated with:\n  Message: %s\n  Objective function value: %f\n"
+            "Optimization terminated with:\n  Message: %s\n  Objective function value: %s\n"
             "  Number of iterations: %s\n  Number of functions evaluations: %s",
-            result.message,
-            result.fun,
-            result.get("nit", "n/a"),
-            result.get("nfev", "n/a"),
+            getattr(result, "message", "n/a"),
+            _as_f(getattr(result, "fun", "n/a")),
+            *(getattr(result, key, "n/a") for key in ("nit", "nfev")),
         )
         return result
 
@@ -281,3 +285,14 @@ def _check_tol(tol: Any) -> None:
         raise InvalidTypeError(f"tol must be a number >= 0 (scipy's termination tolerance); got {tol!r:.60}")
     if not float(tol) >= 0:
         raise InvalidArgumentError(f"tol must be >= 0 (scipy's termination tolerance); got {tol!r}")
+
+
+def _as_f(value: Any) -> Any:
+    """A number as TF1 logged the objective (``%f``); anything else as it is."""
+    return f"{value:f}" if isinstance(value, numbers.Real) else value
+
+
+def _given(constraints: Any) -> bool:
+    """Whether any constraint was given: not ``bool()``, which a tensor passed in place of a list
+    refuses in a graph (the base class then says what to pass)."""
+    return constraints is not None and not (isinstance(constraints, (list, tuple)) and not constraints)

@@ -35,6 +35,7 @@ from optrun.interfaces.method_options import (
     DEFAULT_CONSTRAINED_METHOD,
     DEFAULT_METHOD,
     check_options,
+    hessian_in_a_spec,
     method_name,
     option_names,
     tnc_maxiter,
@@ -222,6 +223,9 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
         name = method_name(method)
     except InvalidArgumentError as error:
         collector.add(("minimize", "method"), str(error))
+        return
+    if (said := hessian_in_a_spec(method, name)) is not None:
+        collector.add(("minimize", "method"), said)
         return
     options = minimize.get("options")
     if name is None or not isinstance(options, dict):

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from optrun.causes import TRACE_HINT
-from optrun.errors import OptrunError, RunError, cause_of, first_line
+from optrun.errors import OptrunError, RunError, cause_of
 from optrun.runner.reporting import NullReporter, Reporter, write_json_atomic
+from optrun.runner.resumable import check_resumable
 from optrun.runner.rundir import KIND_MARK, claimed, read_marker
 from optrun.runner.warning_log import WarningLog
 from optrun.spec.load import LoadedSpec, dump_spec
@@ -85,57 +84,6 @@ def run_dir(loaded: LoadedSpec, options: RunOptions) -> Path:
 
 #: What must not change between a run and its --resume (limits, logging and paths may). The seed
 #: too: the steps still to come would draw other batches and dropout masks than the run's.
-RESUME_KEYS = ("seed", "model", "data", "loss")
-RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")}
-
-
-def nothing_to_resume(out: Path) -> RunError:
-    return RunError(
-        f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
-        "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."
-    )
-
-
-def _folded(value: Any) -> Any:
-    """A method name in any case is one method (scipy's and IPOPT's names are case-insensitive)."""
-    return value.lower() if isinstance(value, str) else value
-
-
-def _check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
-    if not (out / CHECKPOINTS).is_dir():
-        raise nothing_to_resume(out)
-    saved_file = out / "config.yaml"
-    text, saved, why = "", None, "not the spec optrun wrote"
-    try:
-        text = saved_file.read_text(encoding="utf-8")
-        saved = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        why = first_line(error)
-    if not isinstance(saved, dict) or not text.startswith(KIND_MARK):
-        raise RunError(
-            f"--resume: {saved_file} is missing or damaged ({why}); --resume checks the spec against it. "
-            "Put back the run's config.yaml, or start the run again with --force."
-        )
-    was = text.split("\n", 1)[0].removeprefix(KIND_MARK).strip()
-    if was != kind:
-        raise RunError(f"--resume: {out} holds a {was} run, not a {kind} run; choose another --out.")
-    now = loaded.spec.model_dump(mode="json")
-    changed = [key for key in RESUME_KEYS if saved.get(key) != now.get(key)]
-    for section, keys in RESUME_SUBKEYS.items():
-        old, new = saved.get(section) or {}, now.get(section) or {}
-        changed += [f"{section}.{key}" for key in keys if _folded(old.get(key)) != _folded(new.get(key))]
-    if changed:
-        seed = (
-            f" (the run used seed {saved.get('seed')}: pass --seed {saved.get('seed')})"
-            if "seed" in changed
-            else ""
-        )
-        raise RunError(
-            f"--resume: the spec differs from the run in {out} at {', '.join(changed)}{seed}; resume with "
-            "the same spec (limits such as train.max_steps, logging and checkpoint policy may change)."
-        )
-
-
 def resume_budget(
     done: int,
     total: int | None,
@@ -185,7 +133,7 @@ def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions)
     """
     with claimed(out, kind, dump_spec(loaded.spec), loaded.source, options.resume, options.force) as claim:
         if options.resume:
-            _check_resumable(out, kind, loaded)
+            check_resumable(out, kind, loaded)
             for leftover in (out / CHECKPOINTS).glob("*_temp*"):  # a save cut short by a kill
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         try:

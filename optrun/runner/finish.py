@@ -60,3 +60,14 @@ def stopped_run_written(where: str, advice: str) -> Iterator[None]:
             yield
     except Exception as error:
         raise RunFailed(f"{failure(error, where)}. {advice}") from error
+
+
+def nonfinite_said(error: BaseException, iteration: int, loss: float) -> str:
+    """A minimize run's non-finite stop, in the run's terms: the checkpoint keeps ``iteration``
+    (the last accepted one; 0, the start point) at ``loss``, not the point the library's own
+    message names (the variables', which the run does not save)."""
+    reason, advice = getattr(error, "reason", None), getattr(error, "advice", None)
+    if reason is None or advice is None:
+        return str(error)
+    point = f"iteration {iteration}" if iteration else "the start point"
+    return f"minimize stopped: {reason}. The checkpoint keeps {point} (loss {loss:.6g}). {advice}"

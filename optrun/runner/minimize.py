@@ -28,7 +28,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import full_batch_scale
-from optrun.runner.finish import signals_moot, stopped_run_written, written_whole
+from optrun.runner.finish import nonfinite_said, signals_moot, stopped_run_written, written_whole
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
@@ -186,7 +186,7 @@ def _minimize(
         # Tracing and XLA's compile, timed on their own (compile_s); the loss curve's start point.
         compiling = time.perf_counter()
         first = interface.evaluate(start)
-        state["compile_s"] = time.perf_counter() - compiling
+        state["compile_s"], state["loss"] = time.perf_counter() - compiling, first["loss"]  # ckpt-0's loss
         logger.info("first evaluation (tracing and compiling) took %.2f s", state["compile_s"])
         if not done:
             metrics.write(0, loss=first["loss"], constraint_violation=first["violation"])
@@ -201,14 +201,14 @@ def _minimize(
         with stopped_run_written(f"writing the run stopped at iteration {state['iteration']}", advice):
             stopped("interrupted")
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
-    except NonFiniteError as error:  # the interface restored the last accepted iterate
-        stopped("nonfinite", str(error))
-        raise RunFailed(f"{error} (result.json written to {out})") from None
+    except NonFiniteError as error:  # the checkpoint keeps the last accepted iterate (or the start)
+        stopped("nonfinite", said := nonfinite_said(error, state["iteration"], state["loss"]))
+        raise RunFailed.recorded(f"{said} (result.json written to {out})", out / "result.json") from None
     except BaseException as error:  # user code failed, exited or raised a BaseException: recorded, exit 1
         kept = f"The checkpoints in {out / CHECKPOINTS} are whole."
         message = peer_failure(plan, error, kept) or failure(error, f"iteration {state['iteration'] + 1}")
         stopped("error", message)
-        raise RunFailed(f"{message} (result.json written to {out})") from error
+        raise RunFailed.recorded(f"{message} (result.json written to {out})", out / "result.json") from error
     final = interface.evaluate()
     code = scipy_result.get("status")
     status = classify(

@@ -15,8 +15,8 @@ from typing import Any
 import tensorflow as tf
 
 from optrun.evaluation.probe import not_one_number
-from optrun.interfaces.callbacks import refusal
 from optrun.runner.batches import not_scalar_at
+from optrun.signatures import refusal
 from optrun.spec.load import LoadedSpec
 
 

@@ -228,7 +228,13 @@ def build_interface(
         # Say it in the spec's words: the library's argument names mean little in YAML. At the
         # loss or constraint the interface names (a non-scalar's), else at minimize.
         message = str(error).replace("var_to_bounds", "minimize.constraints.bounds")
-        path = places(loaded).get(who_raised(error), (("minimize",), None))[0]
+        # A method that cannot take the constraints or bounds: the method's problem, where it is given.
+        at = (
+            ("minimize", "method")
+            if isinstance(error, UnsupportedMethodError) and spec.method
+            else ("minimize",)
+        )
+        path = places(loaded).get(who_raised(error), (at, None))[0]
         raise spec_error(loaded, [(path, message)]) from None
     except OptrunError:
         raise

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from optrun.errors import RunError, first_line
-from optrun.runner.common import CHECKPOINTS, nothing_to_resume
+from optrun.runner.common import CHECKPOINTS
+from optrun.runner.resumable import nothing_to_resume
 
 
 def checkpoint_number(path: str) -> int:

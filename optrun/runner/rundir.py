@@ -234,12 +234,15 @@ def claimed(
     # marker: a locked directory is optrun's, and _lock names its process.
     if not is_locked(out):
         _refuse_foreign(out)
+    fresh_lock = not (out / LOCK).exists()
     fd = _lock(out)
     try:
         _refuse_foreign(out)  # again, under the lock
         marker = read_marker(out)
         if resume:
             if marker is None:
+                if fresh_lock:  # refused: the folder is left as it was found
+                    (out / LOCK).unlink(missing_ok=True)
                 raise RunError(f"--resume: {out} holds no optrun run; run without --resume.")
         elif marker is not None or not _empty(out, LOCK, MARKER + ".tmp"):
             if not force:

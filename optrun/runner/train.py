@@ -207,7 +207,8 @@ def _train(
             metrics.close()
         if code:
             raise Interrupted(code, place.run, plan) from None
-        raise RunFailed(message + (f" (result.json written to {out})" if place.kept else "")) from error
+        recorded = RunFailed.recorded(f"{message} (result.json written to {out})", out / "result.json")
+        raise (recorded if place.kept else RunFailed(message)) from error
     skips.close()
     # A finished run over data of unknown length: known to be finished only once no batch is left.
     before = previous_result(place.run) if options.resume and step == first_step else None

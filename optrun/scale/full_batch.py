@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
 from optrun.evaluation.probe import NO_XLA, check_scalar
+from optrun.signatures import refusal
 from optrun.varkeys import as_tf_variable
 
 BatchLoss = Callable[[Any], Any]
@@ -42,6 +43,13 @@ logger = logging.getLogger("optrun")
 
 def _dataset(data: Any) -> tf.data.Dataset:
     if isinstance(data, tf.data.Dataset):
+        # Each evaluation reads every batch: an endless dataset would never return.
+        if int(data.cardinality()) == tf.data.INFINITE_CARDINALITY:
+            raise InvalidArgumentError(
+                "dataset_loss: data is infinite (it repeats without end, e.g. .repeat() with no "
+                "count), so one evaluation would never finish; pass the dataset before .repeat(), "
+                "or .take(n) batches of it."
+            )
         return data
     raise InvalidTypeError(
         f"data must be a tf.data.Dataset of batches; got {type(data).__name__}. Wrap arrays with "
@@ -118,13 +126,21 @@ def dataset_loss(
         constraint; an interface's default ``jit_compile`` (None) runs it without XLA.
 
     Raises:
-        InvalidArgumentError: an unknown reduction, an empty dataset, or no variables.
+        InvalidArgumentError: an unknown reduction, an empty or infinite dataset, a loss that
+            cannot take one batch, or no variables.
         InvalidTypeError: data is not a dataset, or the loss does not return a scalar.
     """
     if reduction not in ("sum", "mean"):
         raise InvalidArgumentError(f"reduction must be 'sum' or 'mean'; got {reduction!r}")
     if jit_compile not in (None, True, False):
         raise InvalidTypeError(f"jit_compile must be None, True or False; got {jit_compile!r}")
+    if not callable(loss):
+        raise InvalidTypeError(f"dataset_loss: loss must be callable, batch -> scalar; got {loss!r:.60}")
+    if refused := refusal(loss, 1):
+        raise InvalidArgumentError(
+            f"dataset_loss: loss {refused[0]} cannot be called with one batch ({refused[1]}); it is "
+            "called once per batch, as loss(batch), with the batch as data yields it."
+        )
     data = _dataset(data)
     if strategy is not None and var_list is None:
         # A tape sees one copy of a mirrored variable; the variables themselves must be named.

@@ -10,6 +10,8 @@ can search the space, and the budget. Every problem is raised at once, in one
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +83,9 @@ class SweepPlan:
     every_steps: int
     max_steps: int | None
     notes: tuple[str, ...] = ()
+    #: A digest of the spec every trial starts from (``--set`` and ``--seed`` applied, ``sweep:``
+    #: left out): a resumed sweep must start its trials from the same one.
+    base: str = ""
 
     def pruner_config(self) -> dict[str, Any]:
         """The pruner as :func:`optrun.sweep.study.make_pruner` takes it: Hyperband's resources are
@@ -102,6 +107,7 @@ class SweepPlan:
             "objective": self.objective,
             "direction": self.direction,
             "params": sorted(param.text() for param in self.params),
+            "base": self.base,
         }
 
 
@@ -210,7 +216,14 @@ def make_plan(config: Path, overrides: list[str], flags: SweepFlags) -> SweepPla
         every_steps=spec.logging.every_steps,
         max_steps=spec.train.max_steps if spec.train is not None else None,
         notes=tuple(notes),
+        base=_digest(spec),
     )
+
+
+def _digest(spec: Any) -> str:
+    """The spec's settings, less its ``sweep:`` section, as a short digest (key order aside)."""
+    settings = json.dumps(spec.model_dump(mode="json", exclude={"sweep"}), sort_keys=True, default=str)
+    return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
 def cores() -> int:

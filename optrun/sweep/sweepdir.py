@@ -3,7 +3,7 @@
 ::
 
     runs/<name>-sweep/
-      .optrun-sweep        the marker: study, storage, objective, direction, kind, space
+      .optrun-sweep        the marker: study, storage, objective, direction, kind, space, base spec
       study.journal        the default storage (Optuna's journal file; several processes share it)
       trial-0007/          one ordinary run directory per trial (``optrun show`` reads it as is)
       logs/trial-0007.log  what the trial's process printed (user code, TensorFlow)
@@ -145,14 +145,19 @@ def claim(
         old = read_sweep_marker(out)
         changed = [
             key
-            for key in ("study", "storage", "kind", "objective", "direction", "params")
-            if old.get(key) != marker.get(key)
+            for key in ("study", "storage", "kind", "objective", "direction", "params", "base")
+            if old.get(key) != marker.get(key) and (key != "base" or "base" in old)  # older markers lack it
         ]
         if changed:
+            said = [
+                "the spec its trials start from (the file, --set or --seed)"
+                if k == "base"
+                else f"{k}: {old.get(k)!r} -> {marker.get(k)!r}"
+                for k in changed
+            ]
             raise RunError(
-                f"--resume: the sweep in {out} differs at {', '.join(changed)} ("
-                + ", ".join(f"{k}: {old.get(k)!r} -> {marker.get(k)!r}" for k in changed)
-                + "); resume with the same spec and flags, or start a new sweep with --out."
+                f"--resume: the sweep in {out} differs at {', '.join(changed)} ({'; '.join(said)}); "
+                "resume with the same spec and flags, or start a new sweep with --out."
             )
     if not write:
         return

@@ -3,7 +3,9 @@
 A wrapper is a ``keras.optimizers.Optimizer`` (so ``model.compile`` takes it)
 that owns an inner optimizer. It overrides only public API: ``build``,
 ``apply``/``apply_gradients``, ``variables``, ``learning_rate``,
-``iterations``, ``finalize_variable_values`` and ``get_config``; it keeps
+``iterations``, the clipping and weight-decay attributes and
+``exclude_from_weight_decay`` (all the inner optimizer's),
+``finalize_variable_values`` and ``get_config``; it keeps
 its own variables (created with the public ``add_variable_from_reference``,
 so a ``tf.distribute`` strategy scope mirrors them) and delegates the rest.
 It adds the TF1-style ``minimize``, ``compute_gradients``, ``get_slot``,
@@ -55,6 +57,28 @@ class _BothWorlds(type):
         return v1 is not None and isinstance(instance, v1)
 
 
+class _Inner:
+    """An attribute of the inner optimizer, read and written through the wrapper (its own would
+    be unused: the inner optimizer applies every update). Keras' ``__init__`` sets it before there
+    is an inner optimizer; that value is kept aside."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        inner = obj.__dict__.get("inner_optimizer")
+        return getattr(inner, self.name) if inner is not None else obj.__dict__.get("_own_" + self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        inner = obj.__dict__.get("inner_optimizer")
+        if inner is None:
+            obj.__dict__["_own_" + self.name] = value
+        else:
+            setattr(inner, self.name, value)
+
+
 class WrapperOptimizer(keras.optimizers.Optimizer, metaclass=_BothWorlds):
     """Base class: a Keras optimizer that wraps another one.
 
@@ -91,6 +115,15 @@ class WrapperOptimizer(keras.optimizers.Optimizer, metaclass=_BothWorlds):
         self.inner_optimizer = opt
 
     # ----- public Keras API -------------------------------------------------
+    weight_decay = _Inner()
+    clipnorm = _Inner()
+    global_clipnorm = _Inner()
+    clipvalue = _Inner()
+
+    def exclude_from_weight_decay(self, var_list: Any = None, var_names: Any = None) -> None:
+        """Excludes variables from the inner optimizer's weight decay (it applies the decay)."""
+        self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+
     def build(self, var_list: Sequence[Any]) -> None:
         """Builds the inner optimizer, then this wrapper's own state."""
         var_list = list(var_list)

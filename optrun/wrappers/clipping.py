@@ -1,7 +1,9 @@
 """``VariableClippingOptimizer``: max-norm on variables, after each update.
 
 After the wrapped optimizer's update, each listed variable is clipped to L2
-norm <= ``max_norm`` along its dims, as ``tf.clip_by_norm`` does:
+norm <= ``max_norm`` along its dims, as ``tf.clip_by_norm`` does (the
+arithmetic is :mod:`optrun.wrappers.max_norm`, which the graph-mode class
+calls too):
 
     v <- v * max_norm / max(||v||_dims, max_norm)
 
@@ -25,89 +27,9 @@ import tensorflow as tf
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.varkeys import as_tf_variable, resolve_var_keyed, variable_label
 from optrun.wrappers.base import WrapperOptimizer
+from optrun.wrappers.max_norm import clip_rows, touched_by_any_replica, write_clip
 
 logger = logging.getLogger("optrun")
-
-
-def clip_dense(value: Any, max_norm: Any, dims: Sequence[int]) -> tf.Tensor:
-    """``value`` clipped to L2 norm <= ``max_norm`` along ``dims``: the fast form.
-
-    ``value * max_norm * rsqrt(sum(value**2))`` where the norm is above ``max_norm``: what
-    ``tf.clip_by_norm`` computes to within an ulp, in three passes over the data where it takes
-    five; slices within the norm are returned bit for bit. float16 and bfloat16 norms are
-    computed in float32, where their squares do not overflow.
-    """
-    value = tf.convert_to_tensor(value)
-    work = tf.float32 if value.dtype in (tf.float16, tf.bfloat16) else value.dtype
-    wide = tf.cast(value, work)
-    limit = tf.cast(max_norm, work)
-    squares = tf.reduce_sum(tf.square(wide), axis=list(dims), keepdims=True)
-    scale = tf.where(squares > limit * limit, limit * tf.math.rsqrt(squares), tf.ones_like(squares))
-    return tf.cast(wide * scale, value.dtype)
-
-
-def write_clip(
-    var: Any,
-    value: Any,
-    max_norm: Any,
-    dims: Sequence[int],
-    rows: tf.Tensor | None = None,
-    use_locking: bool | None = None,
-    tf1: bool = False,
-) -> Any:
-    """Writes ``value`` (all of ``var``, or its ``rows``) back into ``var`` clipped along ``dims``.
-
-    Args:
-        tf1: TF1's arithmetic, for graph mode: subtract ``value - tf.clip_by_norm(value,
-            max_norm, dims)``, which gives TF1's numbers bit for bit in float32 and float64.
-            Otherwise (the Keras wrappers) :func:`clip_dense`'s faster form is assigned. Half
-            precision takes that form either way: TF1, with float16 norms, zeroed a slice of
-            norm above 256, and ``v - (v - c)`` is not ``c`` at that precision.
-
-    Returns:
-        The update (an op or tensor in graph mode).
-    """
-    value = tf.convert_to_tensor(value)
-    locking = {} if use_locking is None else {"use_locking": use_locking}
-    if tf1 and value.dtype not in (tf.float16, tf.bfloat16):
-        delta = value - tf.clip_by_norm(value, max_norm, axes=list(dims))
-        if rows is None:
-            return var.assign_sub(delta, **locking)
-        return var.scatter_sub(tf.IndexedSlices(delta, rows), **locking)
-    clipped = clip_dense(value, max_norm, dims)
-    if rows is None:
-        return var.assign(clipped, **locking)
-    return var.scatter_update(tf.IndexedSlices(clipped, rows), **locking)
-
-
-def clip_rows(
-    var: Any,
-    indices: tf.Tensor,
-    max_norm: Any,
-    dims: Sequence[int],
-    use_locking: bool = False,
-    after: Sequence[Any] = (),
-    tf1: bool = False,
-) -> Any:
-    """Clips only rows ``indices`` of ``var`` (duplicates once); ``dims`` must not contain 0.
-
-    Args:
-        tf1: TF1's arithmetic (see :func:`write_clip`).
-        after: in a graph, the ops the rows are read after (the wrapped optimizer's update). The
-            read takes them as direct control inputs: an order that only passes through the
-            index computation is lost where Grappler rewrites that away (a reshape of a fed
-            index vector), and the clip would then write the rows from before the update back.
-
-    Returns the update (an op or tensor in graph mode).
-    """
-    unique, _ = tf.unique(tf.reshape(indices, [-1]))
-    # Through a new op: a scope over ops an enclosing scope already holds would add nothing.
-    with tf.control_dependencies([tf.group(*after)] if after else []):
-        # A resource variable gathers only these rows; a TF1 reference variable is read here, so
-        # that the read is ordered after its update (its cached snapshot may be a stale copy).
-        source = var.read_value() if var.dtype._is_ref_dtype else var
-        rows = tf.gather(source, unique)
-        return write_clip(var, rows, max_norm, dims, rows=unique, use_locking=use_locking, tf1=tf1)
 
 
 def check_clip_args(vars_to_clip_dims: Any, max_norm: Any) -> float:
@@ -146,16 +68,45 @@ def log_dense_fallback(var: Any, dims: Sequence[int]) -> None:
     )
 
 
+class _Whole:
+    """A variable listed with dims None: its whole norm (``tf.clip_by_norm(axes=None)``), not
+    "not listed", which is what the variable-keyed lookup gives None for."""
+
+    def __repr__(self) -> str:
+        return "None"
+
+
+WHOLE = _Whole()
+
+
+def listed(vars_to_clip_dims: Any) -> Any:
+    """``vars_to_clip_dims`` with each None dims as :data:`WHOLE`, ready for the lookup."""
+    if isinstance(vars_to_clip_dims, Mapping):
+        return {key: WHOLE if dims is None else dims for key, dims in vars_to_clip_dims.items()}
+    return [
+        (item[0], WHOLE) if isinstance(item, (list, tuple)) and len(item) == 2 and item[1] is None else item
+        for item in vars_to_clip_dims
+    ]
+
+
 def check_dims(dims: Any, var: Any, argument: str = "vars_to_clip_dims") -> tuple[int, ...]:
-    """``dims`` as a sorted tuple of non-negative axes of ``var``; raises if they do not fit."""
+    """``dims`` as a sorted tuple of non-negative axes of ``var``; raises if they do not fit.
+
+    As ``tf.clip_by_norm``'s axes: None (:data:`WHOLE`) is every axis, the whole variable's
+    norm; ``[]`` none, each element on its own.
+    """
     label, rank = variable_label(var), len(as_tf_variable(var).shape)
+    if dims is None or dims is WHOLE:
+        return tuple(range(rank))
+    if isinstance(dims, (list, tuple)) and not dims:
+        return ()
     axis = lambda d: isinstance(d, numbers.Integral) and not isinstance(d, (bool, np.bool_))  # noqa: E731
     if axis(dims):
         dims = [dims]
     elif isinstance(dims, (range, np.ndarray)) and np.ndim(dims) <= 1:  # tf.clip_by_norm took these
         dims = list(np.atleast_1d(dims))
     if not isinstance(dims, (list, tuple)) or not dims or not all(axis(d) for d in dims):
-        raise InvalidArgumentError(f"{argument} for {label!r} must be a non-empty list of ints; got {dims!r}")
+        raise InvalidArgumentError(f"{argument} for {label!r} must be a list of ints (or None); got {dims!r}")
     dims = [int(d) for d in dims]  # NumPy integers, as tf.clip_by_norm took them
     normalized = tuple(sorted({d % rank if -rank <= d < rank else d for d in dims}))
     bad = [d for d in normalized if not 0 <= d < rank]
@@ -206,7 +157,8 @@ class VariableClippingOptimizer(WrapperOptimizer):
         self._colocate: bool = bool(colocate_clip_ops_with_vars)
 
     def _build_own(self, var_list: list[Any]) -> None:
-        dims = resolve_var_keyed(self._vars_to_clip_dims.value, var_list, argument="vars_to_clip_dims")
+        spec = listed(self._vars_to_clip_dims.value)
+        dims = resolve_var_keyed(spec, var_list, argument="vars_to_clip_dims")
         self._vars_to_clip_dims.table = {
             id(as_tf_variable(v)): check_dims(d, v)
             for v, d in zip(var_list, dims, strict=True)
@@ -230,7 +182,7 @@ class VariableClippingOptimizer(WrapperOptimizer):
     def _clip(self, grad: Any, var: Any, dims: tuple[int, ...]) -> None:
         if isinstance(grad, tf.IndexedSlices):
             if 0 not in dims:
-                clip_rows(as_tf_variable(var), grad.indices, self._max_norm, dims)
+                clip_rows(as_tf_variable(var), touched_by_any_replica(grad.indices), self._max_norm, dims)
                 return
             if id(var) not in self._vars_to_clip_dims.warned:
                 self._vars_to_clip_dims.warned.add(id(var))
@@ -238,17 +190,42 @@ class VariableClippingOptimizer(WrapperOptimizer):
         write_clip(var, var, self._max_norm, dims)
 
     def get_config(self) -> dict[str, Any]:
-        """Serializable config (name-keyed ``vars_to_clip_dims`` only)."""
+        """Serializable config; ``vars_to_clip_dims`` keyed by variables is saved keyed by their
+        Keras paths (which name them again in the loaded model)."""
         config = super().get_config()
-        spec = self._vars_to_clip_dims.value
-        names = dict(spec) if isinstance(spec, Mapping) and all(isinstance(k, str) for k in spec) else {}
         config.update(
-            vars_to_clip_dims=names,
+            vars_to_clip_dims=_by_name(
+                self._vars_to_clip_dims.value, getattr(self, "_trainable_variables", [])
+            ),
             max_norm=self._max_norm,
             use_locking=self._use_locking,
             colocate_clip_ops_with_vars=self._colocate,
         )
         return config
+
+
+def _by_name(spec: Any, variables: list[Any]) -> dict[str, Any]:
+    """``vars_to_clip_dims`` keyed by name: a variable (or its ``ref()``) by the shortest end of
+    its Keras path (``layer/kernel`` at least) that names it alone among the optimizer's
+    ``variables``. A loaded model's paths may lack the outer model's name, so the full path
+    could miss."""
+    items = spec.items() if isinstance(spec, Mapping) else spec
+    known = [variable_label(v) for v in variables]
+    names: dict[str, Any] = {}
+    for key, dims in items:
+        plain = [int(d) for d in np.atleast_1d(dims)] if dims is not None else None
+        if isinstance(key, str):
+            names[key] = plain
+            continue
+        var = as_tf_variable(key.deref() if hasattr(key, "deref") else key)
+        # The Keras variable that wraps it, where one does: its path is the name to save.
+        var = next((v for v in variables if as_tf_variable(v) is var), var)
+        parts = variable_label(var).split("/")
+        ends = ["/".join(parts[-n:]) for n in range(min(2, len(parts)), len(parts) + 1)]
+        unique = [end for end in ends if sum(p == end or p.endswith("/" + end) for p in known) == 1]
+        # Not built yet, nothing to tell them apart by: the layer's own name and the variable's.
+        names[unique[0] if unique else ends[-1] if known else ends[0]] = plain
+    return names
 
 
 class _Spec:

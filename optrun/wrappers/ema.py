@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
@@ -64,11 +65,18 @@ def check_decay(average_decay: Any) -> float:
 
 
 def check_num_updates(num_updates: Any) -> None:
-    """Raises unless ``num_updates`` is None, an int >= 0, or an integer variable or tensor."""
-    tensor = getattr(num_updates, "dtype", None) is not None
-    if num_updates is not None and not (isinstance(num_updates, numbers.Integral) or tensor):
+    """Raises unless ``num_updates`` is None, an int >= 0, or a numeric variable or tensor (cast
+    to float32, as TF1 did; ``opt.iterations`` is the usual one)."""
+    dtype = getattr(num_updates, "dtype", None)
+    try:
+        numeric = dtype is not None and (tf.as_dtype(dtype).is_integer or tf.as_dtype(dtype).is_floating)
+    except TypeError:  # a NumPy array's dtype TF has no name for
+        numeric = False
+    whole = isinstance(num_updates, numbers.Integral) and not isinstance(num_updates, (bool, np.bool_))
+    if num_updates is not None and not (whole or numeric):
         raise InvalidTypeError(
-            f"num_updates must be None, an int, or an integer variable/tensor; got {num_updates!r}"
+            "num_updates must be None, an int, or an integer variable/tensor such as "
+            f"opt.iterations; got {num_updates!r:.60}"
         )
     if isinstance(num_updates, numbers.Integral) and num_updates < 0:
         raise InvalidArgumentError(f"num_updates must be >= 0; got {num_updates}")

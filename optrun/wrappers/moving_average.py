@@ -10,6 +10,7 @@ each other.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -135,7 +136,12 @@ class MovingAverageOptimizer(WrapperOptimizer):
         return [(v, self.average(v)) for v in self._trainable_variables if self.average(v) is not None]
 
     def swap(self) -> None:
-        """Exchanges every averaged variable's value with its average's."""
+        """Exchanges every averaged variable's value with its average's.
+
+        A float32 average of a float16 or bfloat16 variable is rounded to the variable's dtype
+        on the way through it: swapped twice, it comes back rounded. :meth:`averaged` and the
+        swapping saver keep it exact.
+        """
         for var, avg in self.average_pairs():
             raw = tf.convert_to_tensor(var)
             var.assign(tf.cast(avg, raw.dtype))
@@ -145,11 +151,15 @@ class MovingAverageOptimizer(WrapperOptimizer):
     def averaged(self) -> Iterator[None]:
         """Within the block the variables hold their averages; afterwards their raw values."""
         self._require_applied("averaged()")
+        # A float32 average swapped through a float16 variable comes back rounded: kept aside.
+        exact = [(avg, tf.identity(avg)) for var, avg in self.average_pairs() if var.dtype != avg.dtype]
         self.swap()
         try:
             yield
         finally:
             self.swap()
+            for avg, value in exact:
+                avg.assign(value)
 
     def assign_averages(self) -> None:
         """Makes the averages permanent: each averaged variable takes its average's value."""
@@ -181,9 +191,10 @@ class MovingAverageOptimizer(WrapperOptimizer):
         is the wrapped optimizer's step counter (another variable or tensor cannot be saved)."""
         config = super().get_config()
         count = self._count.value
+        whole = lambda n: isinstance(n, numbers.Integral) and not isinstance(n, bool)  # noqa: E731
         config.update(
             average_decay=self._average_decay,
-            num_updates=ITERATIONS if count is self.iterations else count if isinstance(count, int) else None,
+            num_updates=ITERATIONS if count is self.iterations else int(count) if whole(count) else None,
             sequential_update=self._sequential_update,
         )
         return config

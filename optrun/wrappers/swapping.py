@@ -77,6 +77,8 @@ class SwappingSaver:
             return str(writer(file_prefix))
         finally:
             self._optimizer.swap()  # raw values are live again, even if the write failed
+            for avg, shadow in self._shadows.pairs:  # and the averages exact: the swap rounded them
+                avg.assign(shadow)
 
     def restore(self, save_path: str) -> Any:
         """Restores a checkpoint written by :meth:`save`, raw values and averages exactly."""

@@ -130,11 +130,12 @@ class GraphBackend:
         feeds: dict[Any, Any] = {}
         for key, value in (pair for item in (feed_dict or {}).items() for pair in _sparse_parts(*item)):
             try:
-                feeds[self.graph.as_graph_element(key, allow_operation=False)] = value
+                tensor = self.graph.as_graph_element(key, allow_operation=False)
             except (TypeError, ValueError, KeyError) as error:
                 raise InvalidArgumentError(
                     f"feed_dict key {key!r:.60} is not a tensor of the loss's graph: {error}"
                 ) from None
+            feeds[tensor] = _feed_value(tensor, value)
         self._bound, self._feeds = session, feeds
         try:
             yield
@@ -271,3 +272,27 @@ def _sparse_parts(key: Any, value: Any) -> list[tuple[Any, Any]]:
             f"tf.compat.v1.SparseTensorValue or an (indices, values, dense_shape) triple; got {value!r:.60}"
         )
     return list(zip((key.indices, key.values, key.dense_shape), parts, strict=True))
+
+
+def _feed_value(tensor: Any, value: Any) -> np.ndarray:
+    """``value`` as ``session.run`` would feed it to ``tensor``, refused where it would refuse it:
+    the session callables optrun runs skip those checks, and a value of the wrong shape could
+    broadcast into a different loss without a word."""
+    if tf.is_symbolic_tensor(value):
+        raise InvalidTypeError(
+            f"feed_dict value for {tensor.name!r} is a graph tensor ({value.name!r}); a feed value "
+            "must be a Python scalar, list or NumPy array: evaluate it first with session.run."
+        )
+    try:
+        array = np.asarray(value, tensor.dtype.base_dtype.as_numpy_dtype)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgumentError(
+            f"feed_dict value for {tensor.name!r} cannot be read as {tensor.dtype.base_dtype.name}: "
+            f"{error} (got {value!r:.60})"
+        ) from None
+    if not tensor.shape.is_compatible_with(array.shape):
+        raise InvalidArgumentError(
+            f"cannot feed a value of shape {array.shape} to {tensor.name!r}, which has shape "
+            f"{tensor.shape.as_list()}; reshape the value (e.g. y.reshape(-1, 1) for a column)."
+        )
+    return array

@@ -226,7 +226,7 @@ class IpoptInterface(ExternalOptimizerInterface):
             callbacks = IpoptCallbacks(
                 loss_grad_func,
                 [stack(f) for f in (equality_funcs, inequality_funcs) if f],
-                [stack(f) for f in (equality_grad_funcs, inequality_grad_funcs) if f],
+                [stack(f, jacobian=True) for f in (equality_grad_funcs, inequality_grad_funcs) if f],
                 n,
                 p + q,
                 step_callback,

@@ -26,10 +26,10 @@ from optrun.wrappers.clipping import (
     check_clip_targets,
     check_dims,
     check_max_norm,
-    clip_rows,
+    listed,
     log_dense_fallback,
-    write_clip,
 )
+from optrun.wrappers.max_norm import clip_rows, write_clip
 from optrun.wrappers.v1.base import WrapperOptimizerV1
 
 
@@ -94,7 +94,7 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
         table = dict(
             zip(
                 map(id, universe),
-                resolve_var_keyed(self._vars_to_clip_dims, universe, argument="vars_to_clip_dims"),
+                resolve_var_keyed(listed(self._vars_to_clip_dims), universe, argument="vars_to_clip_dims"),
                 strict=True,
             )
         )

@@ -1,0 +1,100 @@
+"""Graph-mode inputs as TF1 took them: feeds checked as ``session.run`` checks them, clipping dims
+None and [] as ``tf.clip_by_norm``'s axes, constraint functions giving one-element lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import optrun
+
+START = np.array([[3.0, 4.0], [0.3, 0.4], [6.0, 8.0]], np.float32)
+
+
+def _least_squares(sess: Any, use_resource: bool) -> tuple[Any, Any, Any]:
+    w = tf.compat.v1.Variable([0.0], use_resource=use_resource, name="w")
+    x = tf.compat.v1.placeholder(tf.float32, [None, 1], name="x")
+    y = tf.compat.v1.placeholder(tf.float32, [None, 1], name="y")
+    sess.run(w.initializer)
+    return w, x, y
+
+
+def test_a_feed_of_the_wrong_shape_is_refused_as_session_run_refuses_it(
+    sess: Any, use_resource: bool
+) -> None:
+    w, x, y = _least_squares(sess, use_resource)
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(x * w - y)))
+    xs = np.arange(8, dtype=np.float32).reshape(8, 1)
+    # (8, 1) - (8,) would broadcast to (8, 8): a different loss, minimized without a word.
+    with pytest.raises(
+        optrun.InvalidArgumentError, match=r"shape \(8,\) to 'y:0', which has shape \[None, 1\]"
+    ):
+        opt.minimize(sess, feed_dict={x: xs, y: 3.0 * xs.ravel()})
+    assert isinstance(optrun.InvalidArgumentError("x"), ValueError)  # what TF1 raised
+    np.testing.assert_array_equal(sess.run(w), [0.0])
+    opt.minimize(sess, feed_dict={x: xs, y: 3.0 * xs})
+    np.testing.assert_allclose(sess.run(w), [3.0], rtol=1e-5)
+
+
+def test_a_graph_tensor_as_a_feed_value_is_a_type_error(sess: Any, use_resource: bool) -> None:
+    w, x, y = _least_squares(sess, use_resource)
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(x * w - y)))
+    with pytest.raises(optrun.InvalidTypeError, match=r"feed_dict value for 'x:0' is a graph tensor"):
+        opt.minimize(sess, feed_dict={x: tf.ones([2, 1]), y: np.ones((2, 1))})
+
+
+def test_a_tensor_in_place_of_a_list_of_constraints(sess: Any, use_resource: bool) -> None:
+    v = tf.compat.v1.Variable([1.0, 2.0], use_resource=use_resource)
+    with pytest.raises(optrun.InvalidTypeError, match="equalities must be a list of scalar tensors"):
+        optrun.ScipyOptimizerInterface(tf.reduce_sum(v * v), equalities=v[0] - 1.0)
+
+
+@pytest.mark.parametrize(
+    ("dims", "expected"),
+    [
+        (None, START * 2.0 / np.linalg.norm(START)),  # the whole variable's norm, 11.19
+        ([], np.clip(START, -2.0, 2.0)),  # each element on its own
+    ],
+)
+def test_clip_dims_none_and_empty_as_clip_by_norm_axes(
+    sess: Any, use_resource: bool, dims: Any, expected: np.ndarray
+) -> None:
+    v = tf.compat.v1.Variable(START, use_resource=use_resource, name="v")
+    opt = optrun.VariableClippingOptimizer(tf.compat.v1.train.GradientDescentOptimizer(0.0), {v: dims}, 2.0)
+    train = opt.minimize(tf.reduce_sum(v) * 0.0)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(train)
+    np.testing.assert_allclose(sess.run(v), expected, rtol=1e-6)
+
+
+class Reads(optrun.ExternalOptimizerInterface):
+    """A TF1-era subclass: concatenates the constraint functions' one-element lists."""
+
+    def _minimize(  # type: ignore[no-untyped-def, override]
+        self,
+        initial_val,
+        loss_grad_func,
+        equality_funcs,
+        equality_grad_funcs,
+        inequality_funcs,
+        inequality_grad_funcs,
+        packed_bounds,
+        step_callback,
+        optimizer_kwargs,
+    ):
+        x = initial_val.astype(np.float64)
+        self.values = np.concatenate([f(x) for f in equality_funcs])
+        self.rows = np.concatenate([g(x) for g in equality_grad_funcs])
+        return x
+
+
+def test_constraint_functions_give_one_element_lists_as_tf1s(sess: Any, use_resource: bool) -> None:
+    v = tf.compat.v1.Variable([1.0, 2.0], use_resource=use_resource)
+    sess.run(v.initializer)
+    opt = Reads(tf.reduce_sum(v * v), equalities=[v[0] - 1.0, v[0] * v[1]])
+    opt.minimize(sess)
+    np.testing.assert_array_equal(opt.values, [0.0, 2.0])
+    np.testing.assert_array_equal(opt.rows, [[1.0, 0.0], [2.0, 1.0]])
