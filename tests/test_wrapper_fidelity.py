@@ -82,3 +82,50 @@ def test_weight_decay_exclusions_reach_the_inner_optimizer(wrap: str) -> None:
     # AdamW decays by learning_rate * weight_decay = 0.05 per step; a zero gradient moves nothing else.
     np.testing.assert_allclose(kernel.numpy(), [0.95, 0.95], rtol=1e-6)
     np.testing.assert_array_equal(bias.numpy(), [1.0, 1.0])
+
+
+_FRESH = """
+import sys, numpy as np, tensorflow as tf, keras
+from optrun import MovingAverageOptimizer
+var = tf.Variable(np.linspace(1.0, 2.0, 4), dtype=tf.float16)
+other = tf.Variable([5.0, 6.0])
+opt = MovingAverageOptimizer(keras.optimizers.SGD(0.001), average_decay=0.99)
+if sys.argv[2] == "save":
+    for _ in range(5):
+        opt.apply_gradients([(tf.ones(4, tf.float16), var), (tf.ones(2), other)])
+    opt.swapping_saver(var=var, other=other).save(sys.argv[1])
+else:
+    opt.build([var, other])  # a new process: built, never stepped
+    opt.swapping_saver(var=var, other=other).restore(sys.argv[1] + "-1")
+print(repr([var.numpy().tolist(), other.numpy().tolist(), opt.average(var).numpy().tolist(),
+            opt.average(other).numpy().tolist()]))
+"""
+
+
+def test_a_new_process_restores_a_swapped_checkpoint_before_its_first_step(tmp_path) -> None:
+    import ast
+    import subprocess
+    import sys
+
+    def run(mode: str) -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", _FRESH, str(tmp_path / "ckpt"), mode],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        found: list = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+        return found
+
+    saved, restored = run("save"), run("restore")
+    assert restored == saved  # raw values and averages, the float32 average of float16 exact
+
+
+def test_saving_before_any_update_is_refused() -> None:
+    var = tf.Variable([1.0, 2.0])
+    opt = MovingAverageOptimizer(keras.optimizers.SGD(0.1))
+    with pytest.raises(optrun.NotReadyError, match=r"before creating the swapping_saver \(or, to restore"):
+        opt.swapping_saver(var=var)
+    opt.build([var])
+    saver = opt.swapping_saver(var=var)
+    with pytest.raises(optrun.NotReadyError, match="Must call apply_gradients or minimize before saving"):
+        saver.save("never-written")

@@ -131,8 +131,12 @@ class MovingAverageOptimizer(WrapperOptimizer):
         state = getattr(self, "_averages", None)
         return state is not None and state.started()
 
-    def average_pairs(self) -> list[tuple[Any, Any]]:
-        """``(variable, average)`` for every averaged variable."""
+    def average_pairs(self, built: bool = False) -> list[tuple[Any, Any]]:
+        """``(variable, average)`` for every averaged variable; with ``built``, for every variable
+        given an average when the optimizer was built, averaged yet or not."""
+        if built:
+            state = getattr(self, "_averages", None)
+            return [] if state is None else [(var, avg) for var, avg in state.table.values()]
         return [(v, self.average(v)) for v in self._trainable_variables if self.average(v) is not None]
 
     def swap(self) -> None:
@@ -150,7 +154,7 @@ class MovingAverageOptimizer(WrapperOptimizer):
     @contextlib.contextmanager
     def averaged(self) -> Iterator[None]:
         """Within the block the variables hold their averages; afterwards their raw values."""
-        self._require_applied("averaged()")
+        self.require_averages("averaged()")
         # A float32 average swapped through a float16 variable comes back rounded: kept aside.
         exact = [(avg, tf.identity(avg)) for var, avg in self.average_pairs() if var.dtype != avg.dtype]
         self.swap()
@@ -163,7 +167,7 @@ class MovingAverageOptimizer(WrapperOptimizer):
 
     def assign_averages(self) -> None:
         """Makes the averages permanent: each averaged variable takes its average's value."""
-        self._require_applied("assign_averages()")
+        self.require_averages("assign_averages()")
         for var, avg in self.average_pairs():
             var.assign(avg)
 
@@ -175,15 +179,16 @@ class MovingAverageOptimizer(WrapperOptimizer):
         """
         from optrun.wrappers.swapping import SwappingSaver
 
-        self._require_applied(None)
+        if getattr(self, "_averages", None) is None:  # built: a restore needs no step first
+            raise NotReadyError(
+                "Must call apply_gradients or minimize before creating the swapping_saver (or, to "
+                "restore a swapped checkpoint, build(variables))"
+            )
         return SwappingSaver(self, objects)
 
-    def _require_applied(self, what: str | None) -> None:
+    def require_averages(self, what: str) -> None:
+        """Raises :class:`NotReadyError` (saying ``what`` needs them) until an update has run."""
         if not self.has_averages:
-            if what is None:
-                raise NotReadyError(
-                    "Must call apply_gradients or minimize before creating the swapping_saver"
-                )
             raise NotReadyError(f"Must call apply_gradients or minimize before {what}")
 
     def get_config(self) -> dict[str, Any]:

@@ -50,11 +50,12 @@ class SwappingSaver:
             objects[AVERAGES_KEY] = optimizer
         self._optimizer = optimizer
         # A float32 average swapped into a float16 variable loses bits; these copies keep
-        # them, so restore() is exact in every dtype.
+        # them, so restore() is exact in every dtype. One per variable the optimizer was built
+        # for, in its order: a new process, built but not yet stepped, lines them up the same.
         self._shadows = tf.Module(name="moving_average_shadows")
         self._shadows.pairs = [
             (avg, tf.Variable(tf.zeros(avg.shape, avg.dtype), trainable=False))
-            for var, avg in optimizer.average_pairs()
+            for var, avg in optimizer.average_pairs(built=True)
             if as_tf_variable(var).dtype != avg.dtype
         ]
         if self._shadows.pairs:
@@ -70,6 +71,7 @@ class SwappingSaver:
         return self._swapped(self.checkpoint.write, file_prefix)
 
     def _swapped(self, writer: Callable[[str], Any], file_prefix: str) -> str:
+        self._optimizer.require_averages("saving")  # before a step, the averages hold nothing yet
         for avg, shadow in self._shadows.pairs:
             shadow.assign(avg)
         self._optimizer.swap()
