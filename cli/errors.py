@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -113,10 +114,16 @@ def _report(
 def _record(path: Path | None) -> dict[str, Any]:
     """The result.json a failed run wrote, as written (non-finite values are strings there)."""
     try:
-        found = json.loads(path.read_text(encoding="utf-8"), parse_constant=str) if path is not None else {}
+        # Non-finite numbers as their text, as optrun writes them: the answer must be strict JSON.
+        text = path.read_text(encoding="utf-8") if path is not None else "{}"
+        found = json.loads(text, parse_constant=str, parse_float=lambda s: _finite_or_text(float(s), s))
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
+
+
+def _finite_or_text(value: float, text: str) -> float | str:
+    return value if math.isfinite(value) else text
 
 
 def _user_frame(error: BaseException) -> str:

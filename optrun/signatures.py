@@ -32,16 +32,24 @@ def describe(func: Callable[..., Any], signature: inspect.Signature) -> str:
 
 def refusal(func: Callable[..., Any], n_args: int) -> tuple[str, str] | None:
     """``(description, reason)`` when ``func`` cannot be called with ``n_args`` positional arguments;
-    None when it can, or when its signature cannot be inspected (a builtin, a C function)."""
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):  # nothing to check against: let the call itself decide
-        return None
-    try:
-        signature.bind(*([None] * n_args))
-    except TypeError as error:
-        return describe(func, signature), str(error)
-    return None
+    None when it can, or when its signature cannot be inspected (a builtin, a C function).
+
+    Refused only when the function's own signature refuses too: ``functools.wraps`` gives a
+    wrapper the signature of what it wraps, though the wrapper may supply those arguments.
+    """
+    found = None
+    for follow in (True, False):
+        try:
+            signature = inspect.signature(func, follow_wrapped=follow)
+        except (TypeError, ValueError):  # nothing to check against: let the call itself decide
+            return None
+        try:
+            signature.bind(*([None] * n_args))
+        except TypeError as error:
+            found = found or (describe(func, signature), str(error))
+        else:
+            return None
+    return found
 
 
 def check_zero_argument(func: Callable[..., Any], what: str) -> None:

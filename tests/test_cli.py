@@ -695,3 +695,16 @@ def test_schema_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path) 
         out = CliRunner().invoke(app, ["schema", "--write", str(target)])
         assert out.exit_code == 2 and "not a regular file" in out.stderr, out.output
     assert pipe.exists() and not pipe.is_file()  # still the pipe
+
+
+def test_a_failed_runs_json_answer_stays_strict_json_whatever_its_record_holds(tmp_path: Path) -> None:
+    from optrun_cli.errors import _record
+
+    path = tmp_path / "result.json"
+    path.write_text('{"status": "error", "fun": 1e999, "loss": NaN, "steps": 3}')
+    record = _record(path)
+    assert record == {"status": "error", "fun": "1e999", "loss": "NaN", "steps": 3}
+    json.dumps(record, allow_nan=False)  # strict
+    path.write_text("[1, 2]")
+    assert _record(path) == {}
+    assert _record(tmp_path / "missing.json") == {}

@@ -172,3 +172,29 @@ def test_a_batch_loss_that_takes_no_batch_is_refused() -> None:
     data = tf.data.Dataset.from_tensor_slices([1.0, 2.0]).batch(1)
     with pytest.raises(optrun.InvalidArgumentError, match=r"cannot be called with one batch"):
         optrun.dataset_loss(lambda: w * w, data)
+
+
+def test_a_wrapper_that_supplies_the_arguments_is_taken_as_zero_argument(v: tf.Variable) -> None:
+    import functools
+
+    def shifted(shift: float) -> tf.Tensor:
+        return tf.reduce_sum(tf.square(v - shift))
+
+    @functools.wraps(shifted)  # its signature says (shift); it takes none
+    def loss() -> tf.Tensor:
+        return shifted(2.0)
+
+    ScipyOptimizerInterface(loss, inequalities=[functools.wraps(shifted)(lambda: v[0] - 2.5)]).minimize()
+    np.testing.assert_allclose(v.numpy(), [2.5, 2.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["dogleg", "trust-exact"])
+def test_methods_that_take_only_a_callable_hessian_refuse_scipys_estimates(
+    v: tf.Variable, method: str
+) -> None:
+    for hess in ("2-point", scipy.optimize.BFGS()):
+        with pytest.raises(optrun.InvalidArgumentError, match="needs second derivatives: pass hess="):
+            ScipyOptimizerInterface(lambda: square(v), method=method, hess=hess)
+    # trust-ncg takes scipy's estimate
+    ScipyOptimizerInterface(lambda: square(v), method="trust-ncg", hess="2-point").minimize()
+    np.testing.assert_allclose(v.numpy(), [3.0, 3.0], atol=1e-5)

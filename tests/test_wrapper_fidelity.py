@@ -54,17 +54,42 @@ def _model() -> keras.Model:
     return model
 
 
-def test_clipping_keyed_by_variables_is_saved_by_name() -> None:
+def test_clipping_keyed_by_variables_is_saved_by_name(caplog: pytest.LogCaptureFixture) -> None:
     model = _model()
     kernel = model.layers[0].kernel
     for keyed in ({kernel.value.ref(): [0]}, [(kernel, [0])]):
         opt = VariableClippingOptimizer(keras.optimizers.SGD(0.0), keyed, max_norm=0.5)
+        with caplog.at_level("WARNING", logger="optrun"):
+            assert opt.get_config()["vars_to_clip_dims"] == {}  # the other variables are unknown yet
+        assert "clipping of 'outer/d/kernel' is not saved" in caplog.text
+        opt.build(model.trainable_variables)
         config = opt.get_config()
         assert config["vars_to_clip_dims"] == {"d/kernel": [0]}  # without the model's name
         loaded = VariableClippingOptimizer.from_config(config)
         loaded.apply_gradients([(tf.zeros((3, 4)), kernel)])
         np.testing.assert_allclose(np.linalg.norm(kernel.numpy(), axis=0), 0.5, rtol=1e-6)
         kernel.assign(np.full((3, 4), 3.0, np.float32))
+
+
+def test_a_clipped_variable_no_short_name_tells_apart_is_left_out_of_the_config(
+    caplog: pytest.LogCaptureFixture, tmp_path
+) -> None:
+    # Two sub-models, each with a layer "dense": a loaded model's paths may be "dense/kernel" twice.
+    inputs = keras.Input((3,))
+    enc = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")], name="enc")
+    dec = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, name="dense")], name="dec")
+    model = keras.Model(inputs, dec(enc(inputs)))
+    kernel = enc.layers[0].kernel
+    opt = VariableClippingOptimizer(keras.optimizers.SGD(0.0), [(kernel, [0])], max_norm=0.5)
+    opt.build(model.trainable_variables)
+    with caplog.at_level("WARNING", logger="optrun"):
+        assert opt.get_config()["vars_to_clip_dims"] == {}
+    assert "'dense/kernel' names several variables" in caplog.text
+    model.compile(optimizer=opt, loss="mse")
+    model.fit(np.ones((2, 3)), np.ones((2, 3)), verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")  # loads, without that clipping
+    assert isinstance(loaded.optimizer, VariableClippingOptimizer)
 
 
 @pytest.mark.parametrize("wrap", ["average", "clip"])

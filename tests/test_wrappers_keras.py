@@ -218,3 +218,42 @@ def test_mirrored_strategy_matches_single_device() -> None:
     touched = [0, 1, 4, 5]
     np.testing.assert_allclose(np.linalg.norm(copies[0][touched], axis=1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(copies[0][[2, 3, 6, 7]], start[[2, 3, 6, 7]])  # untouched: as they were
+
+
+def test_sparse_clipping_across_workers_clips_every_workers_rows() -> None:
+    """Two real workers: each clips the rows either touched (and an empty device scope does not
+    leave the gather of those rows with nowhere to go)."""
+    import json
+    import os
+    import pathlib
+    import socket
+    import subprocess
+    import sys
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    script = pathlib.Path(__file__).parent / "scripts" / "multi_worker_clip.py"
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            env={
+                **os.environ,
+                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    start = np.linalg.norm((np.random.default_rng(1).normal(size=(8, 3)) * 3).astype("float32"), axis=1)
+    for worker in workers:
+        out, err = worker.communicate(timeout=180)
+        assert worker.returncode == 0, err[-2000:]
+        norms = np.array(json.loads(out.strip().splitlines()[-1]))
+        np.testing.assert_allclose(norms[[0, 1, 4, 5]], 1.0, rtol=1e-6)
+        np.testing.assert_array_equal(norms[[2, 3, 6, 7]], start[[2, 3, 6, 7]])

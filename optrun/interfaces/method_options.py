@@ -73,12 +73,15 @@ def check_hessian(method: str, name: str, hess: Any, hessp: Any) -> None:
 
     scipy raises the first only once the run starts, and only warns about the second.
     """
-    if name in NEEDS_HESSIAN and hess is None and (hessp is None or name not in USES_HESSP):
+    # dogleg and trust-exact take only a callable; trust-ncg and trust-krylov also scipy's
+    # finite-difference strings and update strategies, or a Hessian-vector product.
+    given = callable(hess) if name not in USES_HESSP else hess is not None or hessp is not None
+    if name in NEEDS_HESSIAN and not given:
         what = "hess= (or hessp=, a Hessian-vector product)" if name in USES_HESSP else "hess="
         raise InvalidArgumentError(
             f"method {method!r} needs second derivatives: pass {what}, a callable of the packed "
             "float64 x, or use a method that needs only the gradient, such as L-BFGS-B, BFGS, "
-            "Newton-CG or trust-constr."
+            f"Newton-CG or trust-constr (got hess={hess!r:.40})."
         )
     for key, value, users in (("hess", hess, USES_HESS), ("hessp", hessp, USES_HESSP)):
         if value is not None and name not in users:

@@ -15,6 +15,7 @@ is not a unit, so the whole variable is clipped densely (logged: it is slow).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 from collections.abc import Mapping, Sequence
@@ -175,14 +176,17 @@ class VariableClippingOptimizer(WrapperOptimizer):
             dims = self.clip_dims(var)
             if grad is None or dims is None:
                 continue
-            device = as_tf_variable(var).device if self._colocate else None
-            with tf.device(device):
-                self._clip(grad, var, dims)
+            # The rows every replica touched, gathered where the strategy places its collectives
+            # (a device scope of the clip's own would leave a multi-worker gather nowhere to go).
+            rows = touched_by_any_replica(grad.indices) if isinstance(grad, tf.IndexedSlices) else None
+            place = tf.device(as_tf_variable(var).device) if self._colocate else contextlib.nullcontext()
+            with place:
+                self._clip(rows, var, dims)
 
-    def _clip(self, grad: Any, var: Any, dims: tuple[int, ...]) -> None:
-        if isinstance(grad, tf.IndexedSlices):
+    def _clip(self, rows: tf.Tensor | None, var: Any, dims: tuple[int, ...]) -> None:
+        if rows is not None:
             if 0 not in dims:
-                clip_rows(as_tf_variable(var), touched_by_any_replica(grad.indices), self._max_norm, dims)
+                clip_rows(as_tf_variable(var), rows, self._max_norm, dims)
                 return
             if id(var) not in self._vars_to_clip_dims.warned:
                 self._vars_to_clip_dims.warned.add(id(var))
@@ -205,10 +209,11 @@ class VariableClippingOptimizer(WrapperOptimizer):
 
 
 def _by_name(spec: Any, variables: list[Any]) -> dict[str, Any]:
-    """``vars_to_clip_dims`` keyed by name: a variable (or its ``ref()``) by the shortest end of
-    its Keras path (``layer/kernel`` at least) that names it alone among the optimizer's
-    ``variables``. A loaded model's paths may lack the outer model's name, so the full path
-    could miss."""
+    """``vars_to_clip_dims`` keyed by name: a variable (or its ``ref()``) by the end of its Keras
+    path, ``layer/kernel``, when that names it alone among the optimizer's ``variables``. A loaded
+    model's paths may lack an outer model's name, so a longer path could name nothing there, and
+    a shorter one several; such an entry (or any, before the optimizer is built and the other
+    variables are known) is left out of the config, with a warning."""
     items = spec.items() if isinstance(spec, Mapping) else spec
     known = [variable_label(v) for v in variables]
     names: dict[str, Any] = {}
@@ -220,11 +225,18 @@ def _by_name(spec: Any, variables: list[Any]) -> dict[str, Any]:
         var = as_tf_variable(key.deref() if hasattr(key, "deref") else key)
         # The Keras variable that wraps it, where one does: its path is the name to save.
         var = next((v for v in variables if as_tf_variable(v) is var), var)
-        parts = variable_label(var).split("/")
-        ends = ["/".join(parts[-n:]) for n in range(min(2, len(parts)), len(parts) + 1)]
-        unique = [end for end in ends if sum(p == end or p.endswith("/" + end) for p in known) == 1]
-        # Not built yet, nothing to tell them apart by: the layer's own name and the variable's.
-        names[unique[0] if unique else ends[-1] if known else ends[0]] = plain
+        end = "/".join(variable_label(var).split("/")[-2:])
+        if sum(p == end or p.endswith("/" + end) for p in known) == 1:
+            names[end] = plain
+            continue
+        why = "names several variables" if known else "cannot be checked before the optimizer is built"
+        logger.warning(
+            "VariableClippingOptimizer config: clipping of %r is not saved (%r %s); a loaded model "
+            "will not clip it. Key it by a name that names it alone, e.g. its layer's own.",
+            variable_label(var),
+            end,
+            why,
+        )
     return names
 
 

@@ -98,3 +98,12 @@ def test_constraint_functions_give_one_element_lists_as_tf1s(sess: Any, use_reso
     opt.minimize(sess)
     np.testing.assert_array_equal(opt.values, [0.0, 2.0])
     np.testing.assert_array_equal(opt.rows, [[1.0, 0.0], [2.0, 1.0]])
+
+
+def test_a_feed_value_out_of_its_dtypes_range(sess: Any, use_resource: bool) -> None:
+    v = tf.compat.v1.Variable([1.0], use_resource=use_resource)
+    n = tf.compat.v1.placeholder(tf.int32, [])
+    sess.run(v.initializer)
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v - tf.cast(n, tf.float32))))
+    with pytest.raises(optrun.InvalidArgumentError, match="cannot be read as int32"):
+        opt.minimize(sess, feed_dict={n: 2**40})

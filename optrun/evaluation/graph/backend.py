@@ -285,7 +285,7 @@ def _feed_value(tensor: Any, value: Any) -> np.ndarray:
         )
     try:
         array = np.asarray(value, tensor.dtype.base_dtype.as_numpy_dtype)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise InvalidArgumentError(
             f"feed_dict value for {tensor.name!r} cannot be read as {tensor.dtype.base_dtype.name}: "
             f"{error} (got {value!r:.60})"
