@@ -107,7 +107,9 @@ def _run(
             if as_json:
                 from optrun.runner.reporting import jsonable
 
-                typer.echo(json.dumps(jsonable(outcome.result), indent=2, allow_nan=False))
+                # Not a success (diverged, infeasible, ...): the exit code too, as for any failure.
+                answer = outcome.result if outcome.success else {**outcome.result, "exit_code": EXIT_FAILED}
+                typer.echo(json.dumps(jsonable(answer), indent=2, allow_nan=False))
             elif not quiet:
                 summary(console, f"optrun {kind}: {loaded.spec.name} -> {outcome.out_dir}", outcome.result)
         if not outcome.success:

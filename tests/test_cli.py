@@ -206,10 +206,13 @@ def test_divergence_stops_exit_1(in_tmp: Path) -> None:
         "train.max_steps=50",
         "--set",
         "train.optimizer.args.learning_rate=1e30",
+        "--json",
     )
     assert result.exit_code == 1
     outcome = json.loads((in_tmp / "nan" / "result.json").read_text())
     assert outcome["status"] == "diverged" and outcome["steps"] < 50
+    answer = json.loads(result.stdout)  # the record, and the exit code, as for any failure
+    assert (answer["status"], answer["success"], answer["exit_code"]) == ("diverged", False, 1)
 
 
 @pytest.mark.parametrize(

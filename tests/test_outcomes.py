@@ -134,6 +134,19 @@ def test_converged() -> None:
     assert invoke("show", "c", "-q").stdout.strip() == "succeeded"
 
 
+def test_a_budget_used_up_short_of_feasibility_is_infeasible() -> None:
+    body = ROSENBROCK + (
+        "minimize:\n  method: SLSQP\n  options: {maxiter: 1}\n"
+        "  constraints: {inequalities: [p.py:at_least_one, p.py:at_most_zero]}\n"
+    )
+    result = invoke("minimize", spec("short", body), "--out", "s", "--json")
+    assert result.exit_code == 1, result.output
+    answer = json.loads(result.stdout)
+    # scipy says only "Iteration limit reached" (9); v[0] >= 1 and v[0] <= 0 cannot both hold.
+    assert (answer["status"], answer["scipy_status"], answer["exit_code"]) == (INFEASIBLE, 9, 1)
+    assert answer["constraint_residuals"]["violation"] > 0.1
+
+
 def test_incompatible_constraints_are_infeasible_and_exit_1() -> None:
     body = ROSENBROCK + (
         "minimize:\n  method: SLSQP\n  options: {maxiter: 50}\n"
@@ -298,8 +311,10 @@ def test_the_point_decides_what_the_code_leaves_open() -> None:
     # A non-finite loss, whatever the code.
     assert classify("L-BFGS-B", 0, True, "CONVERGENCE", fun=float("nan")) == NONFINITE
     assert classify("slsqp", 9, False, "Iteration limit reached", fun=float("inf")) == NONFINITE
-    # A budget is a budget, even short of feasibility: constraint_residuals says how far.
-    assert classify("SLSQP", 9, False, "Iteration limit reached", fun=1.0, violation=2.0) == BUDGET_REACHED
+    # A budget used up short of feasibility is no answer (exit 1): raise it and --resume.
+    assert classify("SLSQP", 9, False, "Iteration limit reached", fun=1.0, violation=2.0) == INFEASIBLE
+    assert classify("SLSQP", 9, False, "Iteration limit reached", fun=1.0, violation=1e-9) == BUDGET_REACHED
+    assert classify("trust-constr", 1, False, "maxiter exceeded", fun=1.0, violation=2.5) == INFEASIBLE
 
 
 def test_the_words() -> None:

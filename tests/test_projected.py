@@ -47,5 +47,17 @@ def test_refuses_constraints_and_unknown_options() -> None:
         ProjectedGradientInterface(loss, equalities=[lambda: v[0]])
     with pytest.raises(optrun.InvalidArgumentError, match=r"unknown option\(s\) \['method'\]"):
         ProjectedGradientInterface(loss, method="SLSQP")
-    with pytest.raises(optrun.InvalidArgumentError, match="gtol must be a positive number; got -1"):
+    with pytest.raises(optrun.InvalidArgumentError, match="gtol must be a finite number > 0; got -1"):
         ProjectedGradientInterface(loss, gtol=-1)
+    for key, value, said in [
+        ("gtol", float("nan"), "finite number > 0"),
+        ("c1", 1.5, r"must be in \(0, 1\)"),
+        ("c1", float("nan"), r"must be in \(0, 1\)"),
+        ("maxiter", 2.5, "whole number >= 1"),
+        ("max_backtracks", float("inf"), "whole number >= 1"),
+        ("maxiter", True, "must be a number"),
+    ]:
+        with pytest.raises(optrun.InvalidArgumentError, match=f"{key}.*{said}"):
+            ProjectedGradientInterface(loss, **{key: value})
+    ProjectedGradientInterface(loss, maxiter=np.int64(10), gtol=np.float64(1e-8)).minimize()
+    np.testing.assert_allclose(v.numpy(), [0.0], atol=1e-8)

@@ -75,6 +75,15 @@ def test_long_run_switches_and_reaches_the_fixed_optimum(
     assert opt.xla is True  # XLA serves at the end
 
 
+def test_a_run_that_ends_while_tier2_builds_says_so(tier2_now: None) -> None:
+    v = tf.Variable(np.zeros(N))
+    result = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options={"maxiter": 1}).minimize()
+    tiers = result.tiers
+    if tiers["evaluations"]["xla"] == 0:  # the build (started at the first point) had not served
+        assert tiers["note"], tiers  # why not: still building, or not built
+    _join_builds()
+
+
 def test_short_run_never_builds_tier2() -> None:
     v = tf.Variable(np.zeros(N))
     result = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options={"maxiter": 5}).minimize()

@@ -285,8 +285,12 @@ class Tiered:
         """``minimize`` ends: after an error or an interrupt, waits for a running build."""
         if raised and self._thread is not None:
             self._thread.join()
-        if self._thread is None and self._second is None and not self.report.note:
-            self.report.note = f"{self.report.second} not built: the run ended before it could pay"
+        if self._second is None and not self.report.note:
+            self.report.note = (
+                f"{self.report.second} still building when the run ended (it serves the next run)"
+                if self._thread is not None
+                else f"{self.report.second} not built: the run ended before it could pay"
+            )
 
 
 def _copy(result: Result) -> Result:

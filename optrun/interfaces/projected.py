@@ -17,6 +17,8 @@ and it stops when ``||P(x - g) - x||_inf <= gtol``.
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -66,8 +68,7 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
                 f"ProjectedGradientInterface got unknown option(s) {unknown}; known: {sorted(_DEFAULTS)}"
             )
         for key, value in optimizer_kwargs.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise InvalidArgumentError(f"{key} must be a positive number; got {value!r}")
+            _check_option(key, value)
         super().__init__(
             loss,
             var_list,
@@ -126,3 +127,17 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
         return OptimizeResult(
             x=x, fun=f, jac=g, nit=nit, nfev=nfev, status=status, success=status == 0, message=message
         )
+
+
+def _check_option(key: str, value: Any) -> None:
+    """``maxiter`` and ``max_backtracks`` whole numbers >= 1, ``gtol`` a finite number > 0, ``c1``
+    in (0, 1), as Armijo's condition needs; NumPy's numbers as Python's."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InvalidArgumentError(f"{key} must be a number; got {value!r}")
+    if key in ("maxiter", "max_backtracks"):
+        if not isinstance(value, numbers.Integral) or int(value) < 1:
+            raise InvalidArgumentError(f"{key} must be a whole number >= 1; got {value!r}")
+    elif key == "c1" and not 0 < float(value) < 1:
+        raise InvalidArgumentError(f"c1 (Armijo's constant) must be in (0, 1); got {value!r}")
+    elif not (math.isfinite(value) and float(value) > 0):
+        raise InvalidArgumentError(f"{key} must be a finite number > 0; got {value!r}")

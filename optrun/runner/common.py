@@ -34,6 +34,8 @@ class Interrupted(OptrunError):
     def __init__(self, exit_code: int, out_dir: Path, plan: Plan | None = None) -> None:
         self.exit_code = exit_code
         self.out_dir = out_dir
+        #: The run's record, where it was written (``--json`` shows it).
+        self.result_file: Path | None = out_dir / "result.json"
         super().__init__(interrupted(out_dir, plan))
 
 

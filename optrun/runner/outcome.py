@@ -182,9 +182,9 @@ def classify(
 
     Returns:
         ``nonfinite`` when the loss is NaN or Inf, else the method's code
-        mapped (see :data:`CODES`); a stall (or an unsuccessful "convergence",
-        as COBYLA reports an unmet constraint) at a point that violates the
-        constraints is ``infeasible``.
+        mapped (see :data:`CODES`); a stall, a budget used up (or an unsuccessful
+        "convergence", as COBYLA reports an unmet constraint) at a point that
+        violates the constraints is ``infeasible``.
     """
     if not math.isfinite(fun) or "nan result" in message.lower():  # Newton-CG says NaN with its 3
         return NONFINITE
@@ -198,7 +198,8 @@ def classify(
     violated = violation is not None and violation > tolerance
     if word == CONVERGED and not success:  # scipy's own verdict stands: not a success
         word = INFEASIBLE if violated else STALLED
-    if word == STALLED and violated:
+    # Out of budget at a point that breaks the constraints is no success: the answer is not one.
+    if word in (STALLED, BUDGET_REACHED) and violated:
         word = INFEASIBLE
     return word
 
