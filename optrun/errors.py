@@ -105,7 +105,11 @@ class UnsupportedMethodError(OptrunError, ValueError):
 
 
 class NonFiniteError(OptrunError, FloatingPointError):
-    """An evaluation gave NaN or Inf; the message names what (the loss, ``inequalities[2]``, ...) and when."""
+    """An evaluation gave NaN or Inf; the message names what (the loss, ``inequalities[2]``, ...) and when.
+    A stopped ``minimize``'s also holds, as data, that ``reason`` and the ``advice`` it gives."""
+
+    reason: str = ""
+    advice: str = ""
 
 
 class NotReadyError(OptrunError, RuntimeError):
@@ -282,13 +286,10 @@ class RunFailed(OptrunError, RuntimeError):
     data, ``result_file``, when the run wrote one (``--json`` shows the record itself)."""
 
     exit_code = 1
-    result_file: Path | None = None
 
-    @classmethod
-    def recorded(cls, message: str, result_file: Path) -> RunFailed:
-        """The failure of a run whose ``result_file`` records it."""
-        (error := cls(message)).result_file = result_file
-        return error
+    def __init__(self, message: str, result_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.result_file = result_file
 
 
 class Terminated(BaseException):

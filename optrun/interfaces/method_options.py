@@ -39,6 +39,8 @@ KNOWN = BOUNDED | {"bfgs", "cg", "newton-cg", "dogleg", "trust-ncg", "trust-exac
 #: The methods that use ``hess=`` and ``hessp=`` (scipy only warns that others ignore them).
 USES_HESS = {"newton-cg", "dogleg", "trust-ncg", "trust-krylov", "trust-exact", "trust-constr"}
 USES_HESSP = {"newton-cg", "trust-ncg", "trust-krylov", "trust-constr"}
+#: What a user is pointed to instead of a method that needs second derivatives.
+_GRADIENT_ONLY = "a method that needs only the gradient, such as L-BFGS-B, BFGS, Newton-CG or trust-constr"
 #: The methods that cannot run without ``hess=`` (or, where they take one, ``hessp=``).
 NEEDS_HESSIAN = {"dogleg", "trust-ncg", "trust-krylov", "trust-exact"}
 
@@ -80,8 +82,7 @@ def check_hessian(method: str, name: str, hess: Any, hessp: Any) -> None:
         what = "hess= (or hessp=, a Hessian-vector product)" if name in USES_HESSP else "hess="
         raise InvalidArgumentError(
             f"method {method!r} needs second derivatives: pass {what}, a callable of the packed "
-            "float64 x, or use a method that needs only the gradient, such as L-BFGS-B, BFGS, "
-            f"Newton-CG or trust-constr (got hess={hess!r:.40})."
+            f"float64 x, or use {_GRADIENT_ONLY} (got hess={hess!r:.40})."
         )
     for key, value, users in (("hess", hess, USES_HESS), ("hessp", hessp, USES_HESSP)):
         if value is not None and name not in users:
@@ -97,8 +98,7 @@ def hessian_in_a_spec(method: str, name: str | None) -> str | None:
     if name not in NEEDS_HESSIAN:
         return None
     return (
-        f"method {method!r} needs second derivatives (hess=), which a spec cannot give; use one that "
-        "needs only the gradient, such as L-BFGS-B, BFGS, Newton-CG or trust-constr."
+        f"method {method!r} needs second derivatives (hess=), which a spec cannot give; use {_GRADIENT_ONLY}."
     )
 
 

@@ -111,7 +111,7 @@ class RunState:
         look = f"Look for log(0), 0/0 or an overflow in the loss and constraints, or {advice}"
         stop = NonFiniteError(f"minimize stopped: {error}. The variables hold {where}. {look}")
         # As data, for a caller that keeps another point (the CLI's checkpoint) to say it its way.
-        stop.reason, stop.advice = str(error), look  # type: ignore[attr-defined]
+        stop.reason, stop.advice = str(error), look
         return keep, stop
 
     def solution(self, result: Any, owner: str, backend: Any) -> np.ndarray:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from optrun.errors import RunFailed, Terminated
+from optrun.errors import NonFiniteError, RunFailed, Terminated
 from optrun.runner.common import failure
 from optrun.runner.interrupts import held
+from optrun.spec.run_layout import RESULT
 
 #: What to do after a failure writing a finished training run.
 RESUME_WRITES_THE_REST = "The checkpoints are whole: --resume writes the rest."
@@ -62,12 +64,16 @@ def stopped_run_written(where: str, advice: str) -> Iterator[None]:
         raise RunFailed(f"{failure(error, where)}. {advice}") from error
 
 
-def nonfinite_said(error: BaseException, iteration: int, loss: float) -> str:
+def nonfinite_said(error: NonFiniteError, iteration: int, loss: float) -> str:
     """A minimize run's non-finite stop, in the run's terms: the checkpoint keeps ``iteration``
     (the last accepted one; 0, the start point) at ``loss``, not the point the library's own
     message names (the variables', which the run does not save)."""
-    reason, advice = getattr(error, "reason", None), getattr(error, "advice", None)
-    if reason is None or advice is None:
+    if not error.reason:
         return str(error)
     point = f"iteration {iteration}" if iteration else "the start point"
-    return f"minimize stopped: {reason}. The checkpoint keeps {point} (loss {loss:.6g}). {advice}"
+    return f"minimize stopped: {error.reason}. The checkpoint keeps {point} (loss {loss:.6g}). {error.advice}"
+
+
+def recorded_failure(message: str, out: Path) -> RunFailed:
+    """The error of a failed run whose result.json in ``out`` records it (``--json`` shows it)."""
+    return RunFailed(f"{message} (result.json written to {out})", result_file=out / RESULT)

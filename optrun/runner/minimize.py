@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.errors import NonFiniteError, RunFailed, Terminated, problems_in
+from optrun.errors import NonFiniteError, Terminated, problems_in
+from optrun.runner import finish
 from optrun.runner import left_to_do as left
 from optrun.runner.common import (
     CHECKPOINTS,
@@ -28,7 +29,6 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import full_batch_scale
-from optrun.runner.finish import nonfinite_said, signals_moot, stopped_run_written, written_whole
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
@@ -161,7 +161,7 @@ def _minimize(
 
     def stopped(status: str, error: str | None = None, save: bool = True) -> None:
         # The last iterate on_step saw (the checkpoint's number counts it); before one, the start.
-        with signals_moot():  # the run ends either way: its checkpoint and result are written whole
+        with finish.signals_moot():  # the run ends either way: its checkpoint and result are written whole
             interface.assign(state["x"] if state["x"] is not None else start)
             if channel is not None and save:
                 channel.stop(Stop(save=True))
@@ -198,17 +198,17 @@ def _minimize(
                 scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
         advice = "The checkpoints are whole: --resume goes on."
-        with stopped_run_written(f"writing the run stopped at iteration {state['iteration']}", advice):
+        with finish.stopped_run_written(f"writing the run stopped at iteration {state['iteration']}", advice):
             stopped("interrupted")
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except NonFiniteError as error:  # the checkpoint keeps the last accepted iterate (or the start)
-        stopped("nonfinite", said := nonfinite_said(error, state["iteration"], state["loss"]))
-        raise RunFailed.recorded(f"{said} (result.json written to {out})", out / "result.json") from None
+        stopped("nonfinite", said := finish.nonfinite_said(error, state["iteration"], state["loss"]))
+        raise finish.recorded_failure(said, out) from None
     except BaseException as error:  # user code failed, exited or raised a BaseException: recorded, exit 1
         kept = f"The checkpoints in {out / CHECKPOINTS} are whole."
         message = peer_failure(plan, error, kept) or failure(error, f"iteration {state['iteration'] + 1}")
         stopped("error", message)
-        raise RunFailed.recorded(f"{message} (result.json written to {out})", out / "result.json") from error
+        raise finish.recorded_failure(message, out) from error
     final = interface.evaluate()
     code = scipy_result.get("status")
     status = classify(
@@ -280,7 +280,7 @@ def _minimize(
     where = f"writing the run after iteration {state['iteration']}"
     advice = "The checkpoint holds the last iterate: --resume (with a larger maxiter) goes on from it."
     # The checkpoint was saved (a worker's part of it too) or failed: only the result is written.
-    result = written_whole(write, lambda message: stopped("error", message, save=False), where, advice)
+    result = finish.written_whole(write, lambda message: stopped("error", message, save=False), where, advice)
     report(
         options.reporter,
         progress(

@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 import tensorflow as tf
 
 from optrun.errors import ConfigError, LoadError, Problem, RunFailed, Terminated, describe, problems_in
+from optrun.runner import finish
 from optrun.runner.batches import Batches, build_on_first_batch, first_batch, steps_per_epoch
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
 from optrun.runner.common import (
@@ -207,8 +208,7 @@ def _train(
             metrics.close()
         if code:
             raise Interrupted(code, place.run, plan) from None
-        recorded = RunFailed.recorded(f"{message} (result.json written to {out})", out / "result.json")
-        raise (recorded if place.kept else RunFailed(message)) from error
+        raise (finish.recorded_failure(message, out) if place.kept else RunFailed(message)) from error
     skips.close()
     # A finished run over data of unknown length: known to be finished only once no batch is left.
     before = previous_result(place.run) if options.resume and step == first_step else None
