@@ -108,6 +108,11 @@ def _index_of_key(key: Any, variables: Sequence[Any], argument: str) -> int:
         return _index_of_name(key, variables, argument)
     if hasattr(key, "deref"):  # a Reference from var.ref()
         return _index_of_variable(key.deref(), variables, argument)
+    if type(key).__name__ == "PartitionedVariable":  # TF1's: its parts are the variables
+        raise InvalidTypeError(
+            f"{argument}: {key.name!r} is a PartitionedVariable; key each of its parts instead, "
+            f"e.g. {{part: value for part in {key.name.split('/')[-1]}}}"
+        )
     try:
         return _index_of_variable(key, variables, argument)
     except InvalidTypeError:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import optrun
 from optrun.errors import InvalidArgumentError, OptrunError
 from tests.callback_support import START, AtPoints, Requests
 from tests.conftest import rosen_np
@@ -218,3 +219,14 @@ def test_callbacks_that_can_take_their_arguments_are_accepted(
         fetches=fetches, loss_callback=callback, step_callback=counting
     )
     assert result.nfev > 0 and calls[0] == result.nit
+
+
+def test_nested_fetches_come_back_nested() -> None:
+    v = tf.Variable([3.0, -1.0], dtype=tf.float64)
+    w = tf.Variable(5.0, dtype=tf.float64)
+    got: list[tuple[Any, ...]] = []
+    opt = optrun.ScipyOptimizerInterface(lambda: tf.reduce_sum(tf.square(v - 2.0)), var_list=[v])
+    opt.minimize(fetches=[(v, w), {"w": w}], loss_callback=lambda *a: got.append(a))
+    pair, named = got[0]
+    np.testing.assert_allclose(pair[0], [3.0, -1.0])
+    assert isinstance(pair, tuple) and float(pair[1]) == 5.0 and float(named["w"]) == 5.0

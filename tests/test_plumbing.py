@@ -36,7 +36,7 @@ def test_pack_bounds_broadcast_and_pairs() -> None:
     assert packed is not None
     np.testing.assert_array_equal(packed.lower, [0, 1, 2, 3, -np.inf, -np.inf, -np.inf])
     np.testing.assert_array_equal(packed.upper, [5, 5, 5, 5, np.inf, np.inf, np.inf])
-    assert packed.as_pairs()[4] == (None, None)
+    assert packed.as_pairs()[4] == (-np.inf, np.inf)  # TF1 filled unbounded sides in with infinities
     assert packed.as_pairs()[0] == (0.0, 5.0)
     assert pack_bounds([None, None], layout) is None
 

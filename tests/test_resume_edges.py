@@ -304,7 +304,7 @@ def test_a_failure_writing_the_finished_run_is_recorded_and_a_resume_writes_it(
         patch.setattr(
             f"optrun.runner.{command}.write_result"
             if command == "minimize"
-            else "optrun.runner.train._write_result",
+            else "optrun.runner.train.write_train_result",
             full_disk,
         )
         out = cli(command, str(spec), "-q", "--out", "run", *checkpoints)
@@ -413,7 +413,7 @@ def test_a_resume_whose_own_end_failed_writes_it_over_the_earlier_result(
         target = (
             "optrun.runner.minimize.write_result"
             if command == "minimize"
-            else "optrun.runner.train._write_result"
+            else "optrun.runner.train.write_train_result"
         )
         patch.setattr(target, full_disk)
         assert (

@@ -50,9 +50,13 @@ def test_packed_bounds_read_like_tf1() -> None:
     ).minimize()
     bounds = OneStep.seen_bounds
     assert len(bounds) == 3
-    assert bounds[0] == (None, None) and bounds[1] == (2.0, None) and bounds[2] == (-1.0, None)
-    assert list(bounds) == [(None, None), (2.0, None), (-1.0, None)]
-    assert bounds[1:] == [(2.0, None), (-1.0, None)]
+    # TF1 filled the unbounded sides in as -inf / inf (np.broadcast_to of its default pair).
+    inf = np.inf
+    assert bounds[0] == (-inf, inf) and bounds[1] == (2.0, inf) and bounds[2] == (-1.0, inf)
+    assert list(bounds) == [(-inf, inf), (2.0, inf), (-1.0, inf)]
+    assert bounds[1:] == [(2.0, inf), (-1.0, inf)]
+    lower, upper = np.array(list(bounds)).T  # a TF1-era subclass clips with them
+    np.testing.assert_array_equal(np.clip([5.0, 0.0, -3.0], lower, upper), [5.0, 2.0, -1.0])
     np.testing.assert_array_equal(bounds.lower, [-np.inf, 2.0, -1.0])  # the array form stays
     # ...and scipy takes it as bounds= unchanged
     result = scipy.optimize.minimize(

@@ -139,8 +139,8 @@ def test_failed_xla_build_warns_once_and_keeps_tier1(
 ) -> None:
     v = tf.Variable([2.0, 3.0], dtype=tf.float64)
 
-    def loss() -> tf.Tensor:  # a py function: XLA cannot compile it
-        shifted = tf.numpy_function(lambda a: a - 1.0, [v], tf.float64)
+    def loss() -> tf.Tensor:  # a py function: XLA cannot compile it (stateless: no side effect)
+        shifted = tf.numpy_function(lambda a: a - 1.0, [v], tf.float64, stateful=False)
         return tf.reduce_sum(tf.square(v)) + 0.0 * tf.reduce_sum(shifted)
 
     with caplog.at_level("WARNING", logger="optrun"):

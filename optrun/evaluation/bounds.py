@@ -26,8 +26,9 @@ class PackedBounds:
     """Element-wise bounds on the packed vector; ``-inf``/``+inf`` mean unbounded.
 
     It also reads like TF1's ``packed_bounds``: a sequence of ``(low, high)``
-    pairs, one per element, None where a side is unbounded, so a subclass
-    written for ``tf.contrib.opt`` can index it, iterate it, or hand it to
+    float pairs, one per element, ``-inf``/``inf`` where a side is unbounded (as
+    TF1 filled in variables without bounds), so a subclass written for
+    ``tf.contrib.opt`` can index it, iterate it, clip with it, or hand it to
     scipy's ``bounds=`` unchanged.
     """
 
@@ -38,20 +39,20 @@ class PackedBounds:
         return int(self.lower.shape[0])
 
     @overload
-    def __getitem__(self, index: int) -> tuple[float | None, float | None]: ...
+    def __getitem__(self, index: int) -> tuple[float, float]: ...
     @overload
-    def __getitem__(self, index: slice) -> list[tuple[float | None, float | None]]: ...
+    def __getitem__(self, index: slice) -> list[tuple[float, float]]: ...
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return self.as_pairs()[index]
-        return _pair(self.lower[index], self.upper[index])
+        return float(self.lower[index]), float(self.upper[index])
 
-    def __iter__(self) -> Iterator[tuple[float | None, float | None]]:
+    def __iter__(self) -> Iterator[tuple[float, float]]:
         return iter(self.as_pairs())
 
-    def as_pairs(self) -> list[tuple[float | None, float | None]]:
-        """TF1's form: one ``(low, high)`` per element, None where unbounded."""
-        return [_pair(lo, hi) for lo, hi in zip(self.lower, self.upper, strict=True)]
+    def as_pairs(self) -> list[tuple[float, float]]:
+        """TF1's form: one ``(low, high)`` per element, ``-inf``/``inf`` where unbounded."""
+        return list(zip(self.lower.tolist(), self.upper.tolist(), strict=True))
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         """Projects ``x`` onto the box."""
@@ -60,10 +61,6 @@ class PackedBounds:
     def outside(self, x: np.ndarray) -> int:
         """How many elements of ``x`` lie outside the box."""
         return int(np.count_nonzero((x < self.lower) | (x > self.upper)))
-
-
-def _pair(lo: Any, hi: Any) -> tuple[float | None, float | None]:
-    return (None if np.isneginf(lo) else float(lo), None if np.isposinf(hi) else float(hi))
 
 
 def _none_to(value: Any, default: float) -> Any:

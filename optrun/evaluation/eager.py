@@ -39,6 +39,7 @@ from optrun.evaluation.packing import Layout, as_scalar
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.probe import check_fetches, check_scalar, run_user
 from optrun.evaluation.pure_graph import SessionCall, pure_graph_def
+from optrun.evaluation.side_effects import side_effect
 from optrun.evaluation.stack_traces import freeze
 from optrun.evaluation.tiers import Candidate, Tiered
 from optrun.varkeys import as_tf_variable
@@ -224,9 +225,10 @@ class EagerBackend:
     def _compile(self, fetches: tuple[Any, ...], gradients: bool) -> Evaluator:
         _, plain, trace_s = self.trace(fetches, gradients)
         options = plain_call_options()
+        effect = side_effect(plain, self._tf_vars)  # then each point runs once: no checks, no tiers
         if self._jit_compile is False:
             self.xla = False
-            return FastCaller(plain, options=options)
+            return FastCaller(plain, options=options, once=bool(effect))
         spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
 
         def xla_concrete() -> Any:
@@ -237,13 +239,14 @@ class EagerBackend:
 
         if self._jit_compile is None:
             return Tiered(
-                self._first_tier(plain, options),
+                self._first_tier(plain, options, bool(effect)),
                 functools.partial(self._xla_candidate, xla_concrete),
                 ("plain", "xla"),
                 compile_estimate=compile_estimate(plain, trace_s),
                 start_now=compile_cache_warm(),
+                held=effect and f"the evaluation has a side effect ({effect}), so each point runs once",
             )
-        call = FastCaller(xla_concrete())
+        call = FastCaller(xla_concrete(), once=bool(effect))
         first = True
 
         def evaluate(x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -264,11 +267,11 @@ class EagerBackend:
 
         return evaluate
 
-    def _first_tier(self, plain: Any, options: Any) -> Evaluator:
+    def _first_tier(self, plain: Any, options: Any, once: bool) -> Evaluator:
         """The default's tier 1: on a small graph the pure graph run by a session inline
         (:mod:`optrun.evaluation.pure_graph`), else the plain function."""
-        make_plain = functools.partial(FastCaller, plain, options=options)
-        if switches.read(switches.TIER1) == "function":
+        make_plain = functools.partial(FastCaller, plain, options=options, once=once)
+        if once or switches.read(switches.TIER1) == "function":  # side effects: as jit_compile=False
             return make_plain()
         definition = pure_graph_def(plain, self._tf_vars)
         if definition is not None:

@@ -121,7 +121,8 @@ class FastCaller:
     ``extras`` are further inputs (tensors) passed after ``x`` on every call:
     values that stay fixed while ``x`` moves, such as fed placeholders.
     ``options`` (``FunctionCallOptions``) go with every call, on both paths; None: the thread's own
-    (see :mod:`optrun.evaluation.grappler`).
+    (see :mod:`optrun.evaluation.grappler`). ``once``: only the public call, so that each point
+    runs exactly once (an evaluation with side effects, :mod:`optrun.evaluation.side_effects`).
 
     ``packed`` may be a view of the output tensor; each call returns a new
     one and never touches earlier ones. Callers must not write into it.
@@ -129,14 +130,16 @@ class FastCaller:
     :data:`CHECKED_POINTS` distinct points agree), ``"thin"`` or ``"public"``.
     """
 
-    def __init__(self, concrete: Any, extras: tuple[Any, ...] = (), options: Any = None) -> None:
+    def __init__(
+        self, concrete: Any, extras: tuple[Any, ...] = (), options: Any = None, once: bool = False
+    ) -> None:
         self._public = _public(concrete, extras, options)
         self._runtime: Callable[[np.ndarray], Result] | None = None
         self._thin: Callable[[np.ndarray], Result] | None = None  # set once trusted
         self._checked: list[np.ndarray] = []
         self._last: np.ndarray | None = None
         self._constant = False
-        if switches.read(switches.SAFE_CALL) == "1":
+        if once or switches.read(switches.SAFE_CALL) == "1":
             return
         try:
             self._runtime = _runtime(concrete, extras, options)

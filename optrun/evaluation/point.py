@@ -168,6 +168,18 @@ class PointCache:
             self._loss_callback(*self._fetched)
         return float(packed[0]), packed[1 : 1 + self._n].copy()
 
+    def typed_loss_and_grad(self, loss: Any, gradient: Any) -> Callable[[np.ndarray], tuple[Any, np.ndarray]]:
+        """:meth:`loss_and_grad` giving the loss as a ``loss`` scalar and the gradient as ``gradient``:
+        what ``session.run`` gave TF1's ``_minimize`` for float32 (float16) variables."""
+        if np.dtype(loss) == np.float64 and np.dtype(gradient) == np.float64:
+            return self.loss_and_grad
+
+        def typed(x: np.ndarray) -> tuple[Any, np.ndarray]:
+            value, grad = self.loss_and_grad(x)
+            return np.dtype(loss).type(value), grad.astype(gradient)
+
+        return typed
+
     def __call__(self, x: np.ndarray) -> Evaluation:
         packed = self._packed_at(x)
         if self._value is None:

@@ -93,6 +93,7 @@ class Tiered:
         compile_estimate: seconds tier 2 is expected to take to build.
         start_now: build tier 2 from the first evaluation on, if the evaluations still to come
             can pay for it (a warm compilation cache, a function checked in an earlier run).
+        held: why tier 2 is never built for this problem (e.g. the loss has side effects); empty: it may be.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class Tiered:
         names: tuple[str, str],
         compile_estimate: float,
         start_now: bool = False,
+        held: str = "",
     ) -> None:
         self._first = first
         self._build = build
@@ -109,7 +111,7 @@ class Tiered:
         policy = switches.read(switches.TIER2)
         self._forced = policy == "now"
         self._start_now = start_now
-        self._never = policy == "never"
+        self._held = f"{switches.TIER2}=never" if policy == "never" else held
         # Tier 1's outputs the background check compares tier 2 with (recorded while it runs).
         self._recorded: list[tuple[np.ndarray, Result]] = []
         self._checking = False
@@ -180,8 +182,8 @@ class Tiered:
 
     def _maybe_start(self) -> None:
         second = self.report.second
-        if self._never:
-            self.report.note = f"{second} not built: {switches.TIER2}=never"
+        if self._held:
+            self.report.note = f"{second} not built: {self._held}"
             return
         if self.budget == 0:
             self.report.note = f"{second} not built: this method gains nothing from it"

@@ -9,8 +9,10 @@ before the first one, the error names the callback and says what to do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
 from optrun.signatures import refusal
@@ -69,3 +71,21 @@ def check_callbacks(step_callback: Any, loss_callback: Any, fetches: Sequence[An
             f"loss_callback {described} cannot be called with {arguments} ({reason}): minimize() "
             f"calls it with one NumPy value per entry of fetches, in order, and {given}. {advice}"
         )
+
+
+def flat_fetches(
+    fetches: Sequence[Any] | None, loss_callback: Callable[..., Any] | None
+) -> tuple[Sequence[Any] | None, Callable[..., Any] | None]:
+    """Nested fetches as ``session.run`` took them for TF1: a list of what to evaluate, flat, and
+    a ``loss_callback`` that gets each entry back in its own structure (a list, tuple or dict)."""
+    if fetches is None or not any(tf.nest.is_nested(item) for item in fetches):
+        return fetches, loss_callback
+    structure = list(fetches)
+    if loss_callback is None:
+        return tf.nest.flatten(structure), None
+    callback = loss_callback
+
+    def nested(*values: Any) -> Any:
+        return callback(*tf.nest.pack_sequence_as(structure, list(values)))
+
+    return tf.nest.flatten(structure), nested

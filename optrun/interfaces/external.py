@@ -33,7 +33,7 @@ from optrun.evaluation.bounds import PackedBounds, gives_bounds
 from optrun.evaluation.point import Component, Evaluation, PointCache
 from optrun.evaluation.probe import Thunk, is_graph_tensor
 from optrun.evaluation.tiers import Tiered
-from optrun.interfaces.callbacks import check_callbacks
+from optrun.interfaces.callbacks import check_callbacks, flat_fetches
 from optrun.interfaces.problem import PackedProblem
 from optrun.interfaces.run_state import RunState
 
@@ -182,9 +182,9 @@ class ExternalOptimizerInterface(PackedProblem):
                 (default: the default session). Must be None in TF2.
             feed_dict: graph mode only: fed to every evaluation, constraints
                 included. Must be None in TF2.
-            fetches: evaluated with the loss and passed to ``loss_callback``
-                as NumPy values: zero-argument callables or variables (TF2),
-                tensors or variables (graph mode).
+            fetches: evaluated with the loss and passed to ``loss_callback`` as NumPy values:
+                zero-argument callables or variables (TF2), tensors or variables (graph mode),
+                or nested lists, tuples and dicts of them, passed back nested.
             step_callback: called once per iteration with one argument, the packed float64 ``x``.
             loss_callback: called on every loss request (scipy's ``nfev``, line-search points
                 included) as ``loss_callback(*fetched)``: one NumPy value per fetch, in order;
@@ -197,6 +197,7 @@ class ExternalOptimizerInterface(PackedProblem):
             InvalidArgumentError: a callback cannot take those arguments (checked before any evaluation).
         """
         check_callbacks(step_callback, loss_callback, fetches)
+        fetches, loss_callback = flat_fetches(fetches, loss_callback)
         with self._backend.bound(session, feed_dict):
             return self._run(fetches, step_callback or no_step, loss_callback)
 
@@ -219,7 +220,7 @@ class ExternalOptimizerInterface(PackedProblem):
             bounds = {"packed_bounds": self._packed_bounds} if self._takes_bounds else {}
             result = self._minimize(
                 initial_val=initial.astype(self.start_dtype),
-                loss_grad_func=cache.loss_and_grad,
+                loss_grad_func=cache.typed_loss_and_grad(self.loss_dtype, self.start_dtype),
                 equality_funcs=[Component(cache, "equalities", i) for i in range(n_eq)],
                 equality_grad_funcs=[Component(cache, "equality_jacobian", i) for i in range(n_eq)],
                 inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],

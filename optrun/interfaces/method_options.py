@@ -32,7 +32,7 @@ BOUNDED = {"nelder-mead", "l-bfgs-b", "tnc", "slsqp", "powell", "trust-constr", 
 GRADIENT_FREE = {"nelder-mead", "powell", "cobyla", "cobyqa"}
 #: The methods that work in the start point's dtype, so that a float32 start (TF1's, for float32
 #: graph variables) changes their path; scipy's SLSQP and TNC refuse one, L-BFGS-B makes it float64.
-KEEP_START_DTYPE = {"bfgs", "cg", "nelder-mead", "powell"}
+KEEP_START_DTYPE = {"bfgs", "cg", "newton-cg", "nelder-mead", "powell"}
 #: Every method scipy.optimize.minimize names (lower case).
 KNOWN = BOUNDED | {"bfgs", "cg", "newton-cg", "dogleg", "trust-ncg", "trust-exact", "trust-krylov"}
 

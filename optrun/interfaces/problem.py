@@ -92,8 +92,11 @@ class PackedProblem:
         # and scipy's BFGS, CG, Powell or Nelder-Mead then work in float32. Graph mode does the same.
         names = {d.base_dtype.name for d in self._layout.dtypes}
         narrow = graph_mode and names in ({"float32"}, {"float16"})
-        #: The dtype of the start point ``_minimize`` gets.
+        #: The dtype of the start point ``_minimize`` gets, and of the gradient its ``loss_grad_func`` gives.
         self.start_dtype: Any = np.dtype(names.pop()) if narrow else np.dtype(np.float64)
+        #: The dtype of the loss ``loss_grad_func`` gives: ``session.run``'s in graph mode, as in TF1.
+        tensor: Any = loss  # graph mode: a tensor
+        self.loss_dtype: Any = np.dtype(tensor.dtype.base_dtype.as_numpy_dtype if narrow else np.float64)
         self._packed_bounds: PackedBounds | None
         if isinstance(var_to_bounds, ElementwiseBounds):  # scipy's bounds=, TF 1.0's way
             self._packed_bounds = pack_elementwise_bounds(var_to_bounds.given, self._layout.size)

@@ -37,6 +37,7 @@ from optrun.interfaces.method_options import (
     method_name,
     tnc_maxiter,
 )
+from optrun.interfaces.objective import as_tf1_gave, per_iteration, ticking
 from optrun.interfaces.threads import blas_limit_for, check_blas_threads, deferred, limited_blas
 
 logger = logging.getLogger("optrun")
@@ -185,18 +186,11 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         kwargs.pop("bounds", None)  # packed at construction, as var_to_bounds are
         also = kwargs.pop("callback", None)  # TF 1.0 passed scipy's callback on: called after step_callback
         name = method_name(method)
-        if name in GRADIENT_FREE:
-            fun: Callable[[np.ndarray], Any] = lambda x: loss_grad_func(x)[0]  # noqa: E731
-            jac: bool | None = None
-        else:
-            fun, jac = loss_grad_func, True
+        jac = None if name in GRADIENT_FREE else True
+        fun = as_tf1_gave(loss_grad_func, jac)
         start = np.asarray(initial_val)
         if name not in KEEP_START_DTYPE:
             start = start.astype(np.float64)
-        if start.dtype != np.float64:  # graph mode, float32 variables: the start and loss TF1 gave
-            tensor: Any = self.loss  # graph mode: the loss is a tensor
-            loss_dtype = np.dtype(tensor.dtype.base_dtype.as_numpy_dtype)
-            fun = _typed(fun, loss_dtype, jac)
         constraints = scipy_constraints(
             name, equality_funcs, equality_grad_funcs, inequality_funcs, inequality_grad_funcs
         )
@@ -205,13 +199,13 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             bounds = scipy.optimize.Bounds(packed_bounds.lower, packed_bounds.upper)
         callback = None
         if step_callback is not no_step or also is not None:  # scipy's bookkeeping only when used
-            callback = _per_iteration(step_callback, also)
+            callback = per_iteration(step_callback, also)
 
         if constraints:
             kwargs["constraints"] = constraints
         with limited_blas(blas_limit_for(self.blas_threads, name), deferred(self.blas_threads)) as tick:
             result = scipy.optimize.minimize(
-                _ticking(fun, tick),
+                ticking(fun, tick),
                 start,
                 method=method,
                 jac=jac,
@@ -228,53 +222,6 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             *(getattr(result, key, "n/a") for key in ("nit", "nfev")),
         )
         return result
-
-
-def _per_iteration(step_callback: Callable[[np.ndarray], Any], also: Any) -> Callable[..., None]:
-    """scipy's ``callback``: ``step_callback(x)``, then the user's own ``callback=``, in the style it
-    is written in (scipy passes ``intermediate_result`` to a callback with only that parameter)."""
-    if also is not None and set(inspect.signature(also).parameters) == {"intermediate_result"}:
-
-        def result_style(intermediate_result: Any) -> None:
-            # scipy passes its result, but TNC (which scipy does not wrap) the bare x.
-            step_callback(np.array(getattr(intermediate_result, "x", intermediate_result), np.float64))
-            also(intermediate_result)
-
-        return result_style
-
-    def callback(xk: np.ndarray, *rest: Any) -> None:
-        step_callback(np.array(xk, np.float64))
-        if also is not None:
-            also(xk, *rest)
-
-    return callback
-
-
-def _typed(fun: Callable[[np.ndarray], Any], loss: Any, jac: bool | None) -> Callable[..., Any]:
-    """``fun`` returning the loss as a ``loss`` scalar, as ``session.run`` gave it to TF1; the
-    gradient stays float64, as TF1's own wrapper made it ("L-BFGS-B requires doubles")."""
-
-    def typed(x: np.ndarray) -> Any:
-        if not jac:
-            return loss.type(fun(x))
-        value, gradient = fun(x)
-        return loss.type(value), gradient
-
-    return typed
-
-
-def _ticking(
-    fun: Callable[[np.ndarray], Any], tick: Callable[[], None] | None
-) -> Callable[[np.ndarray], Any]:
-    """``fun``, calling ``tick`` before each evaluation (``fun`` itself when there is no tick)."""
-    if tick is None:
-        return fun
-
-    def ticked(x: np.ndarray) -> Any:
-        tick()
-        return fun(x)
-
-    return ticked
 
 
 def _check_tol(tol: Any) -> None:

@@ -17,7 +17,7 @@ from optrun.runner.resumable import check_resumable
 from optrun.runner.rundir import KIND_MARK, claimed, read_marker
 from optrun.runner.warning_log import WarningLog
 from optrun.spec.load import LoadedSpec, dump_spec
-from optrun.spec.run_layout import AVERAGED, CHECKPOINTS, EXPORT  # noqa: F401 - names importers use
+from optrun.spec.run_layout import AVERAGED, CHECKPOINTS, EXPORT
 
 if TYPE_CHECKING:  # optrun.scale.strategy imports TensorFlow, which this module loads only when it runs
     from optrun.scale.strategy import Plan
@@ -136,7 +136,8 @@ def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions)
     with claimed(out, kind, dump_spec(loaded.spec), loaded.source, options.resume, options.force) as claim:
         if options.resume:
             check_resumable(out, kind, loaded)
-            for leftover in (out / CHECKPOINTS).glob("*_temp*"):  # a save cut short by a kill
+            leftovers = [*(out / CHECKPOINTS).glob("*_temp*"), *(out / AVERAGED).glob("*_temp*")]
+            for leftover in leftovers:  # a save cut short by a kill or a full disk
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         try:
             yield
@@ -175,9 +176,12 @@ def write_result(out: Path, result: dict[str, Any], caught: WarningLog) -> dict[
 
 
 def record_config(out: Path, kind: str, loaded: LoadedSpec) -> None:
-    """Writes config.yaml: the resolved spec, with the seed used and the run's kind."""
+    """As a session of the run starts to work: writes config.yaml (the resolved spec, with the
+    seed used and the run's kind), and removes an earlier session's result.json, which is no
+    longer the run's end: a kill from here on leaves the run without one (``incomplete``)."""
     text = f"{KIND_MARK} {kind}\n" + dump_spec(loaded.spec)
     (out / "config.yaml").write_text(text, encoding="utf-8")
+    (out / "result.json").unlink(missing_ok=True)
 
 
 def seed_everything(seed: int) -> None:

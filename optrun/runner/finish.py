@@ -23,10 +23,43 @@ from optrun.spec.run_layout import RESULT
 
 #: What to do after a failure writing a finished training run.
 RESUME_WRITES_THE_REST = "The checkpoints are whole: --resume writes the rest."
+#: What to do after a failure writing an interrupted run.
+RESUME_GOES_ON = "The checkpoints are whole: --resume goes on."
+
+
+Advice = str | Callable[[], str]  # a callable says it as of the failure (see after_failed_write)
+
+
+def after_failed_write(manager: Any, number: int, whole: str) -> Callable[[], str]:
+    """The advice after a failed write, as of the failure: ``whole`` if the checkpoint of
+    ``number`` was saved, else where ``--resume`` would start (an earlier checkpoint) or that
+    nothing can be resumed. ``manager``: the run's ``tf.train.CheckpointManager``."""
+
+    def advice() -> str:
+        latest = manager.latest_checkpoint  # moves only once a save is whole
+        if latest is not None and latest.rsplit("-", 1)[-1] == str(number):
+            return whole
+        if latest is not None:
+            return f"The last whole checkpoint is {Path(latest).name}: --resume goes on from there."
+        return "No checkpoint could be written, so nothing can be resumed: fix the cause and run it again."
+
+    return advice
+
+
+def best_effort(*writes: Callable[[], Any]) -> bool:
+    """Runs each of ``writes`` (a failed run's record: the disk may refuse it too, and the run's
+    own error is what to report); whether all of them succeeded."""
+    done = True
+    for write in writes:
+        try:
+            write()
+        except Exception:  # noqa: BLE001 - reported as "could not be written", never instead of the error
+            done = False
+    return done
 
 
 def written_whole(
-    write: Callable[[], Any], record_error: Callable[[str], Any], where: str, advice: str
+    write: Callable[[], Any], record_error: Callable[[str], Any], where: str, advice: Advice
 ) -> Any:
     """``write()``'s result, with signals held while it runs; an error is recorded by
     ``record_error(message)`` (best effort) and raised as ``RunFailed`` with ``advice``."""
@@ -39,10 +72,13 @@ def written_whole(
             raise
     except Exception as error:
         message = failure(error, where)
-        with contextlib.suppress(Exception):  # the disk may refuse this too
-            record_error(message)
-        raise RunFailed(f"{message}. {advice}") from error
+        best_effort(lambda: record_error(message))
+        raise RunFailed(f"{message}. {_said(advice)}") from error
     return result
+
+
+def _said(advice: Advice) -> str:
+    return advice() if callable(advice) else advice
 
 
 @contextlib.contextmanager
@@ -54,14 +90,14 @@ def signals_moot() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def stopped_run_written(where: str, advice: str) -> Iterator[None]:
+def stopped_run_written(where: str, advice: Advice) -> Iterator[None]:
     """:func:`signals_moot`, for a run a signal stopped: an error writing it is raised as
     ``RunFailed`` (exit 1) with ``advice``, not as the bare error."""
     try:
         with signals_moot():
             yield
     except Exception as error:
-        raise RunFailed(f"{failure(error, where)}. {advice}") from error
+        raise RunFailed(f"{failure(error, where)}. {_said(advice)}") from error
 
 
 def nonfinite_said(error: NonFiniteError, iteration: int, loss: float) -> str:
@@ -74,6 +110,9 @@ def nonfinite_said(error: NonFiniteError, iteration: int, loss: float) -> str:
     return f"minimize stopped: {error.reason}. The checkpoint keeps {point} (loss {loss:.6g}). {error.advice}"
 
 
-def recorded_failure(message: str, out: Path) -> RunFailed:
-    """The error of a failed run whose result.json in ``out`` records it (``--json`` shows it)."""
+def recorded_failure(message: str, out: Path, written: bool = True) -> RunFailed:
+    """The error of a failed run whose result.json in ``out`` records it (``--json`` shows it);
+    ``written``: False when the record could not be written (a full disk)."""
+    if not written:
+        return RunFailed(f"{message} (result.json could not be written)")
     return RunFailed(f"{message} (result.json written to {out})", result_file=out / RESULT)

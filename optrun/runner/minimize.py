@@ -32,7 +32,7 @@ from optrun.runner.distribute import full_batch_scale
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
-from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data
+from optrun.runner.objective import build_interface, compile_cache_for, full_batch_data, note_long_compile
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
 from optrun.runner.restore import checkpoint_number, restore_latest
@@ -94,12 +94,9 @@ def _minimize(
         if channel is not None:
             channel.stop(Stop(success=True))
         return RunOutcome(out, before, succeeded(str(before.get("status"))))
-    record_config(out, "minimize", loaded)
+    record_config(out, "minimize", loaded)  # and an earlier session's result.json goes
     if maxiter is not None and done:
-        interface.optimizer_kwargs["options"] = {
-            **interface.optimizer_kwargs["options"],
-            key: maxiter - done,
-        }
+        interface.optimizer_kwargs["options"] = {**interface.optimizer_kwargs["options"], key: maxiter - done}
 
     metrics = MetricsWriter(
         out / spec.logging.metrics_file,
@@ -165,7 +162,11 @@ def _minimize(
             interface.assign(state["x"] if state["x"] is not None else start)
             if channel is not None and save:
                 channel.stop(Stop(save=True))
-            saved = manager.save(checkpoint_number=state["iteration"]) if save else manager.latest_checkpoint
+            if save and status == "interrupted":
+                manager.save(checkpoint_number=state["iteration"])
+            elif save:  # a failed run's: the disk may refuse it, and the record is still worth a try
+                finish.best_effort(lambda: manager.save(checkpoint_number=state["iteration"]))
+            saved = manager.latest_checkpoint
             metrics.close()
             record: dict[str, Any] = {
                 "kind": "minimize",
@@ -197,18 +198,21 @@ def _minimize(
             else:
                 scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
-        advice = "The checkpoints are whole: --resume goes on."
+        advice = finish.after_failed_write(manager, state["iteration"], finish.RESUME_GOES_ON)
         with finish.stopped_run_written(f"writing the run stopped at iteration {state['iteration']}", advice):
             stopped("interrupted")
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except NonFiniteError as error:  # the checkpoint keeps the last accepted iterate (or the start)
-        stopped("nonfinite", said := finish.nonfinite_said(error, state["iteration"], state["loss"]))
-        raise finish.recorded_failure(said, out) from None
+        said = finish.nonfinite_said(error, state["iteration"], state["loss"])
+        written = finish.best_effort(lambda: stopped("nonfinite", said))
+        raise finish.recorded_failure(said, out, written) from None
     except BaseException as error:  # user code failed, exited or raised a BaseException: recorded, exit 1
         kept = f"The checkpoints in {out / CHECKPOINTS} are whole."
         message = peer_failure(plan, error, kept) or failure(error, f"iteration {state['iteration'] + 1}")
-        stopped("error", message)
-        raise finish.recorded_failure(message, out) from error
+        written = finish.best_effort(lambda: stopped("error", message))
+        if isinstance(error, (OSError, tf.errors.ResourceExhaustedError)):  # a full disk: is the work safe?
+            message = f"{message}. {finish.after_failed_write(manager, state['iteration'], kept)()}"
+        raise finish.recorded_failure(message, out, written) from error
     final = interface.evaluate()
     code = scipy_result.get("status")
     status = classify(
@@ -237,14 +241,7 @@ def _minimize(
         nit = done + int(scipy_result.get("nit", state["iteration"] - done))
         nfev = int(scipy_result.get("nfev", interface.nfev))
         time_s = round(time.perf_counter() - started, 3)
-        if interface.xla and state["compile_s"] > time_s - state["compile_s"]:
-            logger.info(
-                "compiling took %.2f s, longer than the solve (%.2f s, %d evaluations): for runs "
-                "this short, minimize.jit_compile: false or a warm minimize.compile_cache starts sooner",
-                state["compile_s"],
-                time_s - state["compile_s"],
-                nfev,
-            )
+        note_long_compile(interface.xla, state["compile_s"], time_s, nfev)
         result = {
             "kind": "minimize",
             "status": status,
@@ -278,7 +275,8 @@ def _minimize(
         return write_result(out, result, caught)
 
     where = f"writing the run after iteration {state['iteration']}"
-    advice = "The checkpoint holds the last iterate: --resume (with a larger maxiter) goes on from it."
+    whole = "The checkpoint holds the last iterate: --resume (with a larger maxiter) goes on from it."
+    advice = finish.after_failed_write(manager, state["iteration"], whole)
     # The checkpoint was saved (a worker's part of it too) or failed: only the result is written.
     result = finish.written_whole(write, lambda message: stopped("error", message, save=False), where, advice)
     report(

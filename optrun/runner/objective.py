@@ -13,6 +13,7 @@ Where each part is in the spec, and its errors placed there: :mod:`optrun.runner
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,8 @@ from optrun.scale.strategy import Plan
 from optrun.spec.experiment import CallableLoss, MinimizeSpec
 from optrun.spec.load import LoadedSpec, line_of
 from optrun.spec.user_code import call_mismatch, load_callable
+
+logger = logging.getLogger("optrun")
 
 
 def minimize_loss(
@@ -275,3 +278,15 @@ class SpecIpoptInterface(IpoptInterface):
     """``method: ipopt``: IPOPT as a spec runs it, with the spec's advice on a non-finite stop."""
 
     nonfinite_advice = SpecInterface.nonfinite_advice
+
+
+def note_long_compile(xla: bool | None, compile_s: float, time_s: float, nfev: int) -> None:
+    """Logs, for a run that compiled XLA for longer than it solved, how a short run starts sooner."""
+    if xla and compile_s > time_s - compile_s:
+        logger.info(
+            "compiling took %.2f s, longer than the solve (%.2f s, %d evaluations): for runs "
+            "this short, minimize.jit_compile: false or a warm minimize.compile_cache starts sooner",
+            compile_s,
+            time_s - compile_s,
+            nfev,
+        )

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from optrun.runner.cut_back import cut_events, cut_metrics
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -163,37 +165,23 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def cut_metrics(path: Path, step: int) -> None:
-    """Drops the lines after ``step`` (a resume restarts there) and any torn last line."""
-    if not path.is_file():
-        return
-    kept, text = [], path.read_text(encoding="utf-8")
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill or a broken pipe
-        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
-            kept.append(line)
-    if "".join(line + "\n" for line in kept) == text:  # nothing to drop: the file stays untouched
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class MetricsWriter:
     """Appends one JSON line per logged step, and mirrors scalars to TensorBoard.
 
     Args:
         path: the metrics file (appended to, so a resumed run continues it).
         tensorboard_dir: where to write TensorBoard events, or None (made at the first step logged).
-        resume_from: for a resumed run, the restored step: lines after it are dropped first.
+        resume_from: for a resumed run, the restored step: what was logged after it is dropped
+            first, from both (:mod:`optrun.runner.cut_back`).
     """
 
     def __init__(self, path: Path, tensorboard_dir: Path | None, resume_from: int | None = None) -> None:
+        #: The last line kept by a resume (None: none, or not a resume).
+        self.resumed: dict[str, Any] | None = None
         if resume_from is not None:
-            cut_metrics(path, resume_from)
+            self.resumed = cut_metrics(path, resume_from)
+            if tensorboard_dir is not None:
+                cut_events(tensorboard_dir, resume_from)
         self._file = path.open("a", encoding="utf-8")
         self._start = time.perf_counter()
         self._tensorboard, self._writer = tensorboard_dir, cast(Any, None)
@@ -224,8 +212,12 @@ class MetricsWriter:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Writes JSON to ``path`` via a temporary file and a rename: never half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a signal: no half file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _number(value: Any) -> float | None:

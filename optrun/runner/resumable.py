@@ -19,6 +19,18 @@ RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")
 
 
 def nothing_to_resume(out: Path) -> RunError:
+    """The refusal of a run with no checkpoint, and why it has none: stopped before its first
+    periodic checkpoint, or (with none asked for) before the one at its end."""
+    try:
+        saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+        every = saved["checkpoint"]["every_steps"]
+    except Exception:  # noqa: BLE001 - no readable config.yaml: the spec's checkpoints are unknown
+        every = None
+    if isinstance(every, int) and every > 0:
+        return RunError(
+            f"--resume: {out} has no checkpoints to resume from (the run stopped before its first, "
+            f"due every {every} steps); start it again with --force."
+        )
     return RunError(
         f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
         "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."

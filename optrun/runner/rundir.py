@@ -98,8 +98,13 @@ def _lock(out: Path) -> int:
                 "or choose another --out."
             ) from None
         raise RunError(f"--out {out}: cannot lock it: {error.strerror}") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as error:  # a full disk: the lock is ours, and its file goes again
+        path.unlink(missing_ok=True)
+        os.close(fd)
+        raise RunError(f"--out {out}: cannot write its lock file: {error.strerror}") from None
     return fd
 
 
@@ -235,7 +240,13 @@ def claimed(
     if not is_locked(out):
         _refuse_foreign(out)
     fresh_lock = not (out / LOCK).exists()
-    fd = _lock(out)
+    try:
+        fd = _lock(out)
+    except RunError:
+        if made:  # a folder this start made goes again (unless a rival start wrote in it meanwhile)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     try:
         _refuse_foreign(out)  # again, under the lock
         marker = read_marker(out)

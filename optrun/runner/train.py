@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import Any
 
 import tensorflow as tf
 
@@ -27,7 +28,6 @@ from optrun.runner.common import (
     record_config,
     resume_budget,
     seed_everything,
-    write_result,
 )
 from optrun.runner.distribute import DistributedStep, check_global_batch, distribute_data
 from optrun.runner.finish import RESUME_WRITES_THE_REST, signals_moot, stopped_run_written, written_whole
@@ -35,6 +35,7 @@ from optrun.runner.interrupts import heard_code, held, interrupt_code, interrupt
 from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
 from optrun.runner.step import single_device_step
+from optrun.runner.train_record import finished, loss_at, nothing_to_do, write_train_result
 from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.scale.strategy import make_strategy, peer_failure
@@ -113,9 +114,9 @@ def _train(
         done = int(step_var.numpy())
         resume_budget(done, total, place.run, "step", limit, finished_as="completed", end_left=True)
         before = previous_result(place.run)
-        if _finished(before, done) and total is not None and done >= total:
+        if finished(before, done) and total is not None and done >= total:
             options.reporter.start("train", total, done)  # before any writer: every file stays as it was
-            _nothing_to_do(options.reporter, spec.train.max_steps, done)
+            nothing_to_do(options.reporter, spec.train.max_steps, done)
             return RunOutcome(place.run, before, True)
     if not options.resume:  # a resume records the spec it was called with at its first step
         record_config(out, "train", loaded)
@@ -126,12 +127,15 @@ def _train(
         out / "tensorboard" if spec.logging.tensorboard else None,
         resume_from=step if options.resume else None,
     )
-    started, last_loss, skipped, status = time.perf_counter(), math.nan, 0, "completed"
+    # A resume that only writes the run's end reports the loss logged at its last step.
+    last_loss = loss_at(metrics.resumed, step)
+    started, skipped, status = time.perf_counter(), 0, "completed"
     stopped: str | None = None  # why options.stop_check ended the run
     skips = NonfiniteSkips(options.reporter)  # the first skip said, later ones counted
     options.reporter.start("train", total, step)
 
     saved_at = [-1]
+    resumable = functools.partial(finish.after_failed_write, manager, whole=RESUME_WRITES_THE_REST)
 
     def save_all() -> None:
         if saved_at[0] == step:  # e.g. an interrupt right after a periodic checkpoint
@@ -153,7 +157,7 @@ def _train(
                 if total is not None and step >= total:
                     break
                 if options.resume and step == first_step:  # a finished run never gets here
-                    record_config(out, "train", loaded)
+                    record_config(out, "train", loaded)  # and an earlier session's result.json goes
                 loss, finite = train_step(batch)
                 step += 1
                 step_var.assign(step)
@@ -191,10 +195,10 @@ def _train(
                         status = PRUNED
                         break
     except (KeyboardInterrupt, Terminated) as interrupt:
-        with stopped_run_written(f"writing the run stopped at step {step}", RESUME_WRITES_THE_REST):
+        with stopped_run_written(f"writing the run stopped at step {step}", resumable(step)):
             skips.close()
             save_all()
-            _write_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
+            write_train_result(out, caught, scale, "interrupted", step, last_loss, skipped, started, None)
             metrics.close()
         raise Interrupted(interrupt_code(interrupt), place.run, plan) from None
     except BaseException as error:  # user code failed, exited or raised a BaseException: recorded, exit 1
@@ -204,17 +208,20 @@ def _train(
         code = heard_code() if peer else None  # peers left on the signal this worker got too
         status, said = ("interrupted", None) if code else ("error", message)
         with signals_moot():
-            _write_result(out, caught, scale, status, step, last_loss, skipped, started, None, said)
-            metrics.close()
+            record = (out, caught, scale, status, step, last_loss, skipped, started, None, said)
+            written = finish.best_effort(lambda: write_train_result(*record), metrics.close)
         if code:
             raise Interrupted(code, place.run, plan) from None
-        raise (finish.recorded_failure(message, out) if place.kept else RunFailed(message)) from error
+        if isinstance(error, (OSError, tf.errors.ResourceExhaustedError)):  # a full disk: is the work safe?
+            message = f"{message}. {finish.after_failed_write(manager, step, finish.RESUME_GOES_ON)()}"
+        failed = finish.recorded_failure(message, out, written) if place.kept else RunFailed(message)
+        raise failed from error
     skips.close()
     # A finished run over data of unknown length: known to be finished only once no batch is left.
     before = previous_result(place.run) if options.resume and step == first_step else None
-    if _finished(before, step):
+    if finished(before, step):
         metrics.close()
-        _nothing_to_do(options.reporter, spec.train.max_steps, step)
+        nothing_to_do(options.reporter, spec.train.max_steps, step)
         return RunOutcome(place.run, before, True)
     if status == "completed" and batches.exhausted and (total is None or step < total):
         if spec.train.on_data_end == "error":
@@ -243,56 +250,13 @@ def _train(
         exported, averaged = place.as_kept(exported), place.as_kept(averaged)
         why = withheld_export(place.as_kept(manager.latest_checkpoint)) if withheld else None
         extra = {"averaged": averaged, "no_export": why, "message": stopped}
-        return _write_result(out, caught, scale, status, step, last_loss, skipped, started, exported, **extra)
+        return write_train_result(
+            out, caught, scale, status, step, last_loss, skipped, started, exported, **extra
+        )
 
     def record_error(message: str) -> None:
         metrics.close()
-        _write_result(out, caught, scale, "error", step, last_loss, skipped, started, None, message)
+        write_train_result(out, caught, scale, "error", step, last_loss, skipped, started, None, message)
 
-    result = written_whole(write, record_error, f"writing the run after step {step}", RESUME_WRITES_THE_REST)
+    result = written_whole(write, record_error, f"writing the run after step {step}", resumable(step))
     return RunOutcome(place.run, result, status == "completed")
-
-
-def _finished(result: dict[str, Any] | None, step: int) -> TypeGuard[dict[str, Any]]:
-    """Whether ``result`` says the run completed at ``step`` (not an earlier session's end)."""
-    return result is not None and result.get("status") == "completed" and result.get("steps") == step
-
-
-def _nothing_to_do(reporter: Any, max_steps: int | None, step: int) -> None:
-    more = f"train.max_steps above {step}" if max_steps else "train.epochs"
-    reporter.note(f"the run already finished at step {step}; nothing to do (raise {more} to go on)")
-
-
-def _write_result(
-    out: Any,
-    caught: WarningLog,
-    scale: dict[str, Any],
-    status: str,
-    step: int,
-    loss: float,
-    skipped: int,
-    started: float,
-    exported: str | None,
-    error: str | None = None,
-    averaged: str | None = None,
-    no_export: str | None = None,
-    message: str | None = None,
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "kind": "train",
-        "status": status,
-        "success": status == "completed",
-        "steps": step,
-        "final_loss": loss if math.isfinite(loss) else str(loss),
-        "skipped_nonfinite": skipped,
-        "time_s": round(time.perf_counter() - started, 3),
-        "export": exported,
-        **({"export_skipped": no_export} if no_export else {}),
-        "averaged_checkpoint": averaged,
-        **scale,
-    }
-    if error is not None:
-        result["error"] = error
-    if message is not None:
-        result["message"] = message
-    return write_result(out, result, caught)
