@@ -119,10 +119,12 @@ def test_tensorboard_is_cut_back_with_the_metrics_on_resume(spec: Path) -> None:
         for step in range(21, 26):
             tf.summary.scalar("loss", 99.0, step=step)
     writer.close()
+    (run / "tensorboard" / ".events.out.tfevents.1.host.tmp").write_bytes(b"a copy a kill cut short")
     more = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=30")
     assert more.exit_code == 0, more.output
     losses = _losses(run / "tensorboard")
     assert [s for s, _ in losses] == list(range(1, 31))  # each step once
+    assert not list((run / "tensorboard").rglob("*.tmp"))
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     lines = {r["step"]: r["loss"] for r in records}
     np.testing.assert_allclose([v for _, v in losses], [lines[s] for s in range(1, 31)], rtol=1e-6)
@@ -179,3 +181,14 @@ def test_a_run_killed_before_its_first_periodic_checkpoint_says_so(spec: Path) -
     said = " ".join(out.output.split())
     assert out.exit_code == 2 and "stopped before its first, due every 100 steps" in said, said
     assert "set checkpoint.every_steps" not in said
+
+
+def test_a_minimize_killed_before_its_first_checkpoint_counts_iterations(spec: Path) -> None:
+    every = ("--set", "checkpoint.every_steps=100")
+    assert cli("minimize", str(spec), "-q", "--out", "run", *every).exit_code == 0
+    for path in (Path("run") / "checkpoints").iterdir():  # as a kill before iteration 100 leaves it
+        path.unlink()
+    (Path("run") / "result.json").unlink()
+    out = cli("minimize", str(spec), "-q", "--out", "run", "--resume", *every)
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2 and "stopped before its first, due every 100 iterations" in said, said

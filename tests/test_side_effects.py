@@ -89,6 +89,7 @@ def test_what_counts_as_a_side_effect() -> None:
     v = tf.Variable(np.zeros(5))
     table = tf.Variable(np.ones((10, 5)))
     counter = tf.Variable(0.0, dtype=tf.float64)
+    lookup = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(["a"], [2]), default_value=0)
 
     @tf.function
     def nested() -> tf.Tensor:
@@ -105,6 +106,7 @@ def test_what_counts_as_a_side_effect() -> None:
         "a nested tf.function": lambda: nested(),
         "tf.cond": lambda: tf.cond(v[0] > 0, lambda: tf.reduce_sum(v**2), lambda: tf.reduce_sum(v)),
         "check_numerics": lambda: tf.debugging.check_numerics(tf.reduce_sum(v**2), "loss"),
+        "a lookup table": lambda: tf.reduce_sum(v**2) * tf.cast(lookup.lookup(tf.constant("a")), tf.float64),
     }
     for name, loss in pure.items():
         assert _judged(loss, [v]) == "", name

@@ -39,6 +39,10 @@ HARMLESS = frozenset(
         "Assert",
         "CheckNumerics",
         "CheckNumericsV2",
+        "LookupTableFind",
+        "LookupTableFindV2",
+        "LookupTableSize",
+        "LookupTableSizeV2",
         # Calls into functions (nested tf.functions, control flow): their bodies are walked.
         "StatefulPartitionedCall",
         "PartitionedCall",
@@ -57,7 +61,8 @@ def side_effect(concrete: Any, variables: Sequence[Any]) -> str:
         variables: the optimized variables, whose assignment from ``x`` is the evaluation's own.
     """
     graph = concrete.graph
-    handles = {id(v.handle) for v in variables}
+    # A distributed variable's assignment writes each of its components.
+    handles = {id(part.handle) for v in variables for part in getattr(v, "values", None) or (v,)}
     own = {internal.op.name for external, internal in graph.captures if id(external) in handles}
     for op in graph.get_operations():
         if not op.op_def.is_stateful or op.type in HARMLESS:

@@ -97,8 +97,12 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
         def project(x: np.ndarray) -> np.ndarray:
             return packed_bounds.clip(x) if packed_bounds is not None else x
 
+        def evaluate(point: np.ndarray) -> tuple[float, np.ndarray]:  # float64, graph mode too
+            value, gradient = loss_grad_func(point)
+            return float(value), np.asarray(gradient, np.float64)
+
         x = project(np.asarray(initial_val, np.float64))
-        f, g = loss_grad_func(x)
+        f, g = evaluate(x)
         nfev, nit, status, message = 1, 0, 1, "maximum number of iterations reached"
         alpha = 1.0 / max(float(np.max(np.abs(g), initial=0.0)), 1.0)
         while nit < opts["maxiter"]:
@@ -108,7 +112,7 @@ class ProjectedGradientInterface(ExternalOptimizerInterface):
             step = alpha
             for _ in range(int(opts["max_backtracks"])):
                 x_new = project(x - step * g)
-                f_new, g_new = loss_grad_func(x_new)
+                f_new, g_new = evaluate(x_new)
                 nfev += 1
                 if np.isfinite(f_new) and f_new <= f + opts["c1"] * float(g @ (x_new - x)):
                     break

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,26 +42,39 @@ def cut_metrics(path: Path, step: int) -> dict[str, Any] | None:
 
 
 def cut_events(folder: Path, step: int) -> None:
-    """Drops the summaries after ``step`` from every TensorBoard event file under ``folder``."""
+    """Drops the summaries after ``step`` from every TensorBoard event file under ``folder``.
+
+    Files are read as a stream, twice at most: once to find whether anything is to drop, and
+    then copied without it, through a temporary file that a failed copy removes (and that a
+    later resume removes, should a kill leave one).
+    """
     if not folder.is_dir():
         return
     import tensorflow as tf
     from tensorflow.core.util import event_pb2
 
-    for path in sorted(folder.rglob("events.out.tfevents.*")):
-        records, dropped = [], False
+    for leftover in folder.rglob(".events.out.tfevents.*.tmp"):  # a copy a kill cut short
+        leftover.unlink(missing_ok=True)
+
+    def kept(path: Path) -> Iterator[bytes | None]:
+        """Each record to keep; None for one to drop, or where a kill tore the file."""
         try:
             for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
                 event = event_pb2.Event.FromString(record)
-                if event.HasField("summary") and event.step > step:
-                    dropped = True
-                else:
-                    records.append(record)
+                yield None if event.HasField("summary") and event.step > step else record
         except (tf.errors.DataLossError, tf.errors.OutOfRangeError):
-            dropped = True  # a record torn by the kill: the whole ones before it are kept
-        if dropped:
-            tmp = path.with_name(f".{path.name}.tmp")
+            yield None  # a record torn by the kill: the whole ones before it are kept
+
+    for path in sorted(folder.rglob("events.out.tfevents.*")):
+        if all(record is not None for record in kept(path)):
+            continue
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
             with tf.io.TFRecordWriter(str(tmp)) as writer:
-                for record in records:
-                    writer.write(record)
+                for record in kept(path):
+                    if record is not None:
+                        writer.write(record)
             os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

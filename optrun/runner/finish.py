@@ -12,6 +12,7 @@ checkpoints are whole.
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,16 @@ def after_failed_write(manager: Any, number: int, whole: str) -> Callable[[], st
             return whole
         if latest is not None:
             return f"The last whole checkpoint is {Path(latest).name}: --resume goes on from there."
-        return "No checkpoint could be written, so nothing can be resumed: fix the cause and run it again."
+        return "There is no whole checkpoint yet, so nothing can be resumed: fix the cause and run it again."
 
     return advice
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is a write the disk refused for lack of space (Python's or TensorFlow's)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return type(error).__name__ == "ResourceExhaustedError" and "No space left on device" in str(error)
 
 
 def best_effort(*writes: Callable[[], Any]) -> bool:

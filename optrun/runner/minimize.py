@@ -167,7 +167,7 @@ def _minimize(
             elif save:  # a failed run's: the disk may refuse it, and the record is still worth a try
                 finish.best_effort(lambda: manager.save(checkpoint_number=state["iteration"]))
             saved = manager.latest_checkpoint
-            metrics.close()
+            finish.best_effort(metrics.close)  # the record matters more than lines the disk refused
             record: dict[str, Any] = {
                 "kind": "minimize",
                 "status": status,
@@ -210,7 +210,7 @@ def _minimize(
         kept = f"The checkpoints in {out / CHECKPOINTS} are whole."
         message = peer_failure(plan, error, kept) or failure(error, f"iteration {state['iteration'] + 1}")
         written = finish.best_effort(lambda: stopped("error", message))
-        if isinstance(error, (OSError, tf.errors.ResourceExhaustedError)):  # a full disk: is the work safe?
+        if finish.disk_full(error):  # is the work safe?
             message = f"{message}. {finish.after_failed_write(manager, state['iteration'], kept)()}"
         raise finish.recorded_failure(message, out, written) from error
     final = interface.evaluate()

@@ -22,14 +22,22 @@ def nothing_to_resume(out: Path) -> RunError:
     """The refusal of a run with no checkpoint, and why it has none: stopped before its first
     periodic checkpoint, or (with none asked for) before the one at its end."""
     try:
-        saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
-        every = saved["checkpoint"]["every_steps"]
+        text = (out / "config.yaml").read_text(encoding="utf-8")
+        saved = yaml.safe_load(text)
+        every, kind = saved["checkpoint"]["every_steps"], saved["strategy"]["kind"]
+        unit = "iterations" if text.startswith(f"{KIND_MARK} minimize") else "steps"
     except Exception:  # noqa: BLE001 - no readable config.yaml: the spec's checkpoints are unknown
-        every = None
-    if isinstance(every, int) and every > 0:
+        every, kind, unit = None, None, "steps"
+    if isinstance(every, int) and every > 0 and not (unit == "iterations" and kind == "multi_worker"):
         return RunError(
             f"--resume: {out} has no checkpoints to resume from (the run stopped before its first, "
-            f"due every {every} steps); start it again with --force."
+            f"due every {every} {unit}); start it again with --force."
+        )
+    if unit == "iterations" and kind == "multi_worker":
+        return RunError(
+            f"--resume: {out} has no checkpoints to resume from: a multi-worker minimize checkpoints "
+            "only at its end and on Ctrl-C or SIGTERM, and this one was stopped before either. Start "
+            "it again with --force."
         )
     return RunError(
         f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "

@@ -209,10 +209,11 @@ def _train(
         status, said = ("interrupted", None) if code else ("error", message)
         with signals_moot():
             record = (out, caught, scale, status, step, last_loss, skipped, started, None, said)
-            written = finish.best_effort(lambda: write_train_result(*record), metrics.close)
+            written = finish.best_effort(lambda: write_train_result(*record))
+            finish.best_effort(metrics.close)  # lines the disk refused do not undo the record
         if code:
             raise Interrupted(code, place.run, plan) from None
-        if isinstance(error, (OSError, tf.errors.ResourceExhaustedError)):  # a full disk: is the work safe?
+        if finish.disk_full(error):  # is the work safe?
             message = f"{message}. {finish.after_failed_write(manager, step, finish.RESUME_GOES_ON)()}"
         failed = finish.recorded_failure(message, out, written) if place.kept else RunFailed(message)
         raise failed from error

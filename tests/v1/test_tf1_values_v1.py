@@ -111,3 +111,14 @@ def test_a_partitioned_variable_as_a_clipping_key_says_to_key_its_parts(sess: An
         optrun.VariableClippingOptimizer(inner, {emb: [1]}, 1.0).minimize(
             tf.reduce_sum(tf.nn.embedding_lookup(emb, [0, 4]))
         )
+
+
+def test_projected_gradient_works_in_float64_with_float32_variables(sess: Any, use_resource: bool) -> None:
+    # Its Barzilai-Borwein steps are float64 arithmetic: the float32 values loss_grad_func
+    # hands a TF1-style subclass must not round them (nor its result).
+    u = tf.compat.v1.Variable([-1.2, 1.0, 0.5], use_resource=use_resource, name="u")
+    sess.run(u.initializer)
+    loss = tf.reduce_sum(100.0 * tf.square(u[1:] - tf.square(u[:-1])) + tf.square(1.0 - u[:-1]))
+    opt = optrun.ProjectedGradientInterface(loss, var_to_bounds={u: (-2.0, 2.0)}, maxiter=20)
+    result = opt.minimize(sess)
+    assert np.asarray(result.jac).dtype == np.float64 and isinstance(result.fun, float)
