@@ -99,7 +99,13 @@ def _stop_once(signum: int, frame: FrameType | None) -> None:
 
 
 def _report(
-    label: str, color: str, message: str, code: int, as_json: bool, record: Path | None = None
+    label: str,
+    color: str,
+    message: str,
+    code: int,
+    as_json: bool,
+    record: Path | None = None,
+    problems: Any = None,
 ) -> None:
     # The message is user text: escape it, or '[batch, features]' vanishes as rich markup.
     # A message that starts with the label's word says it once: not 'interrupted: interrupted; ...'.
@@ -108,6 +114,11 @@ def _report(
     if as_json:  # a script reading stdout still gets a JSON answer: the run's record, if it wrote one
         with tolerant(sys.stdout):
             answer = {**_record(record), "success": False, "error": message, "exit_code": code}
+            if problems:  # a spec's problems as data: each one's YAML path and line, as validate gives them
+                answer["problems"] = [
+                    {"path": p.path, "message": p.message, "line": p.line, "from_set": p.from_set}
+                    for p in problems
+                ]
             typer.echo(json.dumps(answer, indent=2 if len(answer) > 3 else None, allow_nan=False))
 
 
@@ -166,9 +177,8 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
         # The trace was just printed: the hint to ask for it (also in result.json) would be noise.
         message = str(error).replace(f"; {TRACE_HINT}", "") if verbose else str(error)
         record = getattr(error, "result_file", None)
-        _report(
-            label, "red" if code in (EXIT_USAGE, EXIT_FAILED) else "yellow", message, code, as_json, record
-        )
+        color = "red" if code in (EXIT_USAGE, EXIT_FAILED) else "yellow"
+        _report(label, color, message, code, as_json, record, getattr(error, "problems", None))
         raise typer.Exit(code) from None
     except KeyboardInterrupt:
         _report("interrupted", "yellow", "interrupted before the run started", 130, as_json)

@@ -223,12 +223,12 @@ def placed(
     """A problem at ``path``: with the line of its key, or marked with the command-line flag
     (``--set``, ``--seed``, ...) that gave its value."""
     plain = ".".join(str(p) for p in path)
-    # An override that set this key or a section holding it (`--set loss=mse` for loss.name),
-    # or that created a key below it (absent from the file), is the source.
+    # The source: an override of this key or of a section holding it (`--set loss=mse`), else one below it
     last_first = list(overridden.items())[::-1]  # the override applied last gave the value
     flag = next((f for key, f in last_first if plain == key or plain.startswith(key + ".")), None)
-    if flag is None and path not in lines:
-        flag = next((f for key, f in last_first if key.startswith(plain + ".")), None)
+    if flag is None:  # ... that made a key the file lacks, or set the one the message names
+        below = ((k, f) for k, f in last_first if k.startswith(plain + "."))
+        flag = next((f for k, f in below if path not in lines or k.rsplit(".", 1)[-1] in message), None)
     if flag is not None:
         return Problem(dotted(path) or "(top level)", f"{message} (from {flag})", from_set=True)
     return Problem(dotted(path) or "(top level)", message, line_of(path, lines))

@@ -34,7 +34,7 @@ def test_sys_exit_in_a_builder(tmp_path: Path, command: str) -> None:
         assert (problem["path"], problem["line"], problem["severity"]) == ("model.builder", 2, "error")
         assert "m.py:build called sys.exit(3)" in problem["message"]
     else:
-        assert json.loads(result.stdout.strip().splitlines()[-1])["exit_code"] == 2
+        assert json.loads(result.stdout[result.stdout.index("{") :])["exit_code"] == 2
     assert not (tmp_path / "run").exists()
 
 

@@ -9,6 +9,8 @@ places the same problems at their YAML keys; both read them here.
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import re
 import warnings
 from typing import Any
@@ -48,6 +50,8 @@ NEEDS_HESSIAN = {"dogleg", "trust-ncg", "trust-krylov", "trust-exact"}
 DEFAULT_LIMITS = {"l-bfgs-b": 15000, "tnc": 15000, "slsqp": 100, "cobyla": 1000, "trust-constr": 1000}
 
 _COUNTS = ("maxiter", "maxfun", "maxfev", "maxls", "maxcor")
+#: The largest count scipy's compiled methods take (a C int).
+_MAX_COUNT = 2**31 - 1
 
 
 def method_name(method: Any) -> str | None:
@@ -115,8 +119,14 @@ def check_options(method: str, name: str, options: Any) -> None:
         raise InvalidArgumentError(f"options must be a dict of {method} options; got {options!r:.60}")
     for key in _COUNTS:
         value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidArgumentError(f"options['{key}'] must be a whole number >= 1; got {value!r}")
+        whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if value is not None and not (whole and 1 <= int(value) <= _MAX_COUNT):
+            raise InvalidArgumentError(
+                f"options['{key}'] must be a whole number from 1 to {_MAX_COUNT}; got {value!r}"
+            )
+    for key, value in options.items():  # tolerances: scipy would take text, or NaN, and fail mid-run
+        if str(key).endswith("tol") and value is not None and not _tolerance(value):
+            raise InvalidArgumentError(f"options['{key}'] must be a number; got {value!r}")
     trial = {**options, **{key: min(options[key], 3) for key in _COUNTS if key in options}}
     trial.pop("disp", None)
     trial.pop("iprint", None)
@@ -124,11 +134,12 @@ def check_options(method: str, name: str, options: Any) -> None:
         warnings.simplefilter("always")
         try:
             if name in GRADIENT_FREE:
-                scipy.optimize.minimize(lambda x: float(x @ x), np.ones(1), method=method, options=trial)
+                square = lambda x: float(x @ x)  # noqa: E731
+                result = scipy.optimize.minimize(square, np.ones(1), method=method, options=trial)
             else:
                 # Methods that need a Hessian get x^2's, whether or not the user passed one.
                 hess = (lambda x: np.full((1, 1), 2.0)) if name in NEEDS_HESSIAN else None
-                scipy.optimize.minimize(
+                result = scipy.optimize.minimize(
                     lambda x: (float(x @ x), 2 * x),
                     np.ones(1),
                     jac=True,
@@ -136,7 +147,11 @@ def check_options(method: str, name: str, options: Any) -> None:
                     method=method,
                     options=trial,
                 )
-        except (TypeError, ValueError) as error:
+            # L-BFGS-B reports bad input as a result ("ERROR: FACTR < 0"), not as an exception.
+            message = str(getattr(result, "message", ""))
+            if not result.success and message.upper().startswith("ERROR"):
+                raise ValueError(message)
+        except (TypeError, ValueError, OverflowError) as error:
             raise InvalidArgumentError(f"options {options} do not work with {method}: {error}") from None
     unknown = [str(w.message) for w in caught if "Unknown solver options" in str(w.message)]
     if unknown:
@@ -170,3 +185,9 @@ def tnc_maxiter(options: Any) -> Any:
     options["maxfun"] = options.pop("maxiter")
     logger.info("TNC: options['maxiter'] is scipy's maxfun now; passing maxfun=%r", options["maxfun"])
     return options
+
+
+def _tolerance(value: Any) -> bool:
+    """Whether ``value`` can be a tolerance: a real number, not NaN (not a bool). A negative one
+    means something to some methods (TNC: its default); L-BFGS-B's refusal is caught by the trial."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)

@@ -120,8 +120,9 @@ def validate_train(
     assert spec.train is not None
     if model is None or batch is None:
         model = build_model(loaded)
+        raw = build_data(loaded)  # a problem at `data` when the spec has none
         assert spec.data is not None
-        batch, data = first_batch(build_data(loaded), spec.data.builder)
+        batch, data = first_batch(raw, spec.data.builder)
         build_on_first_batch(model, batch)
     variables = variables_of(model, spec.model.builder)
     build_optimizer(spec.train.optimizer, variables)  # resolves wrapper variable names

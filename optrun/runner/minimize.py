@@ -229,12 +229,12 @@ def _minimize(
         interface.assign(state["x"])  # the last accepted iterate, where the loss was finite
     exports = not withheld and spec.checkpoint.export != "none"
     last = max(done + int(scipy_result.get("nit", state["iteration"] - done)), state["iteration"])
-    if state.get("logged") != last:  # the final point, unless on_step just logged it
-        metrics.write(last, loss=final["loss"], constraint_violation=final["violation"])
     if channel is not None:
         channel.stop(Stop(save=True, export=exports, success=succeeded(status)))
 
     def write() -> dict[str, Any]:
+        if state.get("logged") != last:  # the final point, unless on_step just logged it
+            metrics.write(last, loss=final["loss"], constraint_violation=final["violation"])
         saved = manager.save(checkpoint_number=state["iteration"])
         exported = export_model(model, spec.checkpoint.export, out) if exports else None
         metrics.close()

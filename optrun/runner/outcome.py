@@ -74,7 +74,7 @@ CODES: dict[str, dict[int, str]] = {
         1: CONVERGED,  # gtol
         2: CONVERGED,  # xtol
         3: INTERRUPTED,  # the callback raised StopIteration
-        4: INFEASIBLE,  # converged, but the constraint violation exceeds gtol
+        4: INFEASIBLE,  # converged, but the violation exceeds gtol: converged if within `tolerance`
     },
     "tnc": {
         -1: INFEASIBLE,  # lower bound > upper bound
@@ -196,6 +196,8 @@ def classify(
     if not word:
         word = _guess(success, message)
     violated = violation is not None and violation > tolerance
+    if name == "trust-constr" and status == 4 and not violated:  # its gtol (1e-8) is finer than float32 meets
+        return CONVERGED
     if word == CONVERGED and not success:  # scipy's own verdict stands: not a success
         word = INFEASIBLE if violated else STALLED
     # Out of budget at a point that breaks the constraints is no success: the answer is not one.

@@ -199,7 +199,9 @@ class MetricsWriter:
                 self._writer = tf.summary.create_file_writer(str(self._tensorboard))
             with self._writer.as_default(step=step):
                 for key, value in metrics.items():
-                    tf.summary.scalar(key, float(value))
+                    # As float64: TensorBoard's cast to float32 saturates (1e40 shows as inf) where a
+                    # Python float beyond float32's range is refused outright.
+                    tf.summary.scalar(key, tf.constant(float(value), tf.float64))
 
     def close(self) -> None:
         """Flushes and closes both outputs."""

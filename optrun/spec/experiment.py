@@ -191,7 +191,9 @@ class ExperimentSpec(Strict):
     """One optrun experiment."""
 
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Also the default run directory name."
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=100,
+        description="Also the default run directory name (at most 100 characters).",
     )
     seed: int = Field(
         0, ge=0, le=2**32 - 1, description="Seeds Python, NumPy and TensorFlow; runs are deterministic."

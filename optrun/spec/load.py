@@ -142,7 +142,7 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
             raise ConfigError(
                 str(path), [Problem("", f"{file.resolve()} is a directory; give a spec file (YAML)")]
             )
-        if not file.is_file():
+        if not file.exists():
             hint = ""
             if str(path).lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
                 hint = (
@@ -150,13 +150,16 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
                     "write --force, not --force true"
                 )
             raise ConfigError(str(path), [Problem("", f"no such file: {file.resolve()}{hint}")])
-        size = file.stat().st_size
-        if size > MAX_BYTES:
+        # A pipe or a device (<(cat spec.yaml), /dev/stdin) is read as a stream, as far as the limit.
+        base_dir = file.resolve().parent if file.is_file() else Path.cwd()
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            size = file.stat().st_size if file.is_file() else f"over {MAX_BYTES}"
             raise ConfigError(
                 str(path),
                 [Problem("", f"the file is {size} bytes; a spec may be at most {MAX_BYTES} bytes (1 MiB)")],
             )
-        raw = file.read_bytes()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -169,7 +172,7 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
             raise ConfigError(
                 str(path), [Problem("", f"not a text file (a NUL byte at line {line}); a spec is YAML text")]
             )
-        source, base_dir = str(path), file.resolve().parent
+        source = str(path)
     try:
         data = load_yaml(text)
     except yaml.YAMLError as error:
@@ -177,6 +180,11 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
         where = f" at column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
         at_line: int | None = mark.line + 1 if mark is not None else None
+        started, context = getattr(error, "context_mark", None), getattr(error, "context", None)
+        if started is not None and context and mark is not None and started.line != mark.line:
+            # "found unexpected end of stream": the quote or bracket left open is the place to look.
+            where = f" at line {mark.line + 1}, column {mark.column + 1}, {context} that starts here"
+            at_line = started.line + 1
         if "'\\t'" in problem:
             raise ConfigError(
                 source, [Problem("", "YAML does not allow tabs for indentation; use spaces", at_line)]

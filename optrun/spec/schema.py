@@ -70,6 +70,8 @@ def _nodes_at(path: tuple[Any, ...]) -> list[dict[str, Any]]:
                 following += _alternatives(node["items"], defs)
             elif part in node.get("properties", {}):
                 following += _alternatives(node["properties"][part], defs)
+            elif isinstance(node.get("additionalProperties"), dict):  # a mapping by name (bounds)
+                following += _alternatives(node["additionalProperties"], defs)
         nodes = following
     return nodes
 
@@ -92,7 +94,11 @@ def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
             inside = isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here)
             here = here[part] if inside else None
     kind = here.get("kind") if isinstance(here, dict) else None
-    chosen = [n for n in nodes if n.get("properties", {}).get("kind", {}).get("const") == kind]
+    if kind is not None:
+        chosen = [n for n in nodes if n.get("properties", {}).get("kind", {}).get("const") == kind]
+    else:  # a short form without kind (loss: {name: mse}): the alternatives with a key it has
+        given = set(here) if isinstance(here, dict) else set()
+        chosen = [n for n in nodes if given & set(n.get("properties", {}))]
     return sorted({key for node in chosen or nodes for key in node.get("properties", {})})
 
 

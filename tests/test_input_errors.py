@@ -1,0 +1,159 @@
+"""Bad input gets a placed, actionable refusal before anything is written: a train spec without
+data under validate, YAML left open, scipy options scipy would only refuse mid-run, a spec read
+from a pipe, and ``--json`` carrying each problem as data."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+from optrun.runner.outcome import CONVERGED, INFEASIBLE, classify
+from optrun.runner.reporting import MetricsWriter
+from optrun_cli.main import app
+
+MODULE = """
+import tensorflow as tf
+
+def vector():
+    return tf.Variable([3.0, -1.0], dtype=tf.float64, name="vector")
+
+def sum_of_squares(v):
+    return tf.reduce_sum(tf.square(v - 1.0))
+"""
+SPEC = """name: s
+model: {builder: m.py:vector}
+loss: m.py:sum_of_squares
+minimize:
+  method: L-BFGS-B
+  options: {maxiter: 5, ftol: -1}
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text(MODULE)
+    return tmp_path
+
+
+def cli(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(app, list(args), input=stdin)
+
+
+def test_validate_names_the_missing_data_of_a_train_spec(folder: Path) -> None:
+    (folder / "t.yaml").write_text(
+        "name: t\nmodel: {builder: m.py:vector}\nloss: mse\ntrain: {max_steps: 2}\n"
+    )
+    out = cli("validate", "t.yaml")
+    assert out.exit_code == 2 and "data: required here" in out.output and "AssertionError" not in out.output
+
+
+def test_an_open_quote_is_placed_where_it_opens(folder: Path) -> None:
+    (folder / "q.yaml").write_text("name: q\nmodel:\n  builder: 'm.py:vector\nloss: mse\n\n")
+    out = cli("validate", "q.yaml", "--json")
+    (problem,) = json.loads(out.stdout)["problems"] if "problems" in out.stdout else [None]
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2 and "while scanning a quoted scalar that starts here (line 3)" in said, said
+    assert problem is None or problem["line"] == 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        ((), "do not work with L-BFGS-B: ERROR: FACTR < 0 (line 6)"),
+        (("--set", "minimize.options.ftol=abc"), "options['ftol'] must be a number; got 'abc' (from --set)"),
+        (
+            ("--set", "minimize.options.ftol=1e-9", "--maxiter", "100000000000000000000"),
+            "from 1 to 2147483647",
+        ),
+    ],
+)
+def test_options_scipy_takes_only_mid_run_are_refused_up_front(
+    folder: Path, flags: tuple[str, ...], said: str
+) -> None:
+    (folder / "s.yaml").write_text(SPEC)
+    out = cli("minimize", "s.yaml", "--out", "run", *flags)
+    assert out.exit_code == 2 and said in " ".join(out.output.split()), out.output
+    assert not (folder / "run").exists()  # nothing written
+
+
+def test_json_failures_carry_each_problem_as_data(folder: Path) -> None:
+    (folder / "s.yaml").write_text(SPEC)
+    out = cli("minimize", "s.yaml", "--out", "run", "--json")
+    answer = json.loads(out.stdout)
+    assert answer["exit_code"] == 2 and answer["success"] is False
+    (problem,) = answer["problems"]
+    assert (problem["path"], problem["line"], problem["from_set"]) == ("minimize.options.ftol", 6, False)
+    assert problem["message"].endswith("do not work with L-BFGS-B: ERROR: FACTR < 0")
+
+
+def test_a_spec_read_from_a_pipe(folder: Path) -> None:
+    # As `optrun validate <(envsubst < spec.yaml)` gives it: a named pipe, written as it is read.
+    os.mkfifo(folder / "pipe")
+    text = SPEC.replace("ftol: -1", "ftol: 1e-9")
+    writer = threading.Thread(target=lambda: (folder / "pipe").write_text(text))
+    writer.start()
+    out = cli("validate", str(folder / "pipe"))
+    writer.join()
+    assert out.exit_code == 0, out.output
+
+
+def test_a_run_name_too_long_for_a_folder_is_refused(folder: Path) -> None:
+    (folder / "s.yaml").write_text(SPEC.replace("ftol: -1", "ftol: 1e-9"))
+    out = cli("validate", "s.yaml", "--set", f"name={'a' * 300}")
+    assert out.exit_code == 2 and "name" in out.output and "100" in out.output
+
+
+def test_trust_constr_within_the_feasibility_tolerance_converged() -> None:
+    message = "Constraint violation exceeds 'gtol'"
+    assert classify("trust-constr", 4, False, message, fun=1.0, violation=2.4e-7) == CONVERGED
+    assert classify("trust-constr", 4, False, message, fun=1.0, violation=1e-3) == INFEASIBLE
+
+
+def test_tensorboard_takes_a_loss_beyond_float32(tmp_path: Path) -> None:
+    writer = MetricsWriter(tmp_path / "metrics.jsonl", tmp_path / "tb")
+    writer.write(1, loss=1e40)  # float64 holds it; TensorBoard's float32 shows it as inf
+    writer.close()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["loss"] == 1e40
+    (path,) = (tmp_path / "tb").glob("events.out.tfevents.*")
+    values = []
+    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        event = tf.compat.v1.Event.FromString(record)
+        values += [float(tf.make_ndarray(v.tensor)) for v in event.summary.value]
+    assert values == [math.inf]
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (("--set", "loss={name: mse, arg: {}}"), "loss.arg: unknown key; did you mean 'args'? (from --set)"),
+        (
+            ("--set", "minimize.constraints.bounds={vector: {low: 0, hihg: 1}}"),
+            "bounds.vector.hihg: unknown key; did you mean 'high'?",
+        ),
+        (("--set", "minimize.options.maxiter=0"), "(from --set)"),
+    ],
+)
+def test_misspelt_keys_in_short_forms_and_values_set_below_a_section(
+    folder: Path, flags: tuple[str, ...], said: str
+) -> None:
+    (folder / "s.yaml").write_text(SPEC.replace("ftol: -1", "ftol: 1e-9"))
+    out = cli("validate", "s.yaml", *flags)
+    assert out.exit_code == 2 and said in " ".join(out.output.split()), out.output
+
+
+def test_a_bad_value_set_below_a_checked_section_is_blamed_on_the_flag(folder: Path) -> None:
+    (folder / "t.yaml").write_text(
+        "name: t\nmodel: {builder: m.py:vector}\nloss: mse\ndata: {builder: m.py:vector}\n"
+        "train:\n  max_steps: 2\n  optimizer: {name: SGD, args: {learning_rate: 0.1}}\n"
+    )
+    out = cli("validate", "t.yaml", "--set", "train.optimizer.args.learning_rate=-1")
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2 and "learning_rate must be > 0; got -1 (from --set)" in said, said
