@@ -157,3 +157,14 @@ def test_a_bad_value_set_below_a_checked_section_is_blamed_on_the_flag(folder: P
     out = cli("validate", "t.yaml", "--set", "train.optimizer.args.learning_rate=-1")
     said = " ".join(out.output.split())
     assert out.exit_code == 2 and "learning_rate must be > 0; got -1 (from --set)" in said, said
+
+
+def test_a_misspelt_kind_gets_the_one_meant_at_its_line(folder: Path) -> None:
+    (folder / "t.yaml").write_text(
+        "name: t\nmodel: {builder: m.py:vector}\nloss: mse\ntrain:\n  max_steps: 2\n  optimizer:\n"
+        "    wrappers:\n      - kind: moving_averages\n        average_decay: 0.9\n"
+    )
+    out = cli("validate", "t.yaml")
+    said = " ".join(out.output.split())
+    expected = "wrappers[0].kind: unknown kind 'moving_averages'; did you mean 'moving_average'? (line 8)"
+    assert out.exit_code == 2 and expected in said, said

@@ -39,7 +39,10 @@ def test_five_mistakes_reported_at_once_with_lines(tmp_path: Path) -> None:
     assert "seed: Input should be greater than or equal to 0; got -1 (line 2)" in text
     assert "model.builder: String should match pattern" in text and "(line 4)" in text
     assert "loss.name: Field required (line 5)" in text
-    assert "train.optimizer.wrappers[0]: Input tag 'moving_avg'" in text and "(line 10)" in text
+    assert (
+        "train.optimizer.wrappers[0].kind: unknown kind 'moving_avg'; did you mean 'moving_average'?" in text
+    )
+    assert "(line 10)" in text
     assert "train.learning_rate: unknown key" in text and "(line 11)" in text
 
 

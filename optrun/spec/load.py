@@ -68,6 +68,15 @@ def _yaml_path(loc: tuple[Any, ...], data: Any, missing: bool = True) -> tuple[A
     return tuple(path)
 
 
+def _at(data: Any, path: tuple[Any, ...]) -> Any:
+    """The value at ``path`` in the read YAML (None where there is none)."""
+    for part in path:
+        inside = isinstance(data, dict) and part in data
+        inside = inside or (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        data = data[part] if inside else None
+    return data
+
+
 #: Arguments users put one level too high: where they belong.
 _BELONGS = {
     **dict.fromkeys(
@@ -104,6 +113,12 @@ def _issues(
             message = f"says no {key}: set {dotted((*path, key))}" + (
                 f" to one of {', '.join(tags)}" if tags else ""
             )
+        elif item["type"] == "union_tag_invalid":  # kind: moving_averages
+            ctx = item.get("ctx", {})
+            key, tag = str(ctx.get("discriminator", "kind")).strip("'"), str(ctx.get("tag", ""))
+            message = f"unknown {key} {tag!r}; " + suggest(tag, kinds(path) if key == "kind" else [], key)
+            given = _at(data, path)
+            path = (*path, key) if isinstance(given, dict) and key in given else path  # the line of kind:
         elif (
             "input" in item
             and item["type"] not in {"missing", "value_error"}
