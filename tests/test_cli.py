@@ -179,7 +179,7 @@ def test_five_mistakes_all_reported_by_the_cli(in_tmp: Path) -> None:
         "seed:",
         "model.builder:",
         "loss.name:",
-        "train.optimizer.wrappers[0]:",
+        "train.optimizer.wrappers[0].kind: unknown kind 'moving_avg'; did you mean 'moving_average'?",
         "train.learning_rate: unknown key; learning_rate goes in train.optimizer.args",
     ):
         assert expected in result.stderr, expected

@@ -168,3 +168,13 @@ def test_a_misspelt_kind_gets_the_one_meant_at_its_line(folder: Path) -> None:
     said = " ".join(out.output.split())
     expected = "wrappers[0].kind: unknown kind 'moving_averages'; did you mean 'moving_average'? (line 8)"
     assert out.exit_code == 2 and expected in said, said
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "on"])
+def test_a_boolean_where_a_number_goes_is_refused(folder: Path, value: str) -> None:
+    (folder / "s.yaml").write_text(SPEC.replace("ftol: -1", "ftol: 1e-9"))
+    out = cli("validate", "s.yaml", "--set", f"checkpoint.keep={value}")
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2 and "checkpoint.keep: True is a boolean, not a number (from --set)" in said, (
+        said
+    )

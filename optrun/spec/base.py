@@ -5,9 +5,11 @@ No TensorFlow here (see :mod:`optrun.spec.experiment`).
 
 from __future__ import annotations
 
-from typing import Annotated
+import types
+import typing
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 REF_PATTERN = r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"
 Ref = Annotated[
@@ -20,10 +22,41 @@ Ref = Annotated[
     ),
 ]
 Number = float | int
+#: The spec's fields that take a number alone: a boolean there is refused, not read as 0 or 1.
+NUMBERS: tuple[str, ...] = ("max_steps", "epochs", "every_steps", "keep", "seed", "global_batch_size")
+NUMBERS += (
+    "logical_cpus",
+    "trials",
+    "jobs",
+    "low",
+    "high",
+    "step",
+    "max_norm",
+    "average_decay",
+    "num_updates",
+)
 Bound = Number | list[Number] | None
 
 
 class Strict(BaseModel):
-    """Base: unknown keys are errors."""
+    """Base: unknown keys are errors, and so is a boolean for a number (YAML reads true, yes and
+    on as booleans, and pydantic would take True for 1)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator(*NUMBERS, mode="before", check_fields=False)
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+            raise ValueError(f"{value!r} is a boolean, not a number")
+        return value
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field takes numbers (int or float, alone or with None) and not booleans."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        options = set(typing.get_args(annotation)) - {type(None)}
+    else:
+        options = {annotation}
+    return bool(options) and options <= {int, float}
