@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from tests.test_cli_process import ENV, optrun
-from tests.test_resume_edges import MODULE, SPEC, cli, steps
+from tests.test_resume_edges import cli, spec_in_tmp, steps  # noqa: F401 - spec_in_tmp: the `spec` fixture
 
 KILLED_AT_STEP = """
 import os, signal
@@ -41,14 +41,6 @@ def loss(w, batch=None):
 def data():
     return tf.data.Dataset.from_tensors(np.float32(0.0)).repeat()
 """
-
-
-@pytest.fixture
-def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "m.py").write_text(MODULE)
-    (tmp_path / "s.yaml").write_text(SPEC)
-    return tmp_path / "s.yaml"
 
 
 def _run(tmp_path: Path, *args: str, kill_at: int = 0) -> subprocess.CompletedProcess[str]:

@@ -39,8 +39,9 @@ logging: {every_steps: 1}
 """
 
 
-@pytest.fixture
-def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(name="spec")
+def spec_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The resume specs' folder, made the current one: ``s.yaml`` over the module ``m.py``."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.py").write_text(MODULE)
     (tmp_path / "s.yaml").write_text(SPEC)

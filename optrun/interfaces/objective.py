@@ -36,20 +36,25 @@ def per_iteration(step_callback: Callable[[np.ndarray], Any], also: Any) -> Call
     return callback
 
 
-def as_tf1_gave(loss_grad_func: Callable[[np.ndarray], Any], jac: bool | None) -> Callable[..., Any]:
+def as_tf1_gave(
+    loss_grad_func: Callable[[np.ndarray], Any], jac: bool | None, typed: bool = False
+) -> Callable[..., Any]:
     """scipy's ``fun``, as TF1 made it: ``jac=True`` always, so scipy wrapped it in ``MemoizeJac``.
 
     The loss stays as ``loss_grad_func`` gives it (float32 for float32 graph variables); the
     gradient becomes float64 ("L-BFGS-B requires doubles", TF1's wrapper said). A method that
     takes no gradient gets the loss alone, and a request at the point just evaluated is
     answered from memory, without calling ``loss_grad_func`` (nor ``loss_callback``), as
-    ``MemoizeJac`` answered it for TF1.
+    ``MemoizeJac`` answered it for TF1. ``typed``: ``loss_grad_func`` gives graph mode's float32
+    (float16) values; otherwise its float64 ones are handed on as they are, with no wrapper.
     """
+    if jac and not typed:
+        return loss_grad_func
     if jac:
 
         def loss_and_grad(x: np.ndarray) -> tuple[Any, np.ndarray]:
             value, gradient = loss_grad_func(x)
-            return value, np.asarray(gradient, np.float64)  # no copy when it is float64 already
+            return value, np.asarray(gradient, np.float64)
 
         return loss_and_grad
     last: list[Any] = []  # [x, loss] of the last point evaluated

@@ -187,7 +187,7 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
         also = kwargs.pop("callback", None)  # TF 1.0 passed scipy's callback on: called after step_callback
         name = method_name(method)
         jac = None if name in GRADIENT_FREE else True
-        fun = as_tf1_gave(loss_grad_func, jac)
+        fun = as_tf1_gave(loss_grad_func, jac, typed=self.start_dtype != np.float64)
         start = np.asarray(initial_val)
         if name not in KEEP_START_DTYPE:
             start = start.astype(np.float64)

@@ -36,8 +36,12 @@ def cut_metrics(path: Path, step: int) -> dict[str, Any] | None:
             last = record
     if "".join(line + "\n" for line in kept) != text:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:  # a full disk, a signal: no half file is left behind
+            tmp.unlink(missing_ok=True)
+            raise
     return last
 
 

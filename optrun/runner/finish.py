@@ -54,6 +54,13 @@ def disk_full(error: BaseException) -> bool:
     return type(error).__name__ == "ResourceExhaustedError" and "No space left on device" in str(error)
 
 
+def with_disk_advice(message: str, error: BaseException, manager: Any, number: int) -> str:
+    """``message``, and for a full disk which checkpoint is whole (:func:`after_failed_write`)."""
+    return (
+        f"{message}. {after_failed_write(manager, number, RESUME_GOES_ON)()}" if disk_full(error) else message
+    )
+
+
 def best_effort(*writes: Callable[[], Any]) -> bool:
     """Runs each of ``writes`` (a failed run's record: the disk may refuse it too, and the run's
     own error is what to report); whether all of them succeeded."""

@@ -210,8 +210,7 @@ def _minimize(
         kept = f"The checkpoints in {out / CHECKPOINTS} are whole."
         message = peer_failure(plan, error, kept) or failure(error, f"iteration {state['iteration'] + 1}")
         written = finish.best_effort(lambda: stopped("error", message))
-        if finish.disk_full(error):  # is the work safe?
-            message = f"{message}. {finish.after_failed_write(manager, state['iteration'], kept)()}"
+        message = finish.with_disk_advice(message, error, manager, state["iteration"])  # is the work safe?
         raise finish.recorded_failure(message, out, written) from error
     final = interface.evaluate()
     code = scipy_result.get("status")

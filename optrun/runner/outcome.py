@@ -36,6 +36,9 @@ STOP_STATUSES = (CONVERGED, BUDGET_REACHED, STALLED, INFEASIBLE, NONFINITE, INTE
 SUCCESSFUL = frozenset({CONVERGED, BUDGET_REACHED})
 #: The largest constraint violation still counted as feasible, when scipy's code does not say.
 FEASIBILITY_TOL = 1e-6
+#: In :data:`CODES`: scipy's verdict rests on its own tolerance for the violation alone; optrun's
+#: (``tolerance``) decides, ``converged`` or ``infeasible``. Never a run's status itself.
+BY_VIOLATION = "by_violation"
 
 _GRADIENT = {0: CONVERGED, 1: BUDGET_REACHED, 2: STALLED, 3: NONFINITE}  # CG, BFGS: maxiter, pr_loss, nan
 _TRUST = {0: CONVERGED, 1: BUDGET_REACHED, 2: STALLED, 3: STALLED}  # bad approximation, linalg error
@@ -74,7 +77,7 @@ CODES: dict[str, dict[int, str]] = {
         1: CONVERGED,  # gtol
         2: CONVERGED,  # xtol
         3: INTERRUPTED,  # the callback raised StopIteration
-        4: INFEASIBLE,  # converged, but the violation exceeds gtol: converged if within `tolerance`
+        4: BY_VIOLATION,  # converged, but the violation exceeds its gtol (1e-8, finer than float32 meets)
     },
     "tnc": {
         -1: INFEASIBLE,  # lower bound > upper bound
@@ -196,8 +199,8 @@ def classify(
     if not word:
         word = _guess(success, message)
     violated = violation is not None and violation > tolerance
-    if name == "trust-constr" and status == 4 and not violated:  # its gtol (1e-8) is finer than float32 meets
-        return CONVERGED
+    if word == BY_VIOLATION:
+        return INFEASIBLE if violated else CONVERGED
     if word == CONVERGED and not success:  # scipy's own verdict stands: not a success
         word = INFEASIBLE if violated else STALLED
     # Out of budget at a point that breaks the constraints is no success: the answer is not one.

@@ -28,16 +28,16 @@ def nothing_to_resume(out: Path) -> RunError:
         unit = "iterations" if text.startswith(f"{KIND_MARK} minimize") else "steps"
     except Exception:  # noqa: BLE001 - no readable config.yaml: the spec's checkpoints are unknown
         every, kind, unit = None, None, "steps"
-    if isinstance(every, int) and every > 0 and not (unit == "iterations" and kind == "multi_worker"):
-        return RunError(
-            f"--resume: {out} has no checkpoints to resume from (the run stopped before its first, "
-            f"due every {every} {unit}); start it again with --force."
-        )
-    if unit == "iterations" and kind == "multi_worker":
+    if unit == "iterations" and kind == "multi_worker":  # its periodic saves would be collective
         return RunError(
             f"--resume: {out} has no checkpoints to resume from: a multi-worker minimize checkpoints "
             "only at its end and on Ctrl-C or SIGTERM, and this one was stopped before either. Start "
             "it again with --force."
+        )
+    if isinstance(every, int) and every > 0:
+        return RunError(
+            f"--resume: {out} has no checkpoints to resume from (the run stopped before its first, "
+            f"due every {every} {unit}); start it again with --force."
         )
     return RunError(
         f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "

@@ -213,8 +213,7 @@ def _train(
             finish.best_effort(metrics.close)  # lines the disk refused do not undo the record
         if code:
             raise Interrupted(code, place.run, plan) from None
-        if finish.disk_full(error):  # is the work safe?
-            message = f"{message}. {finish.after_failed_write(manager, step, finish.RESUME_GOES_ON)()}"
+        message = finish.with_disk_advice(message, error, manager, step)  # is the work safe?
         failed = finish.recorded_failure(message, out, written) if place.kept else RunFailed(message)
         raise failed from error
     skips.close()

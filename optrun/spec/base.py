@@ -33,7 +33,6 @@ NUMBERS += (
     "step",
     "max_norm",
     "average_decay",
-    "num_updates",
 )
 Bound = Number | list[Number] | None
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from optrun.errors import ConfigError, Problem, dotted, line_of, placed  # noqa: F401
 from optrun.spec.experiment import ExperimentSpec
 from optrun.spec.overrides import Overridden, apply_overrides, parse_override  # noqa: F401
-from optrun.spec.schema import kinds, known_keys
+from optrun.spec.schema import kinds, known_keys, value_at
 from optrun.spec.yaml_lines import MAX_BYTES, SpecLimitError, line_map, load_yaml
 from optrun.suggest import suggest
 
@@ -68,15 +68,6 @@ def _yaml_path(loc: tuple[Any, ...], data: Any, missing: bool = True) -> tuple[A
     return tuple(path)
 
 
-def _at(data: Any, path: tuple[Any, ...]) -> Any:
-    """The value at ``path`` in the read YAML (None where there is none)."""
-    for part in path:
-        inside = isinstance(data, dict) and part in data
-        inside = inside or (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
-        data = data[part] if inside else None
-    return data
-
-
 #: Arguments users put one level too high: where they belong.
 _BELONGS = {
     **dict.fromkeys(
@@ -117,7 +108,7 @@ def _issues(
             ctx = item.get("ctx", {})
             key, tag = str(ctx.get("discriminator", "kind")).strip("'"), str(ctx.get("tag", ""))
             message = f"unknown {key} {tag!r}; " + suggest(tag, kinds(path) if key == "kind" else [], key)
-            given = _at(data, path)
+            given = value_at(data, path)
             path = (*path, key) if isinstance(given, dict) and key in given else path  # the line of kind:
         elif (
             "input" in item

@@ -82,17 +82,22 @@ def kinds(path: tuple[Any, ...]) -> list[str]:
     return sorted(k for k in found if isinstance(k, str))
 
 
+def value_at(data: Any, path: tuple[Any, ...]) -> Any:
+    """The value at ``path`` in the read YAML (None where there is none)."""
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        else:
+            inside = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+            data = data[part] if inside else None
+    return data
+
+
 def known_keys(path: tuple[Any, ...], data: Any = None) -> list[str]:
     """The keys the spec allows at ``path``; of a union, the alternative whose ``kind`` the
     data names there, else every alternative."""
     nodes = _nodes_at(path)
-    here = data
-    for part in path:
-        if isinstance(here, dict):
-            here = here.get(part)
-        else:
-            inside = isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here)
-            here = here[part] if inside else None
+    here = value_at(data, path)
     kind = here.get("kind") if isinstance(here, dict) else None
     if kind is not None:
         chosen = [n for n in nodes if n.get("properties", {}).get("kind", {}).get("const") == kind]
