@@ -36,6 +36,7 @@ from optrun.runner.objective import build_interface, compile_cache_for, full_bat
 from optrun.runner.outcome import NONFINITE, classify, succeeded, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, Progress, report
 from optrun.runner.restore import checkpoint_number, restore_latest
+from optrun.runner.save_clock import SaveClock
 from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.scale.multi_worker import Channel, Stop
@@ -104,7 +105,7 @@ def _minimize(
         resume_from=done if options.resume else None,
     )
     state: dict[str, Any] = {"iteration": done, "loss": math.nan, "x": None}
-    every = spec.checkpoint.every_steps
+    clock = SaveClock(spec.checkpoint.every_steps, spec.checkpoint.every_seconds)
     max_iterations, max_nfev = limits(interface.method, dict(spec.minimize.options if spec.minimize else {}))
     started = time.perf_counter()
     options.reporter.start("minimize", max_iterations, done)
@@ -151,10 +152,11 @@ def _minimize(
         )
         # A checkpoint of the iterate, for a resume after a kill; a multi-worker run's saves are
         # collective, so its chief saves at the end and on Ctrl-C only.
-        if every and channel is None and state["iteration"] % every == 0:
+        if channel is None and clock.due(state["iteration"]):
             interface.assign(x)  # the next evaluation assigns its own point
             with held():
                 manager.save(checkpoint_number=state["iteration"])
+            clock.saved()
 
     def stopped(status: str, error: str | None = None, save: bool = True) -> None:
         # The last iterate on_step saw (the checkpoint's number counts it); before one, the start.

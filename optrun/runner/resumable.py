@@ -24,25 +24,37 @@ def nothing_to_resume(out: Path) -> RunError:
     try:
         text = (out / "config.yaml").read_text(encoding="utf-8")
         saved = yaml.safe_load(text)
-        every, kind = saved["checkpoint"]["every_steps"], saved["strategy"]["kind"]
+        policy, kind = saved["checkpoint"], saved["strategy"]["kind"]
         unit = "iterations" if text.startswith(f"{KIND_MARK} minimize") else "steps"
+        due = _due(policy.get("every_steps"), policy.get("every_seconds"), unit, kind == "multi_worker")
     except Exception:  # noqa: BLE001 - no readable config.yaml: the spec's checkpoints are unknown
-        every, kind, unit = None, None, "steps"
+        due, kind, unit = None, None, "steps"
     if unit == "iterations" and kind == "multi_worker":  # its periodic saves would be collective
         return RunError(
             f"--resume: {out} has no checkpoints to resume from: a multi-worker minimize checkpoints "
             "only at its end and on Ctrl-C or SIGTERM, and this one was stopped before either. Start "
             "it again with --force."
         )
-    if isinstance(every, int) and every > 0:
+    if due:
         return RunError(
             f"--resume: {out} has no checkpoints to resume from (the run stopped before its first, "
-            f"due every {every} {unit}); start it again with --force."
+            f"due {due}); start it again with --force."
         )
     return RunError(
         f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
-        "start it again with --force, and set checkpoint.every_steps to checkpoint as it goes."
+        "start it again with --force, and set checkpoint.every_seconds or checkpoint.every_steps to "
+        "checkpoint as it goes."
     )
+
+
+def _due(every_steps: Any, every_seconds: Any, unit: str, multi_worker: bool) -> str | None:
+    """When the run's first periodic checkpoint was due, in words; None: it asked for none."""
+    said = []
+    if isinstance(every_steps, int) and not isinstance(every_steps, bool) and every_steps > 0:
+        said.append(f"every {every_steps} {unit}")
+    if isinstance(every_seconds, (int, float)) and every_seconds > 0 and not multi_worker:
+        said.append(f"after {every_seconds:g} s")
+    return " or ".join(said) or None
 
 
 def _folded(value: Any) -> Any:

@@ -34,6 +34,7 @@ from optrun.runner.finish import RESUME_WRITES_THE_REST, signals_moot, stopped_r
 from optrun.runner.interrupts import heard_code, held, interrupt_code, interrupts_at_checks
 from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
+from optrun.runner.save_clock import SaveClock
 from optrun.runner.step import single_device_step
 from optrun.runner.train_record import finished, loss_at, nothing_to_do, write_train_result
 from optrun.runner.warning_log import WarningLog, captured_warnings
@@ -135,6 +136,8 @@ def _train(
     options.reporter.start("train", total, step)
 
     saved_at = [-1]
+    every = spec.checkpoint
+    clock = SaveClock(every.every_steps, every.every_seconds, timed=plan.kind != "multi_worker")
     resumable = functools.partial(finish.after_failed_write, manager, whole=RESUME_WRITES_THE_REST)
 
     def save_all() -> None:
@@ -145,6 +148,7 @@ def _train(
             if averaging is not None and averaging.has_averages and spec.checkpoint.swap:
                 averaging.swapping_saver(model=model).write(str(out / AVERAGED / "ckpt"))
             saved_at[0] = step
+            clock.saved()
 
     try:
         passes = None if spec.train.max_steps else spec.train.epochs
@@ -187,7 +191,7 @@ def _train(
                 )
                 if logged:
                     skips.logged()
-                if spec.checkpoint.every_steps and step % spec.checkpoint.every_steps == 0:
+                if clock.due(step):
                     save_all()
                 if logged and options.stop_check is not None:
                     stopped = options.stop_check(step, {"loss": last_loss})

@@ -23,7 +23,15 @@ Ref = Annotated[
 ]
 Number = float | int
 #: The spec's fields that take a number alone: a boolean there is refused, not read as 0 or 1.
-NUMBERS: tuple[str, ...] = ("max_steps", "epochs", "every_steps", "keep", "seed", "global_batch_size")
+NUMBERS: tuple[str, ...] = (
+    "max_steps",
+    "epochs",
+    "every_steps",
+    "every_seconds",
+    "keep",
+    "seed",
+    "global_batch_size",
+)
 NUMBERS += (
     "logical_cpus",
     "trials",

@@ -154,7 +154,15 @@ class CheckpointSpec(Strict):
         None,
         gt=0,
         description="Checkpoint interval in training steps or minimize iterations (a run killed "
-        "outright resumes from the last one); null: only at the end and on Ctrl-C or SIGTERM.",
+        "outright resumes from the last one); null: not by steps.",
+    )
+    every_seconds: float | None = Field(
+        600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Also checkpoint once this many seconds have passed since the last checkpoint "
+        "(checked between steps or iterations); null: not by time. With both null, only at the end "
+        "and on Ctrl-C or SIGTERM. A multi-worker run checkpoints by every_steps only.",
     )
     keep: int = Field(3, gt=0, description="How many training checkpoints to keep.")
     swap: bool = Field(True, description="Also write averaged weights under the original names.")
