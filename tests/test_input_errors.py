@@ -178,3 +178,51 @@ def test_a_boolean_where_a_number_goes_is_refused(folder: Path, value: str) -> N
     assert out.exit_code == 2 and "checkpoint.keep: True is a boolean, not a number (from --set)" in said, (
         said
     )
+
+
+TRAIN_MODULE = """
+import numpy as np
+import tensorflow as tf
+import keras
+
+def vector():
+    return tf.Variable([3.0, -1.0], name="vector")
+
+def of_the_model_alone(v):
+    return tf.reduce_sum(tf.square(v - 1.0))
+
+def dense():
+    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+def inputs_only():
+    return tf.data.Dataset.from_tensor_slices(np.ones((8, 2), np.float32)).batch(4).repeat()
+
+def ones():
+    return tf.data.Dataset.from_tensors(np.float32(0.0)).repeat()
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        (
+            "model: {builder: t.py:vector}\nloss: t.py:of_the_model_alone\ndata: {builder: t.py:ones}\n",
+            "loss: t.py:of_the_model_alone cannot be called as of_the_model_alone(model, batch): too many "
+            "positional arguments (line 3)",
+        ),
+        (
+            "model: {builder: t.py:dense}\nloss: mse\ndata: {builder: t.py:inputs_only}\n",
+            "data.builder: the Keras loss 'mse' takes (x, y) batches, and data.builder gives single tensors "
+            "of shape (4, 2): return (x, y) pairs, or give loss as a function of (model, batch) (line 4)",
+        ),
+    ],
+    ids=["one-argument loss", "batches without targets"],
+)
+def test_train_says_what_validate_says_before_writing_anything(folder: Path, spec: str, said: str) -> None:
+    (folder / "t.py").write_text(TRAIN_MODULE)
+    (folder / "t.yaml").write_text(f"name: t\n{spec}train: {{max_steps: 2, optimizer: {{name: SGD}}}}\n")
+    for command in ("validate", "train"):
+        out = cli(command, "t.yaml", "--out", "run") if command == "train" else cli(command, "t.yaml")
+        text = " ".join(out.output.split())
+        assert out.exit_code == 2 and said in text and "Traceback" not in text, (command, text)
+    assert not Path("run").exists()

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optrun.errors import ConfigError, LoadError, Problem, UnknownVariableError, naming
-from optrun.runner.checks import Collector
+from optrun.runner.collector import Collector
 from optrun.spec.load import read_spec
 from optrun_cli.main import app
 from tests.conftest import findings, problem_lines

@@ -116,6 +116,27 @@ def not_scalar_at(shape: tf.TensorShape, path: str = "loss", what: str = "loss")
     return error
 
 
+def not_pairs_at(batch: Any, loss: str) -> ConfigError | None:
+    """A batch a Keras loss cannot take (it takes ``(x, y)``): one problem at ``data.builder``,
+    raised as :func:`not_scalar_at` is; None for a pair."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return None
+    if isinstance(batch, (tuple, list)):
+        what = f"{type(batch).__name__}s of {len(batch)}"
+    elif isinstance(batch, dict):
+        what = f"dicts (keys {', '.join(map(repr, batch))})"
+    else:
+        shape = getattr(batch, "shape", None)
+        what = f"single tensors of shape {tuple(shape)}" if shape is not None else type(batch).__name__
+    message = (
+        f"the Keras loss {loss!r} takes (x, y) batches, and data.builder gives {what}: return (x, y) "
+        "pairs, or give loss as a function of (model, batch)"
+    )
+    error = ConfigError("data.builder", [Problem("data.builder", message)])
+    setattr(error, "ag_pass_through", True)  # noqa: B010 - as in not_scalar_at
+    return error
+
+
 def nonfinite_step(loss: Any, variables: list[Any], grads: list[Any]) -> list[str]:
     """What a training step would find non-finite (``the loss is nan``): the loss, else each gradient."""
     values = {"the loss": loss}

@@ -22,7 +22,7 @@ from optrun.errors import (
     naming,
 )
 from optrun.evaluation.probe import not_one_number
-from optrun.runner.batches import not_scalar_at
+from optrun.runner.batches import not_pairs_at, not_scalar_at
 from optrun.runner.keras_names import keras_loss, loss_name_path, optimizer_classes, unknown_args
 from optrun.spec.experiment import (
     CallableLoss,
@@ -46,37 +46,8 @@ def _is_variable(value: Any) -> bool:
     return True
 
 
-def check_references(loaded: LoadedSpec) -> None:
-    """Imports every reference in the spec, so that all missing ones are reported at once."""
-    spec = loaded.spec
-    refs = [("model.builder", spec.model.builder)]
-    if spec.data is not None:
-        refs.append(("data.builder", spec.data.builder))
-    if isinstance(spec.loss, CallableLoss):
-        refs.append(("loss", spec.loss.ref))
-    if spec.minimize is not None:
-        for kind in ("equalities", "inequalities"):
-            refs += [
-                (f"minimize.constraints.{kind}[{i}]", ref)
-                for i, ref in enumerate(getattr(spec.minimize.constraints, kind))
-            ]
-    failed: list[OptrunError] = []
-    for what, ref in refs:
-        try:
-            load_callable(ref, loaded.base_dir, what)
-        except LoadError as error:  # placed at ``what`` by load_callable
-            failed.append(error)
-    if len(failed) > 1:
-        raise ConfigError(
-            loaded.source, [p for error in failed for p in error.problems or [Problem("", str(error))]]
-        )
-    if failed:
-        raise failed[0]
-
-
 def build_model(loaded: LoadedSpec) -> Any:
-    """Calls ``model.builder(**model.params)``, after checking every reference in the spec."""
-    check_references(loaded)
+    """Calls ``model.builder(**model.params)``."""
     ref = loaded.spec.model.builder
     fn = load_callable(ref, loaded.base_dir, "model.builder")
     return call_user(fn, ref, "model.builder", **loaded.spec.model.params)
@@ -141,6 +112,9 @@ def train_loss(loaded: LoadedSpec, training: bool = True) -> Callable[[Any, Any]
     loss = keras_loss(spec, loss_name_path(loaded))
 
     def on_batch(model: Any, batch: Any) -> tf.Tensor:
+        error = not_pairs_at(batch, spec.name)
+        if error is not None:
+            raise error
         x, y = batch
         return tf.reduce_mean(loss(y, model(x, training=training)))
 

@@ -1,36 +1,23 @@
-"""Collecting a spec's problems instead of stopping at the first, and the checks that need no model.
+"""The checks of a spec that need no model, each problem collected rather than raised.
 
-:class:`Collector` turns each error into a :class:`~optrun.errors.Problem`
-with its YAML path and line. :func:`check_references` imports every
-``file.py:function`` in the spec and checks that it takes the arguments the
-spec will give it, all without calling it; :func:`check_method` and
-:func:`check_optimizer` check the scipy method and the Keras optimizer with
-their options. All work on the raw spec, so they run even when the schema
-found problems elsewhere or the model cannot be built; :func:`check_names`
-then checks the variable names the spec gives against the built model.
+:func:`check_references` imports every ``file.py:function`` in the spec and
+checks that it takes the arguments the spec will give it, all without calling
+it; :func:`check_method` and :func:`check_optimizer` check the scipy method and
+the Keras optimizer with their options. All work on the raw spec, so they run
+even when the schema found problems elsewhere or the model cannot be built;
+:func:`check_names` then checks the variable names the spec gives against the
+built model. A run calls :func:`before_building` for the same checks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 
-from optrun.errors import (
-    ConfigError,
-    InvalidArgumentError,
-    OptrunError,
-    Problem,
-    UserInterrupt,
-    describe,
-    dotted,
-    in_spec,
-    naming,
-    placed,
-)
+from optrun.errors import ConfigError, InvalidArgumentError, OptrunError, dotted, naming
 from optrun.interfaces.method_options import (
     DEFAULT_CONSTRAINED_METHOD,
     DEFAULT_METHOD,
@@ -41,6 +28,7 @@ from optrun.interfaces.method_options import (
     tnc_maxiter,
 )
 from optrun.runner.build import build_optimizer, clipped_variables
+from optrun.runner.collector import Collector, Path, get
 from optrun.runner.ipopt_method import is_ipopt
 from optrun.runner.ipopt_method import problems as ipopt_problems
 from optrun.spec.experiment import OptimizerSpec, VariableClippingSpec
@@ -48,70 +36,6 @@ from optrun.spec.load import LoadedSpec, RawSpec
 from optrun.spec.user_code import call_mismatch, load_callable
 from optrun.suggest import suggest
 from optrun.varkeys import resolve_var_keyed
-
-Path = tuple[Any, ...]
-
-
-def get(data: Any, *path: Any) -> Any:
-    """``data[path[0]][path[1]]...``, or None where the spec has nothing (or not a mapping/list)."""
-    for part in path:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
-            data = data[part]
-        else:
-            return None
-    return data
-
-
-class Collector:
-    """Problems found so far, each placed at its YAML path and line."""
-
-    def __init__(self, raw: RawSpec) -> None:
-        self.raw = raw
-        self.problems: list[Problem] = []
-        #: References that import but cannot be called with the spec's arguments, by path.
-        self.unbound: set[Path] = set()
-
-    def add(self, path: Path, message: str) -> None:
-        """Records ``message`` at ``path`` (a leading ``"<path>: "`` in the message is not repeated)."""
-        name = dotted(path)
-        message = message.removeprefix(f"{name}: ") if name else message
-        problem = placed(path, message, self.raw.lines, self.raw.overridden)
-        self.problems.append(problem if path else Problem("", message))
-
-    def add_error(self, error: BaseException, path: Path) -> None:
-        """Records an error: at the places it carries (``OptrunError.problems``), else at ``path``.
-
-        The message is never read for a place: a user's "a.b: ... (line 3)" stays
-        message text. Only a leading ``"<path>: "`` naming ``path`` itself is not repeated.
-        """
-        found = error.problems if isinstance(error, OptrunError) else ()
-        if not found:
-            self.add(path, str(error) if isinstance(error, OptrunError) else describe(error))
-            return
-        for problem in found:
-            if problem.path:
-                self.problems += in_spec(self.raw, [problem])
-            elif problem.line is not None:  # the whole file's (YAML), with its line
-                self.problems.append(problem)
-            else:
-                self.add(path, problem.message)
-
-    @contextlib.contextmanager
-    def catch(self, path: Path) -> Iterator[None]:
-        """Runs the block; an error (user code's included) is recorded at ``path``, not raised."""
-        try:
-            yield
-        except UserInterrupt:
-            raise
-        except Exception as error:  # noqa: BLE001 - every failure is a problem to report
-            self.add_error(error, path)
-
-    def sorted(self) -> list[Problem]:
-        """By line (problems without one last), then in the order found."""
-        order = sorted(enumerate(self.problems), key=lambda item: (item[1].line or 1 << 30, item[0]))
-        return [problem for _, problem in order]
 
 
 def _references(data: dict[str, Any]) -> list[tuple[Path, str]]:
@@ -247,17 +171,22 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
             check_options(method, name, given)
 
 
-def method_problems(loaded: LoadedSpec) -> None:
-    """:func:`check_method` on a loaded spec, before ``minimize`` builds anything: its problems are
-    raised, each at its key or ``(from --set)``, as ``optrun validate`` places them.
+def before_building(loaded: LoadedSpec, method: bool) -> None:
+    """:func:`check_references` (and with ``method``, :func:`check_method`) on a loaded spec,
+    before a run builds anything: their problems are raised, each at its key or ``(from --set)``,
+    as ``optrun validate`` places them.
 
     Raises:
         ConfigError: the problems found.
     """
     data = loaded.spec.model_dump()  # Python's values: JSON's mode turns an option's inf into None
+    if isinstance(data["loss"], dict) and "ref" in data["loss"] and ("loss", "ref") not in loaded.lines:
+        data["loss"] = data["loss"]["ref"]  # written `loss: file.py:fn`: placed at loss, as validate does
     raw = RawSpec(data, loaded.base_dir, loaded.source, loaded.lines, loaded.overridden)
     collector = Collector(raw)
-    check_method(raw, collector)
+    check_references(raw, collector)
+    if method:
+        check_method(raw, collector)
     if collector.problems:
         raise ConfigError(loaded.source, collector.sorted())
 

@@ -20,7 +20,7 @@ from optrun.errors import LoadError, OptrunError, describe, spec_error
 from optrun.evaluation.probe import nonfinite
 from optrun.runner.batches import build_on_first_batch, first_batch, nonfinite_step, step_gradients
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
-from optrun.runner.checks import Path
+from optrun.runner.collector import Path
 from optrun.runner.common import check_export
 from optrun.runner.distribute import check_global_batch, distribute_data
 from optrun.runner.objective import build_interface, check_strategy, full_batch_data

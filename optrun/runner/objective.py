@@ -36,7 +36,7 @@ from optrun.evaluation.compile_cache import CompileCacheError, enable_compile_ca
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
 from optrun.runner.build import build_data, build_model, train_loss, variables_of
-from optrun.runner.checks import method_problems
+from optrun.runner.checks import before_building
 from optrun.runner.ipopt_method import checked_options, is_ipopt
 from optrun.runner.keras_names import keras_loss, loss_name_path
 from optrun.runner.minimize_fit import batch_loss_advice, one_batch_advice, one_number, takes_batch
@@ -196,8 +196,8 @@ def build_interface(
     plan = plan or Plan("default")
     check_strategy(loaded, plan.kind)
     switches.check_all()  # the environment's, not the spec's: raised as it is, before any model is built
-    if not is_ipopt(spec.method):
-        method_problems(loaded)  # the method and its options, each at its key, before any model is built
+    # References and their arguments, and scipy's method and options, each at its key.
+    before_building(loaded, method=not is_ipopt(spec.method))
     ipopt = checked_options(loaded) if is_ipopt(spec.method) else None
     if model is None:
         with plan.scope():

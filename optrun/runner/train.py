@@ -15,6 +15,7 @@ from optrun.errors import ConfigError, LoadError, Problem, RunFailed, Terminated
 from optrun.runner import finish
 from optrun.runner.batches import Batches, build_on_first_batch, first_batch, steps_per_epoch
 from optrun.runner.build import build_data, build_model, build_optimizer, train_loss, variables_of
+from optrun.runner.checks import before_building
 from optrun.runner.common import (
     AVERAGED,
     CHECKPOINTS,
@@ -65,6 +66,7 @@ def _train(
     plan = make_strategy(spec.strategy, loaded.source)  # first: logical CPUs precede TF's devices
     stack.enter_context(plan.scope())  # the model, optimizer and wrappers are built in it
     seed_everything(spec.seed)
+    before_building(loaded, method=False)  # each reference imports and takes the spec's arguments
     model = build_model(loaded)
     raw_data = build_data(loaded)  # a ConfigError if the spec has no data
     assert loaded.spec.data is not None

@@ -29,15 +29,8 @@ from optrun.errors import SKIPPED, ConfigError, Problem, dotted
 from optrun.evaluation.probe import check_scalar, nonfinite
 from optrun.runner.batches import build_on_first_batch, first_batch
 from optrun.runner.build import variables_of
-from optrun.runner.checks import (
-    Collector,
-    Path,
-    check_method,
-    check_names,
-    check_optimizer,
-    check_references,
-    get,
-)
+from optrun.runner.checks import check_method, check_names, check_optimizer, check_references
+from optrun.runner.collector import Collector, Path, get
 from optrun.runner.common import check_export, seed_everything
 from optrun.runner.distribute import unstarted_plan
 from optrun.runner.dry_run import at_start, validate_minimize, validate_train

@@ -100,7 +100,8 @@ def deep_problems(spec: str, overrides: list[str], tried: list[dict[str, Any]]) 
     """
     try:
         from optrun.runner.build import train_loss
-        from optrun.runner.checks import Collector, check_method, check_optimizer, check_references
+        from optrun.runner.checks import check_method, check_optimizer, check_references
+        from optrun.runner.collector import Collector
 
         raw = read_spec(spec, overrides)
         base = {key: value for key, value in raw.data.items() if key != "sweep"}
