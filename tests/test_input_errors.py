@@ -226,3 +226,47 @@ def test_train_says_what_validate_says_before_writing_anything(folder: Path, spe
         text = " ".join(out.output.split())
         assert out.exit_code == 2 and said in text and "Traceback" not in text, (command, text)
     assert not Path("run").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "extra", "said"),
+    [
+        (
+            "name: 123\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\n",
+            (),
+            "name: YAML reads 123 here as a number; put it in quotes to make it text (line 1)",
+        ),
+        (
+            "name: s\nmodel: {builder: m.py}\nloss: m.py:sum_of_squares\n",
+            (),
+            "model.builder: 'm.py' names no function; write 'path/to/file.py:function' (relative to "
+            "the spec file) or 'package.module:function' (line 2)",
+        ),
+        (
+            "name: s\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\nminimize: {method: SLSQP}\n",
+            ("--set", "minimize.constraints.equalities.0=m.py:sum_of_squares"),
+            "minimize.constraints.equalities: takes a list, and the spec has none here for --set to index "
+            "into; set the whole list: --set minimize.constraints.equalities='[m.py:sum_of_squares]' "
+            "(from --set)",
+        ),
+    ],
+    ids=["a number for text", "a reference without a function", "an index into no list"],
+)
+def test_schema_refusals_say_what_to_write(
+    folder: Path, spec: str, extra: tuple[str, ...], said: str
+) -> None:
+    (folder / "s.yaml").write_text(spec)
+    out = cli("validate", "s.yaml", *extra, "--json")
+    problems = [p for p in json.loads(out.stdout) if p["severity"] == "error"]
+    assert out.exit_code == 2 and len(problems) == 1, problems  # no second problem from the same value
+    text = " ".join(cli("minimize", "s.yaml", *extra, "--out", "run").output.split())
+    assert said in text and not Path("run").exists(), text
+
+
+def test_overrides_given_as_one_string_are_refused_not_split_into_characters() -> None:
+    from optrun.errors import InvalidTypeError
+    from optrun.spec.load import load_spec
+
+    with pytest.raises(InvalidTypeError, match=r"not one string: pass \['seed=3'\]"):
+        load_spec(None, overrides="seed=3")  # type: ignore[arg-type]
+    assert load_spec(None, overrides=["seed=3"]).spec.seed == 3

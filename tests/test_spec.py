@@ -35,9 +35,9 @@ def test_five_mistakes_reported_at_once_with_lines(tmp_path: Path) -> None:
     issues = info.value.issues
     assert len(issues) == 6, issues
     text = "\n".join(issues)
-    assert "name: String should match pattern" in text and "(line 1)" in text
+    assert "is not a run name: use letters, digits" in text and "(line 1)" in text
     assert "seed: Input should be greater than or equal to 0; got -1 (line 2)" in text
-    assert "model.builder: String should match pattern" in text and "(line 4)" in text
+    assert "model.builder: " in text and "names no function; write 'path/to/file.py:function'" in text
     assert "loss.name: Field required (line 5)" in text
     assert (
         "train.optimizer.wrappers[0].kind: unknown kind 'moving_avg'; did you mean 'moving_average'?" in text

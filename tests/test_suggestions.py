@@ -39,7 +39,8 @@ def test_unknown_keys_get_the_closest_key_sorted_by_line(tmp_path: Path) -> None
         load_spec(spec)
     lines = str(caught.value).splitlines()[1:]
     assert lines == [
-        "  - checkpoint.zzz: unknown key; known keys: every_seconds, every_steps, export, keep, swap (line 4)",
+        "  - checkpoint.zzz: unknown key; known keys: every_seconds, every_steps, export, keep, swap "
+        "(line 4)",
         "  - train.epoch: unknown key; did you mean 'epochs'? (line 6)",
         "  - train.learning_rate: unknown key; learning_rate goes in train.optimizer.args (line 7)",
         "  - train.optimizer.wrappers[0].decay: unknown key; did you mean 'average_decay'? (line 8)",

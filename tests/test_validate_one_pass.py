@@ -117,7 +117,12 @@ def test_every_stage_in_one_run_sorted_by_line(folder: Path) -> None:
     got = [(p["line"], p["path"], p["message"]) for p in findings(result.stdout)]
     assert [line for line, _, _ in got] == sorted(line for line, _, _ in got)
     assert got == [
-        (1, "name", "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'; got 'bad name'"),
+        (
+            1,
+            "name",
+            "'bad name' is not a run name: use letters, digits, '_', '.' and '-', starting with a "
+            "letter or digit",
+        ),
         (2, "seed", "Input should be greater than or equal to 0; got -1"),
         (8, "data.params.batchsize", "m.py:data takes no argument 'batchsize'; did you mean 'batch'?"),
         (11, "train.epoch", "unknown key; did you mean 'epochs'?"),

@@ -12,6 +12,7 @@ built model. A run calls :func:`before_building` for the same checks.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from optrun.runner.build import build_optimizer, clipped_variables
 from optrun.runner.collector import Collector, Path, get
 from optrun.runner.ipopt_method import is_ipopt
 from optrun.runner.ipopt_method import problems as ipopt_problems
+from optrun.spec.base import REF_PATTERN
 from optrun.spec.experiment import OptimizerSpec, VariableClippingSpec
 from optrun.spec.load import LoadedSpec, RawSpec
 from optrun.spec.user_code import call_mismatch, load_callable
@@ -39,7 +41,8 @@ from optrun.varkeys import resolve_var_keyed
 
 
 def _references(data: dict[str, Any]) -> list[tuple[Path, str]]:
-    """Every reference in the raw spec with its path."""
+    """Every reference in the raw spec with its path (of the form the schema takes: it reports
+    the others)."""
     refs: list[tuple[Path, str]] = []
     for path in (("model", "builder"), ("data", "builder"), ("loss", "ref")):
         if isinstance(get(data, *path), str):
@@ -55,7 +58,7 @@ def _references(data: dict[str, Any]) -> list[tuple[Path, str]]:
         for i, ref in enumerate(items if isinstance(items, list) else []):
             if isinstance(ref, str):
                 refs.append((("minimize", "data", kind, i), ref))
-    return refs
+    return [(path, ref) for path, ref in refs if re.fullmatch(REF_PATTERN, ref)]
 
 
 def _check_call(

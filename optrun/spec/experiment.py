@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from optrun.spec.base import Ref, Strict
+from optrun.spec.base import NAME_PATTERN, Ref, Strict
 from optrun.spec.minimize import MinimizeSpec
 from optrun.spec.run_layout import RESERVED
 from optrun.spec.strategy import DefaultStrategySpec, StrategySpec
@@ -199,7 +199,7 @@ class ExperimentSpec(Strict):
     """One optrun experiment."""
 
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        pattern=NAME_PATTERN,
         max_length=100,
         description="Also the default run directory name (at most 100 characters).",
     )

@@ -18,9 +18,8 @@ from pydantic import ValidationError
 from optrun.errors import ConfigError, Problem, dotted, line_of, placed  # noqa: F401
 from optrun.spec.experiment import ExperimentSpec
 from optrun.spec.overrides import Overridden, apply_overrides, parse_override  # noqa: F401
-from optrun.spec.schema import kinds, known_keys, value_at
+from optrun.spec.wording import worded
 from optrun.spec.yaml_lines import MAX_BYTES, SpecLimitError, line_map, load_yaml
-from optrun.suggest import suggest
 
 DEFAULTS = {"train": "train.yaml", "minimize": "minimize.yaml"}
 
@@ -68,22 +67,6 @@ def _yaml_path(loc: tuple[Any, ...], data: Any, missing: bool = True) -> tuple[A
     return tuple(path)
 
 
-#: Arguments users put one level too high: where they belong.
-_BELONGS = {
-    **dict.fromkeys(
-        ("learning_rate", "momentum", "beta_1", "beta_2", "epsilon", "weight_decay"), "train.optimizer.args"
-    ),
-    **dict.fromkeys(("maxiter", "maxfun", "gtol", "ftol", "xtol", "maxcor", "disp"), "minimize.options"),
-}
-
-
-def _unknown_key_advice(path: tuple[Any, ...], data: Any) -> str:
-    key = str(path[-1])
-    if key in _BELONGS and ".".join(map(str, path[:-1])) != _BELONGS[key]:
-        return f"{key} goes in {_BELONGS[key]}"
-    return suggest(key, known_keys(path[:-1], data), "key")
-
-
 def _issues(
     error: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], overridden: Overridden
 ) -> list[Problem]:
@@ -95,27 +78,7 @@ def _issues(
         if name in reported:  # the other alternatives of a union: one message per place
             continue
         reported.add(name)
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key; " + _unknown_key_advice(path, data)
-        elif item["type"] == "union_tag_not_found":
-            key = str(item.get("ctx", {}).get("discriminator", "kind")).strip("'")
-            tags = kinds(path) if key == "kind" else []
-            message = f"says no {key}: set {dotted((*path, key))}" + (
-                f" to one of {', '.join(tags)}" if tags else ""
-            )
-        elif item["type"] == "union_tag_invalid":  # kind: moving_averages
-            ctx = item.get("ctx", {})
-            key, tag = str(ctx.get("discriminator", "kind")).strip("'"), str(ctx.get("tag", ""))
-            message = f"unknown {key} {tag!r}; " + suggest(tag, kinds(path) if key == "kind" else [], key)
-            given = value_at(data, path)
-            path = (*path, key) if isinstance(given, dict) and key in given else path  # the line of kind:
-        elif (
-            "input" in item
-            and item["type"] not in {"missing", "value_error"}
-            and not isinstance(item["input"], (dict, list))
-        ):
-            message = f"{message}; got {item['input']!r}"
+        message, path = worded(item, path, data)
         problem = placed(path, message, lines, overridden)
         line = problem.line if problem.line is not None else float("inf")
         issues.append((line, len(issues), problem))
@@ -206,7 +169,7 @@ def read_spec(path: str | Path | None, overrides: list[str] | None = None, defau
         raise ConfigError(
             source, [Problem("", f"the spec must be a mapping of keys; got a {type(data).__name__}")]
         )
-    overridden = apply_overrides(data, list(overrides or []))
+    overridden = apply_overrides(data, overrides or [])
     return RawSpec(data, base_dir, source, line_map(text), overridden)
 
 

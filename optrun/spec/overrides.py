@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from optrun.errors import ConfigError, Problem
+from optrun.errors import ConfigError, InvalidTypeError, Problem
 from optrun.spec.yaml_lines import load_yaml
 
 #: The keys overrides set, dotted (``train.max_steps``), each with the flag that set it.
@@ -75,7 +75,15 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> Overridde
 
     ``strategy.kind`` set to another kind than the spec's starts that section afresh: its
     other keys (``devices``, ``logical_cpus``) belong to the old kind.
+
+    Raises:
+        ConfigError: an override that is not ``KEY.PATH=VALUE``, or goes where ``data`` has no place.
+        InvalidTypeError: ``overrides`` is one string rather than a list of them.
     """
+    if isinstance(overrides, str):  # one string is a sequence too: of its characters
+        raise InvalidTypeError(
+            f"overrides takes a list of 'KEY.PATH=VALUE' strings, not one string: pass [{overrides!r}]"
+        )
     done: Overridden = {}
     for text in overrides:
         keys, value = parse_override(text)
