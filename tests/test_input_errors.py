@@ -270,3 +270,48 @@ def test_overrides_given_as_one_string_are_refused_not_split_into_characters() -
     with pytest.raises(InvalidTypeError, match=r"not one string: pass \['seed=3'\]"):
         load_spec(None, overrides="seed=3")  # type: ignore[arg-type]
     assert load_spec(None, overrides=["seed=3"]).spec.seed == 3
+
+
+BOUNDED = """
+import tensorflow as tf
+
+def pair():
+    return {"a": tf.Variable([3.0, -1.0], name="a"), "b": tf.Variable(2.0, name="b")}
+
+def loss(m):
+    return tf.reduce_sum(tf.square(m["a"] - 1.0)) + m["b"] ** 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("bounds", "said"),
+    [
+        (
+            "a: {low: [0, 1, 2]}",
+            "minimize.constraints.bounds.a: lower bound of 'a' has shape (3,), which does not broadcast "
+            "to the variable's shape (2,); give a scalar or an array of shape (2,). (line 8)",
+        ),
+        (
+            "a: [2, 1]",
+            "minimize.constraints.bounds.a: bounds of 'a' are empty at index (0,): low 2.0 > high 1.0; "
+            "swap or widen them. (line 8)",
+        ),
+        (
+            "a: {low: .inf}",
+            "minimize.constraints.bounds.a: lower bound of 'a' is inf at index (0,); no value "
+            "satisfies it. Use None for no lower bound. (line 8)",
+        ),
+    ],
+    ids=["wrong shape", "empty", "infinite lower bound"],
+)
+def test_a_bound_that_does_not_fit_is_placed_at_its_key(folder: Path, bounds: str, said: str) -> None:
+    (folder / "g.py").write_text(BOUNDED)
+    (folder / "g.yaml").write_text(
+        "name: g\nmodel: {builder: g.py:pair}\nloss: g.py:loss\nminimize:\n  method: SLSQP\n"
+        f"  constraints:\n    bounds:\n      {bounds}\n      b: [0, 5]\n"
+    )
+    for command in ("validate", "minimize"):
+        out = cli(command, "g.yaml", *(("--out", "run") if command == "minimize" else ()))
+        text = " ".join(out.output.split())
+        assert out.exit_code == 2 and said in text, (command, text)
+    assert not Path("run").exists()

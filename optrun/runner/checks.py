@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from optrun.errors import ConfigError, InvalidArgumentError, OptrunError, dotted, naming
+from optrun.evaluation.bounds import pack_bounds
+from optrun.evaluation.packing import Layout
 from optrun.interfaces.method_options import (
     DEFAULT_CONSTRAINED_METHOD,
     DEFAULT_METHOD,
@@ -35,6 +37,7 @@ from optrun.runner.ipopt_method import problems as ipopt_problems
 from optrun.spec.base import REF_PATTERN
 from optrun.spec.experiment import OptimizerSpec, VariableClippingSpec
 from optrun.spec.load import LoadedSpec, RawSpec
+from optrun.spec.minimize import ConstraintsSpec
 from optrun.spec.user_code import call_mismatch, load_callable
 from optrun.suggest import suggest
 from optrun.varkeys import resolve_var_keyed
@@ -176,22 +179,12 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
 
 def before_building(loaded: LoadedSpec, method: bool) -> None:
     """:func:`check_references` (and with ``method``, :func:`check_method`) on a loaded spec,
-    before a run builds anything: their problems are raised, each at its key or ``(from --set)``,
-    as ``optrun validate`` places them.
+    before a run builds anything (see :func:`check_found`).
 
     Raises:
         ConfigError: the problems found.
     """
-    data = loaded.spec.model_dump()  # Python's values: JSON's mode turns an option's inf into None
-    if isinstance(data["loss"], dict) and "ref" in data["loss"] and ("loss", "ref") not in loaded.lines:
-        data["loss"] = data["loss"]["ref"]  # written `loss: file.py:fn`: placed at loss, as validate does
-    raw = RawSpec(data, loaded.base_dir, loaded.source, loaded.lines, loaded.overridden)
-    collector = Collector(raw)
-    check_references(raw, collector)
-    if method:
-        check_method(raw, collector)
-    if collector.problems:
-        raise ConfigError(loaded.source, collector.sorted())
+    check_found(loaded, check_references, *([check_method] if method else []))
 
 
 def check_optimizer(raw: RawSpec, collector: Collector) -> None:
@@ -220,11 +213,42 @@ def check_names(raw: RawSpec, variables: list[Any], collector: Collector) -> Non
             path = ("train", "optimizer", "wrappers", i)
             with collector.catch(path):
                 clipped_variables(wrapper, variables, dotted(path))
+    check_bounds(raw, variables, collector)
+
+
+def check_bounds(raw: RawSpec, variables: list[Any], collector: Collector) -> None:
+    """Each bounds key names one variable, and its ``low`` and ``high`` fit that variable's shape
+    and leave it room: each problem at its key."""
     bounds = get(raw.data, "minimize", "constraints", "bounds")
-    for key in bounds if isinstance(bounds, dict) else {}:
+    layout = Layout.of(variables)
+    for key, given in bounds.items() if isinstance(bounds, dict) else ():
         path = ("minimize", "constraints", "bounds", key)
+        try:  # the spec's forms ({low, high} or [low, high]), as the run reads them
+            pair = ConstraintsSpec.model_validate({"bounds": {key: given}}).bounds[key]
+        except ValidationError:
+            pair = None  # the schema stage reports it; the name is still checked
         with collector.catch(path):
             try:
-                resolve_var_keyed({key: True}, variables, argument=dotted(path))
+                aligned = resolve_var_keyed({key: pair}, variables, argument=dotted(path))
             except OptrunError as error:  # "minimize.constraints.bounds.w names 'w', which ..."
                 raise naming(error, dotted(path)) from None
+            if pair is not None:
+                pack_bounds([(b.low, b.high) if b is not None else None for b in aligned], layout)
+
+
+def check_found(loaded: LoadedSpec, *checks: Callable[[RawSpec, Collector], object]) -> None:
+    """Runs ``checks`` on a loaded spec, as ``optrun validate`` runs them on a raw one, and raises
+    what they found, each problem at its key or ``(from --set)``.
+
+    Raises:
+        ConfigError: the problems found.
+    """
+    data = loaded.spec.model_dump()  # Python's values: JSON's mode turns an option's inf into None
+    if isinstance(data["loss"], dict) and "ref" in data["loss"] and ("loss", "ref") not in loaded.lines:
+        data["loss"] = data["loss"]["ref"]  # written `loss: file.py:fn`: placed at loss, as validate does
+    raw = RawSpec(data, loaded.base_dir, loaded.source, loaded.lines, loaded.overridden)
+    collector = Collector(raw)
+    for check in checks:
+        check(raw, collector)
+    if collector.problems:
+        raise ConfigError(loaded.source, collector.sorted())

@@ -36,7 +36,7 @@ from optrun.evaluation.compile_cache import CompileCacheError, enable_compile_ca
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
 from optrun.runner.build import build_data, build_model, train_loss, variables_of
-from optrun.runner.checks import before_building
+from optrun.runner.checks import before_building, check_bounds, check_found
 from optrun.runner.ipopt_method import checked_options, is_ipopt
 from optrun.runner.keras_names import keras_loss, loss_name_path
 from optrun.runner.minimize_fit import batch_loss_advice, one_batch_advice, one_number, takes_batch
@@ -203,6 +203,7 @@ def build_interface(
         with plan.scope():
             model = build_model(loaded)
     variables = variables_of(model, loaded.spec.model.builder)
+    check_found(loaded, lambda raw, found: check_bounds(raw, variables, found))  # each at its key
     if data is None and spec.data is not None:
         data = full_batch_data(loaded)
     equalities, inequalities = constraints(loaded, model, plan.strategy, data)
