@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from optrun.causes import build_failure
 from optrun.errors import InvalidArgumentError, OptrunError
 from optrun.evaluation import switches
 from optrun.evaluation.autograph import as_written, converted, holds_dataset, same_failure
@@ -42,6 +43,7 @@ from optrun.evaluation.pure_graph import SessionCall, pure_graph_def
 from optrun.evaluation.side_effects import side_effect
 from optrun.evaluation.stack_traces import freeze
 from optrun.evaluation.tiers import Candidate, Tiered
+from optrun.evaluation.xla_kernels import check_compiles
 from optrun.varkeys import as_tf_variable
 
 logger = logging.getLogger("optrun")
@@ -231,22 +233,20 @@ class EagerBackend:
             return FastCaller(plain, options=options, once=bool(effect))
         spec = [tf.TensorSpec([self._problem.layout.size], tf.float64)]
 
-        def xla_concrete() -> Any:
+        def xla_function() -> Any:
             # XLA over the plain trace: the user's code is traced once for both tiers.
-            return tf.function(
-                plain, input_signature=spec, jit_compile=True, autograph=False
-            ).get_concrete_function()
+            return tf.function(plain, input_signature=spec, jit_compile=True, autograph=False)
 
         if self._jit_compile is None:
             return Tiered(
                 self._first_tier(plain, options, bool(effect)),
-                functools.partial(self._xla_candidate, xla_concrete),
+                functools.partial(self._xla_candidate, xla_function, spec),
                 ("plain", "xla"),
                 compile_estimate=compile_estimate(plain, trace_s),
                 start_now=compile_cache_warm(),
                 held=effect and f"the evaluation has a side effect ({effect}), so each point runs once",
             )
-        call = FastCaller(xla_concrete(), once=bool(effect))
+        call = FastCaller(xla_function().get_concrete_function(), once=bool(effect))
         first = True
 
         def evaluate(x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -256,12 +256,7 @@ class EagerBackend:
             try:
                 result = call(x)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-                text = str(error).strip()
-                first_line = text.splitlines()[0] if text else type(error).__name__
-                raise InvalidArgumentError(
-                    f"jit_compile=True, but XLA cannot compile the loss or constraints: "
-                    f"{first_line}. Pass jit_compile=None to fall back automatically, or False."
-                ) from error
+                raise _xla_refused(error) from error
             first, self.xla = False, True
             return result
 
@@ -281,10 +276,23 @@ class EagerBackend:
                 logger.debug("no session for the first tier (%s)", error)
         return make_plain()
 
-    def _xla_candidate(self, xla_concrete: Callable[[], Any]) -> Candidate:
+    def _xla_candidate(self, xla_function: Callable[[], Any], spec: list[tf.TensorSpec]) -> Candidate:
         """Tier 2, built in the background: compiled and tried on shadow copies of the variables,
-        so that the solver's evaluations on tier 1 meanwhile see only their own writes."""
-        concrete = xla_concrete()
+        so that the solver's evaluations on tier 1 meanwhile see only their own writes. An op XLA
+        has no kernel for is refused first, without TensorFlow's C++ log of a failed compile."""
+        function = xla_function()
+        check_compiles(function, spec)
+        concrete = function.get_concrete_function()
         freeze(concrete)  # else an error on tier 1 during the compile can deadlock the two threads
         shadows = {id(v.handle): tf.Variable(v.read_value(), trainable=False) for v in self._tf_vars}
         return Candidate(trial=shadow_call(concrete, shadows), evaluator=FastCaller(concrete))
+
+
+def _xla_refused(error: Exception) -> InvalidArgumentError:
+    """``jit_compile=True`` on a loss XLA cannot compile: XLA's first line, and what to pass."""
+    why = build_failure(error)  # "XLA cannot compile AsString (...)", else XLA's first line
+    if not why.startswith("XLA cannot compile"):
+        why = f"XLA cannot compile the loss or constraints: {why}"
+    return InvalidArgumentError(
+        f"jit_compile=True, but {why}. Pass jit_compile=None to fall back automatically, or False."
+    )

@@ -23,6 +23,7 @@ Per point, by ``jit_compile``:
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -215,9 +216,9 @@ class GraphBackend:
             variables, layout = self._variables, self._layout
             point = session_point(session, parts, fetches, keys, variables, layout, (self._x, self._assign))
             targets = [outputs, *fetches]
-            path = FunctionPath(
-                lambda xla: PrunedFunction.build(self.graph, targets, variables, layout, keys, xla), self._jit
-            )
+            # The default's build runs in the background: XLA's kernels are checked first.
+            build = functools.partial(PrunedFunction.build, self.graph, targets, variables, layout, keys)
+            path = FunctionPath(functools.partial(build, check=self._jit is None), self._jit)
             self._cache[key] = (point, path)
         point, path = self._cache[key]
         reference = _friendly(point(feeds))  # the session path

@@ -30,6 +30,7 @@ from tensorflow.python.eager import context
 from optrun.evaluation.fastcall import FastCaller
 from optrun.evaluation.packing import Layout
 from optrun.evaluation.point import Evaluator
+from optrun.evaluation.xla_kernels import check_compiles
 
 _VARIABLE_OPS = {"VariableV2", "Variable", "VarHandleOp"}
 
@@ -56,10 +57,13 @@ class PrunedFunction:
         layout: Layout,
         feed_keys: Sequence[Any],
         jit: bool,
+        check: bool = False,
     ) -> PrunedFunction | None:
         """Cuts ``targets`` out of ``graph``; None when the cut is not possible (it may also raise).
 
-        Call it under ``context.eager_mode()``, so that nothing lands in the user's graph.
+        Call it under ``context.eager_mode()``, so that nothing lands in the user's graph. With
+        ``jit`` and ``check``, an op XLA has no kernel for raises here, before any compile
+        (:func:`~optrun.evaluation.xla_kernels.check_compiles`).
         """
         if not all(isinstance(t, tf.Tensor) for t in targets):
             return None
@@ -97,6 +101,8 @@ class PrunedFunction:
             tf.TensorSpec(t.shape, t.dtype.base_dtype) for _, t in extras
         ]
         function = tf.function(body, input_signature=spec, jit_compile=jit)
+        if jit and check:
+            check_compiles(function, spec)  # an op with no XLA kernel: refused without TF's C++ log
         return cls(function.get_concrete_function(), extras)
 
     def caller(self, session: Any, feeds: dict[Any, Any]) -> Evaluator:

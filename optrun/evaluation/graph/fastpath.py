@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from tensorflow.python.eager import context
 
+from optrun.causes import build_failure
 from optrun.evaluation.agreement import close as _close
 from optrun.evaluation.graph.cut import PrunedFunction
 from optrun.evaluation.point import Evaluator
@@ -63,8 +64,11 @@ class FunctionPath:
                 with context.eager_mode():  # nothing lands in the user's graph, even with eager off
                     self._candidates[xla] = self._build(xla)
             except Exception as error:  # noqa: BLE001 - any failure means: the session path serves
-                logger.debug("graph function path (xla=%s) unavailable: %s", xla, error)
                 self._candidates[xla] = None
+                if xla and self._required:  # asked for: say why not (an op with no XLA kernel)
+                    self.drop(xla, build_failure(error))
+                else:
+                    logger.debug("graph function path (xla=%s) unavailable: %s", xla, error)
         return self._candidates[xla]
 
     def drop(self, xla: bool, why: str) -> None:
@@ -128,7 +132,7 @@ class Checked:
             try:
                 self._fast = self._caller(mode)
             except Exception as error:  # noqa: BLE001 - any failure means: try the next one
-                self._path.drop(mode, str(error).splitlines()[0] if str(error) else type(error).__name__)
+                self._path.drop(mode, build_failure(error))
                 continue
             self._mode = mode
             return
@@ -147,7 +151,7 @@ class Checked:
                 else "disagrees with the session"
             )
         except Exception as error:  # noqa: BLE001
-            why = str(error).splitlines()[0] if str(error) else type(error).__name__
+            why = build_failure(error)  # one short line: the op XLA cannot compile, or the first line
         if why:
             self._path.drop(self._mode, why)
             self._next_candidate()
