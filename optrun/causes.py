@@ -237,11 +237,16 @@ _NO_XLA_KERNEL = re.compile(r"No registered '(\w+)' OpKernel for XLA_")
 REASON_CHARS = 200
 
 
+def no_xla_kernel(text: str) -> list[str]:
+    """The ops an XLA error ``text`` says XLA has no kernel for, each once, in order."""
+    return list(dict.fromkeys(_NO_XLA_KERNEL.findall(text)))
+
+
 def build_failure(error: BaseException) -> str:
     """Why a faster evaluation (XLA) could not be built, in one short line: the ops XLA cannot
     compile, else the error's own line."""
     text = str(error)
-    ops = list(dict.fromkeys(_NO_XLA_KERNEL.findall(text)))
+    ops = no_xla_kernel(text)
     if ops:
         return f"XLA cannot compile {', '.join(ops)} (the loss uses an op XLA has no kernel for)"
     line = message_line(text, tensorflow=True) or type(error).__name__

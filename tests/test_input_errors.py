@@ -246,7 +246,7 @@ def test_train_says_what_validate_says_before_writing_anything(folder: Path, spe
             "name: s\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\nminimize: {method: SLSQP}\n",
             ("--set", "minimize.constraints.equalities.0=m.py:sum_of_squares"),
             "minimize.constraints.equalities: takes a list, and the spec has none here for --set to index "
-            "into; set the whole list: --set minimize.constraints.equalities='[m.py:sum_of_squares]' "
+            "into; set the whole list: --set \"minimize.constraints.equalities=['m.py:sum_of_squares']\" "
             "(from --set)",
         ),
     ],
@@ -315,3 +315,76 @@ def test_a_bound_that_does_not_fit_is_placed_at_its_key(folder: Path, bounds: st
         text = " ".join(out.output.split())
         assert out.exit_code == 2 and said in text, (command, text)
     assert not Path("run").exists()
+
+
+def test_quote_advice_only_where_any_text_goes(folder: Path) -> None:
+    (folder / "s.yaml").write_text(
+        "name: s\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\n"
+        "strategy: {kind: mirrored, devices: [0, 1]}\nminimize: {method: L-BFGS-B}\n"
+    )
+    out = " ".join(cli("validate", "s.yaml", "--set", "name=123").output.split())
+    assert "name: YAML reads 123 as a number; quote it inside the value: --set \"name='123'\"" in out, out
+    assert "strategy.devices[0]: Input should be a valid string; got 0" in out and "quotes" not in out, out
+
+
+def test_an_index_mapping_written_in_the_file_gets_no_set_advice(folder: Path) -> None:
+    (folder / "s.yaml").write_text(
+        "name: s\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\n"
+        "minimize:\n  method: SLSQP\n  constraints:\n    equalities: {0: m.py:sum_of_squares}\n"
+    )
+    out = " ".join(cli("validate", "s.yaml").output.split())
+    assert "minimize.constraints.equalities: Input should be a valid list (line 7)" in out, out
+
+
+LOSSES = """
+import numpy as np
+import tensorflow as tf
+
+def vector():
+    return tf.Variable([3.0, -1.0], name="vector")
+
+def per_batch(v, batch):
+    return tf.reduce_sum(tf.square(v - 1.0))
+
+def of_the_model(v):
+    return tf.reduce_sum(tf.square(v - 1.0))
+
+def zeros():
+    return tf.data.Dataset.from_tensors(np.float32(0.0)).repeat()
+"""
+
+
+@pytest.mark.parametrize(("command", "loss"), [("train", "per_batch"), ("minimize", "of_the_model")])
+def test_a_spec_with_both_sections_runs_the_loss_its_command_calls(
+    folder: Path, command: str, loss: str
+) -> None:
+    (folder / "l.py").write_text(LOSSES)
+    (folder / "l.yaml").write_text(
+        f"name: l\nmodel: {{builder: l.py:vector}}\nloss: l.py:{loss}\ndata: {{builder: l.py:zeros}}\n"
+        "train: {max_steps: 2, optimizer: {name: SGD}}\nminimize: {method: L-BFGS-B, options: {maxiter: 2}}\n"
+    )
+    out = cli(command, "l.yaml", "-q", "--out", "run")
+    assert out.exit_code == 0, out.output
+    other = "minimize" if command == "train" else "train"
+    refused = " ".join(cli(other, "l.yaml", "-q", "--out", "run2").output.split())
+    said = {
+        "minimize": f"loss: l.py:{loss} takes (model, batch), but minimize calls the loss with the model",
+        "train": f"loss: l.py:{loss} cannot be called as {loss}(model, batch)",
+    }
+    assert said[other] in refused, refused  # the other command's form
+
+
+def test_batches_of_unknown_shape_without_targets_are_named(folder: Path) -> None:
+    (folder / "g.py").write_text(
+        "import numpy as np, tensorflow as tf, keras\n"
+        "def dense():\n    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\n"
+        "def unknown():\n"
+        "    return tf.data.Dataset.from_generator(lambda: iter([np.ones((4, 2), np.float32)] * 3),\n"
+        "        output_signature=tf.TensorSpec(None, tf.float32))\n"
+    )
+    (folder / "g.yaml").write_text(
+        "name: g\nmodel: {builder: g.py:dense}\nloss: mse\ndata: {builder: g.py:unknown}\n"
+        "minimize: {data: {}, options: {maxiter: 2}}\n"
+    )
+    out = " ".join(cli("minimize", "g.yaml", "-q", "--out", "run").output.split())
+    assert "takes (x, y) batches, and data.builder gives single tensors: return (x, y) pairs" in out, out

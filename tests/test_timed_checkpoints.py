@@ -51,9 +51,21 @@ def test_a_multi_worker_clock_goes_by_steps_only(monkeypatch: pytest.MonkeyPatch
     assert not any(clock.due(s) for s in range(1, 100))
 
 
-def test_the_default_policy_checkpoints_every_ten_minutes() -> None:
-    policy = CheckpointSpec()
-    assert (policy.every_steps, policy.every_seconds) == (None, 600.0)
+def test_the_default_policy_checkpoints_every_ten_minutes_unless_steps_are_given() -> None:
+    assert CheckpointSpec().seconds == 600.0
+    assert CheckpointSpec(every_steps=50).seconds is None  # a spec's own step policy stands alone
+    assert CheckpointSpec(every_steps=50, every_seconds=30).seconds == 30.0
+    assert CheckpointSpec(every_seconds=None).seconds is None
+
+
+@pytest.mark.parametrize(("every_steps", "saved"), [("null", list(range(1, 21))), ("7", [7, 14, 20])])
+def test_auto_times_checkpoints_only_without_every_steps(
+    spec: Path, monkeypatch: pytest.MonkeyPatch, every_steps: str, saved: list[int]
+) -> None:
+    monkeypatch.setattr("optrun.spec.experiment.AUTO_SECONDS", 1e-6)  # due at every step
+    steps = ("--set", f"checkpoint.every_steps={every_steps}", "--set", "checkpoint.keep=30")
+    assert cli("train", str(spec), "-q", "--out", "run", *steps).exit_code == 0
+    assert _numbers(Path("run")) == saved
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "true", ".nan", ".inf", "abc"])

@@ -22,3 +22,11 @@ def called_functions(concrete: Any) -> Iterator[Any]:
         seen.add(atomic.name)
         yield atomic
         todo.extend(atomic.children)
+
+
+def op_types(concrete: Any) -> Iterator[str]:
+    """The type of every operation of ``concrete``'s graph and of the functions it calls, one
+    per operation (raises, partway, where the internals are missing)."""
+    yield from (op.type for op in concrete.graph.get_operations())
+    for atomic in called_functions(concrete):
+        yield from (node.op for node in atomic.definition.node_def)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optrun.evaluation.called import called_functions
+from optrun.evaluation.called import op_types
 
 #: XLA's compile, in multiples of the trace it compiles (measured: 2.8-15.5x on the bench's
 #: problems, 6.3-6.5x on the PINN, where the trace is what the estimate rests on; ``python -m
@@ -39,13 +39,10 @@ def graph_ops(concrete: Any) -> int:
     never serialized; the called functions through TensorFlow's internals (``inference_fn``,
     ``children``), and where those are missing the outer graph alone is counted.
     """
-    count = sum(1 for op in concrete.graph.get_operations() if op.type != "Const")
     try:
-        for atomic in called_functions(concrete):
-            count += sum(1 for node in atomic.definition.node_def if node.op != "Const")
+        return sum(1 for op_type in op_types(concrete) if op_type != "Const")
     except Exception:  # noqa: BLE001 - internals changed: the outer graph is still a fair guess
-        pass
-    return count
+        return sum(1 for op in concrete.graph.get_operations() if op.type != "Const")
 
 
 def compile_estimate(concrete: Any, trace_s: float) -> float:

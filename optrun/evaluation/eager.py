@@ -281,9 +281,9 @@ class EagerBackend:
         so that the solver's evaluations on tier 1 meanwhile see only their own writes. An op XLA
         has no kernel for is refused first, without TensorFlow's C++ log of a failed compile."""
         function = xla_function()
-        check_compiles(function, spec)
         concrete = function.get_concrete_function()
         freeze(concrete)  # else an error on tier 1 during the compile can deadlock the two threads
+        check_compiles(function, spec)  # after freeze: its error reads the ops' stack traces
         shadows = {id(v.handle): tf.Variable(v.read_value(), trainable=False) for v in self._tf_vars}
         return Candidate(trial=shadow_call(concrete, shadows), evaluator=FastCaller(concrete))
 

@@ -16,7 +16,8 @@ from typing import Any
 import tensorflow as tf
 from tensorflow.python.framework import kernels  # no public API lists the XLA kernels
 
-from optrun.evaluation.called import called_functions
+from optrun.causes import no_xla_kernel
+from optrun.evaluation.called import op_types
 
 _XLA_DEVICE = "XLA_CPU_JIT"
 #: A function's inputs: XLA takes them as its parameters, with no kernel of their own.
@@ -40,12 +41,8 @@ def has_xla_kernel(op_type: str) -> bool:
     return any(kernel.device_type == _XLA_DEVICE for kernel in found)
 
 
-def op_types(concrete: Any) -> set[str]:
-    """The op types of ``concrete``'s graph and of every function it calls."""
-    found = {op.type for op in concrete.graph.get_operations()}
-    for atomic in called_functions(concrete):
-        found.update(node.op for node in atomic.definition.node_def)
-    return found
+class XlaRefused(Exception):
+    """XLA cannot compile a function: TensorFlow's own message, which names the op."""
 
 
 def check_compiles(function: Any, spec: Sequence[tf.TensorSpec]) -> None:
@@ -53,12 +50,19 @@ def check_compiles(function: Any, spec: Sequence[tf.TensorSpec]) -> None:
     ``jit_compile=True``, over ``spec``) uses an op XLA has no kernel for; else returns.
 
     Raises:
-        Exception: TensorFlow's error for the op (a ``ValueError`` naming it, in TF 2.21).
+        XlaRefused: with TensorFlow's message for the op.
     """
     try:
-        suspects = {t for t in op_types(function.get_concrete_function(*spec)) if t not in _STRUCTURAL}
+        suspects = set(op_types(function.get_concrete_function(*spec))) - _STRUCTURAL
         suspects = {t for t in suspects if not has_xla_kernel(t)}
     except Exception:  # noqa: BLE001 - the registry or internals changed: the compile will tell
         return
-    if suspects:  # perhaps handled by XLA's bridge all the same: only lowering it can tell
+    if not suspects:
+        return
+    try:  # perhaps handled by XLA's bridge all the same: only lowering it can tell
         function.experimental_get_compiler_ir(*spec)(stage="hlo")
+    except Exception as error:
+        # Only a missing kernel is refused here: lowering also fails where the compile need not
+        # (an input of unknown shape, which a call makes concrete), and the compile decides those.
+        if no_xla_kernel(str(error)):
+            raise XlaRefused(str(error)) from error

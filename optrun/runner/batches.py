@@ -83,9 +83,10 @@ def first_batch(data: Any, ref: str) -> tuple[Any, Any]:
 def build_on_first_batch(model: Any, batch: Any) -> None:
     """Builds an unbuilt Keras model on one batch, so that its variables exist."""
     if isinstance(model, keras.Model) and not model.built:
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        if not _pair(batch):
             raise LoadError.at(
-                "data.builder", f"batches must be (x, y) pairs to build the model; got {type(batch).__name__}"
+                "data.builder",
+                f"batches must be (x, y) pairs to build the model; data.builder gives {_described(batch)}",
             )
         model(batch[0])
 
@@ -116,21 +117,32 @@ def not_scalar_at(shape: tf.TensorShape, path: str = "loss", what: str = "loss")
     return error
 
 
+def _pair(batch: Any) -> bool:
+    return isinstance(batch, (tuple, list)) and len(batch) == 2
+
+
+def _described(batch: Any) -> str:
+    """What a batch that is not an ``(x, y)`` pair is, in the plural: "single tensors of shape (4, 2)"."""
+    if isinstance(batch, (tuple, list)):
+        return f"{type(batch).__name__}s of {len(batch)}"
+    if isinstance(batch, dict):
+        return f"dicts (keys {', '.join(map(repr, batch))})"
+    shape = getattr(batch, "shape", None)
+    if shape is None:
+        return type(batch).__name__
+    if getattr(shape, "rank", 0) is None:  # a generator's TensorSpec(None)
+        return "single tensors"
+    return f"single tensors of shape {tuple(shape)}"
+
+
 def not_pairs_at(batch: Any, loss: str) -> ConfigError | None:
     """A batch a Keras loss cannot take (it takes ``(x, y)``): one problem at ``data.builder``,
     raised as :func:`not_scalar_at` is; None for a pair."""
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+    if _pair(batch):
         return None
-    if isinstance(batch, (tuple, list)):
-        what = f"{type(batch).__name__}s of {len(batch)}"
-    elif isinstance(batch, dict):
-        what = f"dicts (keys {', '.join(map(repr, batch))})"
-    else:
-        shape = getattr(batch, "shape", None)
-        what = f"single tensors of shape {tuple(shape)}" if shape is not None else type(batch).__name__
     message = (
-        f"the Keras loss {loss!r} takes (x, y) batches, and data.builder gives {what}: return (x, y) "
-        "pairs, or give loss as a function of (model, batch)"
+        f"the Keras loss {loss!r} takes (x, y) batches, and data.builder gives {_described(batch)}: "
+        "return (x, y) pairs, or give loss as a function of (model, batch)"
     )
     error = ConfigError("data.builder", [Problem("data.builder", message)])
     setattr(error, "ag_pass_through", True)  # noqa: B010 - as in not_scalar_at

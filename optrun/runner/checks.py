@@ -11,6 +11,7 @@ built model. A run calls :func:`before_building` for the same checks.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from optrun.runner.build import build_optimizer, clipped_variables
 from optrun.runner.collector import Collector, Path, get
 from optrun.runner.ipopt_method import is_ipopt
 from optrun.runner.ipopt_method import problems as ipopt_problems
+from optrun.runner.minimize_fit import batch_loss_advice, takes_batch
 from optrun.spec.base import REF_PATTERN
 from optrun.spec.experiment import OptimizerSpec, VariableClippingSpec
 from optrun.spec.load import LoadedSpec, RawSpec
@@ -102,25 +104,39 @@ def _check_call(
     return False
 
 
-def check_references(raw: RawSpec, collector: Collector) -> dict[Path, Callable[..., Any]]:
-    """Imports every reference and checks its arguments; returns those that passed, by path."""
+def _loss_forms(data: dict[str, Any], command: str | None) -> list[tuple[str, ...]]:
+    """The calls the loss must take: train and minimize.data call loss(model, batch), a plain
+    minimize loss(model); ``command`` (train or minimize) the one run, None (validate) each the
+    spec has a section for."""
+    batched: tuple[str, ...] = ("model", "batch")
+    plain = ("model",) if get(data, "minimize", "data") is None else batched
+    if command == "train":
+        return [batched]
+    if command == "minimize":
+        return [plain]
+    forms = [batched] if isinstance(data.get("train"), dict) else []
+    if isinstance(data.get("minimize"), dict) or not forms:
+        forms.append(plain)
+    return list(dict.fromkeys(forms))
+
+
+def check_references(
+    raw: RawSpec, collector: Collector, command: str | None = None
+) -> dict[Path, Callable[..., Any]]:
+    """Imports every reference and checks its arguments, the loss's for ``command`` (train or
+    minimize; None: for each section the spec has); returns those that passed, by path."""
     data, good = raw.data, {}
-    # train and minimize.data call loss(model, batch); plain minimize calls loss(model).
-    train = isinstance(data.get("train"), dict) or isinstance(get(data, "minimize", "data"), dict)
     for path, ref in _references(data):
         with collector.catch(path):
             fn = load_callable(ref, raw.base_dir, dotted(path))
             if path[-1] == "builder":
                 ok = _check_call(collector, path, ref, fn, (), get(data, path[0], "params"))
-            elif path[0] == "loss":  # train calls loss(model, batch); minimize calls loss(model)
-                ok = _check_call(collector, path, ref, fn, ("model", "batch") if train else ("model",), None)
-                if (
-                    ok
-                    and train
-                    and isinstance(data.get("minimize"), dict)
-                    and get(data, "minimize", "data") is None
-                ):
-                    ok = _check_call(collector, path, ref, fn, ("model",), None)
+            elif path[0] == "loss" and _loss_forms(data, command) == [("model",)] and takes_batch(fn):
+                # a train spec's loss, given to minimize: say what to change
+                collector.add(path, batch_loss_advice(ref, isinstance(data.get("data"), dict)))
+                ok = False
+            elif path[0] == "loss":
+                ok = all(_check_call(collector, path, ref, fn, f, None) for f in _loss_forms(data, command))
             else:  # a constraint: per batch under minimize.data, else of the model alone
                 args = ("model", "batch") if path[:2] == ("minimize", "data") else ("model",)
                 ok = _check_call(collector, path, ref, fn, args, None)
@@ -177,14 +193,15 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
             check_options(method, name, given)
 
 
-def before_building(loaded: LoadedSpec, method: bool) -> None:
-    """:func:`check_references` (and with ``method``, :func:`check_method`) on a loaded spec,
-    before a run builds anything (see :func:`check_found`).
+def before_building(loaded: LoadedSpec, command: str, method: bool = False) -> None:
+    """:func:`check_references` for ``command`` (train or minimize) and with ``method``,
+    :func:`check_method`, on a loaded spec before a run builds anything (see :func:`check_found`).
 
     Raises:
         ConfigError: the problems found.
     """
-    check_found(loaded, check_references, *([check_method] if method else []))
+    references = functools.partial(check_references, command=command)
+    check_found(loaded, references, *([check_method] if method else []))
 
 
 def check_optimizer(raw: RawSpec, collector: Collector) -> None:

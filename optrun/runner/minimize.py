@@ -105,7 +105,7 @@ def _minimize(
         resume_from=done if options.resume else None,
     )
     state: dict[str, Any] = {"iteration": done, "loss": math.nan, "x": None}
-    clock = SaveClock(spec.checkpoint.every_steps, spec.checkpoint.every_seconds)
+    clock = SaveClock(spec.checkpoint.every_steps, spec.checkpoint.seconds)
     max_iterations, max_nfev = limits(interface.method, dict(spec.minimize.options if spec.minimize else {}))
     started = time.perf_counter()
     options.reporter.start("minimize", max_iterations, done)

@@ -38,9 +38,10 @@ def takes_batch(fn: Callable[..., Any]) -> bool:
     return refusal(fn, 1) is not None and refusal(fn, 2) is None
 
 
-def batch_loss_advice(loaded: LoadedSpec, ref: str) -> str:
-    """Why a loss of ``(model, batch)`` cannot be minimized as it is, and what to change."""
-    data = "" if loaded.spec.data is not None else "a data.builder and "
+def batch_loss_advice(ref: str, has_data: bool) -> str:
+    """Why a loss of ``(model, batch)`` cannot be minimized as it is (the spec has a ``data``
+    section or not), and what to change."""
+    data = "" if has_data else "a data.builder and "
     return (
         f"{ref} takes (model, batch), but minimize calls the loss with the model alone unless the "
         f"spec gives minimize.data. Add {data}minimize.data (e.g. "

@@ -39,13 +39,13 @@ from optrun.runner.build import build_data, build_model, train_loss, variables_o
 from optrun.runner.checks import before_building, check_bounds, check_found
 from optrun.runner.ipopt_method import checked_options, is_ipopt
 from optrun.runner.keras_names import keras_loss, loss_name_path
-from optrun.runner.minimize_fit import batch_loss_advice, one_batch_advice, one_number, takes_batch
+from optrun.runner.minimize_fit import one_batch_advice, one_number
 from optrun.runner.places import places, raised_at, raising_as, who_raised
 from optrun.scale.full_batch import dataset_loss
 from optrun.scale.strategy import Plan
 from optrun.spec.experiment import CallableLoss, MinimizeSpec
 from optrun.spec.load import LoadedSpec, line_of
-from optrun.spec.user_code import call_mismatch, load_callable
+from optrun.spec.user_code import load_callable
 
 logger = logging.getLogger("optrun")
 
@@ -64,13 +64,7 @@ def minimize_loss(
     if full_batch is not None:
         return _full_batch_loss(loaded, model, full_batch.reduction, strategy, data)
     if isinstance(spec, CallableLoss):
-        fn = load_callable(spec.ref, loaded.base_dir, "loss")
-        if takes_batch(fn):  # a train spec's loss, given to optrun minimize: say what to change
-            raise ConfigError(loaded.source, [Problem("loss", batch_loss_advice(loaded, spec.ref))])
-        reason = call_mismatch(fn, model)  # as optrun validate says it, before AutoGraph's name could
-        if reason is not None:
-            said = f"{spec.ref} cannot be called as {getattr(fn, '__name__', 'loss')}(model): {reason}"
-            raise ConfigError(loaded.source, [Problem("loss", said, line_of(("loss",), loaded.lines))])
+        fn = load_callable(spec.ref, loaded.base_dir, "loss")  # its arguments: see before_building
         return lambda: fn(model)
     loss = keras_loss(spec, loss_name_path(loaded))
     batches = list(build_data(loaded) if data is None else data)
@@ -91,7 +85,9 @@ def full_batch_data(loaded: LoadedSpec, data: Any = None) -> tf.data.Dataset:
     Raises:
         ConfigError: the data builder returned something other than a ``tf.data.Dataset``.
     """
-    data = build_data(loaded) if data is None else data
+    if data is None:  # the builder runs before the interface is built: its references first
+        before_building(loaded, "minimize")
+        data = build_data(loaded)
     if not isinstance(data, tf.data.Dataset):
         message = (
             "minimize.data needs a tf.data.Dataset (it is iterated once per evaluation, in compiled "
@@ -197,7 +193,7 @@ def build_interface(
     check_strategy(loaded, plan.kind)
     switches.check_all()  # the environment's, not the spec's: raised as it is, before any model is built
     # References and their arguments, and scipy's method and options, each at its key.
-    before_building(loaded, method=not is_ipopt(spec.method))
+    before_building(loaded, "minimize", method=not is_ipopt(spec.method))
     ipopt = checked_options(loaded) if is_ipopt(spec.method) else None
     if model is None:
         with plan.scope():

@@ -11,6 +11,7 @@ import yaml
 
 from optrun.errors import RunError, first_line
 from optrun.runner.rundir import KIND_MARK
+from optrun.spec.experiment import CheckpointSpec
 from optrun.spec.load import LoadedSpec
 from optrun.spec.run_layout import CHECKPOINTS
 
@@ -24,9 +25,12 @@ def nothing_to_resume(out: Path) -> RunError:
     try:
         text = (out / "config.yaml").read_text(encoding="utf-8")
         saved = yaml.safe_load(text)
-        policy, kind = saved["checkpoint"], saved["strategy"]["kind"]
-        unit = "iterations" if text.startswith(f"{KIND_MARK} minimize") else "steps"
-        due = _due(policy.get("every_steps"), policy.get("every_seconds"), unit, kind == "multi_worker")
+        kind, unit = (
+            saved["strategy"]["kind"],
+            "iterations" if text.startswith(f"{KIND_MARK} minimize") else "steps",
+        )
+        policy = CheckpointSpec.model_validate({"every_seconds": None, **saved["checkpoint"]})  # older: none
+        due = _due(policy.every_steps, None if kind == "multi_worker" else policy.seconds, unit)
     except Exception:  # noqa: BLE001 - no readable config.yaml: the spec's checkpoints are unknown
         due, kind, unit = None, None, "steps"
     if unit == "iterations" and kind == "multi_worker":  # its periodic saves would be collective
@@ -40,20 +44,17 @@ def nothing_to_resume(out: Path) -> RunError:
             f"--resume: {out} has no checkpoints to resume from (the run stopped before its first, "
             f"due {due}); start it again with --force."
         )
+    knob = "checkpoint.every_steps" if kind == "multi_worker" else "checkpoint.every_seconds or every_steps"
     return RunError(
         f"--resume: {out} has no checkpoints to resume from (the run ended before writing one); "
-        "start it again with --force, and set checkpoint.every_seconds or checkpoint.every_steps to "
-        "checkpoint as it goes."
+        f"start it again with --force, and set {knob} to checkpoint as it goes."
     )
 
 
-def _due(every_steps: Any, every_seconds: Any, unit: str, multi_worker: bool) -> str | None:
+def _due(every_steps: int | None, seconds: float | None, unit: str) -> str | None:
     """When the run's first periodic checkpoint was due, in words; None: it asked for none."""
-    said = []
-    if isinstance(every_steps, int) and not isinstance(every_steps, bool) and every_steps > 0:
-        said.append(f"every {every_steps} {unit}")
-    if isinstance(every_seconds, (int, float)) and every_seconds > 0 and not multi_worker:
-        said.append(f"after {every_seconds:g} s")
+    said = [f"every {every_steps} {unit}"] if every_steps else []
+    said += [f"after {seconds:g} s"] if seconds else []
     return " or ".join(said) or None
 
 

@@ -66,7 +66,7 @@ def _train(
     plan = make_strategy(spec.strategy, loaded.source)  # first: logical CPUs precede TF's devices
     stack.enter_context(plan.scope())  # the model, optimizer and wrappers are built in it
     seed_everything(spec.seed)
-    before_building(loaded, method=False)  # each reference imports and takes the spec's arguments
+    before_building(loaded, "train")  # each reference imports and takes the spec's arguments
     model = build_model(loaded)
     raw_data = build_data(loaded)  # a ConfigError if the spec has no data
     assert loaded.spec.data is not None
@@ -139,7 +139,7 @@ def _train(
 
     saved_at = [-1]
     every = spec.checkpoint
-    clock = SaveClock(every.every_steps, every.every_seconds, timed=plan.kind != "multi_worker")
+    clock = SaveClock(every.every_steps, every.seconds, timed=plan.kind != "multi_worker")
     resumable = functools.partial(finish.after_failed_write, manager, whole=RESUME_WRITES_THE_REST)
 
     def save_all() -> None:

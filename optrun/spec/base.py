@@ -64,7 +64,9 @@ class Strict(BaseModel):
 def _numeric(annotation: Any) -> bool:
     """Whether a field takes numbers (int or float, alone or with None) and not booleans."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        options = set(typing.get_args(annotation)) - {type(None)}
+        # A number or a word (every_seconds: 'auto'): still no boolean for the number.
+        args = typing.get_args(annotation)
+        options = {a for a in args if typing.get_origin(a) is not typing.Literal} - {type(None)}
     else:
         options = {annotation}
     return bool(options) and options <= {int, float}

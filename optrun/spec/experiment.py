@@ -7,6 +7,7 @@ instant. Every model forbids unknown keys and unions are discriminated by
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -147,6 +148,10 @@ class TrainSpec(Strict):
         return self
 
 
+#: Seconds between checkpoints when the spec gives neither ``every_steps`` nor ``every_seconds``.
+AUTO_SECONDS = 600.0
+
+
 class CheckpointSpec(Strict):
     """Checkpoint policy."""
 
@@ -156,13 +161,12 @@ class CheckpointSpec(Strict):
         description="Checkpoint interval in training steps or minimize iterations (a run killed "
         "outright resumes from the last one); null: not by steps.",
     )
-    every_seconds: float | None = Field(
-        600.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="Also checkpoint once this many seconds have passed since the last checkpoint "
-        "(checked between steps or iterations); null: not by time. With both null, only at the end "
-        "and on Ctrl-C or SIGTERM. A multi-worker run checkpoints by every_steps only.",
+    every_seconds: float | Literal["auto"] | None = Field(
+        "auto",
+        description="Also checkpoint once this many seconds (> 0) have passed since the last "
+        "checkpoint, checked between steps or iterations; 'auto': 600 when every_steps is null, else "
+        "none; null: not by time. With neither, only at the end and on Ctrl-C or SIGTERM. A "
+        "multi-worker train checkpoints by every_steps only, a multi-worker minimize only at its end.",
     )
     keep: int = Field(3, gt=0, description="How many training checkpoints to keep.")
     swap: bool = Field(True, description="Also write averaged weights under the original names.")
@@ -171,6 +175,20 @@ class CheckpointSpec(Strict):
         description="Final (averaged) model, loadable without optrun. 'auto': weights_h5 for a Keras "
         "model, nothing otherwise.",
     )
+
+    @field_validator("every_seconds")
+    @classmethod
+    def _a_positive_time(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"must be a number of seconds above 0, 'auto' or null; got {value!r}")
+        return value
+
+    @property
+    def seconds(self) -> float | None:
+        """The time between checkpoints ``every_seconds`` asks for; None: not by time."""
+        if self.every_seconds == "auto":
+            return AUTO_SECONDS if self.every_steps is None else None
+        return self.every_seconds
 
 
 class LoggingSpec(Strict):

@@ -78,7 +78,7 @@ def _issues(
         if name in reported:  # the other alternatives of a union: one message per place
             continue
         reported.add(name)
-        message, path = worded(item, path, data)
+        message, path = worded(item, path, data, overridden)
         problem = placed(path, message, lines, overridden)
         line = problem.line if problem.line is not None else float("inf")
         issues.append((line, len(issues), problem))

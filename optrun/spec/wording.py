@@ -8,8 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import yaml
+
 from optrun.errors import dotted
 from optrun.spec.base import NAME_PATTERN, REF_PATTERN
+from optrun.spec.overrides import Overridden
 from optrun.spec.schema import kinds, known_keys, value_at
 from optrun.suggest import suggest
 
@@ -33,11 +36,11 @@ Path = tuple[Any, ...]
 Worded = tuple[str, Path] | None
 
 
-def _unknown_key(item: Any, path: Path, data: Any) -> Worded:
+def _unknown_key(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:
     return "unknown key; " + _unknown_key_advice(path, data), path
 
 
-def _no_kind(item: Any, path: Path, data: Any) -> Worded:
+def _no_kind(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:
     key = str(item.get("ctx", {}).get("discriminator", "kind")).strip("'")
     tags = kinds(path) if key == "kind" else []
     return f"says no {key}: set {dotted((*path, key))}" + (
@@ -45,7 +48,8 @@ def _no_kind(item: Any, path: Path, data: Any) -> Worded:
     ), path
 
 
-def _misspelt_kind(item: Any, path: Path, data: Any) -> Worded:  # kind: moving_averages
+def _misspelt_kind(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:
+    # kind: moving_averages
     ctx = item.get("ctx", {})
     key, tag = str(ctx.get("discriminator", "kind")).strip("'"), str(ctx.get("tag", ""))
     message = f"unknown {key} {tag!r}; " + suggest(tag, kinds(path) if key == "kind" else [], key)
@@ -53,15 +57,25 @@ def _misspelt_kind(item: Any, path: Path, data: Any) -> Worded:  # kind: moving_
     return message, (*path, key) if isinstance(here, dict) and key in here else path  # kind:'s line
 
 
-def _not_text(item: Any, path: Path, data: Any) -> Worded:  # name: 123
+#: Fields that take any text, where a number or boolean YAML read is most likely meant as text.
+_FREE_TEXT = {("name",), ("logging", "metrics_file")}
+
+
+def _not_text(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:  # name: 123
     given = item.get("input")
-    if not isinstance(given, (bool, int, float)):
+    if path not in _FREE_TEXT or not isinstance(given, (bool, int, float)):
         return None
     read = "a boolean" if isinstance(given, bool) else "a number"
+    if dotted(path) in overridden:  # the shell took the quotes of --set name='123'
+        return (
+            f"YAML reads {given!r} as {read}; quote it inside the value: --set \"{dotted(path)}='{given}'\"",
+            path,
+        )
     return f"YAML reads {given!r} here as {read}; put it in quotes to make it text", path
 
 
-def _unmatched(item: Any, path: Path, data: Any) -> Worded:  # builder: m.py, name: my run
+def _unmatched(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:
+    # builder: m.py, name: my run
     pattern, given = item.get("ctx", {}).get("pattern"), item.get("input")
     if pattern == REF_PATTERN:
         return (
@@ -78,20 +92,29 @@ def _unmatched(item: Any, path: Path, data: Any) -> Worded:  # builder: m.py, na
     return None
 
 
-def _indexed_mapping(item: Any, path: Path, data: Any) -> Worded:
-    given = item.get("input")
-    if not (isinstance(given, dict) and given and all(str(k).isdigit() for k in given)):
+def _as_lists(value: Any) -> Any:
+    """A mapping of indexes (what ``--set a.0=x`` makes where there is no list) as the list."""
+    if isinstance(value, dict) and value and all(str(k).isdigit() for k in value):
+        return [_as_lists(value[k]) for k in sorted(value, key=int)]
+    if isinstance(value, dict):
+        return {k: _as_lists(v) for k, v in value.items()}
+    return value
+
+
+def _indexed_mapping(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:
+    given, where = item.get("input"), dotted(path)
+    if not any(key.startswith(f"{where}.") for key in overridden) or not isinstance(_as_lists(given), list):
         return None
     # --set a.b.0=x where the spec has no list a.b: the override made a mapping of indexes.
-    items = ", ".join(str(given[k]) for k in sorted(given, key=int))
+    whole = yaml.safe_dump(_as_lists(given), default_flow_style=True, width=1 << 16).strip()
     return (
         f"takes a list, and the spec has none here for --set to index into; set the whole list: "
-        f"--set {dotted(path)}='[{items}]'",
+        f'--set "{where}={whole}"',  # in double quotes: YAML quotes with single ones
         path,
     )
 
 
-_BY_TYPE: dict[str, Callable[[Any, Path, Any], Worded]] = {
+_BY_TYPE: dict[str, Callable[[Any, Path, Any, Overridden], Worded]] = {
     "extra_forbidden": _unknown_key,
     "union_tag_not_found": _no_kind,
     "union_tag_invalid": _misspelt_kind,
@@ -101,11 +124,11 @@ _BY_TYPE: dict[str, Callable[[Any, Path, Any], Worded]] = {
 }
 
 
-def worded(item: Any, path: Path, data: Any) -> tuple[str, Path]:
+def worded(item: Any, path: Path, data: Any, overridden: Overridden) -> tuple[str, Path]:
     """The message for one of pydantic's errors (``item``, of ``ValidationError.errors()``) at
     ``path`` in ``data``, and the path to place it at (a misspelt kind: the line of ``kind:``)."""
     rule = _BY_TYPE.get(item["type"])
-    said = rule(item, path, data) if rule is not None else None
+    said = rule(item, path, data, overridden) if rule is not None else None
     if said is not None:
         return said
     message, given = item["msg"].removeprefix("Value error, "), item.get("input")

@@ -21,6 +21,7 @@ from optrun.causes import build_failure
 from optrun.evaluation.agreement import close as _close
 from optrun.evaluation.graph.cut import PrunedFunction
 from optrun.evaluation.point import Evaluator
+from optrun.evaluation.xla_kernels import XlaRefused
 
 logger = logging.getLogger("optrun")
 
@@ -47,6 +48,8 @@ class FunctionPath:
         self._required = jit_compile is True
         self._candidates: dict[bool, PrunedFunction | None] = {}
         self.trusted: PrunedFunction | None = None
+        #: Why XLA cannot compile the function (an op with no XLA kernel), once a build found it.
+        self.refused: XlaRefused | None = None
 
     @property
     def built(self) -> bool:
@@ -65,6 +68,8 @@ class FunctionPath:
                     self._candidates[xla] = self._build(xla)
             except Exception as error:  # noqa: BLE001 - any failure means: the session path serves
                 self._candidates[xla] = None
+                if isinstance(error, XlaRefused):
+                    self.refused = error
                 if xla and self._required:  # asked for: say why not (an op with no XLA kernel)
                     self.drop(xla, build_failure(error))
                 else:
