@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.causes import build_failure
+from optrun.causes import build_failure, no_xla_kernel
 from optrun.errors import InvalidArgumentError, OptrunError
 from optrun.evaluation import switches
 from optrun.evaluation.autograph import as_written, converted, holds_dataset, same_failure
@@ -291,7 +291,7 @@ class EagerBackend:
 def _xla_refused(error: Exception) -> InvalidArgumentError:
     """``jit_compile=True`` on a loss XLA cannot compile: XLA's first line, and what to pass."""
     why = build_failure(error)  # "XLA cannot compile AsString (...)", else XLA's first line
-    if not why.startswith("XLA cannot compile"):
+    if not no_xla_kernel(str(error)):
         why = f"XLA cannot compile the loss or constraints: {why}"
     return InvalidArgumentError(
         f"jit_compile=True, but {why}. Pass jit_compile=None to fall back automatically, or False."

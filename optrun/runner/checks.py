@@ -125,18 +125,18 @@ def check_references(
 ) -> dict[Path, Callable[..., Any]]:
     """Imports every reference and checks its arguments, the loss's for ``command`` (train or
     minimize; None: for each section the spec has); returns those that passed, by path."""
-    data, good = raw.data, {}
+    data, good, forms = raw.data, {}, _loss_forms(raw.data, command)
     for path, ref in _references(data):
         with collector.catch(path):
             fn = load_callable(ref, raw.base_dir, dotted(path))
             if path[-1] == "builder":
                 ok = _check_call(collector, path, ref, fn, (), get(data, path[0], "params"))
-            elif path[0] == "loss" and _loss_forms(data, command) == [("model",)] and takes_batch(fn):
+            elif path[0] == "loss" and forms == [("model",)] and takes_batch(fn):
                 # a train spec's loss, given to minimize: say what to change
                 collector.add(path, batch_loss_advice(ref, isinstance(data.get("data"), dict)))
                 ok = False
             elif path[0] == "loss":
-                ok = all(_check_call(collector, path, ref, fn, f, None) for f in _loss_forms(data, command))
+                ok = all(_check_call(collector, path, ref, fn, form, None) for form in forms)
             else:  # a constraint: per batch under minimize.data, else of the model alone
                 args = ("model", "batch") if path[:2] == ("minimize", "data") else ("model",)
                 ok = _check_call(collector, path, ref, fn, args, None)
@@ -193,15 +193,21 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
             check_options(method, name, given)
 
 
-def before_building(loaded: LoadedSpec, command: str, method: bool = False) -> None:
-    """:func:`check_references` for ``command`` (train or minimize) and with ``method``,
-    :func:`check_method`, on a loaded spec before a run builds anything (see :func:`check_found`).
+def before_building(loaded: LoadedSpec, command: str) -> None:
+    """:func:`check_references` for ``command`` (train or minimize), and for minimize with a scipy
+    method :func:`check_method`, on a loaded spec before a run builds anything (see
+    :func:`check_found`; IPOPT's options are checked where its interface is built).
 
     Raises:
         ConfigError: the problems found.
     """
-    references = functools.partial(check_references, command=command)
-    check_found(loaded, references, *([check_method] if method else []))
+    checks: list[Callable[[RawSpec, Collector], object]] = [
+        functools.partial(check_references, command=command)
+    ]
+    minimize = loaded.spec.minimize
+    if command == "minimize" and not is_ipopt(minimize.method if minimize else None):
+        checks.append(check_method)
+    check_found(loaded, *checks)
 
 
 def check_optimizer(raw: RawSpec, collector: Collector) -> None:

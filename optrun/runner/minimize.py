@@ -14,6 +14,7 @@ import tensorflow as tf
 from optrun.errors import NonFiniteError, Terminated, problems_in
 from optrun.runner import finish
 from optrun.runner import left_to_do as left
+from optrun.runner.checks import before_building
 from optrun.runner.common import (
     CHECKPOINTS,
     Interrupted,
@@ -65,6 +66,7 @@ def _minimize(
     spec = loaded.spec
     plan = make_strategy(loaded.spec.strategy, loaded.source)  # first: logical CPUs precede TF's devices
     seed_everything(spec.seed)
+    before_building(loaded, "minimize")  # references, scipy's method and options: each at its key
     cache = compile_cache_for(loaded)
     full_batch = spec.minimize is not None and spec.minimize.data is not None and plan.kind != "default"
     data = full_batch_data(loaded) if full_batch else None  # built once: the loss and the batch size share it
@@ -150,8 +152,7 @@ def _minimize(
         report(
             options.reporter, progress(state["iteration"], point["loss"], point["violation"], logged, mu=mu)
         )
-        # A checkpoint of the iterate, for a resume after a kill; a multi-worker run's saves are
-        # collective, so its chief saves at the end and on Ctrl-C only.
+        # The iterate, for a resume after a kill (multi-worker saves are collective: end and Ctrl-C only).
         if channel is None and clock.due(state["iteration"]):
             interface.assign(x)  # the next evaluation assigns its own point
             with held():

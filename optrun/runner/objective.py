@@ -36,7 +36,7 @@ from optrun.evaluation.compile_cache import CompileCacheError, enable_compile_ca
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
 from optrun.runner.build import build_data, build_model, train_loss, variables_of
-from optrun.runner.checks import before_building, check_bounds, check_found
+from optrun.runner.checks import check_bounds, check_found
 from optrun.runner.ipopt_method import checked_options, is_ipopt
 from optrun.runner.keras_names import keras_loss, loss_name_path
 from optrun.runner.minimize_fit import one_batch_advice, one_number
@@ -85,9 +85,7 @@ def full_batch_data(loaded: LoadedSpec, data: Any = None) -> tf.data.Dataset:
     Raises:
         ConfigError: the data builder returned something other than a ``tf.data.Dataset``.
     """
-    if data is None:  # the builder runs before the interface is built: its references first
-        before_building(loaded, "minimize")
-        data = build_data(loaded)
+    data = build_data(loaded) if data is None else data
     if not isinstance(data, tf.data.Dataset):
         message = (
             "minimize.data needs a tf.data.Dataset (it is iterated once per evaluation, in compiled "
@@ -192,8 +190,6 @@ def build_interface(
     plan = plan or Plan("default")
     check_strategy(loaded, plan.kind)
     switches.check_all()  # the environment's, not the spec's: raised as it is, before any model is built
-    # References and their arguments, and scipy's method and options, each at its key.
-    before_building(loaded, "minimize", method=not is_ipopt(spec.method))
     ipopt = checked_options(loaded) if is_ipopt(spec.method) else None
     if model is None:
         with plan.scope():

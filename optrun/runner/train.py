@@ -138,8 +138,7 @@ def _train(
     options.reporter.start("train", total, step)
 
     saved_at = [-1]
-    every = spec.checkpoint
-    clock = SaveClock(every.every_steps, every.seconds, timed=plan.kind != "multi_worker")
+    clock = SaveClock(spec.checkpoint.every_steps, spec.checkpoint.seconds, timed=plan.kind != "multi_worker")
     resumable = functools.partial(finish.after_failed_write, manager, whole=RESUME_WRITES_THE_REST)
 
     def save_all() -> None:

@@ -10,10 +10,9 @@ op after that, so a finalized graph works, at any feeds.
 
 Per point, by ``jit_compile``:
 
-* None (default): tiered (:mod:`optrun.evaluation.tiers`). The **session path** first, one
-  cached session callable per point for reference variables, two for resource variables
-  (:mod:`optrun.evaluation.graph.session_call`); on a run long enough to pay for it, the
-  subgraph cut out into an XLA function (:mod:`optrun.evaluation.graph.cut`), built in the background;
+* None (default): tiered (:mod:`optrun.evaluation.tiers`): the **session path** first (``session_call``);
+  on a run long enough to pay for it, the subgraph cut out into an XLA function (``cut``), built in
+  the background;
 * True: the session path (the reference) until the cut-out XLA function has
   agreed with it at the first points (:mod:`optrun.evaluation.graph.fastpath`);
 * False: the session path throughout, TF1's way, so the numbers are TF1's bit for bit.
@@ -186,9 +185,10 @@ class GraphBackend:
         """The default: the session path, and the cut-out XLA function once it pays."""
 
         def build() -> Candidate | None:
-            for xla in path.candidates():
-                if path.refused is not None:  # XLA cannot compile it: said once, the session serves
-                    raise path.refused
+            modes = path.candidates()  # builds each candidate
+            if path.refused is not None:  # XLA cannot compile it: said once, the session serves
+                raise path.refused
+            for xla in modes:
                 function = path.candidate(xla)
                 if function is not None:
                     call = function.caller(session, feeds)

@@ -70,10 +70,7 @@ class FunctionPath:
                 self._candidates[xla] = None
                 if isinstance(error, XlaRefused):
                     self.refused = error
-                if xla and self._required:  # asked for: say why not (an op with no XLA kernel)
-                    self.drop(xla, build_failure(error))
-                else:
-                    logger.debug("graph function path (xla=%s) unavailable: %s", xla, error)
+                self.drop(xla, build_failure(error))  # a warning where XLA was asked for
         return self._candidates[xla]
 
     def drop(self, xla: bool, why: str) -> None:
