@@ -66,8 +66,8 @@ def _minimize(
     spec = loaded.spec
     plan = make_strategy(loaded.spec.strategy, loaded.source)  # first: logical CPUs precede TF's devices
     seed_everything(spec.seed)
+    cache = compile_cache_for(loaded)  # before the user's modules are imported: they may start TF
     before_building(loaded, "minimize")  # references, scipy's method and options: each at its key
-    cache = compile_cache_for(loaded)
     full_batch = spec.minimize is not None and spec.minimize.data is not None and plan.kind != "default"
     data = full_batch_data(loaded) if full_batch else None  # built once: the loss and the batch size share it
     model, interface = build_interface(loaded, plan=plan, data=data)
