@@ -163,3 +163,11 @@ def test_a_tier_2_within_the_margin_is_kept() -> None:
     switched = tiers.report.switched_at_evaluation
     assert tiers.tier == "fast" and switched is not None and tiers.report.evaluations["fast"] == 20 - switched
     assert tiers.report.note == ""
+
+
+def test_a_fallback_tier_2_is_reported_under_its_own_name() -> None:
+    tiers = _tiered(Candidate(_quadratic(), _quadratic(), name="fallback"), estimate=0.0)
+    _run(tiers, 6, budget=None)
+    report = tiers.report.as_dict()
+    # Built at the second point, switched at its end: the other four points on the fallback.
+    assert report["second"] == "fallback" and report["evaluations"] == {"slow": 2, "fallback": 4}, report

@@ -22,6 +22,12 @@ class TierReport:
     dropped_at_evaluation: int | None = None  # tier 2 turned out slower: tier 1 again from here on
     note: str = ""
 
+    def rename_second(self, name: str) -> None:
+        """Tier 2 turned out to be another evaluation than the one planned (e.g. no XLA)."""
+        if name != self.second:
+            self.evaluations[name] = self.evaluations.pop(self.second, 0)
+            self.second = name
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "first": self.first,

@@ -6,15 +6,13 @@ from **tier 1**, the evaluation with the least start-up (a plain
 (XLA in TF2; in graph mode, the subgraph cut out into a function) costs a
 compile before its first point, which a short run never earns back. So:
 
-* tier 2 is built only once the interface has spent, on tier 1, about what
-  the build is expected to cost (``compile_estimate``; counted over all its
-  runs, so a short run repeated on one interface gets there too), and only
-  while the evaluations still to come at tier 1's speed (its pace after the
-  first point, which also starts tier 1 up) are worth at least
-  :data:`PAYBACK` such builds. Still to come: the current run's remaining
-  budget, plus as many as the interface's earlier runs made (used before, it
-  is likely used as much again). A short or nearly finished first run never
-  starts it;
+* tier 2 is built only once the interface has spent, on tier 1, about what the build is
+  expected to cost (``compile_estimate``; counted over all its runs, so a short run repeated
+  on one interface gets there too), and only while the evaluations still to come at tier 1's
+  speed (its pace after the first point, which also starts tier 1 up) are worth at least
+  :data:`PAYBACK` such builds. Still to come: the current run's remaining budget, plus as many
+  as the interface's earlier runs made (used before, it is likely used as much again). A
+  short or nearly finished first run never starts it;
 * it is built in a background thread while the solver goes on on tier 1
   (at normal priority: on the bench's 2-core PINN, a lowest-priority build
   was starved long enough to cost more than it saved); it is tried there,
@@ -27,14 +25,12 @@ compile before its first point, which a short run never earns back. So:
   iteration on (:mod:`optrun.evaluation.pace`);
 * a build that fails or disagrees is logged once and the run stays on tier 1.
 
-``OPTRUN_TIER2=now`` builds tier 2 from the first point on, whatever the
-budget (for runs known to be long); ``OPTRUN_TIER2=never`` keeps tier 1
-throughout. With a warm compilation cache the wait above is skipped (the
-compile is then mostly a load), not the budget check.
+``OPTRUN_TIER2=now`` builds tier 2 from the first point on, whatever the budget;
+``OPTRUN_TIER2=never`` keeps tier 1 throughout. With a warm compilation cache the
+wait above is skipped (the compile is then mostly a load), not the budget check.
 
-When ``minimize`` returns normally, a build still running goes on in the
-background and its result serves the interface's next ``minimize``; when it
-raises (an error, Ctrl-C), the build is waited for, so no thread outlives it.
+When ``minimize`` returns normally, a build still running goes on and serves
+the next ``minimize``; when it raises, the build is waited for (no thread outlives it).
 """
 
 from __future__ import annotations
@@ -76,11 +72,13 @@ def building() -> bool:
 @dataclass
 class Candidate:
     """A built tier 2: ``trial`` runs with no side effect on the user's variables (safe in the
-    background thread); ``evaluator`` is what the solver calls after the switch."""
+    background thread); ``evaluator`` is what the solver calls after the switch; ``name``, its
+    name in the report where not the one :class:`Tiered` was given (a fallback)."""
 
     trial: Callable[[np.ndarray], Result]
     evaluator: Evaluator
     rtol: float = 1e-3
+    name: str = ""
 
 
 class Tiered:
@@ -270,6 +268,7 @@ class Tiered:
             self._fail(f"{self.report.second} disagrees with {self.report.first} at the current point")
             return
         self._second, self._ready = ready.evaluator, None  # lets the trial's shadow copies go
+        self.report.rename_second(ready.name or self.report.second)
         self.report.switched_at_evaluation = self._run_count
         self.report.switched_after_s = perf_counter() - self._started_at
 

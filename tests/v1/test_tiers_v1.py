@@ -94,3 +94,25 @@ def test_fixed_modes_do_not_tier(
     run = _solve(sess, use_resource, jit, monkeypatch)
     assert run["result"].tiers["second"] == ""
     np.testing.assert_allclose(run["x"], [_by_hand(c) for c in (-1.0, -0.5, 0.0, 0.3, 1.0, 2.0)], atol=1e-6)
+
+
+def test_a_failed_xla_build_leaves_the_plain_function_named_for_what_it_is(
+    sess: Any, use_resource: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # XLA failing for a reason other than a missing kernel (forced here: TF compiles the ops it
+    # has kernels for) leaves the cut function without XLA, which must not be reported as XLA.
+    from optrun.evaluation.graph import cut
+
+    built = cut.PrunedFunction.build.__func__
+
+    def no_xla(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        if args[5]:  # jit
+            raise RuntimeError("XLA compilation failed for a forced reason")
+        return built(cls, *args, **kwargs)
+
+    monkeypatch.setattr(cut.PrunedFunction, "build", classmethod(no_xla))
+    run = _solve(sess, use_resource, None, monkeypatch)
+    tiers = run["result"].tiers
+    assert tiers["second"] == "function" and "xla function" not in tiers["evaluations"], tiers
+    assert tiers["evaluations"]["function"] > 0 and tiers["switched_at_evaluation"] is not None
+    np.testing.assert_allclose(run["x"], [_by_hand(c) for c in (-1.0, -0.5, 0.0, 0.3, 1.0, 2.0)], atol=1e-6)

@@ -192,7 +192,7 @@ class GraphBackend:
                 function = path.candidate(xla)
                 if function is not None:
                     call = function.caller(session, feeds)
-                    return Candidate(trial=call, evaluator=call, rtol=RTOL_XLA if xla else RTOL_PLAIN)
+                    return Candidate(call, call, RTOL_XLA if xla else RTOL_PLAIN, "" if xla else "function")
             return None  # state in the subgraph (a random op, an assert): the session serves
 
         names = ("session", "xla function")
