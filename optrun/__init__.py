@@ -24,6 +24,7 @@ from optrun.errors import (
     UnsupportedMethodError,
 )
 from optrun.version import __version__
+from optrun.wrappers.registration import register_with_keras as _register_with_keras
 
 if TYPE_CHECKING:
     from optrun.evaluation.bounds import PackedBounds
@@ -109,3 +110,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# A saved model's wrappers must be found by keras.models.load_model in a process that never names them.
+_register_with_keras()

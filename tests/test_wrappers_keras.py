@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from optrun import MovingAverageOptimizer, VariableClippingOptimizer
@@ -168,6 +174,49 @@ def test_keras_save_and_load_keep_wrappers_and_state(tmp_path) -> None:
         np.testing.assert_array_equal(
             loaded.optimizer.average(var).numpy(), net.optimizer.average(original).numpy()
         )
+
+
+LOAD_IN_A_NEW_PROCESS = """
+import json, sys
+{imports}
+loaded = keras.models.load_model(sys.argv[1])
+inner = loaded.optimizer.inner_optimizer
+average = loaded.optimizer.average(loaded.get_layer("hidden").kernel)
+print(json.dumps({{"outer": type(loaded.optimizer).__name__, "inner": type(inner).__name__,
+                  "max_norm": inner.get_config()["max_norm"], "average": average.numpy().tolist()}}))
+"""
+
+
+@pytest.mark.parametrize(
+    "imports",
+    ["import optrun, keras", "import tensorflow as tf, optrun\nkeras = tf.keras"],
+    ids=["optrun-first", "tensorflow-first"],
+)
+def test_a_new_process_loads_a_saved_model_after_import_optrun(tmp_path, imports: str) -> None:
+    # Loading must not need the wrappers to be named first (import optrun imports no TensorFlow).
+    x, y = data()
+    net = model()
+    net.compile(optimizer=wrapped(), loss="mse")
+    net.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    net.save(tmp_path / "model.keras")
+    code = LOAD_IN_A_NEW_PROCESS.format(imports=imports)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "model.keras")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert (found["outer"], found["inner"], found["max_norm"]) == (
+        "MovingAverageOptimizer",
+        "VariableClippingOptimizer",
+        MAX_NORM,
+    )
+    expected = net.optimizer.average(net.get_layer("hidden").kernel).numpy()
+    np.testing.assert_array_equal(np.array(found["average"], np.float32), expected)
 
 
 def test_keras_save_and_load_keep_a_step_counted_average(tmp_path) -> None:
