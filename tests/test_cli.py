@@ -213,6 +213,8 @@ def test_divergence_stops_exit_1(in_tmp: Path) -> None:
     assert outcome["status"] == "diverged" and outcome["steps"] < 50
     answer = json.loads(result.stdout)  # the record, and the exit code, as for any failure
     assert (answer["status"], answer["success"], answer["exit_code"]) == ("diverged", False, 1)
+    step = outcome["steps"]  # the step whose loss or gradient was non-finite: the run stopped there
+    assert answer["error"] == f"non-finite loss or gradient at step {step} (train.on_nonfinite: stop)"
 
 
 @pytest.mark.parametrize(
@@ -541,7 +543,10 @@ def test_every_update_skipped_is_a_failure(in_tmp: Path) -> None:
     )
     result = invoke("train", str(spec), "--json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["status"] == "diverged"
+    answer = json.loads(result.stdout)
+    # 3 batches, every one skipped: all 3 updates of this session.
+    assert answer["status"] == "diverged" and answer["skipped_nonfinite"] == 3
+    assert answer["error"] == "the last 3 of 3 updates were all non-finite and skipped"
 
 
 def test_more_usage_errors_are_caught_before_the_run(in_tmp: Path) -> None:

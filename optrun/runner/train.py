@@ -134,6 +134,7 @@ def _train(
     last_loss = loss_at(metrics.resumed, step)
     started, skipped, status = time.perf_counter(), 0, "completed"
     stopped: str | None = None  # why options.stop_check ended the run
+    diverged: str | None = None  # why the run diverged: result.json's error
     skips = NonfiniteSkips(options.reporter)  # the first skip said, later ones counted
     options.reporter.start("train", total, step)
 
@@ -173,6 +174,7 @@ def _train(
                 if not bool(finite):
                     if spec.train.on_nonfinite == "stop":
                         status = "diverged"
+                        diverged = f"non-finite loss or gradient at step {step} (train.on_nonfinite: stop)"
                         options.reporter.note(f"non-finite loss or gradient at step {step}: stopping")
                         break
                     skipped += 1
@@ -240,7 +242,8 @@ def _train(
     streak, ran = skips.streak_to(step), step - first_step
     if status == "completed" and streak and 2 * streak >= ran:  # the last half of the updates or more
         status = "diverged"  # the updates kept being non-finite: the weights stopped learning
-        options.reporter.note(f"the last {streak} of {ran} updates were all non-finite and skipped")
+        diverged = f"the last {streak} of {ran} updates were all non-finite and skipped"
+        options.reporter.note(diverged)
     swap = averaging is not None and averaging.has_averages  # a run may end before any update
     context = averaging.averaged() if swap and averaging is not None else contextlib.nullcontext()
     # A diverged run exports nothing; its checkpoint holds the last finite weights.
@@ -256,7 +259,7 @@ def _train(
         why = withheld_export(place.as_kept(manager.latest_checkpoint)) if withheld else None
         extra = {"averaged": averaged, "no_export": why, "message": stopped}
         return write_train_result(
-            out, caught, scale, status, step, last_loss, skipped, started, exported, **extra
+            out, caught, scale, status, step, last_loss, skipped, started, exported, diverged, **extra
         )
 
     def record_error(message: str) -> None:
