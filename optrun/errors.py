@@ -19,12 +19,8 @@ from optrun.causes import Cause, message_line, user_frame_of
 
 
 def first_line(error: BaseException) -> str:
-    """The line of an exception's message that says what went wrong.
-
-    TensorFlow's staged errors start with "in user code:" and a stack, its
-    runtime errors with "Graph execution error:" and where the op was made; the
-    actual error comes after (see :func:`optrun.causes.message_line`).
-    """
+    """The line of an exception's message that says what went wrong: in TensorFlow's, after "in
+    user code:" and a stack, or "Graph execution error:" (see :func:`optrun.causes.message_line`)."""
     return message_line(str(error), tensorflow=type(error).__module__.startswith("tensorflow"))
 
 
@@ -256,15 +252,17 @@ def spec_error(spec: SpecPlaces, found: Iterable[tuple[tuple[Any, ...], str]]) -
 
 @contextlib.contextmanager
 def problems_in(spec: SpecPlaces) -> Iterator[None]:
-    """A :class:`ConfigError` raised in the block is raised again as ``spec``'s, each problem
-    placed by :func:`in_spec`: what ``optrun validate`` would say of it, with line or --set mark."""
+    """A :class:`ConfigError` raised in the block is raised again as ``spec``'s, and any other
+    error's problems (:meth:`OptrunError.at`) are placed, each by :func:`in_spec`: what
+    ``optrun validate`` would say of it, with line or --set mark."""
     try:
         yield
-    except ConfigError as error:
+    except OptrunError as error:
         placed_ones = in_spec(spec, error.problems)
-        if error.source == spec.source and placed_ones == error.problems:
-            raise
-        raise ConfigError(spec.source, placed_ones).with_traceback(error.__traceback__) from None
+        if isinstance(error, ConfigError) and (error.source != spec.source or placed_ones != error.problems):
+            raise ConfigError(spec.source, placed_ones).with_traceback(error.__traceback__) from None
+        error.problems = placed_ones
+        raise
 
 
 class LoadError(OptrunError, ImportError):
