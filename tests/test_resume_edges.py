@@ -124,6 +124,24 @@ def test_minimize_resume_continues_the_count_and_the_budget(spec: Path) -> None:
     assert logged == sorted(set(logged)) and logged[-1] == 8
 
 
+@pytest.mark.parametrize("method", ["COBYLA", "TNC"])
+def test_a_budget_of_evaluations_is_the_whole_runs_across_resumes(spec: Path, method: str) -> None:
+    # COBYLA's maxiter and TNC's (passed on as maxfun) count evaluations, not iterations.
+    budget = ["--method", method, "--set"]
+    first = cli("minimize", str(spec), "-q", "--out", "min", *budget, "minimize.options.maxiter=8")
+    assert first.exit_code == 0, first.output
+    before = json.loads((Path("min") / "result.json").read_text())["nfev"]
+    more = cli(
+        "minimize", str(spec), "-q", "--out", "min", "--resume", *budget, "minimize.options.maxiter=14"
+    )
+    assert more.exit_code == 0, more.output
+    result = json.loads((Path("min") / "result.json").read_text())
+    # 14 in all (scipy's TNC makes one evaluation past its maxfun, in each session); the
+    # second session was given only what the first left, not 14 more (8 + 14 = 22).
+    assert result["nfev"] == (14 if method == "COBYLA" else 15), (before, result)
+    assert before == (8 if method == "COBYLA" else 9)
+
+
 def test_a_signal_during_a_checkpoint_write_waits_for_it(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_save = tf.train.CheckpointManager.save
     calls: list[int] = []

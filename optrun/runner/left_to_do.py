@@ -52,7 +52,9 @@ def left_to_do(
     return RUN
 
 
-def nothing_note(before: dict[str, Any], done: int, key: str, budget: int | None) -> str:
+def nothing_note(
+    before: dict[str, Any], done: int, key: str, budget: int | None, unit: str = "iteration"
+) -> str:
     """What the reporter says of a resume with nothing to do."""
     if before.get("status") == CONVERGED:
         return (
@@ -60,18 +62,16 @@ def nothing_note(before: dict[str, Any], done: int, key: str, budget: int | None
             "runs it again from the start)"
         )
     return (
-        f"the run already ran {done} iterations ({key}: {budget}); nothing to do "
+        f"the run already ran {done} {unit}s ({key}: {budget}); nothing to do "
         f"(raise {key} above {done} to go on)"
     )
 
 
-def budget_used(x: np.ndarray, loss: float, done: int) -> Any:
+def budget_used(x: np.ndarray, loss: float, done: int, unit: str = "iteration") -> Any:
     """The solver's result for a run whose end is left: its checkpoint's iterate, no iteration more."""
     import scipy.optimize
 
-    message = (
-        f"iteration limit reached: the budget of {done} iterations was used before the run's end was written"
-    )
+    message = f"{unit} limit reached: the budget of {done} {unit}s was used before the run's end was written"
     return scipy.optimize.OptimizeResult(
         x=np.asarray(x), fun=loss, success=False, status=None, message=message, nit=0, nfev=1
     )

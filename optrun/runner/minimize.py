@@ -30,6 +30,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import full_batch_scale
+from optrun.runner.evaluations_done import counts_evaluations, evaluations_before, note, scipy_option
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
@@ -85,21 +86,26 @@ def _minimize(
         stack.enter_context(channel.leading())
     # The whole run's budget: each session gets what is left (IPOPT restarts from the iterate too).
     key, maxiter = iteration_budget(interface.method, dict(spec.minimize.options if spec.minimize else {}))
-    done, before = 0, None  # iterations of earlier sessions of this run: the count and the budget go on
+    # Iterations and evaluations of earlier sessions of this run: the counts and the budget go on.
+    done, earlier, before = 0, 0, None
+    unit = "evaluation" if counts_evaluations(interface.method) else "iteration"  # maxiter's
     if options.resume:
         done = checkpoint_number(restore_latest(checkpoint, manager, out, options.reporter.note))
-        before = previous_result(out)
-        resume_budget(done, maxiter, out, "iteration", f"minimize.options.{key}", end_left=True)
+        earlier, before = evaluations_before(out / CHECKPOINTS, done), previous_result(out)
+    used = earlier if unit == "evaluation" else done
+    if options.resume:
+        resume_budget(used, maxiter, out, unit, f"minimize.options.{key}", end_left=True)
     stale = left.older_than(out / "result.json", manager.latest_checkpoint)
-    todo = left.left_to_do(options.resume, done, maxiter, before, stale)
+    todo = left.left_to_do(options.resume, used, maxiter, before, stale)
     if todo == left.NOTHING and before is not None:  # the files stay as they were
-        options.reporter.note(left.nothing_note(before, done, key, maxiter))
+        options.reporter.note(left.nothing_note(before, used, key, maxiter, unit))
         if channel is not None:
             channel.stop(Stop(success=True))
         return RunOutcome(out, before, succeeded(str(before.get("status"))))
     record_config(out, "minimize", loaded)  # and an earlier session's result.json goes
-    if maxiter is not None and done:
-        interface.optimizer_kwargs["options"] = {**interface.optimizer_kwargs["options"], key: maxiter - done}
+    if maxiter is not None and used:
+        left_over = {scipy_option(interface.method, key): maxiter - used}
+        interface.optimizer_kwargs["options"] = {**interface.optimizer_kwargs["options"], **left_over}
 
     metrics = MetricsWriter(
         out / spec.logging.metrics_file,
@@ -112,28 +118,16 @@ def _minimize(
     started = time.perf_counter()
     options.reporter.start("minimize", max_iterations, done)
 
-    def progress(
-        iteration: int,
-        loss: float,
-        violation: float,
-        logged: bool,
-        nfev: int | None = None,
-        elapsed: float | None = None,
-        **final: Any,
-    ) -> Progress:
-        return Progress(
-            "minimize",
-            iteration,
-            max_iterations,
-            loss,
-            logged,
-            time.perf_counter() - started if elapsed is None else elapsed,
-            nfev=interface.nfev if nfev is None else nfev,
-            max_nfev=max_nfev,
-            violation=violation,
-            solver="IPOPT" if is_ipopt(interface.method) else "scipy",
-            **final,
-        )
+    def progress(iteration: int, loss: float, violation: float, logged: bool, **final: Any) -> Progress:
+        final.setdefault("nfev", earlier + interface.nfev)  # the whole run's, as the budget counts
+        solver = "IPOPT" if is_ipopt(interface.method) else "scipy"
+        shown = ("minimize", iteration, max_iterations, loss, logged)
+        elapsed = final.pop("elapsed", time.perf_counter() - started)
+        return Progress(*shown, elapsed, max_nfev=max_nfev, violation=violation, solver=solver, **final)
+
+    def save() -> Any:  # with the run's evaluations so far, which a resume of TNC's budget needs
+        note(out / CHECKPOINTS, state["iteration"], earlier + interface.nfev)
+        return manager.save(checkpoint_number=state["iteration"])
 
     def on_step(x: np.ndarray) -> None:
         gate.check()  # between iterations: where Ctrl-C and SIGTERM stop the solver
@@ -156,19 +150,19 @@ def _minimize(
         if channel is None and clock.due(state["iteration"]):
             interface.assign(x)  # the next evaluation assigns its own point
             with held():
-                manager.save(checkpoint_number=state["iteration"])
+                save()
             clock.saved()
 
-    def stopped(status: str, error: str | None = None, save: bool = True) -> None:
+    def stopped(status: str, error: str | None = None, keep: bool = True) -> None:
         # The last iterate on_step saw (the checkpoint's number counts it); before one, the start.
         with finish.signals_moot():  # the run ends either way: its checkpoint and result are written whole
             interface.assign(state["x"] if state["x"] is not None else start)
-            if channel is not None and save:
+            if channel is not None and keep:
                 channel.stop(Stop(save=True))
-            if save and status == "interrupted":
-                manager.save(checkpoint_number=state["iteration"])
-            elif save:  # a failed run's: the disk may refuse it, and the record is still worth a try
-                finish.best_effort(lambda: manager.save(checkpoint_number=state["iteration"]))
+            if keep and status == "interrupted":
+                save()
+            elif keep:  # a failed run's: the disk may refuse it, and the record is still worth a try
+                finish.best_effort(save)
             saved = manager.latest_checkpoint
             finish.best_effort(metrics.close)  # the record matters more than lines the disk refused
             record: dict[str, Any] = {
@@ -177,7 +171,7 @@ def _minimize(
                 "success": False,
                 "method": interface.method,
                 "nit": state["iteration"],
-                "nfev": interface.nfev,
+                "nfev": earlier + interface.nfev,
                 "fun": state["loss"],
                 "time_s": round(time.perf_counter() - started, 3),
             }
@@ -197,7 +191,7 @@ def _minimize(
         with interrupts_at_checks() as gate:
             if todo == left.END:  # the final metrics line, unless the last iteration logged it
                 state["logged"] = left.last_logged(out / spec.logging.metrics_file)
-                scipy_result = left.budget_used(start, first["loss"], done)
+                scipy_result = left.budget_used(start, first["loss"], used, unit)
             else:
                 scipy_result = interface.minimize(step_callback=on_step)
     except (KeyboardInterrupt, Terminated) as interrupt:
@@ -237,11 +231,11 @@ def _minimize(
     def write() -> dict[str, Any]:
         if state.get("logged") != last:  # the final point, unless on_step just logged it
             metrics.write(last, loss=final["loss"], constraint_violation=final["violation"])
-        saved = manager.save(checkpoint_number=state["iteration"])
+        saved = save()
         exported = export_model(model, spec.checkpoint.export, out) if exports else None
         metrics.close()
         nit = done + int(scipy_result.get("nit", state["iteration"] - done))
-        nfev = int(scipy_result.get("nfev", interface.nfev))
+        nfev = earlier + int(scipy_result.get("nfev", interface.nfev))
         time_s = round(time.perf_counter() - started, 3)
         note_long_compile(interface.xla, state["compile_s"], time_s, nfev)
         result = {
@@ -280,7 +274,7 @@ def _minimize(
     whole = "The checkpoint holds the last iterate: --resume (with a larger maxiter) goes on from it."
     advice = finish.after_failed_write(manager, state["iteration"], whole)
     # The checkpoint was saved (a worker's part of it too) or failed: only the result is written.
-    result = finish.written_whole(write, lambda message: stopped("error", message, save=False), where, advice)
+    result = finish.written_whole(write, lambda message: stopped("error", message, keep=False), where, advice)
     report(
         options.reporter,
         progress(
