@@ -142,6 +142,31 @@ def test_a_budget_of_evaluations_is_the_whole_runs_across_resumes(spec: Path, me
     assert before == (8 if method == "COBYLA" else 9)
 
 
+def test_a_training_run_that_user_code_failed_resumes_from_its_last_step(spec: Path) -> None:
+    # The data raises at its 8th batch, until the file that says so is gone; no periodic checkpoint.
+    Path("fail_at").write_text("8")
+    Path("m.py").write_text(
+        MODULE + "\ndef flaky():\n"
+        "    import os\n"
+        "    for i in range(1, 100):\n"
+        "        if os.path.exists('fail_at') and i == int(open('fail_at').read()):\n"
+        "            raise RuntimeError('bad record')\n"
+        "        yield np.float32(0.0)\n"
+    )
+    spec.write_text(
+        SPEC.replace("m.py:data", "m.py:flaky").replace("checkpoint: {every_steps: 10}", "checkpoint: {}")
+    )
+    failed = cli("train", str(spec), "-q", "--out", "run")
+    assert failed.exit_code == 1 and "bad record" in failed.output
+    assert json.loads((Path("run") / "result.json").read_text())["steps"] == 7
+    assert tf.train.latest_checkpoint("run/checkpoints").endswith("ckpt-7")  # the 7 steps made
+    Path("fail_at").unlink()  # the cause fixed
+    again = cli("train", str(spec), "-q", "--out", "run", "--resume")
+    assert again.exit_code == 0, again.output
+    assert json.loads((Path("run") / "result.json").read_text())["steps"] == 20
+    assert steps(Path("run")) == list(range(1, 21))  # each step once: none lost, none repeated
+
+
 def test_a_signal_during_a_checkpoint_write_waits_for_it(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_save = tf.train.CheckpointManager.save
     calls: list[int] = []

@@ -215,6 +215,10 @@ def _train(
         code = heard_code() if peer else None  # peers left on the signal this worker got too
         status, said = ("interrupted", None) if code else ("error", message)
         with signals_moot():
+            # The steps done so far, for a resume once the cause is fixed (an error in a step comes
+            # before its update). Multi-worker saves are collective: a failed peer would hang them.
+            if plan.kind != "multi_worker":
+                finish.best_effort(save_all)
             record = (out, caught, scale, status, step, last_loss, skipped, started, None, said)
             written = finish.best_effort(lambda: write_train_result(*record))
             finish.best_effort(metrics.close)  # lines the disk refused do not undo the record
