@@ -220,6 +220,34 @@ def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
     assert steps(run) == list(range(1, 16))
 
 
+def test_a_resume_that_only_writes_the_end_keeps_the_loss_and_the_new_budget(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save = tf.train.CheckpointManager.save
+
+    def save_then_interrupt(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        saved = real_save(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the checkpoint at step 10
+        return saved
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_interrupt)
+    logging = ("--set", "logging.every_steps=4")  # step 10's loss is in no metrics line
+    assert (
+        cli("train", str(spec), "-q", "--out", "run", "--set", "train.max_steps=1000", *logging).exit_code
+        == 130
+    )
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    stopped = json.loads((Path("run") / "result.json").read_text())
+    assert (stopped["status"], stopped["steps"]) == ("interrupted", 10)
+    out = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=10", *logging)
+    assert out.exit_code == 0, out.output
+    result = json.loads((Path("run") / "result.json").read_text())
+    # The loss at step 10, as the session that stopped there said it (it was "nan").
+    assert (result["status"], result["steps"]) == ("completed", 10)
+    assert isinstance(result["final_loss"], float) and result["final_loss"] == stopped["final_loss"]
+    assert "max_steps: 10" in (Path("run") / "config.yaml").read_text()  # the budget it completed
+
+
 def test_resuming_a_converged_minimize_changes_nothing(spec: Path) -> None:
     more = ("--set", "minimize.options.maxiter=500")
     assert cli("minimize", str(spec), "-q", "--out", "min", *more).exit_code == 0

@@ -37,7 +37,7 @@ from optrun.runner.outcome import PRUNED, withheld_export, would_export
 from optrun.runner.reporting import MetricsWriter, NonfiniteSkips, Progress, report
 from optrun.runner.save_clock import SaveClock
 from optrun.runner.step import single_device_step
-from optrun.runner.train_record import finished, loss_at, nothing_to_do, write_train_result
+from optrun.runner.train_record import final_loss_at, finished, loss_at, nothing_to_do, write_train_result
 from optrun.runner.warning_log import WarningLog, captured_warnings
 from optrun.runner.workers import claim_place, worker_fields
 from optrun.scale.strategy import make_strategy, peer_failure
@@ -132,6 +132,8 @@ def _train(
     )
     # A resume that only writes the run's end reports the loss logged at its last step.
     last_loss = loss_at(metrics.resumed, step)
+    if options.resume and math.isnan(last_loss):  # not logged there: said by the session that stopped
+        last_loss = final_loss_at(previous_result(place.run), step)
     started, skipped, status = time.perf_counter(), 0, "completed"
     stopped: str | None = None  # why options.stop_check ended the run
     diverged: str | None = None  # why the run diverged: result.json's error
@@ -234,6 +236,8 @@ def _train(
         metrics.close()
         nothing_to_do(options.reporter, spec.train.max_steps, step)
         return RunOutcome(place.run, before, True)
+    if options.resume and step == first_step:  # only the end is written: under this spec's budget
+        record_config(out, "train", loaded)
     if status == "completed" and batches.exhausted and (total is None or step < total):
         if spec.train.on_data_end == "error":
             status = "data_exhausted"

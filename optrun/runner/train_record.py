@@ -16,6 +16,12 @@ def loss_at(record: dict[str, Any] | None, step: int) -> float:
     return float(loss) if isinstance(loss, (int, float, str)) else math.nan
 
 
+def final_loss_at(result: dict[str, Any] | None, step: int) -> float:
+    """The loss a result.json written at ``step`` (an interrupted session's) gives; NaN if none."""
+    loss = result.get("final_loss") if result is not None and result.get("steps") == step else None
+    return float(loss) if isinstance(loss, (int, float, str)) else math.nan
+
+
 def finished(result: dict[str, Any] | None, step: int) -> TypeGuard[dict[str, Any]]:
     """Whether ``result`` says the run completed at ``step`` (not an earlier session's end)."""
     return result is not None and result.get("status") == "completed" and result.get("steps") == step
