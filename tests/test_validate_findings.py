@@ -356,3 +356,18 @@ def test_tnc_takes_maxiter_as_tf1_did(folder: Path) -> None:
         "minimize: {method: TNC, options: {maxiter: 3}}\n",
     )
     assert runner.invoke(app, ["validate", spec, "-q"]).exit_code == 0
+
+
+def test_a_seed_numpy_refuses_is_one_problem_and_the_other_specs_are_still_checked(folder: Path) -> None:
+    (folder / "big.yaml").write_text(
+        "name: b\nseed: 4294967296\nmodel: {builder: m.py:vector}\nloss: m.py:sq\n"
+    )
+    (folder / "ok.yaml").write_text("name: o\nmodel: {builder: m.py:vector}\nloss: m.py:sq\n")
+    result = runner.invoke(app, ["validate", str(folder / "big.yaml"), str(folder / "ok.yaml"), "--json"])
+    assert result.exit_code == 2, result.output
+    entries = json.loads(result.stdout)
+    [problem] = [e for e in entries if e["severity"] == "error"]
+    assert (Path(problem["file"]).name, problem["path"], problem["line"]) == ("big.yaml", "seed", 2)
+    # sum(v^2) at v = (1, 2): 5, checked in the same pass.
+    [passed] = [e for e in entries if Path(e["file"]).name == "ok.yaml" and e["severity"] == "info"]
+    assert passed["report"]["loss"] == pytest.approx(5.0)

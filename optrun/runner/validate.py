@@ -102,7 +102,10 @@ def _variables(
     """
     data = raw.data
     seed = data.get("seed")
-    seed_everything(seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0)
+    fits = (
+        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32
+    )  # else: a problem at seed
+    seed_everything(seed if fits else 0)
     built: list[Any] = []
     if ("model", "builder") in fns:
         ref, params = get(data, "model", "builder"), get(data, "model", "params")
