@@ -26,6 +26,8 @@ def first_line(error: BaseException) -> str:
 
 def describe(error: BaseException) -> str:
     """``"TypeName: what went wrong"`` in one line, without repeating the type name."""
+    if isinstance(error, ConfigError):  # its first line only counts them
+        return "; ".join(error.issues)
     name = type(error).__name__
     line = first_line(error).rstrip(".")
     if not line:

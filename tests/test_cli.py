@@ -716,3 +716,24 @@ def test_a_failed_runs_json_answer_stays_strict_json_whatever_its_record_holds(t
     path.write_text("[1, 2]")
     assert _record(path) == {}
     assert _record(tmp_path / "missing.json") == {}
+
+
+def test_a_spec_problem_found_mid_run_is_said_in_full(in_tmp: Path) -> None:
+    # The second batch is not an (x, y) pair: found at step 2, said as validate would say it.
+    _write(
+        in_tmp / "rag.py",
+        "import numpy as np\nimport keras\n"
+        "def model():\n    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\n"
+        "def data():\n    x = np.ones((4, 2), 'float32')\n"
+        "    return [(x, np.ones((4, 1), 'float32')), (x,)]\n",
+    )
+    spec = _write(
+        in_tmp / "rag.yaml",
+        "name: rag\nmodel: {builder: rag.py:model}\ndata: {builder: rag.py:data}\n"
+        "loss: mse\ntrain: {epochs: 1}\n",
+    )
+    result = invoke("train", str(spec), "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error.startswith("step 2: data.builder: the Keras loss 'mse' takes (x, y) batches"), error
+    assert "gives tuples of 1" in error and "1 problem" not in error

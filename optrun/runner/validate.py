@@ -102,10 +102,8 @@ def _variables(
     """
     data = raw.data
     seed = data.get("seed")
-    fits = (
-        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32
-    )  # else: a problem at seed
-    seed_everything(seed if fits else 0)
+    # A seed NumPy refuses is a problem at seed, found by the schema: the checks go on with 0.
+    seed_everything(seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32 else 0)
     built: list[Any] = []
     if ("model", "builder") in fns:
         ref, params = get(data, "model", "builder"), get(data, "model", "params")
