@@ -274,3 +274,22 @@ def test_show_never_creates_the_database_a_foreign_marker_names(tmp_path: Path) 
     out = run("show", str(sweep), cwd=tmp_path)
     assert out.returncode == 2 and "is missing" in out.stderr, out.stderr
     assert not database.exists()  # show only reads
+
+
+def test_a_record_a_kill_cut_short_is_dropped_and_the_journal_goes_on(tmp_path: Path) -> None:
+    import optuna
+
+    from optrun.sweep.study import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = str(tmp_path / "study.journal")
+    study = optuna.create_study(storage=open_storage(path), study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+    whole = Path(path).read_bytes()
+    last = whole.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    Path(path).write_bytes(whole + last[:40])  # a kill while a record was written: no newline
+    again = optuna.load_study(study_name="s", storage=open_storage(path))
+    again.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
+    assert Path(path).read_bytes().startswith(whole)  # the whole records stay as they were
+    trials = optuna.load_study(study_name="s", storage=open_storage(path)).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3

@@ -11,6 +11,7 @@ the record being written. It was 7x faster than SQLite here (50 trials of 10 rep
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
 
     try:
         if not is_url(storage):
+            drop_torn_record(storage)
             return optuna.storages.JournalStorage(JournalFileBackend(storage))
         if storage.startswith("redis"):
             with warnings.catch_warnings():  # "JournalRedisBackend is experimental": not the user's to act on
@@ -87,6 +89,45 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         ) from None
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's and the OS's errors alike
         raise RunError(f"--storage {shown(storage)}: cannot open it: {str(error).splitlines()[0]}") from None
+
+
+def drop_torn_record(path: str) -> None:
+    """Cuts off a record a kill left half written at the end of the journal ``path``, under the
+    journal's own lock. Left there, the next record would be appended to it, and the two, run
+    together, would make the journal unreadable from that line on."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if _whole(path):
+        return
+    lock = JournalFileSymlinkLock(path)
+    lock.acquire()
+    try:
+        if _whole(path):  # another process was still writing it
+            return
+        with open(path, "rb+") as journal:
+            cut = journal.seek(0, os.SEEK_END)
+            while cut > 0:  # back to the end of the last whole record
+                start = max(0, cut - 65536)
+                journal.seek(start)
+                found = journal.read(cut - start).rfind(b"\n")
+                if found >= 0:
+                    break
+                cut = start
+            journal.truncate(start + found + 1 if cut > 0 else 0)
+    finally:
+        lock.release()
+
+
+def _whole(path: str) -> bool:
+    """Whether the journal is absent, empty, or ends with a whole record."""
+    try:
+        with open(path, "rb") as journal:
+            if journal.seek(0, os.SEEK_END) == 0:
+                return True
+            journal.seek(-1, os.SEEK_END)
+            return journal.read(1) == b"\n"
+    except OSError:
+        return True  # Optuna says what is wrong with it
 
 
 def sampler_seed(name: str, seed: int, count: int) -> int:
