@@ -94,6 +94,16 @@ def test_json_failures_carry_each_problem_as_data(folder: Path) -> None:
     assert problem["message"].endswith("do not work with L-BFGS-B: ERROR: FACTR < 0")
 
 
+def test_a_null_count_option_is_a_problem_at_its_key(folder: Path) -> None:
+    (folder / "s.yaml").write_text(SPEC.replace("ftol: -1", "ftol: 1e-9"))
+    out = cli("minimize", "s.yaml", "--out", "run", "--json", "--set", "minimize.options.maxfun=")
+    assert out.exit_code == 2, out.output
+    (problem,) = json.loads(out.stdout)["problems"]
+    assert (problem["path"], problem["from_set"]) == ("minimize.options.maxfun", True)
+    assert problem["message"].startswith("options {'maxfun': None} do not work with L-BFGS-B")
+    assert not (folder / "run").exists()
+
+
 def test_a_spec_read_from_a_pipe(folder: Path) -> None:
     # As `optrun validate <(envsubst < spec.yaml)` gives it: a named pipe, written as it is read.
     os.mkfifo(folder / "pipe")

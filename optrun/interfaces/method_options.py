@@ -127,7 +127,7 @@ def check_options(method: str, name: str, options: Any) -> None:
     for key, value in options.items():  # tolerances: scipy would take text, or NaN, and fail mid-run
         if str(key).endswith("tol") and value is not None and not _tolerance(value):
             raise InvalidArgumentError(f"options['{key}'] must be a number; got {value!r}")
-    trial = {**options, **{key: min(options[key], 3) for key in _COUNTS if key in options}}
+    trial = {**options, **{key: min(options[key], 3) for key in _COUNTS if options.get(key) is not None}}
     trial.pop("disp", None)
     trial.pop("iprint", None)
     with warnings.catch_warnings(record=True) as caught:
