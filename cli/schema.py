@@ -42,6 +42,11 @@ def schema(
 
         if os.path.lexists(write) and not write.is_file():  # a rename would replace a device or pipe
             raise RunError(f"--write {write}: not a regular file; give the path of a .json file")
+        if write.is_file() and not _a_schema(write):  # a spec or a script given by mistake
+            raise RunError(
+                f"--write {write}: the file exists and is not an optrun schema, so it is left as it is; "
+                "give another path, or remove the file first"
+            )
         tmp = write.with_name(f".{write.name}.tmp")
         try:  # via a temporary file and a rename: never half a schema
             tmp.write_text(text + "\n", encoding="utf-8")
@@ -56,3 +61,12 @@ def schema(
     elif not quiet:
         typer.echo(f"wrote {write}; for editor completion, start a spec with this line:")
         typer.echo(modeline)
+
+
+def _a_schema(path: Path) -> bool:
+    """Whether ``path`` holds a schema ``optrun schema`` wrote (an update replaces it)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(found, dict) and found.get("title") == "ExperimentSpec" and "$schema" in found

@@ -118,3 +118,10 @@ def test_schema_write_writes_the_file_and_the_modeline(tmp_path: Path) -> None:
     assert json.loads(target.read_text()) == json_schema()
     refused = CliRunner().invoke(app, ["schema", "--write", str(tmp_path / "no" / "such" / "dir.json")])
     assert refused.exit_code == 2 and "cannot write the schema" in refused.stderr
+    again = CliRunner().invoke(app, ["schema", "--write", str(target)])  # an earlier schema: updated
+    assert again.exit_code == 0 and json.loads(target.read_text()) == json_schema()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: x\n")
+    kept = CliRunner().invoke(app, ["schema", "--write", str(spec)])  # a spec given by mistake
+    assert kept.exit_code == 2 and "is not an optrun schema" in kept.stderr
+    assert spec.read_text() == "name: x\n"
