@@ -737,3 +737,21 @@ def test_a_spec_problem_found_mid_run_is_said_in_full(in_tmp: Path) -> None:
     error = json.loads(result.stdout)["error"]
     assert error.startswith("step 2: data.builder: the Keras loss 'mse' takes (x, y) batches"), error
     assert "gives tuples of 1" in error and "1 problem" not in error
+
+
+def test_two_variables_of_one_name_each_keep_their_solution(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "dup.py",
+        "import tensorflow as tf\n"
+        "def build():\n    return [tf.Variable([1.0], name='v'), tf.Variable([2.0], name='v')]\n"
+        "def loss(vs):\n    a, b = vs\n    return tf.reduce_sum((a - 3.0) ** 2 + (b + 1.0) ** 2)\n",
+    )
+    spec = _write(in_tmp / "dup.yaml", "name: dup\nmodel: {builder: dup.py:build}\nloss: dup.py:loss\n")
+    result = invoke("minimize", str(spec), "--json", "-q")
+    assert result.exit_code == 0, result.output
+    solution = json.loads(result.stdout)["solution"]
+    # By hand: a = 3 and b = -1 minimize (a - 3)^2 + (b + 1)^2; the second 'v' is numbered.
+    assert list(solution) == ["v", "v#2"]
+    assert solution["v"] == pytest.approx([3.0], abs=1e-5) and solution["v#2"] == pytest.approx(
+        [-1.0], abs=1e-5
+    )

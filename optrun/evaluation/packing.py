@@ -63,6 +63,17 @@ class Layout:
             sizes.append(math.prod(shape))
         return cls(tuple(labels), tuple(shapes), tuple(dtypes), tuple(sizes))
 
+    @functools.cached_property
+    def keys(self) -> tuple[str, ...]:
+        """The labels, each once: a repeated one numbered from its second use on (``v``, ``v#2``),
+        for records keyed by variable (two Keras layers may name their variables alike)."""
+        seen: dict[str, int] = {}
+        keys = []
+        for label in self.labels:
+            seen[label] = seen.get(label, 0) + 1
+            keys.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+        return tuple(keys)
+
     @property
     def size(self) -> int:
         """Length of the packed vector."""

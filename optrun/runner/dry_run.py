@@ -89,7 +89,7 @@ def validate_minimize(loaded: LoadedSpec, plan: Plan, model: Any = None, data: A
         "method": interface.method,
         "variables": {
             label: list(shape)
-            for label, shape in zip(interface.layout.labels, interface.layout.shapes, strict=True)
+            for label, shape in zip(interface.layout.keys, interface.layout.shapes, strict=True)
         },
         "loss": point["loss"],
         "gradient_norm": float(np.linalg.norm(interface.gradient(x0))),

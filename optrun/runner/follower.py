@@ -19,7 +19,6 @@ from optrun.runner.warning_log import WarningLog
 from optrun.runner.workers import Place, worker_fields
 from optrun.scale.multi_worker import Channel
 from optrun.scale.strategy import PEER_FAILURES, Plan, peer_failure
-from optrun.varkeys import variable_label
 
 
 def follow(
@@ -52,7 +51,10 @@ def follow(
         "status": "followed",
         "success": then.success,
         "evaluations": served,
-        "solution": {variable_label(v): np.asarray(v.numpy()).tolist() for v in channel.interface.var_list},
+        "solution": {
+            k: np.asarray(v.numpy()).tolist()
+            for k, v in zip(channel.interface.layout.keys, channel.interface.var_list, strict=True)
+        },
         "time_s": round(time.perf_counter() - started, 3),
         "strategy": plan.kind,
         "replicas": plan.replicas,

@@ -44,7 +44,6 @@ from optrun.runner.workers import claim_place, worker_fields
 from optrun.scale.multi_worker import Channel, Stop
 from optrun.scale.strategy import make_strategy, peer_failure
 from optrun.spec.load import LoadedSpec
-from optrun.varkeys import variable_label
 
 logger = logging.getLogger("optrun")
 
@@ -248,7 +247,10 @@ def _minimize(
             "fun": float(scipy_result.fun),
             "nit": nit,
             "nfev": nfev,
-            "solution": {variable_label(v): np.asarray(v.numpy()).tolist() for v in interface.var_list},
+            "solution": {
+                k: np.asarray(v.numpy()).tolist()
+                for k, v in zip(interface.layout.keys, interface.var_list, strict=True)
+            },
             "constraint_residuals": {
                 "equalities": final["equalities"],
                 "inequalities": final["inequalities"],
