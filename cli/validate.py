@@ -46,6 +46,9 @@ def _entries(source: str, problems: list[Any], reports: list[dict[str, Any]]) ->
         for label in report.get("unused_variables", []):
             message = f"the loss does not depend on {label!r} (zero gradient)"
             entries.append(_entry(source, "model", WARNING, message))
+        for name in report.get("ungraded_constraints", []):
+            message = "gets no gradient from any variable (zero Jacobian): the solver cannot act on it"
+            entries.append(_entry(source, f"minimize.constraints.{name}", WARNING, message))
         for line in report.get("nonfinite_at_start", []):  # train.on_nonfinite: skip goes on past them
             message = f"{line} on the first batch; train.on_nonfinite: skip drops such updates"
             entries.append(_entry(source, "loss", WARNING, message))

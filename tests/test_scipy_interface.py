@@ -263,6 +263,18 @@ def test_unused_variable_gets_zero_gradient(caplog: pytest.LogCaptureFixture) ->
     np.testing.assert_allclose(unused.numpy(), [5.0])
 
 
+def test_a_constraint_without_a_gradient_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    v = tf.Variable([0.5, 0.5], dtype=tf.float64)
+    no_gradient = lambda: tf.numpy_function(lambda a: a[0] - 1.0, [v], tf.float64)
+    with caplog.at_level(logging.WARNING, logger="optrun"):
+        opt = ScipyOptimizerInterface(
+            lambda: tf.reduce_sum(v**2), equalities=[lambda: v[0] + v[1]], inequalities=[no_gradient]
+        )
+    assert opt.ungraded_constraints == ("inequalities[0]",)
+    assert "inequalities[0] gets no gradient from any variable" in caplog.text
+    assert " equalities[0]" not in caplog.text
+
+
 def test_keras_layer_variables_and_path_keys() -> None:
     import keras
 

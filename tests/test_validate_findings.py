@@ -71,6 +71,9 @@ def inf_cons(v):
 def fine_cons(v):
     return v[0]
 
+def flat_cons(v):  # no gradient through NumPy: a zero Jacobian row
+    return tf.numpy_function(lambda a: a[0] - 1.0, [v], tf.float32)
+
 def log_walk(v):  # the minimum is at v = -2, but log(v) is nan below 0: the search walks into it
     return tf.reduce_sum(tf.square(v + 2.0)) + 0.0 * tf.reduce_sum(tf.math.log(v))
 """
@@ -151,6 +154,20 @@ def test_nonfinite_constraints_each_at_their_place(folder: Path) -> None:
     assert [(p["path"], p["line"], str(p["message"]).split(";")[0]) for p in _problems(result)] == [
         ("minimize.constraints.equalities[0]", 7, "m.py:inf_cons is inf at the start point"),
         ("minimize.constraints.inequalities[1]", 8, "m.py:inf_cons is inf at the start point"),
+    ]
+
+
+def test_a_constraint_without_a_gradient_is_a_warning_at_its_place(folder: Path) -> None:
+    spec = _spec(
+        folder,
+        "name: m\nmodel: {builder: m.py:vector}\nloss: m.py:sq\nminimize:\n  method: SLSQP\n"
+        "  constraints:\n    inequalities: [m.py:fine_cons, m.py:flat_cons]\n",
+    )
+    result = runner.invoke(app, ["validate", spec, "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = [e for e in findings(result.stdout) if e["severity"] == "warning"]
+    assert [(w["path"], w["message"].split(":")[0]) for w in warnings] == [
+        ("minimize.constraints.inequalities[1]", "gets no gradient from any variable (zero Jacobian)")
     ]
 
 

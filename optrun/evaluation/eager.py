@@ -35,7 +35,7 @@ from optrun.evaluation.compile_cache import compile_cache_warm
 from optrun.evaluation.compile_estimate import compile_estimate
 from optrun.evaluation.fastcall import FastCaller, shadow_call
 from optrun.evaluation.grappler import plain_call_options
-from optrun.evaluation.outputs import pack_outputs
+from optrun.evaluation.outputs import Reach, pack_outputs
 from optrun.evaluation.packing import Layout, as_scalar
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.probe import check_fetches, check_scalar, run_user
@@ -86,7 +86,7 @@ class EagerBackend:
         self._jit_compile = jit_compile
         self._evaluators: dict[tuple[Any, ...], tuple[tuple[Any, ...], Evaluator]] = {}
         self._traces: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any, float]] = {}
-        self._ungraded = set(range(len(problem.variables)))
+        self.reach = Reach(len(problem.variables))  # found while tracing
         self._user: list[Thunk] | None = None
         # Whether the user's code needs AutoGraph: learnt from a trace that fails without it, or
         # known beforehand for code that holds a dataset (see autograph.holds_dataset).
@@ -134,14 +134,14 @@ class EagerBackend:
 
     def _body(self, fetches: tuple[Any, ...], gradients: bool, convert: bool) -> Callable[[tf.Tensor], Any]:
         problem, tf_vars, layout = self._problem, self._tf_vars, self._problem.layout
-        ungraded = self._ungraded
+        reach = self.reach
 
         def grad(tape: tf.GradientTape, value: tf.Tensor) -> tf.Tensor:
             if not gradients:  # gradient-free method: the slots are zeros, no backward pass
                 return tf.zeros([layout.size], tf.float64)
             # NONE, then zeros: which variables get no gradient is learnt here, while tracing.
             grads = tape.gradient(value, tf_vars, unconnected_gradients=tf.UnconnectedGradients.NONE)
-            ungraded.difference_update(i for i, g in enumerate(grads) if g is not None)
+            reach.saw(grads)
             return layout.pack_tf(
                 [tf.zeros_like(v) if g is None else g for v, g in zip(tf_vars, grads, strict=True)]
             )
@@ -222,7 +222,7 @@ class EagerBackend:
     @property
     def unused(self) -> list[Any]:
         """Variables no traced gradient reached (known once a gradient evaluation is traced)."""
-        return [self._problem.variables[i] for i in sorted(self._ungraded)]
+        return [self._problem.variables[i] for i in sorted(self.reach.ungraded)]
 
     def _compile(self, fetches: tuple[Any, ...], gradients: bool) -> Evaluator:
         _, plain, trace_s = self.trace(fetches, gradients)

@@ -40,6 +40,22 @@ def stack_scalars(values: Sequence[tf.Tensor]) -> tf.Tensor:
     return out
 
 
+class Reach:
+    """What the traced gradients reached: the variables no output's gradient reached
+    (``ungraded``, by index), and per output, in :func:`output_parts`' order (loss, equalities,
+    inequalities), whether its gradient reached no variable at all (``flat``: TF1 silently
+    gave such a constraint a zero Jacobian row, which no solver can act on)."""
+
+    def __init__(self, count: int) -> None:
+        self.ungraded = set(range(count))
+        self.flat: list[bool] = []
+
+    def saw(self, grads: Sequence[Any]) -> None:
+        """Records one output's gradients (None where a variable was not reached)."""
+        self.ungraded.difference_update(i for i, g in enumerate(grads) if g is not None)
+        self.flat.append(all(g is None for g in grads))
+
+
 def pack_outputs(
     loss: tf.Tensor,
     equalities: Sequence[tf.Tensor],

@@ -138,6 +138,17 @@ class PackedProblem:
                 "through non-differentiable ops); its gradient is zero.",
                 variable_label(var),
             )
+        n_eq, n_ineq = len(self._equalities), len(self._inequalities)
+        parts = [*(f"equalities[{i}]" for i in range(n_eq)), *(f"inequalities[{i}]" for i in range(n_ineq))]
+        flat = backend.reach.flat[1 : 1 + n_eq + n_ineq]  # the first trace's, past the loss
+        self._flat = tuple(name for name, no_gradient in zip(parts, flat, strict=False) if no_gradient)
+        for name in self._flat:
+            logger.warning(
+                "%s gets no gradient from any variable (it reads none, or reads them only through ops "
+                "without a gradient, such as tf.numpy_function); its Jacobian is zero, so the solver "
+                "cannot act on it.",
+                name,
+            )
         self._loss = loss
         self._backend = backend
 
@@ -150,6 +161,11 @@ class PackedProblem:
     def unused_variables(self) -> tuple[Any, ...]:
         """Variables in ``var_list`` that neither the loss nor a constraint depends on."""
         return self._unused
+
+    @property
+    def ungraded_constraints(self) -> tuple[str, ...]:
+        """The constraints (``"equalities[0]"``, ...) whose gradient reaches no variable."""
+        return self._flat
 
     @property
     def loss(self) -> Thunk:

@@ -94,6 +94,7 @@ def validate_minimize(loaded: LoadedSpec, plan: Plan, model: Any = None, data: A
         "loss": point["loss"],
         "gradient_norm": float(np.linalg.norm(interface.gradient(x0))),
         "unused_variables": [variable_label(v) for v in interface.unused_variables],
+        "ungraded_constraints": list(interface.ungraded_constraints),
         "bounds_violated_at_start": violated,
         "constraint_residuals": {k: point[k] for k in ("equalities", "inequalities", "violation")},
     }

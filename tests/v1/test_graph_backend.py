@@ -200,6 +200,17 @@ def test_unused_variable_warns(sess: Any, use_resource: bool, caplog: pytest.Log
     np.testing.assert_allclose(sess.run([used, unused]), [[0.0], [5.0]], atol=1e-6)
 
 
+def test_a_constraint_without_a_gradient_is_named(
+    sess: Any, use_resource: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    v = var([0.5, 0.5], use_resource, "v")
+    flat = tf.cast(tf.numpy_function(lambda a: a[0] - 1.0, [v], tf.float32), tf.float32)
+    with caplog.at_level(logging.WARNING, logger="optrun"):
+        opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v)), equalities=[flat, v[0] + v[1]])
+    assert opt.ungraded_constraints == ("equalities[0]",)
+    assert "equalities[0] gets no gradient from any variable" in caplog.text
+
+
 # ----- errors: each a clear message, and the user's graph left as it was --------------------
 
 

@@ -33,7 +33,7 @@ from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.evaluation.graph.cut import PrunedFunction
 from optrun.evaluation.graph.fastpath import RTOL_PLAIN, RTOL_XLA, FunctionPath
 from optrun.evaluation.graph.session_call import session_point
-from optrun.evaluation.outputs import join_parts, output_parts
+from optrun.evaluation.outputs import Reach, join_parts, output_parts
 from optrun.evaluation.packing import Layout, as_scalar
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.tiers import Candidate, Tiered
@@ -76,6 +76,7 @@ class GraphBackend:
         self._layout = layout
         self._jit = jit_compile
         self.unused: list[Any] = []
+        self.reach = Reach(len(self._variables))  # what the gradients reached
         with self.graph.as_default(), tf.name_scope("optrun_external"):
             self._x = tf.compat.v1.placeholder(tf.float64, [layout.size], name="x")
             pieces = layout.unpack_tf(self._x)
@@ -93,9 +94,8 @@ class GraphBackend:
             # The session fetches the parts; a cut-out function returns them joined.
             self._outputs: dict[bool, tuple[list[tf.Tensor], tf.Tensor]] = {}
             if gradients:
-                ungraded = set(range(len(self._variables)))
-                parts = output_parts(values[0], eqs, ineqs, self._gradient(ungraded))
-                self.unused = [self._variables[i] for i in sorted(ungraded)]
+                parts = output_parts(values[0], eqs, ineqs, self._gradient(self.reach))
+                self.unused = [self._variables[i] for i in sorted(self.reach.ungraded)]
             else:
                 zeros = tf.zeros([layout.size], tf.float64)
                 parts = output_parts(values[0], eqs, ineqs, lambda _: zeros)
@@ -107,10 +107,10 @@ class GraphBackend:
         self._feeds: dict[Any, Any] = {}
         self._cache: dict[tuple[Any, ...], tuple[Callable[[dict[Any, Any]], Evaluator], FunctionPath]] = {}
 
-    def _gradient(self, ungraded: set[int]) -> Any:
+    def _gradient(self, reach: Reach) -> Any:
         def gradient(value: tf.Tensor) -> tf.Tensor:
             grads = tf.gradients(value, self._variables)
-            ungraded.difference_update(i for i, g in enumerate(grads) if g is not None)
+            reach.saw(grads)
             return self._layout.pack_tf(
                 [tf.zeros_like(v) if g is None else g for v, g in zip(self._variables, grads, strict=True)]
             )
