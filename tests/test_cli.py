@@ -755,3 +755,17 @@ def test_two_variables_of_one_name_each_keep_their_solution(in_tmp: Path) -> Non
     assert solution["v"] == pytest.approx([3.0], abs=1e-5) and solution["v#2"] == pytest.approx(
         [-1.0], abs=1e-5
     )
+
+
+def test_a_loss_that_returns_no_number_is_placed_at_loss(in_tmp: Path) -> None:
+    _write(
+        in_tmp / "none.py",
+        "import tensorflow as tf\ndef build():\n    return tf.Variable([1.0], name='v')\n"
+        "def loss(v):\n    return None\n",
+    )
+    spec = _write(in_tmp / "none.yaml", "name: n\nmodel: {builder: none.py:build}\nloss: none.py:loss\n")
+    result = invoke("minimize", str(spec), "--json")
+    assert result.exit_code == 2
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert (problem["path"], problem["line"]) == ("loss", 3), problem  # as validate places it
+    assert problem["message"].startswith("loss must return a scalar tensor; got NoneType")

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import tensorflow as tf
 
-from optrun.errors import InvalidArgumentError, InvalidTypeError
+from optrun.errors import InvalidArgumentError, InvalidTypeError, OptrunError
 from optrun.signatures import check_zero_argument
 from optrun.varkeys import as_tf_variable, variable_label
 
@@ -148,7 +148,11 @@ def check_scalar(value: Any, what: str) -> tf.Tensor:
         InvalidTypeError: not a number.
         InvalidArgumentError: more than one element (a loss may be reduced; a constraint must be split).
     """
-    return _scalar_shape(value, what)
+    try:
+        return _scalar_shape(value, what)
+    except OptrunError as error:  # whose it is, as data (as :func:`run_user` says it)
+        error.add_note(f"optrun: raised by {what}")
+        raise
 
 
 K = TypeVar("K")
