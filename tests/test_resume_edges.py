@@ -167,6 +167,15 @@ def test_a_training_run_that_user_code_failed_resumes_from_its_last_step(spec: P
     assert steps(Path("run")) == list(range(1, 21))  # each step once: none lost, none repeated
 
 
+def test_a_resume_keeps_the_metrics_file_that_holds_the_history(spec: Path) -> None:
+    assert cli("train", str(spec), "-q", "--out", "run", "--set", "train.max_steps=10").exit_code == 0
+    moved = cli(
+        "train", str(spec), "-q", "--out", "run", "--resume", "--set", "logging.metrics_file=m2.jsonl"
+    )
+    assert moved.exit_code == 2 and "logging.metrics_file" in " ".join(moved.output.split()), moved.output
+    assert not (Path("run") / "m2.jsonl").exists() and steps(Path("run")) == list(range(1, 11))
+
+
 def test_a_signal_during_a_checkpoint_write_waits_for_it(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_save = tf.train.CheckpointManager.save
     calls: list[int] = []

@@ -1,6 +1,6 @@
 """What a ``--resume`` must keep: the run's seed, model, data, loss, optimizer or method and
-constraints, read from the ``config.yaml`` the run wrote; limits, logging, the checkpoint
-policy and the strategy may change."""
+constraints and metrics file, read from the ``config.yaml`` the run wrote; limits, the rest of
+logging, the checkpoint policy and the strategy may change."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ from optrun.spec.load import LoadedSpec
 from optrun.spec.run_layout import CHECKPOINTS
 
 RESUME_KEYS = ("seed", "model", "data", "loss")
-RESUME_SUBKEYS = {"train": ("optimizer",), "minimize": ("method", "constraints")}
+# The metrics file holds the run's history, which a resume cuts back to its checkpoint and goes on.
+RESUME_SUBKEYS = {
+    "train": ("optimizer",),
+    "minimize": ("method", "constraints"),
+    "logging": ("metrics_file",),
+}
 
 
 def nothing_to_resume(out: Path) -> RunError:
@@ -100,8 +105,8 @@ def check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
         )
         raise RunError(
             f"--resume: the spec differs from the run in {out} at {', '.join(changed)}{seed}; resume with "
-            "the same spec (limits such as train.max_steps, logging, the checkpoint policy and the "
-            "strategy, with data.global_batch_size, may change)."
+            "the same spec (limits such as train.max_steps, logging but for its metrics_file, the "
+            "checkpoint policy and the strategy, with data.global_batch_size, may change)."
         )
 
 
