@@ -197,19 +197,25 @@ def test_a_signal_during_a_checkpoint_write_waits_for_it(spec: Path, monkeypatch
     assert resumed.exit_code == 0
 
 
-def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
-    spec: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def interrupted_after_step_10(spec: Path, monkeypatch: pytest.MonkeyPatch, *flags: str) -> None:
+    """A training run of ``spec`` in ``run``, Ctrl-C'd right after its checkpoint at step 10."""
     real_save = tf.train.CheckpointManager.save
 
     def save_then_interrupt(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         saved = real_save(self, *args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the checkpoint at step 10
+        os.kill(os.getpid(), signal.SIGINT)
         return saved
 
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_interrupt)
-    assert cli("train", str(spec), "-q", "--out", "run", "--set", "train.max_steps=1000").exit_code == 130
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    with monkeypatch.context() as patched:
+        patched.setattr(tf.train.CheckpointManager, "save", save_then_interrupt)
+        done = cli("train", str(spec), "-q", "--out", "run", "--set", "train.max_steps=1000", *flags)
+    assert done.exit_code == 130, done.output
+
+
+def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupted_after_step_10(spec, monkeypatch)
     run = Path("run")
     before = {name: (run / name).read_bytes() for name in ("result.json", "config.yaml", "metrics.jsonl")}
     assert json.loads(before["result.json"])["status"] == "interrupted"
@@ -232,20 +238,8 @@ def test_a_resume_into_a_budget_the_interrupted_run_passed_is_refused(
 def test_a_resume_that_only_writes_the_end_keeps_the_loss_and_the_new_budget(
     spec: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_save = tf.train.CheckpointManager.save
-
-    def save_then_interrupt(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        saved = real_save(self, *args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the checkpoint at step 10
-        return saved
-
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_interrupt)
     logging = ("--set", "logging.every_steps=4")  # step 10's loss is in no metrics line
-    assert (
-        cli("train", str(spec), "-q", "--out", "run", "--set", "train.max_steps=1000", *logging).exit_code
-        == 130
-    )
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    interrupted_after_step_10(spec, monkeypatch, *logging)
     stopped = json.loads((Path("run") / "result.json").read_text())
     assert (stopped["status"], stopped["steps"]) == ("interrupted", 10)
     out = cli("train", str(spec), "-q", "--out", "run", "--resume", "--set", "train.max_steps=10", *logging)
