@@ -769,3 +769,28 @@ def test_a_loss_that_returns_no_number_is_placed_at_loss(in_tmp: Path) -> None:
     (problem,) = json.loads(result.stdout)["problems"]
     assert (problem["path"], problem["line"]) == ("loss", 3), problem  # as validate places it
     assert problem["message"].startswith("loss must return a scalar tensor; got NoneType")
+
+
+@pytest.mark.parametrize(
+    ("returned", "said"),
+    [
+        ("[v, v]", "m.py:build returned variable 'v' twice; return it once."),
+        ("[v, tf.Variable([1], name='n')]", "m.py:build returned variable 'n' of dtype int32;"),
+        ("[]", "m.py:build returned an empty list;"),
+    ],
+    ids=["twice", "integer", "empty"],
+)
+def test_variables_a_builder_cannot_give_are_said_at_the_builder(
+    in_tmp: Path, returned: str, said: str
+) -> None:
+    _write(
+        in_tmp / "m.py",
+        "import tensorflow as tf\nv = tf.Variable([1.0], name='v')\n"
+        f"def build():\n    return {returned}\ndef loss(vs):\n    return tf.reduce_sum(v ** 2)\n",
+    )
+    spec = _write(in_tmp / "b.yaml", "name: b\nmodel: {builder: m.py:build}\nloss: m.py:loss\n")
+    result = invoke("minimize", str(spec), "--json")
+    assert result.exit_code == 2
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert (problem["path"], problem["line"]) == ("model.builder", 2), problem
+    assert problem["message"].startswith(said), problem["message"]

@@ -54,19 +54,38 @@ def build_model(loaded: LoadedSpec) -> Any:
 
 
 def variables_of(model: Any, ref: str) -> list[Any]:
-    """The trainable variables of what the model builder returned."""
+    """The trainable variables of what the model builder returned, each once and floating."""
     if _is_variable(model):
-        return [model]
+        return _checked([model], ref)
     if hasattr(model, "trainable_variables"):
-        return list(model.trainable_variables)
+        return _checked(list(model.trainable_variables), ref)
     items = list(model.values()) if isinstance(model, dict) else model
     if isinstance(items, (list, tuple)) and items and all(_is_variable(v) for v in items):
-        return list(items)
+        return _checked(list(items), ref)
+    empty = "an empty " if isinstance(items, (list, tuple)) and not items else ""
     raise LoadError.at(
         "model.builder",
-        f"{ref} returned {type(model).__name__}; return a Keras model, a tf.Module, "
+        f"{ref} returned {empty}{type(model).__name__}; return a Keras model, a tf.Module, "
         "a variable, or a list or dict of variables.",
     )
+
+
+def _checked(variables: list[Any], ref: str) -> list[Any]:
+    """``variables``, refused at model.builder (in the spec's words, not var_list's) when one
+    comes twice or is not floating: no solver can move an integer."""
+    seen: set[int] = set()
+    for var in variables:
+        found, label = as_tf_variable(var), variable_label(var)
+        if id(found) in seen:
+            raise LoadError.at("model.builder", f"{ref} returned variable {label!r} twice; return it once.")
+        seen.add(id(found))
+        if not found.dtype.is_floating:
+            raise LoadError.at(
+                "model.builder",
+                f"{ref} returned variable {label!r} of dtype {found.dtype.name}; only floating variables "
+                "can be optimized: leave it out (in a Keras layer or tf.Module, make it trainable=False).",
+            )
+    return variables
 
 
 def build_data(loaded: LoadedSpec) -> Any:
