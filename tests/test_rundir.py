@@ -195,3 +195,23 @@ def test_an_interrupt_before_a_forced_run_started_keeps_the_directory(in_tmp: Pa
         patch.setattr("optrun.runner.minimize.record_config", interrupted)
         assert minimize("--out", "run", "--force").exit_code == 130
     assert (in_tmp / "run").is_dir() and read_marker(in_tmp / "run") is not None
+
+
+def test_a_full_disk_as_the_run_starts_leaves_nothing_and_says_so(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+
+    def full(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(dst).endswith(MARKER):  # the marker, the run's first file: the disk refuses it
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    result = minimize("--out", "run")
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert "--out run: cannot write in the run directory: No space left on device; free some space" in said
+    assert "Traceback" not in result.output and not (in_tmp / "run").exists()  # the same command runs again
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert minimize("--out", "run").exit_code == 0

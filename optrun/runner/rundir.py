@@ -264,7 +264,19 @@ def claimed(
             _clear(out)
         run_id = marker.get("run_id") if resume and marker is not None else None
         if not resume:
-            run_id = _write_marker(out, kind, spec_hash(spec_text))
+            try:
+                run_id = _write_marker(out, kind, spec_hash(spec_text))
+            except OSError as error:  # a full disk, say: nothing of this start stays behind
+                with contextlib.suppress(OSError):
+                    (out / (MARKER + ".tmp")).unlink(missing_ok=True)
+                    if made:
+                        shutil.rmtree(out)
+                    elif fresh_lock:
+                        (out / LOCK).unlink(missing_ok=True)
+                full = "; free some space on its disk" if error.errno == errno.ENOSPC else ""
+                raise RunError(
+                    f"--out {out}: cannot write in the run directory: {error.strerror}{full}"
+                ) from None
         yield Claim(out.resolve(), str(run_id) if run_id else None, made)
     finally:
         os.close(fd)  # releases the lock
