@@ -247,6 +247,11 @@ def test_train_says_what_validate_says_before_writing_anything(folder: Path, spe
             "name: YAML reads 123 here as a number; put it in quotes to make it text (line 1)",
         ),
         (
+            "name: 2024-01-01\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\n",
+            (),
+            "name: YAML reads '2024-01-01' here as a date; put it in quotes to make it text (line 1)",
+        ),
+        (
             "name: s\nmodel: {builder: m.py}\nloss: m.py:sum_of_squares\n",
             (),
             "model.builder: 'm.py' names no function; write 'path/to/file.py:function' (relative to "
@@ -260,7 +265,7 @@ def test_train_says_what_validate_says_before_writing_anything(folder: Path, spe
             "(from --set)",
         ),
     ],
-    ids=["a number for text", "a reference without a function", "an index into no list"],
+    ids=["a number for text", "a date for text", "a reference without a function", "an index into no list"],
 )
 def test_schema_refusals_say_what_to_write(
     folder: Path, spec: str, extra: tuple[str, ...], said: str

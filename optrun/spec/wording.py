@@ -5,6 +5,7 @@ way to set the whole list."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -63,9 +64,16 @@ _FREE_TEXT = {("name",), ("logging", "metrics_file")}
 
 def _not_text(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:  # name: 123
     given = item.get("input")
-    if path not in _FREE_TEXT or not isinstance(given, (bool, int, float)):
+    if path not in _FREE_TEXT or not isinstance(given, (bool, int, float, datetime.date)):
         return None
-    read = "a boolean" if isinstance(given, bool) else "a number"
+    read = (
+        "a boolean"
+        if isinstance(given, bool)
+        else "a date"
+        if isinstance(given, datetime.date)
+        else "a number"
+    )
+    given = given.isoformat() if isinstance(given, datetime.date) else given  # as the spec wrote it
     if dotted(path) in overridden:  # the shell took the quotes of --set name='123'
         return (
             f"YAML reads {given!r} as {read}; quote it inside the value: --set \"{dotted(path)}='{given}'\"",
