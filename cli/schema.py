@@ -33,7 +33,8 @@ def schema(
     """
     from optrun.spec.schema import json_schema
 
-    text = json.dumps(json_schema(), indent=2)
+    spec_schema = json_schema()
+    text = json.dumps(spec_schema, indent=2)
     if write is None:
         typer.echo(text)
         return
@@ -42,7 +43,8 @@ def schema(
 
         if os.path.lexists(write) and not write.is_file():  # a rename would replace a device or pipe
             raise RunError(f"--write {write}: not a regular file; give the path of a .json file")
-        if write.is_file() and not _a_schema(write):  # a spec or a script given by mistake
+        # A spec or a script given by mistake is left as it is.
+        if write.is_file() and not _a_schema(write, spec_schema["title"]):
             raise RunError(
                 f"--write {write}: the file exists and is not an optrun schema, so it is left as it is; "
                 "give another path, or remove the file first"
@@ -63,10 +65,10 @@ def schema(
         typer.echo(modeline)
 
 
-def _a_schema(path: Path) -> bool:
-    """Whether ``path`` holds a schema ``optrun schema`` wrote (an update replaces it)."""
+def _a_schema(path: Path, title: str) -> bool:
+    """Whether ``path`` holds a schema ``optrun schema`` wrote, of this ``title`` (an update replaces it)."""
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(found, dict) and found.get("title") == "ExperimentSpec" and "$schema" in found
+    return isinstance(found, dict) and found.get("title") == title and "$schema" in found

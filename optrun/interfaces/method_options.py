@@ -172,6 +172,12 @@ def option_names(method: str) -> list[str]:
     return re.findall(r"^(\w+) : ", text or "", re.M)
 
 
+def scipy_key(method: str, key: str) -> str:
+    """The option the interface hands scipy for ``key``: TNC's ``maxiter`` is ``maxfun`` (see
+    :func:`tnc_maxiter`)."""
+    return "maxfun" if method.lower() == "tnc" and key == "maxiter" else key
+
+
 def tnc_maxiter(options: Any) -> Any:
     """TF1-era code gives TNC ``maxiter``; scipy renamed it ``maxfun`` and now ignores it with a warning."""
     if not isinstance(options, dict) or "maxiter" not in options:

@@ -23,13 +23,9 @@ FILE = "evaluations.json"
 
 
 def counts_evaluations(method: str) -> bool:
-    """Whether ``maxiter`` limits ``method``'s evaluations rather than its iterations."""
+    """Whether the spec's ``maxiter`` limits ``method``'s evaluations rather than its iterations:
+    COBYLA counts evaluations with it, and TNC gets it as ``maxfun``."""
     return method.lower() in ("tnc", "cobyla")
-
-
-def scipy_option(method: str, key: str) -> str:
-    """The option the interface passes the spec's ``key`` on as (TNC's ``maxiter``: ``maxfun``)."""
-    return "maxfun" if method.lower() == "tnc" and key == "maxiter" else key
 
 
 def evaluations_before(checkpoints: Path, iteration: int) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 from optrun.errors import InvalidArgumentError, spec_error
 from optrun.interfaces.ipopt.options import DEFAULT_MAX_ITER, LIBRARY_OPTIONS, check_options, import_cyipopt
+from optrun.runner.evaluations_done import counts_evaluations
 from optrun.spec.load import LoadedSpec
 
 IPOPT = "ipopt"
@@ -107,9 +108,8 @@ def limits(method: str, options: dict[str, Any]) -> tuple[int | None, int | None
     """
     if is_ipopt(method):
         return iteration_budget(method, options)[1], None
-    name = method.lower()
     iterations, evaluations = options.get("maxiter"), options.get("maxfun", options.get("maxfev"))
-    if name in ("tnc", "cobyla"):
+    if counts_evaluations(method):
         iterations, evaluations = None, evaluations or iterations
     return (
         iterations if isinstance(iterations, int) else None,

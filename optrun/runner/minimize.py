@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.errors import NonFiniteError, Terminated, problems_in
+from optrun.interfaces.method_options import scipy_key
 from optrun.runner import finish
 from optrun.runner import left_to_do as left
 from optrun.runner.checks import before_building
@@ -30,7 +31,7 @@ from optrun.runner.common import (
     write_result,
 )
 from optrun.runner.distribute import full_batch_scale
-from optrun.runner.evaluations_done import counts_evaluations, evaluations_before, note, scipy_option
+from optrun.runner.evaluations_done import counts_evaluations, evaluations_before, note
 from optrun.runner.follower import follow
 from optrun.runner.interrupts import held, interrupt_code, interrupts_at_checks
 from optrun.runner.ipopt_method import barrier, is_ipopt, iteration_budget, limits, multipliers, solver_fields
@@ -103,7 +104,7 @@ def _minimize(
         return RunOutcome(out, before, succeeded(str(before.get("status"))))
     record_config(out, "minimize", loaded)  # and an earlier session's result.json goes
     if maxiter is not None and used:
-        left_over = {scipy_option(interface.method, key): maxiter - used}
+        left_over = {scipy_key(interface.method, key): maxiter - used}
         interface.optimizer_kwargs["options"] = {**interface.optimizer_kwargs["options"], **left_over}
 
     metrics = MetricsWriter(

@@ -66,14 +66,9 @@ def _not_text(item: Any, path: Path, data: Any, overridden: Overridden) -> Worde
     given = item.get("input")
     if path not in _FREE_TEXT or not isinstance(given, (bool, int, float, datetime.date)):
         return None
-    read = (
-        "a boolean"
-        if isinstance(given, bool)
-        else "a date"
-        if isinstance(given, datetime.date)
-        else "a number"
-    )
-    given = given.isoformat() if isinstance(given, datetime.date) else given  # as the spec wrote it
+    read = "a boolean" if isinstance(given, bool) else "a number"
+    if isinstance(given, datetime.date):
+        read, given = "a date", given.isoformat()  # as the spec wrote it
     if dotted(path) in overridden:  # the shell took the quotes of --set name='123'
         return (
             f"YAML reads {given!r} as {read}; quote it inside the value: --set \"{dotted(path)}='{given}'\"",

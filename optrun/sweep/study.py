@@ -105,15 +105,16 @@ def drop_torn_record(path: str) -> None:
         if _whole(path):  # another process was still writing it
             return
         with open(path, "rb+") as journal:
-            cut = journal.seek(0, os.SEEK_END)
+            cut, keep = journal.seek(0, os.SEEK_END), 0
             while cut > 0:  # back to the end of the last whole record
                 start = max(0, cut - 65536)
                 journal.seek(start)
                 found = journal.read(cut - start).rfind(b"\n")
                 if found >= 0:
+                    keep = start + found + 1
                     break
                 cut = start
-            journal.truncate(start + found + 1 if cut > 0 else 0)
+            journal.truncate(keep)
     finally:
         lock.release()
 

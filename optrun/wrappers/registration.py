@@ -17,7 +17,6 @@ A failure here never fails the user's import: it is logged, and the hook goes.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import logging
 import sys
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ def _register() -> None:
         logger.debug("optrun's Keras wrappers not registered for loading saved models: %s", error)
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader:  # no importlib.abc base: importing it costs every `optrun` command a few ms
     """TensorFlow's or Keras' own loader, counting the imports under way."""
 
     def __init__(self, loader: Any) -> None:
@@ -69,7 +68,7 @@ class _Loader(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
-class _Hook(importlib.abc.MetaPathFinder):
+class _Hook:
     """Hands out TensorFlow's and Keras' specs with their loaders wrapped in :class:`_Loader`."""
 
     depth = 0  # imports of the watched packages under way (they nest: each imports the other)
