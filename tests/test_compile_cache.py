@@ -19,6 +19,7 @@ from optrun.evaluation.compile_cache import (
     FLAG,
     CompileCacheWarning,
     cache_key,
+    check_cache_dir,
     cpu_features,
     default_cache_dir,
     enable_compile_cache,
@@ -57,6 +58,23 @@ def test_bad_directories_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         enable_compile_cache(tmp_path / "file" / "c")
     with pytest.raises(InvalidArgumentError, match="holds a space, which TF_XLA_FLAGS cannot carry"):
         enable_compile_cache(tmp_path / "with space")
+    assert "TF_XLA_FLAGS" not in os.environ
+
+
+def test_the_check_refuses_what_enable_would_and_creates_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidArgumentError, match=r"cannot create '.*file/c' \(Not a directory\)"):
+        check_cache_dir(tmp_path / "file" / "c")
+    with pytest.raises(InvalidArgumentError, match="holds a space"):
+        check_cache_dir(tmp_path / "with space")
+    # /proc takes no new directory, though its permission bits (and root) say it would.
+    with pytest.raises(InvalidArgumentError, match=r"cannot create '/proc/optrun-x'"):
+        check_cache_dir("/proc/optrun-x")
+    check_cache_dir(tmp_path / "new" / "deep")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing made, nothing left
     assert "TF_XLA_FLAGS" not in os.environ
 
 

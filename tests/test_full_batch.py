@@ -352,3 +352,25 @@ def test_a_full_batch_minimize_under_a_strategy_states_its_batch_only_if_it_like
     assert code == 2 and wrong in result["error"] and not (tmp_path / "wrong").exists()
     refused = runner.invoke(app, ["validate", str(spec), "--set", "data.global_batch_size=40"])
     assert refused.exit_code == 2 and wrong in refused.stderr
+
+
+def test_many_full_batch_losses_in_one_process_set_off_no_retracing_warning() -> None:
+    # A sweep's trials, or validate over several specs: each builds its own dataset_loss.
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    keep = Keep()
+    tf.get_logger().addHandler(keep)
+    try:
+        for _ in range(7):
+            w = tf.Variable(np.zeros(4))
+            data = tf.data.Dataset.from_tensor_slices((X, Y)).batch(100)
+            full = optrun.dataset_loss(_least_squares(w), data)
+            # sum over the rows of Y^2 at w = 0, as NumPy adds it up
+            assert float(full()) == pytest.approx(float(np.sum(Y**2)))
+    finally:
+        tf.get_logger().removeHandler(keep)
+    assert not [s for s in said if "retracing" in s], said

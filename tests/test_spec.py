@@ -77,6 +77,10 @@ def test_parse_override_types() -> None:
     # PyYAML (YAML 1.1) reads 1e30 and 1e-3 as strings; optrun reads them as floats.
     assert parse_override("lr=1e-3") == (["lr"], 1e-3)
     assert parse_override("lr=1e30") == (["lr"], 1e30)
+    # YAML 1.1 reads 12:30 in base 60, as 750; optrun reads it as the text it is.
+    assert parse_override("seed=12:30") == (["seed"], "12:30")
+    assert parse_override("x=-1:20:30.5") == (["x"], "-1:20:30.5")
+    assert parse_override("n=1_000") == (["n"], 1000) and parse_override("n=0x1F") == (["n"], 31)
     data: dict = {}
     apply_overrides(data, ["x.y.z=true"])
     assert data == {"x": {"y": {"z": True}}}

@@ -388,3 +388,23 @@ def test_a_seed_numpy_refuses_is_one_problem_and_the_other_specs_are_still_check
     # sum(v^2) at v = (1, 2): 5, checked in the same pass.
     [passed] = [e for e in entries if Path(e["file"]).name == "ok.yaml" and e["severity"] == "info"]
     assert passed["report"]["loss"] == pytest.approx(5.0)
+
+
+def test_a_compile_cache_the_run_could_not_create_is_found_and_nothing_is_made(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)  # a cache an earlier test in this process turned on
+    (folder / "afile").write_text("x")
+    spec = _spec(
+        folder,
+        "name: m\nmodel: {builder: m.py:vector}\nloss: m.py:sq\nminimize:\n  compile_cache: afile/xla\n",
+    )
+    result = runner.invoke(app, ["validate", spec, "--json"])
+    assert result.exit_code == 2, result.output
+    [problem] = [e for e in json.loads(result.stdout) if e["severity"] == "error"]
+    assert (problem["path"], problem["line"]) == ("minimize.compile_cache", 5), problem
+    assert "(Not a directory)" in problem["message"], problem
+    # A cache that can be made is not made by validate: it writes nothing.
+    ok = runner.invoke(app, ["validate", spec, "-q", "--set", "minimize.compile_cache=fresh/xla"])
+    assert ok.exit_code == 0, ok.output
+    assert not (folder / "fresh").exists()

@@ -23,12 +23,14 @@ of the same problem, is removed first, with one :class:`CompileCacheWarning`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.metadata
 import os
 import platform
 import re
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -102,20 +104,11 @@ def enable_compile_cache(directory: str | Path | None = None) -> Path:
         return existing
     base = Path(directory).expanduser() if directory is not None else default_cache_dir()
     target = base / cache_key()
-    if re.search(r"\s", str(target.resolve())):
-        raise CompileCacheError(
-            base,
-            f"{str(base)!r} holds a space, which TF_XLA_FLAGS cannot carry",
-            "give a directory without spaces, or 'none'",
-        )
+    _check_spaces(base, target)
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise CompileCacheError(
-            base,
-            f"cannot create {str(base)!r} ({error.strerror})",
-            "give a writable directory, or 'none' to compile every time",
-        ) from None
+        raise _cannot_create(base, error) from None
     removed = remove_unreadable_entries(target)
     if removed:
         warnings.warn(
@@ -128,6 +121,49 @@ def enable_compile_cache(directory: str | Path | None = None) -> Path:
     flags = os.environ.get("TF_XLA_FLAGS", "").strip()
     os.environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={target.resolve()}".strip()
     return target.resolve()
+
+
+def check_cache_dir(directory: str | Path | None = None) -> None:
+    """Raises what :func:`enable_compile_cache` would for ``directory``, creating nothing.
+
+    The nearest existing parent must be a directory this process can create a
+    directory in, which is tried (a trial directory is made and removed at once):
+    permission bits do not tell, e.g. for root or on a read-only mount.
+
+    Raises:
+        CompileCacheError: as :func:`enable_compile_cache`.
+    """
+    if current_cache_dir() is not None:
+        return
+    base = Path(directory).expanduser() if directory is not None else default_cache_dir()
+    target = base / cache_key()
+    _check_spaces(base, target)
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        os.rmdir(tempfile.mkdtemp(prefix=".optrun-check-", dir=existing))
+    except OSError as error:
+        raise _cannot_create(base, error) from None
+
+
+def _check_spaces(base: Path, target: Path) -> None:
+    if re.search(r"\s", str(target.resolve())):
+        raise CompileCacheError(
+            base,
+            f"{str(base)!r} holds a space, which TF_XLA_FLAGS cannot carry",
+            "give a directory without spaces, or 'none'",
+        )
+
+
+def _cannot_create(base: Path, error: OSError) -> CompileCacheError:
+    return CompileCacheError(
+        base,
+        f"cannot create {str(base)!r} ({error.strerror})",
+        "give a writable directory, or 'none' to compile every time",
+    )
 
 
 def compile_cache_warm() -> bool:

@@ -32,7 +32,7 @@ from optrun.errors import (
     spec_error,
 )
 from optrun.evaluation import switches
-from optrun.evaluation.compile_cache import CompileCacheError, enable_compile_cache
+from optrun.evaluation.compile_cache import CompileCacheError, check_cache_dir, enable_compile_cache
 from optrun.interfaces.ipopt.interface import IpoptInterface
 from optrun.interfaces.scipy import ScipyOptimizerInterface
 from optrun.runner.build import build_data, build_model, train_loss, variables_of
@@ -239,13 +239,17 @@ def build_interface(
     return model, interface
 
 
-def compile_cache_for(loaded: LoadedSpec) -> Path | None:
-    """Turns on XLA's compilation cache as the spec says (not for jit_compile: false)."""
+def compile_cache_for(loaded: LoadedSpec, dry_run: bool = False) -> Path | None:
+    """Turns on XLA's compilation cache as the spec says (not for jit_compile: false);
+    ``dry_run``: only checks that it could (``optrun validate``), and returns None."""
     spec = loaded.spec.minimize or MinimizeSpec()
     if spec.jit_compile is False or spec.compile_cache == "none":
         return None
     where = None if spec.compile_cache == "auto" else loaded.base_dir / spec.compile_cache
     try:
+        if dry_run:
+            check_cache_dir(where)
+            return None
         return enable_compile_cache(where)
     except CompileCacheError as error:
         if where is None and os.environ.get("OPTRUN_CACHE_DIR"):  # not the spec's: the environment's

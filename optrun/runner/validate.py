@@ -35,6 +35,7 @@ from optrun.runner.common import check_export, seed_everything
 from optrun.runner.distribute import unstarted_plan
 from optrun.runner.dry_run import at_start, validate_minimize, validate_train
 from optrun.runner.keras_names import loss_problems
+from optrun.runner.objective import compile_cache_for
 from optrun.scale.strategy import Plan
 from optrun.spec.load import LoadedSpec, RawSpec, check_schema
 from optrun.spec.strategy import StrategySpec
@@ -160,6 +161,10 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
         loaded = check_schema(raw)
     except ConfigError as error:
         collector.problems += error.problems
+    minimizes = isinstance(raw.data.get("minimize"), dict) or not isinstance(raw.data.get("train"), dict)
+    if loaded is not None and minimizes:
+        with collector.catch(("minimize", "compile_cache")):
+            compile_cache_for(loaded, dry_run=True)
     fns = check_references(raw, collector)
     # Known from the spec alone, so reported even when the model cannot be built.
     check_method(raw, collector)
@@ -172,7 +177,7 @@ def validate_raw(raw: RawSpec) -> tuple[list[Problem], list[dict[str, Any]]]:
         return collector.sorted(), _model_skipped(raw, fns, collector)
     model, batch, data, variables = built
     check_names(raw, variables, collector)
-    if isinstance(raw.data.get("minimize"), dict) or not isinstance(raw.data.get("train"), dict):
+    if minimizes:
         _start_point(raw, fns, model, collector)
     if loaded is not None:
         with collector.catch(("checkpoint", "export")):

@@ -25,6 +25,7 @@ is the accumulated total bit for bit, and ``d/dv_i`` of it is ``g_i``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -176,7 +177,7 @@ def dataset_loss(
     # Traced once, for the dataset's element spec (the last batch may be shorter), as the loop
     # below will call it; XLA is tried on the first batch and dropped if it fails there.
     signature = (data.element_spec,)
-    step = tf.function(value_and_grads, input_signature=signature, jit_compile=jit_compile is not False)
+    step = _own_function(value_and_grads, input_signature=signature, jit_compile=jit_compile is not False)
     try:
         step(first)
     except OptrunError:  # optrun's own refusal of the loss (not a scalar, ...), not XLA's
@@ -190,7 +191,7 @@ def dataset_loss(
                 f"{str(error).strip().splitlines()[0]}. Pass jit_compile=None or False."
             ) from error
         logger.info("dataset_loss: the per-batch step runs without XLA (%s)", type(error).__name__)
-        step = tf.function(value_and_grads, input_signature=signature)
+        step = _own_function(value_and_grads, input_signature=signature)
         step(first)
 
     return _full(_loop(data, step, zeros), variables, reduction)
@@ -205,7 +206,6 @@ def _loop(batches: Any, step: Callable[[Any], Any], zeros: tuple[tf.Tensor, ...]
     threads (tf.data runs its own functions with one intra-op thread).
     """
 
-    @tf.function(autograph=False)
     def loop() -> Any:
         iterator = iter(batches)
 
@@ -226,7 +226,15 @@ def _loop(batches: Any, step: Callable[[Any], Any], zeros: tuple[tf.Tensor, ...]
         _, count, total, grads = tf.while_loop(more, accumulate, init)
         return (tf.cast(count, tf.float64), total, *grads)
 
-    return loop
+    return _own_function(loop, autograph=False)
+
+
+def _own_function(fn: Callable[..., Any], **options: Any) -> Any:
+    """``tf.function(fn, **options)``, its traces counted apart from other functions' of the
+    same source: TensorFlow warns of "excessive retracing" once five functions of one code
+    object have traced, which every dataset_loss of a process after the fifth (a sweep's
+    trials, validate over several specs) would otherwise set off."""
+    return tf.function(functools.partial(fn), **options)
 
 
 def _full(loop: Callable[[], Any], variables: list[tf.Variable], reduction: str) -> Callable[[], tf.Tensor]:

@@ -1,6 +1,7 @@
 """YAML as optrun reads a spec: ``safe_load`` rules, bounded, and with a line for every key.
 
-* ``1e-3`` and ``1e30`` read as floats (YAML 1.1 wants a dot);
+* ``1e-3`` and ``1e30`` read as floats (YAML 1.1 wants a dot), and ``12:30`` as text
+  (YAML 1.1 reads it in base 60, as 750);
 * a key given twice is an error, not "the last one wins";
 * hostile input is refused quickly and in bounded memory: the size, the values, the values
   aliases expand to, and the depth are capped, each refusal naming the cap and its line;
@@ -34,7 +35,7 @@ class SpecLimitError(yaml.YAMLError):
 
 class Loader(yaml.SafeLoader):
     """``SafeLoader`` that also reads ``1e-3`` and ``1e30`` as floats (YAML 1.1 wants a dot),
-    and counts as it composes: nodes, depth, and the values aliases expand to."""
+    ``12:30`` as text, and counts as it composes: nodes, depth, and the values aliases expand to."""
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
@@ -77,8 +78,25 @@ class Loader(yaml.SafeLoader):
         return node
 
 
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+# YAML 1.1's base-60 numbers go: it reads 12:30 as 750, which nobody writing a spec means.
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in entries if tag not in (_INT, _FLOAT)]
+    for first, entries in Loader.yaml_implicit_resolvers.items()
+}
 Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
+    _INT,
+    re.compile(
+        r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0[0-7_]+
+        |[-+]?(?:0|[1-9][0-9_]*)
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+        re.X,
+    ),
+    list("-+0123456789"),
+)
+Loader.add_implicit_resolver(
+    _FLOAT,
     re.compile(
         r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
