@@ -541,3 +541,28 @@ def test_a_failed_minimize_writes_its_result_through_a_signal(
     out = cli("minimize", "n.yaml", "-q", "--out", "run")
     assert out.exit_code == 1, out.output  # the run's failure, not the signal's
     assert json.loads((Path("run") / "result.json").read_text())["status"] == "nonfinite"
+
+
+def test_a_resume_compares_the_method_the_run_used_and_its_full_batch_data(spec: Path) -> None:
+    unnamed = ("--set", "minimize.method=null")
+    assert cli("minimize", str(spec), "-q", "--out", "min", *unnamed).exit_code == 0
+    # No method named: the run used L-BFGS-B (no constraints), so naming it is the same spec.
+    more = ("--set", "minimize.options.maxiter=7")
+    named = cli("minimize", str(spec), "-q", "--out", "min", "--resume", *more)
+    assert named.exit_code == 0, named.output
+    assert json.loads((Path("min") / "result.json").read_text())["nit"] == 7
+    other = cli("minimize", str(spec), "--out", "min", "--resume", "--set", "minimize.method=CG")
+    said = " ".join(other.output.split())
+    assert other.exit_code == 2 and "at minimize.method (the run's: l-bfgs-b)" in said, said
+    # minimize.data makes the loss a sum over the data: a resume under another one is another problem.
+    (spec.parent / "finite.py").write_text(
+        "import numpy as np, tensorflow as tf\n"
+        "def data():\n    return tf.data.Dataset.from_tensor_slices(np.zeros(4, 'float32')).batch(2)\n"
+    )
+    finite = ("--set", "data.builder=finite.py:data")
+    first = cli("minimize", str(spec), "-q", "--out", "fb", *finite, "--set", "minimize.data={}")
+    assert first.exit_code == 0, first.output
+    resume = ("minimize", str(spec), "--out", "fb", "--resume", "--set", "minimize.options.maxiter=8")
+    moved = cli(*resume, *finite, "--set", "minimize.data={reduction: mean}")
+    said = " ".join(moved.output.split())
+    assert moved.exit_code == 2 and "at minimize.data" in said, said

@@ -215,3 +215,39 @@ def test_a_full_disk_as_the_run_starts_leaves_nothing_and_says_so(
     assert "Traceback" not in result.output and not (in_tmp / "run").exists()  # the same command runs again
     monkeypatch.setattr(os, "replace", real_replace)
     assert minimize("--out", "run").exit_code == 0
+
+
+LONG = "m" * 300  # past the 255 bytes a file name may have
+
+
+def test_a_metrics_file_no_file_system_takes_is_refused_at_its_key(in_tmp: Path) -> None:
+    for name, what in ((f"{LONG}.jsonl", "longer than 255 bytes"), ("a\0b", "holds a NUL")):
+        result = minimize("--set", f"logging.metrics_file={json.dumps(name)}", "--out", "run")
+        assert result.exit_code == 2, result.output
+        said = " ".join(result.output.split())
+        assert "logging.metrics_file" in said and what in said and "Traceback" not in said, said
+        assert not (in_tmp / "run").exists()
+
+
+def test_an_out_name_past_255_bytes_is_refused_and_nothing_is_made(in_tmp: Path) -> None:
+    for out in (LONG, f"new/{LONG}"):
+        result = minimize("--out", out)
+        assert result.exit_code == 2, result.output
+        said = " ".join(result.output.split())
+        assert said.startswith("error: --out: the name 'mmmm") and "longer than the 255 bytes" in said, said
+        assert {p.name for p in in_tmp.iterdir()} == {"model.py", "spec.yaml"}
+
+
+def test_runs_lists_a_run_whose_config_names_an_impossible_metrics_file(in_tmp: Path) -> None:
+    # A run directory an earlier optrun left: its config names a metrics file no file system takes.
+    assert minimize("--out", "runs/ok").exit_code == 0
+    broken = in_tmp / "runs" / "broken"
+    broken.mkdir()
+    (broken / MARKER).write_text((in_tmp / "runs" / "ok" / MARKER).read_text())
+    config = (in_tmp / "runs" / "ok" / "config.yaml").read_text()
+    (broken / "config.yaml").write_text(config.replace("metrics.jsonl", f"{LONG}.jsonl"))
+    result = runner.invoke(app, ["runs", "runs", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {Path(entry["run_dir"]).name: entry for entry in json.loads(result.stdout)}
+    assert set(listed) == {"ok", "broken"}, listed
+    assert listed["ok"]["status"] == "succeeded" and listed["broken"]["steps"] is None, listed

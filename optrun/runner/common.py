@@ -154,7 +154,14 @@ def run_directory(out: Path, kind: str, loaded: LoadedSpec, options: RunOptions)
 def _started(out: Path, metrics_file: str) -> bool:
     """Whether the run in ``out`` wrote a result, a checkpoint or a metrics line."""
     wrote = [out / "result.json", *(out / CHECKPOINTS).glob("*"), out / metrics_file]
-    return any(p.exists() and (p.is_dir() or p.stat().st_size > 0) for p in wrote)
+    return any(_holds_something(p) for p in wrote)
+
+
+def _holds_something(path: Path) -> bool:
+    try:
+        return path.exists() and (path.is_dir() or path.stat().st_size > 0)
+    except (OSError, ValueError):  # a name the file system refuses was never written
+        return False
 
 
 def previous_result(out: Path) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from optrun.errors import RunError, first_line
+from optrun.interfaces.method_options import DEFAULT_CONSTRAINED_METHOD, DEFAULT_METHOD
 from optrun.runner.rundir import KIND_MARK
 from optrun.spec.experiment import CheckpointSpec
 from optrun.spec.load import LoadedSpec
@@ -19,7 +20,7 @@ RESUME_KEYS = ("seed", "model", "data", "loss")
 # The metrics file holds the run's history, which a resume cuts back to its checkpoint and goes on.
 RESUME_SUBKEYS = {
     "train": ("optimizer",),
-    "minimize": ("method", "constraints"),
+    "minimize": ("method", "constraints", "data"),
     "logging": ("metrics_file",),
 }
 
@@ -63,8 +64,14 @@ def _due(every_steps: int | None, seconds: float | None, unit: str) -> str | Non
     return " or ".join(said) or None
 
 
-def _folded(value: Any) -> Any:
-    """A method name in any case is one method (scipy's and IPOPT's names are case-insensitive)."""
+def _compared(section: dict[str, Any], key: str) -> Any:
+    """``section[key]`` as a resume compares it. A method name in any case is one method (scipy's
+    and IPOPT's names are case-insensitive), and none is the one the interface then chose."""
+    value = section.get(key)
+    if key == "method" and value is None:
+        sides = (section.get("constraints") or {}, section.get("data") or {})
+        constrained = any(side.get(k) for side in sides for k in ("equalities", "inequalities"))
+        value = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
     return value.lower() if isinstance(value, str) else value
 
 
@@ -96,7 +103,9 @@ def check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
     changed = [key for key in RESUME_KEYS if _kept(saved, key) != _kept(now, key)]
     for section, keys in RESUME_SUBKEYS.items():
         old, new = saved.get(section) or {}, now.get(section) or {}
-        changed += [f"{section}.{key}" for key in keys if _folded(old.get(key)) != _folded(new.get(key))]
+        changed += [f"{section}.{key}" for key in keys if _compared(old, key) != _compared(new, key)]
+    if "minimize.method" in changed:
+        changed[changed.index("minimize.method")] += f" (the run's: {_compared(saved['minimize'], 'method')})"
     if changed:
         seed = (
             f" (the run used seed {saved.get('seed')}: pass --seed {saved.get('seed')})"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from optrun.errors import RunError
-from optrun.spec.run_layout import LOCK, MARKER
+from optrun.spec.run_layout import LOCK, MARKER, NAME_MAX
 
 #: First line of a run's config.yaml (a comment, so the file stays a valid spec).
 KIND_MARK = "# optrun run:"
@@ -57,6 +57,20 @@ def _protected(spec_source: str) -> dict[Path, str]:
 
 
 def _check_target(out: Path, spec_source: str) -> None:
+    long = next((part for part in out.parts if len(part.encode("utf-8", "replace")) > NAME_MAX), None)
+    if long is not None:  # refused before any parent folder is made for it
+        raise RunError(
+            f"--out: the name {long[:40]!r}... is longer than the {NAME_MAX} bytes a file name may have; "
+            "choose a shorter --out."
+        )
+    try:
+        out.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # made below, or refused there with the file that is in the way
+    except (OSError, ValueError) as error:  # e.g. a path past the file system's limit, a NUL
+        why = getattr(error, "strerror", None) or str(error)
+        shown = str(out)[:120]
+        raise RunError(f"--out {shown}: cannot use this path ({why}); choose another --out.") from None
     if out.is_symlink():
         raise RunError(
             f"--out {out} is a symbolic link (to {os.readlink(out)}); optrun does not write through "
@@ -228,8 +242,9 @@ def claimed(
         except FileExistsError:
             pass  # another start got there first: the checks below refuse or share nothing
         except OSError as error:
+            hint = "" if error.errno == errno.ENAMETOOLONG else f" (is {out.parent} writable?)"
             raise RunError(
-                f"--out {out}: cannot create the run directory: {error.strerror} (is {out.parent} writable?)"
+                f"--out {str(out)[:120]}: cannot create the run directory: {error.strerror}{hint}"
             ) from None
     if not out.is_dir():
         raise RunError(

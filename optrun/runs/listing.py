@@ -37,13 +37,13 @@ def _mtime(path: Path) -> float:
 
 def _last_record(path: Path) -> dict[str, Any] | None:
     """The last whole record of a metrics file, reading only its end (for a run without result.json)."""
-    if not path.is_file():  # missing, or a pipe that would block the read
-        return None
     try:
+        if not path.is_file():  # missing, or a pipe that would block the read
+            return None
         with path.open("rb") as stream:
             stream.seek(max(0, stream.seek(0, os.SEEK_END) - 65536))
             lines = stream.read().splitlines()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the name
         return None
     for line in reversed(lines):
         with contextlib.suppress(ValueError):

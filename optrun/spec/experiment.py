@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from optrun.spec.base import NAME_PATTERN, Ref, Strict
 from optrun.spec.minimize import MinimizeSpec
-from optrun.spec.run_layout import RESERVED
+from optrun.spec.run_layout import NAME_MAX, RESERVED
 from optrun.spec.strategy import DefaultStrategySpec, StrategySpec
 from optrun.spec.sweep import SweepSpec
 
@@ -204,6 +204,12 @@ class LoggingSpec(Strict):
         if not value or "/" in value or "\\" in value or value.startswith("."):
             raise ValueError(
                 f"metrics_file must be a plain file name inside the run directory (not hidden); got {value!r}"
+            )
+        if "\0" in value or len(value.encode("utf-8")) > NAME_MAX:
+            what = "holds a NUL character" if "\0" in value else f"is longer than {NAME_MAX} bytes"
+            raise ValueError(
+                f"metrics_file {value[:40]!r}{'...' if len(value) > 40 else ''} {what}, which no file "
+                "system takes; choose a name such as metrics.jsonl"
             )
         if value in RESERVED:
             raise ValueError(

@@ -13,3 +13,5 @@ CONFIG = "config.yaml"
 WARNINGS = "warnings.log"
 #: Every name above: a metrics file under one of them would overwrite or break the run.
 RESERVED = frozenset({MARKER, LOCK, CHECKPOINTS, AVERAGED, EXPORT, TENSORBOARD, RESULT, CONFIG, WARNINGS})
+#: The most bytes a file name may have on common file systems (ext4, APFS, NTFS).
+NAME_MAX = 255
