@@ -198,3 +198,27 @@ def test_methods_that_take_only_a_callable_hessian_refuse_scipys_estimates(
     # trust-ncg takes scipy's estimate
     ScipyOptimizerInterface(lambda: square(v), method="trust-ncg", hess="2-point").minimize()
     np.testing.assert_allclose(v.numpy(), [3.0, 3.0], atol=1e-5)
+
+
+@pytest.mark.parametrize("wrap", ["average", "clip"])
+def test_a_tf1_optimizer_wrapped_in_eager_code_is_told_to_use_keras(wrap: str) -> None:
+    w = tf.Variable([3.0, 4.0])
+    inner = tf.compat.v1.train.GradientDescentOptimizer(0.1)
+    if wrap == "average":
+        opt = optrun.MovingAverageOptimizer(inner)
+    else:
+        opt = optrun.VariableClippingOptimizer(inner, {w.ref(): [0]}, 1.0)
+    with pytest.raises(optrun.OptrunError, match=r"running eagerly\. In TF2 code wrap a Keras optimizer"):
+        opt.minimize(lambda: tf.reduce_sum(w * w), var_list=[w])
+    assert w.numpy().tolist() == [3.0, 4.0]  # refused before any update
+
+
+def test_var_list_takes_any_iterable_as_tf1_did_and_names_a_lone_variable(v: tf.Variable) -> None:
+    other = tf.Variable([1.0, 1.0], dtype=tf.float64)
+    loss = lambda: square(v) + tf.reduce_sum(other * other)
+    # TF1 took list(var_list): a generator over the trainable variables, here only v.
+    ScipyOptimizerInterface(loss, var_list=(x for x in [v])).minimize()
+    np.testing.assert_allclose(v.numpy(), [3.0, 3.0], atol=1e-6)
+    assert other.numpy().tolist() == [1.0, 1.0]  # not in var_list: left alone
+    with pytest.raises(optrun.OptrunError, match=r"got one variable, 'v': pass var_list=\[variable\]"):
+        ScipyOptimizerInterface(loss, var_list=v)

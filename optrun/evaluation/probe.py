@@ -10,7 +10,7 @@ Two forms, one per world:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -181,9 +181,24 @@ def probe_callables(loss: Thunk, equalities: tuple[Thunk, ...], inequalities: tu
     return [v for v in tape.watched_variables() if v.trainable]
 
 
+def _is_variable(value: Any) -> bool:
+    try:
+        as_tf_variable(value)
+    except InvalidTypeError:
+        return False
+    return True
+
+
 def check_var_list(var_list: Any) -> list[Any]:
-    if isinstance(var_list, (tf.Variable, str)) or not isinstance(var_list, Sequence):
+    """``var_list`` as a list: any iterable of variables, as TF1's ``list(var_list)`` took."""
+    if _is_variable(var_list):
+        raise InvalidTypeError(
+            f"var_list must be a list of variables; got one variable, {variable_label(var_list)!r}: "
+            "pass var_list=[variable]"
+        )
+    if isinstance(var_list, (str, bytes, Mapping, tf.Tensor)) or not isinstance(var_list, Iterable):
         raise InvalidTypeError(f"var_list must be a list of variables; got {type(var_list).__name__}")
+    var_list = list(var_list)  # a generator is read once, here
     seen: set[int] = set()
     for i, var in enumerate(var_list):
         try:

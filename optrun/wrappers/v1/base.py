@@ -35,6 +35,18 @@ class WrapperOptimizerV1(tf.compat.v1.train.Optimizer):
         """The wrapped optimizer."""
         return self._opt
 
+    def _check_graph_mode(self) -> None:
+        """Refuses eager execution: the updates are graph ops (``var.op``, slots keyed by op name),
+        as TF1's were; eager code takes the Keras form of the same wrapper."""
+        if tf.executing_eagerly():
+            public = type(self).__name__.removesuffix("V1")
+            raise InvalidTypeError(
+                f"{public} was given a tf.compat.v1.train optimizer ({type(self._opt).__name__}), whose "
+                f"updates are graph ops, but TensorFlow is running eagerly. In TF2 code wrap a Keras "
+                f"optimizer: optrun.{public}(keras.optimizers.SGD(0.1), ...); for TF1 code, call "
+                "tf.compat.v1.disable_eager_execution() first, or build under tf.Graph().as_default()."
+            )
+
     def compute_gradients(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped optimizer's ``compute_gradients``."""
         return self._opt.compute_gradients(*args, **kwargs)

@@ -70,6 +70,7 @@ class VariableClippingOptimizerV1(WrapperOptimizerV1):
 
     def apply_gradients(self, grads_and_vars: Any, global_step: Any = None, name: str | None = None) -> Any:
         """One op: the wrapped optimizer's update, then the clips."""
+        self._check_graph_mode()
         grads_and_vars = list(grads_and_vars)
         dims = self._dims([v for _, v in grads_and_vars])
         with tf.name_scope(name or self._name) as scope:

@@ -70,6 +70,7 @@ class MovingAverageOptimizerV1(WrapperOptimizerV1):
 
     def apply_gradients(self, grads_and_vars: Any, global_step: Any = None, name: str | None = None) -> Any:
         """The wrapped optimizer's update, then (or beside it) the averages' update; one op."""
+        self._check_graph_mode()
         grads_and_vars = list(grads_and_vars)
         train_op = self._opt.apply_gradients(grads_and_vars, global_step=global_step, name=name)
         var_list = [v for g, v in grads_and_vars if g is not None]
