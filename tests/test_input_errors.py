@@ -264,8 +264,36 @@ def test_train_says_what_validate_says_before_writing_anything(folder: Path, spe
             "into; set the whole list: --set \"minimize.constraints.equalities=['m.py:sum_of_squares']\" "
             "(from --set)",
         ),
+        (
+            "name: s\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\n"
+            "minimize:\n  compile_cache: ~\n",
+            (),
+            "minimize.compile_cache: takes a directory, 'auto' or 'none'; got null (YAML's ~): write none to "
+            "turn it off (line 5)",
+        ),
+        (
+            "name: s\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\ncheckpoint: {export: no}\n",
+            (),
+            "checkpoint.export: Input should be 'auto', 'none', 'weights_h5' or 'saved_model'; YAML read the "
+            "value given here as a boolean (as it reads on, off, yes, no, true and false) (line 4)",
+        ),
+        (
+            "name: s\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\n"
+            "checkpoint: {keep: 2001-12-14}\n",
+            (),
+            "checkpoint.keep: Input should be a valid integer; got 2001-12-14, which YAML reads as a date "
+            "(line 4)",
+        ),
     ],
-    ids=["a number for text", "a date for text", "a reference without a function", "an index into no list"],
+    ids=[
+        "a number for text",
+        "a date for text",
+        "a reference without a function",
+        "an index into no list",
+        "null for the compile cache",
+        "a boolean for a choice",
+        "a date for a number",
+    ],
 )
 def test_schema_refusals_say_what_to_write(
     folder: Path, spec: str, extra: tuple[str, ...], said: str

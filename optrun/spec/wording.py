@@ -64,6 +64,8 @@ _FREE_TEXT = {("name",), ("logging", "metrics_file")}
 
 def _not_text(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:  # name: 123
     given = item.get("input")
+    if given is None and path == ("minimize", "compile_cache"):  # compile_cache: ~
+        return "takes a directory, 'auto' or 'none'; got null (YAML's ~): write none to turn it off", path
     if path not in _FREE_TEXT or not isinstance(given, (bool, int, float, datetime.date)):
         return None
     read = "a boolean" if isinstance(given, bool) else "a number"
@@ -75,6 +77,15 @@ def _not_text(item: Any, path: Path, data: Any, overridden: Overridden) -> Worde
             path,
         )
     return f"YAML reads {given!r} here as {read}; put it in quotes to make it text", path
+
+
+def _not_one_of(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:  # on_nonfinite: off
+    given = item.get("input")
+    if not isinstance(given, (bool, datetime.date)):
+        return None
+    read = "a boolean (as it reads on, off, yes, no, true and false)" if isinstance(given, bool) else "a date"
+    message = item["msg"].removeprefix("Value error, ")
+    return f"{message}; YAML read the value given here as {read}", path
 
 
 def _unmatched(item: Any, path: Path, data: Any, overridden: Overridden) -> Worded:
@@ -122,6 +133,7 @@ _BY_TYPE: dict[str, Callable[[Any, Path, Any, Overridden], Worded]] = {
     "union_tag_not_found": _no_kind,
     "union_tag_invalid": _misspelt_kind,
     "string_type": _not_text,
+    "literal_error": _not_one_of,
     "string_pattern_mismatch": _unmatched,
     "list_type": _indexed_mapping,
 }
@@ -140,5 +152,7 @@ def worded(item: Any, path: Path, data: Any, overridden: Overridden) -> tuple[st
         and item["type"] not in {"missing", "value_error"}
         and not isinstance(given, (dict, list))
     ):
+        if isinstance(given, datetime.date):  # keep: 2001-12-14
+            return f"{message}; got {given.isoformat()}, which YAML reads as a date", path
         return f"{message}; got {given!r}", path
     return message, path
