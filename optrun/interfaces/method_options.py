@@ -13,6 +13,7 @@ import math
 import numbers
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,24 @@ NEEDS_HESSIAN = {"dogleg", "trust-ncg", "trust-krylov", "trust-exact"}
 
 #: scipy's own limit (maxfun, maxiter or maxfev) where it does not depend on the problem's size.
 DEFAULT_LIMITS = {"l-bfgs-b": 15000, "tnc": 15000, "slsqp": 100, "cobyla": 1000, "trust-constr": 1000}
+
+#: The options whose shape follows the number of variables n, by method, each of a kind of
+#: :data:`_SHAPES`. Only the problem knows n: :func:`check_options` tries them on as many variables
+#: as they are for, :func:`check_sizes` checks that number against the problem's.
+SIZED = {
+    "nelder-mead": {"initial_simplex": "simplex"},
+    "powell": {"direc": "square"},
+    "bfgs": {"hess_inv0": "square"},
+    "tnc": {"scale": "vector", "offset": "vector"},
+    "newton-cg": {"eps": "number or vector"},
+}
+#: What each kind of :data:`SIZED` option is, in words and as a shape for n variables.
+_SHAPES: dict[str, tuple[str, Callable[[int], tuple[int, ...]]]] = {
+    "simplex": ("an array of shape (n + 1, n): n + 1 points of n values", lambda n: (n + 1, n)),
+    "square": ("an array of shape (n, n)", lambda n: (n, n)),
+    "vector": ("an array of shape (n,): a value per variable", lambda n: (n,)),
+    "number or vector": ("a number, or an array of shape (n,): a value per variable", lambda n: (n,)),
+}
 
 _COUNTS = ("maxiter", "maxfun", "maxfev", "maxls", "maxcor")
 #: The largest count scipy's compiled methods take (a C int).
@@ -106,12 +125,76 @@ def hessian_in_a_spec(method: str, name: str | None) -> str | None:
     )
 
 
+def sized_options(name: str, options: dict[str, Any]) -> dict[str, int]:
+    """The options of ``options`` whose shape follows the number of variables (see :data:`SIZED`),
+    each with the number of variables it is for.
+
+    Raises:
+        InvalidArgumentError: an option of a shape that fits no number of variables, or two
+            options for different numbers.
+    """
+    found: dict[str, int] = {}
+    for key, kind in SIZED.get(name, {}).items():
+        value = options.get(key)
+        if value is None:
+            continue  # the method's default
+        what, shape = _SHAPES[kind]
+        try:
+            given: tuple[int, ...] | None = np.shape(np.asarray(value, dtype=float))
+        except (TypeError, ValueError):
+            given = None  # not numbers, or rows of different lengths
+        if given is not None and kind.startswith("number") and len(given) <= 1 and math.prod(given) == 1:
+            continue  # one number, which scipy takes for every variable
+        count = given[-1] if given else 0
+        if given is None or count < 1 or shape(count) != given:
+            shown = f" (shape {given})" if given is not None else ""
+            raise InvalidArgumentError(
+                f"options['{key}'] must be {what}, for n variables; got {value!r:.80}{shown}"
+            )
+        found[key] = count
+    if len(set(found.values())) > 1:
+        said = " and ".join(f"{key} is for {_variables(count)}" for key, count in found.items())
+        raise InvalidArgumentError(f"options {said}: give each for the problem's number of variables")
+    return found
+
+
+def check_sizes(name: str, options: Any, size: int) -> None:
+    """The options whose shape follows the number of variables (see :data:`SIZED`) against the
+    problem's ``size`` (its variables' elements, packed); an option of a shape that fits no number
+    of variables is :func:`check_options`' to refuse.
+
+    Raises:
+        InvalidArgumentError: an option made for another number of variables.
+    """
+    if not isinstance(options, dict):
+        return
+    for key in SIZED.get(name, {}):
+        try:
+            count = sized_options(name, {key: options.get(key)}).get(key)
+        except InvalidArgumentError:
+            continue  # check_options says what is wrong with it
+        if count is not None and count != size:
+            shape = _SHAPES[SIZED[name][key]][1]
+            raise InvalidArgumentError(
+                f"options['{key}'] is for {_variables(count)} (shape {shape(count)}), but the problem has "
+                f"{_variables(size)} (every element of the variables minimized, packed): give an array "
+                f"of shape {shape(size)}; got {options[key]!r:.80}"
+            )
+
+
+def _variables(count: int) -> str:
+    return f"{count} variable{'s' if count != 1 else ''}"
+
+
 def check_options(method: str, name: str, options: Any) -> None:
-    """Runs the method on a 1-D quadratic with the user's options, to refuse bad ones up front.
+    """Runs the method on a small quadratic with the user's options, to refuse bad ones up front.
 
     scipy only warns about unknown option names, and only once the real run
     has started; a wrong type fails deep inside it. Count limits are capped so
-    the check costs a few evaluations of x^2.
+    the check costs a few evaluations of x^2. The quadratic has one variable, or
+    as many as the options whose shape follows the number of variables are for
+    (Nelder-Mead's ``initial_simplex``, see :data:`SIZED`): the problem's own
+    number is not known here, :func:`check_sizes` checks them against it.
     """
     if options is None:
         return
@@ -130,18 +213,19 @@ def check_options(method: str, name: str, options: Any) -> None:
     trial = {**options, **{key: min(options[key], 3) for key in _COUNTS if options.get(key) is not None}}
     trial.pop("disp", None)
     trial.pop("iprint", None)
+    start = np.ones(max([1, *sized_options(name, options).values()]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             if name in GRADIENT_FREE:
                 square = lambda x: float(x @ x)  # noqa: E731
-                result = scipy.optimize.minimize(square, np.ones(1), method=method, options=trial)
+                result = scipy.optimize.minimize(square, start, method=method, options=trial)
             else:
                 # Methods that need a Hessian get x^2's, whether or not the user passed one.
-                hess = (lambda x: np.full((1, 1), 2.0)) if name in NEEDS_HESSIAN else None
+                hess = (lambda x: 2.0 * np.eye(x.size)) if name in NEEDS_HESSIAN else None
                 result = scipy.optimize.minimize(
                     lambda x: (float(x @ x), 2 * x),
-                    np.ones(1),
+                    start,
                     jac=True,
                     hess=hess,
                     method=method,

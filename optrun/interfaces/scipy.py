@@ -34,6 +34,7 @@ from optrun.interfaces.method_options import (
     KEEP_START_DTYPE,
     check_hessian,
     check_options,
+    check_sizes,
     method_name,
     tnc_maxiter,
 )
@@ -143,6 +144,8 @@ class ScipyOptimizerInterface(ExternalOptimizerInterface):
             check_finite=check_finite,
             **optimizer_kwargs,
         )
+        if name is not None:  # options shaped by the number of variables, now that it is known
+            check_sizes(name, self.optimizer_kwargs.get("options"), self.layout.size)
 
     def _needs_gradients(self) -> bool:
         return method_name(self.optimizer_kwargs["method"]) not in GRADIENT_FREE

@@ -25,7 +25,9 @@ from optrun.evaluation.packing import Layout
 from optrun.interfaces.method_options import (
     DEFAULT_CONSTRAINED_METHOD,
     DEFAULT_METHOD,
+    SIZED,
     check_options,
+    check_sizes,
     hessian_in_a_spec,
     method_name,
     option_names,
@@ -145,6 +147,16 @@ def check_references(
     return good
 
 
+def _method(minimize: dict[str, Any]) -> Any:
+    """The method a minimize section names, or the interface's default (SLSQP with constraints)."""
+    method = minimize.get("method")
+    if method is None:
+        kinds = ("equalities", "inequalities")
+        constrained = any(get(minimize, part, kind) for part in ("constraints", "data") for kind in kinds)
+        method = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
+    return method
+
+
 def check_method(raw: RawSpec, collector: Collector) -> None:
     """The scipy method (or ipopt) and its options: the spec names them, so no model is needed.
 
@@ -154,11 +166,7 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
     minimize = raw.data.get("minimize")
     if not isinstance(minimize, dict):
         return
-    method = minimize.get("method")
-    if method is None:  # the interface's default: scipy's rule, by whether there are constraints
-        kinds = ("equalities", "inequalities")
-        constrained = any(get(minimize, part, kind) for part in ("constraints", "data") for kind in kinds)
-        method = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
+    method = _method(minimize)
     if not isinstance(method, str):
         return  # the schema stage reports it
     if is_ipopt(method):  # IPOPT's own options; a missing extra is raised, not collected
@@ -241,9 +249,11 @@ def check_names(raw: RawSpec, variables: list[Any], collector: Collector) -> Non
 
 def check_bounds(raw: RawSpec, variables: list[Any], collector: Collector) -> None:
     """Each bounds key names one variable, and its ``low`` and ``high`` fit that variable's shape
-    and leave it room: each problem at its key."""
+    and leave it room; the scipy options whose shape follows the number of variables (Nelder-Mead's
+    initial_simplex, ...) fit it, which :func:`check_method` cannot know: each problem at its key."""
     bounds = get(raw.data, "minimize", "constraints", "bounds")
     layout = Layout.of(variables)
+    _check_sizes(raw, sum(layout.sizes), collector)
     for key, given in bounds.items() if isinstance(bounds, dict) else ():
         path = ("minimize", "constraints", "bounds", key)
         try:  # the spec's forms ({low, high} or [low, high]), as the run reads them
@@ -257,6 +267,18 @@ def check_bounds(raw: RawSpec, variables: list[Any], collector: Collector) -> No
                 raise naming(error, dotted(path)) from None
             if pair is not None:
                 pack_bounds([(b.low, b.high) if b is not None else None for b in aligned], layout)
+
+
+def _check_sizes(raw: RawSpec, size: int, collector: Collector) -> None:
+    """The scipy options whose shape follows the number of variables against ``size``, each at its key."""
+    options = get(raw.data, "minimize", "options")
+    try:  # options in a mapping: so is minimize
+        name = method_name(_method(raw.data["minimize"])) if isinstance(options, dict) else None
+    except InvalidArgumentError:
+        return  # ipopt, or check_method reports it
+    for key in SIZED.get(name or "", {}):
+        with collector.catch(("minimize", "options", key)):
+            check_sizes(str(name), {key: options.get(key)}, size)
 
 
 def check_found(loaded: LoadedSpec, *checks: Callable[[RawSpec, Collector], object]) -> None:
