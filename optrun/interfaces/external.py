@@ -198,8 +198,8 @@ class ExternalOptimizerInterface(PackedProblem):
         """
         check_callbacks(step_callback, loss_callback, fetches)
         fetches, loss_callback = flat_fetches(fetches, loss_callback)
-        with self._backend.bound(session, feed_dict):
-            return self._run(fetches, step_callback or no_step, loss_callback)
+        with self._backend.bound(session, feed_dict) as watch:  # feeds read again after a callback
+            return self._run(fetches, watch(step_callback) or no_step, watch(loss_callback))
 
     def _run(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.optimize
 import tensorflow as tf
 
 import optrun
@@ -107,3 +108,95 @@ def test_a_feed_value_out_of_its_dtypes_range(sess: Any, use_resource: bool) -> 
     opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v - tf.cast(n, tf.float32))))
     with pytest.raises(optrun.InvalidArgumentError, match="cannot be read as int32"):
         opt.minimize(sess, feed_dict={n: 2**40})
+
+
+def _switched_run(how: str, minimize: Any) -> np.ndarray:
+    """``minimize(feeds, step_callback)``'s result when the callback moves the fed target after
+    the first iteration, ``how``: a new value in the dict, or the fed array changed in place."""
+    target = np.array([1.0, 2.0, 3.0])
+    feeds: dict[str, np.ndarray] = {"t": target}
+    steps: list[np.ndarray] = []
+
+    def switch(x: np.ndarray) -> None:
+        steps.append(x)
+        if len(steps) == 1 and how == "new value":
+            feeds["t"] = np.array([-1.0, -4.0, 2.0])
+        elif len(steps) == 1:
+            target[:] = [-1.0, -4.0, 2.0]
+
+    return np.asarray(minimize(feeds, switch), np.float64)
+
+
+@pytest.mark.parametrize("jit", [False, True, None], ids=["session", "xla", "default"])
+@pytest.mark.parametrize("how", ["new value", "in place"])
+def test_a_callback_that_moves_a_feed_moves_the_next_evaluation_as_in_tf1(
+    sess: Any, use_resource: bool, jit: bool | None, how: str
+) -> None:
+    # TF1 fed the caller's dict at every session.run, so the target moved by the callback is the
+    # one every later evaluation sees: what plain scipy gives on a NumPy loss that reads it so.
+    def by_scipy(feeds: dict[str, np.ndarray], callback: Any) -> Any:
+        def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+            return float(np.sum((x - feeds["t"]) ** 2)), 2.0 * (x - feeds["t"])
+
+        return scipy.optimize.minimize(fun, np.zeros(3), jac=True, method="L-BFGS-B", callback=callback).x
+
+    v = tf.compat.v1.Variable(np.zeros(3), use_resource=use_resource, name="v")
+    t = tf.compat.v1.placeholder(tf.float64, [3], name="t")
+    sess.run(v.initializer)
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v - t)), jit_compile=jit)
+
+    def by_optrun(feeds: dict[str, np.ndarray], callback: Any) -> Any:
+        given = {t: feeds["t"]}
+
+        def moved(x: np.ndarray) -> None:
+            callback(x)
+            given[t] = feeds["t"]
+
+        opt.minimize(sess, feed_dict=given, step_callback=moved)
+        return sess.run(v)
+
+    expected = _switched_run(how, by_scipy)
+    assert not np.allclose(expected, [1.0, 2.0, 3.0], atol=1e-3)  # the switch changed the run
+    np.testing.assert_allclose(_switched_run(how, by_optrun), expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["session", "xla"])
+def test_a_variable_outside_var_list_set_by_a_callback_is_read_again(
+    sess: Any, use_resource: bool, jit: bool
+) -> None:
+    # A penalty raised between iterations, as continuation methods do: the cut-out function takes
+    # c as an input, so it must read it again, as TF1's session.run read it at every evaluation.
+    v = tf.compat.v1.Variable(np.zeros(2), use_resource=use_resource, name="v")
+    c = tf.compat.v1.Variable([1.0, 1.0], dtype=tf.float64, use_resource=use_resource, name="c")
+    move = c.assign([5.0, -5.0])
+    sess.run([v.initializer, c.initializer])
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v - c)), var_list=[v], jit_compile=jit)
+    steps: list[np.ndarray] = []
+    opt.minimize(
+        sess, step_callback=lambda x: sess.run(move) if not steps.append(x) and len(steps) == 1 else None
+    )
+
+    centre, seen = np.array([1.0, 1.0]), []
+
+    def moved(x: np.ndarray) -> None:
+        seen.append(x)
+        if len(seen) == 1:
+            centre[:] = [5.0, -5.0]
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(np.sum((x - centre) ** 2)), 2.0 * (x - centre)
+
+    expected = scipy.optimize.minimize(fun, np.zeros(2), jac=True, method="L-BFGS-B", callback=moved).x
+    assert not np.allclose(expected, [1.0, 1.0], atol=1e-3)  # the move changed the run
+    np.testing.assert_allclose(sess.run(v), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_a_callback_that_adds_a_feed_is_told_to_call_minimize_again(sess: Any, use_resource: bool) -> None:
+    v = tf.compat.v1.Variable(np.zeros(2), use_resource=use_resource, name="v")
+    t = tf.compat.v1.placeholder(tf.float64, [2], name="t")
+    u = tf.compat.v1.placeholder_with_default(np.float64(0.0), [], name="u")
+    sess.run(v.initializer)
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v - t)) + u)
+    feeds = {t: np.ones(2)}
+    with pytest.raises(optrun.InvalidArgumentError, match="a callback changed which tensors feed_dict feeds"):
+        opt.minimize(sess, feed_dict=feeds, step_callback=lambda x: feeds.update({u: 1.0}))

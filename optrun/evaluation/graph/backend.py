@@ -32,6 +32,7 @@ import tensorflow as tf
 from optrun.errors import InvalidArgumentError, InvalidTypeError, NotReadyError
 from optrun.evaluation.graph.cut import PrunedFunction
 from optrun.evaluation.graph.fastpath import RTOL_PLAIN, RTOL_XLA, FunctionPath
+from optrun.evaluation.graph.feeds import LiveFeeds
 from optrun.evaluation.graph.session_call import session_point
 from optrun.evaluation.outputs import Reach, join_parts, output_parts
 from optrun.evaluation.packing import Layout, as_scalar
@@ -104,8 +105,8 @@ class GraphBackend:
         self.setup_s = time.perf_counter() - started
         self._bound: Any = None
         self._last: Any = None
-        self._feeds: dict[Any, Any] = {}
-        self._cache: dict[tuple[Any, ...], tuple[Callable[[dict[Any, Any]], Evaluator], FunctionPath]] = {}
+        self._live: LiveFeeds | None = None
+        self._cache: dict[tuple[Any, ...], tuple[Callable[[LiveFeeds], Evaluator], FunctionPath]] = {}
 
     def _gradient(self, reach: Reach) -> Any:
         def gradient(value: tf.Tensor) -> tf.Tensor:
@@ -119,27 +120,16 @@ class GraphBackend:
 
     # ----- the session ---------------------------------------------------------
     @contextlib.contextmanager
-    def bound(self, session: Any, feed_dict: Any) -> Iterator[None]:
-        """Within the block, evaluations run in ``session`` (or the default one) with ``feed_dict``."""
+    def bound(self, session: Any, feed_dict: Any) -> Iterator[Callable[[Any], Any]]:
+        """Within the block, evaluations run in ``session`` (or the default one) with ``feed_dict``;
+        it gives ``watch``, which wraps a callback so that the feeds are read again after it runs."""
         session = self._check_session(session if session is not None else tf.compat.v1.get_default_session())
-        if feed_dict is not None and not isinstance(feed_dict, dict):
-            raise InvalidTypeError(
-                f"feed_dict must be a dict of {{placeholder: value}}; got {type(feed_dict).__name__}"
-            )
-        feeds: dict[Any, Any] = {}
-        for key, value in (pair for item in (feed_dict or {}).items() for pair in _sparse_parts(*item)):
-            try:
-                tensor = self.graph.as_graph_element(key, allow_operation=False)
-            except (TypeError, ValueError, KeyError) as error:
-                raise InvalidArgumentError(
-                    f"feed_dict key {key!r:.60} is not a tensor of the loss's graph: {error}"
-                ) from None
-            feeds[tensor] = _feed_value(tensor, value)
-        self._bound, self._feeds = session, feeds
+        live = LiveFeeds(self.graph, feed_dict)
+        self._bound, self._live = session, live
         try:
-            yield
+            yield live.watch
         finally:
-            self._bound, self._last, self._feeds = None, session, {}
+            self._bound, self._last, self._live = None, session, None
 
     def _check_session(self, session: Any) -> Any:
         if session is None:
@@ -181,7 +171,7 @@ class GraphBackend:
         """Writes a packed vector into the variables."""
         self.session().run(self._assign, {self._x: np.asarray(x, np.float64)})
 
-    def _tiered(self, first: Evaluator, session: Any, feeds: dict[Any, Any], path: FunctionPath) -> Tiered:
+    def _tiered(self, first: Evaluator, session: Any, feeds: LiveFeeds, path: FunctionPath) -> Tiered:
         """The default: the session path, and the cut-out XLA function once it pays."""
 
         def build() -> Candidate | None:
@@ -206,9 +196,9 @@ class GraphBackend:
                 "this interface was built for a gradient-free method, so its graph holds no "
                 "gradient ops; build one with a gradient-based method to ask for gradients."
             )
-        session, feeds = self.session(), self._feeds
+        session, feeds = self.session(), self._live or LiveFeeds(self.graph, None)
         fetches = _check_fetches(self.graph, fetches)
-        keys = list(feeds)
+        keys = list(feeds.values)
         key = (id(session), gradients, *(f.name for f in fetches), "|", *(k.name for k in keys))
         if key not in self._cache:
             if len(self._cache) >= MAX_EVALUATORS:
@@ -260,41 +250,3 @@ def _friendly(reference: Evaluator) -> Evaluator:
             ) from None
 
     return call
-
-
-def _sparse_parts(key: Any, value: Any) -> list[tuple[Any, Any]]:
-    """A feed as ``session.run`` takes it: a ``SparseTensor`` key (a sparse placeholder) fed a
-    ``SparseTensorValue`` or an ``(indices, values, dense_shape)`` triple is three feeds."""
-    if not isinstance(key, tf.SparseTensor):
-        return [(key, value)]
-    parts = (value.indices, value.values, value.dense_shape) if hasattr(value, "indices") else value
-    if not isinstance(parts, (tuple, list)) or len(parts) != 3:
-        raise InvalidArgumentError(
-            f"feed_dict value for the sparse tensor {key.values.name!r} must be a "
-            f"tf.compat.v1.SparseTensorValue or an (indices, values, dense_shape) triple; got {value!r:.60}"
-        )
-    return list(zip((key.indices, key.values, key.dense_shape), parts, strict=True))
-
-
-def _feed_value(tensor: Any, value: Any) -> np.ndarray:
-    """``value`` as ``session.run`` would feed it to ``tensor``, refused where it would refuse it:
-    the session callables optrun runs skip those checks, and a value of the wrong shape could
-    broadcast into a different loss without a word."""
-    if tf.is_symbolic_tensor(value):
-        raise InvalidTypeError(
-            f"feed_dict value for {tensor.name!r} is a graph tensor ({value.name!r}); a feed value "
-            "must be a Python scalar, list or NumPy array: evaluate it first with session.run."
-        )
-    try:
-        array = np.asarray(value, tensor.dtype.base_dtype.as_numpy_dtype)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise InvalidArgumentError(
-            f"feed_dict value for {tensor.name!r} cannot be read as {tensor.dtype.base_dtype.name}: "
-            f"{error} (got {value!r:.60})"
-        ) from None
-    if not tensor.shape.is_compatible_with(array.shape):
-        raise InvalidArgumentError(
-            f"cannot feed a value of shape {array.shape} to {tensor.name!r}, which has shape "
-            f"{tensor.shape.as_list()}; reshape the value (e.g. y.reshape(-1, 1) for a column)."
-        )
-    return array

@@ -7,8 +7,9 @@ is copied out of the user's ``GraphDef`` with every variable read and every
 fed tensor turned into a placeholder, pruned into a function of those inputs
 (``tf.compat.v1.wrap_function``), and called with the packed ``x`` through
 :class:`optrun.evaluation.fastcall.FastCaller`. Variables outside ``var_list`` and the
-fed values are inputs too, read once per ``minimize``; the user's graph and
-session are never changed.
+fed values are inputs too, read when ``minimize`` starts and again after each
+callback (:mod:`optrun.evaluation.graph.feeds`); the user's graph and session are
+never changed.
 
 Anything the cut cannot express (a variable used other than by a read, an
 op with state such as a random op, an assert or a lookup table, an op with
@@ -28,6 +29,7 @@ import tensorflow as tf
 from tensorflow.python.eager import context
 
 from optrun.evaluation.fastcall import FastCaller
+from optrun.evaluation.graph.feeds import LiveFeeds
 from optrun.evaluation.packing import Layout
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.xla_kernels import check_compiles
@@ -105,24 +107,49 @@ class PrunedFunction:
             check_compiles(function, spec)  # an op with no XLA kernel: refused without TF's C++ log
         return cls(function.get_concrete_function(), extras)
 
-    def caller(self, session: Any, feeds: dict[Any, Any]) -> Evaluator:
-        """A :class:`FastCaller` with this ``minimize``'s extra inputs, run eagerly.
+    def caller(self, session: Any, feeds: LiveFeeds) -> Evaluator:
+        """``x -> (packed, fetched)`` with this ``minimize``'s extra inputs, run eagerly.
 
         Without extra inputs one caller serves every ``minimize`` (its thin
         path stays trusted).
         """
-        if not self.sources and self._shared is not None:
+        if not self.sources:
+            if self._shared is None:
+                self._shared = _in_eager_mode(FastCaller(self.concrete, ()))
             return self._shared
+        return _Refreshed(self, session, feeds)
+
+    def extra_values(self, session: Any, feeds: dict[Any, Any]) -> list[Any]:
+        """The extra inputs' values now: the variables read from ``session``, the fed ones."""
         reads = [t for kind, t in self.sources if kind == "read"]
         read_values = iter(session.run(reads) if reads else [])
-        values = [feeds[t] if kind == "feed" else next(read_values) for kind, t in self.sources]
+        return [feeds[t] if kind == "feed" else next(read_values) for kind, t in self.sources]
+
+    def fast_caller(self, values: list[Any]) -> Evaluator:
+        """A :class:`FastCaller` fed ``values`` as the extra inputs, run eagerly."""
         with context.eager_mode():
             dtypes = [t.dtype.base_dtype for _, t in self.sources]
             extras = tuple(tf.constant(v, dtype) for v, dtype in zip(values, dtypes, strict=True))
-            call = _in_eager_mode(FastCaller(self.concrete, extras))
-        if not self.sources:
-            self._shared = call
-        return call
+            return _in_eager_mode(FastCaller(self.concrete, extras))
+
+
+class _Refreshed:
+    """A function's caller whose extra inputs are read again once user code has run (TF1 fed and
+    read them at every evaluation), and which is made anew when they changed."""
+
+    def __init__(self, function: PrunedFunction, session: Any, feeds: LiveFeeds) -> None:
+        self._function, self._session, self._feeds = function, session, feeds
+        self._seen = feeds.touched
+        self._values = function.extra_values(session, feeds.values)
+        self._call = function.fast_caller(self._values)
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        if self._feeds.touched != self._seen:
+            self._seen = self._feeds.touched
+            values = self._function.extra_values(self._session, self._feeds.values)
+            if any(not np.array_equal(a, b) for a, b in zip(values, self._values, strict=True)):
+                self._values, self._call = values, self._function.fast_caller(values)
+        return self._call(x)
 
 
 def _in_eager_mode(call: Evaluator) -> Evaluator:

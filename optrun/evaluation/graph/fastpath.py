@@ -20,6 +20,7 @@ from tensorflow.python.eager import context
 from optrun.causes import build_failure
 from optrun.evaluation.agreement import close as _close
 from optrun.evaluation.graph.cut import PrunedFunction
+from optrun.evaluation.graph.feeds import LiveFeeds
 from optrun.evaluation.point import Evaluator
 from optrun.evaluation.xla_kernels import XlaRefused
 
@@ -81,13 +82,13 @@ class FunctionPath:
         else:
             logger.debug("graph function path (xla=%s) not used: %s", xla, why)
 
-    def evaluator(self, reference: Evaluator, session: Any, feeds: dict[Any, Any]) -> Evaluator:
+    def evaluator(self, reference: Evaluator, session: Any, feeds: LiveFeeds) -> Evaluator:
         """The trusted function if there is one; else a :class:`Checked` over the candidates."""
         if self.trusted is not None:
             return Trusted(self.trusted.caller(session, feeds))
         return Checked(reference, self, lambda xla: self._candidate_caller(xla, session, feeds))
 
-    def _candidate_caller(self, xla: bool, session: Any, feeds: dict[Any, Any]) -> Evaluator | None:
+    def _candidate_caller(self, xla: bool, session: Any, feeds: LiveFeeds) -> Evaluator | None:
         candidate = self.candidate(xla)
         return None if candidate is None else candidate.caller(session, feeds)
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from optrun.evaluation.graph.feeds import LiveFeeds
 from optrun.evaluation.graph.inline import runs_inline
 from optrun.evaluation.outputs import joiner
 from optrun.evaluation.packing import Layout
@@ -68,10 +69,11 @@ def session_point(
     variables: Sequence[Any],
     layout: Layout,
     assign: tuple[Any, Any],
-) -> Callable[[dict[Any, Any]], Evaluator]:
+) -> Callable[[LiveFeeds], Evaluator]:
     """The callables for one set of outputs (:func:`~optrun.evaluation.outputs.output_parts`),
     fetches and feed keys, made once; called with a ``minimize``'s feeds, they give
-    ``x -> (packed, fetched)``: one session call per point (reference variables) or two.
+    ``x -> (packed, fetched)``: one session call per point (reference variables) or two, fed
+    the values the feeds hold at that point.
 
     ``assign`` is ``(placeholder x, assign op)``, used for resource variables.
     """
@@ -93,10 +95,14 @@ def session_point(
     if not by_value:  # x's own size decides for its assignment
         write = make_callable(session, [], [placeholder], [assign_op], inline=runs_inline([], [assign_op]))
 
-    def bind(feeds: dict[Any, Any]) -> Evaluator:
-        feed_values = _values(feeds, keys)
+    def bind(feeds: LiveFeeds) -> Evaluator:
+        fed: dict[int, list[np.ndarray]] = {feeds.version: _values(feeds.values, keys)}
 
         def point(x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+            if feeds.version not in fed:  # a callback gave feed_dict new values
+                fed.clear()
+                fed[feeds.version] = _values(feeds.values, keys)
+            feed_values = fed[feeds.version]
             if write is None:  # reference variables: their values fed, one call
                 values = [p.astype(d, copy=False) for p, d in zip(layout.unpack_np(x), dtypes, strict=True)]
             else:  # resource variables: assigned first
