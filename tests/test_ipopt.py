@@ -3,6 +3,7 @@ the missing extra, non-finite values, callbacks, Ctrl-C."""
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import numpy as np
@@ -326,3 +327,38 @@ def test_a_scalar_variables_impossible_bounds_are_refused(bounds: tuple) -> None
         ScipyOptimizerInterface(
             lambda: tf.square(s - 2.0), var_to_bounds={s.ref(): bounds}, method="L-BFGS-B"
         )
+
+
+def test_file_options_ipopt_could_not_use_are_refused_at_construction(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # IPOPT reads relative paths from the working directory
+    _, problem = seed_problem()
+    (tmp_path / "bad.opt").write_text("# tried first\nmax_iter abc\n")
+    (tmp_path / "pairs.opt").write_text("max_iter 5 6\n")
+    refused = {
+        "output_file": ("missing/log.txt", r"names 'missing/log.txt', which IPOPT cannot write"),
+        "option_file_name": ("bad.opt", r"'bad.opt', whose line 2 IPOPT would refuse: .*'max_iter'"),
+    }
+    for name, (value, match) in refused.items():
+        with pytest.raises(InvalidArgumentError, match=match):
+            IpoptInterface(**problem, options={name: value})
+    with pytest.raises(InvalidArgumentError, match=r"cannot be read .*IPOPT would go on without it"):
+        IpoptInterface(**problem, options={"option_file_name": "nowhere.opt"})
+    with pytest.raises(InvalidArgumentError, match="one 'name value' pair a line"):
+        IpoptInterface(**problem, options={"option_file_name": "pairs.opt"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.opt", "pairs.opt"]  # no trial left
+
+
+def test_an_option_file_and_an_output_file_ipopt_can_use_are_used(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _, problem = seed_problem()
+    (tmp_path / "two.opt").write_text("max_iter 2  # from the file\n")
+    result = IpoptInterface(
+        **problem, options={"option_file_name": "two.opt", "output_file": "log.txt"}
+    ).minimize()
+    assert result.nit == 2 and not result.success  # the file's limit, reached
+    gc.collect()  # IPOPT closes its output file with the problem that wrote it
+    assert "Number of Iterations....: 2" in (tmp_path / "log.txt").read_text()

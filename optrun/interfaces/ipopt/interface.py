@@ -71,6 +71,19 @@ DEFAULT_OPTIONS: dict[str, str | int | float] = {
     "hessian_approximation": "limited-memory",
     "mumps_pivot_order": 0,  # AMD: ~2x faster than MUMPS's automatic choice here (bench "constrained")
 }
+#: What an ``output_file`` holds unless ``file_print_level`` says otherwise: IPOPT's default, which
+#: the quiet ``print_level 0`` would otherwise leave it at (an empty file).
+OUTPUT_FILE_LEVEL = 5
+
+
+def with_defaults(given: dict[str, Any]) -> dict[str, str | int | float]:
+    """The options IPOPT gets: :data:`DEFAULT_OPTIONS` updated with ``given``."""
+    options = {**DEFAULT_OPTIONS, **given}
+    if options.get("output_file") and "file_print_level" not in given:
+        options["file_print_level"] = OUTPUT_FILE_LEVEL
+    return options
+
+
 #: IPOPT's statuses that count as a solution.
 SUCCESS_STATUSES = frozenset({0, 1, 6})  # Solve_Succeeded, Solved_To_Acceptable_Level, Feasible_Point_Found
 _STATUS_MESSAGES = {-5: "Maximum wall time exceeded."}  # new in Ipopt 3.14; cyipopt has no text for it
@@ -111,7 +124,10 @@ class IpoptInterface(ExternalOptimizerInterface):
             ``option_file_name ""`` (no ``./ipopt.opt``),
             ``hessian_approximation limited-memory`` and ``mumps_pivot_order 0``
             (AMD; measured faster for the dense constraint rows given here)
-            unless given here.
+            unless given here, and with an ``output_file``, ``file_print_level 5``
+            (IPOPT's default). A file option IPOPT could not use (an
+            ``output_file`` it cannot write, an ``option_file_name`` that is
+            missing or holds a bad line) is refused here too.
         jit_compile: as for :class:`ExternalOptimizerInterface`.
         check_finite: as for :class:`ExternalOptimizerInterface`. With
             ``check_finite=False`` IPOPT sees NaN and Inf itself: it cuts the
@@ -190,7 +206,7 @@ class IpoptInterface(ExternalOptimizerInterface):
     @property
     def options(self) -> dict[str, str | int | float]:
         """The options IPOPT gets: the interface's defaults updated with the user's."""
-        return {**DEFAULT_OPTIONS, **self.optimizer_kwargs["options"]}
+        return with_defaults(self.optimizer_kwargs["options"])
 
     def _evaluation_budget(self) -> int | None:
         # Each iteration evaluates at least once: max_iter bounds the evaluations from below.
@@ -209,7 +225,7 @@ class IpoptInterface(ExternalOptimizerInterface):
         optimizer_kwargs: dict[str, Any],
     ) -> scipy.optimize.OptimizeResult:
         cyipopt = import_cyipopt()
-        options = {**DEFAULT_OPTIONS, **optimizer_kwargs["options"]}
+        options = with_defaults(optimizer_kwargs["options"])
         x0 = np.asarray(initial_val, np.float64)
         n, p, q = x0.size, len(equality_funcs), len(inequality_funcs)
         # Beyond the user's own nlp_*_bound_inf too, so that "unbounded" stays unbounded.

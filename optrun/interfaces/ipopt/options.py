@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from optrun.errors import InvalidArgumentError, MissingDependencyError
+from optrun.interfaces.ipopt.option_files import check_files
 from optrun.suggest import close_match, suggest
 
 #: IPOPT's status for an option it refused at the solve (a linear solver it could not load).
@@ -273,4 +274,5 @@ def check_options(options: Any) -> dict[str, str | int | float]:
         if fixed is not None and str(checked[name]).lower() != fixed[0]:
             raise InvalidArgumentError(f"options[{name!r}] must be {fixed[0]!r}: {fixed[1]}; got {value!r}")
     check_linear_solver(checked)
+    check_files(checked, check_options)
     return checked
