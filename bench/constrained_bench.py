@@ -27,7 +27,7 @@ optimizer's construction and its run to the result):
   (:func:`other_pivot_order`: AMD against IPOPT's automatic choice);
 * the anchor: IPOPT through ``cyipopt.Problem`` directly, objective,
   gradient, constraints and dense Jacobian written in numpy, with exactly the
-  options optrun gives IPOPT (:data:`optrun.interfaces.ipopt.interface.DEFAULT_OPTIONS`:
+  options optrun gives IPOPT (:data:`optrun.interfaces.ipopt.defaults.DEFAULT_OPTIONS`:
   limited-memory Hessian, IPOPT's default tolerances, the same MUMPS
   settings), and at n = 10,000 with the other ordering too.
 
@@ -195,7 +195,7 @@ def ipopt_options(who: str, max_iter: int | None, defaults: dict[str, Any]) -> d
 
 
 def label(who: str) -> str:
-    from optrun.interfaces.ipopt.interface import DEFAULT_OPTIONS
+    from optrun.interfaces.ipopt.defaults import DEFAULT_OPTIONS
 
     order = other_pivot_order(DEFAULT_OPTIONS)
     return LABELS[who].format(order=f"{order} ({'AMD' if order == 0 else 'automatic, IPOPT default'})")
@@ -239,7 +239,7 @@ def _limit_memory(budget: int) -> None:
 def _anchor(problem: Problem, options: dict[str, Any]) -> dict[str, Any]:
     import cyipopt
 
-    from optrun.interfaces.ipopt.interface import DEFAULT_OPTIONS
+    from optrun.interfaces.ipopt.defaults import DEFAULT_OPTIONS
 
     n, m = problem.n, N_LINEAR + N_NONLINEAR
 
@@ -367,7 +367,7 @@ def child(argv: list[str]) -> None:
     logging.getLogger("optrun").setLevel(logging.WARNING)
     who, n, max_iter, budget = argv[0], int(argv[1]), int(argv[2]) or None, int(argv[3])
     problem = make_problem(n)
-    from optrun.interfaces.ipopt.interface import DEFAULT_OPTIONS
+    from optrun.interfaces.ipopt.defaults import DEFAULT_OPTIONS
 
     options = ipopt_options(who, max_iter, DEFAULT_OPTIONS)
     if who.startswith("anchor"):

@@ -54,7 +54,7 @@ def status(key):
 
 import numpy as np, tensorflow as tf, cyipopt
 import optrun
-from optrun.interfaces.ipopt.interface import DEFAULT_OPTIONS
+from optrun.interfaces.ipopt.defaults import DEFAULT_OPTIONS
 optrun.IpoptInterface  # the lazy import, outside the measurement
 who, n, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)

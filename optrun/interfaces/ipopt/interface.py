@@ -47,6 +47,7 @@ from optrun.evaluation.bounds import PackedBounds
 from optrun.evaluation.point import stack
 from optrun.interfaces.external import ExternalOptimizerInterface, GradFunc, LossGradFunc, ValueFunc
 from optrun.interfaces.ipopt.callbacks import IpoptCallbacks
+from optrun.interfaces.ipopt.defaults import with_defaults
 from optrun.interfaces.ipopt.jacobian import MAX_JACOBIAN_ENTRIES, check_jacobian_size
 from optrun.interfaces.ipopt.options import (
     DEFAULT_MAX_ITER,
@@ -63,27 +64,6 @@ logger = logging.getLogger("optrun")
 
 #: An unbounded side, as IPOPT reads it (any value beyond nlp_lower/upper_bound_inf).
 IPOPT_INF = 2e19
-#: What the interface sets unless ``options`` says otherwise: quiet, and nothing read from ./ipopt.opt.
-DEFAULT_OPTIONS: dict[str, str | int | float] = {
-    "print_level": 0,
-    "sb": "yes",
-    "option_file_name": "",
-    "hessian_approximation": "limited-memory",
-    "mumps_pivot_order": 0,  # AMD: ~2x faster than MUMPS's automatic choice here (bench "constrained")
-}
-#: What an ``output_file`` holds unless ``file_print_level`` says otherwise: IPOPT's default, which
-#: the quiet ``print_level 0`` would otherwise leave it at (an empty file).
-OUTPUT_FILE_LEVEL = 5
-
-
-def with_defaults(given: dict[str, Any]) -> dict[str, str | int | float]:
-    """The options IPOPT gets: :data:`DEFAULT_OPTIONS` updated with ``given``."""
-    options = {**DEFAULT_OPTIONS, **given}
-    if options.get("output_file") and "file_print_level" not in given:
-        options["file_print_level"] = OUTPUT_FILE_LEVEL
-    return options
-
-
 #: IPOPT's statuses that count as a solution.
 SUCCESS_STATUSES = frozenset({0, 1, 6})  # Solve_Succeeded, Solved_To_Acceptable_Level, Feasible_Point_Found
 _STATUS_MESSAGES = {-5: "Maximum wall time exceeded."}  # new in Ipopt 3.14; cyipopt has no text for it
