@@ -17,6 +17,7 @@ variable are accepted wherever a variable is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -61,8 +62,19 @@ def variable_label(var: Any) -> str:
     return variable_names(var)[0].removesuffix(":0")
 
 
+def numbered(labels: Sequence[str]) -> tuple[str, ...]:
+    """The labels, each once: a repeated one numbered from its second use on (``v``, ``v#2``),
+    as results key variables and as a name in ``var_to_bounds`` may give them."""
+    seen: dict[str, int] = {}
+    keys = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        keys.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return tuple(keys)
+
+
 def _known(variables: Sequence[Any]) -> str:
-    return ", ".join(repr(variable_label(v)) for v in variables) or "(none)"
+    return ", ".join(repr(key) for key in numbered([variable_label(v) for v in variables])) or "(none)"
 
 
 def _index_of_variable(obj: Any, variables: Sequence[Any], argument: str) -> int:
@@ -83,6 +95,11 @@ def _suffix_match(name: str, var: Any) -> bool:
 
 def _index_of_name(name: str, variables: Sequence[Any], argument: str) -> int:
     matches = [i for i, var in enumerate(variables) if name in variable_names(var)]
+    numbered = re.fullmatch(r"(.+)#([1-9][0-9]*)", name)
+    if not matches and numbered:  # "v#2": the second variable named "v", as results number them
+        same = [i for i, var in enumerate(variables) if numbered[1] in variable_names(var)]
+        if int(numbered[2]) <= len(same):
+            return same[int(numbered[2]) - 1]
     if not matches:  # Keras prefixes paths with the model's name, which users rarely know
         matches = [i for i, var in enumerate(variables) if _suffix_match(name, var)]
     if not matches:
@@ -94,7 +111,8 @@ def _index_of_name(name: str, variables: Sequence[Any], argument: str) -> int:
         advice = (
             "Use the full Keras path instead, or key by var.ref()."
             if len(set(labels)) == len(labels)
-            else "They share that name: key them by var.ref(), or pass (variable, value) pairs."
+            else f"They share that name: name them '{name}#1', '{name}#2', ... in the order they are "
+            "optimized (as results number them), key them by var.ref(), or pass (variable, value) pairs."
         )
         raise UnknownVariableError(
             f"{argument} name {name!r} is ambiguous: it matches "

@@ -794,3 +794,22 @@ def test_variables_a_builder_cannot_give_are_said_at_the_builder(
     (problem,) = json.loads(result.stdout)["problems"]
     assert (problem["path"], problem["line"]) == ("model.builder", 2), problem
     assert problem["message"].startswith(said), problem["message"]
+
+
+def test_variables_that_share_a_name_are_bounded_by_the_numbers_results_give_them(in_tmp: Path) -> None:
+    (in_tmp / "m.py").write_text(
+        "import tensorflow as tf\n"
+        "def build():\n    return [tf.Variable([5.0], name='v'), tf.Variable([5.0], name='v')]\n"
+        "def loss(vs):\n    return tf.reduce_sum(vs[0] ** 2) + tf.reduce_sum(vs[1] ** 2)\n"
+    )
+    (in_tmp / "s.yaml").write_text(
+        "name: d\nmodel: {builder: m.py:build}\nloss: m.py:loss\n"
+        "minimize: {constraints: {bounds: {'v#1': [1, 2], 'v#2': [3, 4]}}}\n"
+    )
+    result = invoke("minimize", "s.yaml", "--out", "run", "--json")
+    assert result.exit_code == 0, result.output
+    # v^2 on [1, 2] is least at 1, and on [3, 4] at 3.
+    assert json.loads(result.stdout)["solution"] == {"v": [1.0], "v#2": [3.0]}
+    plain = invoke("validate", "s.yaml", "--set", "minimize.constraints.bounds={v: [1, 2]}")
+    said = " ".join(plain.output.split())
+    assert plain.exit_code == 2 and "name them 'v#1', 'v#2'" in said, said

@@ -222,3 +222,15 @@ def test_var_list_takes_any_iterable_as_tf1_did_and_names_a_lone_variable(v: tf.
     assert other.numpy().tolist() == [1.0, 1.0]  # not in var_list: left alone
     with pytest.raises(optrun.OptrunError, match=r"got one variable, 'v': pass var_list=\[variable\]"):
         ScipyOptimizerInterface(loss, var_list=v)
+
+
+def test_variables_that_share_a_name_are_named_by_number_in_var_to_bounds() -> None:
+    a, b = tf.Variable([5.0], name="w"), tf.Variable([5.0], name="w")
+    loss = lambda: tf.reduce_sum(a * a) + tf.reduce_sum(b * b)
+    with pytest.raises(optrun.UnknownVariableError, match=r"matches 'w', 'w#2'\. .*name them 'w#1', 'w#2'"):
+        ScipyOptimizerInterface(loss, var_list=[a, b], var_to_bounds={"w": (1.0, 2.0)})
+    with pytest.raises(optrun.UnknownVariableError, match=r"'w#3', which matches no variable"):
+        ScipyOptimizerInterface(loss, var_list=[a, b], var_to_bounds={"w#3": (1.0, 2.0)})
+    bounds = {"w#1": (1.0, 2.0), "w#2": (3.0, 4.0)}
+    ScipyOptimizerInterface(loss, var_list=[a, b], var_to_bounds=bounds).minimize()
+    assert (a.numpy().tolist(), b.numpy().tolist()) == ([1.0], [3.0])  # each at its lower bound

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.errors import InvalidArgumentError, InvalidTypeError
-from optrun.varkeys import as_tf_variable, variable_label
+from optrun.varkeys import as_tf_variable, numbered, variable_label
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,7 @@ class Layout:
     def keys(self) -> tuple[str, ...]:
         """The labels, each once: a repeated one numbered from its second use on (``v``, ``v#2``),
         for records keyed by variable (two Keras layers may name their variables alike)."""
-        seen: dict[str, int] = {}
-        keys = []
-        for label in self.labels:
-            seen[label] = seen.get(label, 0) + 1
-            keys.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
-        return tuple(keys)
+        return numbered(self.labels)
 
     @property
     def size(self) -> int:
