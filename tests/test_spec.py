@@ -67,6 +67,9 @@ def test_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
         load_spec(spec, ["max_steps"])
     with pytest.raises(ConfigError, match=r"'name\.x=1': name is not a mapping"):
         load_spec(spec, ["name.x=1"])
+    # loss: mse is the short form of {name: mse}: the advice writes the whole loss out.
+    with pytest.raises(ConfigError, match=r'--set "loss=\{name: mse, args: \{delta: 1\}\}"'):
+        apply_overrides({"loss": "mse"}, ["loss.args.delta=1"])
 
 
 def test_parse_override_types() -> None:

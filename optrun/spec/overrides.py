@@ -102,9 +102,10 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> Overridde
                 continue
             if not isinstance(node, dict):
                 where = ".".join(keys[:i])
-                raise ConfigError(
-                    "--set", [Problem("", f"{text!r}: {where} is not a mapping (it is {node!r:.80})")]
+                message = (
+                    f"{text!r}: {where} is not a mapping (it is {node!r:.80}); {_whole(keys, i, node, value)}"
                 )
+                raise ConfigError("--set", [Problem("", message)])
             if last:
                 if keys == ["strategy", "kind"] and node.get("kind") != value:
                     node.clear()  # the other keys belong to the old kind (--strategy KIND)
@@ -118,3 +119,15 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> Overridde
         done.pop(".".join(keys), None)  # re-set: it moves to the end, the last applied
         done[".".join(keys)] = getattr(text, "flag", "--set")
     return done
+
+
+def _whole(keys: list[str], i: int, node: Any, value: Any) -> str:
+    """Advice for ``--set a.b.c=v`` where ``a`` is not a mapping: set the whole of ``a``."""
+    where, rest = ".".join(keys[:i]), value
+    for key in reversed(keys[i:]):
+        rest = {key: rest}
+    if keys[:i] == ["loss"] and isinstance(node, str) and isinstance(rest, dict):
+        rest = {("ref" if ":" in node else "name"): node, **rest}  # loss: mse is {name: mse}
+        whole = yaml.safe_dump(rest, default_flow_style=True, sort_keys=False, width=1 << 16).strip()
+        return f'set the whole of it instead: --set "{where}={whole}"'
+    return f"it has no keys to set: set the whole of it, --set {where}=VALUE"
