@@ -96,7 +96,7 @@ class EagerBackend:
         self.xla: bool | None = None  # whether XLA is in use, once known (fixed modes)
 
     @contextlib.contextmanager
-    def bound(self, session: Any, feed_dict: Any) -> Iterator[Callable[[Any], Any]]:
+    def bound(self, session: Any, feed_dict: Any) -> Iterator[Callable[..., Any]]:
         """The graph backend's session binding; in TF2 both must be None, and callbacks need no
         watching (a ``tf.function`` reads its variables at every call)."""
         if session is not None or feed_dict is not None:
@@ -104,7 +104,7 @@ class EagerBackend:
                 "session and feed_dict are for tf.compat.v1 graphs, where the loss is a graph "
                 "tensor; this loss is a callable, so call minimize() without them."
             )
-        yield lambda callback: callback
+        yield lambda callback, deep=True: callback
 
     def read(self) -> np.ndarray:
         """The variables' current values, packed."""

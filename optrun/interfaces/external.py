@@ -199,7 +199,7 @@ class ExternalOptimizerInterface(PackedProblem):
         check_callbacks(step_callback, loss_callback, fetches)
         fetches, loss_callback = flat_fetches(fetches, loss_callback)
         with self._backend.bound(session, feed_dict) as watch:  # feeds read again after a callback
-            return self._run(fetches, watch(step_callback) or no_step, watch(loss_callback))
+            return self._run(fetches, watch(step_callback) or no_step, watch(loss_callback, False))
 
     def _run(
         self,

@@ -200,3 +200,47 @@ def test_a_callback_that_adds_a_feed_is_told_to_call_minimize_again(sess: Any, u
     feeds = {t: np.ones(2)}
     with pytest.raises(optrun.InvalidArgumentError, match="a callback changed which tensors feed_dict feeds"):
         opt.minimize(sess, feed_dict=feeds, step_callback=lambda x: feeds.update({u: 1.0}))
+
+
+def test_feeds_are_the_callers_arrays_and_a_loss_callback_costs_no_session_call(
+    sess: Any, use_resource: bool
+) -> None:
+    from optrun.evaluation.graph.feeds import LiveFeeds
+
+    t = tf.compat.v1.placeholder(tf.float64, [3], name="t")
+    big = np.arange(3.0)
+    assert LiveFeeds(sess.graph, {t: big}).values[t] is big  # no copy of the user's data
+    # A variable outside var_list is an input of the cut-out function: read when minimize starts,
+    # and again after a step_callback, not after every loss request.
+    v = tf.compat.v1.Variable(np.zeros(3), use_resource=use_resource, name="v")
+    c = tf.compat.v1.Variable(np.ones(3), use_resource=use_resource, name="c")
+    sess.run([v.initializer, c.initializer])
+    u = v - c - t + 1.0  # Rosenbrock's in u, least at u = 1: at v = c + t
+    rosen = tf.reduce_sum(100.0 * tf.square(u[1:] - tf.square(u[:-1])) + tf.square(1.0 - u[:-1]))
+    opt = optrun.ScipyOptimizerInterface(rosen, var_list=[v], jit_compile=True)
+    runs = []
+    real_run = sess.run
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        runs.append(args)
+        return real_run(*args, **kwargs)
+
+    sess.run = counted
+    try:
+        result = opt.minimize(sess, feed_dict={t: big}, loss_callback=lambda: None)
+    finally:
+        del sess.run
+    np.testing.assert_allclose(real_run(v), 1.0 + big, atol=1e-4)
+    assert len(runs) < 6 < result.nfev, (len(runs), result.nfev)
+
+
+def test_a_function_with_no_inputs_but_x_adds_no_op_to_the_users_graph(sess: Any, use_resource: bool) -> None:
+    v = tf.compat.v1.Variable(np.zeros(2), use_resource=use_resource, name="v")
+    sess.run(v.initializer)
+    opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v - 2.0)), jit_compile=True)
+    ops = len(sess.graph.get_operations())
+    for _ in range(2):
+        sess.run(v.initializer)
+        opt.minimize(sess)
+        np.testing.assert_allclose(sess.run(v), [2.0, 2.0], atol=1e-6)
+    assert len(sess.graph.get_operations()) == ops

@@ -120,7 +120,7 @@ class GraphBackend:
 
     # ----- the session ---------------------------------------------------------
     @contextlib.contextmanager
-    def bound(self, session: Any, feed_dict: Any) -> Iterator[Callable[[Any], Any]]:
+    def bound(self, session: Any, feed_dict: Any) -> Iterator[Callable[..., Any]]:
         """Within the block, evaluations run in ``session`` (or the default one) with ``feed_dict``;
         it gives ``watch``, which wraps a callback so that the feeds are read again after it runs."""
         session = self._check_session(session if session is not None else tf.compat.v1.get_default_session())

@@ -115,7 +115,7 @@ class PrunedFunction:
         """
         if not self.sources:
             if self._shared is None:
-                self._shared = _in_eager_mode(FastCaller(self.concrete, ()))
+                self._shared = self.fast_caller([])[0]
             return self._shared
         return _Refreshed(self, session, feeds)
 
@@ -125,30 +125,43 @@ class PrunedFunction:
         read_values = iter(session.run(reads) if reads else [])
         return [feeds[t] if kind == "feed" else next(read_values) for kind, t in self.sources]
 
-    def fast_caller(self, values: list[Any]) -> Evaluator:
-        """A :class:`FastCaller` fed ``values`` as the extra inputs, run eagerly."""
-        with context.eager_mode():
+    def fast_caller(self, values: list[Any]) -> tuple[Evaluator, tuple[Any, ...]]:
+        """A :class:`FastCaller` fed ``values`` as the extra inputs, run eagerly, and those inputs."""
+        with context.eager_mode():  # its host tensors are eager ones, whatever the caller's mode
             dtypes = [t.dtype.base_dtype for _, t in self.sources]
             extras = tuple(tf.constant(v, dtype) for v, dtype in zip(values, dtypes, strict=True))
-            return _in_eager_mode(FastCaller(self.concrete, extras))
+            return _in_eager_mode(FastCaller(self.concrete, extras)), extras
 
 
 class _Refreshed:
-    """A function's caller whose extra inputs are read again once user code has run (TF1 fed and
-    read them at every evaluation), and which is made anew when they changed."""
+    """A function's caller whose extra inputs follow the caller's: made anew when a callback put
+    another value in ``feed_dict``, and, after a ``step_callback``, when a fed array changed in
+    place or a variable outside ``var_list`` was assigned (TF1 fed and read them at every point)."""
 
     def __init__(self, function: PrunedFunction, session: Any, feeds: LiveFeeds) -> None:
         self._function, self._session, self._feeds = function, session, feeds
-        self._seen = feeds.touched
-        self._values = function.extra_values(session, feeds.values)
-        self._call = function.fast_caller(self._values)
+        self._make()
+
+    def _make(self) -> None:
+        self._version, self._touched = self._feeds.version, self._feeds.touched
+        values = self._function.extra_values(self._session, self._feeds.values)
+        self._call, self._extras = self._function.fast_caller(values)
+
+    def _moved(self) -> bool:
+        values = self._function.extra_values(self._session, self._feeds.values)
+        # np.asarray: a view of each host tensor's buffer, not a copy
+        return not all(
+            np.array_equal(v, np.asarray(e), equal_nan=True)
+            for v, e in zip(values, self._extras, strict=True)
+        )
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        if self._feeds.touched != self._seen:
-            self._seen = self._feeds.touched
-            values = self._function.extra_values(self._session, self._feeds.values)
-            if any(not np.array_equal(a, b) for a, b in zip(values, self._values, strict=True)):
-                self._values, self._call = values, self._function.fast_caller(values)
+        if self._feeds.version != self._version:
+            self._make()
+        elif self._feeds.touched != self._touched:
+            self._touched = self._feeds.touched
+            if self._moved():
+                self._make()
         return self._call(x)
 
 

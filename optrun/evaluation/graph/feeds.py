@@ -7,8 +7,9 @@ variable between iterations, changed the very next evaluation. optrun feeds
 a point with values converted once (each checked as ``session.run`` would
 check it) and its cut-out function takes the other variables as inputs, so
 :class:`LiveFeeds` keeps both honest: after each user callback (the only user
-code that runs while the optimizer does) the dict is read again, and the
-paths that hold values of their own are told to read theirs again.
+code that runs while the optimizer does) the dict is checked for replaced
+values, and after each ``step_callback`` the paths that hold copies of their
+own (the cut-out function) compare them with the arrays and variables again.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ from optrun.errors import InvalidArgumentError, InvalidTypeError
 class LiveFeeds:
     """The fed values of one ``minimize``, and counters that say when to read them again.
 
+    The values are the caller's own arrays wherever their dtype allows (no copy), so
+    the session path sees an array changed in place as ``session.run`` did. Checking
+    the dict after a callback costs one identity test per key.
+
     Attributes:
         values: ``{graph tensor: array}``, as the session is fed.
-        version: bumped each time :attr:`values` change.
-        touched: bumped each time user code ran: variables outside ``var_list`` may have
-            changed even where the feeds did not.
+        version: bumped each time a callback put another value in the dict.
+        touched: bumped after each ``step_callback``: a fed array may have changed in place,
+            and variables outside ``var_list`` may have been assigned. Paths that hold copies
+            of them (the cut-out function) read them again then.
     """
 
     def __init__(self, graph: Any, given: Any) -> None:
@@ -39,37 +45,39 @@ class LiveFeeds:
             )
         self._graph = graph
         self._given = given or {}
+        self._seen = dict(self._given)  # the objects the values were read from
         self.values = converted(graph, self._given)
         self.version = 0
         self.touched = 0
 
-    def refresh(self) -> None:
-        """Reads the caller's dict again (after user code ran).
+    def refresh(self, deep: bool) -> None:
+        """Reads the caller's dict again if a value in it was replaced (after user code ran);
+        ``deep``: also counts a touch (see :attr:`touched`).
 
         Raises:
             InvalidArgumentError: a value ``session.run`` would refuse, or a changed set of keys
                 (the session's callables feed the tensors they were made for).
         """
-        self.touched += 1
-        if not self._given:
+        if deep:
+            self.touched += 1
+        given, seen = self._given, self._seen
+        if len(given) == len(seen) and all(given.get(k, seen) is v for k, v in seen.items()):
             return
-        now = converted(self._graph, self._given)
-        if now.keys() != self.values.keys():
+        if given.keys() != seen.keys():
             raise InvalidArgumentError(
                 "a callback changed which tensors feed_dict feeds; minimize feeds the ones it started "
                 "with: change their values only, or call minimize again with the new feed_dict."
             )
-        if any(not np.array_equal(now[k], self.values[k]) for k in now):
-            self.values, self.version = now, self.version + 1
+        self.values, self._seen, self.version = converted(self._graph, given), dict(given), self.version + 1
 
-    def watch(self, callback: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    def watch(self, callback: Callable[..., Any] | None, deep: bool = True) -> Callable[..., Any] | None:
         """``callback``, followed by :meth:`refresh`; None stays None."""
         if callback is None:
             return None
 
         def watched(*args: Any) -> Any:
             done = callback(*args)
-            self.refresh()
+            self.refresh(deep)
             return done
 
         return watched
@@ -106,15 +114,15 @@ def _sparse_parts(key: Any, value: Any) -> list[tuple[Any, Any]]:
 def _feed_value(tensor: Any, value: Any) -> np.ndarray:
     """``value`` as ``session.run`` would feed it to ``tensor``, refused where it would refuse it:
     the session callables optrun runs skip those checks, and a value of the wrong shape could
-    broadcast into a different loss without a word. A copy, so that the value fed is the one
-    given when it was read, as ``session.run`` fed it."""
+    broadcast into a different loss without a word. The caller's own array where its dtype
+    allows, as ``session.run`` fed it."""
     if tf.is_symbolic_tensor(value):
         raise InvalidTypeError(
             f"feed_dict value for {tensor.name!r} is a graph tensor ({value.name!r}); a feed value "
             "must be a Python scalar, list or NumPy array: evaluate it first with session.run."
         )
     try:
-        array = np.array(value, tensor.dtype.base_dtype.as_numpy_dtype)
+        array = np.asarray(value, tensor.dtype.base_dtype.as_numpy_dtype)
     except (TypeError, ValueError, OverflowError) as error:
         raise InvalidArgumentError(
             f"feed_dict value for {tensor.name!r} cannot be read as {tensor.dtype.base_dtype.name}: "
