@@ -14,6 +14,7 @@ import optrun
 from optrun import InvalidArgumentError, NonFiniteError, OptrunError, ScipyOptimizerInterface
 from optrun.errors import MissingDependencyError
 from optrun.interfaces.ipopt.interface import IpoptInterface
+from optrun.interfaces.ipopt.option_files import tokens_of
 from optrun.runner.outcome import classify
 
 pytest.importorskip("cyipopt")
@@ -335,7 +336,7 @@ def test_file_options_ipopt_could_not_use_are_refused_at_construction(
     monkeypatch.chdir(tmp_path)  # IPOPT reads relative paths from the working directory
     _, problem = seed_problem()
     (tmp_path / "bad.opt").write_text("# tried first\nmax_iter abc\n")
-    (tmp_path / "pairs.opt").write_text("max_iter 5 6\n")
+    (tmp_path / "pairs.opt").write_text("max_iter 5 6\n")  # an odd number of words: 6 has no value
     refused = {
         "output_file": ("missing/log.txt", r"names 'missing/log.txt', which IPOPT cannot write"),
         "option_file_name": ("bad.opt", r"'bad.opt', whose line 2 IPOPT would refuse: .*'max_iter'"),
@@ -345,7 +346,7 @@ def test_file_options_ipopt_could_not_use_are_refused_at_construction(
             IpoptInterface(**problem, options={name: value})
     with pytest.raises(InvalidArgumentError, match=r"cannot be read .*IPOPT would go on without it"):
         IpoptInterface(**problem, options={"option_file_name": "nowhere.opt"})
-    with pytest.raises(InvalidArgumentError, match="one 'name value' pair a line"):
+    with pytest.raises(InvalidArgumentError, match=r"option '6' \(line 1\) has no value after it"):
         IpoptInterface(**problem, options={"option_file_name": "pairs.opt"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.opt", "pairs.opt"]  # no trial left
 
@@ -362,3 +363,38 @@ def test_an_option_file_and_an_output_file_ipopt_can_use_are_used(
     assert result.nit == 2 and not result.success  # the file's limit, reached
     gc.collect()  # IPOPT closes its output file with the problem that wrote it
     assert "Number of Iterations....: 2" in (tmp_path / "log.txt").read_text()
+
+
+def test_option_files_are_read_as_ipopt_reads_them() -> None:
+    text = "# a comment\ntol 1e-8 max_iter 50  # two on a line\n"
+    text += 'linear_solver "mumps"\noutput_file\n"my log.txt"\n'
+    assert tokens_of(text) == [
+        ("tol", 2),
+        ("1e-8", 2),
+        ("max_iter", 2),
+        ("50", 2),
+        ("linear_solver", 3),
+        ("mumps", 3),
+        ("output_file", 4),
+        ("my log.txt", 5),
+    ]
+    assert tokens_of("output_file run#1.txt\r\n") == [("output_file", 1), ("run#1.txt", 1)]
+
+
+def test_an_option_file_ipopt_accepts_is_accepted_and_one_it_refuses_is_named(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    vector, problem = seed_problem()
+    (tmp_path / "ok.opt").write_text('tol 1e-9 max_iter\n 50 linear_solver "mumps" # fine\n')
+    result = IpoptInterface(**problem, options={"option_file_name": "ok.opt"}).minimize()
+    assert result.success
+    np.testing.assert_allclose(vector.numpy(), [1.0, 1.0], atol=1e-6)
+    (tmp_path / "odd.opt").write_text("tol 1e-9\nmax_iter\n")
+    with pytest.raises(InvalidArgumentError, match=r"option 'max_iter' \(line 2\) has no value after it"):
+        IpoptInterface(**problem, options={"option_file_name": "odd.opt"})
+    (tmp_path / "upper.opt").write_text("TOL 1e-8\n")  # IPOPT's names are lower case: it refuses it too
+    with pytest.raises(
+        InvalidArgumentError, match=r"line 1 IPOPT would refuse: 'TOL' is not an IPOPT option"
+    ):
+        IpoptInterface(**problem, options={"option_file_name": "upper.opt"})

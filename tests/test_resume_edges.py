@@ -566,3 +566,12 @@ def test_a_resume_compares_the_method_the_run_used_and_its_full_batch_data(spec:
     moved = cli(*resume, *finite, "--set", "minimize.data={reduction: mean}")
     said = " ".join(moved.output.split())
     assert moved.exit_code == 2 and "at minimize.data" in said, said
+
+
+def test_a_resume_of_a_run_whose_spec_had_no_minimize_section_names_the_method(spec: Path) -> None:
+    (spec.parent / "bare.yaml").write_text("name: b\nmodel: {builder: m.py:build}\nloss: m.py:loss\n")
+    bare = str(spec.parent / "bare.yaml")
+    assert cli("minimize", bare, "-q", "--out", "b", "--set", "checkpoint.every_steps=1").exit_code == 0
+    other = cli("minimize", bare, "--out", "b", "--resume", "--set", "minimize.method=SLSQP")
+    said = " ".join(other.output.split())
+    assert other.exit_code == 2 and "at minimize.method (the run's: l-bfgs-b)" in said, said

@@ -105,7 +105,8 @@ def check_resumable(out: Path, kind: str, loaded: LoadedSpec) -> None:
         old, new = saved.get(section) or {}, now.get(section) or {}
         changed += [f"{section}.{key}" for key in keys if _compared(old, key) != _compared(new, key)]
     if "minimize.method" in changed:
-        changed[changed.index("minimize.method")] += f" (the run's: {_compared(saved['minimize'], 'method')})"
+        was = _compared(saved.get("minimize") or {}, "method")
+        changed[changed.index("minimize.method")] += f" (the run's: {was})"
     if changed:
         seed = (
             f" (the run used seed {saved.get('seed')}: pass --seed {saved.get('seed')})"

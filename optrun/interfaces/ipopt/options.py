@@ -274,5 +274,5 @@ def check_options(options: Any) -> dict[str, str | int | float]:
         if fixed is not None and str(checked[name]).lower() != fixed[0]:
             raise InvalidArgumentError(f"options[{name!r}] must be {fixed[0]!r}: {fixed[1]}; got {value!r}")
     check_linear_solver(checked)
-    check_files(checked, check_options)
+    check_files(checked, check_options, ("linear_solver", *LIBRARY_OPTIONS))
     return checked
