@@ -17,7 +17,6 @@ variable are accepted wherever a variable is.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -64,12 +63,20 @@ def variable_label(var: Any) -> str:
 
 def numbered(labels: Sequence[str]) -> tuple[str, ...]:
     """The labels, each once: a repeated one numbered from its second use on (``v``, ``v#2``),
-    as results key variables and as a name in ``var_to_bounds`` may give them."""
+    as results key variables and as a name in ``var_to_bounds`` may give them. A number that is
+    some other variable's own label is passed over (``v#3`` where one is named ``v#2``)."""
+    taken = set(labels)
     seen: dict[str, int] = {}
     keys = []
     for label in labels:
         seen[label] = seen.get(label, 0) + 1
-        keys.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+        key = label
+        if seen[label] > 1:
+            while f"{label}#{seen[label]}" in taken:
+                seen[label] += 1
+            key = f"{label}#{seen[label]}"
+            taken.add(key)
+        keys.append(key)
     return tuple(keys)
 
 
@@ -95,11 +102,14 @@ def _suffix_match(name: str, var: Any) -> bool:
 
 def _index_of_name(name: str, variables: Sequence[Any], argument: str) -> int:
     matches = [i for i, var in enumerate(variables) if name in variable_names(var)]
-    numbered = re.fullmatch(r"(.+)#([1-9][0-9]*)", name)
-    if not matches and numbered:  # "v#2": the second variable named "v", as results number them
-        same = [i for i, var in enumerate(variables) if numbered[1] in variable_names(var)]
-        if int(numbered[2]) <= len(same):
-            return same[int(numbered[2]) - 1]
+    if not matches and "#" in name:  # "v#2": a variable named "v" after the first, as results number them
+        labels = [variable_label(var) for var in variables]
+        keys = numbered(labels)
+        if name in keys:
+            return keys.index(name)
+        base = name.rpartition("#")[0]
+        if name.endswith("#1") and labels.count(base) > 1:
+            return labels.index(base)
     if not matches:  # Keras prefixes paths with the model's name, which users rarely know
         matches = [i for i, var in enumerate(variables) if _suffix_match(name, var)]
     if not matches:
@@ -108,15 +118,18 @@ def _index_of_name(name: str, variables: Sequence[Any], argument: str) -> int:
         )
     if len(matches) > 1:
         labels = [variable_label(variables[i]) for i in matches]
-        advice = (
-            "Use the full Keras path instead, or key by var.ref()."
-            if len(set(labels)) == len(labels)
-            else f"They share that name: name them '{name}#1', '{name}#2', ... in the order they are "
-            "optimized (as results number them), key them by var.ref(), or pass (variable, value) pairs."
-        )
+        keys = numbered([variable_label(var) for var in variables])
+        if len(set(labels)) == len(labels):
+            advice = "Use the full Keras path instead, or key by var.ref()."
+        else:  # the names results give them, the first as "v#1"
+            names = [f"{keys[i]}#1" if keys[i] == name else keys[i] for i in matches]
+            advice = (
+                f"They share that name: name them {', '.join(map(repr, names))} (in the order they are "
+                "optimized, as results number them), key them by var.ref(), or pass (variable, value) pairs."
+            )
         raise UnknownVariableError(
-            f"{argument} name {name!r} is ambiguous: it matches "
-            f"{_known([variables[i] for i in matches])}. {advice}"
+            f"{argument} name {name!r} is ambiguous: it matches {', '.join(repr(keys[i]) for i in matches)}. "
+            f"{advice}"
         )
     return matches[0]
 

@@ -234,3 +234,13 @@ def test_variables_that_share_a_name_are_named_by_number_in_var_to_bounds() -> N
     bounds = {"w#1": (1.0, 2.0), "w#2": (3.0, 4.0)}
     ScipyOptimizerInterface(loss, var_list=[a, b], var_to_bounds=bounds).minimize()
     assert (a.numpy().tolist(), b.numpy().tolist()) == ([1.0], [3.0])  # each at its lower bound
+
+
+def test_a_number_that_is_another_variables_own_name_is_passed_over() -> None:
+    a, b, c = (tf.Variable([5.0], name=n) for n in ("w", "w", "w#2"))
+    loss = lambda: tf.reduce_sum(a * a) + tf.reduce_sum(b * b) + tf.reduce_sum(c * c)
+    # The second "w" is "w#3": "w#2" names the variable called so.
+    bounds = {"w#1": (1.0, 2.0), "w#3": (3.0, 4.0), "w#2": (-7.0, -6.0)}
+    result = ScipyOptimizerInterface(loss, var_list=[a, b, c], var_to_bounds=bounds).minimize()
+    assert (a.numpy().tolist(), b.numpy().tolist(), c.numpy().tolist()) == ([1.0], [3.0], [-6.0])
+    assert result.fun == pytest.approx(1.0 + 9.0 + 36.0)
