@@ -284,6 +284,13 @@ def test_train_says_what_validate_says_before_writing_anything(folder: Path, spe
             "checkpoint.keep: Input should be a valid integer; got 2001-12-14, which YAML reads as a date "
             "(line 4)",
         ),
+        (
+            "name: s\nmodel: {builder: m.py:vector}\nloss: m.py:sum_of_squares\n"
+            "checkpoint: {every_seconds: 1:30:00}\n",
+            (),
+            "checkpoint.every_seconds: Input should be a valid number, unable to parse string as a number; "
+            "got '1:30:00': give a plain number (seconds, for a time) (line 4)",
+        ),
     ],
     ids=[
         "a number for text",
@@ -293,6 +300,7 @@ def test_train_says_what_validate_says_before_writing_anything(folder: Path, spe
         "null for the compile cache",
         "a boolean for a choice",
         "a date for a number",
+        "a time for seconds",
     ],
 )
 def test_schema_refusals_say_what_to_write(

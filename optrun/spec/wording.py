@@ -6,6 +6,7 @@ way to set the whole list."""
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -154,5 +155,8 @@ def worded(item: Any, path: Path, data: Any, overridden: Overridden) -> tuple[st
     ):
         if isinstance(given, datetime.date):  # keep: 2001-12-14
             return f"{message}; got {given.isoformat()}, which YAML reads as a date", path
+        if isinstance(given, str) and re.fullmatch(r"[-+]?[0-9]+(:[0-5]?[0-9])+(\.[0-9]*)?", given):
+            # timeout_s: 1:30:00, which YAML 1.1 read in base 60
+            return f"{message}; got {given!r}: give a plain number (seconds, for a time)", path
         return f"{message}; got {given!r}", path
     return message, path
