@@ -13,7 +13,7 @@ import math
 import numbers
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -156,6 +156,17 @@ def sized_options(name: str, options: dict[str, Any]) -> dict[str, int]:
         said = " and ".join(f"{key} is for {_variables(count)}" for key, count in found.items())
         raise InvalidArgumentError(f"options {said}: give each for the problem's number of variables")
     return found
+
+
+def spec_method(minimize: Mapping[str, Any]) -> Any:
+    """The method a spec's ``minimize`` section runs: its own, else the interface's default for
+    its constraints (SLSQP with equalities or inequalities, in ``constraints`` or ``data``)."""
+    if minimize.get("method") is not None:
+        return minimize["method"]
+    kinds = ("equalities", "inequalities")
+    parts = [minimize.get(part) for part in ("constraints", "data")]
+    constrained = any(isinstance(part, Mapping) and any(part.get(k) for k in kinds) for part in parts)
+    return DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
 
 
 def check_sizes(name: str, options: Any, size: int) -> None:

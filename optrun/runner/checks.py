@@ -23,14 +23,13 @@ from optrun.errors import ConfigError, InvalidArgumentError, OptrunError, dotted
 from optrun.evaluation.bounds import pack_bounds
 from optrun.evaluation.packing import Layout
 from optrun.interfaces.method_options import (
-    DEFAULT_CONSTRAINED_METHOD,
-    DEFAULT_METHOD,
     SIZED,
     check_options,
     check_sizes,
     hessian_in_a_spec,
     method_name,
     option_names,
+    spec_method,
     tnc_maxiter,
 )
 from optrun.runner.build import build_optimizer, clipped_variables
@@ -147,16 +146,6 @@ def check_references(
     return good
 
 
-def _method(minimize: dict[str, Any]) -> Any:
-    """The method a minimize section names, or the interface's default (SLSQP with constraints)."""
-    method = minimize.get("method")
-    if method is None:
-        kinds = ("equalities", "inequalities")
-        constrained = any(get(minimize, part, kind) for part in ("constraints", "data") for kind in kinds)
-        method = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
-    return method
-
-
 def check_method(raw: RawSpec, collector: Collector) -> None:
     """The scipy method (or ipopt) and its options: the spec names them, so no model is needed.
 
@@ -166,7 +155,7 @@ def check_method(raw: RawSpec, collector: Collector) -> None:
     minimize = raw.data.get("minimize")
     if not isinstance(minimize, dict):
         return
-    method = _method(minimize)
+    method = spec_method(minimize)
     if not isinstance(method, str):
         return  # the schema stage reports it
     if is_ipopt(method):  # IPOPT's own options; a missing extra is raised, not collected
@@ -273,7 +262,7 @@ def _check_sizes(raw: RawSpec, size: int, collector: Collector) -> None:
     """The scipy options whose shape follows the number of variables against ``size``, each at its key."""
     options = get(raw.data, "minimize", "options")
     try:  # options in a mapping: so is minimize
-        name = method_name(_method(raw.data["minimize"])) if isinstance(options, dict) else None
+        name = method_name(spec_method(raw.data["minimize"])) if isinstance(options, dict) else None
     except InvalidArgumentError:
         return  # ipopt, or check_method reports it
     for key in SIZED.get(name or "", {}):

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from optrun.errors import RunError, first_line
-from optrun.interfaces.method_options import DEFAULT_CONSTRAINED_METHOD, DEFAULT_METHOD
+from optrun.interfaces.method_options import spec_method
 from optrun.runner.rundir import KIND_MARK
 from optrun.spec.experiment import CheckpointSpec
 from optrun.spec.load import LoadedSpec
@@ -67,11 +67,7 @@ def _due(every_steps: int | None, seconds: float | None, unit: str) -> str | Non
 def _compared(section: dict[str, Any], key: str) -> Any:
     """``section[key]`` as a resume compares it. A method name in any case is one method (scipy's
     and IPOPT's names are case-insensitive), and none is the one the interface then chose."""
-    value = section.get(key)
-    if key == "method" and value is None:
-        sides = (section.get("constraints") or {}, section.get("data") or {})
-        constrained = any(side.get(k) for side in sides for k in ("equalities", "inequalities"))
-        value = DEFAULT_CONSTRAINED_METHOD if constrained else DEFAULT_METHOD
+    value = spec_method(section) if key == "method" else section.get(key)
     return value.lower() if isinstance(value, str) else value
 
 
