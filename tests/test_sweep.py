@@ -293,3 +293,36 @@ def test_a_record_a_kill_cut_short_is_dropped_and_the_journal_goes_on(tmp_path: 
     assert Path(path).read_bytes().startswith(whole)  # the whole records stay as they were
     trials = optuna.load_study(study_name="s", storage=open_storage(path)).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+
+
+def test_a_sweep_copied_elsewhere_shows_and_resumes_its_own_trials(
+    grid_sweep: tuple[Path, dict], tmp_path: Path
+) -> None:
+    import shutil
+
+    sweep, _ = grid_sweep
+    copy = tmp_path / "moved" / "sweep"
+    shutil.copytree(sweep, copy)
+    listed = run("runs", str(copy), "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    dirs = [Path(t["run_dir"]) for t in json.loads(listed.stdout)]
+    assert sorted(d.name for d in dirs) == trial_dirs(sweep)
+    assert {d.parent for d in dirs} == {copy.resolve()}  # the copy's own trials, not the original's
+
+
+def test_an_interrupted_trial_of_a_moved_sweep_is_found_where_it_is_now(tmp_path: Path) -> None:
+    import optuna
+
+    from optrun.sweep.resume import orphans
+    from optrun.sweep.study import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    here = tmp_path / "here"
+    here.mkdir()
+    study = optuna.create_study(storage=open_storage(str(here / "study.journal")), study_name="s")
+    trial = study.ask()
+    trial.set_user_attr("run_dir", "/somewhere/else/sweep/trial-0000")  # where it ran before the move
+    trial.set_user_attr("worker", "gone")
+    found = orphans(study, here, lambda said: None, own_storage=True)
+    assert [o.out for o in found] == [here.resolve() / "trial-0000"]
+    assert orphans(study, here, lambda said: None, own_storage=False) == []  # a shared storage's

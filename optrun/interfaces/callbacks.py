@@ -89,3 +89,13 @@ def flat_fetches(
         return callback(*tf.nest.pack_sequence_as(structure, list(values)))
 
     return tf.nest.flatten(structure), nested
+
+
+def watched_kwargs(kwargs: dict[str, Any], watch: Callable[..., Any]) -> dict[str, Any]:
+    """A copy of ``optimizer_kwargs`` whose ``callback`` (scipy's, which TF 1.0 passed on) is
+    followed by the backend's ``watch``, as ``step_callback`` is: a feed it changes counts
+    from the next evaluation."""
+    given = dict(kwargs)
+    if callable(given.get("callback")):
+        given["callback"] = watch(given["callback"])
+    return given

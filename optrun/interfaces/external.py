@@ -11,10 +11,9 @@ plus element-wise bounds. All of them are served by one compiled evaluation
 per distinct ``x`` (see :mod:`optrun.evaluation.eager`), cached, so asking for the loss,
 the gradient and every constraint at the same point costs one TF call.
 
-A subclass implements :meth:`ExternalOptimizerInterface._minimize`. The problem
-itself (the variables found and packed, the bounds, the backend) is
-:class:`optrun.interfaces.problem.PackedProblem`, this class's base; what one
-``minimize`` tracks beside the optimizer is :class:`optrun.interfaces.run_state.RunState`.
+A subclass implements :meth:`ExternalOptimizerInterface._minimize`. The problem (variables,
+packing, bounds, backend) is :class:`optrun.interfaces.problem.PackedProblem`, this class's
+base; one ``minimize``'s bookkeeping is :class:`optrun.interfaces.run_state.RunState`.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from optrun.evaluation.bounds import PackedBounds, gives_bounds
 from optrun.evaluation.point import Component, Evaluation, PointCache
 from optrun.evaluation.probe import Thunk, is_graph_tensor
 from optrun.evaluation.tiers import Tiered
-from optrun.interfaces.callbacks import check_callbacks, flat_fetches
+from optrun.interfaces.callbacks import check_callbacks, flat_fetches, watched_kwargs
 from optrun.interfaces.problem import PackedProblem
 from optrun.interfaces.run_state import RunState
 
@@ -199,13 +198,14 @@ class ExternalOptimizerInterface(PackedProblem):
         check_callbacks(step_callback, loss_callback, fetches)
         fetches, loss_callback = flat_fetches(fetches, loss_callback)
         with self._backend.bound(session, feed_dict) as watch:  # feeds read again after a callback
-            return self._run(fetches, watch(step_callback) or no_step, watch(loss_callback, False))
+            return self._run(fetches, watch(step_callback) or no_step, watch(loss_callback, False), watch)
 
     def _run(
         self,
         fetches: Sequence[Any] | None,
         step_callback: Callable[[np.ndarray], Any],
         loss_callback: Callable[..., Any] | None,
+        watch: Callable[..., Any],
     ) -> Any:
         n_eq, n_ineq = len(self._equalities), len(self._inequalities)
         cache = self._cache = self._point_cache(
@@ -226,7 +226,7 @@ class ExternalOptimizerInterface(PackedProblem):
                 inequality_funcs=[Component(cache, "inequalities", i) for i in range(n_ineq)],
                 inequality_grad_funcs=[Component(cache, "inequality_jacobian", i) for i in range(n_ineq)],
                 step_callback=run.step_callback(step_callback, self.check_finite),
-                optimizer_kwargs=dict(self.optimizer_kwargs),
+                optimizer_kwargs=watched_kwargs(self.optimizer_kwargs, watch),
                 **bounds,
             )
         except NonFiniteError as error:

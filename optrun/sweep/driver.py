@@ -233,10 +233,11 @@ class _Sweep:
         """Trials this sweep directory's stopped sweeps left RUNNING (see :mod:`optrun.sweep.resume`)."""
         import optuna
 
-        for orphan in orphans(self.study, self.plan.out, self.reporter.note):
+        for orphan in orphans(self.study, self.plan.out, self.reporter.note, self.plan.storage is None):
             frozen = orphan.frozen
             trial = optuna.Trial(self.study, frozen._trial_id)
             self.trials[frozen.number] = trial
+            trial.set_user_attr("run_dir", str(orphan.out))  # where it is now, if the folder moved
             trial.set_user_attr("worker", self.worker)
             trial.set_user_attr("resumed", int(frozen.user_attrs.get("resumed", 0)) + 1)
             how = {"resume": orphan.resume, "force": orphan.force}

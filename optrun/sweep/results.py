@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from optrun.errors import RunError
 from optrun.sweep.objective import TrialRecord, ranked, record_of
 from optrun.sweep.study import is_url, open_study, shown
-from optrun.sweep.sweepdir import read_sweep_marker, storage_of, worker_alive
+from optrun.sweep.sweepdir import own_trial_dir, read_sweep_marker, storage_of, worker_alive
 
 if TYPE_CHECKING:
     import optuna
@@ -52,10 +52,13 @@ def importances(study: optuna.Study) -> tuple[dict[str, float] | None, str | Non
     return {name: round(float(value), 4) for name, value in found.items()}, None
 
 
-def _orphan_said(out: Path, frozen: Any, record: TrialRecord) -> TrialRecord:
-    """A trial of this folder left running by a sweep process that is gone reads as interrupted."""
-    run_dir = frozen.user_attrs.get("run_dir")
-    if record.state != "running" or not run_dir or Path(run_dir).parent != out.resolve():
+def _orphan_said(out: Path, frozen: Any, record: TrialRecord, own_storage: bool) -> TrialRecord:
+    """The record with its run directory where it is now; a trial of this folder left running by a
+    sweep process that is gone reads as interrupted."""
+    here = own_trial_dir(out, record.run_dir, own_storage)
+    if here is not None:
+        record.run_dir = str(here)
+    if record.state != "running" or here is None:
         return record
     if worker_alive(out, frozen.user_attrs.get("worker")):
         return record
@@ -81,7 +84,8 @@ def read_sweep(out: Path, with_importances: bool = False) -> dict[str, Any]:
     marker = read_sweep_marker(out)
     study = _study(out, marker)
     direction = str(marker.get("direction") or study.direction.name.lower())
-    records = [_orphan_said(out, t, record_of(t)) for t in study.get_trials(deepcopy=False)]
+    own = marker.get("storage") in (None, "")
+    records = [_orphan_said(out, t, record_of(t), own) for t in study.get_trials(deepcopy=False)]
     counts: dict[str, int] = {}
     for record in records:
         counts[record.state] = counts.get(record.state, 0) + 1

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from optrun.runner.common import previous_result
 from optrun.runner.rundir import is_locked
-from optrun.sweep.sweepdir import worker_alive
+from optrun.sweep.sweepdir import own_trial_dir, worker_alive
 
 if TYPE_CHECKING:
     import optuna
@@ -51,19 +51,19 @@ class Orphan:
         }
 
 
-def orphans(study: optuna.Study, sweep: Path, note: Callable[[str], None]) -> list[Orphan]:
-    """The orphaned trials of the sweep directory ``sweep``, in trial order."""
+def orphans(study: optuna.Study, sweep: Path, note: Callable[[str], None], own_storage: bool) -> list[Orphan]:
+    """The orphaned trials of the sweep directory ``sweep``, in trial order, each with its run
+    directory where it is now (``own_storage``: the study is the folder's own journal; see
+    :func:`optrun.sweep.sweepdir.own_trial_dir`)."""
     import optuna
 
     found = []
-    mine = sweep.resolve()
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        run_dir = frozen.user_attrs.get("run_dir")
-        if not run_dir or Path(run_dir).parent != mine:
+        out = own_trial_dir(sweep, frozen.user_attrs.get("run_dir"), own_storage)
+        if out is None:
             continue  # another machine's or folder's trial
         if worker_alive(sweep, frozen.user_attrs.get("worker")):
             continue
-        out = Path(run_dir)
         if out.is_dir() and is_locked(out):
             note(f"{out.name} is still running in another process; resume again when it ends")
             continue

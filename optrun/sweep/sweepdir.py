@@ -41,6 +41,22 @@ def trial_dir(out: Path, number: int) -> Path:
     return out / f"trial-{number:04d}"
 
 
+def own_trial_dir(out: Path, recorded: str | None, own_storage: bool) -> Path | None:
+    """Where the trial whose run directory was recorded as ``recorded`` has it now, or None when
+    the trial is another sweep directory's.
+
+    With the sweep's own journal (``own_storage``) every trial in it is this folder's, wherever
+    the folder was moved or copied since: its run directory is found by name. With a storage
+    shared by several folders, the recorded path is what tells them apart.
+    """
+    if not recorded:
+        return None
+    path = Path(recorded)
+    if own_storage:
+        return out.resolve() / path.name
+    return path if path.parent == out.resolve() else None
+
+
 def log_file(out: Path, number: int) -> Path:
     """Where the trial's process output goes."""
     return out / LOGS / f"trial-{number:04d}.log"

@@ -110,6 +110,15 @@ def test_a_feed_value_out_of_its_dtypes_range(sess: Any, use_resource: bool) -> 
         opt.minimize(sess, feed_dict={n: 2**40})
 
 
+def _by_scipy(feeds: dict[str, np.ndarray], callback: Any) -> Any:
+    """Plain scipy on a NumPy loss that reads the fed target at every evaluation."""
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(np.sum((x - feeds["t"]) ** 2)), 2.0 * (x - feeds["t"])
+
+    return scipy.optimize.minimize(fun, np.zeros(3), jac=True, method="L-BFGS-B", callback=callback).x
+
+
 def _switched_run(how: str, minimize: Any) -> np.ndarray:
     """``minimize(feeds, step_callback)``'s result when the callback moves the fed target after
     the first iteration, ``how``: a new value in the dict, or the fed array changed in place."""
@@ -134,12 +143,6 @@ def test_a_callback_that_moves_a_feed_moves_the_next_evaluation_as_in_tf1(
 ) -> None:
     # TF1 fed the caller's dict at every session.run, so the target moved by the callback is the
     # one every later evaluation sees: what plain scipy gives on a NumPy loss that reads it so.
-    def by_scipy(feeds: dict[str, np.ndarray], callback: Any) -> Any:
-        def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-            return float(np.sum((x - feeds["t"]) ** 2)), 2.0 * (x - feeds["t"])
-
-        return scipy.optimize.minimize(fun, np.zeros(3), jac=True, method="L-BFGS-B", callback=callback).x
-
     v = tf.compat.v1.Variable(np.zeros(3), use_resource=use_resource, name="v")
     t = tf.compat.v1.placeholder(tf.float64, [3], name="t")
     sess.run(v.initializer)
@@ -155,9 +158,39 @@ def test_a_callback_that_moves_a_feed_moves_the_next_evaluation_as_in_tf1(
         opt.minimize(sess, feed_dict=given, step_callback=moved)
         return sess.run(v)
 
-    expected = _switched_run(how, by_scipy)
+    expected = _switched_run(how, _by_scipy)
     assert not np.allclose(expected, [1.0, 2.0, 3.0], atol=1e-3)  # the switch changed the run
     np.testing.assert_allclose(_switched_run(how, by_optrun), expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("jit", [False, None], ids=["session", "default"])
+@pytest.mark.parametrize("style", ["xk", "intermediate_result"])
+def test_scipys_own_callback_that_moves_a_feed_counts_as_a_step_callback_does(
+    sess: Any, use_resource: bool, jit: bool | None, style: str
+) -> None:
+    # TF 1.0 passed ``callback=`` on to scipy, which called it after step_callback: a feed it
+    # changes counts from the next evaluation, whichever parameter style it is written in.
+    v = tf.compat.v1.Variable(np.zeros(3), use_resource=use_resource, name="v")
+    t = tf.compat.v1.placeholder(tf.float64, [3], name="t")
+    sess.run(v.initializer)
+
+    def by_optrun(feeds: dict[str, np.ndarray], callback: Any) -> Any:
+        given = {t: feeds["t"]}
+
+        def moved(x: np.ndarray) -> None:
+            callback(x)
+            given[t] = feeds["t"]
+
+        def as_result(intermediate_result: Any) -> None:
+            moved(intermediate_result.x)
+
+        told = moved if style == "xk" else as_result
+        loss = tf.reduce_sum(tf.square(v - t))
+        optrun.ScipyOptimizerInterface(loss, jit_compile=jit, callback=told).minimize(sess, feed_dict=given)
+        return sess.run(v)
+
+    expected = _switched_run("new value", _by_scipy)
+    np.testing.assert_allclose(_switched_run("new value", by_optrun), expected, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["session", "xla"])

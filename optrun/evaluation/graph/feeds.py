@@ -14,6 +14,7 @@ own (the cut-out function) compare them with the arrays and variables again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,7 @@ class LiveFeeds:
         if callback is None:
             return None
 
+        @functools.wraps(callback)  # keeps its signature: scipy reads a callback's parameters
         def watched(*args: Any) -> Any:
             done = callback(*args)
             self.refresh(deep)
