@@ -85,7 +85,7 @@ def _run(
             from optrun.runner.interrupts import raise_deferred
             from optrun.spec.load import load_spec
 
-            loaded = load_spec(config, overrides, default=kind)
+            loaded = load_spec(config, overrides, default=kind, sweep=False)  # train and minimize ignore it
             import_tensorflow(verbose)
             raise_deferred()  # a signal put off while an import (of user code's) swallowed the first
             from optrun.runner import RunOptions, run_minimize, run_train

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from typer.testing import CliRunner
 
 from optrun_cli.main import app
@@ -213,8 +214,11 @@ def test_divergence_stops_exit_1(in_tmp: Path) -> None:
     assert outcome["status"] == "diverged" and outcome["steps"] < 50
     answer = json.loads(result.stdout)  # the record, and the exit code, as for any failure
     assert (answer["status"], answer["success"], answer["exit_code"]) == ("diverged", False, 1)
-    step = outcome["steps"]  # the step whose loss or gradient was non-finite: the run stopped there
+    # The step whose loss or gradient was non-finite is not counted: its update was never applied,
+    # and the checkpoint holds the steps before it, so a resume runs that batch again.
+    step = outcome["steps"] + 1
     assert answer["error"] == f"non-finite loss or gradient at step {step} (train.on_nonfinite: stop)"
+    assert (in_tmp / "nan" / "checkpoints" / f"ckpt-{step - 1}.index").is_file()
 
 
 @pytest.mark.parametrize(
@@ -244,6 +248,40 @@ def test_nonfinite_skip(in_tmp: Path, targets: str, expected: tuple[int, str, in
     outcome = json.loads(result.stdout)
     assert (result.exit_code, outcome["status"], outcome["skipped_nonfinite"]) == expected, result.output
     assert outcome["steps"] == 8
+
+
+def test_train_ignores_the_sweep_section(in_tmp: Path) -> None:
+    # Values only `optrun sweep` would refuse (no trials, an empty range) stop neither train nor
+    # its config.yaml, which holds a plain spec.
+    bad = ["--set", "sweep.trials=0", "--set", "sweep.params.model.params.hidden=int:64..8"]
+    result = invoke("train", "--out", "s", "-q", "--set", "train.max_steps=2", *bad)
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((in_tmp / "s" / "config.yaml").read_text()).get("sweep") is None
+
+
+def test_a_stop_at_a_nonfinite_step_leaves_that_batch_to_the_resume(in_tmp: Path) -> None:
+    # The 3rd of 6 batches is NaN: `stop` ends the run after 2 steps; a resume with `skip` runs that
+    # batch again (skipped: 1) and the last 3, so 6 steps in all and the weights of 5 updates.
+    (in_tmp / "nan3.py").write_text(
+        "import tensorflow as tf\nimport keras\n"
+        "def model():\n    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, name='d')])\n"
+        "def data():\n"
+        "    return [(tf.constant([[1.0]]), tf.constant([[v]])) for v in (1, 2, float('nan'), 3, 4, 5)]\n"
+    )
+    spec = in_tmp / "nan3.yaml"
+    spec.write_text(
+        "name: nan3\nmodel: {builder: nan3.py:model}\ndata: {builder: nan3.py:data}\nloss: mse\n"
+        "train: {max_steps: 6}\ncheckpoint: {export: none}\n"
+    )
+    stopped = invoke("train", str(spec), "--out", "r", "--json")
+    first = json.loads(stopped.stdout)
+    assert (stopped.exit_code, first["status"], first["steps"]) == (1, "diverged", 2), stopped.output
+    skip = ["--set", "train.on_nonfinite=skip"]
+    resumed = invoke("train", str(spec), "--out", "r", "--resume", "--json", *skip)
+    second = json.loads(resumed.stdout)
+    assert (resumed.exit_code, second["status"], second["steps"], second["skipped_nonfinite"]) == (
+        0, "completed", 6, 1,
+    ), resumed.output  # fmt: skip
 
 
 def test_validate_reports_and_writes_nothing(in_tmp: Path) -> None:

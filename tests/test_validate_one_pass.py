@@ -178,6 +178,41 @@ def test_several_files_and_quiet(folder: Path) -> None:
     assert (passed["file"], passed["severity"]) == (str(folder / "good.yaml"), "info")
 
 
+@pytest.mark.parametrize(
+    ("train", "expected"),
+    [
+        # An unknown key beside the optimizer's name: the name is still checked.
+        (
+            "{max_steps: 2, optimizer: {name: Adamm, learning_rate: 0.1}}",
+            [
+                ("train.optimizer.learning_rate", "unknown key; learning_rate goes in train.optimizer.args"),
+                ("train.optimizer.name", "not a Keras optimizer: 'Adamm'; did you mean 'Adam'?"),
+            ],
+        ),
+        # A field's problem beside a missing length: both, as each alone is said.
+        (
+            "{optimizer: {name: SGD, args: {learning_rate: 0}}}",
+            [
+                ("train", "set train.max_steps or train.epochs"),
+                ("train.optimizer.args", "learning_rate must be > 0; got 0"),
+            ],
+        ),
+    ],
+    ids=["name-beside-unknown-key", "length-beside-bad-rate"],
+)
+def test_a_problem_does_not_hide_another_in_the_same_section(
+    folder: Path, train: str, expected: list[tuple[str, str]]
+) -> None:
+    spec = folder / "hidden.yaml"
+    spec.write_text(
+        "name: h\nmodel: {builder: m.py:build}\ndata: {builder: m.py:data}\nloss: m.py:loss\n"
+        f"train: {train}\n"
+    )
+    result = runner.invoke(app, ["validate", str(spec), "--json"])
+    assert result.exit_code == 2, result.output
+    assert sorted((p["path"], p["message"]) for p in findings(result.stdout)) == expected
+
+
 def test_no_file_checks_both_built_in_defaults() -> None:
     result = runner.invoke(app, ["validate", "--json"])
     assert result.exit_code == 0, result.output

@@ -214,8 +214,11 @@ def check_optimizer(raw: RawSpec, collector: Collector) -> None:
         return
     try:  # the name and args alone: each wrapper is checked against the model by check_names
         spec = OptimizerSpec.model_validate({**optimizer, "wrappers": []})
-    except ValidationError:
-        return  # the schema stage reported it
+    except ValidationError:  # the schema stage reported it; the name is still checked on its own
+        try:
+            spec = OptimizerSpec.model_validate({"name": optimizer.get("name", "SGD")})
+        except ValidationError:
+            return
     with collector.catch(("train", "optimizer")):
         build_optimizer(spec, [])
 

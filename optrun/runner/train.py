@@ -167,18 +167,19 @@ def _train(
                 if options.resume and step == first_step:  # a finished run never gets here
                     record_config(out, "train", loaded)  # and an earlier session's result.json goes
                 loss, finite = train_step(batch)
+                last_loss = float(loss)
+                if not bool(finite) and spec.train.on_nonfinite == "stop":
+                    # Not counted as done: its update was not applied, so a resume runs that batch again.
+                    status = "diverged"
+                    diverged = f"non-finite loss or gradient at step {step + 1} (train.on_nonfinite: stop)"
+                    options.reporter.note(f"non-finite loss or gradient at step {step + 1}: stopping")
+                    break
                 step += 1
                 step_var.assign(step)
-                last_loss = float(loss)
                 logged = step % spec.logging.every_steps == 0 or step == total
                 if logged:
                     metrics.write(step, loss=last_loss)
                 if not bool(finite):
-                    if spec.train.on_nonfinite == "stop":
-                        status = "diverged"
-                        diverged = f"non-finite loss or gradient at step {step} (train.on_nonfinite: stop)"
-                        options.reporter.note(f"non-finite loss or gradient at step {step}: stopping")
-                        break
                     skipped += 1
                     skips.skipped(step, last_loss)
                 report(

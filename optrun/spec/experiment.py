@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from optrun.spec.base import NAME_PATTERN, Ref, Strict
 from optrun.spec.minimize import MinimizeSpec
@@ -141,11 +142,27 @@ class TrainSpec(Strict):
         "data_exhausted (exit 1); 'stop' ends it there as completed.",
     )
 
-    @model_validator(mode="after")
-    def _has_a_length(self) -> TrainSpec:
-        if self.max_steps is None and self.epochs is None:
-            raise ValueError("set train.max_steps or train.epochs")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _has_a_length(cls, data: Any, handler: ModelWrapValidatorHandler[TrainSpec]) -> TrainSpec:
+        # Said beside the fields' own problems too (an after-validator would not run then), so that
+        # validate lists every problem in one pass.
+        lengthless = isinstance(data, dict) and data.get("max_steps") is None and data.get("epochs") is None
+        missing: InitErrorDetails = {
+            "type": PydanticCustomError("value_error", "set train.max_steps or train.epochs"),
+            "loc": (),
+            "input": data,
+        }
+        try:
+            spec = handler(data)
+        except ValidationError as error:
+            found = cast(list[InitErrorDetails], error.errors(include_url=False))
+            if not lengthless or any(e["type"] == "extra_forbidden" and len(e["loc"]) == 1 for e in found):
+                raise  # an unknown key in train may be the length misspelled: it is said already
+            raise ValidationError.from_exception_data(error.title, [*found, missing]) from None
+        if lengthless:
+            raise ValidationError.from_exception_data(cls.__name__, [missing])
+        return spec
 
 
 #: Seconds between checkpoints when the spec gives neither ``every_steps`` nor ``every_seconds``.

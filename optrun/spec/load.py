@@ -86,14 +86,20 @@ def _issues(
 
 
 def load_spec(
-    path: str | Path | None, overrides: list[str] | None = None, default: str = "train"
+    path: str | Path | None, overrides: list[str] | None = None, default: str = "train", sweep: bool = True
 ) -> LoadedSpec:
     """Reads, overrides and validates a spec; ``path=None`` takes the built-in ``default``.
+
+    ``sweep=False`` leaves the ``sweep:`` section out unread, as ``optrun train`` and
+    ``optrun minimize`` ignore it (``optrun sweep`` and ``validate`` check it).
 
     Raises:
         ConfigError: with every problem found, each with its path and line.
     """
-    return check_schema(read_spec(path, overrides, default))
+    raw = read_spec(path, overrides, default)
+    if not sweep:
+        raw.data.pop("sweep", None)
+    return check_schema(raw)
 
 
 def read_spec(path: str | Path | None, overrides: list[str] | None = None, default: str = "train") -> RawSpec:
