@@ -2,8 +2,9 @@
 
 Importing the CLI (Typer, rich, pydantic) takes a few tenths of a second, and
 Ctrl-C in that time would end the process with Python's traceback. This module
-imports nothing heavy itself, so it can say "interrupted" instead, as the CLI
-does once it runs (:func:`optrun_cli.errors.command_signals`).
+imports nothing heavy itself, so it can say "interrupted" (or, for SIGTERM,
+whose default ends the process without a word, "terminated") instead, as the
+CLI does once it runs (:func:`optrun_cli.errors.command_signals`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,30 @@ import signal
 import sys
 
 
+def _terminated(signum: int, frame: object) -> None:
+    from optrun.errors import Terminated
+
+    raise Terminated
+
+
 def main() -> None:
-    """Imports the CLI and runs it on the process's arguments."""
+    """Imports the CLI and runs it on the process's arguments.
+
+    SIGTERM raises :class:`optrun.errors.Terminated` from the start (Python's default would
+    end the process without a word), as SIGINT raises ``KeyboardInterrupt``; a command that
+    runs a spec takes both over (:func:`optrun_cli.errors.command_signals`).
+    """
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         from optrun_cli.main import main as run
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the rest of a burst: the process is ending
-        sys.stderr.write("interrupted: interrupted before the run started\n")
-        raise SystemExit(130) from None
+    except BaseException as error:
+        from optrun.errors import Terminated
+
+        if not isinstance(error, (KeyboardInterrupt, Terminated)):
+            raise
+        for number in (signal.SIGINT, signal.SIGTERM):  # the rest of a burst: the process is ending
+            signal.signal(number, signal.SIG_IGN)
+        word, code = ("terminated", 143) if isinstance(error, Terminated) else ("interrupted", 130)
+        sys.stderr.write(f"{word}: {word} before the run started\n")
+        raise SystemExit(code) from None
     run()

@@ -93,6 +93,9 @@ def _stop_once(signum: int, frame: FrameType | None) -> None:
         defer(signum)  # not raised into the first one's unwinding; not lost if that was swallowed
         return
     _Signals.raised, _Signals.raised_at = signum, now
+    # Put off as well: should the code it comes in swallow it (TensorFlow's C code calling back into
+    # Python clears errors), the command still stops at its next safe point, or the run at its first step.
+    defer(signum)
     if signum == signal.SIGTERM:
         raise Terminated()
     raise KeyboardInterrupt

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from optrun.errors import Terminated
+
 from .errors import EXIT_FAILED, command_is_the_process, command_signals, ending, error_boundary
 from .options import (
     ConfigArg,
@@ -229,12 +231,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         try:
             _dispatch(sys.argv[1:] if argv is None else argv)
-        except KeyboardInterrupt:  # before Typer or a command took charge of it: no traceback
+        except (KeyboardInterrupt, Terminated) as error:  # before Typer or a command took charge of it
             if argv is not None:
                 raise
             ignore_signals()
-            sys.stderr.write("interrupted: interrupted before the run started\n")
-            sys.exit(130)
+            word, code = ("terminated", 143) if isinstance(error, Terminated) else ("interrupted", 130)
+            sys.stderr.write(f"{word}: {word} before the run started\n")
+            sys.exit(code)
     except SystemExit as done:
         if argv is None:
             ignore_signals()

@@ -109,6 +109,21 @@ def test_interrupt_checkpoints_and_exits(tmp_path: Path, sig: signal.Signals, co
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("after_s", [0.05, 0.4])
+def test_sigterm_while_the_command_starts_is_said_and_leaves_nothing(tmp_path: Path, after_s: float) -> None:
+    # Python's default for SIGTERM ends the process without a word (exit -15); optrun says it.
+    proc = subprocess.Popen(
+        [*optrun(), "train", "--out", "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=ENV,
+    )  # fmt: skip
+    time.sleep(after_s)  # importing the CLI, then parsing the command line
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_saved_model_export_serves_averaged_weights_without_optrun(tmp_path: Path) -> None:
     done = run(
         "train",

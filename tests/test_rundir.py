@@ -251,3 +251,42 @@ def test_runs_lists_a_run_whose_config_names_an_impossible_metrics_file(in_tmp: 
     listed = {Path(entry["run_dir"]).name: entry for entry in json.loads(result.stdout)}
     assert set(listed) == {"ok", "broken"}, listed
     assert listed["ok"]["status"] == "succeeded" and listed["broken"]["steps"] is None, listed
+
+
+def _cut_after(real: object) -> object:
+    """``real``, done, then a Ctrl-C the first time: a signal that lands right after the call."""
+    cuts = [KeyboardInterrupt]
+
+    def cut(*args: object, **kwargs: object) -> object:
+        done = real(*args, **kwargs)  # type: ignore[operator]
+        if cuts:
+            raise cuts.pop()
+        return done
+
+    return cut
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["optrun.runner.rundir.os.open", "optrun.runner.rundir.fcntl.flock", "optrun.runner.rundir.os.write",
+     "optrun.runner.rundir._write_marker", "optrun.runner.rundir.Path.resolve"],
+    ids=["lock file made", "lock taken", "pid written", "marker written", "claim made"],
+)  # fmt: skip
+def test_a_ctrl_c_while_the_folder_is_claimed_leaves_nothing_and_the_command_runs_again(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    import importlib
+
+    module, name = where.rsplit(".", 1)
+    owner = importlib.import_module(module) if module.count(".") == 2 else None
+    if owner is None:  # an attribute of something the module imported (os, fcntl, Path)
+        parent, attr = module.rsplit(".", 1)
+        owner = getattr(importlib.import_module(parent), attr)
+    monkeypatch.setattr(owner, name, _cut_after(getattr(owner, name)))
+    args = (in_tmp / "r", "minimize", "spec", "spec.yaml", False, False)
+    with pytest.raises(KeyboardInterrupt), claimed(*args):
+        pass
+    monkeypatch.undo()
+    assert not (in_tmp / "r").exists()
+    with claimed(*args) as claim:  # runs again
+        assert claim.made

@@ -24,6 +24,7 @@ nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -75,18 +76,73 @@ def loops_started() -> int:
 
 
 class Gate:
-    """The signals a run received since its last safe point."""
+    """The signals a run received since its last safe point, in the order they came.
+
+    Python runs the handlers of signals that came while the main thread was inside native code
+    (a TensorFlow step) by signal number, SIGINT before SIGTERM, whatever came first. The order
+    they came in is read from a wakeup pipe (see :func:`signal.set_wakeup_fd`), where the
+    interpreter writes each signal's number as it comes, when nothing else uses one.
+    """
 
     def __init__(self) -> None:
         self.received: list[int] = []
         self.holds = 0
+        self.pipe: int | None = None  # the wakeup pipe's read end, while the gate has one
+        self._write = -1
+        self._early: list[int] = []  # read from the pipe before their handler ran
 
     def record(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler: remember the signal; stop at once on a second one, unless held."""
-        self.received.append(signum)
-        _heard.append(signum)
+        if signum in self._early:
+            self._early.remove(signum)  # recorded in its place when the pipe was read
+        else:
+            came = [s for s in self._drain() if s in _SIGNALS]
+            if signum not in came:  # no pipe, or its bytes were lost
+                came.append(signum)
+            rest = list(came)
+            rest.remove(signum)
+            self._early += rest  # their handlers are still to run
+            self.received += came
+            _heard.extend(came)
         if len(self.received) > 1 and self.holds == 0:
             self.check()
+
+    def _drain(self) -> list[int]:
+        """The signal numbers written to the wakeup pipe since it was last read, in order."""
+        if self.pipe is None:
+            return []
+        try:
+            return list(os.read(self.pipe, 4096))
+        except OSError:  # nothing written (BlockingIOError)
+            return []
+
+    def open_pipe(self) -> None:
+        """Takes the interpreter's wakeup pipe, unless something else (an event loop) has it."""
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        try:
+            before = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread
+            before = None
+        if before != -1:
+            if before is not None:
+                signal.set_wakeup_fd(before, warn_on_full_buffer=False)  # theirs stays
+            os.close(read)
+            os.close(write)
+            return
+        self.pipe, self._write = read, write
+
+    def close_pipe(self) -> None:
+        """Gives the wakeup pipe back (none set) and forgets what it held."""
+        if self.pipe is None:
+            return
+        now = signal.set_wakeup_fd(-1)
+        if now != self._write:  # set by something else meanwhile: it keeps it
+            signal.set_wakeup_fd(now, warn_on_full_buffer=False)
+        os.close(self.pipe)
+        os.close(self._write)
+        self.pipe, self._early = None, []
 
     def check(self) -> None:
         """Raises the first signal received since the last check, if any.
@@ -124,6 +180,7 @@ def interrupts_at_checks(loop: bool = True) -> Iterator[Gate]:
         yield gate
         return
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    gate.open_pipe()
     for sig in _SIGNALS:
         signal.signal(sig, gate.record)
     if loop:  # counted once the gate records signals: none falls between the two
@@ -137,6 +194,7 @@ def interrupts_at_checks(loop: bool = True) -> Iterator[Gate]:
         _open.pop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        gate.close_pipe()
     gate.check()
 
 

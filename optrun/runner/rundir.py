@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from optrun.errors import RunError
-from optrun.spec.run_layout import LOCK, MARKER, NAME_MAX
+from optrun.runner.out_target import check_target
+from optrun.spec.run_layout import LOCK, MARKER
 
 #: First line of a run's config.yaml (a comment, so the file stays a valid spec).
 KIND_MARK = "# optrun run:"
@@ -40,71 +41,34 @@ def spec_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _protected(spec_source: str) -> dict[Path, str]:
-    """Folders ``--force`` must never remove, with why."""
-    places = [
-        (Path.cwd(), "the current directory"),
-        (Path.home(), "your home directory"),
-        (Path("/"), "the root"),
-    ]
-    source = Path(spec_source)
-    if source.is_file():
-        places.append((source.parent, "the spec's own folder"))
-    protected: dict[Path, str] = {}
-    for path, why in places:
-        protected.setdefault(path.resolve(), why)
-    return protected
-
-
-def _check_target(out: Path, spec_source: str) -> None:
-    long = next((part for part in out.parts if len(part.encode("utf-8", "replace")) > NAME_MAX), None)
-    if long is not None:  # refused before any parent folder is made for it
-        raise RunError(
-            f"--out: the name {long[:40]!r}... is longer than the {NAME_MAX} bytes a file name may have; "
-            "choose a shorter --out."
-        )
-    try:
-        out.lstat()
-    except (FileNotFoundError, NotADirectoryError):
-        pass  # made below, or refused there with the file that is in the way
-    except (OSError, ValueError) as error:  # e.g. a path past the file system's limit, a NUL
-        why = getattr(error, "strerror", None) or str(error)
-        shown = str(out)[:120]
-        raise RunError(f"--out {shown}: cannot use this path ({why}); choose another --out.") from None
-    if out.is_symlink():
-        raise RunError(
-            f"--out {out} is a symbolic link (to {os.readlink(out)}); optrun does not write through "
-            "links. Pass the real directory, or another --out."
-        )
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file, not a directory; choose another --out.")
-    resolved = out.resolve()
-    for place, why in _protected(spec_source).items():
-        if resolved == place or resolved in place.parents:
-            raise RunError(
-                f"--out {out} is {why}"
-                + ("" if resolved == place else f" or holds it ({place})")
-                + "; optrun never uses or removes it as a run directory. "
-                "Choose a new folder, e.g. --out runs/NAME."
-            )
-
-
 def _read_pid(lock_path: Path) -> str:
     with contextlib.suppress(OSError):
         return lock_path.read_text(encoding="utf-8").strip() or "?"
     return "?"
 
 
-def _lock(out: Path) -> int:
-    """Takes the directory's lock, or raises RunError naming the process that holds it."""
+@dataclass
+class _Taking:
+    """How far one start got in claiming its directory: what to undo if it stops there."""
+
+    made: bool = False  # this start created the directory
+    fd: int = -1  # the lock file's fd: held once _lock returns
+    fresh_lock: bool = False  # this start created the lock file
+
+
+def _lock(out: Path, taking: _Taking) -> None:
+    """Takes the directory's lock into ``taking.fd``, or raises RunError naming the process that
+    holds it. The fd is kept before the lock is asked for: a signal that cuts in leaves it to
+    :func:`_undo`, never held by an fd nobody knows."""
     path = out / LOCK
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = taking.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
         raise RunError(f"--out {out}: cannot create its lock file: {error.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
+        taking.fd = -1
         os.close(fd)
         if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise RunError(
@@ -117,9 +81,9 @@ def _lock(out: Path) -> int:
         os.write(fd, f"{os.getpid()}\n".encode())
     except OSError as error:  # a full disk: the lock is ours, and its file goes again
         path.unlink(missing_ok=True)
+        taking.fd = -1
         os.close(fd)
         raise RunError(f"--out {out}: cannot write its lock file: {error.strerror}") from None
-    return fd
 
 
 def _write_marker(out: Path, kind: str, digest: str) -> str:
@@ -218,6 +182,9 @@ def claimed(
 ) -> Iterator[Claim]:
     """Claims and locks ``out`` for one run; the lock is released when the block ends.
 
+    An error or a signal (Ctrl-C) before the block starts leaves nothing of this start: a
+    directory it made goes again, a lock file it made in a directory it found goes too.
+
     Raises:
         RunError: the directory is a link, protected, in use, not made by optrun
             (with ``--force``), already there (without ``--force`` or ``--resume``),
@@ -225,8 +192,46 @@ def claimed(
     """
     if resume and force:
         raise RunError("--resume and --force contradict each other; pass one of them.")
-    _check_target(out, spec_source)
-    made = False
+    check_target(out, spec_source)
+    taking = _Taking()
+    try:
+        claim = Claim(out.resolve(), _claim(out, kind, spec_text, resume, force, taking), taking.made)
+    except BaseException:
+        _undo(out, taking)
+        raise
+    try:
+        yield claim
+    finally:
+        os.close(taking.fd)  # releases the lock
+
+
+def _undo(out: Path, taking: _Taking) -> None:
+    """Removes what a start that stopped while claiming ``out`` made there.
+
+    A signal may have cut :func:`_lock` short after it made the lock file, or held the lock
+    before its fd was kept: the lock is taken again here, and whoever gets it knows no rival
+    start is writing in the folder.
+    """
+    fd = taking.fd
+    with contextlib.suppress(OSError):
+        if fd < 0 and taking.made:
+            fd = os.open(out / LOCK, os.O_RDWR)
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises when a rival start holds it
+            if taking.made:  # what is inside is this start's
+                shutil.rmtree(out)
+            elif taking.fresh_lock:  # a folder found: it stays as it was found
+                (out / LOCK).unlink(missing_ok=True)
+                (out / (MARKER + ".tmp")).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        if taking.made and out.is_dir():  # no lock file: only if still empty
+            out.rmdir()
+    if fd >= 0:
+        os.close(fd)
+
+
+def _claim(out: Path, kind: str, spec_text: str, resume: bool, force: bool, taking: _Taking) -> str | None:
+    """:func:`claimed`'s work up to the lock held and the marker written; the run id."""
     if not out.exists() and not resume:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -237,8 +242,8 @@ def claimed(
             why = f"{blocker} is a file, not a folder" if blocker else (error.strerror or str(error))
             raise RunError(f"--out {out}: cannot create the run directory: {why}") from None
         try:
-            out.mkdir()
-            made = True
+            os.mkdir(out)  # the os call: no Python frame after it for a signal to cut in
+            taking.made = True
         except FileExistsError:
             pass  # another start got there first: the checks below refuse or share nothing
         except OSError as error:
@@ -254,44 +259,25 @@ def claimed(
     # marker: a locked directory is optrun's, and _lock names its process.
     if not is_locked(out):
         _refuse_foreign(out)
-    fresh_lock = not (out / LOCK).exists()
+    taking.fresh_lock = not (out / LOCK).exists()
+    _lock(out, taking)
+    _refuse_foreign(out)  # again, under the lock
+    marker = read_marker(out)
+    if resume:
+        if marker is None:
+            raise RunError(f"--resume: {out} holds no optrun run; run without --resume.")
+        run_id = marker.get("run_id")
+        return str(run_id) if run_id else None
+    if marker is not None or not _empty(out, LOCK, MARKER + ".tmp"):
+        if not force:
+            taking.fresh_lock = False  # the lock file of a run that is there stays
+            raise RunError(
+                f"run directory {out} already exists; pass --force to overwrite it, --resume to "
+                "continue it, or --out to choose another."
+            )
+        _clear(out)
     try:
-        fd = _lock(out)
-    except RunError:
-        if made:  # a folder this start made goes again (unless a rival start wrote in it meanwhile)
-            with contextlib.suppress(OSError):
-                out.rmdir()
-        raise
-    try:
-        _refuse_foreign(out)  # again, under the lock
-        marker = read_marker(out)
-        if resume:
-            if marker is None:
-                if fresh_lock:  # refused: the folder is left as it was found
-                    (out / LOCK).unlink(missing_ok=True)
-                raise RunError(f"--resume: {out} holds no optrun run; run without --resume.")
-        elif marker is not None or not _empty(out, LOCK, MARKER + ".tmp"):
-            if not force:
-                raise RunError(
-                    f"run directory {out} already exists; pass --force to overwrite it, --resume to "
-                    "continue it, or --out to choose another."
-                )
-            _clear(out)
-        run_id = marker.get("run_id") if resume and marker is not None else None
-        if not resume:
-            try:
-                run_id = _write_marker(out, kind, spec_hash(spec_text))
-            except OSError as error:  # a full disk, say: nothing of this start stays behind
-                with contextlib.suppress(OSError):
-                    (out / (MARKER + ".tmp")).unlink(missing_ok=True)
-                    if made:
-                        shutil.rmtree(out)
-                    elif fresh_lock:
-                        (out / LOCK).unlink(missing_ok=True)
-                full = "; free some space on its disk" if error.errno == errno.ENOSPC else ""
-                raise RunError(
-                    f"--out {out}: cannot write in the run directory: {error.strerror}{full}"
-                ) from None
-        yield Claim(out.resolve(), str(run_id) if run_id else None, made)
-    finally:
-        os.close(fd)  # releases the lock
+        return _write_marker(out, kind, spec_hash(spec_text))
+    except OSError as error:  # a full disk, say: nothing of this start stays behind
+        full = "; free some space on its disk" if error.errno == errno.ENOSPC else ""
+        raise RunError(f"--out {out}: cannot write in the run directory: {error.strerror}{full}") from None

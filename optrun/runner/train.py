@@ -157,8 +157,8 @@ def _train(
     try:
         passes = None if spec.train.max_steps else spec.train.epochs
         batches = Batches(data, rebuild, skip=step, passes=passes)
-        # Ctrl-C and SIGTERM stop the loop only at gate.check(), the top of a step: a step, its count
-        # and metrics line land whole, so a resume neither repeats nor skips one (`skip` refetches).
+        # Ctrl-C and SIGTERM stop the loop only at gate.check(), the top of a step (a second one also
+        # while data is fetched), so a resume neither repeats nor skips a step (`skip` refetches).
         with interrupts_at_checks() as gate:
             for batch in batches:
                 gate.check()
@@ -166,20 +166,25 @@ def _train(
                     break
                 if options.resume and step == first_step:  # a finished run never gets here
                     record_config(out, "train", loaded)  # and an earlier session's result.json goes
-                loss, finite = train_step(batch)
-                last_loss = float(loss)
-                if not bool(finite) and spec.train.on_nonfinite == "stop":
-                    # Not counted as done: its update was not applied, so a resume runs that batch again.
+                # Even a second signal waits for the step: its update, its count and metrics line land
+                # together, or a checkpoint would pair one step's count with the next one's weights.
+                with held():
+                    loss, finite = train_step(batch)
+                    last_loss, finite = float(loss), bool(finite)
+                    # A non-finite step with `stop` is not counted: its update was not applied.
+                    counted = finite or spec.train.on_nonfinite == "skip"
+                    if counted:
+                        step += 1
+                        step_var.assign(step)
+                        logged = step % spec.logging.every_steps == 0 or step == total
+                        if logged:
+                            metrics.write(step, loss=last_loss)
+                if not counted:  # so a resume runs that batch again
                     status = "diverged"
                     diverged = f"non-finite loss or gradient at step {step + 1} (train.on_nonfinite: stop)"
                     options.reporter.note(f"non-finite loss or gradient at step {step + 1}: stopping")
                     break
-                step += 1
-                step_var.assign(step)
-                logged = step % spec.logging.every_steps == 0 or step == total
-                if logged:
-                    metrics.write(step, loss=last_loss)
-                if not bool(finite):
+                if not finite:
                     skipped += 1
                     skips.skipped(step, last_loss)
                 report(
