@@ -13,10 +13,14 @@ import signal
 import sys
 
 
-def _terminated(signum: int, frame: object) -> None:
-    from optrun.errors import Terminated
+class _TerminatedEarly(BaseException):
+    """SIGTERM before ``optrun.errors`` (whose ``Terminated`` the CLI handles) is imported."""
 
-    raise Terminated
+
+def _terminated(signum: int, frame: object) -> None:
+    # Never an import here: the signal may come while that very module is being imported.
+    errors = sys.modules.get("optrun.errors")
+    raise getattr(errors, "Terminated", _TerminatedEarly)
 
 
 def main() -> None:
@@ -30,13 +34,12 @@ def main() -> None:
     try:
         from optrun_cli.main import main as run
     except BaseException as error:
-        from optrun.errors import Terminated
-
-        if not isinstance(error, (KeyboardInterrupt, Terminated)):
+        terminated = isinstance(error, _TerminatedEarly) or type(error).__name__ == "Terminated"
+        if not (terminated or isinstance(error, KeyboardInterrupt)):
             raise
         for number in (signal.SIGINT, signal.SIGTERM):  # the rest of a burst: the process is ending
             signal.signal(number, signal.SIG_IGN)
-        word, code = ("terminated", 143) if isinstance(error, Terminated) else ("interrupted", 130)
+        word, code = ("terminated", 143) if terminated else ("interrupted", 130)
         sys.stderr.write(f"{word}: {word} before the run started\n")
         raise SystemExit(code) from None
     run()

@@ -88,6 +88,32 @@ def test_of_two_signals_that_came_while_python_was_away_the_first_one_counts() -
     assert signal.set_wakeup_fd(-1) == -1  # the pipe was given back
 
 
+def test_a_signal_delivered_twice_while_python_was_away_leaves_the_next_one_counted() -> None:
+    # Two SIGINTs during native code: two bytes in the pipe, one handler call. Both count, and a
+    # later SIGINT (the user insisting, in a loop that goes on after a check) is not swallowed.
+    import threading
+
+    def twice() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with interrupts_at_checks() as gate:
+        with held():
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            sender = threading.Thread(target=twice)
+            sender.start()
+            sender.join()
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        assert gate.received == [signal.SIGINT, signal.SIGINT]
+        gate.received.clear()  # as a check that was caught and the loop went on
+        with held():
+            _send(signal.SIGINT)
+        assert gate.received == [signal.SIGINT]
+        gate.received.clear()
+
+
 def test_held_alone_raises_when_the_block_ends() -> None:
     reached = []
     with pytest.raises(Terminated), held():

@@ -290,3 +290,26 @@ def test_a_ctrl_c_while_the_folder_is_claimed_leaves_nothing_and_the_command_run
     assert not (in_tmp / "r").exists()
     with claimed(*args) as claim:  # runs again
         assert claim.made
+
+
+def test_a_start_refused_after_a_rival_ran_in_the_folder_it_made_removes_nothing_of_the_rival(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This start makes the folder; before it takes the lock, a rival start (which found it made)
+    # runs in it whole. This start is then refused ("already exists"), and the rival's run stays.
+    from optrun.runner import rundir
+
+    real_lock, rivals = rundir._lock, [None]
+
+    def rival_first(out: Path, taking: object) -> None:
+        if rivals:
+            rivals.pop()
+            with claimed(out, "minimize", "spec", "spec.yaml", False, False):
+                (out / "result.json").write_text("{}")
+        real_lock(out, taking)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rundir, "_lock", rival_first)
+    args = (in_tmp / "r", "minimize", "spec", "spec.yaml", False, False)
+    with pytest.raises(RunError, match="already exists"), claimed(*args):
+        pass
+    assert (in_tmp / "r" / "result.json").is_file() and read_marker(in_tmp / "r") is not None

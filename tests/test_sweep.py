@@ -326,3 +326,13 @@ def test_an_interrupted_trial_of_a_moved_sweep_is_found_where_it_is_now(tmp_path
     found = orphans(study, here, lambda said: None, own_storage=True)
     assert [o.out for o in found] == [here.resolve() / "trial-0000"]
     assert orphans(study, here, lambda said: None, own_storage=False) == []  # a shared storage's
+    # A trial of a folder that joined this journal (--storage) stays that folder's.
+    joined = tmp_path / "joined"
+    joined.mkdir()
+    marker = {"study": "s", "storage": str(here / "study.journal")}
+    (joined / ".optrun-sweep").write_text(json.dumps(marker))
+    theirs = study.ask()
+    theirs.set_user_attr("run_dir", str(joined / "trial-0001"))
+    theirs.set_user_attr("worker", "gone")
+    found = orphans(study, here, lambda said: None, own_storage=True)
+    assert [o.out for o in found] == [here.resolve() / "trial-0000"]

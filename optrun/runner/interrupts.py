@@ -89,21 +89,32 @@ class Gate:
         self.holds = 0
         self.pipe: int | None = None  # the wakeup pipe's read end, while the gate has one
         self._write = -1
-        self._early: list[int] = []  # read from the pipe before their handler ran
+        self._pending: set[int] = set()  # signals counted from the pipe whose handler call is to come
+        self._unread: dict[int, int] = dict.fromkeys(map(int, _SIGNALS), 0)  # counted before their byte came
 
     def record(self, signum: int, frame: FrameType | None) -> None:
-        """The signal handler: remember the signal; stop at once on a second one, unless held."""
-        if signum in self._early:
-            self._early.remove(signum)  # recorded in its place when the pipe was read
-        else:
-            came = [s for s in self._drain() if s in _SIGNALS]
-            if signum not in came:  # no pipe, or its bytes were lost
-                came.append(signum)
-            rest = list(came)
-            rest.remove(signum)
-            self._early += rest  # their handlers are still to run
-            self.received += came
-            _heard.extend(came)
+        """The signal handler: remember the signal; stop at once on a second one, unless held.
+
+        Each delivery writes one byte to the pipe, but Python runs one handler call per signal
+        number for all the deliveries it had not run one for yet; so every byte counts once, and a
+        handler call counts its signal only when no byte of it was read (no pipe, or the byte not
+        written yet: the interpreter writes it after it flags the signal).
+        """
+        fresh = []
+        for came in (s for s in self._drain() if s in _SIGNALS):
+            if self._unread[came]:  # counted already, by a handler call that ran before its byte came
+                self._unread[came] -= 1
+            else:
+                fresh.append(came)
+        if signum in self._pending:  # its bytes were read, and counted, by an earlier handler call
+            self._pending.discard(signum)
+        elif signum not in fresh:
+            fresh.append(signum)
+            if self.pipe is not None:
+                self._unread[signum] += 1
+        self._pending |= {s for s in fresh if s != signum}  # their handler calls are still to come
+        self.received += fresh
+        _heard.extend(fresh)
         if len(self.received) > 1 and self.holds == 0:
             self.check()
 
@@ -121,6 +132,7 @@ class Gate:
         read, write = os.pipe()
         os.set_blocking(read, False)
         os.set_blocking(write, False)
+        self.pipe, self._write = read, write  # first: a handler may run as soon as the pipe is set
         try:
             before = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         except ValueError:  # not the main thread
@@ -128,10 +140,9 @@ class Gate:
         if before != -1:
             if before is not None:
                 signal.set_wakeup_fd(before, warn_on_full_buffer=False)  # theirs stays
+            self.pipe = None
             os.close(read)
             os.close(write)
-            return
-        self.pipe, self._write = read, write
 
     def close_pipe(self) -> None:
         """Gives the wakeup pipe back (none set) and forgets what it held."""
@@ -142,7 +153,9 @@ class Gate:
             signal.set_wakeup_fd(now, warn_on_full_buffer=False)
         os.close(self.pipe)
         os.close(self._write)
-        self.pipe, self._early = None, []
+        self.pipe = None
+        self._pending.clear()
+        self._unread = dict.fromkeys(map(int, _SIGNALS), 0)
 
     def check(self) -> None:
         """Raises the first signal received since the last check, if any.
@@ -180,9 +193,9 @@ def interrupts_at_checks(loop: bool = True) -> Iterator[Gate]:
         yield gate
         return
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
-    gate.open_pipe()
     for sig in _SIGNALS:
         signal.signal(sig, gate.record)
+    gate.open_pipe()  # after: no byte of a signal an earlier handler took is left in it
     if loop:  # counted once the gate records signals: none falls between the two
         _loops.append(None)
     gate.received.extend(_deferred)  # put off before the block: its first check raises them

@@ -24,7 +24,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class _Taking:
     made: bool = False  # this start created the directory
     fd: int = -1  # the lock file's fd: held once _lock returns
     fresh_lock: bool = False  # this start created the lock file
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # of the marker this start writes
 
 
 def _lock(out: Path, taking: _Taking) -> None:
@@ -86,11 +87,10 @@ def _lock(out: Path, taking: _Taking) -> None:
         raise RunError(f"--out {out}: cannot write its lock file: {error.strerror}") from None
 
 
-def _write_marker(out: Path, kind: str, digest: str) -> str:
-    """Writes a new marker; returns its run id."""
+def _write_marker(out: Path, kind: str, digest: str, run_id: str) -> str:
+    """Writes a new marker with the run id ``run_id``; returns it."""
     from optrun.version import __version__
 
-    run_id = uuid.uuid4().hex
     marker = {"made_by": f"optrun {__version__}", "kind": kind, "run_id": run_id, "spec_hash": digest}
     tmp = out / (MARKER + ".tmp")
     tmp.write_text(json.dumps(marker) + "\n", encoding="utf-8")
@@ -206,11 +206,12 @@ def claimed(
 
 
 def _undo(out: Path, taking: _Taking) -> None:
-    """Removes what a start that stopped while claiming ``out`` made there.
+    """Removes what a start that stopped while claiming ``out`` wrote there, and the folder
+    if this start made it and nothing else is in it now (a rival start may have run in it).
 
     A signal may have cut :func:`_lock` short after it made the lock file, or held the lock
-    before its fd was kept: the lock is taken again here, and whoever gets it knows no rival
-    start is writing in the folder.
+    before its fd was kept: the lock is taken again here, and only a start that gets it
+    touches the folder.
     """
     fd = taking.fd
     with contextlib.suppress(OSError):
@@ -218,14 +219,14 @@ def _undo(out: Path, taking: _Taking) -> None:
             fd = os.open(out / LOCK, os.O_RDWR)
         if fd >= 0:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises when a rival start holds it
-            if taking.made:  # what is inside is this start's
-                shutil.rmtree(out)
-            elif taking.fresh_lock:  # a folder found: it stays as it was found
+            if (read_marker(out) or {}).get("run_id") == taking.run_id:
+                (out / MARKER).unlink()
+            (out / (MARKER + ".tmp")).unlink(missing_ok=True)
+            if taking.fresh_lock or (taking.made and _empty(out, LOCK)):
                 (out / LOCK).unlink(missing_ok=True)
-                (out / (MARKER + ".tmp")).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
-        if taking.made and out.is_dir():  # no lock file: only if still empty
-            out.rmdir()
+        if taking.made:
+            out.rmdir()  # only if empty
     if fd >= 0:
         os.close(fd)
 
@@ -242,7 +243,7 @@ def _claim(out: Path, kind: str, spec_text: str, resume: bool, force: bool, taki
             why = f"{blocker} is a file, not a folder" if blocker else (error.strerror or str(error))
             raise RunError(f"--out {out}: cannot create the run directory: {why}") from None
         try:
-            os.mkdir(out)  # the os call: no Python frame after it for a signal to cut in
+            os.mkdir(out)  # a signal just after it leaves an empty folder, which the next start takes
             taking.made = True
         except FileExistsError:
             pass  # another start got there first: the checks below refuse or share nothing
@@ -277,7 +278,7 @@ def _claim(out: Path, kind: str, spec_text: str, resume: bool, force: bool, taki
             )
         _clear(out)
     try:
-        return _write_marker(out, kind, spec_hash(spec_text))
+        return _write_marker(out, kind, spec_hash(spec_text), taking.run_id)
     except OSError as error:  # a full disk, say: nothing of this start stays behind
         full = "; free some space on its disk" if error.errno == errno.ENOSPC else ""
         raise RunError(f"--out {out}: cannot write in the run directory: {error.strerror}{full}") from None

@@ -45,16 +45,28 @@ def own_trial_dir(out: Path, recorded: str | None, own_storage: bool) -> Path | 
     """Where the trial whose run directory was recorded as ``recorded`` has it now, or None when
     the trial is another sweep directory's.
 
-    With the sweep's own journal (``own_storage``) every trial in it is this folder's, wherever
-    the folder was moved or copied since: its run directory is found by name. With a storage
-    shared by several folders, the recorded path is what tells them apart.
+    With the sweep's own journal (``own_storage``) a trial in it is this folder's, wherever the
+    folder was moved or copied since (its run directory found by name), unless it ran in a
+    folder that joined that journal with ``--storage``. With a storage shared by several
+    folders, the recorded path is what tells them apart.
     """
     if not recorded:
         return None
     path = Path(recorded)
-    if own_storage:
-        return out.resolve() / path.name
-    return path if path.parent == out.resolve() else None
+    if path.parent == out.resolve():
+        return path
+    if not own_storage or _joined(path.parent):
+        return None
+    return out.resolve() / path.name
+
+
+def _joined(folder: Path) -> bool:
+    """Whether ``folder`` is a sweep directory that ran its trials in another folder's journal
+    (``--storage``): such a folder's trials are its own, not those of the folder it joined."""
+    try:
+        return is_sweep(folder) and read_sweep_marker(folder).get("storage") not in (None, "")
+    except (RunError, OSError):
+        return False
 
 
 def log_file(out: Path, number: int) -> Path:
