@@ -159,8 +159,18 @@ class _AfterSignal(Exception):
 
 
 @contextlib.contextmanager
-def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[None]:
-    """Runs the body; errors exit 2 (1 for a failed run, 130/143 for interrupts), no traceback."""
+def error_boundary(verbose: bool = False, as_json: bool = False, runs: bool = True) -> Iterator[None]:
+    """Runs the body; errors exit 2 (1 for a failed run, 130/143 for interrupts), no traceback.
+
+    ``runs``: the command runs a spec, so a signal before that is said to come "before the run
+    started"; a command that only reads (``show``, ``validate``) says which signal stopped it.
+    """
+
+    def stopped(code: int) -> str:
+        if runs:
+            return f"{'terminated' if code == 143 else 'interrupted'} before the run started"
+        return f"stopped by {'SIGTERM' if code == 143 else 'Ctrl-C (SIGINT)'}"
+
     try:
         try:
             yield
@@ -184,13 +194,13 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
         _report(label, color, message, code, as_json, record, getattr(error, "problems", None))
         raise typer.Exit(code) from None
     except KeyboardInterrupt:
-        _report("interrupted", "yellow", "interrupted before the run started", 130, as_json)
+        _report("interrupted", "yellow", stopped(130), 130, as_json)
         raise typer.Exit(130) from None
     except _AfterSignal as error:
         if verbose:
             stderr.print_exception()
         word = "terminated" if error.signum == signal.SIGTERM else "interrupted"
-        message = f"{word} before the run started; what was running then failed: {error.failure}"
+        message = f"{stopped(error.code)}; what was running then failed: {error.failure}"
         _report(word, "yellow", message, error.code, as_json)
         raise typer.Exit(error.code) from None
     except SystemExit as error:  # sys.exit() in user code that optrun ran outside a loader
@@ -208,7 +218,7 @@ def error_boundary(verbose: bool = False, as_json: bool = False) -> Iterator[Non
         _report("error", "red", message + hint, EXIT_USAGE, as_json)
         raise typer.Exit(EXIT_USAGE) from None
     except Terminated:
-        _report("terminated", "yellow", "terminated before the run started", 143, as_json)
+        _report("terminated", "yellow", stopped(143), 143, as_json)
         raise typer.Exit(143) from None
     except BaseException as error:  # noqa: BLE001 - user code's GeneratorExit, CancelledError, ...
         if verbose:

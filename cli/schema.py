@@ -38,7 +38,7 @@ def schema(
     if write is None:
         typer.echo(text)
         return
-    with error_boundary(verbose, as_json):
+    with error_boundary(verbose, as_json, runs=False):
         from optrun.errors import RunError
 
         if os.path.lexists(write) and not write.is_file():  # a rename would replace a device or pipe

@@ -133,7 +133,7 @@ def show(
     if is_sweep(run_dir):
         return show_sweep(run_dir, quiet, verbose, as_json)
     console = PipeSafeConsole()
-    with error_boundary(verbose, as_json):
+    with error_boundary(verbose, as_json, runs=False):
         from optrun.runs.reading import read_run
 
         run = read_run(run_dir)
@@ -167,7 +167,7 @@ def runs(
     console = PipeSafeConsole()
     if not console.is_terminal:  # piped or captured: whole lines, for grep and awk
         console.width = max(console.width, 240)
-    with error_boundary(verbose, as_json):
+    with error_boundary(verbose, as_json, runs=False):
         from optrun.runs.listing import list_runs
 
         entries = list_runs(root)

@@ -32,7 +32,7 @@ def _value(value: Any) -> str:
 
 
 def _read(out: Path, verbose: bool, as_json: bool, importances: bool) -> dict[str, Any]:
-    with error_boundary(verbose, as_json):
+    with error_boundary(verbose, as_json, runs=False):
         from optrun.sweep.study import require_optuna
 
         require_optuna()

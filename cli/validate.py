@@ -85,7 +85,7 @@ def run_validate(
     """Checks each spec (none: both built-in defaults); exits 2 if any has a problem."""
     console = PipeSafeConsole(stderr=as_json)
     found: list[tuple[str, list[Any], list[dict[str, Any]]]] = []
-    with error_boundary(verbose, as_json):
+    with error_boundary(verbose, as_json, runs=False):
         from optrun.errors import ConfigError
         from optrun.spec.load import read_spec
 

@@ -286,3 +286,24 @@ def test_an_error_after_a_swallowed_ctrl_c_is_reported_as_the_interrupt() -> Non
     with pytest.raises(typer.Exit) as failed, error_boundary():  # a command without the handlers
         raise AttributeError("x")
     assert failed.value.exit_code == 2  # an earlier command's signal is not this one's
+
+
+@pytest.mark.parametrize(
+    ("signalled", "code", "said"),
+    [
+        (Terminated, 143, "terminated: stopped by SIGTERM"),
+        (KeyboardInterrupt, 130, "interrupted: stopped by Ctrl-C"),
+    ],
+)
+def test_a_command_that_only_reads_says_which_signal_stopped_it(
+    capsys: pytest.CaptureFixture[str], signalled: type[BaseException], code: int, said: str
+) -> None:
+    import typer
+
+    from optrun_cli.errors import error_boundary
+
+    with pytest.raises(typer.Exit) as stopped, error_boundary(runs=False):  # show, validate, ...
+        raise signalled
+    assert stopped.value.exit_code == code
+    err = capsys.readouterr().err
+    assert said in err and "before the run started" not in err
