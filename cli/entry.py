@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import NoReturn
 
 
 class _TerminatedEarly(BaseException):
@@ -37,9 +38,15 @@ def main() -> None:
         terminated = isinstance(error, _TerminatedEarly) or type(error).__name__ == "Terminated"
         if not (terminated or isinstance(error, KeyboardInterrupt)):
             raise
-        for number in (signal.SIGINT, signal.SIGTERM):  # the rest of a burst: the process is ending
-            signal.signal(number, signal.SIG_IGN)
-        word, code = ("terminated", 143) if terminated else ("interrupted", 130)
-        sys.stderr.write(f"{word}: {word} before the run started\n")
-        raise SystemExit(code) from None
+        stopped_before_start(terminated)
     run()
+
+
+def stopped_before_start(terminated: bool) -> NoReturn:
+    """Says that SIGTERM (``terminated``) or Ctrl-C stopped the command before a command took
+    charge of signals, and ends it with 143 or 130; the rest of a burst is ignored."""
+    for number in (signal.SIGINT, signal.SIGTERM):  # the process is ending
+        signal.signal(number, signal.SIG_IGN)
+    word, code = ("terminated", 143) if terminated else ("interrupted", 130)
+    sys.stderr.write(f"{word}: {word} before the run started\n")
+    raise SystemExit(code) from None

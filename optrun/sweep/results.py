@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from optrun.errors import RunError
 from optrun.sweep.objective import TrialRecord, ranked, record_of
 from optrun.sweep.study import is_url, open_study, shown
-from optrun.sweep.sweepdir import own_trial_dir, read_sweep_marker, storage_of, worker_alive
+from optrun.sweep.sweepdir import own_journal, own_trial_dir, read_sweep_marker, storage_of, worker_alive
 
 if TYPE_CHECKING:
     import optuna
@@ -84,7 +84,7 @@ def read_sweep(out: Path, with_importances: bool = False) -> dict[str, Any]:
     marker = read_sweep_marker(out)
     study = _study(out, marker)
     direction = str(marker.get("direction") or study.direction.name.lower())
-    own = marker.get("storage") in (None, "")
+    own = own_journal(marker)
     records = [_orphan_said(out, t, record_of(t), own) for t in study.get_trials(deepcopy=False)]
     counts: dict[str, int] = {}
     for record in records:

@@ -64,7 +64,7 @@ def _joined(folder: Path) -> bool:
     """Whether ``folder`` is a sweep directory that ran its trials in another folder's journal
     (``--storage``): such a folder's trials are its own, not those of the folder it joined."""
     try:
-        return is_sweep(folder) and read_sweep_marker(folder).get("storage") not in (None, "")
+        return is_sweep(folder) and not own_journal(read_sweep_marker(folder))
     except (RunError, OSError):
         return False
 
@@ -105,10 +105,14 @@ def read_sweep_marker(out: Path) -> dict[str, Any]:
     return marker
 
 
+def own_journal(marker: dict[str, Any]) -> bool:
+    """Whether the sweep the marker is of keeps its study in its own journal file (no ``--storage``)."""
+    return marker.get("storage") in (None, "")
+
+
 def storage_of(out: Path, marker: dict[str, Any]) -> str:
     """The storage the marker names: the default journal file inside ``out``, or the URL given."""
-    storage = marker.get("storage")
-    return str(out / DEFAULT_STORAGE) if storage in (None, "") else str(storage)
+    return str(out / DEFAULT_STORAGE) if own_journal(marker) else str(marker["storage"])
 
 
 def _refuse_unsafe(out: Path) -> None:

@@ -136,6 +136,18 @@ def _switched_run(how: str, minimize: Any) -> np.ndarray:
     return np.asarray(minimize(feeds, switch), np.float64)
 
 
+def _feeding(t: Any, feeds: dict[str, np.ndarray], callback: Any) -> tuple[dict[Any, Any], Any]:
+    """The ``feed_dict`` optrun is given, and a callback that runs ``callback`` (which may move
+    the target in ``feeds``) and then puts the target in that dict, as a minibatch switch would."""
+    given = {t: feeds["t"]}
+
+    def moved(x: np.ndarray) -> None:
+        callback(x)
+        given[t] = feeds["t"]
+
+    return given, moved
+
+
 @pytest.mark.parametrize("jit", [False, True, None], ids=["session", "xla", "default"])
 @pytest.mark.parametrize("how", ["new value", "in place"])
 def test_a_callback_that_moves_a_feed_moves_the_next_evaluation_as_in_tf1(
@@ -149,12 +161,7 @@ def test_a_callback_that_moves_a_feed_moves_the_next_evaluation_as_in_tf1(
     opt = optrun.ScipyOptimizerInterface(tf.reduce_sum(tf.square(v - t)), jit_compile=jit)
 
     def by_optrun(feeds: dict[str, np.ndarray], callback: Any) -> Any:
-        given = {t: feeds["t"]}
-
-        def moved(x: np.ndarray) -> None:
-            callback(x)
-            given[t] = feeds["t"]
-
+        given, moved = _feeding(t, feeds, callback)
         opt.minimize(sess, feed_dict=given, step_callback=moved)
         return sess.run(v)
 
@@ -175,11 +182,7 @@ def test_scipys_own_callback_that_moves_a_feed_counts_as_a_step_callback_does(
     sess.run(v.initializer)
 
     def by_optrun(feeds: dict[str, np.ndarray], callback: Any) -> Any:
-        given = {t: feeds["t"]}
-
-        def moved(x: np.ndarray) -> None:
-            callback(x)
-            given[t] = feeds["t"]
+        given, moved = _feeding(t, feeds, callback)
 
         def as_result(intermediate_result: Any) -> None:
             moved(intermediate_result.x)
