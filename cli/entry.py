@@ -38,11 +38,11 @@ def main() -> None:
         terminated = isinstance(error, _TerminatedEarly) or type(error).__name__ == "Terminated"
         if not (terminated or isinstance(error, KeyboardInterrupt)):
             raise
-        stopped_before_start(terminated)
+        _stopped_before_start(terminated)
     run()
 
 
-def stopped_before_start(terminated: bool) -> NoReturn:
+def _stopped_before_start(terminated: bool) -> NoReturn:
     """Says that SIGTERM (``terminated``) or Ctrl-C stopped the command before a command took
     charge of signals, and ends it with 143 or 130; the rest of a burst is ignored."""
     for number in (signal.SIGINT, signal.SIGTERM):  # the process is ending

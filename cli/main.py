@@ -15,7 +15,6 @@ import typer
 
 from optrun.errors import Terminated
 
-from .entry import stopped_before_start
 from .errors import EXIT_FAILED, command_is_the_process, command_signals, ending, error_boundary
 from .options import (
     ConfigArg,
@@ -235,7 +234,10 @@ def main(argv: list[str] | None = None) -> None:
         except (KeyboardInterrupt, Terminated) as error:  # before Typer or a command took charge of it
             if argv is not None:
                 raise
-            stopped_before_start(isinstance(error, Terminated))
+            ignore_signals()
+            word, code = ("terminated", 143) if isinstance(error, Terminated) else ("interrupted", 130)
+            sys.stderr.write(f"{word}: {word} before the run started\n")
+            sys.exit(code)
     except SystemExit as done:
         if argv is None:
             ignore_signals()
