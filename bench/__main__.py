@@ -46,6 +46,7 @@ def main() -> None:
         stream_bench,
         sweep_bench,
         tf_runtime,
+        tier1_bench,
         wrappers_bench,
     )
     from bench.timing import machine
@@ -68,6 +69,7 @@ def main() -> None:
         "endtoendtf2": end_to_end.end_to_end_tf2,  # its TF2 rows alone
         "endtoendgraph": end_to_end.end_to_end_graph,  # its graph-mode rows alone
         "slowxla": end_to_end.slower_xla,  # where XLA is slower: the default goes back to plain
+        "tier1": tier1_bench.session_tier,  # the default's first tier: a session against the function
         "tfruntime": tf_runtime.runtimes,  # TF1 session against tf.function: the PINN's floor without XLA
         "compilecost": compile_cost.compile_costs,  # XLA's compile against the trace, per problem
         "blas": blas_bench.blas_policy,

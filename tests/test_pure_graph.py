@@ -1,6 +1,7 @@
-"""The TF2 default's first tier on small graphs: the traced evaluation made pure (each variable read
-replaced by the value the evaluation assigned to it) and run by a session on the calling thread.
-It must give the plain function's numbers, and refuse every graph the rewrite would not be exact for."""
+"""The TF2 default's first tier: the traced evaluation made pure (each variable read replaced by the
+value the evaluation assigned to it) and run by a session, on the calling thread when the graph is
+small. It must give the plain function's numbers, and refuse every graph the rewrite would not be
+exact for, or that is too large to copy."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import scipy.optimize
 import tensorflow as tf
 
 import optrun
+from optrun.evaluation import pure_graph
 from optrun.evaluation.pure_graph import SessionCall, pure_graph_def
 from optrun.evaluation.small_graph import MAX_ELEMENTS
 
@@ -34,7 +36,8 @@ def _no_tier2(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_small_graph_is_evaluated_by_a_session_with_the_plain_functions_numbers() -> None:
     v = tf.Variable(np.zeros(20))
     opt = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options=OPTIONS)
-    assert isinstance(_first_tier(opt), SessionCall)
+    assert isinstance(_first_tier(opt), SessionCall) and _first_tier(opt).inline
+    assert not _first_tier(opt)._session.graph.get_operations()  # copied through the C API alone
     # One point by hand: numpy's Rosenbrock and its gradient, the same digits.
     x = np.random.default_rng(0).normal(size=20)
     packed, _ = _first_tier(opt)(x)
@@ -70,22 +73,55 @@ def test_fetches_and_captured_data_are_computed_from_x_alone() -> None:
     np.testing.assert_array_equal(seen[0][1], [2.0, 4.0])
 
 
+def test_a_graph_of_large_tensors_is_run_by_the_sessions_thread_pool() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(MAX_ELEMENTS // 2, 3))  # 3 columns: more elements than a small graph's
+    b = a @ [1.5, -2.0, 0.25] + 0.01 * rng.normal(size=len(a))
+    w = tf.Variable(np.zeros(3))
+    data, target = tf.constant(a), tf.constant(b)
+    opt = optrun.ScipyOptimizerInterface(
+        lambda: tf.reduce_sum((tf.linalg.matvec(data, w) - target) ** 2), options={"gtol": 1e-10}
+    )
+    tier = _first_tier(opt)
+    assert isinstance(tier, SessionCall) and not tier.inline
+    # One point by hand: |A x - b|^2 and its gradient 2 A^T (A x - b).
+    x = np.array([0.5, 1.0, -1.0])
+    packed, _ = tier(x)
+    residual = a @ x - b
+    np.testing.assert_allclose(packed[0], residual @ residual, rtol=1e-12)
+    np.testing.assert_allclose(packed[1:], 2.0 * a.T @ residual, rtol=1e-10)
+    result = opt.minimize()
+    np.testing.assert_allclose(result.x, np.linalg.lstsq(a, b, rcond=None)[0], rtol=1e-6)
+    np.testing.assert_array_equal(w.numpy(), result.x)  # assigned at the end
+
+
 def _pure(loss, variables) -> object:
     opt = optrun.ScipyOptimizerInterface(loss, var_list=variables)
     _, concrete, _ = opt._backend.trace()
     return pure_graph_def(concrete, opt._backend._tf_vars)
 
 
-def test_graphs_the_rewrite_would_not_be_exact_for_keep_the_plain_function() -> None:
+def test_graphs_the_rewrite_would_not_be_exact_for_keep_the_plain_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     v = tf.Variable(np.ones(3))
     other = tf.Variable(2.0, dtype=tf.float64)
-    big = tf.constant(np.ones(MAX_ELEMENTS + 1))
+    data = tf.constant(np.ones(1000))  # 8,000 bytes
     table = tf.Variable(np.arange(6.0).reshape(3, 2))
     assert _pure(lambda: tf.reduce_sum(v**2), [v]) is not None  # the control
     # Another variable's state is not the evaluation's to rewrite.
     assert _pure(lambda: tf.reduce_sum(v**2) * other, [v]) is None
-    # Data too large for a session on the calling thread.
-    assert _pure(lambda: tf.reduce_sum(v**2) + tf.reduce_sum(big), [v]) is None
+    # Too much captured data to copy into the graph, or too many operations.
+    with_data = lambda: tf.reduce_sum(v**2) + tf.reduce_sum(data)
+    assert _pure(with_data, [v]) is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(pure_graph, "MAX_CONSTANT_BYTES", 7_999)
+        assert _pure(with_data, [v]) is None
+    chain = lambda: tf.reduce_sum(tf.sin(tf.sin(tf.sin(v))))
+    assert _pure(chain, [v]) is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(pure_graph, "MAX_OPS", 5)
+        assert _pure(chain, [v]) is None
     # A gather reads the variable by handle, not through a plain read.
     assert _pure(lambda: tf.reduce_sum(tf.gather(table, [0, 2]) ** 2), [table]) is None
     # Python inside the graph.
@@ -131,3 +167,17 @@ def test_evaluate_leaves_x_in_the_variables_on_every_tier() -> None:
     assert isinstance(_first_tier(opt), SessionCall)
     assert opt.evaluate(np.array([5.0, 5.0, 5.0]))["loss"] == pytest.approx(48.0)  # 3 * 4^2
     np.testing.assert_array_equal(v.numpy(), [5.0, 5.0, 5.0])
+
+
+def test_the_public_import_serves_where_the_c_api_import_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(graph: tf.Graph, definition: object) -> None:
+        raise AttributeError("internals changed")
+
+    monkeypatch.setattr(pure_graph, "_c_import", broken)
+    v = tf.Variable(np.zeros(20))
+    opt = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options=OPTIONS)
+    assert isinstance(_first_tier(opt), SessionCall)
+    x = np.random.default_rng(1).normal(size=20)
+    packed, _ = _first_tier(opt)(x)
+    np.testing.assert_allclose(packed[0], scipy.optimize.rosen(x), rtol=1e-14)
+    np.testing.assert_allclose(packed[1:], scipy.optimize.rosen_der(x), rtol=1e-12, atol=1e-12)

@@ -264,7 +264,7 @@ class EagerBackend:
         return evaluate
 
     def _first_tier(self, plain: Any, options: Any, once: bool) -> Evaluator:
-        """The default's tier 1: on a small graph the pure graph run by a session inline
+        """The default's tier 1: the pure graph run by a session where the graph qualifies
         (:mod:`optrun.evaluation.pure_graph`), else the plain function."""
         make_plain = functools.partial(FastCaller, plain, options=options, once=once)
         if once or switches.read(switches.TIER1) == "function":  # side effects: as jit_compile=False

@@ -1,22 +1,29 @@
-"""The TF2 default's first tier on small graphs: the traced evaluation, pure, run by a session inline.
+"""The TF2 default's first tier: the traced evaluation, pure, run by a session.
 
 A plain ``tf.function`` call pays TensorFlow's function runtime on every
-point, and hands its ops to the inter-op thread pool: on a graph of small
-tensors (:mod:`optrun.evaluation.small_graph`) that is most of its time.
-A TF1 ``Session`` callable running on the calling thread pays much less, as
-graph mode does (:mod:`optrun.evaluation.graph.inline`). A session cannot use
-the eager variables, but the traced evaluation (:mod:`optrun.evaluation.eager`)
-only writes ``x`` into them and reads it back, so a copy of its graph in
-which every read of a variable is the value the evaluation assigned to it::
+point. A TF1 ``Session`` callable pays less: on a graph of small tensors
+(:mod:`optrun.evaluation.small_graph`) it runs the ops on the calling thread,
+as graph mode does (:mod:`optrun.evaluation.inline`), and on larger ones in
+the session's thread pool, still sooner than the function (``python -m bench
+tier1`` and ``tfruntime``; on the Burgers PINN, ``endtoendtf2``). A session
+cannot use the eager variables, but the traced evaluation
+(:mod:`optrun.evaluation.eager`) only writes ``x`` into them and reads it
+back, so a copy of its graph in which every read of a variable is the value
+the evaluation assigned to it::
 
     ReadVariableOp(v)  ->  Identity(value assigned to v)      AssignVariableOp(v, .) dropped
 
 computes the same outputs from ``x`` alone (Grappler may rewrite the session's
 copy a little differently from the function: the last bits can differ).
-Captured tensors (data) become constants. The graph qualifies only when that rewrite is exact: it is small,
-every captured resource is one of the optimized variables, each assigned
-once and otherwise only read, and no op runs Python or holds a variant
-(a dataset, a tensor list). Otherwise the plain ``tf.function`` serves.
+Captured tensors (data) become constants. The graph qualifies only when that
+rewrite is exact and cheap: at most :data:`MAX_OPS` operations and
+:data:`MAX_CONSTANT_BYTES` of captured data (the copy's start-up grows with
+the graph: past a few thousand operations it starts later than the
+function's first call, which its faster points repay only after hundreds of
+them, case ``tier1``), every captured resource is one of the optimized
+variables, each assigned once and otherwise only read, and no op runs
+Python, calls a function or holds a variant (a dataset, a tensor list).
+Otherwise the plain ``tf.function`` serves.
 
 On this tier the variables keep their values while the solver evaluates (as
 TF1's interface fed them); ``minimize`` assigns the result at the end, and
@@ -35,7 +42,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from optrun.evaluation.small_graph import small_graph
+from optrun.evaluation.inline import runs_inline
+from optrun.evaluation.small_graph import calls_functions
 
 logger = logging.getLogger("optrun")
 
@@ -43,16 +51,31 @@ Result = tuple[np.ndarray, list[np.ndarray]]
 Evaluate = Callable[[np.ndarray], Result]
 #: Ops that run Python: their functions live in the process's registry, tied to the traced graph.
 PYTHON_OPS = frozenset({"EagerPyFunc", "PyFunc", "PyFuncStateless"})
+#: The most operations of a graph run by a session: beyond, the copy costs more than it saves.
+MAX_OPS = 2_000
+#: The most bytes of captured data (tensors the loss closes over) copied into the pure graph.
+MAX_CONSTANT_BYTES = 16 * 2**20
+
+
+def _nbytes(tensor: Any) -> int:
+    """A captured tensor's size in bytes (an unknown shape counts as too large)."""
+    count = tensor.shape.num_elements()
+    return MAX_CONSTANT_BYTES + 1 if count is None else count * tensor.dtype.size
+
+
+def _may_qualify(ops: Sequence[Any]) -> bool:
+    """Whether the ops allow the rewrite: few enough, none running Python, calling a function or
+    holding a variant."""
+    if len(ops) > MAX_OPS or any(op.type in PYTHON_OPS or calls_functions(op) for op in ops):
+        return False
+    return not any(t.dtype == tf.variant for op in ops for t in (*op.inputs, *op.outputs))
 
 
 def pure_graph_def(concrete: Any, variables: Sequence[Any]) -> Any:
     """``concrete``'s graph with the variables' reads replaced by the values assigned to them, as
     a ``GraphDef`` fed only ``x``; None when the graph does not qualify (see the module)."""
     graph = concrete.graph
-    ops = graph.get_operations()
-    if not small_graph(ops) or any(op.type in PYTHON_OPS for op in ops):
-        return None
-    if any(t.dtype == tf.variant for op in ops for t in (*op.inputs, *op.outputs)):
+    if not _may_qualify(graph.get_operations()):
         return None
     handles = {id(v.handle) for v in variables}
     resources: set[str] = set()
@@ -64,6 +87,8 @@ def pure_graph_def(concrete: Any, variables: Sequence[Any]) -> Any:
             resources.add(internal.op.name)
         else:
             constants[internal.op.name] = external
+    if sum(_nbytes(t) for t in constants.values()) > MAX_CONSTANT_BYTES:
+        return None
     definition = graph.as_graph_def()
     assigned: dict[str, tuple[str, str]] = {}  # resource -> (the assign op, the value it assigns)
     reads: dict[str, str] = {}  # a read op -> its resource
@@ -120,9 +145,44 @@ def _rewritten(
     return pure
 
 
+def _imported(definition: Any) -> Any:
+    """A ``tf.Graph`` holding ``definition``, for a session.
+
+    Imported through TensorFlow's C API alone where that works (:func:`_c_import`), else through
+    the public import.
+    """
+    graph = tf.Graph()
+    try:
+        _c_import(graph, definition)
+        return graph
+    except Exception as error:  # noqa: BLE001 - internals changed or refused: the public import
+        logger.debug("importing the pure graph through the C API failed (%s)", error)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(definition, name="")
+    return graph
+
+
+def _c_import(graph: Any, definition: Any) -> None:
+    """Adds ``definition``'s nodes to ``graph``'s C graph only: a session reads nothing else, and
+    the Python object the public import also builds for each node is, on a graph of thousands of
+    operations, most of what the copy adds to the start-up."""
+    from tensorflow.python.client import pywrap_tf_session as c_api
+    from tensorflow.python.framework import c_api_util
+
+    options = c_api_util.ScopedTFImportGraphDefOptions()
+    buffer = c_api.TF_NewBufferFromString(definition.SerializeToString())
+    try:
+        with graph._c_graph.get() as c_graph:
+            results = c_api.TF_GraphImportGraphDefWithResults(c_graph, buffer, options.options)
+        c_api_util.ScopedTFImportGraphDefResults(results)  # frees them
+    finally:
+        c_api.TF_DeleteBuffer(buffer)
+
+
 class SessionCall:
-    """``x -> (packed, fetched)``: a pure graph (:func:`pure_graph_def`) run by its own session on
-    the calling thread.
+    """``x -> (packed, fetched)``: a pure graph (:func:`pure_graph_def`) run by its own session, on
+    the calling thread when the graph is small (:mod:`optrun.evaluation.inline`).
 
     Args:
         definition: the pure graph.
@@ -138,9 +198,7 @@ class SessionCall:
     ) -> None:
         from tensorflow.core.protobuf import config_pb2
 
-        graph = tf.Graph()
-        with graph.as_default():
-            tf.graph_util.import_graph_def(definition, name="")
+        graph = _imported(definition)
         config = None
         if options is not None:  # Grappler's rounds as for the plain function (OPTRUN_GRAPPLER)
             config = config_pb2.ConfigProto.FromString(options.config_proto_serialized)
@@ -149,7 +207,9 @@ class SessionCall:
         options = config_pb2.CallableOptions(
             feed=[concrete.inputs[0].name], fetch=[t.name for t in concrete.outputs]
         )
-        options.run_options.inter_op_thread_pool = -1  # the calling thread runs the ops
+        self.inline = runs_inline(concrete.outputs)
+        if self.inline:
+            options.run_options.inter_op_thread_pool = -1  # the calling thread runs the ops
         self._run = self._session._make_callable_from_options(options)
         self._fallback = fallback
         self._plain: Evaluate | None = None

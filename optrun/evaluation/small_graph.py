@@ -2,7 +2,7 @@
 
 On such a graph each op's kernel takes about as long as handing it to
 another thread, so one thread does better: graph mode runs its session calls
-on the caller's thread (:mod:`optrun.evaluation.graph.inline`), and so does
+on the caller's thread (:mod:`optrun.evaluation.inline`), and so does
 the TF2 default's first tier (:mod:`optrun.evaluation.pure_graph`). Decided
 from static shapes::
 
@@ -35,7 +35,7 @@ def small_graph(ops: Iterable[Any]) -> bool:
         if id(op) in seen:
             continue
         seen.add(id(op))
-        if len(seen) > MAX_OPS or _calls_functions(op) or not all(_small(t) for t in op.outputs):
+        if len(seen) > MAX_OPS or calls_functions(op) or not all(_small(t) for t in op.outputs):
             return False
         todo.extend(t.op for t in op.inputs)
         todo.extend(op.control_inputs)
@@ -47,7 +47,7 @@ def _small(tensor: Any) -> bool:
     return count is not None and count <= MAX_ELEMENTS
 
 
-def _calls_functions(op: Any) -> bool:
+def calls_functions(op: Any) -> bool:
     """Whether ``op`` runs functions (``PartitionedCall``, control flow v2's ``If`` and ``While``),
     whose tensors the walk cannot see."""
     return any(value.HasField("func") or len(value.list.func) for value in op.node_def.attr.values())

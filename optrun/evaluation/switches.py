@@ -3,8 +3,8 @@
 * ``OPTRUN_TIER2``: ``auto`` (default), ``now`` or ``never``; when the default
   (``jit_compile=None``) builds its second tier (see :mod:`optrun.evaluation.tiers`).
 * ``OPTRUN_TIER1``: ``auto`` (default) or ``function``; whether the default's
-  first tier in TF2 runs a small graph through a session on the calling
-  thread or always calls the plain ``tf.function`` (see
+  first tier in TF2 runs the traced graph through a session, where the graph
+  qualifies, or always calls the plain ``tf.function`` (see
   :mod:`optrun.evaluation.pure_graph`).
 * ``OPTRUN_GRAPPLER``: ``once`` (default), ``tensorflow`` or ``off``; how
   Grappler rewrites the plain evaluation (see :mod:`optrun.evaluation.grappler`).
@@ -12,7 +12,7 @@
   evaluation through TensorFlow's public path (see :mod:`optrun.evaluation.fastcall`).
 * ``OPTRUN_SESSION_RUN``: ``auto`` (default), ``inline`` or ``pool``; whether
   graph mode's session calls run on the calling thread (see
-  :mod:`optrun.evaluation.graph.inline`).
+  :mod:`optrun.evaluation.inline`).
 
 An interface checks them all when it is built (:func:`check_all`), so a typo
 is refused before a run starts, not at its first evaluation. An empty value

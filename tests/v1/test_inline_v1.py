@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import optrun
-from optrun.evaluation.graph.inline import runs_inline
+from optrun.evaluation.inline import runs_inline
 from optrun.evaluation.small_graph import MAX_ELEMENTS
 
 

@@ -14,7 +14,7 @@ uses) takes a fixed list of feeds and fetches:
 
 Sessions without that method (``MonitoredSession``) use ``make_callable``.
 On a graph of small tensors the callables run on the calling thread
-(:mod:`optrun.evaluation.graph.inline`).
+(:mod:`optrun.evaluation.inline`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from optrun.evaluation.graph.feeds import LiveFeeds
-from optrun.evaluation.graph.inline import runs_inline
+from optrun.evaluation.inline import runs_inline
 from optrun.evaluation.outputs import joiner
 from optrun.evaluation.packing import Layout
 from optrun.evaluation.point import Evaluator
@@ -43,7 +43,7 @@ def make_callable(
     session: Any, fetches: list[Any], feeds: list[Any], targets: Sequence[Any] = (), inline: bool = False
 ) -> Callable:
     """``(*feed_values) -> [fetched values]`` for fixed feeds and fetches; ``inline``: its ops run
-    on the calling thread (:mod:`optrun.evaluation.graph.inline`), where the session allows it."""
+    on the calling thread (:mod:`optrun.evaluation.inline`), where the session allows it."""
     if hasattr(session, "_make_callable_from_options") and all(isinstance(t, tf.Tensor) for t in fetches):
         from tensorflow.core.protobuf import config_pb2
 

@@ -11,9 +11,10 @@ runs inline when what it computes is a small graph
 (:mod:`optrun.evaluation.small_graph`), walked from the fetches and targets
 over every op they depend on, fed or not (the walk errs towards the pool).
 
-Kernels keep their intra-op threads either way, and each op computes the same
-values: only which thread runs it changes. ``OPTRUN_SESSION_RUN=inline`` or
-``pool`` fixes the choice.
+The TF2 default's first tier, a session too (:mod:`optrun.evaluation.pure_graph`),
+decides in the same way. Kernels keep their intra-op threads either way, and
+each op computes the same values: only which thread runs it changes.
+``OPTRUN_SESSION_RUN=inline`` or ``pool`` fixes the choice.
 """
 
 from __future__ import annotations
