@@ -14,7 +14,7 @@ warm, without XLA, in four fresh processes:
   (:mod:`optrun.evaluation.pure_graph`).
 
 Each process takes the median of :data:`POINTS` evaluations after :data:`WARMUP`;
-each row is the fastest of :data:`ROUNDS` processes, the three taking turns
+each row is the fastest of :data:`ROUNDS` processes, the four taking turns
 (one process's median moved by up to 30% from the next's).
 The gap between the first two is TensorFlow's: the function's runtime costs
 more per call than a session's, which the default's first tier avoids.
@@ -74,6 +74,8 @@ else:
     else:
         jit = None if who == "default" else False
         opt = optrun.ScipyOptimizerInterface(loss, var_list=weights, jit_compile=jit)
+        if who == "default":  # the row's label says a session serves: check it
+            assert type(opt._backend.evaluator(())._first).__name__ == "SessionCall"
         start = opt.start_point()
         seconds = median(lambda i: opt.evaluate(start + 1e-7 * i))
 print(json.dumps({"seconds": seconds}))

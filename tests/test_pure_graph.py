@@ -37,12 +37,12 @@ def test_a_small_graph_is_evaluated_by_a_session_with_the_plain_functions_number
     v = tf.Variable(np.zeros(20))
     opt = optrun.ScipyOptimizerInterface(lambda: _rosen(v), options=OPTIONS)
     assert isinstance(_first_tier(opt), SessionCall) and _first_tier(opt).inline
-    assert not _first_tier(opt)._session.graph.get_operations()  # copied through the C API alone
     # One point by hand: numpy's Rosenbrock and its gradient, the same digits.
     x = np.random.default_rng(0).normal(size=20)
     packed, _ = _first_tier(opt)(x)
     np.testing.assert_allclose(packed[0], scipy.optimize.rosen(x), rtol=1e-14)
     np.testing.assert_allclose(packed[1:], scipy.optimize.rosen_der(x), rtol=1e-12, atol=1e-12)
+    assert _first_tier(opt)._trusted
     result = opt.minimize()
     v.assign(np.zeros(20))
     fixed = optrun.ScipyOptimizerInterface(lambda: _rosen(v), jit_compile=False, options=OPTIONS).minimize()
@@ -90,6 +90,7 @@ def test_a_graph_of_large_tensors_is_run_by_the_sessions_thread_pool() -> None:
     residual = a @ x - b
     np.testing.assert_allclose(packed[0], residual @ residual, rtol=1e-12)
     np.testing.assert_allclose(packed[1:], 2.0 * a.T @ residual, rtol=1e-10)
+    assert tier._trusted  # the session served, not the plain function after an error
     result = opt.minimize()
     np.testing.assert_allclose(result.x, np.linalg.lstsq(a, b, rcond=None)[0], rtol=1e-6)
     np.testing.assert_array_equal(w.numpy(), result.x)  # assigned at the end
@@ -117,6 +118,15 @@ def test_graphs_the_rewrite_would_not_be_exact_for_keep_the_plain_function(
     with monkeypatch.context() as patch:
         patch.setattr(pure_graph, "MAX_CONSTANT_BYTES", 7_999)
         assert _pure(with_data, [v]) is None
+    # Data baked into the graph as a constant counts as captured data does.
+    baked = np.ones(100_000)  # 800,000 bytes in the traced graph
+    assert _pure(lambda: tf.reduce_sum(v**2) + tf.reduce_sum(baked), [v]) is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(pure_graph, "MAX_CONSTANT_BYTES", 700_000)
+        assert _pure(lambda: tf.reduce_sum(v**2) + tf.reduce_sum(baked), [v]) is None
+    # Strings: their size is not the dtype's.
+    words = tf.constant(["a", "bb"])
+    assert _pure(lambda: tf.reduce_sum(v**2) + tf.cast(tf.size(words), tf.float64), [v]) is None
     chain = lambda: tf.reduce_sum(tf.sin(tf.sin(tf.sin(v))))
     assert _pure(chain, [v]) is not None
     with monkeypatch.context() as patch:
@@ -181,3 +191,4 @@ def test_the_public_import_serves_where_the_c_api_import_fails(monkeypatch: pyte
     packed, _ = _first_tier(opt)(x)
     np.testing.assert_allclose(packed[0], scipy.optimize.rosen(x), rtol=1e-14)
     np.testing.assert_allclose(packed[1:], scipy.optimize.rosen_der(x), rtol=1e-12, atol=1e-12)
+    assert _first_tier(opt)._trusted

@@ -269,12 +269,12 @@ class EagerBackend:
         make_plain = functools.partial(FastCaller, plain, options=options, once=once)
         if once or switches.read(switches.TIER1) == "function":  # side effects: as jit_compile=False
             return make_plain()
-        definition = pure_graph_def(plain, self._tf_vars)
-        if definition is not None:
-            try:
+        try:
+            definition = pure_graph_def(plain, self._tf_vars)
+            if definition is not None:
                 return SessionCall(definition, plain, make_plain, options)
-            except Exception as error:  # noqa: BLE001 - the plain function serves as well
-                logger.debug("no session for the first tier (%s)", error)
+        except Exception as error:  # noqa: BLE001 - the plain function serves as well
+            logger.debug("no session for the first tier (%s)", error)
         return make_plain()
 
     def _xla_candidate(self, xla_function: Callable[[], Any], spec: list[tf.TensorSpec]) -> Candidate:

@@ -17,10 +17,9 @@ computes the same outputs from ``x`` alone (Grappler may rewrite the session's
 copy a little differently from the function: the last bits can differ).
 Captured tensors (data) become constants. The graph qualifies only when that
 rewrite is exact and cheap: at most :data:`MAX_OPS` operations and
-:data:`MAX_CONSTANT_BYTES` of captured data (the copy's start-up grows with
-the graph: past a few thousand operations it starts later than the
-function's first call, which its faster points repay only after hundreds of
-them, case ``tier1``), every captured resource is one of the optimized
+:data:`MAX_CONSTANT_BYTES` of graph and data (no gain per point is
+established past that size, case ``tier1``, and the copy's memory grows
+with the data), every captured resource is one of the optimized
 variables, each assigned once and otherwise only read, and no op runs
 Python, calls a function or holds a variant (a dataset, a tensor list).
 Otherwise the plain ``tf.function`` serves.
@@ -51,16 +50,20 @@ Result = tuple[np.ndarray, list[np.ndarray]]
 Evaluate = Callable[[np.ndarray], Result]
 #: Ops that run Python: their functions live in the process's registry, tied to the traced graph.
 PYTHON_OPS = frozenset({"EagerPyFunc", "PyFunc", "PyFuncStateless"})
-#: The most operations of a graph run by a session: beyond, the copy costs more than it saves.
+#: The most operations of a graph run by a session: beyond, no gain is established (case tier1).
 MAX_OPS = 2_000
-#: The most bytes of captured data (tensors the loss closes over) copied into the pure graph.
+#: The most bytes of the pure graph: captured data (tensors the loss closes over, which become
+#: constants) and the traced graph with the data baked into it.
 MAX_CONSTANT_BYTES = 16 * 2**20
 
 
 def _nbytes(tensor: Any) -> int:
-    """A captured tensor's size in bytes (an unknown shape counts as too large)."""
+    """A captured tensor's size in bytes (an unknown shape or strings, whose size the dtype does
+    not tell, count as too large)."""
     count = tensor.shape.num_elements()
-    return MAX_CONSTANT_BYTES + 1 if count is None else count * tensor.dtype.size
+    if count is None or tensor.dtype == tf.string:
+        return MAX_CONSTANT_BYTES + 1
+    return count * tensor.dtype.size
 
 
 def _may_qualify(ops: Sequence[Any]) -> bool:
@@ -87,9 +90,10 @@ def pure_graph_def(concrete: Any, variables: Sequence[Any]) -> Any:
             resources.add(internal.op.name)
         else:
             constants[internal.op.name] = external
-    if sum(_nbytes(t) for t in constants.values()) > MAX_CONSTANT_BYTES:
-        return None
     definition = graph.as_graph_def()
+    # Captured data becomes constants; data baked into the trace already is one.
+    if sum(_nbytes(t) for t in constants.values()) + definition.ByteSize() > MAX_CONSTANT_BYTES:
+        return None
     assigned: dict[str, tuple[str, str]] = {}  # resource -> (the assign op, the value it assigns)
     reads: dict[str, str] = {}  # a read op -> its resource
     for node in definition.node:
@@ -142,7 +146,21 @@ def _rewritten(
         kept = [name for name in new.input if name.lstrip("^").split(":")[0] not in dropped]
         del new.input[:]
         new.input.extend(kept)
+        _drop_colocation(new, dropped)
     return pure
+
+
+def _drop_colocation(node: Any, dropped: set[str]) -> None:
+    """Removes ``node``'s colocation with dropped nodes (``_class: loc:@name``), which the import
+    would refuse as a colocation with an unknown node."""
+    if "_class" not in node.attr:
+        return
+    kept = [c for c in node.attr["_class"].list.s if c.decode()[len("loc:@") :] not in dropped]
+    if kept:
+        del node.attr["_class"].list.s[:]
+        node.attr["_class"].list.s.extend(kept)
+    else:
+        del node.attr["_class"]
 
 
 def _imported(definition: Any) -> Any:
@@ -155,7 +173,7 @@ def _imported(definition: Any) -> Any:
     try:
         _c_import(graph, definition)
         return graph
-    except Exception as error:  # noqa: BLE001 - internals changed or refused: the public import
+    except (AttributeError, ImportError, TypeError) as error:  # internals changed: the public import
         logger.debug("importing the pure graph through the C API failed (%s)", error)
     graph = tf.Graph()
     with graph.as_default():
@@ -225,5 +243,7 @@ class SessionCall:
         if self._plain is None:
             self._plain = self._fallback()
         result = self._plain(x)  # raises the session's error again, with the user's line in it
-        self._trusted = False  # it did not: the plain function serves from now on
+        if self._trusted:  # it did not: the plain function serves from now on
+            self._trusted = False
+            self._session.close()  # its constants and buffers go
         return result

@@ -11,8 +11,8 @@
 * ``OPTRUN_SAFE_CALL``: ``0`` (default) or ``1``; ``1`` calls every compiled
   evaluation through TensorFlow's public path (see :mod:`optrun.evaluation.fastcall`).
 * ``OPTRUN_SESSION_RUN``: ``auto`` (default), ``inline`` or ``pool``; whether
-  graph mode's session calls run on the calling thread (see
-  :mod:`optrun.evaluation.inline`).
+  session calls (graph mode's, and TF2's first tier's) run on the calling
+  thread (see :mod:`optrun.evaluation.inline`).
 
 An interface checks them all when it is built (:func:`check_all`), so a typo
 is refused before a run starts, not at its first evaluation. An empty value
