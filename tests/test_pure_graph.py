@@ -192,3 +192,21 @@ def test_the_public_import_serves_where_the_c_api_import_fails(monkeypatch: pyte
     np.testing.assert_allclose(packed[0], scipy.optimize.rosen(x), rtol=1e-14)
     np.testing.assert_allclose(packed[1:], scipy.optimize.rosen_der(x), rtol=1e-12, atol=1e-12)
     assert _first_tier(opt)._trusted
+
+
+def test_an_op_colocated_with_a_variable_still_runs_in_the_session() -> None:
+    # colocate_with(v) names v's handle, which the rewrite drops: the import would refuse it.
+    v = tf.Variable(np.ones(3))
+
+    def loss() -> tf.Tensor:
+        with tf.compat.v1.colocate_with(v):
+            doubled = v * 2.0
+        return tf.reduce_sum(doubled**2)
+
+    opt = optrun.ScipyOptimizerInterface(loss, var_list=[v])
+    tier = _first_tier(opt)
+    assert isinstance(tier, SessionCall)
+    packed, _ = tier(np.array([1.0, 2.0, 3.0]))
+    assert packed[0] == pytest.approx(56.0)  # (2 + 4 + 6)^2 term by term: 4 + 16 + 36
+    np.testing.assert_allclose(packed[1:], [8.0, 16.0, 24.0])  # d/dx (2x)^2 = 8x
+    assert tier._trusted
